@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Run queue latency: the time from a task's enqueue (wakeup, or being
+ * switched out while still runnable) to its switch-in. Each tool includes
+ * this, measures with runq_wakeup() / runq_switch() and decides what to do
+ * with a measured delay.
+ *
+ * Every function comes in two flavours selected by the literal `raw`:
+ * tp_btf programs (raw = false) get BTF-typed task pointers, which can be
+ * dereferenced directly and keyed in task storage; raw_tp programs (raw =
+ * true, kernels without tp_btf) get bare addresses that must be probe-read
+ * and keep their stamps in a hash keyed by tid. Everything is inlined, so
+ * each program holds only its own flavour.
+ */
+#ifndef __RUNQ_COMMON_BPF_H
+#define __RUNQ_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "runq.h"
+
+#define TASK_RUNNING 0
+#define EEXIST 17
+#define MAX_ENTRIES 10240
+
+/* Filters on the measured task, frozen at load (dead branches are pruned). */
+const volatile bool filter_pids = false;	/* tgid must be a key of pids */
+const volatile __u32 targ_tid = 0;		/* 0: any thread */
+const volatile bool filter_cgroup = false;	/* in targ_cgroup_id or below */
+const volatile __u64 targ_cgroup_id = 0;
+const volatile __u32 targ_cgroup_level = 0;	/* level of targ_cgroup_id */
+
+/* tgids to measure when filter_pids; user space may edit it at any time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u8);
+} pids SEC(".maps");
+
+/* Enqueue stamps of the tp_btf flavour: freed with the task. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} start SEC(".maps");
+
+/* Enqueue stamps of the raw_tp flavour, keyed by tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} start_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* task_struct before 5.14, when state became __state */
+struct task_struct___o {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* cgroup before 6.1, when ancestor_ids[] became ancestors[] */
+struct cgroup___o {
+	u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
+/* A scalar field of task t, in the flavour's way of reading it. */
+#define task_read(raw, t, field) ((raw) ? BPF_CORE_READ(t, field) : (t)->field)
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
+
+	if (cnt)
+		(*cnt)++;
+}
+
+static __always_inline bool task_running(bool raw, struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return task_read(raw, t, __state) == TASK_RUNNING;
+	return task_read(raw, (struct task_struct___o *)t, state) == TASK_RUNNING;
+}
+
+/* Is t in the cgroup v2 directory targ_cgroup_id or below it? */
+static __always_inline bool task_in_cgroup(struct task_struct *t)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	__u32 level = targ_cgroup_level;
+	struct cgroup *anc;
+	__u64 id;
+
+	if (BPF_CORE_READ(cgrp, level) < (int)level)
+		return false;
+	if (bpf_core_field_exists(cgrp->ancestors)) {
+		bpf_core_read(&anc, sizeof(anc), &cgrp->ancestors[level]);
+		id = BPF_CORE_READ(anc, kn, id);
+	} else {
+		struct cgroup___o *old = (void *)cgrp;
+
+		bpf_core_read(&id, sizeof(id), &old->ancestor_ids[level]);
+	}
+	return id == targ_cgroup_id;
+}
+
+static __always_inline bool task_wanted(bool raw, struct task_struct *t,
+					__u32 tid)
+{
+	if (targ_tid && tid != targ_tid)
+		return false;
+	if (filter_pids) {
+		__u32 tgid = task_read(raw, t, tgid);
+
+		if (!bpf_map_lookup_elem(&pids, &tgid))
+			return false;
+	}
+	return !filter_cgroup || task_in_cgroup(t);
+}
+
+/*
+ * The clock is read at most once per event, and only when a stamp is set or
+ * consumed: bpf_ktime_get_ns() costs as much as the rest of the fast path.
+ */
+static __always_inline __u64 clock_ns(__u64 *now)
+{
+	if (!*now)
+		*now = bpf_ktime_get_ns();
+	return *now;
+}
+
+/* t joins a run queue at *now. */
+static __always_inline void runq_enqueue(bool raw, struct task_struct *t,
+					 __u64 *now)
+{
+	__u32 tid = task_read(raw, t, pid);
+	__u64 *stamp;
+
+	if (!tid || !task_wanted(raw, t, tid))
+		return;
+	if (raw) {
+		clock_ns(now);
+		if (bpf_map_update_elem(&start_hash, &tid, now, BPF_ANY))
+			stat_inc(STAT_START_FULL);
+		return;
+	}
+	stamp = bpf_task_storage_get(&start, t, 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (stamp)
+		*stamp = clock_ns(now);
+}
+
+/*
+ * t runs at *now: consume its stamp, so that each enqueue is counted at most
+ * once, and store the delay in *delta_ns if t is still wanted (the filter set
+ * may have changed since the enqueue).
+ */
+static __always_inline bool runq_dequeue(bool raw, struct task_struct *t,
+					 __u64 *now, __u64 *delta_ns)
+{
+	__u32 tid = task_read(raw, t, pid);
+	__u64 then, *stamp;
+
+	if (!tid)
+		return false;
+	if (raw) {
+		stamp = bpf_map_lookup_elem(&start_hash, &tid);
+		if (!stamp)
+			return false;
+		then = *stamp;
+		bpf_map_delete_elem(&start_hash, &tid);
+	} else {
+		stamp = bpf_task_storage_get(&start, t, 0, 0);
+		/* zero marks a consumed stamp: cheaper than deleting the
+		 * storage and creating it again at the next enqueue */
+		if (!stamp || !*stamp)
+			return false;
+		then = *stamp;
+		*stamp = 0;
+	}
+	if (!task_wanted(raw, t, tid))
+		return false;
+	if (clock_ns(now) < then) {
+		stat_inc(STAT_CLOCK_SKEW);
+		return false;
+	}
+	*delta_ns = *now - then;
+	return true;
+}
+
+/* sched_wakeup, sched_wakeup_new: p is queued. */
+static __always_inline void runq_wakeup(bool raw, struct task_struct *p)
+{
+	__u64 now = 0;
+
+	runq_enqueue(raw, p, &now);
+}
+
+/*
+ * sched_switch: prev leaves the CPU, still queued if runnable, and next runs.
+ * True, with *delta_ns set, when next's wait was measured.
+ */
+static __always_inline bool runq_switch(bool raw, bool preempt,
+					struct task_struct *prev,
+					struct task_struct *next,
+					__u64 *delta_ns)
+{
+	__u64 now = 0;
+
+	if (preempt || task_running(raw, prev))
+		runq_enqueue(raw, prev, &now);
+	return runq_dequeue(raw, next, &now, delta_ns);
+}
+
+#endif /* __RUNQ_COMMON_BPF_H */

@@ -1,0 +1,34 @@
+"""pyrunq: scheduler latency tracing with eBPF, from Python.
+
+    import pyrunq
+    with pyrunq.RunqLat() as rq:
+        time.sleep(1)
+        print(rq.snapshot()[None].percentile(99))
+
+Names are imported on first use, so ``import pyrunq`` stays cheap.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "BPFObject": "pyrunq.bpf",
+    "Map": "pyrunq.bpf",
+    "RingBuffer": "pyrunq.bpf",
+    "Histogram": "pyrunq.hist",
+    "RunqLat": "pyrunq.tools.runqlat",
+    "RunqSlower": "pyrunq.tools.runqslower",
+    "PyrunqError": "pyrunq.errors",
+    "BPFError": "pyrunq.errors",
+    "BPFPermissionError": "pyrunq.errors",
+    "KernelNotSupported": "pyrunq.errors",
+    "UsageError": "pyrunq.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pyrunq' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

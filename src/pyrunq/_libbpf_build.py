@@ -1,0 +1,175 @@
+"""cffi declarations of the libbpf API pyrunq uses (build time only).
+
+API (out-of-line) mode: the extension ``pyrunq._libbpf_cffi`` is compiled
+against libbpf's headers and linked to libbpf.so.1, so the C compiler checks
+every struct layout (``...;``) and libbpf's ``va_list`` log messages can be
+formatted in C. ``build.py`` compiles it; nothing imports this at run time.
+"""
+
+from cffi import FFI
+
+CDEF = r"""
+typedef uint8_t __u8;
+typedef uint32_t __u32;
+typedef int32_t __s32;
+typedef uint64_t __u64;
+typedef int64_t __s64;
+
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+struct ring_buffer;
+struct btf;
+
+struct bpf_object_open_opts {
+    size_t sz;
+    const char *object_name;
+    const char *btf_custom_path;
+    ...;
+};
+struct bpf_map_batch_opts {
+    size_t sz;
+    __u64 elem_flags;
+    __u64 flags;
+    ...;
+};
+
+struct btf_type {
+    __u32 name_off;
+    __u32 info;
+    union { __u32 size; __u32 type; };
+};
+struct btf_member { __u32 name_off; __u32 type; __u32 offset; };
+struct btf_array { __u32 type; __u32 index_type; __u32 nelems; };
+struct btf_enum { __u32 name_off; __s32 val; };
+struct btf_var_secinfo { __u32 type; __u32 offset; __u32 size; };
+
+__u32 libbpf_major_version(void);
+__u32 libbpf_minor_version(void);
+const char *libbpf_version_string(void);
+int libbpf_strerror(int err, char *buf, size_t size);
+int libbpf_num_possible_cpus(void);
+
+struct bpf_object *bpf_object__open_file(const char *path,
+                                         const struct bpf_object_open_opts *opts);
+int bpf_object__load(struct bpf_object *obj);
+void bpf_object__close(struct bpf_object *obj);
+const char *bpf_object__name(const struct bpf_object *obj);
+struct btf *bpf_object__btf(const struct bpf_object *obj);
+struct bpf_map *bpf_object__next_map(const struct bpf_object *obj,
+                                     const struct bpf_map *map);
+struct bpf_program *bpf_object__next_program(const struct bpf_object *obj,
+                                             struct bpf_program *prog);
+
+const char *bpf_program__name(const struct bpf_program *prog);
+const char *bpf_program__section_name(const struct bpf_program *prog);
+bool bpf_program__autoload(const struct bpf_program *prog);
+int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
+int bpf_program__fd(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+int bpf_link__destroy(struct bpf_link *link);
+int bpf_link__fd(const struct bpf_link *link);
+
+const char *bpf_map__name(const struct bpf_map *map);
+int bpf_map__fd(const struct bpf_map *map);
+int bpf_map__type(const struct bpf_map *map);
+__u32 bpf_map__key_size(const struct bpf_map *map);
+__u32 bpf_map__value_size(const struct bpf_map *map);
+__u32 bpf_map__max_entries(const struct bpf_map *map);
+int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+int bpf_map__set_autocreate(struct bpf_map *map, bool autocreate);
+__u32 bpf_map__btf_key_type_id(const struct bpf_map *map);
+__u32 bpf_map__btf_value_type_id(const struct bpf_map *map);
+bool bpf_map__is_internal(const struct bpf_map *map);
+void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize);
+
+int bpf_map__lookup_elem(const struct bpf_map *map, const void *key, size_t key_sz,
+                         void *value, size_t value_sz, __u64 flags);
+int bpf_map__update_elem(const struct bpf_map *map, const void *key, size_t key_sz,
+                         const void *value, size_t value_sz, __u64 flags);
+int bpf_map__delete_elem(const struct bpf_map *map, const void *key, size_t key_sz,
+                         __u64 flags);
+int bpf_map__get_next_key(const struct bpf_map *map, const void *cur_key,
+                          void *next_key, size_t key_sz);
+int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys,
+                         void *values, __u32 *count,
+                         const struct bpf_map_batch_opts *opts);
+int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch,
+                                    void *keys, void *values, __u32 *count,
+                                    const struct bpf_map_batch_opts *opts);
+
+typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
+struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb,
+                                     void *ctx, const void *opts);
+int ring_buffer__add(struct ring_buffer *rb, int map_fd,
+                     ring_buffer_sample_fn sample_cb, void *ctx);
+int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
+int ring_buffer__consume(struct ring_buffer *rb);
+int ring_buffer__epoll_fd(const struct ring_buffer *rb);
+void ring_buffer__free(struct ring_buffer *rb);
+
+const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);
+const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
+__s32 btf__find_by_name_kind(const struct btf *btf, const char *name, __u32 kind);
+__s64 btf__resolve_size(const struct btf *btf, __u32 type_id);
+__u32 btf__type_cnt(const struct btf *btf);
+
+int bpf_prog_get_next_id(__u32 start_id, __u32 *next_id);
+int bpf_map_get_next_id(__u32 start_id, __u32 *next_id);
+int bpf_link_get_next_id(__u32 start_id, __u32 *next_id);
+
+int libbpf_probe_bpf_prog_type(int prog_type, const void *opts);
+int libbpf_probe_bpf_map_type(int map_type, const void *opts);
+
+extern "Python" int pyrunq_ringbuf_sample(void *ctx, void *data, size_t size);
+extern "Python" void pyrunq_log(int level, const char *msg);
+void pyrunq_route_libbpf_log(void);
+"""
+
+SOURCE = r"""
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+
+static void pyrunq_log(int level, const char *msg);
+
+/* libbpf hands its log over as a va_list, which Python cannot format. */
+static int pyrunq_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    char small[512], *buf = small;
+    va_list copy;
+    int n;
+
+    va_copy(copy, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    if (n >= (int)sizeof(small) && (buf = malloc(n + 1)))
+        vsnprintf(buf, n + 1, fmt, copy);
+    va_end(copy);
+    pyrunq_log(level, buf ? buf : small);
+    if (buf != small)
+        free(buf);
+    return 0;
+}
+
+static void pyrunq_route_libbpf_log(void)
+{
+    libbpf_set_print(pyrunq_print);
+}
+
+/* The prototype's constness changed in libbpf 1.3 and 1.4: one stable name. */
+static void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize)
+{
+    return (void *)bpf_map__initial_value(map, psize);
+}
+"""
+
+
+def ffibuilder() -> FFI:
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source("pyrunq._libbpf_cffi", SOURCE, libraries=[":libbpf.so.1"])
+    return ffi

@@ -1,0 +1,13 @@
+"""The object model over libbpf: objects, programs, links, maps, ring buffers, BTF.
+
+Also the directory of the packaged CO-RE objects (``<name>.bpf.o``).
+"""
+
+from .btf import BTF, Layout
+from .maps import Map
+from .object import (BPFObject, GlobalSection, Link, Program, kernel_btf_path, kernel_ids,
+                     packaged_object)
+from .ringbuf import RingBuffer
+
+__all__ = ["BPFObject", "BTF", "GlobalSection", "Layout", "Link", "Map", "Program",
+           "RingBuffer", "kernel_btf_path", "kernel_ids", "packaged_object"]

@@ -1,0 +1,288 @@
+"""Python values from and to C data, with layouts read from an object's BTF.
+
+A struct is declared once, in C; here its BTF becomes a ``Codec``: one
+precompiled ``struct.Struct`` for the whole type plus a small tree that turns
+the flat tuple it unpacks into Python values (int, str for ``char[]``, tuple
+for other arrays, a namedtuple for structs) and back.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+import struct
+from typing import Any
+
+from ..libbpf import ffi, lib
+
+# BTF kinds (include/uapi/linux/btf.h)
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
+FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
+_MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
+_INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
+_INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+class Codec:
+    """Part of a layout: ``fmt`` yields ``count`` flat items, ``build`` joins them."""
+
+    fmt: str
+    count = 1
+    size: int
+
+    def build(self, items: tuple, i: int) -> Any:
+        return items[i]
+
+    def flatten(self, value: Any, out: list) -> None:
+        out.append(value)
+
+
+class Int(Codec):
+    def __init__(self, size: int, signed: bool, is_bool: bool = False):
+        self.size = size
+        self.fmt = "?" if is_bool and size == 1 else _INT_FORMATS[size]
+        if not signed and not is_bool:
+            self.fmt = self.fmt.upper()
+
+    def flatten(self, value, out):
+        out.append(operator.index(value))
+
+
+class Float(Codec):
+    def __init__(self, size: int):
+        self.size, self.fmt = size, {4: "f", 8: "d"}[size]
+
+
+class Raw(Codec):
+    """Bytes, for what has no better Python form (unions, bit-fields, void)."""
+
+    def __init__(self, size: int):
+        self.size, self.fmt = size, f"{size}s"
+
+    def flatten(self, value, out):
+        if len(value) != self.size:
+            raise ValueError(f"expected {self.size} bytes, got {len(value)}")
+        out.append(bytes(value))
+
+
+class CString(Codec):
+    """``char[N]``: a str without the trailing NULs."""
+
+    def __init__(self, size: int):
+        self.size, self.fmt = size, f"{size}s"
+
+    def build(self, items, i):
+        return items[i].split(b"\0", 1)[0].decode(errors="replace")
+
+    def flatten(self, value, out):
+        data = value.encode() if isinstance(value, str) else bytes(value)
+        if len(data) > self.size:
+            raise ValueError(f"{data!r} is longer than char[{self.size}]")
+        out.append(data)
+
+
+class Array(Codec):
+    def __init__(self, elem: Codec, n: int):
+        self.elem, self.n = elem, n
+        self.size = elem.size * n
+        self.count = elem.count * n
+        self.fmt = f"{n}{elem.fmt}" if elem.count == 1 and isinstance(elem, Int) else elem.fmt * n
+        self._scalar = type(elem) is Int
+
+    def build(self, items, i):
+        if self._scalar:
+            return items[i:i + self.n]
+        step = self.elem.count
+        return tuple(self.elem.build(items, i + k * step) for k in range(self.n))
+
+    def flatten(self, value, out):
+        if len(value) != self.n:
+            raise ValueError(f"expected {self.n} elements, got {len(value)}")
+        for v in value:
+            self.elem.flatten(v, out)
+
+
+class Struct(Codec):
+    """A struct as a namedtuple; padding is skipped, every member kept."""
+
+    def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
+        self.size, self.members = size, members
+        self.record = collections.namedtuple(name or "anon", [m[0] or "_" for m in members],
+                                             rename=True)
+        fmt, pos = [], 0
+        for _, offset, codec in members:
+            fmt.append(f"{offset - pos}x" if offset > pos else "")
+            fmt.append(codec.fmt)
+            pos = offset + codec.size
+        fmt.append(f"{size - pos}x" if size > pos else "")
+        self.fmt = "".join(fmt)
+        self.count = sum(c.count for _, _, c in members)
+        self._plain = all(type(c) is Int for _, _, c in members)
+
+    def build(self, items, i):
+        if self._plain:
+            return self.record._make(items[i:i + self.count])
+        values = []
+        for _, _, codec in self.members:
+            values.append(codec.build(items, i))
+            i += codec.count
+        return self.record._make(values)
+
+    def flatten(self, value, out):
+        if isinstance(value, dict):
+            unknown = set(value) - set(self.record._fields)
+            if unknown:
+                raise ValueError(f"no field {sorted(unknown)[0]!r} in struct {self.record.__name__}")
+            value = [value.get(f, 0) for f in self.record._fields]
+        elif len(value) != len(self.members):
+            raise ValueError(f"struct {self.record.__name__} has {len(self.members)} fields, "
+                             f"got {len(value)} values")
+        for v, (_, _, codec) in zip(value, self.members):
+            codec.flatten(v, out)
+
+
+class Layout:
+    """A whole type: decode bytes to a value, encode a value to bytes."""
+
+    def __init__(self, codec: Codec, name: str = ""):
+        self.codec, self.name = codec, name
+        self.struct = struct.Struct("=" + codec.fmt)
+        self.size = self.struct.size
+        if self.size != codec.size:
+            raise AssertionError(f"layout of {name or 'type'}: {self.size} != BTF size {codec.size}")
+        self.record = getattr(codec, "record", None)
+
+    def decode(self, data, offset: int = 0) -> Any:
+        return self.codec.build(self.struct.unpack_from(data, offset), 0)
+
+    def encode(self, value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(self.codec, (Raw, CString)):
+            if len(value) != self.size:
+                raise ValueError(f"{name_of(self)} is {self.size} bytes, got {len(value)}")
+            return bytes(value)
+        items: list = []
+        try:
+            self.codec.flatten(value, items)
+            return self.struct.pack(*items)
+        except (TypeError, struct.error) as e:
+            raise ValueError(f"cannot convert {value!r} to {name_of(self)}: {e}") from None
+
+
+def name_of(layout: Layout) -> str:
+    return layout.name or f"a {layout.size}-byte value"
+
+
+class BTF:
+    """Types of one object, read through libbpf's BTF API."""
+
+    def __init__(self, btf_ptr):
+        self.ptr = btf_ptr
+        self._layouts: dict[int, Layout] = {}
+
+    def _type(self, tid: int):
+        return lib.btf__type_by_id(self.ptr, tid)
+
+    def _name(self, off: int) -> str:
+        return ffi.string(lib.btf__name_by_offset(self.ptr, off)).decode()
+
+    @staticmethod
+    def _kind(t) -> int:
+        return (t.info >> 24) & 0x1F
+
+    def find(self, name: str, kind: int = STRUCT) -> int:
+        """The id of a named type; KeyError if the object has none."""
+        tid = lib.btf__find_by_name_kind(self.ptr, name.encode(), kind)
+        if tid < 0:
+            raise KeyError(name)
+        return tid
+
+    def layout(self, tid: int, size: int | None = None) -> Layout:
+        """The layout of type ``tid``; without a type, an unsigned int of ``size``
+        (4 or 8 bytes: array indexes, internal maps) or raw bytes."""
+        if not tid:
+            return Layout(Int(size, False) if size in (4, 8) else Raw(size or 0))
+        if tid not in self._layouts:
+            codec = self._codec(tid)
+            self._layouts[tid] = Layout(codec, self.type_name(tid))
+        layout = self._layouts[tid]
+        if size is not None and layout.size != size:
+            return Layout(Raw(size))
+        return layout
+
+    def resolve(self, tid: int) -> int:
+        while self._kind(self._type(tid)) in _MODIFIERS:
+            tid = self._type(tid).type
+        return tid
+
+    def type_name(self, tid: int) -> str:
+        t = self._type(tid)
+        name = self._name(t.name_off)
+        kind = self._kind(t)
+        prefix = {STRUCT: "struct ", UNION: "union ", ENUM: "enum ", ENUM64: "enum "}.get(kind, "")
+        if name:
+            return prefix + name
+        if kind in _MODIFIERS:
+            return self.type_name(t.type)
+        if kind == ARRAY:
+            arr = ffi.cast("struct btf_array *", t + 1)
+            return f"{self.type_name(arr.type)}[{arr.nelems}]"
+        return prefix + "(anon)"
+
+    def _codec(self, tid: int) -> Codec:
+        tid = self.resolve(tid)
+        t = self._type(tid)
+        kind = self._kind(t)
+        if kind == INT:
+            enc = ffi.cast("__u32 *", t + 1)[0]
+            bits, flags = enc & 0xFF, (enc >> 24) & 0xF
+            if bits != t.size * 8 or t.size not in _INT_FORMATS:
+                return Raw(t.size)
+            return Int(t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL))
+        if kind in (ENUM, ENUM64):
+            return Int(t.size, bool(t.info >> 31)) if t.size in _INT_FORMATS else Raw(t.size)
+        if kind == PTR:
+            return Int(8, False)
+        if kind == FLOAT:
+            return Float(t.size)
+        if kind == ARRAY:
+            arr = ffi.cast("struct btf_array *", t + 1)
+            elem = self._codec(arr.type)
+            if isinstance(elem, Int) and elem.size == 1 and self._is_char(arr.type):
+                return CString(arr.nelems)
+            return Array(elem, arr.nelems) if arr.nelems else Raw(0)
+        if kind == STRUCT:
+            return self._struct(t)
+        size = lib.btf__resolve_size(self.ptr, tid)
+        return Raw(max(size, 0))
+
+    def _is_char(self, tid: int) -> bool:
+        t = self._type(self.resolve(tid))
+        enc = ffi.cast("__u32 *", t + 1)[0]
+        return bool((enc >> 24) & _INT_CHAR) or self._name(t.name_off) in ("char", "signed char",
+                                                                            "unsigned char")
+
+    def _struct(self, t) -> Codec:
+        vlen, kflag = t.info & 0xFFFF, t.info >> 31
+        raw = ffi.cast("struct btf_member *", t + 1)
+        members = []
+        for k in range(vlen):
+            m = raw[k]
+            bit_offset = m.offset & 0xFFFFFF if kflag else m.offset
+            if (kflag and m.offset >> 24) or bit_offset % 8:
+                return Raw(t.size)  # bit-fields: no byte layout to give
+            members.append((self._name(m.name_off), bit_offset // 8, self._codec(m.type)))
+        return Struct(self._name(t.name_off), t.size, members)
+
+    def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:
+        """Variables of a data section (``.rodata``, ``.bss``...): name -> (offset, layout)."""
+        try:
+            tid = self.find(section, DATASEC)
+        except KeyError:
+            return {}
+        t = self._type(tid)
+        infos = ffi.cast("struct btf_var_secinfo *", t + 1)
+        out = {}
+        for k in range(t.info & 0xFFFF):
+            var = self._type(infos[k].type)
+            out[self._name(var.name_off)] = (infos[k].offset, self.layout(var.type, infos[k].size))
+        return out

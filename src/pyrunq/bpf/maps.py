@@ -1,0 +1,234 @@
+"""Map: a BPF map as a Python mapping, keys and values typed by BTF."""
+
+from __future__ import annotations
+
+import errno
+
+from .. import libbpf
+from ..errors import BPFError, StateError
+from ..libbpf import ffi, lib
+
+# enum bpf_map_type values used here
+HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH = 1, 2, 5, 6, 9, 10
+RINGBUF = 27
+PERCPU_TYPES = {PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}
+ARRAY_TYPES = {ARRAY, PERCPU_ARRAY}
+BATCH_TYPES = {HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH}
+_MISSING = object()
+
+
+class Map:
+    """``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``, ``keys()``, ``items()``...
+
+    Keys and values are Python values converted through the map's BTF types
+    (ints, str for ``char[]``, namedtuples for structs); ``bytes`` of the
+    exact size are always accepted. A per-CPU map's value is a list with one
+    entry per possible CPU. Walks take a snapshot of the keys first, so code
+    that deletes entries while iterating neither skips nor repeats keys.
+    """
+
+    def __init__(self, ptr, obj):
+        self._ptr, self._obj = ptr, obj
+        self.name = ffi.string(lib.bpf_map__name(ptr)).decode()
+        self.type = lib.bpf_map__type(ptr)
+        self.key_size = lib.bpf_map__key_size(ptr)
+        self.value_size = lib.bpf_map__value_size(ptr)
+        self.percpu = self.type in PERCPU_TYPES
+        self._ncpus = lib.libbpf_num_possible_cpus() if self.percpu else 1
+        self._stride = (self.value_size + 7) & ~7 if self.percpu else self.value_size
+        self.key_layout = obj.btf.layout(lib.bpf_map__btf_key_type_id(ptr), self.key_size)
+        self.value_layout = obj.btf.layout(lib.bpf_map__btf_value_type_id(ptr), self.value_size)
+        self._batch_ok = self.type in BATCH_TYPES
+
+    def __repr__(self):
+        return f"<Map {self.name!r} type={self.type} key={self.key_size}B value={self.value_size}B>"
+
+    @property
+    def max_entries(self) -> int:
+        return lib.bpf_map__max_entries(self._ptr)
+
+    @max_entries.setter
+    def max_entries(self, n: int) -> None:
+        self._obj._require("open", f"resize map {self.name!r}")
+        libbpf.check(lib.bpf_map__set_max_entries(self._ptr, n), "resize map", self.name)
+
+    def skip_creation(self) -> None:
+        """Do not create this map at load (its programs are not loaded either)."""
+        self._obj._require("open", f"skip creating map {self.name!r}")
+        libbpf.check(lib.bpf_map__set_autocreate(self._ptr, False), "skip creating map", self.name)
+
+    def fileno(self) -> int:
+        self._loaded("get the fd of")
+        return lib.bpf_map__fd(self._ptr)
+
+    def _loaded(self, action: str) -> None:
+        self._obj._require("loaded", f"{action} map {self.name!r}")
+
+    # -- conversion -------------------------------------------------------
+
+    def _key(self, key) -> bytes:
+        try:
+            return self.key_layout.encode(key)
+        except ValueError as e:
+            raise TypeError(f"bad key for map {self.name!r}: {e}") from None
+
+    def _value(self, value) -> bytes:
+        try:
+            if not self.percpu:
+                return self.value_layout.encode(value)
+            if len(value) != self._ncpus:
+                raise ValueError(f"per-CPU map needs {self._ncpus} values, got {len(value)}")
+            pad = bytes(self._stride - self.value_size)
+            return b"".join(self.value_layout.encode(v) + pad for v in value)
+        except ValueError as e:
+            raise TypeError(f"bad value for map {self.name!r}: {e}") from None
+
+    def _decode_value(self, buf, offset: int = 0):
+        if not self.percpu:
+            return self.value_layout.decode(buf, offset)
+        return [self.value_layout.decode(buf, offset + cpu * self._stride)
+                for cpu in range(self._ncpus)]
+
+    # -- single elements --------------------------------------------------
+
+    def lookup_bytes(self, key):
+        """The raw value bytes for ``key``; KeyError if absent."""
+        self._loaded("look up in")
+        k = self._key(key)
+        size = self._stride * self._ncpus
+        buf = ffi.new("char[]", size)
+        ret = lib.bpf_map__lookup_elem(self._ptr, k, len(k), buf, size, 0)
+        if ret == -errno.ENOENT:
+            raise KeyError(key)
+        libbpf.check(ret, "lookup in map", self.name)
+        return ffi.buffer(buf, size)[:]
+
+    def __getitem__(self, key):
+        return self._decode_value(self.lookup_bytes(key))
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def __setitem__(self, key, value) -> None:
+        self._loaded("update")
+        k, v = self._key(key), self._value(value)
+        libbpf.check(lib.bpf_map__update_elem(self._ptr, k, len(k), v, len(v), 0),
+                     "update map", self.name)
+
+    def __delitem__(self, key) -> None:
+        self._loaded("delete from")
+        k = self._key(key)
+        ret = lib.bpf_map__delete_elem(self._ptr, k, len(k), 0)
+        if ret == -errno.ENOENT:
+            raise KeyError(key)
+        libbpf.check(ret, "delete from map", self.name)
+
+    # -- walks ------------------------------------------------------------
+
+    def _raw_keys(self) -> list[bytes]:
+        """Every key, by get_next_key; at most max_entries steps, duplicates dropped."""
+        self._loaded("walk")
+        size = self.key_size
+        bufs = (ffi.new("char[]", size), ffi.new("char[]", size))
+        seen, keys, prev = set(), [], ffi.NULL
+        for i in range(self.max_entries):
+            nxt = bufs[i % 2]
+            ret = lib.bpf_map__get_next_key(self._ptr, prev, nxt, size)
+            if ret == -errno.ENOENT:
+                break
+            libbpf.check(ret, "walk map", self.name)
+            k = ffi.buffer(nxt, size)[:]
+            if k not in seen:
+                seen.add(k)
+                keys.append(k)
+            prev = nxt
+        return keys
+
+    def keys(self) -> list:
+        return [self.key_layout.decode(k) for k in self._raw_keys()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._raw_keys())
+
+    def _walk_items(self) -> list[tuple]:
+        out = []
+        for k in self._raw_keys():
+            try:  # a key deleted since the walk saw it is skipped
+                out.append((self.key_layout.decode(k), self._decode_value(self.lookup_bytes(k))))
+            except KeyError:
+                continue
+        return out
+
+    def items(self) -> list[tuple]:
+        """All (key, value) pairs: one batch syscall per chunk where the kernel can."""
+        if self._batch_ok:
+            try:
+                return self.lookup_batch()
+            except BPFError as e:
+                if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, 524):
+                    raise
+                self._batch_ok = False
+        return self._walk_items()
+
+    def values(self) -> list:
+        return [v for _, v in self.items()]
+
+    def clear(self) -> None:
+        """Delete every entry (arrays: zero every element)."""
+        if self.type in ARRAY_TYPES:
+            zero = bytes(self.value_size)
+            for k in self._raw_keys():
+                self[k] = [zero] * self._ncpus if self.percpu else zero
+            return
+        for k in self._raw_keys():
+            try:
+                del self[k]
+            except KeyError:
+                pass
+
+    # -- batch operations (kernel 5.6+) --------------------------------------
+
+    def lookup_batch(self, chunk: int = 256) -> list[tuple]:
+        return self._batch(lib.bpf_map_lookup_batch, "lookup batch", chunk)
+
+    def lookup_and_delete_batch(self, chunk: int = 256) -> list[tuple]:
+        """Read and remove every entry of a hash map, chunk by chunk."""
+        return self._batch(lib.bpf_map_lookup_and_delete_batch, "lookup and delete batch", chunk)
+
+    def _batch(self, fn, op: str, chunk: int) -> list[tuple]:
+        self._loaded(op)
+        fd = lib.bpf_map__fd(self._ptr)
+        opts = ffi.new("struct bpf_map_batch_opts *")
+        opts.sz = ffi.sizeof("struct bpf_map_batch_opts")
+        cursor = max(self.key_size, 8)
+        in_batch, out_batch = ffi.new("char[]", cursor), ffi.new("char[]", cursor)
+        count = ffi.new("__u32 *")
+        chunk = max(1, min(chunk, self.max_entries))
+        vsize = self._stride * self._ncpus
+        out, start = [], ffi.NULL
+        while True:
+            keys, values = ffi.new("char[]", chunk * self.key_size), ffi.new("char[]", chunk * vsize)
+            count[0] = chunk
+            ret = fn(fd, start, out_batch, keys, values, count, opts)
+            if ret == -errno.ENOSPC and chunk < self.max_entries:
+                chunk *= 2  # a hash bucket larger than the chunk
+                continue
+            if ret < 0 and ret != -errno.ENOENT:
+                libbpf.check(ret, op, self.name)
+            kbuf, vbuf = ffi.buffer(keys), ffi.buffer(values)
+            for i in range(count[0]):
+                out.append((self.key_layout.decode(kbuf, i * self.key_size),
+                            self._decode_value(vbuf, i * vsize)))
+            if ret == -errno.ENOENT:
+                return out
+            ffi.memmove(in_batch, out_batch, cursor)
+            start = in_batch

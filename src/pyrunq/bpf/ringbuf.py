@@ -1,0 +1,119 @@
+"""RingBuffer: records from one or more BPF ring buffer maps.
+
+Each map has either a callback, called with every record, or none, in which
+case records queue up for ``events()``. Records are decoded by a BTF layout
+(``event="event"``) or handed over as bytes. An exception raised by a callback
+stops the poll and is re-raised from ``poll()``/``consume()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+
+from .. import libbpf
+from ..errors import StateError
+from ..libbpf import ffi, lib
+
+_interrupted: list[BaseException] = []  # raised before a callback's own try
+
+
+class _Sink:
+    __slots__ = ("rb", "callback", "decode")
+
+    def __init__(self, rb, callback, layout):
+        self.rb, self.callback = rb, callback
+        self.decode = layout.decode if layout is not None else None
+
+
+def _on_callback_error(exc_type, exc, tb):
+    _interrupted.append(exc)
+    return -1
+
+
+@ffi.def_extern(onerror=_on_callback_error)
+def pyrunq_ringbuf_sample(ctx, data, size):
+    sink = ffi.from_handle(ctx)
+    try:
+        buf = ffi.buffer(data, size)
+        record = sink.decode(buf) if sink.decode else buf[:]
+        if sink.callback is None:
+            sink.rb.pending.append(record)
+        else:
+            sink.callback(record)
+        return 0
+    except BaseException as e:  # noqa: BLE001 - re-raised by poll()
+        sink.rb.error = e
+        return -1
+
+
+class RingBuffer:
+    def __init__(self):
+        self._ptr = None
+        self._handles: list = []  # keep the callback contexts alive
+        self.pending: collections.deque = collections.deque()
+        self.error: BaseException | None = None
+
+    def add(self, map_, callback=None, layout=None) -> "RingBuffer":
+        """Also read ``map_`` (a ring buffer Map), with its own callback and layout."""
+        handle = ffi.new_handle(_Sink(self, callback, layout))
+        fd = map_.fileno()
+        if self._ptr is None:
+            self._ptr = libbpf.check_ptr(
+                lib.ring_buffer__new(fd, lib.pyrunq_ringbuf_sample, handle, ffi.NULL),
+                "open ring buffer", map_.name)
+        else:
+            libbpf.check(lib.ring_buffer__add(self._ptr, fd, lib.pyrunq_ringbuf_sample, handle),
+                         "add ring buffer", map_.name)
+        self._handles.append(handle)
+        return self
+
+    def _live(self):
+        if self._ptr is None:
+            raise StateError("ring buffer is closed")
+        return self._ptr
+
+    def _result(self, ret: int, op: str) -> int:
+        if self.error is not None or _interrupted:
+            err = self.error or _interrupted.pop()
+            self.error = None
+            raise err
+        if ret == -errno.EINTR:  # a signal: its Python handler runs next
+            return 0
+        return libbpf.check(ret, op)
+
+    def poll(self, timeout: float | None = None) -> int:
+        """Wait up to ``timeout`` seconds (None: forever) and handle what came in."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        return self._result(lib.ring_buffer__poll(self._live(), ms), "poll ring buffer")
+
+    def consume(self) -> int:
+        """Handle every record already there, without waiting."""
+        return self._result(lib.ring_buffer__consume(self._live()), "consume ring buffer")
+
+    def fileno(self) -> int:
+        """An epoll fd that is readable when records wait: for selectors / asyncio."""
+        return lib.ring_buffer__epoll_fd(self._live())
+
+    def events(self, timeout: float | None = None):
+        """Yield queued records; stop after ``timeout`` seconds with none, or on close."""
+        while True:
+            while self.pending:
+                yield self.pending.popleft()
+            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending
+                                     and timeout is not None):
+                return
+
+    __iter__ = events
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            lib.ring_buffer__free(self._ptr)
+            self._ptr = None
+            self._handles.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,56 @@
+"""cgroup v2 paths and ids: the kernel knows a cgroup by the inode number of
+its directory (kernfs id), people know it by its path."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UsageError
+
+CGROUP2_MAGIC = "cgroup2"
+
+
+def cgroup2_mount() -> str:
+    """Where cgroup v2 is mounted (``/sys/fs/cgroup``, or ``.../unified`` on hybrid hosts)."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == CGROUP2_MAGIC:
+                return fields[1]
+    raise UsageError("no cgroup v2 hierarchy is mounted")
+
+
+def resolve(path: str) -> tuple[str, int, int]:
+    """A cgroup v2 directory, absolute or relative to the mount: (path, id, level)."""
+    mount = cgroup2_mount()
+    candidates = [path] if os.path.isabs(path) else []
+    candidates.append(os.path.join(mount, path.lstrip("/")))
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if os.path.isdir(real) and (real == mount or real.startswith(mount + "/")):
+            rel = os.path.relpath(real, mount)
+            level = 0 if rel == "." else rel.count("/") + 1
+            return real, os.stat(real).st_ino, level
+    raise UsageError(f"{path}: not a cgroup v2 directory (cgroup v2 is mounted at {mount})")
+
+
+class Names:
+    """cgroup id -> path relative to the mount (``/system.slice/x.scope``)."""
+
+    def __init__(self):
+        self._mount = cgroup2_mount()
+        self._names: dict[int, str] = {}
+
+    def _scan(self) -> None:
+        for root, dirs, _ in os.walk(self._mount):
+            try:
+                ino = os.stat(root).st_ino
+            except OSError:
+                continue
+            rel = os.path.relpath(root, self._mount)
+            self._names[ino] = "/" if rel == "." else "/" + rel
+
+    def __call__(self, cgroup_id: int) -> str:
+        if cgroup_id not in self._names:
+            self._scan()
+        return self._names.get(cgroup_id, f"<cgroup id {cgroup_id}, removed>")

@@ -1,0 +1,102 @@
+"""The ``pyrunq`` command: one subcommand per tool.
+
+Conventions shared by every subcommand: usage errors print one line
+``pyrunq <tool>: error: ...`` and exit 2; runtime errors print one line and
+exit 1 (with the traceback only under ``-v``); SIGINT and SIGTERM end tracing
+cleanly, even when SIGINT was ignored by the parent shell; output to a closed
+pipe ends quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+
+TOOLS = {
+    "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
+    "runqslower": "Trace each wakeup-to-run delay above a threshold.",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def pid_list(text: str) -> list[int]:
+    try:
+        pids = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid PID list: {text!r}") from None
+    if any(p <= 0 for p in pids):
+        raise argparse.ArgumentTypeError(f"invalid PID list: {text!r}")
+    return pids
+
+
+def warn_missing(prog: str, pids) -> None:
+    for pid in pids:
+        if not os.path.exists(f"/proc/{pid}"):
+            print(f"{prog}: warning: no process with PID {pid}", file=sys.stderr)
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
+    sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
+    for name, help_text in TOOLS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] not in TOOLS:
+        top.parse_args(argv[:1] or argv)  # prints help or the one-line error
+        return 2
+    tool = importlib.import_module(f"pyrunq.cli.{argv[0]}")
+    parser = Parser(prog=f"pyrunq {argv[0]}", description=TOOLS[argv[0]],
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog=getattr(tool, "EXAMPLES", None))
+    parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
+    tool.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    from ..errors import PyrunqError, UsageError
+
+    try:
+        return tool.run(args, parser)
+    except UsageError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    except (PyrunqError, OSError) as e:
+        if isinstance(e, BrokenPipeError):
+            return _quiet_broken_pipe()
+        if args.verbose:
+            raise
+        parser.exit(1, f"{parser.prog}: error: {e}\n")
+    except KeyboardInterrupt:  # before tracing started: nothing to report
+        return 130
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``| head``): stop without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

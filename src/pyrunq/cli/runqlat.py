@@ -1,0 +1,111 @@
+"""pyrunq runqlat: the arguments and the output of libbpf-tools' runqlat, plus
+several PIDs, per-cgroup histograms and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from . import pid_list, positive_int, warn_missing
+
+EXAMPLES = """examples:
+    pyrunq runqlat            # summarize run queue latency as a histogram
+    pyrunq runqlat 1 10       # print 1 second summaries, 10 times
+    pyrunq runqlat -mT 1      # 1s summaries, milliseconds, and timestamps
+    pyrunq runqlat -P         # show each PID separately
+    pyrunq runqlat -p 185,186 # trace these PIDs only
+    pyrunq runqlat -c CG      # trace tasks in cgroup v2 directory CG and below
+    pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines"""
+
+HEADINGS = {"pid": "pid = %d %s", "tid": "tid = %d %s", "pidns": "pidns = %u %s",
+            "cgroup": "cgroup = %s"}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
+    p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
+    per = p.add_mutually_exclusive_group()
+    per.add_argument("-P", "--pids", dest="per", action="store_const", const="pid",
+                     help="print a histogram per process ID")
+    per.add_argument("-L", "--tids", dest="per", action="store_const", const="tid",
+                     help="print a histogram per thread ID")
+    per.add_argument("--pidnss", dest="per", action="store_const", const="pidns",
+                     help="print a histogram per PID namespace")
+    per.add_argument("--cgroups", dest="per", action="store_const", const="cgroup",
+                     help="print a histogram per cgroup v2 cgroup")
+    p.add_argument("-p", "--pid", type=pid_list, metavar="PID[,PID...]",
+                   help="trace these processes only")
+    p.add_argument("-c", "--cgroup", metavar="CGROUP",
+                   help="trace tasks in this cgroup v2 directory (and below)")
+    p.add_argument("--json", action="store_true", help="one JSON document per histogram per line")
+    p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
+    p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
+
+
+def heading(key) -> str | None:
+    if key is None:
+        return None
+    if key.kind == "cgroup":
+        return HEADINGS["cgroup"] % key.name
+    return HEADINGS[key.kind] % (key.id, key.name)
+
+
+def text(snapshot: dict, timestamp: bool) -> str:
+    """One interval exactly as runqlat.c prints it."""
+    out = ["\n"]
+    if timestamp:
+        out.append("%-8s\n" % time.strftime("%H:%M:%S"))
+    for key, hist in snapshot.items():
+        h = heading(key)
+        if h is not None:
+            out.append(f"\n{h}\n")
+        out.append(hist.render())
+    return "".join(out)
+
+
+def json_lines(snapshot: dict, rq) -> str:
+    now = time.time()
+    if rq.per is None and not snapshot:
+        from ..hist import Histogram
+
+        snapshot = {None: Histogram.empty(rq.unit)}
+    lines = []
+    for key, hist in snapshot.items():
+        doc = {"time": now, "key": None if key is None else
+               {"kind": key.kind, "id": key.id, ("path" if key.kind == "cgroup" else "comm"): key.name}}
+        doc.update(hist.to_dict())
+        lines.append(json.dumps(doc) + "\n")
+    return "".join(lines)
+
+
+def run(args, parser) -> int:
+    from ..tools.runqlat import RunqLat
+
+    if args.pid:
+        warn_missing(parser.prog, args.pid)
+    out = sys.stdout
+    with RunqLat(milliseconds=args.milliseconds, per=args.per, pids=args.pid,
+                 cgroup=args.cgroup) as rq:
+        print("Tracing run queue latency... Hit Ctrl-C to end.",
+              file=sys.stderr if args.json else out, flush=True)
+        remaining = args.count or float("inf")
+        exiting = False
+        while not exiting and remaining > 0:
+            try:
+                time.sleep(args.interval or 1e9)
+            except KeyboardInterrupt:
+                exiting = True
+            snap = rq.snapshot()
+            out.write(json_lines(snap, rq) if args.json else text(snap, args.timestamp))
+            out.flush()
+            remaining -= 1
+        report_drops(parser.prog, rq.stats())
+    return 0
+
+
+def report_drops(prog: str, stats: dict) -> None:
+    lost = {k: v for k, v in stats.items() if v and k != "clock_skew"}
+    if lost:
+        print(f"{prog}: warning: samples lost: " + ", ".join(f"{k}={v}" for k, v in lost.items()),
+              file=sys.stderr)

@@ -1,0 +1,90 @@
+"""RunqLat: run queue latency histograms (bpf/runqlat.bpf.c).
+
+The kernel keeps cumulative counters per key and never clears them; each
+snapshot is the difference from the previous one, so no increment landing
+between a read and a clear is ever lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+
+from .. import cgroup
+from ..errors import UsageError
+from ..hist import Histogram
+from .runq import RunqTracer
+
+PER_KINDS = {None: 0, "pid": 1, "tid": 2, "pidns": 3, "cgroup": 4}  # enum per_kind
+
+Key = collections.namedtuple("Key", "kind id name")
+Key.__doc__ = """A histogram's key: kind ("pid", "tid", "pidns", "cgroup"), the id, and
+the comm of the first task seen (or the cgroup's path)."""
+
+
+class RunqLat(RunqTracer):
+    """Run queue latency, traced from construction until ``close()``.
+
+    ``per``: None (one histogram), "pid", "tid", "pidns" or "cgroup".
+    ``pids``: trace only these processes (``set_pids`` changes them live).
+    ``cgroup``: trace only tasks in this cgroup v2 directory or below.
+    """
+
+    object_name = "runqlat"
+
+    def __init__(self, milliseconds: bool = False, per: str | None = None, pids=None,
+                 cgroup: str | None = None, max_keys: int = 10240):
+        if per not in PER_KINDS:
+            raise UsageError(f"per must be one of {', '.join(map(str, PER_KINDS))}, not {per!r}")
+        self.per, self.unit = per, "msecs" if milliseconds else "usecs"
+        self._milliseconds, self._max_keys = milliseconds, max_keys
+        self._previous: dict[int, Histogram] = {}
+        self._cgroup_names = None
+        super().__init__(pids=pids, cgroup_path=cgroup)
+
+    def configure(self, obj) -> None:
+        obj.rodata["targ_per"] = PER_KINDS[self.per]
+        obj.rodata["targ_ms"] = self._milliseconds
+        obj.maps["hists"].max_entries = self._max_keys
+
+    def _key(self, raw: int, comm: str):
+        if self.per is None:
+            return None
+        if self.per == "cgroup":
+            if self._cgroup_names is None:
+                self._cgroup_names = cgroup.Names()
+            return Key("cgroup", raw, self._cgroup_names(raw))
+        return Key(self.per, raw, comm)
+
+    def snapshot(self, clear: bool = True) -> dict:
+        """Histograms of what happened since the last cleared snapshot, by key.
+
+        Keys with no new samples are left out. ``clear=False`` leaves the
+        baseline where it is, so the next snapshot covers this time too.
+        """
+        hists = self.obj.maps["hists"]
+        out = {}
+        for raw, value in hists.items():
+            cumulative = Histogram(value.buckets, self.unit)
+            previous = self._previous.get(raw)
+            delta = cumulative - previous if previous is not None else cumulative
+            if delta:
+                out[self._key(raw, value.comm)] = delta
+            if clear:
+                self._previous[raw] = cumulative
+        if clear:
+            self._forget_exited(hists)
+        return out
+
+    def _forget_exited(self, hists) -> None:
+        """Drop the entries of threads and processes that are gone, so the map
+        does not fill up; their last samples were reported just now."""
+        if self.per not in ("pid", "tid"):
+            return
+        for raw in list(self._previous):
+            if not os.path.exists(f"/proc/{raw}"):
+                del self._previous[raw]
+                try:
+                    del hists[raw]
+                except KeyError:
+                    pass
