@@ -10,9 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_wheel_contains_objects_and_binding(tmp_path):
+    # run from elsewhere: in the checkout, `-m build` would find our build.py
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
                     "--outdir", str(tmp_path), ROOT],
-                   check=True, capture_output=True, timeout=600)
+                   check=True, capture_output=True, timeout=600, cwd=tmp_path)
     (wheel,) = glob.glob(str(tmp_path / "pyrunq-*.whl"))
     assert "linux" in os.path.basename(wheel), "a wheel with a compiled binding is not pure"
     names = zipfile.ZipFile(wheel).namelist()

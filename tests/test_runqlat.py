@@ -16,7 +16,7 @@ from pyrunq.cgroup import cgroup2_mount
 from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
-from workload import Contention, spawn, VICTIM
+from workload import Contention
 
 MS_SLOT = 10  # log2 slot of 1024..2047 us
 
@@ -61,7 +61,7 @@ def test_victim_waits_milliseconds_only_under_contention(kernel, monkeypatch, fl
     results = {}
     for busy, cpu in ((2, 0), (0, 1)):
         with Contention(busy=busy, cpu=cpu) as w:
-            time.sleep(0.2)
+            time.sleep(0.3)  # the busy loops get going
             snap = trace(per="tid", pids=[w.victim.pid])
         assert list(snap) == [Key("tid", w.victim.pid, "python")]
         results[busy] = snap[Key("tid", w.victim.pid, "python")]
