@@ -22,7 +22,6 @@
 #include "runq.h"
 
 #define TASK_RUNNING 0
-#define EEXIST 17
 #define MAX_ENTRIES 10240
 
 /* Filters on the measured task, frozen at load (dead branches are pruned). */

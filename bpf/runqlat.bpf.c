@@ -2,6 +2,8 @@
 /* runqlat: histograms of run queue latency, optionally one per key. */
 #include "runq_common.bpf.h"
 
+#define EEXIST 17
+
 const volatile __u32 targ_per = PER_NONE;	/* enum per_kind */
 const volatile bool targ_ms = false;		/* ms instead of us */
 
@@ -57,7 +59,8 @@ static __always_inline __u64 hist_key(bool raw, struct task_struct *t)
 	case PER_TID:
 		return (__u32)task_read(raw, t, pid);
 	case PER_PIDNS:
-		/* the namespace t's pids are allocated in, at its own level */
+		/* t's own pid namespace: the deepest one its pid lives in;
+		 * 0 for an exiting thread already detached from its pid */
 		pid = BPF_CORE_READ(t, thread_pid);
 		level = BPF_CORE_READ(pid, level);
 		return BPF_CORE_READ(pid, numbers[level].ns, ns.inum);

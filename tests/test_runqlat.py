@@ -85,6 +85,7 @@ def test_set_pids_changes_the_traced_processes_live(kernel):
             time.sleep(0.5)
             assert {k.id for k in rq.snapshot()} == {a.victim.pid}
             rq.set_pids([b.victim.pid])
+            rq.snapshot()  # what a did before the switch
             time.sleep(0.5)
             assert {k.id for k in rq.snapshot()} == {b.victim.pid}
 
@@ -110,11 +111,12 @@ def test_milliseconds_divide_consistently(kernel):
     with Contention(busy=2) as w:
         with RunqLat(per="pid", pids=[w.victim.pid]) as us, \
                 RunqLat(per="pid", pids=[w.victim.pid], milliseconds=True) as ms:
+            us.snapshot(), ms.snapshot()  # the same start for both
             time.sleep(1.5)
             u, m = us.snapshot(), ms.snapshot()
     (hu,), (hm,) = u.values(), m.values()
     assert hm.unit == "msecs" and hu.unit == "usecs"
-    assert abs(hu.total - hm.total) <= 2
+    assert abs(hu.total - hm.total) <= max(3, hu.total // 20)
     # every sample of N us is floor(N/1000) ms: bucket counts must agree
     ms_from_us = sum(hu.buckets[bucket_of(1000):])
     assert abs(sum(hm.buckets[1:]) - ms_from_us) <= max(3, ms_from_us // 10)

@@ -243,6 +243,12 @@ class BPFObject:
         """Attach every program that is set to load."""
         return [p.attach() for p in self.programs.values() if p.autoload]
 
+    def detach(self) -> None:
+        """Detach every program, keeping maps and ring buffers readable."""
+        for link in [o for o in self._owned if isinstance(o, Link)]:
+            link.close()
+            self._owned.remove(link)
+
     def ring_buffer(self, *maps, callback=None, event: str | None = None) -> RingBuffer:
         """A ring buffer over these maps (names or Maps), owned by this object."""
         self._require(LOADED, "open a ring buffer")
