@@ -105,6 +105,17 @@ def test_ring_buffer_raw_records_and_selectors(loaded):
         loaded.btf.find("selftest_event")).size
 
 
+def test_poll_limit_bounds_the_records_handled(loaded):
+    seen = []
+    rb = loaded.ring_buffer("events", event="selftest_event", callback=seen.append)
+    for i in range(10):
+        fire(BASE + 2 * i)
+    assert rb.poll(0.5, limit=3) == 3 and len(seen) == 3
+    assert rb.consume(limit=4) == 4
+    assert rb.consume() == 3
+    assert [e.seq for e in seen] == [BASE + 2 * i for i in range(10)]
+
+
 def test_callback_exception_propagates_from_poll(loaded):
     def boom(_):
         raise ValueError("from callback")

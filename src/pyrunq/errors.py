@@ -59,6 +59,17 @@ class KernelNotSupported(BPFError):
     """The running kernel lacks a feature (BTF, a program or map type...)."""
 
 
+class NoKernelBTF(KernelNotSupported):
+    """No usable kernel BTF: CO-RE cannot relocate anything."""
+
+    def __init__(self, path: str, problem: str = "has no BTF at"):
+        super().__init__(2, "read kernel BTF", path)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"this kernel {self.problem} {self.name}; pyrunq needs CONFIG_DEBUG_INFO_BTF=y"
+
+
 def describe_errno(err: int) -> str:
     if err >= LIBBPF_ERRNO_BASE:
         from . import libbpf  # late: errors must import without the binding

@@ -10,37 +10,71 @@ rejection explains itself even when logging is not configured.
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
+import os
 
 from .errors import LibbpfUnavailable, from_errno
 
 MIN_VERSION = (1, 0)
+NEEDED = "pyrunq needs libbpf.so.1 >= 1.0 (Debian: apt-get install libbpf1)"
 
+
+def _preload(path: str) -> None:
+    """Load libbpf from ``path`` first: the binding's dependency on
+    libbpf.so.1 then binds to it (same soname) instead of the system's."""
+    try:
+        ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    except OSError as e:
+        raise LibbpfUnavailable(f"cannot load libbpf from PYRUNQ_LIBBPF: {e}") from None
+
+
+if os.environ.get("PYRUNQ_LIBBPF"):
+    _preload(os.environ["PYRUNQ_LIBBPF"])
 try:
     from ._libbpf_cffi import ffi, lib
 except ImportError as e:  # the extension links libbpf.so.1
-    if "libbpf" in str(e):
-        raise LibbpfUnavailable(
-            "pyrunq needs the system's libbpf.so.1 (>= 1.0): apt-get install libbpf1") from e
+    if "undefined symbol" in str(e):  # a libbpf without the 1.0 API
+        raise LibbpfUnavailable(f"libbpf is too old ({str(e).rsplit(': ', 1)[-1]} is missing): "
+                                f"{NEEDED}") from None
+    if "libbpf.so" in str(e):
+        raise LibbpfUnavailable(f"cannot load libbpf.so.1: {NEEDED}") from None
     raise LibbpfUnavailable(f"pyrunq's libbpf binding is not built ({e}): "
-                            "reinstall pyrunq, or run: python build.py") from e
+                            "reinstall pyrunq, or run: python build.py") from None
 
 VERSION = (lib.libbpf_major_version(), lib.libbpf_minor_version())
 if VERSION < MIN_VERSION:
-    raise LibbpfUnavailable(f"libbpf {ffi.string(lib.libbpf_version_string()).decode()} is too old: "
-                            f"pyrunq needs >= {MIN_VERSION[0]}.{MIN_VERSION[1]}")
+    raise LibbpfUnavailable(f"libbpf {ffi.string(lib.libbpf_version_string()).decode()} "
+                            f"is too old: {NEEDED}")
 
 log = logging.getLogger("pyrunq.libbpf")
+log.addHandler(logging.NullHandler())  # silent unless the application configures logging
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _recent: collections.deque[str] = collections.deque(maxlen=200)
+_interrupts: list[BaseException] = []
 
 
-@ffi.def_extern()
+def keep_interrupt(exc_type, exc, tb):
+    """cffi's onerror for callbacks: an exception a callback could not catch
+    itself (a signal's KeyboardInterrupt at its first line) is kept, to be
+    raised by the next ``check`` instead of being printed and lost."""
+    _interrupts.append(exc)
+
+
+def raise_interrupt() -> None:
+    if _interrupts:
+        raise _interrupts.pop()
+
+
+@ffi.def_extern(onerror=keep_interrupt)
 def pyrunq_log(level, msg):
-    text = ffi.string(msg).decode(errors="replace").rstrip("\n")
-    if level == 0:
-        _recent.append(text)
-    log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+    try:
+        text = ffi.string(msg).decode(errors="replace").rstrip("\n")
+        if level == 0:
+            _recent.append(text)
+        log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+    except BaseException as e:  # noqa: BLE001 - raised again by check()
+        _interrupts.append(e)
 
 
 lib.pyrunq_route_libbpf_log()
@@ -63,6 +97,7 @@ def warnings_since() -> tuple[str, ...]:
 
 def check(ret: int, op: str, name: str | None = None) -> int:
     """Raise for a negative libbpf return; pass anything else through."""
+    raise_interrupt()
     if ret < 0:
         raise from_errno(ret, op, name, warnings_since())
     return ret
@@ -70,6 +105,7 @@ def check(ret: int, op: str, name: str | None = None) -> int:
 
 def check_ptr(ptr, op: str, name: str | None = None):
     """Raise for a NULL pointer return, using errno as libbpf sets it."""
+    raise_interrupt()
     if ptr == ffi.NULL:
         raise from_errno(ffi.errno or 22, op, name, warnings_since())
     return ptr

@@ -7,7 +7,7 @@ import weakref
 from importlib import resources
 
 from .. import libbpf
-from ..errors import BPFNotFoundError, KernelNotSupported, StateError
+from ..errors import BPFNotFoundError, NoKernelBTF, StateError
 from ..libbpf import ffi, lib
 from .btf import BTF
 from .maps import Map
@@ -17,9 +17,25 @@ OPEN, LOADED, CLOSED = "open", "loaded", "closed"
 DATA_SECTIONS = (".rodata", ".bss", ".data")
 
 
+BTF_MAGIC = b"\x9f\xeb"  # 0xeB9F, little-endian
+
+
 def kernel_btf_path() -> str:
     """Where the kernel's BTF is read from (``PYRUNQ_BTF`` overrides)."""
     return os.environ.get("PYRUNQ_BTF", "/sys/kernel/btf/vmlinux")
+
+
+def check_kernel_btf(path: str) -> None:
+    """CO-RE needs the kernel's types: say so plainly when they are missing."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except FileNotFoundError:
+        raise NoKernelBTF(path) from None
+    except OSError as e:
+        raise NoKernelBTF(path, f"has no readable BTF ({e.strerror}) at") from None
+    if magic != BTF_MAGIC:
+        raise NoKernelBTF(path, "has no valid BTF (bad magic) at")
 
 
 def packaged_object(name: str) -> str:
@@ -176,9 +192,10 @@ class BPFObject:
         self._owned: list = []
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
-        if btf_custom_path:
-            keep = ffi.new("char[]", os.fsencode(btf_custom_path))
-            opts.btf_custom_path = keep
+        self._btf_path = btf_custom_path or kernel_btf_path()
+        if btf_custom_path or "PYRUNQ_BTF" in os.environ:
+            btf_path = ffi.new("char[]", os.fsencode(self._btf_path))
+            opts.btf_custom_path = btf_path
         libbpf.reset_warnings()
         self._ptr = libbpf.check_ptr(lib.bpf_object__open_file(os.fsencode(path), opts),
                                      "open BPF object", path)
@@ -229,11 +246,7 @@ class BPFObject:
 
     def load(self) -> "BPFObject":
         self._require(OPEN, "load")
-        btf = kernel_btf_path()
-        if not os.path.exists(btf):
-            raise KernelNotSupported(2, "load BPF object", self.name,
-                                     f"this kernel has no BTF at {btf}; "
-                                     "pyrunq needs CONFIG_DEBUG_INFO_BTF=y")
+        check_kernel_btf(self._btf_path)
         libbpf.reset_warnings()
         libbpf.check(lib.bpf_object__load(self._ptr), "load BPF object", self.name)
         self.state = LOADED

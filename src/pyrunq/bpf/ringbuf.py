@@ -15,7 +15,9 @@ from .. import libbpf
 from ..errors import StateError
 from ..libbpf import ffi, lib
 
-_interrupted: list[BaseException] = []  # raised before a callback's own try
+# What a callback returns when a poll's budget is spent: libbpf stops there
+# and hands the value back from poll (not an errno: those are small).
+_BUDGET_SPENT = -(1 << 20)
 
 
 class _Sink:
@@ -26,22 +28,24 @@ class _Sink:
         self.decode = layout.decode if layout is not None else None
 
 
-def _on_callback_error(exc_type, exc, tb):
-    _interrupted.append(exc)
-    return -1
+def _keep_interrupt(exc_type, exc, tb):
+    libbpf.keep_interrupt(exc_type, exc, tb)
+    return -1  # stop the poll, which raises it
 
 
-@ffi.def_extern(onerror=_on_callback_error)
+@ffi.def_extern(onerror=_keep_interrupt)
 def pyrunq_ringbuf_sample(ctx, data, size):
     sink = ffi.from_handle(ctx)
     try:
         buf = ffi.buffer(data, size)
         record = sink.decode(buf) if sink.decode else buf[:]
+        rb = sink.rb
         if sink.callback is None:
-            sink.rb.pending.append(record)
+            rb.pending.append(record)
         else:
             sink.callback(record)
-        return 0
+        rb.handled += 1
+        return _BUDGET_SPENT if rb.handled == rb.budget else 0
     except BaseException as e:  # noqa: BLE001 - re-raised by poll()
         sink.rb.error = e
         return -1
@@ -53,6 +57,7 @@ class RingBuffer:
         self._handles: list = []  # keep the callback contexts alive
         self.pending: collections.deque = collections.deque()
         self.error: BaseException | None = None
+        self.handled, self.budget = 0, 0  # records in this poll, and its limit
 
     def add(self, map_, callback=None, layout=None) -> "RingBuffer":
         """Also read ``map_`` (a ring buffer Map), with its own callback and layout."""
@@ -74,21 +79,27 @@ class RingBuffer:
         return self._ptr
 
     def _result(self, ret: int, op: str) -> int:
-        if self.error is not None or _interrupted:
-            err = self.error or _interrupted.pop()
-            self.error = None
+        if self.error is not None:
+            err, self.error = self.error, None
             raise err
+        libbpf.raise_interrupt()
         if ret == -errno.EINTR:  # a signal: its Python handler runs next
             return 0
+        if ret == _BUDGET_SPENT:
+            return self.handled
         return libbpf.check(ret, op)
 
-    def poll(self, timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` seconds (None: forever) and handle what came in."""
+    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
+        """Wait up to ``timeout`` seconds (None: forever) and handle what came in:
+        at most ``limit`` records if given, so that a producer faster than the
+        callbacks cannot keep the caller inside poll forever."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        self.handled, self.budget = 0, limit
         return self._result(lib.ring_buffer__poll(self._live(), ms), "poll ring buffer")
 
-    def consume(self) -> int:
-        """Handle every record already there, without waiting."""
+    def consume(self, limit: int = 0) -> int:
+        """Handle the records already there (at most ``limit``), without waiting."""
+        self.handled, self.budget = 0, limit
         return self._result(lib.ring_buffer__consume(self._live()), "consume ring buffer")
 
     def fileno(self) -> int:

@@ -9,12 +9,25 @@ pipe ends quietly.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
-import os
-import signal
-import sys
+import _signal  # built in, unlike `signal`: no import time before the handlers
+
+_early_signals: list[int] = []
+
+
+def _early(signum, frame):
+    _early_signals.append(signum)
+
+
+# A signal while the rest is imported is remembered, then honoured by main().
+_signal.signal(_signal.SIGINT, _early)
+_signal.signal(_signal.SIGTERM, _early)
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 
 TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
@@ -56,11 +69,24 @@ def warn_missing(prog: str, pids) -> None:
 
 
 def _stop(signum, frame):
+    """SIGINT / SIGTERM: stop once; a second signal must not break the cleanup."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        if _early_signals:
+            raise KeyboardInterrupt
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # before tracing started: nothing to report
+        return 130
+
+
+def _main(argv) -> int:
     top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
     sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
     for name, help_text in TOOLS.items():
@@ -77,8 +103,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv[1:])
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     from ..errors import PyrunqError, UsageError
 
     try:
@@ -91,8 +115,6 @@ def main(argv=None) -> int:
         if args.verbose:
             raise
         parser.exit(1, f"{parser.prog}: error: {e}\n")
-    except KeyboardInterrupt:  # before tracing started: nothing to report
-        return 130
 
 
 def _quiet_broken_pipe() -> int:

@@ -96,7 +96,7 @@ def run(args, parser) -> int:
         reported, next_check = 0, time.monotonic() + 1
         try:
             while True:
-                rs.poll(0.1)
+                rs.poll(0.1, limit=4096)  # back here often, even when flooded
                 out.flush()
                 if time.monotonic() >= next_check:
                     reported = report_lost(parser.prog, rs.lost, reported)

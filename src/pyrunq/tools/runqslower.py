@@ -43,8 +43,9 @@ class RunqSlower(RunqTracer):
         """Yield events as they come; stop after ``timeout`` seconds without any."""
         return self.ring.events(timeout)
 
-    def poll(self, timeout: float | None = None) -> int:
-        return self.ring.poll(timeout)
+    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
+        """Wait up to ``timeout`` seconds and hand over events (at most ``limit``)."""
+        return self.ring.poll(timeout, limit)
 
     def fileno(self) -> int:
         return self.ring.fileno()
