@@ -22,6 +22,7 @@
 
 /* Cumulative: the kernel never resets it, user space takes differences. */
 struct hist {
+	__u64 sum_ns;			/* of every delay counted, before scaling */
 	__u32 buckets[HIST_BUCKETS];
 	char comm[TASK_COMM_LEN];
 };

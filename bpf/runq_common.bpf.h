@@ -30,6 +30,7 @@ const volatile __u32 targ_tid = 0;		/* 0: any thread */
 const volatile bool filter_cgroup = false;	/* in targ_cgroup_id or below */
 const volatile __u64 targ_cgroup_id = 0;
 const volatile __u32 targ_cgroup_level = 0;	/* level of targ_cgroup_id */
+const volatile bool filter_cgroup_set = false;	/* cgroup id must be in cgroup_set */
 
 /* tgids to measure when filter_pids; user space may edit it at any time. */
 struct {
@@ -38,6 +39,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } pids SEC(".maps");
+
+/* cgroup ids to measure when filter_cgroup_set; user space edits it live. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_set SEC(".maps");
 
 /* Enqueue stamps of the tp_btf flavour: freed with the task. */
 struct {
@@ -120,6 +129,12 @@ static __always_inline bool task_wanted(bool raw, struct task_struct *t,
 		__u32 tgid = task_read(raw, t, tgid);
 
 		if (!bpf_map_lookup_elem(&pids, &tgid))
+			return false;
+	}
+	if (filter_cgroup_set) {
+		__u64 id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+
+		if (!bpf_map_lookup_elem(&cgroup_set, &id))
 			return false;
 	}
 	return !filter_cgroup || task_in_cgroup(t);

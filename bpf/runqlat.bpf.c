@@ -101,6 +101,7 @@ static __always_inline void record(bool raw, struct task_struct *t,
 		if (!h)
 			return;
 	}
+	__sync_fetch_and_add(&h->sum_ns, delta_ns);
 	delta_ns /= targ_ms ? 1000000 : 1000;
 	__sync_fetch_and_add(&h->buckets[hist_bucket(delta_ns)], 1);
 }

@@ -357,10 +357,10 @@ def test_to_dict_shape():
                             {"low": 8, "high": 15, "count": 0},
                             {"low": 16, "high": 31, "count": 0},
                             {"low": 32, "high": 63, "count": 1}]
-    assert set(d) == {"unit", "total", "buckets", "p50", "p90", "p99", "max"}
+    assert set(d) == {"unit", "total", "sum_ns", "buckets", "p50", "p90", "p99", "max"}
     assert d["p50"] == h.percentile(50) and d["max"] == 47
     e = Histogram.empty().to_dict()
-    assert e == {"unit": "usecs", "total": 0, "buckets": [], "p50": None,
+    assert e == {"unit": "usecs", "total": 0, "sum_ns": None, "buckets": [], "p50": None,
                  "p90": None, "p99": None, "max": None}
 
 

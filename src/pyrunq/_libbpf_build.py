@@ -35,6 +35,14 @@ struct bpf_map_batch_opts {
     ...;
 };
 
+struct bpf_prog_info {
+    __u64 run_time_ns;
+    __u64 run_cnt;
+    __u32 id;
+    ...;
+};
+int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+
 struct btf_type {
     __u32 name_off;
     __u32 info;

@@ -127,9 +127,10 @@ def render_log2(slots: Iterable[int], unit: str) -> str:
 class Histogram:
     """Immutable snapshot of one fine-bucket latency histogram."""
 
-    __slots__ = ("_buckets", "_unit", "_slots", "_total")
+    __slots__ = ("_buckets", "_unit", "_slots", "_total", "sum_ns")
 
-    def __init__(self, buckets: Iterable[int], unit: str = "usecs"):
+    def __init__(self, buckets: Iterable[int], unit: str = "usecs",
+                 sum_ns: Optional[int] = None):
         b = tuple(int(c) for c in buckets)
         if len(b) != HIST_BUCKETS:
             raise ValueError("need %d buckets, got %d" % (HIST_BUCKETS, len(b)))
@@ -142,6 +143,7 @@ class Histogram:
             slots[slot_of_bucket(i)] += c
         self._buckets, self._unit = b, unit
         self._slots, self._total = tuple(slots), sum(b)
+        self.sum_ns = sum_ns  # exact sum of the latencies, where the kernel kept it
 
     @classmethod
     def empty(cls, unit: str = "usecs") -> "Histogram":
@@ -235,14 +237,16 @@ class Histogram:
         if not isinstance(other, Histogram):
             return NotImplemented
         return Histogram(((a - b) % _U32 for a, b in
-                          zip(self._buckets, other._buckets)), self._unit_of(other))
+                          zip(self._buckets, other._buckets)), self._unit_of(other),
+                         _both(self.sum_ns, other.sum_ns, lambda a, b: (a - b) % 2**64))
 
     def __add__(self, other: "Histogram") -> "Histogram":
         """Merge (e.g. several keys or intervals); exact, no u32 wrap."""
         if not isinstance(other, Histogram):
             return NotImplemented
         return Histogram((a + b for a, b in
-                          zip(self._buckets, other._buckets)), self._unit_of(other))
+                          zip(self._buckets, other._buckets)), self._unit_of(other),
+                         _both(self.sum_ns, other.sum_ns, lambda a, b: a + b))
 
     def __bool__(self) -> bool:
         return self._total > 0
@@ -269,13 +273,17 @@ class Histogram:
             low, high = (1 << (s + 1)) >> 1, (1 << (s + 1)) - 1
             rows.append({"low": 0 if s == 0 else low, "high": high,
                          "count": self._slots[s]})
-        return {"unit": self._unit, "total": self._total, "buckets": rows,
+        return {"unit": self._unit, "total": self._total, "sum_ns": self.sum_ns, "buckets": rows,
                 "p50": self.percentile(50), "p90": self.percentile(90),
                 "p99": self.percentile(99), "max": self.max}
 
     def render(self) -> str:
         """print_log2_hist(slots, MAX_SLOTS, unit) output; "" when empty."""
         return render_log2(self._slots, self._unit)
+
+
+def _both(a, b, op):
+    return None if a is None or b is None else op(a, b)
 
 
 # ---- whole-interval text of libbpf-tools runqlat.c -------------------------

@@ -115,6 +115,15 @@ class Program:
         self._obj._require(LOADED, f"get the fd of program {self.name!r}")
         return lib.bpf_program__fd(self._ptr)
 
+    def stats(self) -> tuple[int, int]:
+        """(runs, total run time in ns) since load; both stay 0 unless
+        ``kernel.bpf_stats_enabled`` is 1 (the kernel counts nothing else)."""
+        info = ffi.new("struct bpf_prog_info *")
+        size = ffi.new("__u32 *", ffi.sizeof("struct bpf_prog_info"))
+        libbpf.check(lib.bpf_obj_get_info_by_fd(self.fileno(), info, size),
+                     "get info of program", self.name)
+        return info.run_cnt, info.run_time_ns
+
     def attach(self) -> Link:
         """Attach by section name; the object owns the link (closed with it)."""
         self._obj._require(LOADED, f"attach program {self.name!r}")

@@ -45,8 +45,10 @@ class RunqTracer:
 
     object_name = ""
 
-    def __init__(self, pids=None, tid: int | None = None, cgroup_path: str | None = None):
+    def __init__(self, pids=None, tid: int | None = None, cgroup_path: str | None = None,
+                 cgroup_ids=None):
         self.pids = parse_pids(pids) if pids is not None else None
+        self.cgroup_ids = set(cgroup_ids) if cgroup_ids is not None else None
         if tid is not None and (not isinstance(tid, int) or tid <= 0):
             raise UsageError(f"invalid TID {tid!r}")
         target = cgroup.resolve(cgroup_path) if cgroup_path else None
@@ -54,6 +56,7 @@ class RunqTracer:
         try:
             rodata = self.obj.rodata
             rodata["filter_pids"] = self.pids is not None
+            rodata["filter_cgroup_set"] = self.cgroup_ids is not None
             rodata["targ_tid"] = tid or 0
             if target:
                 _, rodata["targ_cgroup_id"], rodata["targ_cgroup_level"] = target
@@ -67,6 +70,8 @@ class RunqTracer:
             self.obj.load()
             if self.pids:
                 self.set_pids(self.pids)
+            if self.cgroup_ids:
+                self.set_cgroup_ids(self.cgroup_ids)
             self.obj.attach()
         except BaseException:
             self.obj.close()
@@ -79,13 +84,15 @@ class RunqTracer:
         """Trace only these processes from now on, without reloading."""
         if self.pids is None:
             raise UsageError("set_pids() needs a PID filter from the start (pids=...)")
-        new = parse_pids(pids)
-        m = self.obj.maps["pids"]
-        for pid in set(m.keys()) - new:
-            _discard(m, pid)
-        for pid in new:
-            m[pid] = 1
-        self.pids = new
+        self.pids = parse_pids(pids)
+        _replace_keys(self.obj.maps["pids"], self.pids)
+
+    def set_cgroup_ids(self, ids) -> None:
+        """Trace only tasks in these cgroups from now on, without reloading."""
+        if self.cgroup_ids is None:
+            raise UsageError("set_cgroup_ids() needs a cgroup filter from the start (cgroup_ids=...)")
+        self.cgroup_ids = set(ids)
+        _replace_keys(self.obj.maps["cgroup_set"], self.cgroup_ids)
 
     def stats(self) -> dict[str, int]:
         """Samples the kernel side had to drop or discard, by reason, since start."""
@@ -102,8 +109,12 @@ class RunqTracer:
         self.close()
 
 
-def _discard(m, key) -> None:
-    try:
-        del m[key]
-    except KeyError:
-        pass
+def _replace_keys(m, keys: set) -> None:
+    """Make a set-like map (key -> 1) hold exactly ``keys``."""
+    for key in set(m.keys()) - keys:
+        try:
+            del m[key]
+        except KeyError:
+            pass
+    for key in keys:
+        m[key] = 1

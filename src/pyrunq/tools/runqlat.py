@@ -28,19 +28,21 @@ class RunqLat(RunqTracer):
     ``per``: None (one histogram), "pid", "tid", "pidns" or "cgroup".
     ``pids``: trace only these processes (``set_pids`` changes them live).
     ``cgroup``: trace only tasks in this cgroup v2 directory or below.
+    ``cgroup_ids``: trace only tasks directly in these cgroups (ids, i.e. the
+    directories' inode numbers; ``set_cgroup_ids`` changes them live).
     """
 
     object_name = "runqlat"
 
     def __init__(self, milliseconds: bool = False, per: str | None = None, pids=None,
-                 cgroup: str | None = None, max_keys: int = 10240):
+                 cgroup: str | None = None, cgroup_ids=None, max_keys: int = 10240):
         if per not in PER_KINDS:
             raise UsageError(f"per must be one of {', '.join(map(str, PER_KINDS))}, not {per!r}")
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
         self._milliseconds, self._max_keys = milliseconds, max_keys
         self._previous: dict[int, Histogram] = {}
         self._cgroup_names = None
-        super().__init__(pids=pids, cgroup_path=cgroup)
+        super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids)
 
     def configure(self, obj) -> None:
         obj.rodata["targ_per"] = PER_KINDS[self.per]
@@ -65,7 +67,7 @@ class RunqLat(RunqTracer):
         hists = self.obj.maps["hists"]
         out = {}
         for raw, value in hists.items():
-            cumulative = Histogram(value.buckets, self.unit)
+            cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
             previous = self._previous.get(raw)
             delta = cumulative - previous if previous is not None else cumulative
             if delta:
