@@ -17,6 +17,7 @@ Output of ``runqlat [-T] [-m] [-P|-L|--pidnss] [interval [count]]``:
 from __future__ import annotations
 
 import math
+import operator
 import time
 from typing import Iterable, Optional, Tuple, Union
 
@@ -131,18 +132,17 @@ class Histogram:
 
     def __init__(self, buckets: Iterable[int], unit: str = "usecs",
                  sum_ns: Optional[int] = None):
-        b = tuple(int(c) for c in buckets)
+        # built once per key per interval (10,000 keys for `runqlat -L` on a
+        # busy host): only C-speed builtins here, log2 slots on first use
+        b = buckets if type(buckets) is tuple else tuple(map(operator.index, buckets))
         if len(b) != HIST_BUCKETS:
             raise ValueError("need %d buckets, got %d" % (HIST_BUCKETS, len(b)))
-        if any(c < 0 for c in b):
+        if min(b) < 0:
             raise ValueError("bucket counts must be >= 0")
         if unit not in UNITS:
             raise ValueError("unit must be one of %s" % (UNITS,))
-        slots = [0] * LOG2_SLOTS
-        for i, c in enumerate(b):
-            slots[slot_of_bucket(i)] += c
         self._buckets, self._unit = b, unit
-        self._slots, self._total = tuple(slots), sum(b)
+        self._slots, self._total = None, sum(b)
         self.sum_ns = sum_ns  # exact sum of the latencies, where the kernel kept it
 
     @classmethod
@@ -182,6 +182,10 @@ class Histogram:
     @property
     def slots(self) -> Tuple[int, ...]:
         """The 26 log2 slot counts libbpf-tools runqlat would hold."""
+        if self._slots is None:
+            b = self._buckets
+            self._slots = (b[0] + b[1], b[2] + b[3],
+                           *(sum(b[i:i + SUB]) for i in range(SUB, HIST_BUCKETS, SUB)))
         return self._slots
 
     @property
@@ -236,16 +240,18 @@ class Histogram:
         are u32, so this is modulo 2**32 and survives one wrap-around."""
         if not isinstance(other, Histogram):
             return NotImplemented
-        return Histogram(((a - b) % _U32 for a, b in
-                          zip(self._buckets, other._buckets)), self._unit_of(other),
+        d = tuple(map(operator.sub, self._buckets, other._buckets))
+        if min(d) < 0:  # a counter wrapped
+            d = tuple(v % _U32 for v in d)
+        return Histogram(d, self._unit_of(other),
                          _both(self.sum_ns, other.sum_ns, lambda a, b: (a - b) % 2**64))
 
     def __add__(self, other: "Histogram") -> "Histogram":
         """Merge (e.g. several keys or intervals); exact, no u32 wrap."""
         if not isinstance(other, Histogram):
             return NotImplemented
-        return Histogram((a + b for a, b in
-                          zip(self._buckets, other._buckets)), self._unit_of(other),
+        return Histogram(tuple(map(operator.add, self._buckets, other._buckets)),
+                         self._unit_of(other),
                          _both(self.sum_ns, other.sum_ns, lambda a, b: a + b))
 
     def __bool__(self) -> bool:
@@ -268,18 +274,18 @@ class Histogram:
         (None/null when empty).  The last slot also holds every larger value,
         as in the C tool, although its "high" reads 2**26-1."""
         rows = []
-        last = max((i for i, c in enumerate(self._slots) if c), default=-1)
+        last = max((i for i, c in enumerate(self.slots) if c), default=-1)
         for s in range(last + 1):
             low, high = (1 << (s + 1)) >> 1, (1 << (s + 1)) - 1
             rows.append({"low": 0 if s == 0 else low, "high": high,
-                         "count": self._slots[s]})
+                         "count": self.slots[s]})
         return {"unit": self._unit, "total": self._total, "sum_ns": self.sum_ns, "buckets": rows,
                 "p50": self.percentile(50), "p90": self.percentile(90),
                 "p99": self.percentile(99), "max": self.max}
 
     def render(self) -> str:
         """print_log2_hist(slots, MAX_SLOTS, unit) output; "" when empty."""
-        return render_log2(self._slots, self._unit)
+        return render_log2(self.slots, self._unit)
 
 
 def _both(a, b, op):

@@ -67,11 +67,12 @@ class RunqLat(RunqTracer):
         hists = self.obj.maps["hists"]
         out = {}
         for raw, value in hists.items():
-            cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
             previous = self._previous.get(raw)
-            delta = cumulative - previous if previous is not None else cumulative
-            if delta:
-                out[self._key(raw, value.comm)] = delta
+            if previous is not None and previous.buckets == value.buckets:
+                continue  # nothing new: the common case for idle threads
+            cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
+            out[self._key(raw, value.comm)] = (cumulative - previous if previous is not None
+                                               else cumulative)
             if clear:
                 self._previous[raw] = cumulative
         if clear:
