@@ -234,4 +234,64 @@ static __always_inline bool runq_switch(bool raw, bool preempt,
 	return runq_dequeue(raw, next, &now, delta_ns);
 }
 
+/* What the including tool does with next's measured wait. */
+static __always_inline void runq_measured(bool raw, struct task_struct *prev,
+					  struct task_struct *next,
+					  __u64 delta_ns);
+
+static __always_inline void runq_switched(bool raw, bool preempt,
+					  struct task_struct *prev,
+					  struct task_struct *next)
+{
+	__u64 delta_ns;
+
+	if (runq_switch(raw, preempt, prev, next, &delta_ns))
+		runq_measured(raw, prev, next, delta_ns);
+}
+
+/* The programs, in both flavours; user space loads one flavour. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(handle_wakeup, struct task_struct *p)
+{
+	runq_wakeup(false, p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(handle_wakeup_new, struct task_struct *p)
+{
+	runq_wakeup(false, p);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	runq_switched(false, preempt, prev, next);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(handle_wakeup_raw, struct task_struct *p)
+{
+	runq_wakeup(true, p);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(handle_wakeup_new_raw, struct task_struct *p)
+{
+	runq_wakeup(true, p);
+	return 0;
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(handle_switch_raw, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	runq_switched(true, preempt, prev, next);
+	return 0;
+}
+
 #endif /* __RUNQ_COMMON_BPF_H */

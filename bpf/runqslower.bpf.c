@@ -35,56 +35,12 @@ static __always_inline void emit(bool raw, struct task_struct *prev,
 	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(handle_wakeup, struct task_struct *p)
+static __always_inline void runq_measured(bool raw, struct task_struct *prev,
+					  struct task_struct *next,
+					  __u64 delta_ns)
 {
-	runq_wakeup(false, p);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(handle_wakeup_new, struct task_struct *p)
-{
-	runq_wakeup(false, p);
-	return 0;
-}
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next)
-{
-	__u64 delta_ns;
-
-	if (runq_switch(false, preempt, prev, next, &delta_ns) &&
-	    delta_ns >= min_us * 1000)
-		emit(false, prev, next, delta_ns);
-	return 0;
-}
-
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(handle_wakeup_raw, struct task_struct *p)
-{
-	runq_wakeup(true, p);
-	return 0;
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(handle_wakeup_new_raw, struct task_struct *p)
-{
-	runq_wakeup(true, p);
-	return 0;
-}
-
-SEC("raw_tp/sched_switch")
-int BPF_PROG(handle_switch_raw, bool preempt, struct task_struct *prev,
-	     struct task_struct *next)
-{
-	__u64 delta_ns;
-
-	if (runq_switch(true, preempt, prev, next, &delta_ns) &&
-	    delta_ns >= min_us * 1000)
-		emit(true, prev, next, delta_ns);
-	return 0;
+	if (delta_ns >= min_us * 1000)
+		emit(raw, prev, next, delta_ns);
 }
 
 char LICENSE[] SEC("license") = "GPL";
