@@ -2,7 +2,7 @@
 /*
  * Run queue latency: the time from a task's enqueue (wakeup, or being
  * switched out while still runnable) to its switch-in. Each tool includes
- * this, measures with runq_wakeup() / runq_switch() and decides what to do
+ * this, which defines the programs, and defines runq_measured(): what to do
  * with a measured delay.
  *
  * Every function comes in two flavours selected by the literal `raw`:
