@@ -165,21 +165,26 @@ def test_interrupted_at_random_moments_200_times(kernel):
     rng = random.Random(7)
     runs, live = 200, []
     results = []
-    while runs or live:
-        while runs and len(live) < 4:
-            runs -= 1
-            args = rng.choice(INTERRUPTED)
-            p = subprocess.Popen(pyrunq_cmd(*args), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
-            live.append((p, time.monotonic() + rng.uniform(0, 0.8),
-                         rng.choice([signal.SIGINT, signal.SIGTERM])))
-        time.sleep(0.01)
-        for entry in list(live):
-            p, when, signum = entry
-            if time.monotonic() >= when:
-                p.send_signal(signum)
-                results.append((p.args, p.communicate(timeout=30)[1], p.wait()))
-                live.remove(entry)
+    try:
+        while runs or live:
+            while runs and len(live) < 4:
+                runs -= 1
+                args = rng.choice(INTERRUPTED)
+                p = subprocess.Popen(pyrunq_cmd(*args), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+                live.append((p, time.monotonic() + rng.uniform(0, 0.8),
+                             rng.choice([signal.SIGINT, signal.SIGTERM])))
+            time.sleep(0.01)
+            for entry in list(live):
+                p, when, signum = entry
+                if time.monotonic() >= when:
+                    p.send_signal(signum)
+                    results.append((p.args, p.communicate(timeout=30)[1], p.wait()))
+                    live.remove(entry)
+    finally:  # a failure must not leave tracers behind
+        for p, _, _ in live:
+            p.kill()
+            p.wait()
     for args, err, rc in results:
         if rc in (0, 130):  # nothing but the banner, which --json writes to stderr
             assert all(line.startswith("Tracing run queue latency")

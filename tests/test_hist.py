@@ -1,5 +1,4 @@
 """Tests for pyrunq.hist: bucket mapping, percentiles and runqlat-identical text."""
-import importlib.util
 import math
 import os
 import random
@@ -8,18 +7,10 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-try:
-    from pyrunq import hist
-except ImportError:  # package __init__ not there yet: load the file directly
-    _p = Path(__file__).resolve().parents[1] / "src" / "pyrunq" / "hist.py"
-    _spec = importlib.util.spec_from_file_location("pyrunq_hist", _p)
-    hist = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = hist
-    _spec.loader.exec_module(hist)
+from pyrunq import hist
 
 Histogram = hist.Histogram
 HDR_US = "     usecs               : count    distribution\n"
@@ -372,3 +363,15 @@ def test_missing_runqlat_skips_or_fails(monkeypatch):
     monkeypatch.setenv("PYRUNQ_REQUIRE_BPF", "1")
     with pytest.raises(pytest.fail.Exception):
         _need_runqlat()
+
+
+def test_fast_rendering_matches_the_line_by_line_rendering():
+    from pyrunq.hist import _render_any, _render_narrow
+
+    rng = random.Random(3)
+    for _ in range(500):
+        n = rng.randint(1, 26)
+        vals = [rng.choice([0, 1, rng.randint(0, 99), rng.randint(0, 10**6)]) for _ in range(n)]
+        vals[-1] = vals[-1] or 1
+        for unit in ("usecs", "msecs"):
+            assert _render_narrow(vals, unit) == _render_any(vals, unit)

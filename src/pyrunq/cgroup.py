@@ -34,6 +34,20 @@ def resolve(path: str) -> tuple[str, int, int]:
     raise UsageError(f"{path}: not a cgroup v2 directory (cgroup v2 is mounted at {mount})")
 
 
+def tree(mount: str | None = None) -> dict[int, str]:
+    """Every cgroup there is now: id -> path relative to the mount ("/" for the root)."""
+    mount = mount or cgroup2_mount()
+    out = {}
+    for root, _, _ in os.walk(mount):
+        try:
+            ino = os.stat(root).st_ino
+        except OSError:  # removed while we walked
+            continue
+        rel = os.path.relpath(root, mount)
+        out[ino] = "/" if rel == "." else "/" + rel
+    return out
+
+
 class Names:
     """cgroup id -> path relative to the mount (``/system.slice/x.scope``)."""
 
@@ -42,13 +56,7 @@ class Names:
         self._names: dict[int, str] = {}
 
     def _scan(self) -> None:
-        for root, dirs, _ in os.walk(self._mount):
-            try:
-                ino = os.stat(root).st_ino
-            except OSError:
-                continue
-            rel = os.path.relpath(root, self._mount)
-            self._names[ino] = "/" if rel == "." else "/" + rel
+        self._names.update(tree(self._mount))
 
     def __call__(self, cgroup_id: int) -> str:
         if cgroup_id not in self._names:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import operator
 import time
-from typing import Iterable, Optional, Tuple, Union
+from collections.abc import Iterable
 
 HIST_BUCKETS = 100  # fine buckets kept by the kernel side
 LOG2_SLOTS = 26     # libbpf-tools runqlat.h MAX_SLOTS
@@ -46,7 +46,7 @@ def bucket_of(v: int) -> int:
     return min(SUB * (m - 1) + ((v >> (m - 2)) & 3), HIST_BUCKETS - 1)
 
 
-def bucket_bounds(i: int) -> Tuple[int, Optional[int]]:
+def bucket_bounds(i: int) -> tuple[int, int | None]:
     """Inclusive (low, high) values of fine bucket i; high is None for the
     open-ended last bucket, which also holds everything the kernel clamps."""
     if not 0 <= i < HIST_BUCKETS:
@@ -93,6 +93,19 @@ def stars(val: int, val_max: int, width: int) -> str:
     return "*" * n + " " * (width - n) + ("+" if val > val_max else "")
 
 
+def _bounds(i: int, width: int) -> str:
+    low, high = (1 << (i + 1)) >> 1, (1 << (i + 1)) - 1
+    if low == high:
+        low -= 1
+    return "%*d -> %-*d : " % (width, _s64(low), width, _s64(high))
+
+
+# the fixed parts of narrow rows, formatted once: runqlat -L prints thousands
+_NARROW_HEADER = " " * 5 + "%-19s : count    distribution\n"
+_NARROW_ROWS = tuple(_bounds(i, 10) for i in range(33))
+_NARROW_BARS = tuple(" |" + "*" * n + " " * (_STARS_MAX - n) + "|\n" for n in range(_STARS_MAX + 1))
+
+
 def render_log2(slots: Iterable[int], unit: str) -> str:
     """Exactly what trace_helpers.c print_log2_hist(slots, len, unit) prints.
 
@@ -110,18 +123,27 @@ def render_log2(slots: Iterable[int], unit: str) -> str:
     idx_max = max((i for i, v in enumerate(vals) if v), default=-1)
     if idx_max < 0:
         return ""
+    if idx_max <= 32 and max(vals) * _STARS_MAX < 1 << 31:
+        return _render_narrow(vals[:idx_max + 1], unit)
+    return _render_any(vals[:idx_max + 1], unit)
+
+
+def _render_narrow(vals: list[int], unit: str) -> str:
+    """The usual case, from preformatted parts: no C overflow quirk applies."""
     val_max = max(vals)
-    narrow = idx_max <= 32
+    return "".join([_NARROW_HEADER % unit] + [
+        _NARROW_ROWS[i] + "%-8d" % v + _NARROW_BARS[v * _STARS_MAX // val_max]
+        for i, v in enumerate(vals)])
+
+
+def _render_any(vals: list[int], unit: str) -> str:
+    """Every case, line by line as the C code does it."""
+    val_max, narrow = max(vals), len(vals) <= 33
     pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else \
         (15, 29, 20, _STARS_MAX // 2)
     out = ["%*s%-*s : count    distribution\n" % (pad, "", label, unit)]
-    for i in range(idx_max + 1):
-        low, high = (1 << (i + 1)) >> 1, (1 << (i + 1)) - 1
-        if low == high:
-            low -= 1
-        out.append("%*d -> %-*d : %-8d |%s|\n" % (
-            width, _s64(low), width, _s64(high), _s32(vals[i]),
-            stars(vals[i], val_max, bar)))
+    for i, v in enumerate(vals):
+        out.append(_bounds(i, width) + "%-8d |%s|\n" % (_s32(v), stars(v, val_max, bar)))
     return "".join(out)
 
 
@@ -131,7 +153,7 @@ class Histogram:
     __slots__ = ("_buckets", "_unit", "_slots", "_total", "sum_ns")
 
     def __init__(self, buckets: Iterable[int], unit: str = "usecs",
-                 sum_ns: Optional[int] = None):
+                 sum_ns: int | None = None):
         # built once per key per interval (10,000 keys for `runqlat -L` on a
         # busy host): only C-speed builtins here, log2 slots on first use
         b = buckets if type(buckets) is tuple else tuple(map(operator.index, buckets))
@@ -170,7 +192,7 @@ class Histogram:
         return cls(b, unit)
 
     @property
-    def buckets(self) -> Tuple[int, ...]:
+    def buckets(self) -> tuple[int, ...]:
         """The 100 fine bucket counts."""
         return self._buckets
 
@@ -180,7 +202,7 @@ class Histogram:
         return self._unit
 
     @property
-    def slots(self) -> Tuple[int, ...]:
+    def slots(self) -> tuple[int, ...]:
         """The 26 log2 slot counts libbpf-tools runqlat would hold."""
         if self._slots is None:
             b = self._buckets
@@ -192,7 +214,7 @@ class Histogram:
     def total(self) -> int:
         return self._total
 
-    def percentile(self, q: float) -> Optional[float]:
+    def percentile(self, q: float) -> float | None:
         """Estimated q-th percentile (0 <= q <= 100) in self.unit; None if empty.
 
         Nearest rank r = ceil(q/100 * total) (at least 1, so q=0 is the first
@@ -221,7 +243,7 @@ class Histogram:
         raise AssertionError("unreachable: rank <= total")
 
     @property
-    def max(self) -> Optional[int]:
+    def max(self) -> int | None:
         """Upper bound of the highest non-empty bucket (lower bound for the
         open top bucket); None when empty."""
         for i in range(HIST_BUCKETS - 1, -1, -1):
@@ -297,7 +319,7 @@ def _both(a, b, op):
 _KEY_FORMATS = {"pid": "pid = %d %s", "tid": "tid = %d %s", "pidns": "pidns = %u %s"}
 
 
-def decode_comm(comm: Union[bytes, str]) -> str:
+def decode_comm(comm: bytes | str) -> str:
     """A task comm as C's %s prints it: up to the first NUL.  Undecodable
     bytes become surrogates; write output encoded with 'surrogateescape' to
     get the kernel's bytes back."""
@@ -306,7 +328,7 @@ def decode_comm(comm: Union[bytes, str]) -> str:
     return comm.split("\0", 1)[0]
 
 
-def key_heading(mode: Optional[str], key: int, comm: Union[bytes, str]) -> Optional[str]:
+def key_heading(mode: str | None, key: int, comm: bytes | str) -> str | None:
     """Per-key line of runqlat.c print_log2_hists (without newlines):
     "pid = %d %s" (-P), "tid = %d %s" (-L), "pidns = %u %s" (--pidnss).
     mode is "pid", "tid", "pidns" or None (plain mode: no heading).  The key
@@ -318,7 +340,7 @@ def key_heading(mode: Optional[str], key: int, comm: Union[bytes, str]) -> Optio
                                  decode_comm(comm))
 
 
-def render_section(hist: Histogram, heading: Optional[str] = None) -> str:
+def render_section(hist: Histogram, heading: str | None = None) -> str:
     """One map entry as print_log2_hists prints it: "\\n<heading>\\n" (only
     with a heading; printed even if the histogram is empty) followed by
     print_log2_hist's text.  The blank line before each heading is the only
@@ -327,7 +349,7 @@ def render_section(hist: Histogram, heading: Optional[str] = None) -> str:
     return head + hist.render()
 
 
-def interval_header(t: Union[None, float, time.struct_time] = None) -> str:
+def interval_header(t: None | float | time.struct_time = None) -> str:
     """Start of each interval in runqlat.c main(): printf("\\n") after the
     sleep, then with -T the local time strftime("%H:%M:%S") as "%-8s\\n".
     t is None (no -T), epoch seconds or a struct_time (local time)."""
@@ -338,8 +360,8 @@ def interval_header(t: Union[None, float, time.struct_time] = None) -> str:
     return "\n%-8s\n" % time.strftime("%H:%M:%S", t)
 
 
-def render_interval(sections: Iterable[Tuple[Optional[str], Histogram]],
-                    t: Union[None, float, time.struct_time] = None) -> str:
+def render_interval(sections: Iterable[tuple[str | None, Histogram]],
+                    t: None | float | time.struct_time = None) -> str:
     """Everything runqlat prints for one interval: interval_header(t) then
     render_section() for each (heading, hist) in map iteration order."""
     return interval_header(t) + "".join(render_section(h, hd) for hd, h in sections)

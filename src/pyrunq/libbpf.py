@@ -10,9 +10,8 @@ rejection explains itself even when logging is not configured.
 from __future__ import annotations
 
 import collections
-import ctypes
-import logging
 import os
+import sys
 
 from .errors import LibbpfUnavailable, from_errno
 
@@ -23,6 +22,8 @@ NEEDED = "pyrunq needs libbpf.so.1 >= 1.0 (Debian: apt-get install libbpf1)"
 def _preload(path: str) -> None:
     """Load libbpf from ``path`` first: the binding's dependency on
     libbpf.so.1 then binds to it (same soname) instead of the system's."""
+    import ctypes
+
     try:
         ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
     except OSError as e:
@@ -47,9 +48,8 @@ if VERSION < MIN_VERSION:
     raise LibbpfUnavailable(f"libbpf {ffi.string(lib.libbpf_version_string()).decode()} "
                             f"is too old: {NEEDED}")
 
-log = logging.getLogger("pyrunq.libbpf")
-log.addHandler(logging.NullHandler())  # silent unless the application configures logging
-_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+LOGGER = "pyrunq.libbpf"
+_LEVELS = (30, 20, 10)  # LIBBPF_WARN, _INFO, _DEBUG as logging's WARNING, INFO, DEBUG
 _recent: collections.deque[str] = collections.deque(maxlen=200)
 _interrupts: list[BaseException] = []
 
@@ -72,7 +72,14 @@ def pyrunq_log(level, msg):
         text = ffi.string(msg).decode(errors="replace").rstrip("\n")
         if level == 0:
             _recent.append(text)
-        log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+        # Only a program that uses logging can show these; importing it here
+        # would cost every start 10 ms.
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logger = logging.getLogger(LOGGER)
+            if not logger.handlers:  # no "lastResort" printing to stderr
+                logger.addHandler(logging.NullHandler())
+            logger.log(_LEVELS[min(level, 2)], "%s", text)
     except BaseException as e:  # noqa: BLE001 - raised again by check()
         _interrupts.append(e)
 

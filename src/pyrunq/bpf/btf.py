@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import operator
 import struct
-from typing import Any
 
 from ..libbpf import ffi, lib
 
@@ -30,10 +29,10 @@ class Codec:
     count = 1
     size: int
 
-    def build(self, items: tuple, i: int) -> Any:
+    def build(self, items: tuple, i: int) -> object:
         return items[i]
 
-    def flatten(self, value: Any, out: list) -> None:
+    def flatten(self, value: object, out: list) -> None:
         out.append(value)
 
 
@@ -152,10 +151,10 @@ class Layout:
             raise AssertionError(f"layout of {name or 'type'}: {self.size} != BTF size {codec.size}")
         self.record = getattr(codec, "record", None)
 
-    def decode(self, data, offset: int = 0) -> Any:
+    def decode(self, data, offset: int = 0) -> object:
         return self.codec.build(self.struct.unpack_from(data, offset), 0)
 
-    def encode(self, value: Any) -> bytes:
+    def encode(self, value: object) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(self.codec, (Raw, CString)):
             if len(value) != self.size:
                 raise ValueError(f"{name_of(self)} is {self.size} bytes, got {len(value)}")

@@ -24,7 +24,6 @@ _signal.signal(_signal.SIGTERM, _early)
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
-import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -101,7 +100,9 @@ def _main(argv) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
     tool.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    if args.verbose:
+    if args.verbose:  # libbpf's log, through logging (imported only here: start-up time)
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     from ..errors import PyrunqError, UsageError
 

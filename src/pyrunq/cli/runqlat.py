@@ -3,7 +3,6 @@ several PIDs, per-cgroup histograms and JSON."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -65,6 +64,8 @@ def text(snapshot: dict, timestamp: bool) -> str:
 
 
 def json_lines(snapshot: dict, rq) -> str:
+    import json
+
     now = time.time()
     if rq.per is None and not snapshot:
         from ..hist import Histogram

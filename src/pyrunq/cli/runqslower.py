@@ -3,7 +3,6 @@ plus a threshold of 0, JSON, and lost events always reported."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -69,6 +68,8 @@ class Rows:
 
 
 def json_writer(out):
+    import json
+
     def on_event(e):
         out.write(json.dumps({
             "time": time.time(), "comm": e.task, "pid": e.pid, "tid": e.tid,

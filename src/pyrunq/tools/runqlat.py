@@ -65,29 +65,34 @@ class RunqLat(RunqTracer):
         baseline where it is, so the next snapshot covers this time too.
         """
         hists = self.obj.maps["hists"]
-        out = {}
+        out, idle = {}, []
         for raw, value in hists.items():
             previous = self._previous.get(raw)
             if previous is not None and previous.buckets == value.buckets:
-                continue  # nothing new: the common case for idle threads
+                idle.append(raw)  # nothing new: the common case for idle threads
+                continue
             cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
             out[self._key(raw, value.comm)] = (cumulative - previous if previous is not None
                                                else cumulative)
             if clear:
                 self._previous[raw] = cumulative
-        if clear:
-            self._forget_exited(hists)
+        if clear and self.per in ("pid", "tid"):
+            self._forget_exited(idle)
         return out
 
-    def _forget_exited(self, hists) -> None:
+    def _forget_exited(self, idle) -> None:
         """Drop the entries of threads and processes that are gone, so the map
-        does not fill up; their last samples were reported just now."""
-        if self.per not in ("pid", "tid"):
-            return
-        for raw in list(self._previous):
-            if not os.path.exists(f"/proc/{raw}"):
-                del self._previous[raw]
-                try:
-                    del hists[raw]
-                except KeyError:
-                    pass
+        does not fill up. Only keys without new samples can be gone, and
+        their last samples were reported by an earlier snapshot."""
+        self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
+
+    def forget(self, ids) -> None:
+        """Drop the kernel entries and baselines of these keys (e.g. cgroups
+        that were removed): the map must not fill up with what is gone."""
+        hists = self.obj.maps["hists"]
+        for raw in ids:
+            self._previous.pop(raw, None)
+            try:
+                del hists[raw]
+            except KeyError:
+                pass
