@@ -186,14 +186,14 @@ def test_interrupted_at_random_moments_200_times(kernel):
             p.kill()
             p.wait()
     for args, err, rc in results:
-        if rc in (0, 130):  # nothing but the banner, which --json writes to stderr
+        if rc == 0:  # nothing but the banner, which --json writes to stderr
             assert all(line.startswith("Tracing run queue latency")
                        for line in err.splitlines()), (args, err)
         else:  # a signal before pyrunq's handlers exist: the interpreter's default
             assert rc in (1, -signal.SIGINT, -signal.SIGTERM), (args, rc, err)
             assert rc < 0 or err.rstrip().endswith("KeyboardInterrupt"), (args, err)
     assert len(results) == 200
-    assert sum(rc in (0, 130) for _, _, rc in results) > 150
+    assert sum(rc == 0 for _, _, rc in results) > 150
 
 
 def test_overload_threshold_zero_for_a_minute(kernel):
@@ -214,9 +214,12 @@ def test_overload_threshold_zero_for_a_minute(kernel):
                 if time.monotonic() > deadline:
                     break
         p.send_signal(signal.SIGINT)
-        rest, err = p.communicate(timeout=60)
-        for line in rest.splitlines():
+        # read on through the same buffered file: communicate() would skip
+        # what its read-ahead already holds
+        for line in p.stdout:
             json.loads(line)
+        err = p.stderr.read()
+        p.wait(timeout=60)
     finally:
         load.kill()
         load.wait()

@@ -5,32 +5,40 @@ Conventions shared by every subcommand: usage errors print one line
 exit 1 (with the traceback only under ``-v``); SIGINT and SIGTERM end tracing
 cleanly, even when SIGINT was ignored by the parent shell; output to a closed
 pipe ends quietly.
+
+SIGINT and SIGTERM only note the signal and wake ``wait()``: no exception
+ever lands in the middle of a write, a load or a libbpf callback, and each
+tool leaves its loop through its normal end (last output, detach, flush).
 """
 
 from __future__ import annotations
 
 import _signal  # built in, unlike `signal`: no import time before the handlers
 
-_early_signals: list[int] = []
+_signals: list[int] = []
 
 
-def _early(signum, frame):
-    _early_signals.append(signum)
+def _note(signum, frame):
+    _signals.append(signum)
 
 
-# A signal while the rest is imported is remembered, then honoured by main().
-_signal.signal(_signal.SIGINT, _early)
-_signal.signal(_signal.SIGTERM, _early)
+# From the first moment pyrunq's code runs, even if the shell ignored SIGINT.
+_signal.signal(_signal.SIGINT, _note)
+_signal.signal(_signal.SIGTERM, _note)
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import os  # noqa: E402
+import select  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+
+_wakeup = -1  # read end of the pipe the C signal handler writes to
 
 TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
+    "exporter": "Serve run queue latency as Prometheus metrics.",
 }
 
 
@@ -67,22 +75,29 @@ def warn_missing(prog: str, pids) -> None:
             print(f"{prog}: warning: no process with PID {pid}", file=sys.stderr)
 
 
-def _stop(signum, frame):
-    """SIGINT / SIGTERM: stop once; a second signal must not break the cleanup."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+def stop_requested() -> bool:
+    return bool(_signals)
+
+
+def wait(timeout: float | None, fd: int | None = None) -> bool:
+    """Sleep ``timeout`` seconds (None: until a signal), or until ``fd`` is
+    readable; return whether SIGINT or SIGTERM has come."""
+    if not _signals:
+        select.select([_wakeup] if fd is None else [_wakeup, fd], [], [], timeout)
+        try:
+            os.read(_wakeup, 64)
+        except BlockingIOError:
+            pass
+    return bool(_signals)
 
 
 def main(argv=None) -> int:
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        if _early_signals:
-            raise KeyboardInterrupt
-        return _main(sys.argv[1:] if argv is None else argv)
-    except KeyboardInterrupt:  # before tracing started: nothing to report
-        return 130
+    global _wakeup
+    _wakeup, w = os.pipe()
+    os.set_blocking(_wakeup, False)
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+    return _main(sys.argv[1:] if argv is None else argv)
 
 
 def _main(argv) -> int:

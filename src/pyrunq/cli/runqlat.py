@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from . import pid_list, positive_int, warn_missing
+from . import pid_list, positive_int, wait, warn_missing
 
 EXAMPLES = """examples:
     pyrunq runqlat            # summarize run queue latency as a histogram
@@ -91,16 +91,14 @@ def run(args, parser) -> int:
         print("Tracing run queue latency... Hit Ctrl-C to end.",
               file=sys.stderr if args.json else out, flush=True)
         remaining = args.count or float("inf")
-        exiting = False
-        while not exiting and remaining > 0:
-            try:
-                time.sleep(args.interval or 1e9)
-            except KeyboardInterrupt:
-                exiting = True
+        while remaining > 0:
+            stopped = wait(args.interval)  # no interval: until Ctrl-C
             snap = rq.snapshot()
             out.write(json_lines(snap, rq) if args.json else text(snap, args.timestamp))
             out.flush()
             remaining -= 1
+            if stopped:
+                break
         report_drops(parser.prog, rq.stats())
     return 0
 

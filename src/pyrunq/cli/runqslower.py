@@ -81,7 +81,7 @@ def json_writer(out):
 
 def run(args, parser) -> int:
     from ..tools.runqslower import RunqSlower
-    from . import warn_missing
+    from . import stop_requested, wait, warn_missing
 
     if args.pid:
         warn_missing(parser.prog, [args.pid])
@@ -95,16 +95,15 @@ def run(args, parser) -> int:
             out.write(rows.header())
             out.flush()
         reported, next_check = 0, time.monotonic() + 1
-        try:
-            while True:
-                rs.poll(0.1, limit=4096)  # back here often, even when flooded
-                out.flush()
-                if time.monotonic() >= next_check:
-                    reported = report_lost(parser.prog, rs.lost, reported)
-                    next_check = time.monotonic() + 1
-        except KeyboardInterrupt:
-            rs.stop()
+        while not stop_requested():
+            if rs.poll(0, limit=4096) == 0:  # bounded: back here often, even when flooded
+                wait(0.5, rs.fileno())
             out.flush()
+            if time.monotonic() >= next_check:
+                reported = report_lost(parser.prog, rs.lost, reported)
+                next_check = time.monotonic() + 1
+        rs.stop()  # detach, then print what is already in the ring buffer
+        out.flush()
         report_lost(parser.prog, rs.lost, reported, final=True)
     return 0
 

@@ -1,0 +1,244 @@
+"""pyrunq exporter: run queue latency for Prometheus, served over HTTP while
+the runqlat programs stay attached; what is traced is resolved again at every
+refresh and pushed into the kernel's filter maps, without reloading."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import pwd
+import re
+import socket
+import sys
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from . import pid_list, positive_int, wait, warn_missing
+
+DEFAULT_LISTEN = "127.0.0.1:9864"
+PER = {"cgroup": "cgroup", "process": "pid", "total": None}
+
+EXAMPLES = """examples:
+    pyrunq exporter                          # per cgroup, on 127.0.0.1:9864/metrics
+    pyrunq exporter --listen :9864 --cgroup '/kubepods*/**' --user nobody
+    pyrunq exporter --by process --comm '^(nginx|postgres)$' --pid 1
+    pyrunq exporter --by total"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--listen", type=listen_address, default=DEFAULT_LISTEN, metavar="ADDR:PORT",
+                   help=f"where to serve /metrics (default {DEFAULT_LISTEN}; "
+                        ":PORT for all addresses)")
+    p.add_argument("--by", choices=PER, default="cgroup",
+                   help="one histogram per cgroup (default), per process, or in total")
+    p.add_argument("--cgroup", action="append", default=[], metavar="GLOB",
+                   help="trace cgroups whose path (relative to the cgroup2 mount) matches; "
+                        "** matches any depth; repeatable")
+    p.add_argument("--comm", action="append", default=[], type=regex, metavar="REGEX",
+                   help="trace processes whose /proc/PID/comm matches (re.search); repeatable")
+    p.add_argument("--pid", action="append", default=[], type=pid_list, metavar="PID[,PID...]",
+                   help="trace these processes; repeatable")
+    p.add_argument("--refresh", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="resolve --cgroup/--comm/--pid again this often (default 10)")
+    p.add_argument("--max-series", type=positive_int, default=1000, metavar="N",
+                   help="at most N histogram series; the overflow is counted (default 1000)")
+    p.add_argument("--user", type=user_entry, metavar="USER",
+                   help="drop root for USER once the programs are attached")
+
+
+def listen_address(text: str) -> tuple[int, tuple]:
+    """ADDR:PORT, [IPv6]:PORT or :PORT -> (address family, socket address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r} (expected ADDR:PORT)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: {e.strerror}") from None
+    return family, sockaddr[:2]
+
+
+def regex(text: str) -> re.Pattern:
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {e}") from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def user_entry(text: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
+
+
+# ---- HTTP ------------------------------------------------------------------
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    request_queue_size = 128  # dozens of scrapers at once must not overflow the backlog
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # one stderr line per scrape is noise
+        pass
+
+
+def bind(listen: tuple[int, tuple]) -> WSGIServer:
+    """Bind before anything is loaded: a bad --listen is a usage error."""
+    from ..errors import UsageError
+
+    family, address = listen
+    server_class = type("Server", (_Server,), {"address_family": family})
+    try:
+        return server_class(address, _QuietHandler)
+    except OSError as e:
+        raise UsageError(f"--listen {url(address)}: cannot listen: {e.strerror}") from None
+
+
+def url(address: tuple) -> str:
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@contextlib.contextmanager
+def serving(server: WSGIServer, collector):
+    from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    ProcessCollector(registry=registry)  # process_*: the exporter's own CPU and memory
+    server.set_app(make_wsgi_app(registry))
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        collector.close()  # a scrape still running must not read a closed RunqLat
+
+
+# ---- privileges --------------------------------------------------------------
+
+PR_SET_KEEPCAPS = 8
+CAP_BPF = 39
+CAPABILITY_VERSION_3 = 0x20080522
+UNPRIVILEGED_BPF = "/proc/sys/kernel/unprivileged_bpf_disabled"
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def kernel_version() -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def map_access_needs_cap_bpf() -> bool:
+    """Before 6.5 every bpf() call, even on an open map fd, needs CAP_BPF while
+    unprivileged BPF is disabled; since 6.5 only creating maps and programs does."""
+    if kernel_version() >= (6, 5):
+        return False
+    try:
+        with open(UNPRIVILEGED_BPF) as f:
+            return f.read().strip() != "0"
+    except OSError:
+        return True
+
+
+def drop_privileges(user: pwd.struct_passwd, keep_cap_bpf: bool | None = None) -> str:
+    """Become ``user`` for good, keeping CAP_BPF alone where map access needs it.
+    Returns what was done, for the log."""
+    if keep_cap_bpf is None:
+        keep_cap_bpf = map_access_needs_cap_bpf()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if keep_cap_bpf:
+        _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+    try:
+        os.initgroups(user.pw_name, user.pw_gid)
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    except PermissionError:
+        from ..errors import PyrunqError
+
+        raise PyrunqError(f"--user {user.pw_name}: cannot switch user "
+                          "(needs root, or CAP_SETUID and CAP_SETGID)") from None
+    if keep_cap_bpf:
+        _capset(libc, 1 << CAP_BPF)
+    with contextlib.suppress(PermissionError):
+        os.setuid(0)
+        raise RuntimeError("could regain root after dropping it")
+    who = f"running as {user.pw_name} (uid {user.pw_uid}, gid {user.pw_gid})"
+    release = ".".join(map(str, kernel_version()))
+    if keep_cap_bpf:
+        return f"{who} with CAP_BPF alone: kernel {release} needs it for map access"
+    return f"{who} with no capabilities: kernel {release} allows map access through open fds"
+
+
+def _capset(libc, mask: int) -> None:
+    header = _CapHeader(CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = data[i].permitted = (mask >> (32 * i)) & 0xFFFFFFFF
+    _check(libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+# ---- the command -------------------------------------------------------------
+
+def run(args, parser) -> int:
+    from ..export import RunqueueCollector, Selection
+
+    pids = [p for group in args.pid for p in group]
+    warn_missing(parser.prog, pids)
+    selection = Selection(args.cgroup, args.comm, pids)
+    server = bind(args.listen)
+    try:
+        with selection.open(per=PER[args.by]) as rq:
+            if args.user:
+                say(parser.prog, drop_privileges(args.user))
+            collector = RunqueueCollector(rq, args.max_series, selection)
+            with serving(server, collector):
+                say(parser.prog, f"serving http://{url(server.server_address)}/metrics")
+                refresh_until_stopped(collector, args.refresh)
+    finally:
+        server.server_close()
+    return 0
+
+
+def refresh_until_stopped(collector, every: float) -> None:
+    """Until SIGINT / SIGTERM: then serving stops and the programs are
+    detached on the way out."""
+    while not wait(every):
+        collector.refresh()
+
+
+def say(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,304 @@
+"""Run queue latency as Prometheus metrics: a prometheus_client collector over
+one RunqLat, and the selection of what it traces, resolved again and again.
+
+    from prometheus_client import CollectorRegistry, start_http_server
+    from pyrunq.export import RunqueueCollector, Selection
+
+    selection = Selection(cgroups=["/system.slice/docker-*.scope"])
+    with selection.open(per="cgroup") as rq:
+        collector = RunqueueCollector(rq, selection=selection, max_series=500)
+        registry = CollectorRegistry()
+        registry.register(collector)
+        start_http_server(9864, "127.0.0.1", registry)
+        while True:
+            time.sleep(10)
+            collector.refresh()   # new and removed cgroups, without reloading
+
+The kernel's counters are u32 and wrap around; ``RunqLat.snapshot()`` returns
+deltas that survive a wrap and the collector adds them up in Python integers,
+so every counter it exposes only ever grows while its series lives.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import threading
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from . import cgroup
+from .errors import UsageError
+from .hist import LOG2_SLOTS
+
+LATENCY = "pyrunq_runqueue_latency_seconds"
+# Slot i holds [2^i, 2^(i+1)) us; the last slot also holds everything the
+# kernel clamps, so only +Inf bounds it.
+BOUNDS = tuple(floatToGoString(2 ** (i + 1) / 1e6) for i in range(LOG2_SLOTS - 1))
+LABELS = {None: (), "cgroup": ("cgroup",), "pid": ("pid", "comm"), "tid": ("tid", "comm"),
+          "pidns": ("pidns",)}
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+log = logging.getLogger(__name__)
+
+
+def label_values(key) -> tuple[str, ...]:
+    """Prometheus label values of a RunqLat key (see LABELS)."""
+    if key is None:
+        return ()
+    if key.kind == "cgroup":
+        return (key.name,)
+    if key.kind == "pidns":
+        return (str(key.id),)
+    return (str(key.id), key.name)
+
+
+class CgroupGlob:
+    """A cgroup path pattern: fnmatch within each path segment, ``**`` for
+    zero or more whole segments (``/kubepods*/**``: those cgroups and all
+    below). Paths are relative to the cgroup2 mount; the root is "/"."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        self._parts = _segments(pattern)
+
+    def match(self, path: str) -> bool:
+        return _match(self._parts, _segments(path))
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(s for s in path.split("/") if s)
+
+
+def _match(pattern: tuple, path: tuple) -> bool:
+    if not pattern:
+        return not path
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_match(rest, path[i:]) for i in range(len(path) + 1))
+    return bool(path) and fnmatch.fnmatchcase(path[0], head) and _match(rest, path[1:])
+
+
+def processes():
+    """(pid, comm) of every process now; those that exit meanwhile are skipped."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    yield int(entry), f.read().rstrip("\n")
+            except OSError:
+                continue
+
+
+class Selection:
+    """What to trace: cgroups whose path matches a glob, processes whose comm
+    matches a regex (searched, as pgrep does) or whose PID is given. Resolved
+    anew at each refresh, since cgroups and processes come and go."""
+
+    def __init__(self, cgroups=(), comms=(), pids=()):
+        self.cgroup_globs = [CgroupGlob(g) for g in cgroups]
+        self.comms = [re.compile(c) if isinstance(c, str) else c for c in comms]
+        self.pids = set(pids)
+
+    def cgroup_ids(self, tree: dict[int, str]) -> set[int] | None:
+        """Ids of the matching cgroups of ``tree``; None without globs (all)."""
+        if not self.cgroup_globs:
+            return None
+        return {i for i, path in tree.items() if any(g.match(path) for g in self.cgroup_globs)}
+
+    def process_ids(self) -> set[int] | None:
+        """PIDs of the matching live processes; None without comms or PIDs (all)."""
+        if not self.comms:
+            return {p for p in self.pids if os.path.exists(f"/proc/{p}")} if self.pids else None
+        return {pid for pid, comm in processes()
+                if pid in self.pids or any(r.search(comm) for r in self.comms)}
+
+    def open(self, per: str | None = "cgroup"):
+        """A RunqLat traced per ``per`` with this selection's filters in place."""
+        from .tools.runqlat import RunqLat
+
+        return RunqLat(per=per, pids=self.process_ids(), cgroup_ids=self.cgroup_ids(cgroup.tree()))
+
+
+class _Series:
+    """One label set: cumulative log2 slot counts and the exact sum."""
+
+    __slots__ = ("slots", "sum_ns")
+
+    def __init__(self):
+        self.slots, self.sum_ns = [0] * LOG2_SLOTS, 0
+
+    def add(self, hist) -> None:
+        self.slots = [a + b for a, b in zip(self.slots, hist.slots)]
+        self.sum_ns += hist.sum_ns or 0
+
+    def buckets(self) -> list[tuple[str, int]]:
+        out, seen = [], 0
+        for le, count in zip(BOUNDS, self.slots):
+            seen += count
+            out.append((le, seen))
+        out.append(("+Inf", seen + self.slots[-1]))
+        return out
+
+
+class RunqueueCollector:
+    """prometheus_client collector of one RunqLat (microseconds).
+
+    Every scrape folds a fresh snapshot into the series first, so numbers are
+    current. ``max_series`` caps the label sets: samples of a key that finds
+    no room are counted as lost (reason "max_series") and the key as dropped.
+    ``refresh()`` re-resolves the selection and forgets what is gone; the
+    scrapes and the refresh share ``lock``.
+    """
+
+    def __init__(self, runqlat, max_series: int | None = None, selection: Selection | None = None):
+        if runqlat.unit != "usecs":
+            raise UsageError("RunqueueCollector needs a RunqLat in microseconds")
+        self.rq, self.max_series, self.selection = runqlat, max_series, selection
+        self.lock = threading.Lock()
+        self._series: dict = {}
+        self._refused: set = set()  # keys the cap keeps out, each counted once
+        self.series_dropped = self.samples_dropped = 0
+        self._closed = False
+
+    def update(self) -> None:
+        """Fold what the kernel counted since the last update (hold ``lock``)."""
+        for key, hist in self.rq.snapshot().items():
+            series = self._series.get(key) or self._admit(key)
+            if series is None:
+                self.samples_dropped += hist.total
+            else:
+                series.add(hist)
+
+    def _admit(self, key) -> _Series | None:
+        if self.max_series is not None and len(self._series) >= self.max_series:
+            if key not in self._refused:
+                self._refused.add(key)
+                self.series_dropped += 1
+            return None
+        self._refused.discard(key)
+        series = self._series[key] = _Series()
+        return series
+
+    def refresh(self) -> None:
+        """Push the selection, resolved now, into the kernel; drop what is gone."""
+        start = time.monotonic()
+        ids, pids = self._resolve()
+        with self.lock:
+            if self._closed:
+                return
+            self.update()  # what was counted under the old selection
+            if ids is not None:
+                self.rq.set_cgroup_ids(ids)
+            if pids is not None:
+                self.rq.set_pids(pids)
+            gone = self.prune()
+        log.debug("refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
+                  "all" if ids is None else len(ids), "all" if pids is None else len(pids),
+                  len(gone), (time.monotonic() - start) * 1e3)
+
+    def _resolve(self) -> tuple[set | None, set | None]:
+        """Outside the lock: scanning /proc and the cgroup tree takes a while."""
+        if self.selection is None:
+            return None, None
+        tree = cgroup.tree() if self.selection.cgroup_globs else {}
+        return self.selection.cgroup_ids(tree), self.selection.process_ids()
+
+    def prune(self, tree: dict[int, str] | None = None) -> list:
+        """Forget the series (and kernel entries) of keys no longer traced or
+        gone: exited processes, removed cgroups (hold ``lock``). ``tree``
+        (cgroup.tree()) must be newer than the last update: a cgroup it
+        does not know would count as removed."""
+        alive = self._alive(cgroup.tree() if tree is None and self.rq.per == "cgroup" else tree)
+        gone = [k for k in (*self._series, *self._refused) if not alive(k)]
+        for key in gone:
+            self._series.pop(key, None)
+            self._refused.discard(key)
+        self.rq.forget(k.id for k in gone)
+        return gone
+
+    def _alive(self, tree):
+        rq = self.rq
+        if rq.per == "cgroup":
+            return lambda k: k.id in tree and (rq.cgroup_ids is None or k.id in rq.cgroup_ids)
+        if rq.per == "pid":
+            return lambda k: (os.path.exists(f"/proc/{k.id}")
+                              and (rq.pids is None or k.id in rq.pids))
+        if rq.per == "tid":
+            return lambda k: os.path.exists(f"/proc/{k.id}")
+        return lambda k: True
+
+    def close(self) -> None:
+        """Stop reading the RunqLat (before it closes): later scrapes get nothing."""
+        with self.lock:
+            self._closed = True
+
+    def collect(self):
+        with self.lock:
+            if self._closed:
+                return []
+            self.update()
+            return self._families()
+
+    def describe(self):
+        with self.lock:  # names only, for the registry: no snapshot needed
+            return [] if self._closed else self._families()
+
+    def _families(self) -> list:
+        return [self._latency(), self._lost(), *self._gauges(), *self._programs()]
+
+    def _latency(self):
+        h = HistogramMetricFamily(LATENCY, "Time from enqueue on a run queue to running.",
+                                  labels=LABELS[self.rq.per])
+        for key, series in self._series.items():
+            h.add_metric(label_values(key), series.buckets(), series.sum_ns / 1e9)
+        return h
+
+    def _lost(self):
+        lost = CounterMetricFamily("pyrunq_lost_samples", "Latency samples not counted, by reason.",
+                                   labels=["reason"])
+        for reason, n in self.rq.stats().items():
+            lost.add_metric([reason], n)
+        lost.add_metric(["max_series"], self.samples_dropped)
+        return lost
+
+    def _gauges(self):
+        dropped = CounterMetricFamily("pyrunq_series_dropped",
+                                      "Keys refused a series by the --max-series cap.",
+                                      value=self.series_dropped)
+        series = GaugeMetricFamily("pyrunq_series", "Latency histogram series exposed now.",
+                                   value=len(self._series))
+        tracked = GaugeMetricFamily("pyrunq_tracked",
+                                    "Processes or cgroups the kernel filter holds.", labels=["kind"])
+        for kind, ids in (("process", self.rq.pids), ("cgroup", self.rq.cgroup_ids)):
+            if ids is not None:
+                tracked.add_metric([kind], len(ids))
+        return dropped, series, tracked
+
+    def _programs(self):
+        """Run counts and times of the attached programs, which the kernel
+        keeps only while kernel.bpf_stats_enabled is 1."""
+        if not bpf_stats_enabled():
+            return []
+        runs = CounterMetricFamily("pyrunq_bpf_program_runs", "Runs of each BPF program.",
+                                   labels=["program"])
+        secs = CounterMetricFamily("pyrunq_bpf_program_run_seconds",
+                                   "Time spent in each BPF program.", labels=["program"])
+        for name, prog in self.rq.obj.programs.items():
+            if prog.autoload:
+                count, ns = prog.stats()
+                runs.add_metric([name], count)
+                secs.add_metric([name], ns / 1e9)
+        return [runs, secs]
+
+
+def bpf_stats_enabled() -> bool:
+    try:
+        with open(BPF_STATS) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False

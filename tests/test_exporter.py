@@ -1,0 +1,536 @@
+"""pyrunq exporter on the real kernel, scraped by a real Prometheus (Debian's
+`prometheus`, started here on loopback), plus the collector's arithmetic and
+the deploy/ files' agreement with the code."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pyrunq.cgroup import cgroup2_mount
+from pyrunq.export import LATENCY, CgroupGlob, RunqueueCollector, Selection
+from pyrunq.hist import Histogram
+from pyrunq.tools.runqlat import Key
+from workload import VICTIM, Contention
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFRESH = 1.0
+# A process whose comm the test chooses, waking every 2 ms.
+NAMED = ("import time\nopen('/proc/self/comm', 'w').write({comm!r})\n"
+         "print('ready', flush=True)\nwhile True: time.sleep(0.002)")
+
+
+# ---- helpers ---------------------------------------------------------------
+
+class Exporter:
+    """``python -m pyrunq exporter --listen 127.0.0.1:0 ...`` until stopped."""
+
+    def __init__(self, *args, wrapper=()):
+        self.err = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "pyrunq", "exporter",
+                                      "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.DEVNULL, stderr=self.err, text=True)
+        self.url = self._wait_serving()
+
+    def _wait_serving(self, timeout: float = 30) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = re.search(r"serving (http://\S+)", self.stderr())
+            if m:
+                return m.group(1)
+            assert self.proc.poll() is None, self.stderr()
+            time.sleep(0.05)
+        raise AssertionError(f"exporter did not start: {self.stderr()}")
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read()
+
+    def scrape(self, accept: str | None = None) -> tuple[str, str]:
+        req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.headers["Content-Type"], r.read().decode()
+
+    def samples(self, name: str) -> dict:
+        """{frozenset(labels.items()): value} of one sample name in a scrape."""
+        return {frozenset(s.labels.items()): s.value
+                for f in text_string_to_metric_families(self.scrape()[1])
+                for s in f.samples if s.name == name}
+
+    def stop(self, signum=signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.proc.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+
+
+def wait_for(predicate, timeout: float, every: float = 0.1):
+    """Poll until predicate() is truthy; its value, or None at the timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    return None
+
+
+def named_process(comm: str) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", NAMED.format(comm=comm)], stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"ready\n"
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Prometheus:
+    """Debian's Prometheus on loopback, scraping every second the targets
+    written with ``scrape()``; its data in a temporary directory."""
+
+    def __init__(self, tmp: str):
+        self.targets = os.path.join(tmp, "targets.json")
+        self.scrape([])
+        config = os.path.join(tmp, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+                    "scrape_configs:\n- job_name: pyrunq\n  file_sd_configs:\n"
+                    f"  - files: [{self.targets}]\n    refresh_interval: 1s\n")
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(os.path.join(tmp, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(
+            [shutil.which("prometheus"), f"--config.file={config}",
+             f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
+             f"--web.listen-address={self.url[len('http://'):]}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_for(self._ready, 30, 0.2):
+            self.stop()
+            raise AssertionError("prometheus did not become ready")
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, "prometheus exited"
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def scrape(self, urls: list[str]) -> None:
+        hosts = [urllib.parse.urlsplit(u).netloc for u in urls]
+        with open(self.targets + ".tmp", "w") as f:
+            json.dump([{"targets": hosts}], f)
+        os.replace(self.targets + ".tmp", self.targets)
+
+    def query(self, promql: str) -> list:
+        qs = urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=10) as r:
+            doc = json.load(r)
+        assert doc["status"] == "success", doc
+        return doc["data"]["result"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    if not shutil.which("prometheus"):
+        pytest.skip("needs Debian's prometheus (./dev setup installs it)")
+    with tempfile.TemporaryDirectory(prefix="pyrunq-prometheus-") as tmp:
+        server = Prometheus(tmp)
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def cgroup_tree():
+    """``make("a/b", *processes)``: cgroups under a parent of this test's own
+    (path relative to the cgroup2 mount in ``make.parent``), removed after."""
+    mount = cgroup2_mount()
+    parent = f"pyrunq-exporter-test-{uuid.uuid4().hex[:8]}"
+    made = []
+
+    def make(name: str = "", *processes) -> str:
+        path = os.path.join(mount, parent, name)
+        os.makedirs(path)
+        made.append(path)
+        for p in processes:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(p.pid))
+        return "/" + os.path.relpath(path, mount)
+
+    make.parent = "/" + parent
+    yield make
+    for path in sorted(made, key=len, reverse=True):  # children first
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                with open(os.path.join(mount, "cgroup.procs"), "w") as root:
+                    root.write(pid)
+        os.rmdir(path)
+
+
+def value(prometheus, promql: str) -> float | None:
+    result = prometheus.query(promql)
+    return float(result[0]["value"][1]) if result else None
+
+
+def p99(prometheus, cgroup: str) -> float | None:
+    return value(prometheus,
+                 f'histogram_quantile(0.99, rate({LATENCY}_bucket{{cgroup="{cgroup}"}}[10s]))')
+
+
+# ---- the exporter, the kernel and Prometheus ----------------------------------
+
+@pytest.fixture
+def idle_victim():
+    """A task that wakes every 3 ms and hardly ever waits for a CPU, whatever
+    else runs on the machine: real-time priority preempts every normal task."""
+    def setup():
+        os.sched_setaffinity(0, {1})
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+
+    p = subprocess.Popen([sys.executable, "-c", VICTIM.format(period=0.003)],
+                         preexec_fn=setup, stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_prometheus_sees_contended_cgroup_in_milliseconds(kernel, prometheus, cgroup_tree,
+                                                          idle_victim):
+    with Contention(busy=2, cpu=0) as busy:
+        contended = cgroup_tree("busy", busy.victim, *busy.busy)
+        quiet = cgroup_tree("idle", idle_victim)
+        with Exporter("--cgroup", cgroup_tree.parent + "/**", "--refresh", str(REFRESH)) as e:
+            prometheus.scrape([e.url])
+            # ten seconds of 1 s scrapes fill the rate() window
+            window = f'count_over_time({LATENCY}_count{{cgroup="{quiet}"}}[10s])'
+            assert wait_for(lambda: (value(prometheus, window) or 0) >= 9, 40, 0.5), \
+                prometheus.query("up")
+            slow, fast = p99(prometheus, contended), p99(prometheus, quiet)
+            check_dashboard_queries(prometheus)
+            assert concurrent_scrapes(e, 50) == 50
+            content_type, body = e.scrape("application/openmetrics-text; version=1.0.0")
+            assert content_type.startswith("application/openmetrics-text")
+            assert body.endswith("# EOF\n")
+            prometheus.scrape([])
+            assert e.stop() == 0, e.stderr()
+    assert 0.001 <= slow <= 0.25, (slow, fast)
+    assert fast < slow / 5, (slow, fast)
+
+
+def check_dashboard_queries(prometheus) -> None:
+    """Every query of the Grafana dashboard and the recording rules runs, and
+    the latency ones find data."""
+    for expr in dashboard_exprs() + rule_exprs():
+        promql = (expr.replace("$__rate_interval", "10s").replace("$cgroup", ".+")
+                  .replace("$instance", ".+").replace("$job", ".+"))
+        result = prometheus.query(promql)
+        if LATENCY in expr:
+            assert result, promql
+
+
+def concurrent_scrapes(e: Exporter, n: int) -> int:
+    def one(_):
+        content_type, body = e.scrape()
+        return content_type.startswith("text/plain") and f"{LATENCY}_count" in body
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return sum(pool.map(one, range(n)))
+
+
+# What deploy/kubernetes/daemonset.yaml grants: root with these capabilities only.
+DAEMONSET_CAPS = ["setpriv", "--inh-caps=-all",
+                  "--bounding-set=-all,+bpf,+perfmon,+setuid,+setgid"]
+
+
+def test_comm_and_user_nobody_follow_processes_live(kernel):
+    with Exporter("--by", "process", "--comm", "^pyrunq-late$", "--refresh", str(REFRESH),
+                  "--user", "nobody", wrapper=DAEMONSET_CAPS) as e:
+        assert_runs_as_nobody(e.proc.pid)
+        assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
+        late = named_process("pyrunq-late")
+        try:  # within two refreshes (and a little time to run)
+            key = frozenset({("pid", str(late.pid)), ("comm", "pyrunq-late")})
+            assert wait_for(lambda: key in e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1), \
+                e.scrape()[1]
+            first = e.samples(f"{LATENCY}_count")[key]
+            time.sleep(0.5)
+            assert e.samples(f"{LATENCY}_count")[key] > first  # nobody reads the map fine
+        finally:
+            late.kill()
+            late.wait()
+        assert wait_for(lambda: not e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1), e.scrape()[1]
+        assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
+        assert e.stop(signal.SIGINT) == 0, e.stderr()
+        assert "running as nobody (uid 65534, gid 65534) with no capabilities" in e.stderr()
+
+
+def assert_runs_as_nobody(pid: int) -> None:
+    """Every thread of the exporter, the HTTP server's too, is nobody, with
+    no capability left (this kernel needs none for map access through fds)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    assert len(tasks) >= 2  # the main thread and the HTTP server's
+    for tid in tasks:
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            status = dict(line.split(":", 1) for line in f)
+        assert status["Uid"].split() == ["65534"] * 4, status["Uid"]
+        assert status["Gid"].split() == ["65534"] * 4, status["Gid"]
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+
+
+def test_max_series_counts_the_overflow(kernel, cgroup_tree):
+    with Contention(busy=0, cpu=0) as a, Contention(busy=0, cpu=1) as b, \
+            Contention(busy=0, cpu=0) as c:
+        for name, w in (("a", a), ("b", b), ("c", c)):
+            cgroup_tree(name, w.victim)
+        with Exporter("--cgroup", cgroup_tree.parent + "/*", "--max-series", "2") as e:
+            time.sleep(0.5)
+            series = e.samples(f"{LATENCY}_count")
+            lost = e.samples("pyrunq_lost_samples_total")
+            assert e.samples("pyrunq_series_dropped_total") == {frozenset(): 1}
+            assert e.stop() == 0
+    assert len(series) == 2
+    assert lost[frozenset({("reason", "max_series")})] > 0
+
+
+def test_keep_cap_bpf_alone_for_older_kernels(kernel):
+    """The path for kernels before 6.5, forced here: the uid changes, CAP_BPF
+    alone stays, and the filter map and histograms still work."""
+    code = """if True:
+        import os, pwd, time
+        from pyrunq.cli.exporter import drop_privileges
+        from pyrunq.tools.runqlat import RunqLat
+        with RunqLat(per="pid", pids=[]) as rq:
+            print(drop_privileges(pwd.getpwnam("nobody"), keep_cap_bpf=True))
+            rq.set_pids([os.getpid()])
+            for _ in range(50):
+                time.sleep(0.002)
+            print(sorted(k.id for k in rq.snapshot()) == [os.getpid()])
+            status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+            print(status["Uid"].split()[0], int(status["CapEff"], 16), int(status["CapPrm"], 16))
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    message, found, ids = out.stdout.splitlines()
+    assert "with CAP_BPF alone" in message
+    assert found == "True"
+    assert ids == f"65534 {1 << 39} {1 << 39}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--listen", "localhost"], "invalid address"),
+    (["--listen", "127.0.0.1:65536"], "invalid address"),
+    (["--listen", "127.0.0.1:http"], "invalid address"),
+    (["--comm", "(unclosed"], "invalid regular expression"),
+    (["--user", "no-such-user-pyrunq"], "no such user"),
+    (["--refresh", "0"], "must be positive"),
+    (["--by", "thread"], "invalid choice"),
+])
+def test_bad_input_one_line_exit_2(args, message):
+    out = subprocess.run([sys.executable, "-m", "pyrunq", "exporter", *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1 and message in out.stderr, out.stderr
+    assert out.stderr.startswith("pyrunq exporter: error: ")
+
+
+def test_port_in_use_one_line_exit_2():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "pyrunq", "exporter",
+                              "--listen", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr == (f"pyrunq exporter: error: --listen 127.0.0.1:{port}: "
+                          "cannot listen: Address already in use\n")
+
+
+# ---- the collector's arithmetic, on a stand-in for RunqLat ----------------------
+
+class FakeRunqLat:
+    """Hands out the snapshots a test queues, like RunqLat.snapshot() deltas."""
+
+    unit, pids, cgroup_ids = "usecs", None, None
+
+    def __init__(self, per="cgroup"):
+        self.per, self.queued, self.forgotten = per, [], []
+        self.obj = type("Obj", (), {"programs": {}})()
+
+    def snapshot(self):
+        return self.queued.pop(0) if self.queued else {}
+
+    def stats(self):
+        return {"clock_skew": 0, "hist_full": 3}
+
+    def forget(self, ids):
+        self.forgotten.extend(ids)
+
+
+def exposed(collector) -> dict:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for f in text_string_to_metric_families(generate_latest(registry).decode())
+            for s in f.samples}
+
+
+def test_histogram_buckets_are_cumulative_log2_in_seconds():
+    rq = FakeRunqLat()
+    key = Key("cgroup", 7, "/a")
+    hist = Histogram.from_values([0, 1, 3, 1500, 3000], "usecs")
+    rq.queued = [{key: Histogram(hist.buckets, "usecs", 4_505_000)}]
+    out = exposed(RunqueueCollector(rq))
+
+    def bucket(le):
+        return out[(f"{LATENCY}_bucket", frozenset({("cgroup", "/a"), ("le", le)}))]
+
+    assert bucket("2e-06") == 2 and bucket("4e-06") == 3 and bucket("0.001024") == 3
+    assert bucket("0.002048") == 4 and bucket("0.004096") == 5 and bucket("+Inf") == 5
+    assert out[(f"{LATENCY}_count", frozenset({("cgroup", "/a")}))] == 5
+    assert out[(f"{LATENCY}_sum", frozenset({("cgroup", "/a")}))] == pytest.approx(0.004505)
+    assert out[("pyrunq_lost_samples_total", frozenset({("reason", "hist_full")}))] == 3
+
+
+def test_counters_accumulate_past_the_kernels_u32():
+    rq = FakeRunqLat(per=None)
+    big = Histogram([2**32 - 1] + [0] * 99, "usecs", 0)
+    rq.queued = [{None: big}, {None: big}]
+    collector = RunqueueCollector(rq)
+    exposed(collector)
+    assert exposed(collector)[(f"{LATENCY}_count", frozenset())] == 2 * (2**32 - 1)
+
+
+def test_cap_refuses_new_keys_until_a_series_goes():
+    rq = FakeRunqLat()
+    keys = [Key("cgroup", i, f"/{i}") for i in range(3)]
+    one = Histogram.from_values([5], "usecs")
+    rq.queued = [{k: one for k in keys}, {keys[2]: one}]
+    collector = RunqueueCollector(rq, max_series=2)
+    collector.update()
+    out = exposed(collector)  # its update sees the third key again: counted once
+    assert cgroups_exposed(out) == {"/0", "/1"}
+    assert out[("pyrunq_series_dropped_total", frozenset())] == 1
+    assert out[("pyrunq_lost_samples_total", frozenset({("reason", "max_series")}))] == 2
+    assert collector.prune({1: "/1", 2: "/2"}) == [keys[0]]  # /0 was removed
+    assert rq.forgotten == [0]
+    rq.queued = [{keys[2]: one}]  # its room goes to the third
+    assert cgroups_exposed(exposed(collector)) == {"/1", "/2"}
+
+
+def cgroups_exposed(out: dict) -> set[str]:
+    return {dict(labels)["cgroup"] for name, labels in out if name == f"{LATENCY}_count"}
+
+
+@pytest.mark.parametrize("pattern, matches, misses", [
+    ("/kubepods*/**", ["/kubepods.slice", "/kubepods/burstable/pod1/abc"], ["/", "/system.slice"]),
+    ("/system.slice/docker-*.scope", ["/system.slice/docker-ab12.scope"],
+     ["/system.slice/docker-1.scope/x", "/system.slice/sub/docker-1.scope"]),
+    ("**/*.scope", ["/a.scope", "/x/y/b.scope"], ["/x/y", "/a.scope/z"]),
+    ("/", ["/"], ["/a"]),
+    ("/**", ["/", "/a/b/c"], []),
+    ("/a/[!b]?", ["/a/cd"], ["/a/bd", "/a/c"]),
+])
+def test_cgroup_globs(pattern, matches, misses):
+    glob = CgroupGlob(pattern)
+    assert [p for p in matches + misses if glob.match(p)] == matches
+
+
+def test_selection_resolves_comm_and_pids():
+    with Contention(busy=0) as w:
+        mine = Selection(comms=["^pytho"], pids=[1]).process_ids()
+        assert {w.victim.pid, os.getpid(), 1} <= mine
+    assert Selection().process_ids() is None and Selection().cgroup_ids({1: "/"}) is None
+    assert Selection(pids=[4194999]).process_ids() == set()
+
+
+# ---- deploy/ and docs/ agree with the code -------------------------------------
+
+def dashboard_exprs() -> list[str]:
+    with open(os.path.join(ROOT, "deploy/grafana/pyrunq-dashboard.json")) as f:
+        dashboard = json.load(f)
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def rule_exprs() -> list[str]:
+    with open(os.path.join(ROOT, "deploy/prometheus/pyrunq-rules.yml")) as f:
+        return re.findall(r"^\s+expr: (.+)$", f.read(), re.M)
+
+
+@pytest.fixture
+def exported_names(monkeypatch) -> set[str]:
+    """Every pyrunq_* name the collector exposes (counters with _total)."""
+    monkeypatch.setattr("pyrunq.export.bpf_stats_enabled", lambda: True)
+    rq = FakeRunqLat()
+    rq.pids = rq.cgroup_ids = set()
+    return {f.name + "_total" if f.type == "counter" else f.name
+            for f in RunqueueCollector(rq).collect()}
+
+
+def test_docs_describe_every_metric_and_only_those(exported_names):
+    with open(os.path.join(ROOT, "docs/metrics.md")) as f:
+        documented = set(re.findall(r"^\| `(pyrunq_\w+)`", f.read(), re.M))
+    assert documented == exported_names
+
+
+def test_dashboard_uses_only_exported_metrics(exported_names):
+    for expr in dashboard_exprs() + rule_exprs():
+        for used in re.findall(r"\bpyrunq_\w+", expr):
+            assert re.sub(r"_(bucket|count|sum)$", "", used) in exported_names, expr
+
+
+def test_daemonset_arguments_parse():
+    from pyrunq.cli import Parser
+    from pyrunq.cli import exporter
+
+    with open(os.path.join(ROOT, "deploy/kubernetes/daemonset.yaml")) as f:
+        text = f.read()
+    args = re.findall(r'^\s+- "?(--[^"\n]*)"?$', text, re.M)
+    assert "--user" in " ".join(args)
+    parser = Parser(prog="pyrunq exporter")
+    exporter.add_arguments(parser)
+    parser.parse_args(args)
+
+
+def test_prometheus_example_config_and_rules_are_valid():
+    if not shutil.which("promtool"):
+        pytest.skip("needs promtool (Debian's prometheus package)")
+    out = subprocess.run(["promtool", "check", "config",  # and the rule file it names
+                          os.path.join(ROOT, "deploy/prometheus/prometheus.yml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
