@@ -94,6 +94,7 @@ static __always_inline void record(bool raw, struct task_struct *t,
 {
 	__u64 key = hist_key(raw, t);
 	struct hist *h;
+	__u64 b;
 
 	h = bpf_map_lookup_elem(&hists, &key);
 	if (!h) {
@@ -103,7 +104,13 @@ static __always_inline void record(bool raw, struct task_struct *t,
 	}
 	__sync_fetch_and_add(&h->sum_ns, delta_ns);
 	delta_ns /= targ_ms ? 1000000 : 1000;
-	__sync_fetch_and_add(&h->buckets[hist_bucket(delta_ns)], 1);
+	b = hist_bucket(delta_ns);
+	/* The 6.1 verifier loses hist_bucket()'s bounds (an OR with an unknown
+	 * operand): clamp again, in 64 bits, behind a barrier so clang keeps it. */
+	barrier_var(b);
+	if (b >= HIST_BUCKETS)
+		b = HIST_BUCKETS - 1;
+	__sync_fetch_and_add(&h->buckets[b], 1);
 }
 
 static __always_inline void runq_measured(bool raw, struct task_struct *prev,

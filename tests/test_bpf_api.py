@@ -308,3 +308,46 @@ def test_without_privileges_says_what_is_needed(kernel, tmp_path):
     assert out.stdout.startswith("DENIED load BPF object 'selftest'"), out.stdout
     assert "needs root, or CAP_BPF and CAP_PERFMON" in out.stdout
     assert issubclass(BPFPermissionError, PermissionError)
+
+
+REJECTED = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+SEC("raw_tp/sys_enter")
+int out_of_bounds(void *ctx)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&counts, &zero);
+
+	if (v)
+		v[bpf_get_prandom_u32()] = 1;	/* unbounded index: the verifier says no */
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_verifier_rejection_is_not_called_a_permission_problem(kernel, tmp_path):
+    from pyrunq.errors import VerifierError
+
+    src = tmp_path / "rejected.bpf.c"
+    src.write_text(REJECTED)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86",
+                    "-I", os.path.join(root, "vmlinux", "x86"), "-c", str(src),
+                    "-o", str(tmp_path / "rejected.bpf.o")], check=True)
+    with BPFObject.open(str(tmp_path / "rejected.bpf.o")) as o:
+        with pytest.raises(VerifierError) as err:
+            o.load()
+    assert not isinstance(err.value, PermissionError)
+    assert "the verifier rejected program 'out_of_bounds'" in str(err.value)
+    assert any("BEGIN PROG LOAD LOG" in line for line in err.value.log)

@@ -55,6 +55,10 @@ class BPFNotFoundError(BPFError, FileNotFoundError):
     """A file, or a kernel object, that does not exist."""
 
 
+class VerifierError(BPFError):
+    """The kernel's verifier rejected a program (its log is in ``log``)."""
+
+
 class KernelNotSupported(BPFError):
     """The running kernel lacks a feature (BTF, a program or map type...)."""
 
@@ -84,6 +88,13 @@ def from_errno(err: int, op: str, name: str | None = None,
                log: tuple[str, ...] = ()) -> BPFError:
     """The exception for a failed call, with a hint where one helps."""
     err = abs(err)
+    rejected = [line for line in log if "BEGIN PROG LOAD LOG" in line]
+    if err == _errno.EACCES and rejected:
+        # EACCES also means "rejected by the verifier": not a privilege matter
+        # ("libbpf: prog 'NAME': -- BEGIN PROG LOAD LOG --")
+        prog = rejected[0].split("prog '", 1)[-1].split("'", 1)[0]
+        return VerifierError(err, op, name, f"the verifier rejected program '{prog}': "
+                             "-v shows its log; please report this with `uname -r`", log)
     if err in (_errno.EPERM, _errno.EACCES):
         return BPFPermissionError(err, op, name, PRIVILEGE_HINT, log)
     if err == _errno.ENOENT:

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Boot a Debian kernel under qemu and run one command inside it.
+
+    python tests/kernels/run.py KERNEL [--timeout SECONDS] [--console] -- COMMAND...
+
+KERNEL is one of kernels.KERNELS (6.1, 6.1-rt, 6.12): the newest such image apt
+offers, fetched and cached on first use. The guest sees the host's root
+read-only (9p) under a tmpfs overlay, so this checkout, its .venv and the
+system's libbpf are there as they are. COMMAND runs as root in the current
+directory, with this checkout's .venv/bin first on PATH; its output is this
+program's stdout.
+
+Exit status: the command's; or UNAVAILABLE (123) when the kernel could not be
+fetched, TIMEOUT (124) when the guest did not finish in time, PANIC (125) when
+the guest panicked or stopped without reporting a status. For the last two the
+end of the guest's console goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kernels  # noqa: E402
+
+UNAVAILABLE, TIMEOUT, PANIC = 123, 124, 125
+REPO = kernels.HERE.parent.parent
+GUEST_ENV = {
+    "PATH": f"{REPO}/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb",
+    "PYTHONUNBUFFERED": "1",                 # output streams out as it is made
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",   # plugin discovery is slow at 1/15 speed
+}
+
+
+# The guest's PID 1 after init.sh: run the command with its output on ttyS1 (our
+# stdout), report its status on ttyS0 (the console log), power off.
+JOB = """\
+stty -F /dev/ttyS1 raw -echo                    # bytes out as written: no \\r\\n
+mkdir {job}/tmp                                 # the guest's alone: in the overlay
+(
+{env}export TMPDIR={job}/tmp
+cd {cwd} && exec {argv}
+) </dev/null >/dev/ttyS1 2>&1
+echo "pyrunq-guest-exit: $?" >/dev/ttyS0
+/bin/busybox poweroff -f
+"""
+
+
+def qemu_command(kernel_dir: Path, job: Path, memory: str = "2G", cpus: int = 2) -> list[str]:
+    return [
+        "qemu-system-x86_64",
+        # /dev/kvm is unusable here; multi-threaded TCG races with the kernel's
+        # live code patching when a program attaches to sched_switch, and oopses
+        "-accel", "tcg,thread=single", "-M", "pc",
+        # qemu64: TCG runs SSE2 code faster than the AVX2 glibc picks on "max"
+        "-cpu", "qemu64",
+        "-m", memory, "-smp", str(cpus),
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-kernel", str(kernel_dir / "vmlinux"), "-initrd", str(job / "initrd"),
+        # panic=-1 + -no-reboot: a panic (or an oops, made one) ends qemu at once;
+        # mitigations=off: retpolines and RSB filling cost dearly when emulated
+        "-append", f"console=ttyS0 quiet panic=-1 oops=panic mitigations=off rdinit=/init"
+                   f" -- {job}",
+        "-serial", f"file:{job}/console",     # ttyS0: the kernel's console
+        "-serial", "stdio",                   # ttyS1: the command's output
+        # multidevs=remap: inode numbers from several host filesystems cannot collide
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+    ]
+
+
+def run(kernel: str, argv: list[str], timeout: float = 600, cwd: str | None = None,
+        out=None, console: bool = False) -> tuple[int, str]:
+    """Run argv in the guest: (exit status, its output). Output also goes to `out`."""
+    out = out or sys.stdout
+    try:
+        kernel_dir = kernels.prepare(kernel)
+    except kernels.KernelUnavailable as e:
+        print(f"run.py: kernel {kernel} unavailable: {e}", file=sys.stderr)
+        return UNAVAILABLE, ""
+    with tempfile.TemporaryDirectory(prefix="pyrunq-guest-") as tmp:
+        job = Path(tmp)
+        kernels.initrd(kernel_dir, job / "initrd")
+        (job / "job.sh").write_text(JOB.format(
+            env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in GUEST_ENV.items()),
+            job=job, cwd=shlex.quote(cwd or str(Path.cwd())), argv=shlex.join(argv)))
+        qemu = subprocess.Popen(qemu_command(kernel_dir, job), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE)
+        output = []
+        reader = threading.Thread(target=copy, args=(qemu.stdout, out, output), daemon=True)
+        reader.start()
+        try:
+            qemu.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:  # also on Ctrl-C: no emulator left behind
+            timed_out = qemu.poll() is None
+            if timed_out:
+                qemu.kill()
+                qemu.wait()
+        reader.join(5)
+        log = (job / "console").read_text(errors="replace") if (job / "console").exists() else ""
+    reported = re.search(r"^pyrunq-guest-exit: (\d+)", log, re.M)
+    status = TIMEOUT if timed_out else int(reported.group(1)) if reported else PANIC
+    if console or status in (TIMEOUT, PANIC):
+        why = {TIMEOUT: f"timed out after {timeout:g} s", PANIC: "panicked or died"}
+        print(f"run.py: guest {kernel} {why.get(status, 'console')}:",
+              *log.splitlines()[0 if console else -60:], sep="\n", file=sys.stderr)
+    return status, "".join(output)
+
+
+def copy(pipe, out, output: list[str]) -> None:
+    """Pass the guest's output on as it comes (pytest's dots too, not just lines)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in iter(lambda: pipe.read1(65536), b""):
+        text = decoder.decode(chunk)
+        output.append(text)
+        out.write(text)
+        out.flush()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("kernel", choices=sorted(kernels.KERNELS))
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--console", action="store_true", help="print the guest's console log")
+    p.add_argument("command", nargs="+", help="after --: the command to run in the guest")
+    args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # run() cleans up
+    return run(args.kernel, args.command, args.timeout, console=args.console)[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Compile once, run everywhere: the packaged BPF objects on other kernels.
+
+Opt-in (PYRUNQ_MATRIX=1, see conftest.py); needs root on the host. Each kernel
+boots once under qemu (run.py) and runs, with this checkout, guest_checks.py
+(every object loads, attaches and fires; the CLI; raw_tp; no BTF) and the
+object / map / ring buffer API tests. A kernel that cannot be fetched skips,
+or fails under PYRUNQ_REQUIRE_BPF=1 like every kernel test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+import kernels
+import run
+
+REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
+GUEST_TESTS = ["tests/kernels/guest_checks.py", "tests/test_bpf_api.py"]
+BOOT_TIMEOUT = 900  # a guest run takes 1 to 3 minutes; the machine may be busy
+
+
+def prepared(kernel: str) -> None:
+    if os.geteuid() != 0:
+        reason = "needs root (qemu's 9p export of / and apt)"
+    else:
+        try:
+            kernels.prepare(kernel)
+            return
+        except kernels.KernelUnavailable as e:
+            reason = f"kernel {kernel} unavailable: {e}"
+    if REQUIRE_BPF:
+        pytest.fail(f"PYRUNQ_REQUIRE_BPF=1 but {reason}")
+    pytest.skip(reason)
+
+
+def guest(kernel: str, argv: list[str], timeout: float = BOOT_TIMEOUT) -> tuple[int, str]:
+    prepared(kernel)
+    return run.run(kernel, argv, timeout=timeout, cwd=str(run.REPO))
+
+
+@pytest.mark.parametrize("name", list(kernels.KERNELS))
+def test_kernel(name):
+    status, output = guest(name, [
+        "sh", "-c", 'uname -r && exec "$@"', "sh",
+        "env", "PYRUNQ_REQUIRE_BPF=1", "python", "-m", "pytest", "-p", "no:cacheprovider",
+        "-q", "-rfEs", *GUEST_TESTS])
+    assert status == 0, f"on {name}: the guest's pytest exited {status} (output above)"
+
+
+# The runner itself, on one kernel: its statuses are what CI relies on.
+def test_runner_passes_the_exit_status_and_output():
+    status, output = guest("6.1", ["sh", "-c", "echo hello from $(uname -r); exit 7"])
+    assert status == 7 and re.fullmatch(r"hello from 6\.1\.0-\d+-amd64\n", output), output
+
+
+def test_runner_reports_a_guest_panic():
+    assert guest("6.1", ["sh", "-c", "echo c > /proc/sysrq-trigger; sleep 60"])[0] == run.PANIC
+
+
+def test_runner_reports_a_time_out():
+    assert guest("6.1", ["sleep", "600"], timeout=20)[0] == run.TIMEOUT
