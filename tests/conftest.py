@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import pytest
+
+from pyrunq.cgroup import cgroup2_mount
 
 REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 
@@ -44,6 +47,33 @@ def kernel():
     leaked = {k: sorted(after[k] - before[k] - held[k]) for k in before
               if after[k] - before[k] - held[k]}
     assert not leaked, f"BPF objects left in the kernel: {leaked}"
+
+
+@pytest.fixture
+def cgroup_tree():
+    """``make("a/b", *processes)``: cgroups under a parent of this test's own
+    (path relative to the cgroup2 mount in ``make.parent``), removed after."""
+    mount = cgroup2_mount()
+    parent = f"pyrunq-test-{uuid.uuid4().hex[:8]}"
+    made = []
+
+    def make(name: str = "", *processes) -> str:
+        path = os.path.join(mount, parent, name)
+        os.makedirs(path)
+        made.append(path)
+        for p in processes:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(p.pid))
+        return "/" + os.path.relpath(path, mount)
+
+    make.parent = "/" + parent
+    yield make
+    for path in sorted(made, key=len, reverse=True):  # children first
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                with open(os.path.join(mount, "cgroup.procs"), "w") as root:
+                    root.write(pid)
+        os.rmdir(path)
 
 
 def held_by_others() -> dict[str, set[int]]:

@@ -17,13 +17,11 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-import uuid
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pyrunq.cgroup import cgroup2_mount
 from pyrunq.export import LATENCY, CgroupGlob, RunqueueCollector, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
@@ -169,33 +167,6 @@ def prometheus():
         server = Prometheus(tmp)
         yield server
         server.stop()
-
-
-@pytest.fixture
-def cgroup_tree():
-    """``make("a/b", *processes)``: cgroups under a parent of this test's own
-    (path relative to the cgroup2 mount in ``make.parent``), removed after."""
-    mount = cgroup2_mount()
-    parent = f"pyrunq-exporter-test-{uuid.uuid4().hex[:8]}"
-    made = []
-
-    def make(name: str = "", *processes) -> str:
-        path = os.path.join(mount, parent, name)
-        os.makedirs(path)
-        made.append(path)
-        for p in processes:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(p.pid))
-        return "/" + os.path.relpath(path, mount)
-
-    make.parent = "/" + parent
-    yield make
-    for path in sorted(made, key=len, reverse=True):  # children first
-        with open(os.path.join(path, "cgroup.procs")) as f:
-            for pid in f.read().split():
-                with open(os.path.join(mount, "cgroup.procs"), "w") as root:
-                    root.write(pid)
-        os.rmdir(path)
 
 
 def value(prometheus, promql: str) -> float | None:

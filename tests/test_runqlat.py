@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
-from pyrunq.cgroup import cgroup2_mount
+from pyrunq.cgroup import resolve
 from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_bounds, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
@@ -30,29 +28,6 @@ def trace(seconds=1.5, **kw) -> dict:
     with RunqLat(**kw) as rq:
         time.sleep(seconds)
         return rq.snapshot()
-
-
-@pytest.fixture
-def cgroups():
-    """Make cgroup v2 directories for a test, and remove them after it."""
-    made = []
-
-    def make(*processes):
-        path = os.path.join(cgroup2_mount(), f"pyrunq-test-{uuid.uuid4().hex[:8]}")
-        os.mkdir(path)
-        made.append(path)
-        for p in processes:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(p.pid))
-        return path
-
-    yield make
-    for path in made:
-        with open(os.path.join(path, "cgroup.procs")) as f:
-            for pid in f.read().split():
-                with open(os.path.join(cgroup2_mount(), "cgroup.procs"), "w") as root:
-                    root.write(pid)
-        os.rmdir(path)
 
 
 @pytest.mark.parametrize("flavour", ["tp_btf", "raw_tp"])
@@ -94,34 +69,33 @@ def test_set_pids_changes_the_traced_processes_live(kernel):
             assert {k.id for k in rq.snapshot()} == {b.victim.pid}
 
 
-def test_cgroup_filter_includes_only_its_tasks(kernel, cgroups):
+def test_cgroup_filter_includes_only_its_tasks(kernel, cgroup_tree):
     with Contention(busy=1) as w:
-        path = cgroups(w.victim)
+        path = cgroup_tree("a", w.victim)
         snap = trace(seconds=1, per="pid", cgroup=path)
     assert {k.id for k in snap} == {w.victim.pid}
 
 
-def test_cgroup_id_set_filter_changes_live(kernel, cgroups):
+def test_cgroup_id_set_filter_changes_live(kernel, cgroup_tree):
     with Contention(busy=1) as a, Contention(busy=0, cpu=1) as b:
-        first, second = cgroups(a.victim), cgroups(b.victim)
-        ids = {os.stat(p).st_ino: p for p in (first, second)}
-        with RunqLat(per="cgroup", cgroup_ids=[os.stat(first).st_ino]) as rq:
+        first, second = cgroup_tree("a", a.victim), cgroup_tree("b", b.victim)
+        ids = {resolve(p)[1]: p for p in (first, second)}
+        with RunqLat(per="cgroup", cgroup_ids=[resolve(first)[1]]) as rq:
             time.sleep(0.5)
             assert {ids[k.id] for k in rq.snapshot()} == {first}
-            rq.set_cgroup_ids([os.stat(second).st_ino])
+            rq.set_cgroup_ids([resolve(second)[1]])
             rq.snapshot()
             time.sleep(0.5)
             assert {ids[k.id] for k in rq.snapshot()} == {second}
 
 
-def test_per_cgroup_histograms_separate_cgroups(kernel, cgroups):
+def test_per_cgroup_histograms_separate_cgroups(kernel, cgroup_tree):
     with Contention(busy=1) as a, Contention(busy=0, cpu=1) as b:
-        first, second = cgroups(a.victim), cgroups(b.victim)
+        first, second = cgroup_tree("a", a.victim), cgroup_tree("b", b.victim)
         snap = trace(seconds=1, per="cgroup")
     names = {k.name: h for k, h in snap.items()}
-    mount = cgroup2_mount()
     for path in (first, second):
-        assert names["/" + os.path.relpath(path, mount)].total > 50
+        assert names[path].total > 50
 
 
 def test_milliseconds_divide_consistently(kernel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 from .. import libbpf
-from ..errors import BPFError, StateError
+from ..errors import BPFError
 from ..libbpf import ffi, lib
 
 # enum bpf_map_type values used here

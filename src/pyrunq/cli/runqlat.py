@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
+from ..hist import BANNER, Histogram, key_heading, render_interval
 from . import pid_list, positive_int, wait, warn_missing
 
 EXAMPLES = """examples:
@@ -16,10 +17,6 @@ EXAMPLES = """examples:
     pyrunq runqlat -p 185,186 # trace these PIDs only
     pyrunq runqlat -c CG      # trace tasks in cgroup v2 directory CG and below
     pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines"""
-
-HEADINGS = {"pid": "pid = %d %s", "tid": "tid = %d %s", "pidns": "pidns = %u %s",
-            "cgroup": "cgroup = %s"}
-
 
 def add_arguments(p) -> None:
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
@@ -43,24 +40,18 @@ def add_arguments(p) -> None:
 
 
 def heading(key) -> str | None:
+    """The line above a key's histogram: the C tool's, and ours for cgroups."""
     if key is None:
         return None
     if key.kind == "cgroup":
-        return HEADINGS["cgroup"] % key.name
-    return HEADINGS[key.kind] % (key.id, key.name)
+        return f"cgroup = {key.name}"
+    return key_heading(key.kind, key.id, key.name)
 
 
 def text(snapshot: dict, timestamp: bool) -> str:
     """One interval exactly as runqlat.c prints it."""
-    out = ["\n"]
-    if timestamp:
-        out.append("%-8s\n" % time.strftime("%H:%M:%S"))
-    for key, hist in snapshot.items():
-        h = heading(key)
-        if h is not None:
-            out.append(f"\n{h}\n")
-        out.append(hist.render())
-    return "".join(out)
+    return render_interval([(heading(key), hist) for key, hist in snapshot.items()],
+                           time.time() if timestamp else None)
 
 
 def json_lines(snapshot: dict, rq) -> str:
@@ -68,8 +59,6 @@ def json_lines(snapshot: dict, rq) -> str:
 
     now = time.time()
     if rq.per is None and not snapshot:
-        from ..hist import Histogram
-
         snapshot = {None: Histogram.empty(rq.unit)}
     lines = []
     for key, hist in snapshot.items():
@@ -88,8 +77,7 @@ def run(args, parser) -> int:
     out = sys.stdout
     with RunqLat(milliseconds=args.milliseconds, per=args.per, pids=args.pid,
                  cgroup=args.cgroup) as rq:
-        print("Tracing run queue latency... Hit Ctrl-C to end.",
-              file=sys.stderr if args.json else out, flush=True)
+        print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
         remaining = args.count or float("inf")
         while remaining > 0:
             stopped = wait(args.interval)  # no interval: until Ctrl-C
