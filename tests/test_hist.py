@@ -167,6 +167,21 @@ def test_render_wide_variant_when_idx_max_above_32():
     assert hist.render_log2([0] * 32 + [1], "usecs").startswith(HDR_US)
 
 
+def test_bcc_format_has_one_more_space_and_never_wraps():
+    # checked against bcc's table._print_log2_hist([0] + slots, "nsecs", False)
+    assert hist.render_log2_bcc([0, 0, 3, 1], "nsecs") == (
+        "     nsecs               : count     distribution\n"
+        "         0 -> 1          : 0        |                                        |\n"
+        "         2 -> 3          : 0        |                                        |\n"
+        "         4 -> 7          : 3        |****************************************|\n"
+        "         8 -> 15         : 1        |*************                           |\n")
+    assert hist.render_log2_bcc([0] * 64, "usecs") == ""
+    wide = hist.render_log2_bcc([0] * 63 + [5_000_000_000], "usecs").splitlines()
+    assert wide[0] == " " * 15 + "usecs" + " " * 24 + " : count     distribution"
+    assert wide[-1] == " 9223372036854775808 -> 18446744073709551615 : 5000000000 |" \
+        + "*" * 20 + "|"
+
+
 def test_stars_plus_when_above_max():
     assert hist.stars(5, 4, 10) == "*" * 10 + "+"
     assert hist.stars(1, 4, 10) == "**" + " " * 8

@@ -19,11 +19,16 @@ _EXPORTS = {
     "Histogram": "pyrunq.hist",
     "RunqLat": "pyrunq.tools.runqlat",
     "RunqSlower": "pyrunq.tools.runqslower",
+    "StackCount": "pyrunq.tools.stackcount",
+    "MemLeak": "pyrunq.tools.memleak",
+    "Bootstrap": "pyrunq.tools.bootstrap",
+    "FuncLatency": "pyrunq.tools.funclatency",
     "PyrunqError": "pyrunq.errors",
     "BPFError": "pyrunq.errors",
     "BPFPermissionError": "pyrunq.errors",
     "KernelNotSupported": "pyrunq.errors",
     "UsageError": "pyrunq.errors",
+    "run": "pyrunq.runner",
 }
 __all__ = sorted(_EXPORTS)
 

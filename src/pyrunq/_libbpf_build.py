@@ -35,6 +35,15 @@ struct bpf_map_batch_opts {
     ...;
 };
 
+struct bpf_uprobe_opts {
+    size_t sz;
+    size_t ref_ctr_offset;
+    __u64 bpf_cookie;
+    bool retprobe;
+    const char *func_name;
+    ...;
+};
+
 struct bpf_prog_info {
     __u64 run_time_ns;
     __u64 run_cnt;
@@ -76,6 +85,15 @@ bool bpf_program__autoload(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
 int bpf_program__fd(const struct bpf_program *prog);
 struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, int pid,
+                                                 const char *binary_path, size_t func_offset,
+                                                 const struct bpf_uprobe_opts *opts);
+int bpf_program__type(const struct bpf_program *prog);
+int bpf_program__expected_attach_type(const struct bpf_program *prog);
+size_t bpf_program__insn_cnt(const struct bpf_program *prog);
+const char *libbpf_bpf_prog_type_str(int t);
+const char *libbpf_bpf_attach_type_str(int t);
+const char *libbpf_bpf_map_type_str(int t);
 int bpf_link__destroy(struct bpf_link *link);
 int bpf_link__fd(const struct bpf_link *link);
 
@@ -90,6 +108,8 @@ int bpf_map__set_autocreate(struct bpf_map *map, bool autocreate);
 __u32 bpf_map__btf_key_type_id(const struct bpf_map *map);
 __u32 bpf_map__btf_value_type_id(const struct bpf_map *map);
 bool bpf_map__is_internal(const struct bpf_map *map);
+const char *bpf_map__pin_path(const struct bpf_map *map);
+__u32 bpf_map__map_flags(const struct bpf_map *map);
 void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize);
 
 int bpf_map__lookup_elem(const struct bpf_map *map, const void *key, size_t key_sz,

@@ -147,6 +147,27 @@ def _render_any(vals: list[int], unit: str) -> str:
     return "".join(out)
 
 
+def render_log2_bcc(slots: Iterable[int], unit: str) -> str:
+    """What bcc's Python print_log2_hist prints, for slots numbered as above
+    (slot 0 holds 0 and 1, slot i holds 2**i .. 2**(i+1)-1; bcc never prints
+    its own slot for 0). Its header has one more space before "distribution"
+    and its counts are Python ints: nothing wraps."""
+    vals = [operator.index(v) for v in slots]
+    idx_max = max((i for i, v in enumerate(vals) if v), default=-1)
+    if idx_max < 0:
+        return ""
+    val_max, narrow = max(vals), idx_max < 32
+    pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else \
+        (15, 29, 20, _STARS_MAX // 2)
+    out = ["%*s%-*s : count     distribution\n" % (pad, "", label, unit)]
+    for i, v in enumerate(vals[:idx_max + 1]):
+        n = v * bar // val_max
+        low, high = (1 << i if i else 0), (2 << i) - 1
+        out.append("%*d -> %-*d : %-8d |%s|\n" % (width, low, width, high, v,
+                                                   "*" * n + " " * (bar - n)))
+    return "".join(out)
+
+
 class Histogram:
     """Immutable snapshot of one fine-bucket latency histogram."""
 

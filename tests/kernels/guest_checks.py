@@ -72,6 +72,30 @@ def test_selftest_fires(kernel):
         assert obj.bss["hits"] == 1
 
 
+def test_bootstrap_fires(kernel):
+    from pyrunq.tools.bootstrap import Bootstrap
+
+    with Bootstrap() as bs:
+        child = subprocess.Popen(["sh", "-c", "exit 3"])
+        child.wait()
+        events = []
+        for e in bs.events(timeout=5):
+            events += [e] if e.pid == child.pid else []
+            if e.pid == child.pid and e.exit_event:
+                break
+    assert [(e.exit_event, e.exit_code) for e in events] == [(0, 0), (1, 3)], events
+    assert events[0].filename.endswith("/sh") and events[1].duration_ns > 0
+
+
+def test_funclatency_fires(kernel):
+    from pyrunq.tools.funclatency import FuncLatency
+
+    with FuncLatency("c:getppid", pid=os.getpid()) as fl:  # a uprobe on libc
+        for _ in range(20):
+            os.getppid()
+        assert fl.snapshot().count == 20
+
+
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):
     out = subprocess.run([*PYRUNQ, "runqlat", "1", "1"], capture_output=True, text=True,
                          timeout=120)

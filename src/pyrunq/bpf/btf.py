@@ -274,14 +274,127 @@ class BTF:
 
     def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:
         """Variables of a data section (``.rodata``, ``.bss``...): name -> (offset, layout)."""
+        return {name: (offset, self.layout(tid, size))
+                for name, tid, offset, size in self.variables(section)}
+
+    def variables(self, section: str, static: bool = True) -> list[tuple[str, int, int, int]]:
+        """(name, type id, offset, size) of each variable of a data section;
+        ``static=False`` leaves out static ones (a function's ``static`` locals)."""
         try:
             tid = self.find(section, DATASEC)
         except KeyError:
-            return {}
+            return []
         t = self._type(tid)
         infos = ffi.cast("struct btf_var_secinfo *", t + 1)
-        out = {}
+        out = []
         for k in range(t.info & 0xFFFF):
             var = self._type(infos[k].type)
-            out[self._name(var.name_off)] = (infos[k].offset, self.layout(var.type, infos[k].size))
+            if not static and ffi.cast("__u32 *", var + 1)[0] == 0:  # BTF_VAR_STATIC
+                continue
+            out.append((self._name(var.name_off), var.type, infos[k].offset, infos[k].size))
         return out
+
+    # -- type introspection, for tools that know nothing of the object ---------
+
+    def kind(self, tid: int) -> int:
+        return self._kind(self._type(tid)) if tid else 0
+
+    def name(self, tid: int) -> str:
+        """The type's own name ("" for anonymous types and void)."""
+        return self._name(self._type(tid).name_off) if tid else ""
+
+    def size(self, tid: int) -> int:
+        return max(lib.btf__resolve_size(self.ptr, tid), 0) if tid else 0
+
+    def members(self, tid: int) -> list[tuple[str, int, int, int]]:
+        """(name, type id, bit offset, bit-field size or 0) of a struct or union."""
+        t = self._type(tid)
+        kflag = t.info >> 31
+        raw = ffi.cast("struct btf_member *", t + 1)
+        return [(self._name(m.name_off), m.type, m.offset & 0xFFFFFF if kflag else m.offset,
+                 m.offset >> 24 if kflag else 0) for m in raw[0:t.info & 0xFFFF]]
+
+    def pointee(self, tid: int) -> int:
+        """The type a pointer, typedef or qualifier refers to."""
+        return self._type(tid).type
+
+    def array(self, tid: int) -> tuple[int, int]:
+        """(element type id, number of elements) of an array."""
+        arr = ffi.cast("struct btf_array *", self._type(tid) + 1)
+        return arr.type, arr.nelems
+
+    def int_info(self, tid: int) -> tuple[int, bool, bool, bool]:
+        """(size in bytes, signed, bool, char) of an integer type."""
+        t = self._type(tid)
+        enc = ffi.cast("__u32 *", t + 1)[0]
+        flags = (enc >> 24) & 0xF
+        char = bool(flags & _INT_CHAR) or self._name(t.name_off) in ("char", "signed char",
+                                                                       "unsigned char")
+        return t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL), char
+
+    def enum_signed(self, tid: int) -> bool:
+        return bool(self._type(tid).info >> 31)
+
+    def enum_values(self, tid: int) -> dict[str, int]:
+        """Enumerator name -> value, in declaration order (ENUM and ENUM64)."""
+        t = self._type(tid)
+        signed, n = self.enum_signed(tid), t.info & 0xFFFF
+        words = ffi.cast("__u32 *", t + 1)
+        out = {}
+        for k in range(n):
+            if self._kind(t) == ENUM64:
+                name_off, value = words[3 * k], words[3 * k + 1] | words[3 * k + 2] << 32
+                bits = 64
+            else:
+                name_off, value, bits = words[2 * k], words[2 * k + 1], 32
+            if signed and value >> (bits - 1):
+                value -= 1 << bits
+            out[self._name(name_off)] = value
+        return out
+
+    def declaration(self, tid: int, name: str = "") -> str:
+        """A C declaration of ``name`` with type ``tid``: ``char comm[16]``,
+        ``const volatile __u32 pid``, ``struct event *e``."""
+        kind = self.kind(tid)
+        own = self.name(tid)
+        if kind == PTR:
+            target = self.pointee(tid)
+            inner = f"*{name}"
+            if self.kind(target) in (ARRAY, FUNC_PROTO):
+                inner = f"({inner})"
+            return self.declaration(target, inner)
+        if kind == ARRAY:
+            elem, n = self.array(tid)
+            return self.declaration(elem, f"{name}[{n}]")
+        if kind in (CONST, VOLATILE, RESTRICT):
+            qual = {CONST: "const", VOLATILE: "volatile", RESTRICT: "restrict"}[kind]
+            target = self.pointee(tid)
+            if self.kind(target) == PTR:  # int *const p
+                return self.declaration(target, f"{qual} {name}".strip())
+            return f"{qual} {self.declaration(target, name)}"
+        if kind == TYPE_TAG:
+            return self.declaration(self.pointee(tid), name)
+        if kind == FUNC_PROTO:
+            return self.declaration(self.pointee(tid), f"{name}(...)")
+        if kind == FWD:
+            base = ("union " if self._type(tid).info >> 31 else "struct ") + own
+        elif kind in (STRUCT, UNION, ENUM, ENUM64):
+            base = self.type_name(tid) if own else self.type_name(tid).replace("(anon)", "{...}")
+        else:
+            base = own or "void"
+        return f"{base} {name}".rstrip() if not name.startswith("[") else base + name
+
+    def definition(self, tid: int) -> str:
+        """C source of a struct, union or enum type, one member per line."""
+        kind = self.kind(tid)
+        if kind in (ENUM, ENUM64):
+            body = "".join(f"\t{k} = {v},\n" for k, v in self.enum_values(tid).items())
+        elif kind in (STRUCT, UNION):
+            lines = []
+            for mname, mtid, _, bits in self.members(tid):
+                decl = self.declaration(mtid, mname)
+                lines.append(f"\t{decl}{f' : {bits}' if bits else ''};\n")
+            body = "".join(lines)
+        else:
+            return self.declaration(tid) + ";"
+        return f"{self.type_name(tid)} {{\n{body}}};"

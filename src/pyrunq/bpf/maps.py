@@ -36,12 +36,26 @@ class Map:
         self.percpu = self.type in PERCPU_TYPES
         self._ncpus = lib.libbpf_num_possible_cpus() if self.percpu else 1
         self._stride = (self.value_size + 7) & ~7 if self.percpu else self.value_size
-        self.key_layout = obj.btf.layout(lib.bpf_map__btf_key_type_id(ptr), self.key_size)
-        self.value_layout = obj.btf.layout(lib.bpf_map__btf_value_type_id(ptr), self.value_size)
+        self.key_type_id = lib.bpf_map__btf_key_type_id(ptr)  # 0: no BTF type
+        self.value_type_id = lib.bpf_map__btf_value_type_id(ptr)
+        self.key_layout = obj.btf.layout(self.key_type_id, self.key_size)
+        self.value_layout = obj.btf.layout(self.value_type_id, self.value_size)
         self._batch_ok = self.type in BATCH_TYPES
 
     def __repr__(self):
         return f"<Map {self.name!r} type={self.type} key={self.key_size}B value={self.value_size}B>"
+
+    @property
+    def type_name(self) -> str:
+        """libbpf's name of the map type: "hash", "array", "ringbuf"..."""
+        name = lib.libbpf_bpf_map_type_str(self.type)
+        return ffi.string(name).decode() if name != ffi.NULL else str(self.type)
+
+    @property
+    def pin_path(self) -> str | None:
+        """Where libbpf pins this map at load (``LIBBPF_PIN_BY_NAME``), or None."""
+        path = lib.bpf_map__pin_path(self._ptr)
+        return ffi.string(path).decode() if path != ffi.NULL else None
 
     @property
     def max_entries(self) -> int:

@@ -102,6 +102,17 @@ class Program:
         return f"<Program {self.name} SEC({self.section!r})>"
 
     @property
+    def type_name(self) -> str:
+        """libbpf's name of the program type: "raw_tracepoint", "kprobe"..."""
+        name = lib.libbpf_bpf_prog_type_str(lib.bpf_program__type(self._ptr))
+        return ffi.string(name).decode() if name != ffi.NULL else "unknown"
+
+    @property
+    def insn_count(self) -> int:
+        """BPF instructions in the program (after relocation once loaded)."""
+        return lib.bpf_program__insn_cnt(self._ptr)
+
+    @property
     def autoload(self) -> bool:
         return bool(lib.bpf_program__autoload(self._ptr))
 
@@ -128,8 +139,24 @@ class Program:
         """Attach by section name; the object owns the link (closed with it)."""
         self._obj._require(LOADED, f"attach program {self.name!r}")
         libbpf.reset_warnings()
-        link = Link(libbpf.check_ptr(lib.bpf_program__attach(self._ptr), "attach program",
-                                     self.name), self)
+        return self._own(lib.bpf_program__attach(self._ptr), "attach program")
+
+    def attach_uprobe(self, binary: str, offset: int, pid: int = -1,
+                      retprobe: bool = False) -> Link:
+        """Attach to the instruction at file ``offset`` of ``binary`` (an ELF
+        path), in process ``pid`` only, or in every process (-1); ``retprobe``:
+        at the return of the function that starts there."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        opts = ffi.new("struct bpf_uprobe_opts *")
+        opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
+        opts.retprobe = retprobe
+        libbpf.reset_warnings()
+        what = f"{'uretprobe' if retprobe else 'uprobe'} {binary}+{offset:#x}"
+        return self._own(lib.bpf_program__attach_uprobe_opts(
+            self._ptr, pid, os.fsencode(binary), offset, opts), f"attach {what} for")
+
+    def _own(self, ptr, action: str) -> Link:
+        link = Link(libbpf.check_ptr(ptr, action, self.name), self)
         self._obj._owned.append(link)
         return link
 

@@ -39,6 +39,12 @@ TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
+    "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",
+    "funclatency": "Summarize a user-space function's latency as a histogram.",
+    "stackcount": "Count the distinct user stacks that call a function.",
+    "memleak": "Report a process's outstanding allocations by stack.",
+    "inspect": "List what a BPF object holds: programs, maps, globals, types.",
+    "run": "Load, configure and attach any CO-RE object; print its maps and events.",
 }
 
 
@@ -73,6 +79,14 @@ def warn_missing(prog: str, pids) -> None:
     for pid in pids:
         if not os.path.exists(f"/proc/{pid}"):
             print(f"{prog}: warning: no process with PID {pid}", file=sys.stderr)
+
+
+def report_lost(prog: str, lost: int, reported: int, final: bool = False) -> int:
+    """Say on stderr how many events the full ring buffer dropped."""
+    if lost > reported or (final and lost):
+        what = "in all" if final else "so far"
+        print(f"{prog}: lost {lost} events {what} (ring buffer full)", file=sys.stderr, flush=True)
+    return lost
 
 
 def stop_requested() -> bool:

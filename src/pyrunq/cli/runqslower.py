@@ -81,7 +81,7 @@ def json_writer(out):
 
 def run(args, parser) -> int:
     from ..tools.runqslower import RunqSlower
-    from . import stop_requested, wait, warn_missing
+    from . import report_lost, stop_requested, wait, warn_missing
 
     if args.pid:
         warn_missing(parser.prog, [args.pid])
@@ -107,10 +107,3 @@ def run(args, parser) -> int:
         report_lost(parser.prog, rs.lost, reported, final=True)
     return 0
 
-
-def report_lost(prog: str, lost: int, reported: int, final: bool = False) -> int:
-    """Say on stderr how many events the full ring buffer dropped."""
-    if lost > reported or (final and lost):
-        what = "in all" if final else "so far"
-        print(f"{prog}: lost {lost} events {what} (ring buffer full)", file=sys.stderr, flush=True)
-    return lost

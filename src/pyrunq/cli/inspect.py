@@ -1,0 +1,75 @@
+"""pyrunq inspect: what a BPF object declares, read from its ELF and BTF
+without loading it (no privileges needed)."""
+
+from __future__ import annotations
+
+import sys
+
+EXAMPLES = """examples:
+    pyrunq inspect opensnoop.bpf.o          # programs, maps, globals, event structs
+    pyrunq inspect opensnoop.bpf.o --json   # the same as one JSON document"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("object", metavar="OBJECT", help="a BPF object file (clang -target bpf -g)")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def run(args, parser) -> int:
+    from ..generic import describe
+
+    d = describe(args.object)
+    if args.json:
+        import json
+
+        print(json.dumps(d))
+        return 0
+    sys.stdout.write(render(d))
+    return 0
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def render(d: dict) -> str:
+    out = [f"object:  {d['object']} ({d['path']})",
+           f"license: {d['license'] if d['license'] is not None else '(none)'}",
+           f"CO-RE:   {'yes' if d['core'] else 'no (.BTF.ext missing)'}", ""]
+    out.append(f"programs ({len(d['programs'])}):")
+    if d["programs"]:
+        out += _table([["NAME", "SECTION", "TYPE", "TARGET", "AUTOLOAD", "INSNS"]] + [
+            [p["name"], p["section"], p["type"], p["attach_target"] or "-",
+             "yes" if p["autoload"] else "no", str(p["instructions"])] for p in d["programs"]])
+    out += ["", f"maps ({len(d['maps'])}):"]
+    if d["maps"]:
+        out += _table([["NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", "PINNING", "SHOWN AS"]] + [
+            [m["name"], m["type"], m["key"] or "-", m["value"] or "-", str(m["max_entries"]),
+             m["pinning"] or "-", m["shown_as"] or "-"] for m in d["maps"]])
+    out += ["", f"globals ({len(d['globals'])}):"]
+    if d["globals"]:
+        out += _table([[g["section"], f"{g['declaration']} = {_c_value(g['default'], g['kind'])};"]
+                       for g in d["globals"]])
+    out += ["", f"event structs ({len(d['event_structs'])}):"]
+    for s in d["event_structs"]:
+        out += ["  " + line for line in s["definition"].replace("\t", "    ").splitlines()]
+        out[-1] += f"  /* {s['size']} bytes */"
+    return "\n".join(out) + "\n"
+
+
+def _c_value(v, kind: str = "other") -> str:
+    """A default value as C would write it."""
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if kind == "string":
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f".{k} = {_c_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        if v and all(x == 0 for x in v):
+            return "{0}"  # C's "all zero"
+        return "{" + ", ".join(_c_value(x) for x in v) + "}"
+    return str(v)  # numbers, enum names, hex of raw bytes

@@ -1,0 +1,265 @@
+"""Running any CO-RE object: ``Runner`` (the pieces) and ``run()`` (the whole).
+
+A Runner opens an object file, sets its globals, loads it, attaches every
+program libbpf can attach by section, and decodes its ring buffers and maps
+by the rules in ``pyrunq.generic``. ``pyrunq run`` is a Runner and a printer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import select
+import time
+
+from .bpf import BPFObject
+from .bpf import btf as B
+from .bpf.maps import ARRAY_TYPES, BATCH_TYPES
+from .errors import BPFError
+from .generic import (apply_settings, check_trust, hist_shape, open_object, presenter,
+                      ring_buffer_structs, unit_of, value_kind)
+
+
+# -- maps, read and merged ---------------------------------------------------------
+
+@dataclasses.dataclass
+class MapReport:
+    """One map at one moment. ``kind`` "entries": ``entries`` is [(key, value)];
+    "hist": ``entries`` is [(key or None, slots, labels)] with ``unit``."""
+
+    name: str
+    kind: str
+    entries: list
+    unit: str | None = None
+
+
+def merge_percpu(values: list):
+    """One value from per-CPU values: numbers summed, recursively through
+    structs and arrays; anything else from the first CPU that has it."""
+    first = values[0]
+    if isinstance(first, bool):
+        return any(values)
+    if isinstance(first, (int, float)):
+        return sum(values)
+    if isinstance(first, tuple):
+        merged = [merge_percpu(list(col)) for col in zip(*values)]
+        return first._make(merged) if hasattr(first, "_fields") else tuple(merged)
+    return next((v for v in values if v), first)
+
+
+def _is_zero(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return all(_is_zero(x) for x in v)
+    if isinstance(v, (bytes, str)):
+        return not v.strip(b"\0" if isinstance(v, bytes) else "\0")
+    return not v
+
+
+def read_map(obj: BPFObject, m) -> MapReport:
+    btf = obj.btf
+    items = [(k, merge_percpu(v) if m.percpu else v) for k, v in m.items()]
+    try:
+        items.sort(key=lambda kv: kv[0])
+    except TypeError:
+        pass
+    shape = hist_shape(obj, m)
+    present_key = presenter(btf, m.key_type_id)
+    if shape == "index":
+        slots = [0] * m.max_entries
+        for k, v in items:
+            slots[k] = v
+        return MapReport(m.name, "hist", [(None, slots, {})], unit_of(m.name))
+    if shape:
+        hists = []
+        for k, v in items:
+            slots = v if shape == "value" else v.slots
+            labels = {} if shape == "value" else {
+                f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
+            hists.append((present_key(k), list(slots), labels))
+        return MapReport(m.name, "hist", hists, unit_of(m.name))
+    present_value = presenter(btf, m.value_type_id)
+    if m.type in ARRAY_TYPES:
+        items = [(k, v) for k, v in items if not _is_zero(v)]
+    return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
+
+
+# -- running -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Stream:
+    """A ring buffer and how its records are decoded."""
+
+    map: str
+    struct: str | None
+    columns: list[tuple[str, int]]  # (field, display width) for tables
+    count: int = 0
+    short: int = 0  # records smaller than the struct (zero-filled)
+
+
+def _width(btf, tid: int, name: str) -> int:
+    tid = btf.resolve(tid)
+    kind, w = btf.kind(tid), 8
+    if kind == B.INT:
+        size, _, is_bool, _ = btf.int_info(tid)
+        w = 5 if is_bool else {1: 4, 2: 6, 4: 7, 8: 12}.get(size, 8)
+    elif kind in (B.ENUM, B.ENUM64):
+        w = max((len(n) for n in btf.enum_values(tid)), default=8)
+    elif value_kind(btf, tid) == "string":
+        w = min(btf.array(tid)[1] - 1, 16)
+    return max(len(name), w)
+
+
+def _sleep(timeout: float | None, fd: int | None) -> bool:
+    select.select([fd] if fd is not None else [], [], [], timeout)
+    return False
+
+
+class Runner:
+    """An object file loaded, configured, attached and read; ``close()`` detaches
+    and unloads everything.
+
+    ``settings``: global name -> value (str parsed by its type, or a Python
+    value); ``events``: ring buffer -> struct name; ``on_event(map, record)``
+    receives each record as plain data (without it records queue in
+    ``events``). Programs libbpf cannot attach by section are listed in
+    ``not_attached`` as (name, section) instead of failing.
+    """
+
+    def __init__(self, path: str, settings: dict | None = None, events: dict | None = None,
+                 on_event=None, allow_untrusted: bool = False):
+        if not allow_untrusted:
+            check_trust(path)
+        self.obj, self.facts = open_object(path)
+        self.events: list[tuple[str, dict]] = []
+        self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
+        self.streams: dict[str, Stream] = {}
+        self.not_attached: list[tuple[str, str]] = []
+        self.links: list = []
+        self.ring = None
+        self._stopped = False
+        try:
+            apply_settings(self.obj, settings or {})
+            rings = ring_buffer_structs(self.obj, events)
+            self.pinned = [(m.name, m.pin_path) for m in self.obj.maps.values() if m.pin_path]
+            self.obj.load()
+            self._attach()
+            for name, struct_name in rings.items():
+                self._read(name, struct_name)
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def _attach(self) -> None:
+        for prog in self.obj.programs.values():
+            if not prog.autoload:
+                continue
+            try:
+                self.links.append(prog.attach())
+            except BPFError as e:
+                # libbpf's answer for a section it cannot attach alone (SEC("uprobe"), "xdp"...)
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                self.not_attached.append((prog.name, prog.section))
+
+    def _read(self, name: str, struct_name: str | None) -> None:
+        btf = self.obj.btf
+        layout, present, columns = None, None, [("data", 32)]
+        if struct_name:
+            tid = btf.find(struct_name)
+            layout = btf.layout(tid)
+            if layout.record is None:  # bit-fields: no byte layout, show the bytes
+                layout = None
+            else:
+                present = presenter(btf, tid)
+                # the record's field names: anonymous members are renamed there
+                columns = [(f, _width(btf, m[1], f))
+                           for f, m in zip(layout.record._fields, btf.members(tid))]
+        stream = self.streams[name] = Stream(name, struct_name, columns)
+        on_event = self._on_event
+
+        def on_record(data: bytes) -> None:
+            stream.count += 1
+            if layout is None:
+                on_event(name, {"data": data.hex()})
+                return
+            if len(data) < layout.size:
+                stream.short += 1
+                data += bytes(layout.size - len(data))
+            on_event(name, present(layout.decode(data)))
+
+        if self.ring is None:
+            self.ring = self.obj.ring_buffer(name, callback=on_record)
+        else:
+            self.ring.add(self.obj.maps[name], callback=on_record)
+
+    def poll(self, timeout: float | None = 0, limit: int = 4096) -> int:
+        """Hand over ring buffer records (at most ``limit``); 0 if there is no ring buffer."""
+        return self.ring.poll(timeout, limit) if self.ring is not None else 0
+
+    def fileno(self) -> int | None:
+        return self.ring.fileno() if self.ring is not None else None
+
+    def maps(self) -> list[MapReport]:
+        """Every hash and array map, decoded (histograms as slot lists)."""
+        return [read_map(self.obj, m) for m in self.obj.maps.values() if m.type in BATCH_TYPES]
+
+    def loop(self, duration: float | None = None, interval: float | None = None,
+             on_maps=None, wait=_sleep) -> None:
+        """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
+        returns True; call ``on_maps(self.maps())`` every ``interval`` seconds.
+        Then stop (detach, hand over what is left)."""
+        now = time.monotonic()
+        deadline = None if duration is None else now + duration
+        tick = now + interval if interval and on_maps else None
+        while True:
+            handled = self.poll(0)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if tick is not None and now >= tick:
+                on_maps(self.maps())
+                tick = max(tick + interval, now)
+            waits = [t - now for t in (deadline, tick) if t is not None]
+            if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
+                break
+        self.stop()
+
+    def stop(self) -> None:
+        """Detach every program, then hand over the records already written."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.obj.detach()
+        if self.ring is not None:
+            self.ring.consume()
+
+    def close(self) -> None:
+        self.obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclasses.dataclass
+class RunResult:
+    events: list  # (ring buffer, record) pairs, unless on_event took them
+    maps: list  # MapReport, read after the programs were detached
+    not_attached: list  # (program, section) that libbpf could not attach by itself
+
+
+def run(path: str, *, set: dict | None = None, events: dict | None = None,
+        duration: float | None = None, interval: float | None = None, on_event=None,
+        on_maps=None, allow_untrusted: bool = False) -> RunResult:
+    """Load ``path``, set its globals, attach its programs and collect records
+    until ``duration`` seconds pass or Ctrl-C; then detach and return what the
+    ring buffers and maps held. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    with Runner(path, settings=set, events=events, on_event=on_event,
+                allow_untrusted=allow_untrusted) as r:
+        try:
+            r.loop(duration, interval, on_maps)
+        except KeyboardInterrupt:
+            r.stop()
+        return RunResult(r.events, r.maps(), r.not_attached)

@@ -1,0 +1,79 @@
+"""Bootstrap: process execs and exits, with exit codes and lifetimes
+(bpf/bootstrap.bpf.c), as libbpf-bootstrap's example reports them.
+
+Events come through a BPF ring buffer. When it is full the kernel side counts
+the lost event instead of blocking; ``lost`` reports that count.
+"""
+
+from __future__ import annotations
+
+from ..bpf import BPFObject
+from ..errors import UsageError
+
+STATS = ("lost", "start_full")  # enum bootstrap_stat
+
+
+class Bootstrap:
+    """Every exec and every process exit (threads' exits are not reported).
+
+    ``min_duration_ms``: report only exits of processes that lived at least
+    that long since their exec, and no execs (0: everything).
+    ``callback``: called with each event; without it, read ``events()``.
+    Each event has ``exit_event`` (1: exit, 0: exec), ``pid``, ``ppid``,
+    ``comm``, and ``filename`` (exec) or ``exit_code`` and ``duration_ns``
+    (exit; 0 when the exec came before tracing started).
+    """
+
+    def __init__(self, min_duration_ms: int = 0, callback=None, ring_bytes: int = 256 * 1024):
+        if isinstance(min_duration_ms, bool) or not isinstance(min_duration_ms, int) \
+                or min_duration_ms < 0:
+            raise UsageError(f"invalid min_duration_ms {min_duration_ms!r}:"
+                             " a number of milliseconds >= 0")
+        if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
+            raise UsageError(f"ring_bytes must be a power of two >= 4096, not {ring_bytes}")
+        self.min_duration_ms = min_duration_ms
+        self.obj = BPFObject.open("bootstrap")
+        try:
+            self.obj.rodata["min_duration_ns"] = min_duration_ms * 1_000_000
+            self.obj.maps["events"].max_entries = ring_bytes
+            self.obj.load()
+            self.ring = self.obj.ring_buffer("events", event="bootstrap_event", callback=callback)
+            self.obj.attach()
+        except BaseException:
+            self.obj.close()  # nothing left half-attached
+            raise
+
+    def events(self, timeout: float | None = None):
+        """Yield events as they come; stop after ``timeout`` seconds without any."""
+        return self.ring.events(timeout)
+
+    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
+        """Wait up to ``timeout`` seconds and hand over events (at most ``limit``)."""
+        return self.ring.poll(timeout, limit)
+
+    def fileno(self) -> int:
+        return self.ring.fileno()
+
+    def stop(self) -> int:
+        """Detach, then hand over what is already in the ring buffer."""
+        self.obj.detach()
+        return self.ring.consume()
+
+    def stats(self) -> dict[str, int]:
+        """What the kernel side had to drop, by reason, since start."""
+        per_cpu = dict(self.obj.maps["stats"].items())
+        return {name: sum(per_cpu.get(i, [0])) for i, name in enumerate(STATS)}
+
+    @property
+    def lost(self) -> int:
+        """Events dropped so far because the ring buffer was full."""
+        return self.stats()["lost"]
+
+    def close(self) -> None:
+        self.obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,91 @@
+"""FuncLatency: a user-space function's latency as a log2 histogram
+(bpf/funclatency.bpf.c): a uprobe at the function's entry, a uretprobe at
+its return.
+
+The kernel keeps cumulative counters in ``struct funclat`` (a global); each
+``snapshot()`` is the difference from the previous one, so nothing counted
+between two reads is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..bpf import BPFObject
+from ..errors import UsageError
+from ..hist import render_log2_bcc
+from ..symbols import Target, resolve_function
+
+UNITS = {"nsecs": 1, "usecs": 1000, "msecs": 1_000_000}
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Calls that returned in one interval: ``slots[i]`` counts latencies of
+    2**i .. 2**(i+1)-1 ``unit`` (slot 0 also holds 0)."""
+
+    slots: tuple[int, ...]
+    unit: str
+    count: int
+    sum_ns: int
+    missed: int  # calls not timed: too many calls in flight at once
+
+    @property
+    def average(self) -> int:
+        """Mean latency in ``unit`` (0 without calls)."""
+        return self.sum_ns // UNITS[self.unit] // self.count if self.count else 0
+
+    def render(self) -> str:
+        """The histogram as bcc's funclatency prints it."""
+        return render_log2_bcc(self.slots, self.unit)
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "count": self.count, "sum_ns": self.sum_ns,
+                "average": self.average, "missed": self.missed,
+                "buckets": [{"low": 1 << i if i else 0, "high": (2 << i) - 1, "count": c}
+                            for i, c in enumerate(self.slots) if c]}
+
+
+class FuncLatency:
+    """Latency of ``function``: ``"BINARY:FUNCTION"`` (a path, or a library
+    name such as ``"c"``), or a bare ``"FUNCTION"`` with ``pid``, searched in
+    the process's executable and libraries. ``pid`` also limits tracing to
+    that process; ``unit`` is "nsecs", "usecs" or "msecs"."""
+
+    def __init__(self, function: str, pid: int | None = None, unit: str = "nsecs"):
+        if unit not in UNITS:
+            raise UsageError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
+        self.unit = unit
+        self.target: Target = resolve_function(function, pid)
+        self._previous: tuple[int, ...] | None = None
+        self.obj = BPFObject.open("funclatency")
+        try:
+            self.obj.rodata["unit_ns"] = UNITS[unit]
+            self.obj.load()
+            binary, offset = self.target.path, self.target.offset
+            pid = -1 if pid is None else pid
+            self.obj.programs["func_entry"].attach_uprobe(binary, offset, pid)
+            self.obj.programs["func_return"].attach_uprobe(binary, offset, pid, retprobe=True)
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def _totals(self) -> tuple[int, ...]:
+        t = self.obj.bss["totals"]
+        return (*t.slots, t.count, t.sum_ns, t.missed)
+
+    def snapshot(self) -> Latency:
+        """What happened since the previous snapshot (or since attaching)."""
+        now = self._totals()
+        d = [a - b for a, b in zip(now, self._previous or (0,) * len(now))]
+        self._previous = now
+        return Latency(tuple(d[:-3]), self.unit, *d[-3:])
+
+    def close(self) -> None:
+        self.obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,133 @@
+"""funclatency on the real kernel: a test program's function, timed by uprobes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROGS = os.path.join(os.path.dirname(__file__), "progs")
+
+
+@pytest.fixture(scope="module")
+def foobar(tmp_path_factory):
+    """tests/progs/foobar.c, built with frame pointers and symbols."""
+    out = tmp_path_factory.mktemp("progs") / "foobar"
+    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", str(out),
+                    os.path.join(PROGS, "foobar.c")], check=True)
+    return str(out)
+
+
+class Calls:
+    """foobar waiting to make ``calls`` calls of ``seconds`` each: ``go()``."""
+
+    def __init__(self, binary: str, calls: int, seconds: float):
+        self.proc = subprocess.Popen([binary, str(calls), str(seconds)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline() == b"ready\n"
+        self.pid = self.proc.pid
+
+    def go(self) -> None:
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+        assert self.proc.wait(timeout=60) == 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_one_second_calls_land_in_the_one_second_slot(kernel, foobar):
+    from pyrunq.tools.funclatency import FuncLatency
+
+    with Calls(foobar, 2, 1.0) as p, FuncLatency(f"{foobar}:Foo", pid=p.pid, unit="msecs") as fl:
+        p.go()
+        lat = fl.snapshot()
+        assert lat.count == 2 and lat.missed == 0
+        assert lat.slots[9] == 2 and sum(lat.slots) == 2  # 512 .. 1023 ms
+        assert 2_000_000_000 <= lat.sum_ns < 2_500_000_000
+        assert 1000 <= lat.average < 1250
+        assert "512 -> 1023       : 2        |****************************************|" \
+            in lat.render()
+        assert fl.snapshot().count == 0  # each snapshot is a difference
+
+
+def test_units_and_a_bare_function_found_in_the_process(kernel, foobar):
+    from pyrunq.tools.funclatency import FuncLatency
+
+    with Calls(foobar, 3, 0.01) as p, FuncLatency("Bar", pid=p.pid, unit="usecs") as fl:
+        assert fl.target.function == "Bar" and os.path.samefile(fl.target.path, foobar)
+        p.go()
+        lat = fl.snapshot()
+    assert lat.count == 3 and lat.unit == "usecs"
+    assert lat.slots[13] == 3  # 10 ms: 8192 .. 16383 us
+
+
+def test_a_library_function_in_every_process(kernel):
+    from pyrunq.tools.funclatency import FuncLatency
+
+    with FuncLatency("c:getppid") as fl:
+        assert fl.target.path.endswith("/libc.so.6")
+        for _ in range(50):
+            os.getppid()
+        lat = fl.snapshot()
+    assert lat.count >= 50 and sum(lat.slots) == lat.count
+
+
+def pyrunq(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "pyrunq", "funclatency", *args],
+                          capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
+    with Calls(foobar, 2, 1.0) as p:
+        cmd = subprocess.Popen([sys.executable, "-m", "pyrunq", "funclatency", "-m", "-p",
+                                str(p.pid), "Foo", "4", "1"], stdout=subprocess.PIPE, text=True)
+        assert cmd.stdout.readline() == 'Tracing 1 functions for "Foo"... Hit Ctrl-C to end.\n'
+        p.go()
+        out, _ = cmd.communicate(timeout=60)
+    assert cmd.returncode == 0
+    lines = out.split("\n")
+    assert lines[:2] == ["", "     msecs               : count     distribution"]
+    assert lines[2] == "         0 -> 1          : 0        |                                        |"
+    assert lines[11] == "       512 -> 1023       : 2        |****************************************|"
+    assert lines[12] == ""
+    assert lines[13].startswith("avg = 100") and lines[13].endswith(" msecs, count: 2")
+    assert lines[14:] == ["", "Detaching...", ""]
+
+
+def test_command_json(kernel, foobar):
+    with Calls(foobar, 1, 0.1) as p:
+        cmd = subprocess.Popen([sys.executable, "-m", "pyrunq", "funclatency", "--json", "-u",
+                                "-p", str(p.pid), f"{foobar}:Foo", "3", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "Tracing 1 functions" in cmd.stderr.readline()  # JSON alone on stdout
+        p.go()
+        out, _ = cmd.communicate(timeout=60)
+    doc = json.loads(out)
+    assert (doc["function"], doc["unit"], doc["count"], doc["missed"]) == ("Foo", "usecs", 1, 0)
+    assert doc["buckets"] == [{"low": 65536, "high": 131071, "count": 1}]  # 100 ms
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/no/such/binary:Foo"], "/no/such/binary: no such file"),
+    (["FOOBAR:NoSuchFunction"], "no function 'NoSuchFunction' in"),
+    (["-p", "999999999", "Foo"], "no process with PID 999999999"),
+    (["Foo"], "give BINARY:FUNCTION, or -p PID"),
+    (["/etc/passwd:Foo"], "/etc/passwd: not an ELF file"),
+    (["nosuchlibrary:Foo"], "'nosuchlibrary': no such binary or library"),
+    (["c:"], "no function name"),
+    (["-m", "-u", "c:malloc"], "not allowed with argument"),
+    (["c:malloc", "0"], "must be positive"),
+])
+def test_bad_input_is_one_line_and_exit_2(kernel, foobar, args, message):
+    out = pyrunq(*(a.replace("FOOBAR", foobar) for a in args))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq funclatency: error: ")
+    assert message in out.stderr

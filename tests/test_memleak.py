@@ -1,0 +1,230 @@
+"""memleak on the real kernel: tests/progs/leaker.c allocates known blocks
+from known stacks, holds them, then frees them; the outstanding bytes by
+stack must follow, through the Python class, the bcc text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pyrunq.tools.memleak import MemLeak
+from test_stackcount import NO_WAIT, Waiting, build, missing_pid, pyrunq
+
+# alloc_others: calloc(4, 250), realloc(malloc(100), 3000), posix_memalign
+# 2000, aligned_alloc 4096: one block each, from its own call site
+OTHERS = [(1000, 1), (2000, 1), (3000, 1), (4096, 1)]
+
+
+@pytest.fixture(scope="module")
+def leaker(tmp_path_factory):
+    return build(tmp_path_factory, "leaker")
+
+
+def by_function(stacks) -> dict[str, list[tuple[int, int]]]:
+    """Outstanding (bytes, allocations) by the function that allocated."""
+    out: dict[str, list] = {}
+    for s in stacks:
+        out.setdefault(s.frames[0].name if s.frames else None, []).append(
+            (s.bytes, s.allocations))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_outstanding_by_allocating_stack_then_none(kernel, leaker):
+    with Waiting(leaker) as lk, MemLeak(lk.pid) as ml:
+        assert lk.go() == "allocated\n"
+        held = ml.outstanding()
+        assert lk.go() == "freed\n"
+        after = ml.outstanding()
+        stats = ml.stats()
+        lk.go(reply=False)
+        lk.finish()
+    blocks = [s for s in held if s.frames and s.frames[0].name == "alloc_blocks"]
+    assert [(s.bytes, s.allocations) for s in blocks] == [(20000, 20)]
+    assert held[0] == blocks[0]  # the most bytes first
+    frames = blocks[0].frames
+    assert [f.name for f in frames[:2]] == ["alloc_blocks", "main"]
+    assert {f.module for f in frames[:2]} == {os.path.realpath(leaker)}
+    assert frames[0].offset > 0  # a return address inside alloc_blocks
+    # realloc's 100-byte block was freed by the realloc itself
+    assert by_function(held)["alloc_others"] == OTHERS
+    assert set(by_function(held)) == {"alloc_blocks", "alloc_others"}
+    assert after == []
+    assert stats == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0,
+                     "pending_full": 0}
+
+
+def test_top_and_min_age(kernel, leaker):
+    with Waiting(leaker) as lk, MemLeak(lk.pid) as ml:
+        lk.go()
+        top = ml.outstanding(top=2)
+        young = ml.outstanding(min_age_ns=3600 * 10**9)
+        lk.go()
+        lk.go(reply=False)
+        lk.finish()
+    assert [(s.bytes, s.frames[0].name) for s in top] == [(20000, "alloc_blocks"),
+                                                         (4096, "alloc_others")]
+    assert young == []  # nothing is an hour old
+
+
+def test_full_allocs_map_is_counted(kernel, leaker):
+    with Waiting(leaker) as lk, MemLeak(lk.pid, max_allocs=5) as ml:
+        lk.go()
+        held = ml.outstanding()
+        stats = ml.stats()
+        lk.go()
+        lk.go(reply=False)
+        lk.finish()
+    tracked = sum(s.allocations for s in held)
+    assert tracked == 5
+    assert stats["allocs_full"] == 20 + len(OTHERS) + 1 - tracked  # +1: the malloc(100)
+
+
+REPORT = re.compile(r"\[\d\d:\d\d:\d\d\] Top 10 stacks with outstanding allocations:")
+STACK = re.compile(r"\t(\d+) bytes in (\d+) allocations from stack")
+FRAME = re.compile(r"\t\t0x[0-9a-f]{16}\t(\S+)(?: \[(\S+)\])?")
+
+
+def reports(cli):
+    """Each report the CLI prints, as its list of lines (header first)."""
+    lines = []
+    for line in cli.stdout:
+        line = line.rstrip("\n")
+        if REPORT.fullmatch(line) and lines:
+            yield lines
+            lines = []
+        lines.append(line)
+        if lines and not REPORT.fullmatch(lines[0]):
+            raise AssertionError(f"not a report: {lines[0]!r}")
+    if lines:
+        yield lines
+
+
+def parse(report: list[str]) -> list[tuple[int, int, list[tuple[str, str]]]]:
+    """(bytes, allocations, [(symbol+offset, module)]) per stack."""
+    out = []
+    for line in report[1:]:
+        m = STACK.fullmatch(line)
+        if m:
+            out.append((int(m[1]), int(m[2]), []))
+            continue
+        m = FRAME.fullmatch(line)
+        assert m and out, f"not a frame line: {line!r}"
+        out[-1][2].append((m[1], m[2]))
+    return out
+
+
+def stop(cli) -> str:
+    cli.send_signal(signal.SIGINT)
+    _, err = cli.communicate(timeout=NO_WAIT)
+    assert cli.returncode == 0, err
+    return err
+
+
+def test_cli_text_as_bcc(kernel, leaker):
+    with Waiting(leaker) as lk:
+        cli = pyrunq("memleak", "-p", str(lk.pid), "-o", "0", "1")
+        try:
+            assert cli.stdout.readline() == f"Attaching to pid {lk.pid}, Ctrl+C to quit.\n"
+            assert lk.go() == "allocated\n"
+            # reports come every second: wait for one made after the mallocs
+            each = reports(cli)
+            held = next(parse(r) for r in each if len(parse(r)) == 5)
+            assert lk.go() == "freed\n"
+            assert next(parse(r) for r in each if not parse(r)) == []
+            err = stop(cli)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+        lk.go(reply=False)
+        lk.finish()
+    # as bcc: the most bytes last
+    assert [(b, n) for b, n, _ in held] == OTHERS + [(20000, 20)]
+    frames = held[-1][2]
+    assert re.fullmatch(r"alloc_blocks\+0x[0-9a-f]+", frames[0][0]) and frames[0][1] == "leaker"
+    assert re.fullmatch(r"main\+0x[0-9a-f]+", frames[1][0]) and frames[1][1] == "leaker"
+    assert all(f[0].startswith("alloc_others+0x") for _, _, (f, *_) in held[:-1])
+    assert err == ""
+
+
+def test_cli_json(kernel, leaker):
+    with Waiting(leaker) as lk:
+        cli = pyrunq("memleak", "--json", "-p", str(lk.pid), "-o", "0", "-T", "1", "1")
+        try:
+            assert cli.stderr.readline() == f"Attaching to pid {lk.pid}, Ctrl+C to quit.\n"
+            assert lk.go() == "allocated\n"
+            doc = next(d for d in map(json.loads, cli.stdout) if d["stacks"])
+            stop(cli)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+        lk.go()
+        lk.go(reply=False)
+        lk.finish()
+    assert doc["pid"] == lk.pid and len(doc["stacks"]) == 1  # -T 1
+    stack = doc["stacks"][0]
+    assert (stack["bytes"], stack["allocations"]) == (20000, 20)
+    assert [f["symbol"] for f in stack["frames"][:2]] == ["alloc_blocks", "main"]
+    assert stack["frames"][0]["module"] == os.path.realpath(leaker)
+    assert doc["lost"] == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0,
+                           "pending_full": 0}
+
+
+def test_count_ends_by_itself(kernel, leaker):
+    with Waiting(leaker) as lk:
+        out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", "-p", str(lk.pid),
+                              "1", "2"], capture_output=True, text=True, timeout=NO_WAIT)
+        lk.go()
+        lk.go()
+        lk.go(reply=False)
+        lk.finish()
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"Attaching to pid {lk.pid}, Ctrl+C to quit."
+    assert len(lines) == 3 and all(REPORT.fullmatch(line) for line in lines[1:])
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "the following arguments are required: -p/--pid"),
+    (["5"], "the following arguments are required: -p/--pid"),
+    (["-p", "MISSING"], "no process with PID"),
+    (["-p", "0"], "must be positive"),
+    (["-p", "abc"], "invalid integer"),
+    (["-p", "1", "0"], "must be positive"),
+    (["-p", "1", "5", "0"], "must be positive"),
+    (["-p", "1", "-T", "0"], "must be positive"),
+])
+def test_bad_input_one_line_exit_2(kernel, args, message):
+    args = [a.replace("MISSING", str(missing_pid())) for a in args]
+    out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", *args],
+                         capture_output=True, text=True, timeout=NO_WAIT)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("pyrunq memleak: error: ") and message in out.stderr, \
+        out.stderr
+    assert out.stdout == ""
+
+
+def test_static_binary_is_a_usage_error(kernel, tmp_path):
+    src = tmp_path / "static.c"
+    src.write_text("#include <unistd.h>\nint main(void) { pause(); return 0; }\n")
+    exe = tmp_path / "static"
+    if subprocess.run(["gcc", "-static", "-o", str(exe), str(src)]).returncode != 0:
+        pytest.skip("no static libc to link with")
+    proc = subprocess.Popen([str(exe)])
+    try:
+        out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", "-p", str(proc.pid)],
+                             capture_output=True, text=True, timeout=NO_WAIT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.returncode == 2
+    assert out.stderr == f"pyrunq memleak: error: process {proc.pid} maps no libc" \
+                         " (statically linked?)\n"
