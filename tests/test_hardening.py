@@ -144,16 +144,49 @@ def test_verbose_shows_the_traceback_and_libbpf_log(kernel):
 
 
 @pytest.mark.parametrize("args", [["runqlat", "1", "1"], ["runqlat", "-L", "--json", "1", "1"],
-                                  ["runqslower", "-P", "0"]])
+                                  ["runqslower", "-P", "0"], ["bootstrap"]])
 def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, args):
     p = subprocess.Popen(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*args), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd="/")
-    if args[0] == "runqslower":
+    if args[0] in ("runqslower", "bootstrap"):
         time.sleep(2)
+        subprocess.run(["true"])  # an exec and an exit for bootstrap
+        time.sleep(0.5)
         p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert len(out.splitlines()) >= 3, out
+
+
+UPROBE_TOOLS = [["funclatency", "c:getppid", "1", "1"], ["stackcount", "c:getppid", "1"],
+                ["memleak", "-p", "SLEEPER", "1", "1"]]
+
+
+@pytest.fixture
+def sleeper():
+    """A process of nobody's to trace (memleak reads its /proc/PID/maps)."""
+    p = subprocess.Popen(UNPRIVILEGED + NO_CAPS + ["sleep", "60"])
+    yield lambda args: [str(p.pid) if a == "SLEEPER" else a for a in args]
+    p.kill()
+    p.wait()
+
+
+@pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
+def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, sleeper, args):
+    out = subprocess.run(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*sleeper(args)), capture_output=True,
+                         text=True, timeout=60, cwd="/")
+    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "uprobes need root, or CAP_SYS_ADMIN with CAP_BPF and CAP_PERFMON" in out.stderr
+
+
+
+@pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
+def test_uprobe_tools_work_with_cap_sys_admin_bpf_perfmon(kernel, sleeper, args):
+    caps = [c.replace("+perfmon", "+perfmon,+sys_admin") for c in BPF_CAPS]
+    out = subprocess.run(UNPRIVILEGED + caps + pyrunq_cmd(*sleeper(args)), capture_output=True,
+                         text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith("Detaching...") or "Top 10 stacks" in out.stdout, out
 
 
 INTERRUPTED = [["runqlat"], ["runqlat", "-L", "1"], ["runqlat", "--cgroups", "--json", "1"],

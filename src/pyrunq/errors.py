@@ -15,6 +15,7 @@ import os
 ENOTSUPP = 524  # kernel-internal "operation not supported", seen by bpf()
 LIBBPF_ERRNO_BASE = 4000
 PRIVILEGE_HINT = "needs root, or CAP_BPF and CAP_PERFMON"
+UPROBE_PRIVILEGE_HINT = "uprobes need root, or CAP_SYS_ADMIN with CAP_BPF and CAP_PERFMON"
 
 
 class PyrunqError(Exception):

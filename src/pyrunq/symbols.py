@@ -12,7 +12,7 @@ import bisect
 import os
 from typing import NamedTuple
 
-from .errors import UsageError
+from .errors import PyrunqError, UsageError
 
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC")
 
@@ -123,6 +123,9 @@ def process_maps(pid: int) -> list[Mapping]:
             lines = f.read().splitlines()
     except FileNotFoundError:
         raise UsageError(f"no process with PID {pid}") from None
+    except PermissionError:
+        raise PyrunqError(f"cannot read /proc/{pid}/maps: permission denied "
+                          "(run as root, or as the process's user)") from None
     out = []
     for line in lines:
         fields = line.split(None, 5)

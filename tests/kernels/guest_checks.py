@@ -96,6 +96,30 @@ def test_funclatency_fires(kernel):
         assert fl.snapshot().count == 20
 
 
+def test_stackcount_fires(kernel):
+    from pyrunq.tools.stackcount import StackCount
+
+    with StackCount("c:getppid", pid=os.getpid()) as sc:
+        for _ in range(20):
+            os.getppid()
+        counts = sc.counts()
+    assert sum(s.count for s in counts) == 20 and all(s.frames for s in counts), counts
+
+
+def test_memleak_fires(kernel):
+    import ctypes
+
+    from pyrunq.tools.memleak import MemLeak
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    with MemLeak(os.getpid()) as ml:
+        block = libc.malloc(123457)
+        sizes = [s.bytes for s in ml.outstanding()]
+        libc.free(ctypes.c_void_p(block))
+        assert 123457 in sizes and 123457 not in [s.bytes for s in ml.outstanding()]
+
+
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):
     out = subprocess.run([*PYRUNQ, "runqlat", "1", "1"], capture_output=True, text=True,
                          timeout=120)

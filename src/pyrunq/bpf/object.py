@@ -6,7 +6,8 @@ import os
 import weakref
 
 from .. import libbpf
-from ..errors import BPFNotFoundError, NoKernelBTF, StateError
+from ..errors import (UPROBE_PRIVILEGE_HINT, BPFNotFoundError, BPFPermissionError, NoKernelBTF,
+                      StateError)
 from ..libbpf import ffi, lib
 from .btf import BTF
 from .maps import Map
@@ -151,9 +152,13 @@ class Program:
         opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
         opts.retprobe = retprobe
         libbpf.reset_warnings()
-        what = f"{'uretprobe' if retprobe else 'uprobe'} {binary}+{offset:#x}"
-        return self._own(lib.bpf_program__attach_uprobe_opts(
-            self._ptr, pid, os.fsencode(binary), offset, opts), f"attach {what} for")
+        what = f"attach {'uretprobe' if retprobe else 'uprobe'} {binary}+{offset:#x} for"
+        try:
+            return self._own(lib.bpf_program__attach_uprobe_opts(
+                self._ptr, pid, os.fsencode(binary), offset, opts), what)
+        except BPFPermissionError as e:  # the uprobe PMU wants more than CAP_PERFMON
+            raise BPFPermissionError(e.errno, what, self.name, UPROBE_PRIVILEGE_HINT,
+                                     e.log) from None
 
     def _own(self, ptr, action: str) -> Link:
         link = Link(libbpf.check_ptr(ptr, action, self.name), self)
