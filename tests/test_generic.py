@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 import pyrunq
-from pyrunq.hist import render_log2
+from pyrunq.hist import render_log2_bcc as render_log2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -176,14 +176,25 @@ def test_const_volatile_filter(kernel, objs):
     values = [5, 16, 100, 1000]
     out, err, rc = run_and_fire(objs["gen_filter"], values, "--json")
     assert rc == 0, err
-    got = [json.loads(line)["event"]["value"] for line in out.splitlines()]
+    docs = [json.loads(line) for line in out.splitlines()]
+    got = [d["event"]["value"] for d in docs if d["type"] == "event"]
     assert got == [16, 100, 1000]  # min_value defaults to 0x10
     out, err, rc = run_and_fire(objs["gen_filter"], values, "--json", "--set", "min_value=0x64",
                                 "--event", "records=record")
     assert rc == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    assert [(r["map"], r["event"]) for r in records] == [
+    assert [(r["map"], r.get("event")) for r in records if r["type"] == "event"] == [
         ("records", {"value": v, "tid": os.getpid()}) for v in (100, 1000)]
+
+
+def test_maps_the_object_pins_are_not_pinned(kernel, objs):
+    pinned = "/sys/fs/bpf/pyrunq_test_passed"
+    assert inspect_json(objs["gen_filter"])["maps"][1]["pinning"] == pinned
+    out, err, rc = run_and_fire(objs["gen_filter"], [5, 16, 100])
+    assert rc == 0, err
+    assert f"map pyrunq_test_passed not pinned at {pinned}" in err
+    assert out.endswith("\npyrunq_test_passed[0]: 2\n")
+    assert not os.path.exists(pinned)
 
 
 def log2_slot(v: int) -> int:
@@ -288,7 +299,9 @@ def test_python_pieces(kernel, objs):
         r.stop()  # detach, then hand over what the ring buffer holds
         assert r.events == [("records", {"value": 50, "tid": os.getpid()}),
                             ("records", {"value": 60, "tid": os.getpid()})]
-        assert r.maps() == []
+        (passed,) = r.maps()
+        assert (passed.name, passed.kind, passed.entries) == ("pyrunq_test_passed", "entries",
+                                                              [(0, 2)])
 
 
 def test_pyrunq_run(kernel, objs):

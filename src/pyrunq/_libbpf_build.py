@@ -109,6 +109,7 @@ __u32 bpf_map__btf_key_type_id(const struct bpf_map *map);
 __u32 bpf_map__btf_value_type_id(const struct bpf_map *map);
 bool bpf_map__is_internal(const struct bpf_map *map);
 const char *bpf_map__pin_path(const struct bpf_map *map);
+int bpf_map__set_pin_path(struct bpf_map *map, const char *path);
 __u32 bpf_map__map_flags(const struct bpf_map *map);
 void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize);
 

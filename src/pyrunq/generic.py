@@ -177,8 +177,9 @@ def hist_shape(obj: BPFObject, m) -> str | None:
         return "index"
     if named and _is_int_array(btf, tid):
         return "value"
-    if btf.kind(tid) == B.STRUCT and m.value_layout.record is not None and any(name == "slots" and _is_int_array(btf, btf.resolve(t))
-                                         for name, t, _, _ in btf.members(tid)):
+    if btf.kind(tid) == B.STRUCT and m.value_layout.record is not None and any(
+            name == "slots" and _is_int_array(btf, btf.resolve(t))
+            for name, t, _, _ in btf.members(tid)):
         return "slots"
     return None
 

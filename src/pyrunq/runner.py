@@ -140,7 +140,10 @@ class Runner:
         try:
             apply_settings(self.obj, settings or {})
             rings = ring_buffer_structs(self.obj, events)
-            self.pinned = [(m.name, m.pin_path) for m in self.obj.maps.values() if m.pin_path]
+            # a pinned map would outlive the run, and could be another program's
+            self.unpinned = [(m.name, m.pin_path) for m in self.obj.maps.values() if m.pin_path]
+            for m in self.obj.maps.values():
+                m.pin_path = None
             self.obj.load()
             self._attach()
             for name, struct_name in rings.items():

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Test object: a `const volatile` filter. getpgid(value) from the target
  * process emits a struct record to the `records` ring buffer only when
- * value >= min_value (0x10 unless --set changes it).
+ * value >= min_value (0x10 unless --set changes it), and counts it in `passed`,
+ * a map the object asks libbpf to pin.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,6 +26,14 @@ struct {
 	__uint(max_entries, 1 << 14);
 } records SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pyrunq_test_passed SEC(".maps");
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 {
@@ -37,6 +46,10 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	value = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	if (value < min_value)
 		return 0;
+	__u32 zero = 0;
+	__u64 *passed = bpf_map_lookup_elem(&pyrunq_test_passed, &zero);
+	if (passed)
+		__sync_fetch_and_add(passed, 1);
 	r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 	if (!r)
 		return 0;

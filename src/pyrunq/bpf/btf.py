@@ -250,26 +250,20 @@ class BTF:
                 return CString(arr.nelems)
             return Array(elem, arr.nelems) if arr.nelems else Raw(0)
         if kind == STRUCT:
-            return self._struct(t)
+            return self._struct(tid)
         size = lib.btf__resolve_size(self.ptr, tid)
         return Raw(max(size, 0))
 
     def _is_char(self, tid: int) -> bool:
-        t = self._type(self.resolve(tid))
-        enc = ffi.cast("__u32 *", t + 1)[0]
-        return bool((enc >> 24) & _INT_CHAR) or self._name(t.name_off) in ("char", "signed char",
-                                                                            "unsigned char")
+        return self.int_info(self.resolve(tid))[3]
 
-    def _struct(self, t) -> Codec:
-        vlen, kflag = t.info & 0xFFFF, t.info >> 31
-        raw = ffi.cast("struct btf_member *", t + 1)
+    def _struct(self, tid: int) -> Codec:
+        t = self._type(tid)
         members = []
-        for k in range(vlen):
-            m = raw[k]
-            bit_offset = m.offset & 0xFFFFFF if kflag else m.offset
-            if (kflag and m.offset >> 24) or bit_offset % 8:
+        for name, mtid, bit_offset, bits in self.members(tid):
+            if bits or bit_offset % 8:
                 return Raw(t.size)  # bit-fields: no byte layout to give
-            members.append((self._name(m.name_off), bit_offset // 8, self._codec(m.type)))
+            members.append((name, bit_offset // 8, self._codec(mtid)))
         return Struct(self._name(t.name_off), t.size, members)
 
     def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:

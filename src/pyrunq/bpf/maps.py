@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from .. import libbpf
 from ..errors import BPFError
@@ -56,6 +57,13 @@ class Map:
         """Where libbpf pins this map at load (``LIBBPF_PIN_BY_NAME``), or None."""
         path = lib.bpf_map__pin_path(self._ptr)
         return ffi.string(path).decode() if path != ffi.NULL else None
+
+    @pin_path.setter
+    def pin_path(self, path: str | None) -> None:
+        self._obj._require("open", f"set the pin path of map {self.name!r}")
+        libbpf.check(lib.bpf_map__set_pin_path(self._ptr, ffi.NULL if path is None
+                                               else os.fsencode(path)),
+                     "set pin path of map", self.name)
 
     @property
     def max_entries(self) -> int:
@@ -192,6 +200,13 @@ class Map:
                     raise
                 self._batch_ok = False
         return self._walk_items()
+
+    def counters(self, names) -> dict[str, int]:
+        """An array of counters (per-CPU or not) as {name: total}, the i-th
+        name for index i: the kernel side's tallies of what it dropped."""
+        totals = dict(self.items())
+        return {name: sum(totals[i]) if self.percpu else totals[i]
+                for i, name in enumerate(names)}
 
     def values(self) -> list:
         return [v for _, v in self.items()]

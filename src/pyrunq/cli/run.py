@@ -65,9 +65,9 @@ def run(args, parser) -> int:
         for name, section in r.not_attached:
             print(f"{parser.prog}: note: program {name} (SEC(\"{section}\")) not attached: "
                   "libbpf cannot attach that section by itself", file=sys.stderr)
-        for name, path in r.pinned:
-            print(f"{parser.prog}: warning: map {name} is pinned at {path} by the object: "
-                  "it stays after this run", file=sys.stderr)
+        for name, path in r.unpinned:
+            print(f"{parser.prog}: note: map {name} not pinned at {path}: "
+                  "nothing of this run stays in the kernel", file=sys.stderr)
         printer.streams = r.streams
         print(f"Tracing with {len(r.links)} program(s) of {r.obj.name}... Hit Ctrl-C to end.",
               file=sys.stderr, flush=True)
@@ -118,14 +118,14 @@ class TablePrinter:
         self.maps(reports)
 
     def maps(self, reports) -> None:
-        from ..hist import render_log2
+        from ..hist import render_log2_bcc
 
         for rep in reports:
             if rep.kind == "hist":
                 for key, slots, labels in rep.entries:
                     head = rep.name if key is None else f"{rep.name}[{text(key)}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    self.out.write(f"\n{head}:{extra}\n{render_log2(slots, rep.unit)}")
+                    self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
                 continue
             if rep.entries:
                 self.out.write("\n")

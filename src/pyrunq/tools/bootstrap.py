@@ -61,8 +61,7 @@ class Bootstrap:
 
     def stats(self) -> dict[str, int]:
         """What the kernel side had to drop, by reason, since start."""
-        per_cpu = dict(self.obj.maps["stats"].items())
-        return {name: sum(per_cpu.get(i, [0])) for i, name in enumerate(STATS)}
+        return self.obj.maps["stats"].counters(STATS)
 
     @property
     def lost(self) -> int:

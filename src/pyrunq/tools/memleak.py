@@ -124,8 +124,7 @@ class MemLeak:
 
     def stats(self) -> dict[str, int]:
         """Allocations the kernel side could not track fully, by reason."""
-        per_cpu = dict(self.obj.maps["stats"].items())
-        return {name: sum(per_cpu.get(i, [0])) for i, name in enumerate(STATS)}
+        return self.obj.maps["stats"].counters(STATS)
 
     @property
     def lost(self) -> int:

@@ -96,8 +96,7 @@ class RunqTracer:
 
     def stats(self) -> dict[str, int]:
         """Samples the kernel side had to drop or discard, by reason, since start."""
-        per_cpu = dict(self.obj.maps["stats"].items())
-        return {name: sum(per_cpu.get(i, [0])) for i, name in enumerate(STATS)}
+        return self.obj.maps["stats"].counters(STATS)
 
     def close(self) -> None:
         self.obj.close()

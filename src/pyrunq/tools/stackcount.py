@@ -98,8 +98,7 @@ class StackCount:
 
     def stats(self) -> dict[str, int]:
         """Hits the kernel side could not count, by reason, since start."""
-        per_cpu = dict(self.obj.maps["stats"].items())
-        return {name: sum(per_cpu.get(i, [0])) for i, name in enumerate(STATS)}
+        return self.obj.maps["stats"].counters(STATS)
 
     @property
     def lost(self) -> int:
