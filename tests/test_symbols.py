@@ -49,7 +49,23 @@ def test_a_bare_function_is_searched_in_the_process_libraries():
     assert target == symbols.resolve_function(f"{target.path}:getppid")
 
 
+def test_fast_symbol_reading_agrees_with_pyelftools():
+    from elftools.elf.elffile import ELFFile
+
+    libc = symbols.resolve_function("c:getppid").path
+    with open(libc, "rb") as f:
+        elf = ELFFile(f)
+        table = elf.get_section_by_name(".dynsym")
+        expected = {(s.name, s["st_value"], s["st_size"], s["st_info"]["type"] == "STT_LOOS")
+                    for s in table.iter_symbols()
+                    if s["st_info"]["type"] in ("STT_FUNC", "STT_LOOS") and s["st_value"]}
+        got = set(symbols._functions(elf, table))
+    assert got == expected and len(got) > 1000
+    assert any(ifunc for *_, ifunc in got)  # glibc picks memcpy & co. at load time
+
+
 @pytest.mark.parametrize("spec, pid, message", [
+    ("c:memcmp", None, "'memcmp' in .* is an indirect function"),
     ("c:no_such_function", None, "no function 'no_such_function' in"),
     ("no_such_function", "self", "no function 'no_such_function' in process"),
     ("getppid", None, "give BINARY:FUNCTION, or -p PID"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 from typing import NamedTuple
 
 from .errors import PyrunqError, UsageError
 
-_FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC")
+_STT_FUNC, _STT_GNU_IFUNC = 2, 10
 
 
 class Frame(NamedTuple):
@@ -58,12 +59,10 @@ class ElfSymbols:
             table = elf.get_section_by_name(name)
             if table is None or not hasattr(table, "iter_symbols"):
                 continue
-            for sym in table.iter_symbols():
-                if sym["st_info"]["type"] in _FUNC_TYPES and sym["st_value"] and sym.name:
-                    # "malloc@@GLIBC_2.2.5" in some tables: the bare name is what users type
-                    by_name.setdefault(sym.name.split("@", 1)[0],
-                                       (sym["st_value"], sym["st_size"]))
-        spans = sorted({(addr, size, name) for name, (addr, size) in by_name.items()})
+            for sym_name, value, size, ifunc in _functions(elf, table):
+                # "malloc@@GLIBC_2.2.5" in some tables: the bare name is what users type
+                by_name.setdefault(sym_name.split("@", 1)[0], (value, size, ifunc))
+        spans = sorted({(addr, size, name) for name, (addr, size, _) in by_name.items()})
         return by_name, spans
 
     def __contains__(self, name: str) -> bool:
@@ -73,7 +72,10 @@ class ElfSymbols:
         """Where function ``name`` starts in the file: what a uprobe attaches to."""
         if name not in self._by_name:
             raise UsageError(f"no function {name!r} in {self.path}")
-        vaddr = self._by_name[name][0]
+        vaddr, _, ifunc = self._by_name[name]
+        if ifunc:  # a probe there would fire once, when the dynamic linker picks one
+            raise UsageError(f"{name!r} in {self.path} is an indirect function (the "
+                             "implementation is chosen at load time): it cannot be probed")
         for seg_vaddr, seg_offset, size in self._segments:
             if seg_vaddr <= vaddr < seg_vaddr + size:
                 return vaddr - seg_vaddr + seg_offset
@@ -95,6 +97,23 @@ class ElfSymbols:
         if vaddr < start + max(size, 1):
             return name, vaddr - start
         return None
+
+
+def _functions(elf, table):
+    """(name, value, size, is it an IFUNC) of the named functions in a symbol table. 64-bit
+    little-endian tables are unpacked whole: pyelftools' symbol objects take
+    a quarter of a second for libc's."""
+    if not (elf.elfclass == 64 and elf.little_endian):
+        for sym in table.iter_symbols():
+            kind = sym["st_info"]["type"]  # pyelftools calls IFUNC "STT_LOOS"
+            if kind in ("STT_FUNC", "STT_LOOS") and sym["st_value"] and sym.name:
+                yield sym.name, sym["st_value"], sym["st_size"], kind == "STT_LOOS"
+        return
+    strings = elf.get_section(table["sh_link"]).data()
+    for name_off, info, _, _, value, size in struct.iter_unpack("<IBBHQQ", table.data()):
+        if info & 0xF in (_STT_FUNC, _STT_GNU_IFUNC) and value and name_off:
+            name = strings[name_off:strings.index(b"\0", name_off)].decode(errors="replace")
+            yield name, value, size, info & 0xF == _STT_GNU_IFUNC
 
 
 _cache: dict[tuple, ElfSymbols] = {}

@@ -9,7 +9,7 @@ between two reads is lost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..bpf import BPFObject
 from ..errors import UsageError
@@ -19,8 +19,7 @@ from ..symbols import Target, resolve_function
 UNITS = {"nsecs": 1, "usecs": 1000, "msecs": 1_000_000}
 
 
-@dataclass(frozen=True)
-class Latency:
+class Latency(NamedTuple):
     """Calls that returned in one interval: ``slots[i]`` counts latencies of
     2**i .. 2**(i+1)-1 ``unit`` (slot 0 also holds 0)."""
 
