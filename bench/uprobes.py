@@ -2,7 +2,7 @@
 """funclatency side by side with libbpf-tools' C funclatency: what each adds
 to every call of a traced user-space function, and what the tracer costs.
 
-    sudo .venv/bin/python bench/uprobes.py [--calls N] [--repeat N]
+    sudo .venv/bin/python bench/uprobes.py [--calls N] [--repeat N] [--out DIR]
 
 A C program (bench/calls.c) calls work() N times in a loop and reports the
 wall time per call; it runs untraced, under the C tool and under pyrunq,
@@ -77,6 +77,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                    help="directory for the results file")
     args = ap.parse_args(argv)
     if not os.path.exists(C_TOOL):
         subprocess.run(["apt-get", "install", "-y", "-qq", "libbpf-tools"], check=True)
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
         for _ in range(args.repeat):
             for name in runs:
                 runs[name].append(one_run(binary, args.calls, None if name == "none" else name))
-    left = leaks.check()
+    leak_check = leaks.check()
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for name, rs in runs.items()}
     base = med["none"]["ns_per_call"]
@@ -103,12 +105,16 @@ def main(argv=None) -> int:
                        ("calls_seen", "calls counted (median)")):
         r = f"{ratio[key]:>10.2f}" if key in ratio else ""
         print(f"{label:28}{'':>10}{med['C'][key]:>10.3g}{med['pyrunq'][key]:>10.3g}{r}")
-    out = ROOT / "bench" / "results" / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-uprobes.json"
+    out = args.out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-uprobes.json"
     out.write_text(json.dumps({"calls": args.calls, "repeat": args.repeat, "runs": runs,
                                "median": med, "ratio_pyrunq_to_c": ratio,
-                               "kernel": platform.release(), "leaked": left}, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
-    return 1 if left else 0
+                               "kernel": platform.release(), "leak_check": leak_check},
+                              indent=1) + "\n")
+    print(f"wrote {out}")
+    if leak_check["leaked"]:
+        print(f"BPF programs left in the kernel: {leak_check['leaked']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

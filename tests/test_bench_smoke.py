@@ -1,4 +1,4 @@
-"""bench/run.py --quick runs end to end and writes well-formed results.
+"""bench/run.py --quick and bench/uprobes.py run end to end and write well-formed results.
 Behaviour only: the numbers are the benchmark's business, not the tests'."""
 
 from __future__ import annotations
@@ -41,3 +41,19 @@ def test_bench_quick(kernel, tmp_path):
     assert {t["target"] for t in data["targets"]} and all("verdict" in t for t in data["targets"])
     text = doc.read_text()
     assert "<!-- bench:begin -->" in text and "| Figure |" in text and "| Target |" in text
+
+
+def test_bench_uprobes_small(kernel, tmp_path):
+    calls = 20000
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "uprobes.py"), "--calls", str(calls),
+                        "--repeat", "1", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (path,) = tmp_path.glob("*-uprobes.json")
+    data = json.loads(path.read_text())
+    assert data["leak_check"]["leaked"] == []
+    for tool in ("C", "pyrunq"):  # both tracers saw every call of the workload
+        assert data["median"][tool]["calls_seen"] == calls, (tool, data["median"][tool])
+        assert positive(data["median"][tool]["added_ns_per_call"])
+    assert positive(data["ratio_pyrunq_to_c"]["added_ns_per_call"])
+    assert "ns added per call" in r.stdout
