@@ -15,6 +15,7 @@ and say TREND.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -61,8 +62,12 @@ class Exporter:
         raise SystemExit(f"exporter did not start: {self.err.read()}")
 
     def scrape(self) -> bytes:
-        with urllib.request.urlopen(self.url, timeout=30) as r:
-            return r.read()
+        """One scrape as Prometheus makes it: OpenMetrics preferred, gzip accepted."""
+        request = urllib.request.Request(self.url, headers={"Accept": PROMETHEUS_ACCEPT,
+                                                             "Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            body = r.read()
+            return gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -74,6 +79,11 @@ class Exporter:
         code = self.proc.wait(timeout=60)
         self.err.close()
         return code
+
+
+# what Prometheus 2.x asks for by default
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
 def series_count(body: bytes) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -20,6 +21,7 @@ import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from pyrunq.export import LATENCY, CgroupGlob, RunqueueCollector, Selection
@@ -422,6 +424,38 @@ def test_cap_refuses_new_keys_until_a_series_goes():
     assert rq.forgotten == [0]
     rq.queued = [{keys[2]: one}]  # its room goes to the third
     assert cgroups_exposed(exposed(collector)) == {"/1", "/2"}
+
+
+@pytest.mark.parametrize("per, keys", [
+    (None, [None]),
+    ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')]),
+    ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')]),
+])
+def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
+    rq = FakeRunqLat(per=per)
+    hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
+    rq.queued = [{k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h)
+                  in enumerate(zip(keys, hists))}, {keys[0]: hists[2]}, {}, {}, {keys[0]: hists[1]}]
+    collector = RunqueueCollector(rq, max_series=len(keys))
+    registry = CollectorRegistry()
+    registry.register(collector)
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        encoder, content_type = choose_encoder(accept)
+        collector.exposition(encoder, content_type)  # series made, then grown
+        fast = collector.exposition(encoder, content_type)
+        assert fast == encoder(registry), content_type  # what the library writes
+        assert fast.count(b"_bucket{") == 26 * len(keys) or per is None  # 25 bounds, +Inf
+
+
+def test_counts_are_written_as_the_library_writes_them():
+    from prometheus_client.utils import floatToGoString
+
+    from pyrunq.export import go_int
+
+    rng = random.Random(3)
+    numbers = [0, 1, 999_999, 10**6, 10**7, 1_000_001, 123_456_789, 10**10, 2**53 - 1, 2**53,
+               2**64 + 7] + [rng.randrange(10 ** rng.randrange(1, 19)) for _ in range(5000)]
+    assert [go_int(n) for n in numbers] == [floatToGoString(n) for n in numbers]
 
 
 def cgroups_exposed(out: dict) -> set[str]:

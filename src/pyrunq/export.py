@@ -28,6 +28,7 @@ import re
 import threading
 import time
 
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -124,13 +125,38 @@ class Selection:
         return RunqLat(per=per, pids=self.process_ids(), cgroup_ids=self.cgroup_ids(cgroup.tree()))
 
 
+class _Families:
+    """Metric families handed to prometheus_client's encoder as a collector."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def _latency_family(labelnames=()) -> HistogramMetricFamily:
+    return HistogramMetricFamily(LATENCY, "Time from enqueue on a run queue to running.",
+                                 labels=labelnames)
+
+
+def _line_prefixes(encoder, labelnames, values) -> list[str]:
+    """The sample lines of one latency series up to their values, written by
+    prometheus_client's ``encoder`` itself (label order, escaping)."""
+    h = _latency_family(labelnames)
+    h.add_metric(values, [(le, 0) for le in BOUNDS] + [("+Inf", 0)], 0)
+    lines = encoder(_Families([h])).decode().splitlines()
+    return [line.rsplit(" ", 1)[0] + " " for line in lines if not line.startswith("#")]
+
+
 class _Series:
     """One label set: cumulative log2 slot counts and the exact sum."""
 
-    __slots__ = ("slots", "sum_ns")
+    __slots__ = ("slots", "sum_ns", "prefixes")
 
     def __init__(self):
         self.slots, self.sum_ns = [0] * LOG2_SLOTS, 0
+        self.prefixes: dict[str, list[str]] = {}  # content type -> line prefixes
 
     def add(self, hist) -> None:
         self.slots = [a + b for a, b in zip(self.slots, hist.slots)]
@@ -143,6 +169,27 @@ class _Series:
             out.append((le, seen))
         out.append(("+Inf", seen + self.slots[-1]))
         return out
+
+    def text(self, encoder, content_type: str, labelnames, values) -> str:
+        """This series as prometheus_client's ``encoder`` writes it; its lines
+        up to the values are made once per format."""
+        prefixes = self.prefixes.get(content_type)
+        if prefixes is None:
+            prefixes = self.prefixes[content_type] = _line_prefixes(encoder, labelnames, values)
+        counts = [go_int(n) for _, n in self.buckets()]
+        numbers = [*counts, counts[-1], floatToGoString(self.sum_ns / 1e9)]  # _count, _sum
+        return "".join([p + n + "\n" for p, n in zip(prefixes, numbers)])
+
+
+def go_int(n: int) -> str:
+    """``floatToGoString(n)`` of a count, without the float round trip (most
+    of the time of a scrape went there)."""
+    if 0 <= n < 1_000_000:
+        return f"{n}.0"
+    if not 0 <= n < 1 << 53:  # where floats stop being exact
+        return floatToGoString(n)
+    digits = str(n)
+    return f"{(digits[0] + '.' + digits[1:]).rstrip('0.')}e+{len(digits) - 1:02d}"
 
 
 class RunqueueCollector:
@@ -248,12 +295,33 @@ class RunqueueCollector:
         with self.lock:  # names only, for the registry: no snapshot needed
             return [] if self._closed else self._families()
 
+    def exposition(self, encoder=generate_latest, content_type: str = CONTENT_TYPE_PLAIN_0_0_4,
+                   extra=()) -> bytes:
+        """The bytes ``encoder`` (prometheus_client's ``generate_latest``, or
+        what its ``choose_encoder`` picks, OpenMetrics too) makes of
+        ``collect()`` and the ``extra`` families, with the latency series
+        written from lines prepared once per series: the encoder spends some
+        15 us per sample, 200 ms on 500 series."""
+        with self.lock:
+            if self._closed:
+                return encoder(_Families(list(extra)))
+            self.update()
+            names = LABELS[self.rq.per]
+            # OpenMetrics ends each document with "# EOF": only the last one here
+            head = encoder(_Families([_latency_family(names)])).decode().removesuffix("# EOF\n")
+            series = [s.text(encoder, content_type, names, label_values(key))
+                      for key, s in self._series.items()]
+            rest = encoder(_Families([*self._others(), *extra]))
+            return (head + "".join(series)).encode() + rest
+
     def _families(self) -> list:
-        return [self._latency(), self._lost(), *self._gauges(), *self._programs()]
+        return [self._latency(), *self._others()]
+
+    def _others(self) -> list:
+        return [self._lost(), *self._gauges(), *self._programs()]
 
     def _latency(self):
-        h = HistogramMetricFamily(LATENCY, "Time from enqueue on a run queue to running.",
-                                  labels=LABELS[self.rq.per])
+        h = _latency_family(LABELS[self.rq.per])
         for key, series in self._series.items():
             h.add_metric(label_values(key), series.buckets(), series.sum_ns / 1e9)
         return h

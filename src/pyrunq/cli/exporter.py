@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gzip
 import os
 import pwd
 import re
@@ -117,14 +118,33 @@ def url(address: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def metrics_app(collector):
+    """A WSGI app serving the collector's metrics and the exporter's own
+    (process_*), in the format the scraper asks for, gzipped when it may be."""
+    from prometheus_client import ProcessCollector
+    from prometheus_client.exposition import choose_encoder
+
+    process = ProcessCollector(registry=None)  # the exporter's own CPU and memory
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/favicon.ico":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b""]
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        body = collector.exposition(encoder, content_type, extra=process.collect())
+        headers = [("Content-Type", content_type)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)  # level 1: 4x smaller, quick
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
 @contextlib.contextmanager
 def serving(server: WSGIServer, collector):
-    from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
-
-    registry = CollectorRegistry()
-    registry.register(collector)
-    ProcessCollector(registry=registry)  # process_*: the exporter's own CPU and memory
-    server.set_app(make_wsgi_app(registry))
+    server.set_app(metrics_app(collector))
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     try:
