@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -219,3 +220,20 @@ def test_text_renders_like_the_c_tool():
     stamped = text(snap, timestamp=True)
     assert stamped.startswith("\n") and stamped[9] == "\n" and stamped[10:] == expected[1:]
     assert text({}, timestamp=False) == "\n"
+
+
+def test_cgroup_names_remember_a_removed_cgroup_until_forgotten(kernel):
+    from pyrunq import cgroup
+
+    mount = cgroup.cgroup2_mount()
+    path = os.path.join(mount, f"pyrunq-names-{os.getpid()}")
+    os.mkdir(path)
+    try:
+        cid = os.stat(path).st_ino
+        names = cgroup.Names()
+        assert names(cid) == "/" + os.path.basename(path)
+    finally:
+        os.rmdir(path)
+    assert names(cid) == "/" + os.path.basename(path)  # late samples keep their name
+    names.forget(cid)
+    assert names(cid) == f"<cgroup id {cid}, removed>"

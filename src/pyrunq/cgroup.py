@@ -58,6 +58,10 @@ class Names:
     def _scan(self) -> None:
         self._names.update(tree(self._mount))
 
+    def forget(self, cgroup_id: int) -> None:
+        """Drop a removed cgroup's name: a long run sees many come and go."""
+        self._names.pop(cgroup_id, None)
+
     def __call__(self, cgroup_id: int) -> str:
         if cgroup_id not in self._names:
             self._scan()

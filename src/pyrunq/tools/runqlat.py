@@ -92,6 +92,8 @@ class RunqLat(RunqTracer):
         hists = self.obj.maps["hists"]
         for raw in ids:
             self._previous.pop(raw, None)
+            if self._cgroup_names is not None:
+                self._cgroup_names.forget(raw)
             try:
                 del hists[raw]
             except KeyError:
