@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from pyrunq.cgroup import cgroup2_mount
+from userprogs import build
 
 REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 
@@ -102,3 +103,15 @@ def _ppid(pid: str) -> int:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+@pytest.fixture(scope="session")
+def foobar(tmp_path_factory):
+    """tests/progs/foobar.c: main -> Bar -> Foo, N calls of S seconds."""
+    return build(tmp_path_factory, "foobar")
+
+
+@pytest.fixture(scope="session")
+def leaker(tmp_path_factory):
+    """tests/progs/leaker.c: allocates from known stacks, waits, frees."""
+    return build(tmp_path_factory, "leaker")

@@ -9,38 +9,17 @@ import sys
 
 import pytest
 
-PROGS = os.path.join(os.path.dirname(__file__), "progs")
+from userprogs import Waiting
 
-
-@pytest.fixture(scope="module")
-def foobar(tmp_path_factory):
-    """tests/progs/foobar.c, built with frame pointers and symbols."""
-    out = tmp_path_factory.mktemp("progs") / "foobar"
-    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", str(out),
-                    os.path.join(PROGS, "foobar.c")], check=True)
-    return str(out)
-
-
-class Calls:
+class Calls(Waiting):
     """foobar waiting to make ``calls`` calls of ``seconds`` each: ``go()``."""
 
     def __init__(self, binary: str, calls: int, seconds: float):
-        self.proc = subprocess.Popen([binary, str(calls), str(seconds)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE)
-        assert self.proc.stdout.readline() == b"ready\n"
-        self.pid = self.proc.pid
+        super().__init__(binary, str(calls), str(seconds))
 
     def go(self) -> None:
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.flush()
-        assert self.proc.wait(timeout=60) == 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.kill()
-        self.proc.wait()
+        super().go(reply=False)
+        self.finish()
 
 
 def test_one_second_calls_land_in_the_one_second_slot(kernel, foobar):

@@ -14,16 +14,11 @@ import sys
 import pytest
 
 from pyrunq.tools.memleak import MemLeak
-from test_stackcount import NO_WAIT, Waiting, build, missing_pid, pyrunq
+from userprogs import NO_WAIT, Waiting, missing_pid, pyrunq
 
 # alloc_others: calloc(4, 250), realloc(malloc(100), 3000), posix_memalign
 # 2000, aligned_alloc 4096: one block each, from its own call site
 OTHERS = [(1000, 1), (2000, 1), (3000, 1), (4096, 1)]
-
-
-@pytest.fixture(scope="module")
-def leaker(tmp_path_factory):
-    return build(tmp_path_factory, "leaker")
 
 
 def by_function(stacks) -> dict[str, list[tuple[int, int]]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,59 +14,7 @@ import time
 import pytest
 
 from pyrunq.tools.stackcount import StackCount
-
-PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
-NO_WAIT = 60  # seconds: only how long a broken test may hang
-
-
-def build(tmp_path_factory, name: str) -> str:
-    """tests/progs/NAME.c compiled with frame pointers (the kernel walks them)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
-    out = str(tmp_path_factory.mktemp("progs") / name)
-    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", out,
-                    os.path.join(PROGS, f"{name}.c")], check=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def foobar(tmp_path_factory):
-    return build(tmp_path_factory, "foobar")
-
-
-class Waiting:
-    """A test program that has printed its first line and waits on stdin."""
-
-    def __init__(self, *argv):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.pid = self.proc.pid
-        assert self.proc.stdout.readline() == "ready\n"
-
-    def go(self, reply: bool = True) -> str:
-        """Send a line; return the next line it prints (with ``reply``)."""
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline() if reply else ""
-
-    def finish(self) -> None:
-        self.proc.stdin.close()
-        assert self.proc.wait(NO_WAIT) == 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-
-
-def pyrunq(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pyrunq", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
+from userprogs import NO_WAIT, Waiting, missing_pid, pyrunq
 
 def names(frames) -> list:
     return [f.name for f in frames]
@@ -130,9 +77,8 @@ def test_process_gone_before_reading_keeps_frames_of_traced_file(kernel, foobar)
     assert all(f.name is None and f.module == "" for f in frames[3:])  # libc: unknowable
 
 
-def test_stack_collisions_are_counted(kernel, tmp_path_factory):
+def test_stack_collisions_are_counted(kernel, leaker):
     # one stack slot: alloc_blocks' 20 mallocs take it, alloc_others' collides
-    leaker = build(tmp_path_factory, "leaker")
     with Waiting(leaker) as lk, StackCount("c:malloc", pid=lk.pid, stack_entries=1) as sc:
         assert lk.go() == "allocated\n"
         stacks, stats = sc.counts(), sc.stats()
@@ -203,13 +149,6 @@ def test_cli_duration_ends_by_itself(kernel, foobar):
     out, err = cli.communicate(timeout=NO_WAIT)
     assert cli.returncode == 0, err
     assert out.splitlines()[-2:] == ["", "Detaching..."]
-
-
-def missing_pid() -> int:
-    pid = 4_000_000
-    while os.path.exists(f"/proc/{pid}"):
-        pid += 1
-    return pid
 
 
 @pytest.mark.parametrize("args, message", [
