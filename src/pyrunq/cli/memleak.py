@@ -15,8 +15,7 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p) -> None:
-    from . import positive_int
-    from .runqslower import non_negative_int
+    from . import non_negative_int, positive_int
 
     p.add_argument("-p", "--pid", type=positive_int, required=True, help="the PID to trace")
     p.add_argument("-T", "--top", type=positive_int, default=10,

@@ -15,20 +15,8 @@ EXAMPLES = """examples:
     pyrunq runqslower 0 --json # every delay, as JSON lines"""
 
 
-def non_negative_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
 def add_arguments(p) -> None:
-    from . import positive_int
+    from . import non_negative_int, positive_int
 
     who = p.add_mutually_exclusive_group()
     who.add_argument("-p", "--pid", type=positive_int, help="process PID to trace")
