@@ -1,6 +1,7 @@
 """What test_matrix.py checks inside each guest kernel (not a test_*.py file: the
-host never collects it). Every packaged object loads, attaches and fires; the
-CLI prints a histogram and events; with both program flavours, tp_btf and
+host never collects it). Every packaged object loads, attaches and fires; an
+object compiled in the guest runs through the generic loader; the CLI prints a
+histogram and events; with both program flavours, tp_btf and
 raw_tp (PYRUNQ_RAW_TP=1); and a kernel without BTF gets one clear line.
 
 Keep it small: Python runs 10 to 20 times slower under TCG, and each CLI run
@@ -21,6 +22,7 @@ import pyrunq
 from pyrunq.bpf import BPFObject
 
 PYRUNQ = [os.path.join(os.path.dirname(sys.executable), "pyrunq")]  # the console script
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(params=["tp_btf", "raw_tp"])
@@ -118,6 +120,25 @@ def test_memleak_fires(kernel):
         sizes = [s.bytes for s in ml.outstanding()]
         libc.free(ctypes.c_void_p(block))
         assert 123457 in sizes and 123457 not in [s.bytes for s in ml.outstanding()]
+
+
+def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
+    """`pyrunq run`'s pieces on an object compiled in this guest, not packaged."""
+    from pyrunq.runner import Runner
+
+    obj = str(tmp_path / "gen_filter.bpf.o")
+    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I",
+                    os.path.join(ROOT, "vmlinux", "x86"), "-c",
+                    os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"), "-o", obj],
+                   check=True)
+    with Runner(obj, settings={"target_tgid": os.getpid(), "min_value": 50}) as r:
+        for value in (10, 50, 60):  # the object records getpgid()'s argument
+            try:
+                os.getpgid(value)
+            except ProcessLookupError:
+                pass
+        r.stop()
+        assert r.events == [("records", {"value": v, "tid": os.getpid()}) for v in (50, 60)]
 
 
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):
