@@ -9,6 +9,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "bootstrap.h"
+#define STATS_MAX BOOTSTRAP_STAT_MAX
+#include "stats.bpf.h"
 
 #define MAX_PROCESSES 10240
 
@@ -29,23 +31,8 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BOOTSTRAP_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
 /* Keeps struct bootstrap_event in the object's BTF for user space. */
 const struct bootstrap_event *const unused_event __attribute__((unused));
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
-
-	if (cnt)
-		(*cnt)++;
-}
 
 /* A zeroed record for task p, or NULL (counted) when the ring is full. */
 static __always_inline struct bootstrap_event *reserve(struct task_struct *p)

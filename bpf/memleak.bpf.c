@@ -15,16 +15,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "ustack.h"
+#define STATS_MAX MEMLEAK_STAT_MAX
+#include "stats.bpf.h"
+#include "ustack.bpf.h"
 
-#define EEXIST 17
 #define MAX_THREADS 10240
-
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, USTACK_MAX_DEPTH * sizeof(__u64));
-	__uint(max_entries, 16384);
-} stacks SEC(".maps");
 
 /* Address -> allocation. Not preallocated: sized for the worst case. */
 struct {
@@ -51,21 +46,6 @@ struct {
 	__type(value, __u64);
 } memptrs SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MEMLEAK_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
-
-	if (cnt)
-		(*cnt)++;
-}
-
 static __always_inline void alloc_enter(__u64 size)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -80,7 +60,6 @@ static __always_inline void alloc_exit(struct pt_regs *ctx, __u64 address)
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct alloc_info info = {};
 	__u64 *size;
-	long id;
 
 	size = bpf_map_lookup_elem(&sizes, &tid);
 	if (!size)
@@ -89,11 +68,8 @@ static __always_inline void alloc_exit(struct pt_regs *ctx, __u64 address)
 	bpf_map_delete_elem(&sizes, &tid);
 	if (!address)
 		return;
-	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	if (id < 0)
-		stat_inc(id == -EEXIST ? MEMLEAK_STAT_COLLISION : MEMLEAK_STAT_NO_STACK);
 	/* kept even without a stack, so that its free() still matches */
-	info.stack_id = id;
+	info.stack_id = user_stack_id(ctx, MEMLEAK_STAT_COLLISION, MEMLEAK_STAT_NO_STACK);
 	info.timestamp_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&allocs, &address, &info, BPF_ANY))
 		stat_inc(MEMLEAK_STAT_ALLOCS_FULL);

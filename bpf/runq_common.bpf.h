@@ -20,6 +20,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "runq.h"
+#define STATS_MAX STAT_MAX
+#include "stats.bpf.h"
 
 #define TASK_RUNNING 0
 #define MAX_ENTRIES 10240
@@ -64,13 +66,6 @@ struct {
 	__type(value, __u64);
 } start_hash SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
 /* task_struct before 5.14, when state became __state */
 struct task_struct___o {
 	long state;
@@ -83,14 +78,6 @@ struct cgroup___o {
 
 /* A scalar field of task t, in the flavour's way of reading it. */
 #define task_read(raw, t, field) ((raw) ? BPF_CORE_READ(t, field) : (t)->field)
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
-
-	if (cnt)
-		(*cnt)++;
-}
 
 static __always_inline bool task_running(bool raw, struct task_struct *t)
 {

@@ -8,16 +8,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "ustack.h"
-
-#define EEXIST 17
-
-/* Stack id -> frames. Hashed: two stacks in one bucket give -EEXIST. */
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, USTACK_MAX_DEPTH * sizeof(__u64));
-	__uint(max_entries, 16384);
-} stacks SEC(".maps");
+#define STATS_MAX STACKCOUNT_STAT_MAX
+#include "stats.bpf.h"
+#include "ustack.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -26,21 +19,6 @@ struct {
 	__type(value, struct stack_count);
 } counts SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STACKCOUNT_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *cnt = bpf_map_lookup_elem(&stats, &idx);
-
-	if (cnt)
-		(*cnt)++;
-}
-
 SEC("uprobe")
 int stackcount_hit(struct pt_regs *ctx)
 {
@@ -48,12 +26,9 @@ int stackcount_hit(struct pt_regs *ctx)
 	struct stack_count *val, init = {};
 	long id;
 
-	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	if (id < 0) {
-		stat_inc(id == -EEXIST ? STACKCOUNT_STAT_COLLISION
-				       : STACKCOUNT_STAT_NO_STACK);
+	id = user_stack_id(ctx, STACKCOUNT_STAT_COLLISION, STACKCOUNT_STAT_NO_STACK);
+	if (id < 0)
 		return 0;
-	}
 	key.stack_id = id;
 	val = bpf_map_lookup_elem(&counts, &key);
 	if (!val) {

@@ -18,6 +18,7 @@ from .bpf.maps import ARRAY_TYPES, BATCH_TYPES
 from .errors import BPFError
 from .generic import (apply_settings, check_trust, hist_shape, open_object, presenter,
                       ring_buffer_structs, unit_of, value_kind)
+from .tools.base import Tool
 
 
 # -- maps, read and merged ---------------------------------------------------------
@@ -114,7 +115,7 @@ def _sleep(timeout: float | None, fd: int | None) -> bool:
     return False
 
 
-class Runner:
+class Runner(Tool):
     """An object file loaded, configured, attached and read; ``close()`` detaches
     and unloads everything.
 
@@ -235,15 +236,6 @@ class Runner:
         self.obj.detach()
         if self.ring is not None:
             self.ring.consume()
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 @dataclasses.dataclass

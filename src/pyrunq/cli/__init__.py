@@ -32,6 +32,7 @@ import os  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 _wakeup = -1  # read end of the pipe the C signal handler writes to
 
@@ -97,6 +98,36 @@ def report_lost(prog: str, lost: int, reported: int, final: bool = False) -> int
         what = "in all" if final else "so far"
         print(f"{prog}: lost {lost} events {what} (ring buffer full)", file=sys.stderr, flush=True)
     return lost
+
+
+class Clock:
+    """The "%H:%M:%S" of event rows, formatted once a second, not once an event."""
+
+    def __init__(self):
+        self.second, self.text = None, ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second, self.text = now, time.strftime("%H:%M:%S", time.localtime(now))
+        return self.text
+
+
+def stream(prog: str, tool, out) -> None:
+    """Hand over a ring buffer tool's events until SIGINT or SIGTERM, saying
+    once a second how many a full ring buffer dropped; then detach and hand
+    over what is left."""
+    reported, next_check = 0, time.monotonic() + 1
+    while not stop_requested():
+        if tool.poll(0, limit=4096) == 0:  # bounded: back here often, even when flooded
+            wait(0.5, tool.fileno())
+        out.flush()
+        if time.monotonic() >= next_check:
+            reported = report_lost(prog, tool.lost, reported)
+            next_check = time.monotonic() + 1
+    tool.stop()
+    out.flush()
+    report_lost(prog, tool.lost, reported, final=True)
 
 
 def stop_requested() -> bool:

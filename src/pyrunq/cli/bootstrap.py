@@ -27,24 +27,22 @@ class Rows:
     """Prints each event as bootstrap.c's handle_event does."""
 
     def __init__(self, out):
-        self.write = out.write
-        self.second, self.clock = None, ""
+        from . import Clock
+
+        self.write, self.clock = out.write, Clock()
 
     @staticmethod
     def header() -> str:
         return ROW % HEADER + "\n"
 
     def __call__(self, e) -> None:
-        now = int(time.time())
-        if now != self.second:  # strftime once a second, not once an event
-            self.second, self.clock = now, time.strftime("%H:%M:%S", time.localtime(now))
         if e.exit_event:
             last = f"[{e.exit_code}]"
             if e.duration_ns:  # 0: exec'd before tracing started
                 last += f" ({e.duration_ns // 1_000_000}ms)"
-            self.write(ROW % (self.clock, "EXIT", e.comm, e.pid, e.ppid, last) + "\n")
+            self.write(ROW % (self.clock(), "EXIT", e.comm, e.pid, e.ppid, last) + "\n")
         else:
-            self.write(ROW % (self.clock, "EXEC", e.comm, e.pid, e.ppid, e.filename) + "\n")
+            self.write(ROW % (self.clock(), "EXEC", e.comm, e.pid, e.ppid, e.filename) + "\n")
 
 
 def as_dict(e) -> dict:
@@ -71,7 +69,7 @@ def json_writer(out):
 
 def run(args, parser) -> int:
     from ..tools.bootstrap import Bootstrap
-    from . import report_lost, stop_requested, wait
+    from . import stream
 
     out = sys.stdout
     callback = json_writer(out) if args.json else Rows(out)
@@ -79,17 +77,7 @@ def run(args, parser) -> int:
         if not args.json:
             out.write(Rows.header())
             out.flush()
-        reported, next_check = 0, time.monotonic() + 1
-        while not stop_requested():
-            if bs.poll(0, limit=4096) == 0:  # bounded: back here often, even when flooded
-                wait(0.5, bs.fileno())
-            out.flush()
-            if time.monotonic() >= next_check:
-                reported = report_lost(parser.prog, bs.lost, reported)
-                next_check = time.monotonic() + 1
-        bs.stop()  # detach, then print what is already in the ring buffer
-        out.flush()
-        report_lost(parser.prog, bs.lost, reported, final=True)
+        stream(parser.prog, bs, out)
         unknown = bs.stats()["start_full"]
         if unknown:
             print(f"{parser.prog}: {unknown} lifetimes unknown (more than 10240 processes "

@@ -38,21 +38,19 @@ class Rows:
     """Prints each event as runqslower.c's handle_event does."""
 
     def __init__(self, out, previous: bool):
-        self.write, self.previous = out.write, previous
-        self.second, self.clock = None, ""
+        from . import Clock
+
+        self.write, self.previous, self.clock = out.write, previous, Clock()
 
     def header(self) -> str:
         return (PREV_ROW % PREV_HEADER if self.previous else ROW % HEADER) + "\n"
 
     def __call__(self, e) -> None:
-        now = int(time.time())
-        if now != self.second:  # strftime once a second, not once an event
-            self.second, self.clock = now, time.strftime("%H:%M:%S", time.localtime(now))
         if self.previous:
-            self.write(PREV_ROW % (self.clock, e.task, e.tid, e.delta_ns // 1000, e.prev_task,
+            self.write(PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task,
                                    e.prev_tid) + "\n")
         else:
-            self.write(ROW % (self.clock, e.task, e.tid, e.delta_ns // 1000) + "\n")
+            self.write(ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000) + "\n")
 
 
 def json_writer(out):
@@ -69,7 +67,7 @@ def json_writer(out):
 
 def run(args, parser) -> int:
     from ..tools.runqslower import RunqSlower
-    from . import report_lost, stop_requested, wait, warn_missing
+    from . import stream, warn_missing
 
     if args.pid:
         warn_missing(parser.prog, [args.pid])
@@ -82,16 +80,6 @@ def run(args, parser) -> int:
         if rows:
             out.write(rows.header())
             out.flush()
-        reported, next_check = 0, time.monotonic() + 1
-        while not stop_requested():
-            if rs.poll(0, limit=4096) == 0:  # bounded: back here often, even when flooded
-                wait(0.5, rs.fileno())
-            out.flush()
-            if time.monotonic() >= next_check:
-                reported = report_lost(parser.prog, rs.lost, reported)
-                next_check = time.monotonic() + 1
-        rs.stop()  # detach, then print what is already in the ring buffer
-        out.flush()
-        report_lost(parser.prog, rs.lost, reported, final=True)
+        stream(parser.prog, rs, out)
     return 0
 

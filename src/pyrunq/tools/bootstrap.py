@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from ..bpf import BPFObject
 from ..errors import UsageError
+from .base import EventTool
 
-STATS = ("lost", "start_full")  # enum bootstrap_stat
-
-
-class Bootstrap:
+class Bootstrap(EventTool):
     """Every exec and every process exit (threads' exits are not reported).
 
     ``min_duration_ms``: report only exits of processes that lived at least
@@ -23,6 +21,8 @@ class Bootstrap:
     ``comm``, and ``filename`` (exec) or ``exit_code`` and ``duration_ns``
     (exit; 0 when the exec came before tracing started).
     """
+
+    STATS = ("lost", "start_full")  # enum bootstrap_stat
 
     def __init__(self, min_duration_ms: int = 0, callback=None, ring_bytes: int = 256 * 1024):
         if isinstance(min_duration_ms, bool) or not isinstance(min_duration_ms, int) \
@@ -42,37 +42,3 @@ class Bootstrap:
         except BaseException:
             self.obj.close()  # nothing left half-attached
             raise
-
-    def events(self, timeout: float | None = None):
-        """Yield events as they come; stop after ``timeout`` seconds without any."""
-        return self.ring.events(timeout)
-
-    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
-        """Wait up to ``timeout`` seconds and hand over events (at most ``limit``)."""
-        return self.ring.poll(timeout, limit)
-
-    def fileno(self) -> int:
-        return self.ring.fileno()
-
-    def stop(self) -> int:
-        """Detach, then hand over what is already in the ring buffer."""
-        self.obj.detach()
-        return self.ring.consume()
-
-    def stats(self) -> dict[str, int]:
-        """What the kernel side had to drop, by reason, since start."""
-        return self.obj.maps["stats"].counters(STATS)
-
-    @property
-    def lost(self) -> int:
-        """Events dropped so far because the ring buffer was full."""
-        return self.stats()["lost"]
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -15,6 +15,7 @@ from ..bpf import BPFObject
 from ..errors import UsageError
 from ..hist import render_log2_bcc
 from ..symbols import Target, resolve_function
+from .base import Tool
 
 UNITS = {"nsecs": 1, "usecs": 1000, "msecs": 1_000_000}
 
@@ -45,7 +46,7 @@ class Latency(NamedTuple):
                             for i, c in enumerate(self.slots) if c]}
 
 
-class FuncLatency:
+class FuncLatency(Tool):
     """Latency of ``function``: ``"BINARY:FUNCTION"`` (a path, or a library
     name such as ``"c"``), or a bare ``"FUNCTION"`` with ``pid``, searched in
     the process's executable and libraries. ``pid`` also limits tracing to
@@ -79,12 +80,3 @@ class FuncLatency:
         d = [a - b for a, b in zip(now, self._previous or (0,) * len(now))]
         self._previous = now
         return Latency(tuple(d[:-3]), self.unit, *d[-3:])
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

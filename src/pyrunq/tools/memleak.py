@@ -14,9 +14,9 @@ from typing import NamedTuple
 from ..bpf import BPFObject
 from ..errors import UsageError
 from ..symbols import Frame, find_library, process_maps, resolve_function
+from .base import Tool
 from .ustack import Symbolizer, stack_addresses
 
-STATS = ("stack_collisions", "stack_errors", "allocs_full", "pending_full")  # enum memleak_stat
 
 # (libc function, entry program, return program, required)
 PROBES = (
@@ -47,7 +47,7 @@ def libc_of(pid: int) -> str:
     return path
 
 
-class MemLeak:
+class MemLeak(Tool):
     """Tracks the blocks process ``pid`` allocates with libc's malloc, calloc,
     realloc, posix_memalign and aligned_alloc, until it frees them.
 
@@ -55,6 +55,9 @@ class MemLeak:
     tracked at once; ``stack_entries``: room for distinct stacks. What does
     not fit is counted in ``stats()``.
     """
+
+    STATS = ("stack_collisions", "stack_errors", "allocs_full",  # enum memleak_stat
+             "pending_full")
 
     def __init__(self, pid: int, max_allocs: int = 1 << 20, stack_entries: int = 16384):
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
@@ -122,10 +125,6 @@ class MemLeak:
             self._frames[stack_id] = self._symbols.frames(self.pid, addresses)
         return self._frames[stack_id]
 
-    def stats(self) -> dict[str, int]:
-        """Allocations the kernel side could not track fully, by reason."""
-        return self.obj.maps["stats"].counters(STATS)
-
     @property
     def lost(self) -> int:
         return sum(self.stats().values())
@@ -133,12 +132,3 @@ class MemLeak:
     def stop(self) -> None:
         """Detach: what is outstanding stays readable."""
         self.obj.detach()
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

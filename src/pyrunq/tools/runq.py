@@ -9,9 +9,9 @@ from .. import cgroup
 from ..bpf import BPFObject
 from ..errors import UsageError
 from ..libbpf import ffi, lib
+from .base import Tool
 
 BPF_MAP_TYPE_TASK_STORAGE = 29
-STATS = ("clock_skew", "hist_full", "start_full", "lost")  # enum runq_stat
 PROGRAMS = ("handle_wakeup", "handle_wakeup_new", "handle_switch")
 
 
@@ -35,7 +35,7 @@ def parse_pids(pids) -> set[int]:
     return out
 
 
-class RunqTracer:
+class RunqTracer(Tool):
     """Owns one runq BPF object, configured, loaded and attached.
 
     Subclasses name the object and set their own globals in ``configure``.
@@ -44,6 +44,7 @@ class RunqTracer:
     """
 
     object_name = ""
+    STATS = ("clock_skew", "hist_full", "start_full", "lost")  # enum runq_stat
 
     def __init__(self, pids=None, tid: int | None = None, cgroup_path: str | None = None,
                  cgroup_ids=None):
@@ -94,18 +95,6 @@ class RunqTracer:
         self.cgroup_ids = set(ids)
         _replace_keys(self.obj.maps["cgroup_set"], self.cgroup_ids)
 
-    def stats(self) -> dict[str, int]:
-        """Samples the kernel side had to drop or discard, by reason, since start."""
-        return self.obj.maps["stats"].counters(STATS)
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _replace_keys(m, keys: set) -> None:

@@ -7,10 +7,11 @@ the lost event instead of blocking; ``lost`` reports that count.
 from __future__ import annotations
 
 from ..errors import UsageError
+from .base import EventTool
 from .runq import RunqTracer
 
 
-class RunqSlower(RunqTracer):
+class RunqSlower(RunqTracer, EventTool):
     """Delays of at least ``min_us`` microseconds (0: every delay).
 
     ``pid``: only threads of that process; ``tid``: only that thread.
@@ -38,24 +39,3 @@ class RunqSlower(RunqTracer):
     def configure(self, obj) -> None:
         obj.rodata["min_us"] = self.min_us
         obj.maps["events"].max_entries = self._ring_bytes
-
-    def events(self, timeout: float | None = None):
-        """Yield events as they come; stop after ``timeout`` seconds without any."""
-        return self.ring.events(timeout)
-
-    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
-        """Wait up to ``timeout`` seconds and hand over events (at most ``limit``)."""
-        return self.ring.poll(timeout, limit)
-
-    def fileno(self) -> int:
-        return self.ring.fileno()
-
-    def stop(self) -> int:
-        """Detach, then hand over what is already in the ring buffer."""
-        self.obj.detach()
-        return self.ring.consume()
-
-    @property
-    def lost(self) -> int:
-        """Events dropped so far because the ring buffer was full."""
-        return self.stats()["lost"]

@@ -16,9 +16,9 @@ from typing import NamedTuple
 from ..bpf import BPFObject
 from ..errors import UsageError
 from ..symbols import Frame, Target, elf_symbols, resolve_function
+from .base import Tool
 from .ustack import Symbolizer, stack_addresses
 
-STATS = ("stack_collisions", "stack_errors", "counts_full")  # enum stackcount_stat
 
 
 class StackCounts(NamedTuple):
@@ -30,7 +30,7 @@ class StackCounts(NamedTuple):
     frames: list[Frame]
 
 
-class StackCount:
+class StackCount(Tool):
     """Counts the user stacks that reach the function ``spec`` names.
 
     ``spec``: ``BINARY:FUNCTION`` (BINARY a path or a library name such as
@@ -39,6 +39,8 @@ class StackCount:
     ``stack_entries``: room for distinct stacks; a stack that finds its hash
     bucket taken by another is counted in ``stats()["stack_collisions"]``.
     """
+
+    STATS = ("stack_collisions", "stack_errors", "counts_full")  # enum stackcount_stat
 
     def __init__(self, spec: str, pid: int | None = None, stack_entries: int = 16384,
                  max_stacks: int = 10240):
@@ -96,10 +98,6 @@ class StackCount:
                           else Frame(address, None, 0, ""))
         return frames
 
-    def stats(self) -> dict[str, int]:
-        """Hits the kernel side could not count, by reason, since start."""
-        return self.obj.maps["stats"].counters(STATS)
-
     @property
     def lost(self) -> int:
         """Hits not counted so far, for any reason."""
@@ -108,12 +106,3 @@ class StackCount:
     def stop(self) -> None:
         """Detach: the counts stay readable."""
         self.obj.detach()
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

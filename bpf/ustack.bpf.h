@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The user-stack tools' kernel side (stackcount, memleak): the stack-trace
+ * map and how a stack id is taken. Include after ustack.h and stats.bpf.h.
+ */
+#ifndef PYRUNQ_USTACK_BPF_H
+#define PYRUNQ_USTACK_BPF_H
+
+#define EEXIST 17
+
+/* Stack id -> frames. Hashed: a stack whose bucket holds another gets -EEXIST. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, USTACK_MAX_DEPTH * sizeof(__u64));
+	__uint(max_entries, 16384);
+} stacks SEC(".maps");
+
+/* The id of the current user stack, or < 0 once the failure is counted
+ * under `collision` (bucket taken) or `other`. */
+static __always_inline long user_stack_id(void *ctx, __u32 collision, __u32 other)
+{
+	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+
+	if (id < 0)
+		stat_inc(id == -EEXIST ? collision : other);
+	return id;
+}
+
+#endif
