@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from userprogs import Waiting
+from userprogs import Waiting, assert_usage_error
 
 class Calls(Waiting):
     """foobar waiting to make ``calls`` calls of ``seconds`` each: ``go()``."""
@@ -59,11 +59,6 @@ def test_a_library_function_in_every_process(kernel):
     assert lat.count >= 50 and sum(lat.slots) == lat.count
 
 
-def pyrunq(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "pyrunq", "funclatency", *args],
-                          capture_output=True, text=True, timeout=60, **kw)
-
-
 def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
     with Calls(foobar, 2, 1.0) as p:
         cmd = subprocess.Popen([sys.executable, "-m", "pyrunq", "funclatency", "-m", "-p",
@@ -106,7 +101,4 @@ def test_command_json(kernel, foobar):
     (["c:malloc", "0"], "must be positive"),
 ])
 def test_bad_input_is_one_line_and_exit_2(kernel, foobar, args, message):
-    out = pyrunq(*(a.replace("FOOBAR", foobar) for a in args))
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq funclatency: error: ")
-    assert message in out.stderr
+    assert_usage_error("funclatency", [a.replace("FOOBAR", foobar) for a in args], message)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from pyrunq.tools.memleak import MemLeak
-from userprogs import NO_WAIT, Waiting, missing_pid, pyrunq
+from userprogs import NO_WAIT, Waiting, assert_usage_error, missing_pid, pyrunq
 
 # alloc_others: calloc(4, 250), realloc(malloc(100), 3000), posix_memalign
 # 2000, aligned_alloc 4096: one block each, from its own call site
@@ -197,14 +197,8 @@ def test_count_ends_by_itself(kernel, leaker):
     (["-p", "1", "-T", "0"], "must be positive"),
 ])
 def test_bad_input_one_line_exit_2(kernel, args, message):
-    args = [a.replace("MISSING", str(missing_pid())) for a in args]
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", *args],
-                         capture_output=True, text=True, timeout=NO_WAIT)
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.count("\n") == 1, out.stderr
-    assert out.stderr.startswith("pyrunq memleak: error: ") and message in out.stderr, \
-        out.stderr
-    assert out.stdout == ""
+    assert_usage_error("memleak", [a.replace("MISSING", str(missing_pid())) for a in args],
+                       message)
 
 
 def test_static_binary_is_a_usage_error(kernel, tmp_path):

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from pyrunq.tools.stackcount import StackCount
-from userprogs import NO_WAIT, Waiting, missing_pid, pyrunq
+from userprogs import NO_WAIT, Waiting, assert_usage_error, missing_pid, pyrunq
 
 def names(frames) -> list:
     return [f.name for f in frames]
@@ -161,11 +159,5 @@ def test_cli_duration_ends_by_itself(kernel, foobar):
     (["-p", "0", "FOOBAR:Foo"], "must be positive"),
 ])
 def test_bad_input_one_line_exit_2(kernel, foobar, args, message):
-    args = [a.replace("FOOBAR", foobar).replace("MISSING", str(missing_pid())) for a in args]
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "stackcount", *args],
-                         capture_output=True, text=True, timeout=NO_WAIT)
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.count("\n") == 1, out.stderr
-    assert out.stderr.startswith("pyrunq stackcount: error: ") and message in out.stderr, \
-        out.stderr
-    assert out.stdout == ""
+    assert_usage_error("stackcount", [a.replace("FOOBAR", foobar).replace(
+        "MISSING", str(missing_pid())) for a in args], message)

@@ -53,6 +53,16 @@ def pyrunq(*args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def assert_usage_error(tool: str, args, message: str) -> None:
+    """``pyrunq TOOL ARGS`` exits 2 with one error line naming ``message``, and no output."""
+    out = subprocess.run([sys.executable, "-m", "pyrunq", tool, *args], capture_output=True,
+                         text=True, timeout=NO_WAIT)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"pyrunq {tool}: error: ") and message in out.stderr, out.stderr
+    assert out.stdout == ""
+
+
 def missing_pid() -> int:
     pid = 4_000_000
     while os.path.exists(f"/proc/{pid}"):
