@@ -95,7 +95,7 @@ def soak(seconds: float, every: float) -> dict:
     """RSS and CPU share sampled every `every` s; a short-lived process
     starts every 0.5 s, so series appear and are pruned all along."""
     rss, cpu, series, scrape_s = [], [], [], []
-    with Contention(busy=2):
+    with Contention():
         e = Exporter("--by", "process", "--refresh", "1")
         churn: list[subprocess.Popen] = []
         try:

@@ -29,6 +29,12 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(items):
+    for item in items:  # the tier of every test that loads BPF
+        if "kernel" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kernel)
+
+
 @pytest.fixture
 def kernel():
     """Use in every test that loads BPF: it must leave the kernel as it found it."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -15,6 +17,8 @@ def positive(x) -> bool:
     return isinstance(x, (int, float)) and x > 0
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_bench_quick(kernel, tmp_path):
     doc = tmp_path / "performance.md"
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
@@ -43,6 +47,8 @@ def test_bench_quick(kernel, tmp_path):
     assert "<!-- bench:begin -->" in text and "| Figure |" in text and "| Target |" in text
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_bench_uprobes_small(kernel, tmp_path):
     calls = 20000
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "uprobes.py"), "--calls", str(calls),

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from pyrunq.bpf import BPFObject, packaged_object
-from pyrunq.errors import BPFError, BPFNotFoundError, BPFPermissionError, StateError
+from pyrunq.errors import BPFError, BPFNotFoundError, StateError
 
 BASE = 10_000_000  # above any pid_max: getpgid() fails, the tracepoint still fires
 
@@ -156,13 +156,24 @@ def test_globals_after_load(loaded):
         loaded.rodata["multiplier"] = 2
 
 
+def possible_cpus() -> int:
+    """What the kernel sizes per-CPU values by: /sys/devices/system/cpu/possible."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        return max(int(part.split("-")[-1]) for part in f.read().strip().split(",")) + 1
+
+
 def test_array_and_percpu_maps(loaded):
-    for i in range(6):
-        fire(BASE + i)
+    cpu, allowed = max(os.sched_getaffinity(0)), os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})  # every hit lands in this CPU's slot
+    try:
+        for i in range(6):
+            fire(BASE + i)
+    finally:
+        os.sched_setaffinity(0, allowed)
     assert dict(loaded.maps["slots"].items()) == {0: 2, 1: 2, 2: 1, 3: 1}
     per_cpu = loaded.maps["percpu_hits"][0]
-    assert len(per_cpu) == os.cpu_count() or len(per_cpu) >= 1
-    assert sum(per_cpu) == 6
+    assert len(per_cpu) == possible_cpus()
+    assert per_cpu[cpu] == 6 and sum(per_cpu) == 6
     loaded.maps["slots"].clear()
     assert loaded.maps["slots"].values() == [0, 0, 0, 0]
 
@@ -293,21 +304,20 @@ def test_without_privileges_says_what_is_needed(kernel, tmp_path):
     script = (
         "import os\n"
         "from pyrunq.bpf import BPFObject\n"
-        "from pyrunq.errors import BPFPermissionError\n"
         "o = BPFObject.open('selftest')\n"
         "try:\n"
         "    o.load()\n"
-        "except BPFPermissionError as e:\n"
-        "    print('DENIED', e)\n"
+        "except PermissionError as e:  # BPFPermissionError is one\n"
+        "    print('DENIED', type(e).__name__, e)\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
                           "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", script],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("DENIED load BPF object 'selftest'"), out.stdout
+    assert out.stdout.startswith("DENIED BPFPermissionError load BPF object 'selftest'"), \
+        out.stdout
     assert "needs root, or CAP_BPF and CAP_PERFMON" in out.stdout
-    assert issubclass(BPFPermissionError, PermissionError)
 
 
 REJECTED = r"""

@@ -27,13 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyrunq.export import LATENCY, CgroupGlob, RunqueueCollector, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
-from workload import VICTIM, Contention
+from waiting import wait_for
+from workload import Contention, Quiet, victim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFRESH = 1.0
-# A process whose comm the test chooses, waking every 2 ms.
-NAMED = ("import time\nopen('/proc/self/comm', 'w').write({comm!r})\n"
-         "print('ready', flush=True)\nwhile True: time.sleep(0.002)")
 
 
 # ---- helpers ---------------------------------------------------------------
@@ -48,15 +46,13 @@ class Exporter:
                                      stdout=subprocess.DEVNULL, stderr=self.err, text=True)
         self.url = self._wait_serving()
 
-    def _wait_serving(self, timeout: float = 30) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            m = re.search(r"serving (http://\S+)", self.stderr())
-            if m:
-                return m.group(1)
+    def _wait_serving(self) -> str:
+        def serving():
             assert self.proc.poll() is None, self.stderr()
-            time.sleep(0.05)
-        raise AssertionError(f"exporter did not start: {self.stderr()}")
+            m = re.search(r"serving (http://\S+)", self.stderr())
+            return m and m.group(1)
+
+        return wait_for(serving, seen=self.stderr)
 
     def stderr(self) -> str:
         self.err.seek(0)
@@ -88,23 +84,6 @@ class Exporter:
         self.err.close()
 
 
-def wait_for(predicate, timeout: float, every: float = 0.1):
-    """Poll until predicate() is truthy; its value, or None at the timeout."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return None
-
-
-def named_process(comm: str) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", NAMED.format(comm=comm)], stdout=subprocess.PIPE)
-    assert p.stdout.readline() == b"ready\n"
-    return p
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,9 +109,11 @@ class Prometheus:
              f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
              f"--web.listen-address={self.url[len('http://'):]}"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_for(self._ready, 30, 0.2):
+        try:
+            wait_for(self._ready, every=0.2)
+        except AssertionError:
             self.stop()
-            raise AssertionError("prometheus did not become ready")
+            raise
 
     def _ready(self) -> bool:
         assert self.proc.poll() is None, "prometheus exited"
@@ -183,36 +164,17 @@ def p99(prometheus, cgroup: str) -> float | None:
 
 # ---- the exporter, the kernel and Prometheus ----------------------------------
 
-@pytest.fixture
-def idle_victim():
-    """A task that wakes every 3 ms and hardly ever waits for a CPU, whatever
-    else runs on the machine: real-time priority preempts every normal task."""
-    def setup():
-        os.sched_setaffinity(0, {1})
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-
-    p = subprocess.Popen([sys.executable, "-c", VICTIM.format(period=0.003)],
-                         preexec_fn=setup, stdout=subprocess.PIPE)
-    try:
-        assert p.stdout.readline() == b"ready\n"
-        yield p
-    finally:
-        p.kill()
-        p.wait()
-        p.stdout.close()
-
-
-def test_prometheus_sees_contended_cgroup_in_milliseconds(kernel, prometheus, cgroup_tree,
-                                                          idle_victim):
-    with Contention(busy=2, cpu=0) as busy:
-        contended = cgroup_tree("busy", busy.victim, *busy.busy)
-        quiet = cgroup_tree("idle", idle_victim)
+@pytest.mark.external
+def test_prometheus_sees_contended_cgroup_in_milliseconds(kernel, prometheus, cgroup_tree):
+    with Contention() as busy, Quiet() as idle:
+        contended = cgroup_tree("busy", busy.victim)
+        quiet = cgroup_tree("idle", idle.victim)
         with Exporter("--cgroup", cgroup_tree.parent + "/**", "--refresh", str(REFRESH)) as e:
             prometheus.scrape([e.url])
             # ten seconds of 1 s scrapes fill the rate() window
             window = f'count_over_time({LATENCY}_count{{cgroup="{quiet}"}}[10s])'
-            assert wait_for(lambda: (value(prometheus, window) or 0) >= 9, 40, 0.5), \
-                prometheus.query("up")
+            wait_for(lambda: (value(prometheus, window) or 0) >= 9, 40, 0.5,
+                     seen=lambda: prometheus.query("up"))
             slow, fast = p99(prometheus, contended), p99(prometheus, quiet)
             check_dashboard_queries(prometheus)
             assert concurrent_scrapes(e, 50) == 50
@@ -255,18 +217,18 @@ def test_comm_and_user_nobody_follow_processes_live(kernel):
                   "--user", "nobody", wrapper=DAEMONSET_CAPS) as e:
         assert_runs_as_nobody(e.proc.pid)
         assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
-        late = named_process("pyrunq-late")
+        late = victim(1, comm="pyrunq-late")
         try:  # within two refreshes (and a little time to run)
             key = frozenset({("pid", str(late.pid)), ("comm", "pyrunq-late")})
-            assert wait_for(lambda: key in e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1), \
-                e.scrape()[1]
-            first = e.samples(f"{LATENCY}_count")[key]
-            time.sleep(0.5)
-            assert e.samples(f"{LATENCY}_count")[key] > first  # nobody reads the map fine
+            counts = lambda: e.samples(f"{LATENCY}_count")  # noqa: E731
+            wait_for(lambda: key in counts(), 2 * REFRESH + 1, seen=lambda: e.scrape()[1])
+            first = counts()[key]
+            wait_for(lambda: counts()[key] > first, seen=counts)  # nobody reads the map fine
         finally:
             late.kill()
             late.wait()
-        assert wait_for(lambda: not e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1), e.scrape()[1]
+        wait_for(lambda: not e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1,
+                 seen=lambda: e.scrape()[1])
         assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
         assert e.stop(signal.SIGINT) == 0, e.stderr()
         assert "running as nobody (uid 65534, gid 65534) with no capabilities" in e.stderr()
@@ -286,18 +248,17 @@ def assert_runs_as_nobody(pid: int) -> None:
 
 
 def test_max_series_counts_the_overflow(kernel, cgroup_tree):
-    with Contention(busy=0, cpu=0) as a, Contention(busy=0, cpu=1) as b, \
-            Contention(busy=0, cpu=0) as c:
-        for name, w in (("a", a), ("b", b), ("c", c)):
-            cgroup_tree(name, w.victim)
+    with Contention(victims=3, hog=False) as w:
+        for name, v in zip("abc", w.victims):
+            cgroup_tree(name, v)
         with Exporter("--cgroup", cgroup_tree.parent + "/*", "--max-series", "2") as e:
-            time.sleep(0.5)
-            series = e.samples(f"{LATENCY}_count")
-            lost = e.samples("pyrunq_lost_samples_total")
+            overflow = frozenset({("reason", "max_series")})
+            # the first refresh sees all three cgroups: two get a series, one is dropped
+            wait_for(lambda: e.samples("pyrunq_lost_samples_total").get(overflow),
+                     seen=lambda: e.scrape()[1])
+            assert len(e.samples(f"{LATENCY}_count")) == 2
             assert e.samples("pyrunq_series_dropped_total") == {frozenset(): 1}
             assert e.stop() == 0
-    assert len(series) == 2
-    assert lost[frozenset({("reason", "max_series")})] > 0
 
 
 def test_keep_cap_bpf_alone_for_older_kernels(kernel):
@@ -444,7 +405,7 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
         collector.exposition(encoder, content_type)  # series made, then grown
         fast = collector.exposition(encoder, content_type)
         assert fast == encoder(registry), content_type  # what the library writes
-        assert fast.count(b"_bucket{") == 26 * len(keys) or per is None  # 25 bounds, +Inf
+        assert fast.count(b"_bucket{") == 26 * len(keys)  # 25 bounds, +Inf
 
 
 def test_counts_are_written_as_the_library_writes_them():
@@ -477,9 +438,12 @@ def test_cgroup_globs(pattern, matches, misses):
 
 
 def test_selection_resolves_comm_and_pids():
-    with Contention(busy=0) as w:
-        mine = Selection(comms=["^pytho"], pids=[1]).process_ids()
-        assert {w.victim.pid, os.getpid(), 1} <= mine
+    p = victim(1, comm="pyrunq-select")
+    try:
+        assert Selection(comms=["^pyrunq-sel"], pids=[1]).process_ids() == {p.pid, 1}
+    finally:
+        p.kill()
+        p.wait()
     assert Selection().process_ids() is None and Selection().cgroup_ids({1: "/"}) is None
     assert Selection(pids=[4194999]).process_ids() == set()
 
@@ -532,6 +496,7 @@ def test_daemonset_arguments_parse():
     parser.parse_args(args)
 
 
+@pytest.mark.external
 def test_prometheus_example_config_and_rules_are_valid():
     if not shutil.which("promtool"):
         pytest.skip("needs promtool (Debian's prometheus package)")

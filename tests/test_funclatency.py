@@ -100,5 +100,5 @@ def test_command_json(kernel, foobar):
     (["-m", "-u", "c:malloc"], "not allowed with argument"),
     (["c:malloc", "0"], "must be positive"),
 ])
-def test_bad_input_is_one_line_and_exit_2(kernel, foobar, args, message):
+def test_bad_input_is_one_line_and_exit_2(foobar, args, message):
     assert_usage_error("funclatency", [a.replace("FOOBAR", foobar) for a in args], message)

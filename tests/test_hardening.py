@@ -17,6 +17,7 @@ import time
 import pytest
 
 import pyrunq
+from waiting import Command
 
 PACKAGE = os.path.dirname(pyrunq.__file__)
 UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -91,7 +92,7 @@ USAGE = [  # (arguments, what stderr names); all exit 2
 
 
 @pytest.mark.parametrize("args, message", USAGE, ids=[" ".join(a) or "none" for a, _ in USAGE])
-def test_usage_errors(kernel, args, message):
+def test_usage_errors(args, message):
     out = subprocess.run(pyrunq_cmd(*args), capture_output=True, text=True, timeout=60)
     tool = f"pyrunq {args[0]}" if args and args[0] in ("runqlat", "runqslower") else "pyrunq"
     assert out.returncode == 2, out.stderr
@@ -144,18 +145,22 @@ def test_verbose_shows_the_traceback_and_libbpf_log(kernel):
     assert "pyrunq.libbpf: " in out.stderr
 
 
-@pytest.mark.parametrize("args", [["runqlat", "1", "1"], ["runqlat", "-L", "--json", "1", "1"],
-                                  ["runqslower", "-P", "0"], ["bootstrap"]])
-def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, args):
-    p = subprocess.Popen(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*args), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd="/")
-    if args[0] in ("runqslower", "bootstrap"):
-        time.sleep(2)
-        subprocess.run(["true"])  # an exec and an exit for bootstrap
-        time.sleep(0.5)
-        p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+# (arguments, the line to wait for before the signal; None: ends by itself)
+WITH_BPF_CAPS = [(["runqlat", "1", "1"], None), (["runqlat", "-L", "--json", "1", "1"], None),
+                 (["runqslower", "-P", "0"], r"^\d\d:\d\d:\d\d "),
+                 (["bootstrap"], r"^\d\d:\d\d:\d\d EXIT  true ")]
+
+
+@pytest.mark.parametrize("args, row", WITH_BPF_CAPS, ids=[" ".join(a) for a, _ in WITH_BPF_CAPS])
+def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, args, row):
+    with Command(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*args), cwd="/") as p:
+        if row:
+            p.wait_line("^TIME ")  # attached
+            if args[0] == "bootstrap":
+                subprocess.run(["true"])  # an exec and an exit to report
+            p.wait_line(row)
+        rc, out, err = p.finish(signal.SIGINT if row else None)
+    assert rc == 0, err
     assert len(out.splitlines()) >= 3, out
 
 
@@ -206,6 +211,7 @@ LOSS_REPORT = re.compile(r"pyrunq \w+: (lost \d+ events|\d+ calls not (counted|t
                          r"|\d+ allocations not tracked)")
 
 
+@pytest.mark.slow
 def test_interrupted_at_random_moments_200_times(kernel):
     rng = random.Random(7)
     runs, live = 200, []
@@ -241,6 +247,7 @@ def test_interrupted_at_random_moments_200_times(kernel):
     assert sum(rc == 0 for _, _, rc in results) > 150
 
 
+@pytest.mark.slow
 def test_overload_threshold_zero_for_a_minute(kernel):
     """runqslower 0 under heavy context switching: no crash, bounded memory,
     every event that arrives intact, losses counted and reported."""

@@ -260,7 +260,8 @@ def _parse(out, timestamp):
 
 @pytest.mark.parametrize("args", [[], ["-m"], ["-P"], ["-T", "-L"], ["-T", "-m", "--pidnss"]],
                          ids=lambda a: " ".join(a) or "plain")
-def test_real_runqlat_output_is_reproduced_byte_for_byte(args):
+@pytest.mark.external
+def test_real_runqlat_output_is_reproduced_byte_for_byte(kernel, args):
     _need_runqlat()
     p = subprocess.run([RUNQLAT, *args, "1", "1"], capture_output=True, timeout=60)
     if p.returncode != 0:

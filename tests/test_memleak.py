@@ -196,7 +196,7 @@ def test_count_ends_by_itself(kernel, leaker):
     (["-p", "1", "5", "0"], "must be positive"),
     (["-p", "1", "-T", "0"], "must be positive"),
 ])
-def test_bad_input_one_line_exit_2(kernel, args, message):
+def test_bad_input_one_line_exit_2(args, message):
     assert_usage_error("memleak", [a.replace("MISSING", str(missing_pid())) for a in args],
                        message)
 

@@ -6,9 +6,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_wheel_contains_objects_and_binding(tmp_path):
     # run from elsewhere: in the checkout, `-m build` would find our build.py
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",

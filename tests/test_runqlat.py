@@ -15,7 +15,8 @@ from pyrunq.cgroup import resolve
 from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_bounds, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
-from workload import Contention
+from waiting import Command, gather
+from workload import VICTIM_COMM, Contention, Quiet
 
 MS_SLOT = 10  # log2 slot of 1024..2047 us
 
@@ -25,27 +26,34 @@ def pyrunq(*args, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=60, **kw)
 
 
-def trace(seconds=1.5, **kw) -> dict:
-    with RunqLat(**kw) as rq:
-        time.sleep(seconds)
-        return rq.snapshot()
+def ms_waits(h: Histogram) -> int:
+    return sum(h.slots[MS_SLOT:])
+
+
+def cumulative(rq: RunqLat, key, enough) -> Histogram:
+    """The histogram of ``key`` since the last cleared snapshot, once
+    ``enough(histogram)`` holds (the tracer's snapshot baseline stays)."""
+    return gather(lambda: rq.snapshot(clear=False).get(key, Histogram.empty(rq.unit)), enough)
 
 
 @pytest.mark.parametrize("flavour", ["tp_btf", "raw_tp"])
-def test_victim_waits_milliseconds_only_under_contention(kernel, monkeypatch, flavour):
+def test_victim_behind_a_realtime_hog_waits_milliseconds(kernel, monkeypatch, flavour):
     monkeypatch.setenv("PYRUNQ_RAW_TP", "1" if flavour == "raw_tp" else "0")
     results = {}
-    for busy, cpu in ((2, 0), (0, 1)):
-        with Contention(busy=busy, cpu=cpu) as w:
-            time.sleep(0.3)  # the busy loops get going
-            snap = trace(per="tid", pids=[w.victim.pid])
-        assert list(snap) == [Key("tid", w.victim.pid, "python")]
-        results[busy] = snap[Key("tid", w.victim.pid, "python")]
-    contended, alone = results[2], results[0]
-    assert contended.total > 100 and alone.total > 100
-    waits, alone_waits = sum(contended.slots[MS_SLOT:]), sum(alone.slots[MS_SLOT:])
-    assert waits >= max(5, 3 * alone_waits), contended.render() + alone.render()
-    assert contended.percentile(99) > 2 * alone.percentile(99)
+    for name, workload in (("contended", Contention), ("alone", Quiet)):
+        with workload() as w, RunqLat(per="tid", pids=[w.victim.pid]) as rq:
+            key = Key("tid", w.victim.pid, VICTIM_COMM)
+            enough = (lambda h: ms_waits(h) >= 20) if name == "contended" else \
+                (lambda h: h.total >= 300)
+            results[name] = cumulative(rq, key, enough)
+            assert list(rq.snapshot()) == [key]
+    contended, alone = results["contended"], results["alone"]
+    # a wakeup during one of the hog's 8 ms bursts waits for its end: about one in four
+    assert ms_waits(contended) * 10 >= contended.total, contended.render()
+    assert contended.percentile(99) >= 2000, contended.render()
+    # a real-time victim preempts whatever runs: microseconds, even on a loaded machine
+    assert ms_waits(alone) * 100 <= alone.total, alone.render()
+    assert alone.percentile(99) < 1000, alone.render()
     for h in (contended, alone):  # the exact sum lies within what the buckets allow
         low = sum(bucket_bounds(i)[0] * n for i, n in enumerate(h.buckets))
         high = sum(((bucket_bounds(i)[1] or 2**40) + 1) * n for i, n in enumerate(h.buckets))
@@ -53,82 +61,86 @@ def test_victim_waits_milliseconds_only_under_contention(kernel, monkeypatch, fl
 
 
 def test_pid_filter_excludes_other_processes(kernel):
-    with Contention(busy=1) as w:
-        snap = trace(seconds=1, per="pid", pids=[w.victim.pid, w.busy[0].pid])
-    assert {k.id for k in snap} <= {w.victim.pid, w.busy[0].pid}
-    assert w.victim.pid in {k.id for k in snap}
+    with Contention(victims=2) as w, \
+            RunqLat(per="pid", pids=[w.victim.pid, w.hog.pid]) as rq:
+        cumulative(rq, Key("pid", w.victim.pid, VICTIM_COMM), lambda h: h.total >= 100)
+        seen = {k.id for k in rq.snapshot()}
+    assert w.victim.pid in seen
+    assert seen <= {w.victim.pid, w.hog.pid}  # not the second victim, busy as it is
 
 
 def test_set_pids_changes_the_traced_processes_live(kernel):
-    with Contention(busy=0) as a, Contention(busy=0, cpu=1) as b:
-        with RunqLat(per="pid", pids=[a.victim.pid]) as rq:
-            time.sleep(0.5)
-            assert {k.id for k in rq.snapshot()} == {a.victim.pid}
-            rq.set_pids([b.victim.pid])
+    with Contention(victims=2, hog=False) as w:
+        a, b = (Key("pid", v.pid, VICTIM_COMM) for v in w.victims)
+        with RunqLat(per="pid", pids=[a.id]) as rq:
+            cumulative(rq, a, lambda h: h.total >= 20)
+            assert list(rq.snapshot()) == [a]
+            rq.set_pids([b.id])
             rq.snapshot()  # what a did before the switch
-            time.sleep(0.5)
-            assert {k.id for k in rq.snapshot()} == {b.victim.pid}
+            cumulative(rq, b, lambda h: h.total >= 20)
+            assert list(rq.snapshot()) == [b]
 
 
 def test_cgroup_filter_includes_only_its_tasks(kernel, cgroup_tree):
-    with Contention(busy=1) as w:
+    with Contention(victims=2, hog=False) as w:
         path = cgroup_tree("a", w.victim)
-        snap = trace(seconds=1, per="pid", cgroup=path)
-    assert {k.id for k in snap} == {w.victim.pid}
+        with RunqLat(per="pid", cgroup=path) as rq:
+            cumulative(rq, Key("pid", w.victim.pid, VICTIM_COMM), lambda h: h.total >= 100)
+            assert {k.id for k in rq.snapshot()} == {w.victim.pid}
 
 
 def test_cgroup_id_set_filter_changes_live(kernel, cgroup_tree):
-    with Contention(busy=1) as a, Contention(busy=0, cpu=1) as b:
-        first, second = cgroup_tree("a", a.victim), cgroup_tree("b", b.victim)
-        ids = {resolve(p)[1]: p for p in (first, second)}
-        with RunqLat(per="cgroup", cgroup_ids=[resolve(first)[1]]) as rq:
-            time.sleep(0.5)
-            assert {ids[k.id] for k in rq.snapshot()} == {first}
-            rq.set_cgroup_ids([resolve(second)[1]])
+    with Contention(victims=2, hog=False) as w:
+        first, second = (cgroup_tree(name, v) for name, v in zip("ab", w.victims))
+        a, b = (Key("cgroup", resolve(p)[1], p) for p in (first, second))
+        with RunqLat(per="cgroup", cgroup_ids=[a.id]) as rq:
+            cumulative(rq, a, lambda h: h.total >= 20)
+            assert list(rq.snapshot()) == [a]
+            rq.set_cgroup_ids([b.id])
             rq.snapshot()
-            time.sleep(0.5)
-            assert {ids[k.id] for k in rq.snapshot()} == {second}
+            cumulative(rq, b, lambda h: h.total >= 20)
+            assert list(rq.snapshot()) == [b]
 
 
 def test_per_cgroup_histograms_separate_cgroups(kernel, cgroup_tree):
-    with Contention(busy=1) as a, Contention(busy=0, cpu=1) as b:
-        first, second = cgroup_tree("a", a.victim), cgroup_tree("b", b.victim)
-        snap = trace(seconds=1, per="cgroup")
-    names = {k.name: h for k, h in snap.items()}
-    for path in (first, second):
-        assert names[path].total > 50
+    with Contention(victims=2, hog=False) as w:
+        paths = [cgroup_tree(name, v) for name, v in zip("ab", w.victims)]
+        with RunqLat(per="cgroup") as rq:
+            gather(lambda: {k.name: h for k, h in rq.snapshot(clear=False).items()},
+                   lambda by_name: all(by_name.get(p, Histogram.empty()).total >= 50
+                                       for p in paths))
 
 
 def test_milliseconds_divide_consistently(kernel):
-    with Contention(busy=2) as w:
+    with Contention() as w:
         with RunqLat(per="pid", pids=[w.victim.pid]) as us, \
                 RunqLat(per="pid", pids=[w.victim.pid], milliseconds=True) as ms:
             us.snapshot(), ms.snapshot()  # the same start for both
-            time.sleep(1.5)
+            cumulative(us, Key("pid", w.victim.pid, VICTIM_COMM), lambda h: ms_waits(h) >= 30)
             u, m = us.snapshot(), ms.snapshot()
     (hu,), (hm,) = u.values(), m.values()
     assert hm.unit == "msecs" and hu.unit == "usecs"
     assert abs(hu.total - hm.total) <= max(3, hu.total // 20)
     # every sample of N us is floor(N/1000) ms: bucket counts must agree
     ms_from_us = sum(hu.buckets[bucket_of(1000):])
+    assert ms_from_us >= 30
     assert abs(sum(hm.buckets[1:]) - ms_from_us) <= max(3, ms_from_us // 10)
 
 
 def test_snapshot_reports_only_new_samples(kernel):
-    with Contention(busy=0) as w:
-        with RunqLat(pids=[w.victim.pid]) as rq:
-            time.sleep(0.5)
-            first = rq.snapshot(clear=False)[None]
-            time.sleep(0.3)
-            both = rq.snapshot()[None]
-            time.sleep(0.3)
-            third = rq.snapshot()[None]
-    assert both.total > first.total > 0
-    assert 0 < third.total < both.total
+    with Contention(hog=False) as w, RunqLat(pids=[w.victim.pid]) as rq:
+        first = cumulative(rq, None, lambda h: h.total >= 50)
+        both = rq.snapshot()[None]  # covers the first look too, and clears
+        assert both.total >= first.total
+        third = cumulative(rq, None, lambda h: h.total >= 50)
+        w.stop()  # the victim's last sample is in before it is reaped
+        rest = rq.snapshot()[None]
+        assert rest.total >= third.total
+        assert rq.snapshot() == {}  # nothing new since
 
 
 def test_cli_interval_count_prints_exactly_that_many(kernel):
-    with Contention(busy=1):
+    with Contention():
         out = pyrunq("runqlat", "1", "3")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -137,40 +149,38 @@ def test_cli_interval_count_prints_exactly_that_many(kernel):
 
 
 def test_cli_per_process_milliseconds_timestamps(kernel):
-    with Contention(busy=2) as w:
+    with Contention() as w:
         out = pyrunq("runqlat", "-P", "-m", "-T", "-p", str(w.victim.pid), "1", "1")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[1] == ""
     time.strptime(lines[2].strip(), "%H:%M:%S")
-    assert lines[3:6] == ["", f"pid = {w.victim.pid} python",
+    assert lines[3:6] == ["", f"pid = {w.victim.pid} {VICTIM_COMM}",
                           "     msecs               : count    distribution"]
 
 
 def test_cli_json_lines(kernel):
-    with Contention(busy=1) as w:
+    with Contention() as w:
         out = pyrunq("runqlat", "--json", "-L", "-p", str(w.victim.pid), "1", "2")
     assert out.returncode == 0, out.stderr
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(docs) == 2
     for doc in docs:
-        assert doc["key"] == {"kind": "tid", "id": w.victim.pid, "comm": "python"}
+        assert doc["key"] == {"kind": "tid", "id": w.victim.pid, "comm": VICTIM_COMM}
         assert doc["unit"] == "usecs" and doc["total"] == sum(b["count"] for b in doc["buckets"])
         assert doc["p50"] <= doc["p90"] <= doc["p99"] <= doc["max"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_signal_without_interval_prints_one_histogram(kernel, signum):
-    with Contention(busy=1):
-        p = subprocess.Popen([sys.executable, "-m", "pyrunq", "runqlat"], text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-        assert p.stdout.readline().startswith("Tracing run queue latency")
-        time.sleep(0.5)
-        p.send_signal(signum)
-        out, err = p.communicate(timeout=30)
-    assert p.returncode == 0, err
+    with Contention(), Command([sys.executable, "-m", "pyrunq", "runqlat"],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as p:
+        p.wait_line("^Tracing run queue latency")  # attached: every wakeup from now counts
+        rc, out, err = p.finish(signum)
+    assert rc == 0, err
     assert out.count("usecs               : count    distribution") == 1
+    assert sum(int(line.split(":")[1].split()[0]) for line in out.splitlines()
+               if " -> " in line) > 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -182,7 +192,7 @@ def test_cli_signal_without_interval_prints_one_histogram(kernel, signum):
     (["-c", "/tmp"], "not a cgroup v2 directory"),
     (["--bogus"], "unrecognized arguments"),
 ])
-def test_cli_bad_input_one_line_exit_2(kernel, args, message):
+def test_cli_bad_input_one_line_exit_2(args, message):
     out = pyrunq("runqlat", *args)
     assert out.returncode == 2
     assert out.stdout == ""

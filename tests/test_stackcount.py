@@ -158,6 +158,6 @@ def test_cli_duration_ends_by_itself(kernel, foobar):
     (["FOOBAR:Foo", "0"], "must be positive"),
     (["-p", "0", "FOOBAR:Foo"], "must be positive"),
 ])
-def test_bad_input_one_line_exit_2(kernel, foobar, args, message):
+def test_bad_input_one_line_exit_2(foobar, args, message):
     assert_usage_error("stackcount", [a.replace("FOOBAR", foobar).replace(
         "MISSING", str(missing_pid())) for a in args], message)

@@ -1,6 +1,15 @@
-"""Real scheduling delay for kernel tests: busy processes and a waking victim
-pinned to one CPU. The victim sleeps a few milliseconds and wakes, over and
-over; each wakeup waits on the run queue behind the busy ones."""
+"""Run queue delay that the kernel guarantees, for kernel tests.
+
+Victims sleep a millisecond and wake, over and over, pinned to one CPU. A hog
+on the same CPU runs at SCHED_FIFO priority in bursts of BURST_S seconds with
+IDLE_S pauses: a normal task woken during a burst cannot run before the burst
+ends, whatever the scheduler's heuristics or other tenants do, so about one
+wakeup in four waits several milliseconds. A real-time victim with no hog
+(``Quiet``) preempts every normal task at once and hardly ever waits.
+
+Every process names itself (``/proc/self/comm``), so tests never depend on
+how the interpreter was started, and exits when the test process dies.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +17,80 @@ import os
 import subprocess
 import sys
 
-BUSY = "while True: pass"
-VICTIM = "import time\nprint('ready', flush=True)\nwhile True: time.sleep({period})"
+VICTIM_COMM = "pyrunq-victim"
+HOG_COMM = "pyrunq-hog"
+BURST_S, IDLE_S = 0.008, 0.004
+
+_PRELUDE = """import os, time
+open('/proc/self/comm', 'w').write({comm!r})
+parent = os.getppid()
+print('ready', flush=True)
+"""
+VICTIM = _PRELUDE + """while os.getppid() == parent:
+    time.sleep({period})
+"""
+HOG = _PRELUDE + """while os.getppid() == parent:
+    end = time.monotonic() + {burst}
+    while time.monotonic() < end:
+        pass
+    time.sleep({idle})
+"""
 
 
-def spawn(code: str, cpu: int, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code],
-                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), **kw)
+def spawn(code: str, cpu: int, fifo: bool = False) -> subprocess.Popen:
+    """A Python process running ``code`` on ``cpu``, once it printed 'ready'."""
+    def setup():
+        os.sched_setaffinity(0, {cpu})
+        if fifo:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+
+    p = subprocess.Popen([sys.executable, "-c", code], preexec_fn=setup, stdout=subprocess.PIPE)
+    if p.stdout.readline() != b"ready\n":
+        p.kill()
+        raise AssertionError(f"{code!r} did not start: exit {p.wait()}")
+    return p
 
 
-class Contention:
-    """``with Contention(busy=2) as w:`` ... ``w.victim.pid``."""
+def victim(cpu: int, comm: str = VICTIM_COMM, period: float = 0.001,
+           fifo: bool = False) -> subprocess.Popen:
+    return spawn(VICTIM.format(comm=comm, period=period), cpu, fifo)
 
-    def __init__(self, busy: int = 2, cpu: int = 0, period: float = 0.003):
-        # the victim first, and in its loop before the load starts: an
-        # interpreter starting behind busy loops takes long to get going
-        self.victim = spawn(VICTIM.format(period=period), cpu, stdout=subprocess.PIPE)
-        assert self.victim.stdout.readline() == b"ready\n"
-        self.busy = [spawn(BUSY, cpu) for _ in range(busy)]
+
+class Workload:
+    """Processes that are killed together at the end of a ``with`` block."""
+
+    def __init__(self, procs: list[subprocess.Popen]):
+        self.procs = procs
 
     def stop(self) -> None:
-        for p in self.busy + [self.victim]:
+        for p in self.procs:
             p.kill()
             p.wait()
-        self.victim.stdout.close()
+            p.stdout.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Contention(Workload):
+    """``with Contention() as w:`` ``w.victim`` (and ``w.victims``) wait on
+    ``cpu``'s run queue behind ``w.hog``; ``hog=False``: victims alone."""
+
+    def __init__(self, cpu: int = 0, victims: int = 1, hog: bool = True):
+        # victims first: an interpreter starting behind a hog is slow to start
+        self.victims = [victim(cpu) for _ in range(victims)]
+        self.victim = self.victims[0]
+        self.hog = spawn(HOG.format(comm=HOG_COMM, burst=BURST_S, idle=IDLE_S), cpu,
+                         fifo=True) if hog else None
+        super().__init__(self.victims + ([self.hog] if hog else []))
+
+
+class Quiet(Workload):
+    """A real-time victim alone on ``cpu``: its waits are microseconds."""
+
+    def __init__(self, cpu: int = 1):
+        self.victim = victim(cpu, fifo=True)
+        super().__init__([self.victim])

@@ -20,9 +20,11 @@ import pytest
 
 import pyrunq
 from pyrunq.bpf import BPFObject
+from waiting import Command
 
 PYRUNQ = [os.path.join(os.path.dirname(sys.executable), "pyrunq")]  # the console script
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GUEST_WAIT = 300  # seconds: emulated, everything is slow; only bounds a broken check
 
 
 @pytest.fixture(params=["tp_btf", "raw_tp"])
@@ -151,20 +153,15 @@ def test_cli_runqlat_prints_a_histogram(kernel, flavour):
 
 
 def test_cli_runqslower_prints_events(kernel, flavour):
-    p = subprocess.Popen([*PYRUNQ, "runqslower", "0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        banner = p.stdout.readline()  # tracing from here on
-        assert banner.startswith("Tracing run queue latency higher than 0 us"), p.stderr.read()
-        assert p.stdout.readline().split() == ["TIME", "COMM", "TID", "LAT(us)"]
+    with Command([*PYRUNQ, "runqslower", "0"]) as p:
+        p.wait_line("^Tracing run queue latency higher than 0 us", timeout=GUEST_WAIT)
+        p.wait_line(r"^TIME +COMM +TID +LAT\(us\)$", timeout=GUEST_WAIT)  # tracing from here
         wakeups()
-        time.sleep(1)
-    finally:
-        p.send_signal(signal.SIGINT)
-        events, err = p.stdout.read().splitlines(), p.stderr.read()
-        p.wait(60)
-    assert p.returncode == 0, err
-    assert events and all(len(e.split()) >= 4 for e in events), events
+        p.wait_line(r"^\d\d:\d\d:\d\d ", count=3, timeout=GUEST_WAIT)
+        rc, out, err = p.finish(signal.SIGINT, timeout=GUEST_WAIT)
+    assert rc == 0, err
+    events = out.splitlines()[2:]
+    assert len(events) >= 3 and all(len(e.split()) >= 4 for e in events), events
 
 
 @pytest.mark.parametrize("how", ["hidden /sys/kernel/btf", "PYRUNQ_BTF=/nonexistent"])

@@ -17,6 +17,7 @@ import pytest
 import kernels
 import run
 
+pytestmark = [pytest.mark.slow, pytest.mark.external]
 REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 GUEST_TESTS = ["tests/kernels/guest_checks.py", "tests/test_bpf_api.py"]
 BOOT_TIMEOUT = 900  # a guest run takes 1 to 3 minutes; the machine may be busy
