@@ -4,13 +4,14 @@ the reason, unless PYRUNQ_REQUIRE_BPF=1 (CI), where a skip is a failure."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 import pytest
 
 from pyrunq.cgroup import cgroup2_mount
+from leaks import left_since
 from userprogs import build
+from waiting import wait_for
 
 REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 
@@ -45,16 +46,10 @@ def kernel():
 
     before = kernel_ids()
     yield
-    for _ in range(50):  # ids are released as the last fd closes; allow a moment
-        after = kernel_ids()
-        if all(after[k] <= before[k] for k in before):
-            break
-        time.sleep(0.02)
-    held = held_by_others()
-    now = kernel_ids()  # what another process made and freed meanwhile is no leak
-    leaked = {k: sorted((after[k] & now[k]) - before[k] - held[k]) for k in before
-              if (after[k] & now[k]) - before[k] - held[k]}
-    assert not leaked, f"BPF objects left in the kernel: {leaked}"
+    # ids are released as the last fd closes, and another process's objects
+    # may be in flight: wait until nothing new of ours is left
+    wait_for(lambda: not left_since(before), timeout=10, every=0.02,
+             seen=lambda: f"BPF objects left in the kernel: {left_since(before)}")
 
 
 @pytest.fixture
@@ -82,33 +77,6 @@ def cgroup_tree():
                 with open(os.path.join(mount, "cgroup.procs"), "w") as root:
                     root.write(pid)
         os.rmdir(path)
-
-
-def held_by_others() -> dict[str, set[int]]:
-    """Ids of BPF objects whose fds other processes hold (not ours, not our
-    children): a developer's other tools must not fail this suite."""
-    ours = {os.getpid()}
-    ours |= {int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) in ours}
-    ids: dict[str, set[int]] = {"prog": set(), "map": set(), "link": set()}
-    for pid in (p for p in os.listdir("/proc") if p.isdigit() and int(p) not in ours):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    for line in f:
-                        kind = line.split(":")[0][:-3]
-                        if line.split(":")[0].endswith("_id") and kind in ids:
-                            ids[kind].add(int(line.split()[1]))
-        except OSError:
-            continue
-    return ids
-
-
-def _ppid(pid: str) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-from pyrunq.bpf import BPFObject, packaged_object
+from pyrunq.bpf import BPFObject, kernel_ids, packaged_object
 from pyrunq.errors import BPFError, BPFNotFoundError, StateError
+from waiting import wait_for
 
 BASE = 10_000_000  # above any pid_max: getpgid() fails, the tracepoint still fires
 
@@ -361,3 +362,16 @@ def test_verifier_rejection_is_not_called_a_permission_problem(kernel, tmp_path)
     assert not isinstance(err.value, PermissionError)
     assert "the verifier rejected program 'out_of_bounds'" in str(err.value)
     assert any("BEGIN PROG LOAD LOG" in line for line in err.value.log)
+
+
+def test_leak_check_sees_an_object_left_loaded(kernel):
+    from leaks import left_since
+
+    before = kernel_ids()
+    obj = BPFObject.open("selftest")
+    try:
+        obj.load()
+        assert left_since(before)["prog"]  # ours: no other process holds it
+    finally:
+        obj.close()
+    wait_for(lambda: not left_since(before))
