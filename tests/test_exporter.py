@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 
@@ -266,7 +265,7 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
     alone stays, and the filter map and histograms still work."""
     code = """if True:
         import os, pwd, time
-        from pyrunq.cli.exporter import drop_privileges
+        from pyrunq.privileges import drop_privileges
         from pyrunq.tools.runqlat import RunqLat
         with RunqLat(per="pid", pids=[]) as rq:
             print(drop_privileges(pwd.getpwnam("nobody"), keep_cap_bpf=True))
@@ -324,13 +323,15 @@ class FakeRunqLat:
 
     def __init__(self, per="cgroup"):
         self.per, self.queued, self.forgotten = per, [], []
-        self.obj = type("Obj", (), {"programs": {}})()
 
     def snapshot(self):
         return self.queued.pop(0) if self.queued else {}
 
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}
+
+    def program_stats(self):
+        return {}
 
     def forget(self, ids):
         self.forgotten.extend(ids)

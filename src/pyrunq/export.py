@@ -336,7 +336,7 @@ class RunqueueCollector:
 
     def _gauges(self):
         dropped = CounterMetricFamily("pyrunq_series_dropped",
-                                      "Keys refused a series by the --max-series cap.",
+                                      "Keys refused a series by the cap on the number of series.",
                                       value=self.series_dropped)
         series = GaugeMetricFamily("pyrunq_series", "Latency histogram series exposed now.",
                                    value=len(self._series))
@@ -356,11 +356,9 @@ class RunqueueCollector:
                                    labels=["program"])
         secs = CounterMetricFamily("pyrunq_bpf_program_run_seconds",
                                    "Time spent in each BPF program.", labels=["program"])
-        for name, prog in self.rq.obj.programs.items():
-            if prog.autoload:
-                count, ns = prog.stats()
-                runs.add_metric([name], count)
-                secs.add_metric([name], ns / 1e9)
+        for name, (count, ns) in self.rq.program_stats().items():
+            runs.add_metric([name], count)
+            secs.add_metric([name], ns / 1e9)
         return [runs, secs]
 
 

@@ -130,7 +130,7 @@ class Runner(Tool):
                  on_event=None, allow_untrusted: bool = False):
         if not allow_untrusted:
             check_trust(path)
-        self.obj, self.facts = open_object(path)
+        self.path, self._settings, self._events = path, settings or {}, events
         self.events: list[tuple[str, dict]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self.streams: dict[str, Stream] = {}
@@ -138,23 +138,28 @@ class Runner(Tool):
         self.links: list = []
         self.ring = None
         self._stopped = False
-        try:
-            apply_settings(self.obj, settings or {})
-            rings = ring_buffer_structs(self.obj, events)
-            # a pinned map would outlive the run, and could be another program's
-            self.unpinned = [(m.name, m.pin_path) for m in self.obj.maps.values() if m.pin_path]
-            for m in self.obj.maps.values():
-                m.pin_path = None
-            self.obj.load()
-            self._attach()
-            for name, struct_name in rings.items():
-                self._read(name, struct_name)
-        except BaseException:
-            self.obj.close()
-            raise
+        super().__init__()
 
-    def _attach(self) -> None:
-        for prog in self.obj.programs.values():
+    def open(self) -> BPFObject:
+        obj, self.facts = open_object(self.path)
+        return obj
+
+    def configure(self, obj: BPFObject) -> None:
+        super().configure(obj)
+        apply_settings(obj, self._settings)
+        self._rings = ring_buffer_structs(obj, self._events)
+        # a pinned map would outlive the run, and could be another program's
+        self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
+        for m in obj.maps.values():
+            m.pin_path = None
+
+    def loaded(self, obj: BPFObject) -> None:
+        super().loaded(obj)  # the readers first: no record is missed
+        for name, struct_name in self._rings.items():
+            self._read(name, struct_name)
+
+    def attach(self, obj: BPFObject) -> None:
+        for prog in obj.programs.values():
             if not prog.autoload:
                 continue
             try:
@@ -233,7 +238,7 @@ class Runner(Tool):
         if self._stopped:
             return
         self._stopped = True
-        self.obj.detach()
+        super().stop()
         if self.ring is not None:
             self.ring.consume()
 

@@ -3,6 +3,7 @@
 Also the directory of the packaged CO-RE objects (``<name>.bpf.o``).
 """
 
+from . import features
 from .btf import BTF, Layout
 from .maps import Map
 from .object import (BPFObject, GlobalSection, Link, Program, kernel_btf_path, kernel_ids,
@@ -10,4 +11,4 @@ from .object import (BPFObject, GlobalSection, Link, Program, kernel_btf_path, k
 from .ringbuf import RingBuffer
 
 __all__ = ["BPFObject", "BTF", "GlobalSection", "Layout", "Link", "Map", "Program",
-           "RingBuffer", "kernel_btf_path", "kernel_ids", "packaged_object"]
+           "RingBuffer", "features", "kernel_btf_path", "kernel_ids", "packaged_object"]

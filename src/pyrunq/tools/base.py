@@ -1,18 +1,70 @@
-"""What the tool classes share: each owns one BPF object (``self.obj``)."""
+"""The one lifecycle every tool shares, and the argument checks they share.
+
+A tool declares its object (``object_name``) and fills in the steps it needs;
+``Tool.__init__`` runs them in order, open -> ``configure`` -> load ->
+``loaded`` -> ``attach``, and closes the object if any step fails, so nothing
+is left half-attached in the kernel. Subclasses check their arguments first,
+then call ``super().__init__()``; each step calls ``super()`` so that mixed-in
+steps (a ring buffer, the runq filters) run too.
+"""
 
 from __future__ import annotations
 
+from ..bpf import BPFObject
+from ..errors import UsageError
+
 
 class Tool:
-    """Owns ``self.obj``: ``close()`` releases it (twice is fine), ``with``
-    closes it. ``STATS`` names, in the order of the tool's enum, the reasons
-    its kernel side counts in the per-CPU ``stats`` map (bpf/stats.bpf.h)."""
+    """Owns one BPF object, ``self.obj``: ``close()`` releases it (twice is
+    fine), ``with`` closes it. ``STATS`` names, in the order of the tool's
+    enum, the reasons its kernel side counts in the per-CPU ``stats`` map
+    (bpf/stats.bpf.h); a tool without that map leaves it empty."""
 
+    object_name = ""
     STATS: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.obj = self.open()
+        try:
+            self.configure(self.obj)
+            self.obj.load()
+            self.loaded(self.obj)
+            self.attach(self.obj)
+        except BaseException:
+            self.obj.close()
+            raise
+
+    def open(self) -> BPFObject:
+        """The object, opened: the packaged ``object_name`` by default."""
+        return BPFObject.open(self.object_name)
+
+    def configure(self, obj: BPFObject) -> None:
+        """Before load: globals, map sizes, which programs load."""
+
+    def loaded(self, obj: BPFObject) -> None:
+        """After load, before attach: fill maps, open ring buffers."""
+
+    def attach(self, obj: BPFObject) -> None:
+        """Attach the programs: every one that loaded, by its section."""
+        obj.attach()
 
     def stats(self) -> dict[str, int]:
         """What the kernel side had to drop or could not count, by reason, since start."""
-        return self.obj.maps["stats"].counters(self.STATS)
+        return self.obj.maps["stats"].counters(self.STATS) if self.STATS else {}
+
+    def program_stats(self) -> dict[str, tuple[int, int]]:
+        """(runs, nanoseconds) of each loaded program, which the kernel counts
+        only while kernel.bpf_stats_enabled is 1."""
+        return {name: prog.stats() for name, prog in self.obj.programs.items() if prog.autoload}
+
+    @property
+    def lost(self) -> int:
+        """What the kernel side could not count so far, for any reason."""
+        return sum(self.stats().values())
+
+    def stop(self) -> None:
+        """Detach: nothing new is counted; what was counted stays readable."""
+        self.obj.detach()
 
     def close(self) -> None:
         self.obj.close()
@@ -25,8 +77,27 @@ class Tool:
 
 
 class EventTool(Tool):
-    """A tool whose records come through a ring buffer, ``self.ring``; the
-    kernel side counts the records a full ring drops as stat "lost"."""
+    """A tool whose records come through the ring buffer map ``ring_map``,
+    decoded as ``event_struct`` into ``self.ring``; the kernel side counts
+    the records a full ring drops as stat "lost"."""
+
+    ring_map, event_struct = "events", "event"
+
+    def __init__(self, callback=None, ring_bytes: int = 1 << 20) -> None:
+        if isinstance(ring_bytes, bool) or not isinstance(ring_bytes, int) \
+                or ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
+            raise UsageError(f"ring_bytes must be a power of two >= 4096, not {ring_bytes!r}")
+        self._callback, self._ring_bytes = callback, ring_bytes
+        super().__init__()
+
+    def configure(self, obj: BPFObject) -> None:
+        super().configure(obj)
+        obj.maps[self.ring_map].max_entries = self._ring_bytes
+
+    def loaded(self, obj: BPFObject) -> None:
+        super().loaded(obj)  # before attach: no record is missed
+        self.ring = obj.ring_buffer(self.ring_map, event=self.event_struct,
+                                    callback=self._callback)
 
     def events(self, timeout: float | None = None):
         """Yield events as they come; stop after ``timeout`` seconds without any."""
@@ -40,12 +111,42 @@ class EventTool(Tool):
         """Readable when events wait: for selectors / asyncio."""
         return self.ring.fileno()
 
-    def stop(self) -> int:
+    def stop(self) -> int:  # type: ignore[override]
         """Detach, then hand over what is already in the ring buffer."""
-        self.obj.detach()
+        super().stop()
         return self.ring.consume()
 
     @property
     def lost(self) -> int:
         """Events dropped so far because the ring buffer was full."""
         return self.stats()["lost"]
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_pid(value, what: str = "PID") -> int:
+    """A PID or TID: a positive integer."""
+    if not _integer(value) or value <= 0:
+        raise UsageError(f"invalid {what} {value!r}")
+    return value
+
+
+def check_positive(name: str, value) -> int:
+    """A size or count: a positive integer."""
+    if not _integer(value) or value <= 0:
+        raise UsageError(f"{name} must be a positive number, not {value!r}")
+    return value
+
+
+def check_threshold(name: str, value, unit: str) -> int:
+    """A threshold in ``unit``: an integer >= 0."""
+    if not _integer(value) or value < 0:
+        raise UsageError(f"invalid {name} {value!r}: a number of {unit} >= 0")
+    return value
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")

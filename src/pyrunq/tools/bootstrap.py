@@ -7,9 +7,8 @@ the lost event instead of blocking; ``lost`` reports that count.
 
 from __future__ import annotations
 
-from ..bpf import BPFObject
-from ..errors import UsageError
-from .base import EventTool
+from .base import EventTool, check_threshold
+
 
 class Bootstrap(EventTool):
     """Every exec and every process exit (threads' exits are not reported).
@@ -22,23 +21,14 @@ class Bootstrap(EventTool):
     (exit; 0 when the exec came before tracing started).
     """
 
+    object_name, event_struct = "bootstrap", "bootstrap_event"
     STATS = ("lost", "start_full")  # enum bootstrap_stat
 
     def __init__(self, min_duration_ms: int = 0, callback=None, ring_bytes: int = 256 * 1024):
-        if isinstance(min_duration_ms, bool) or not isinstance(min_duration_ms, int) \
-                or min_duration_ms < 0:
-            raise UsageError(f"invalid min_duration_ms {min_duration_ms!r}:"
-                             " a number of milliseconds >= 0")
-        if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
-            raise UsageError(f"ring_bytes must be a power of two >= 4096, not {ring_bytes}")
-        self.min_duration_ms = min_duration_ms
-        self.obj = BPFObject.open("bootstrap")
-        try:
-            self.obj.rodata["min_duration_ns"] = min_duration_ms * 1_000_000
-            self.obj.maps["events"].max_entries = ring_bytes
-            self.obj.load()
-            self.ring = self.obj.ring_buffer("events", event="bootstrap_event", callback=callback)
-            self.obj.attach()
-        except BaseException:
-            self.obj.close()  # nothing left half-attached
-            raise
+        self.min_duration_ms = check_threshold("min_duration_ms", min_duration_ms,
+                                               "milliseconds")
+        super().__init__(callback=callback, ring_bytes=ring_bytes)
+
+    def configure(self, obj) -> None:
+        super().configure(obj)
+        obj.rodata["min_duration_ns"] = self.min_duration_ms * 1_000_000

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..bpf import BPFObject
-from ..errors import UsageError
 from ..hist import render_log2_bcc
 from ..symbols import Target, resolve_function
-from .base import Tool
+from .base import Tool, check_choice
 
 UNITS = {"nsecs": 1, "usecs": 1000, "msecs": 1_000_000}
 
@@ -52,23 +50,24 @@ class FuncLatency(Tool):
     the process's executable and libraries. ``pid`` also limits tracing to
     that process; ``unit`` is "nsecs", "usecs" or "msecs"."""
 
+    object_name = "funclatency"
+
     def __init__(self, function: str, pid: int | None = None, unit: str = "nsecs"):
-        if unit not in UNITS:
-            raise UsageError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
-        self.unit = unit
+        check_choice("unit", unit, UNITS)
+        self.unit, self.pid = unit, pid
         self.target: Target = resolve_function(function, pid)
         self._previous: tuple[int, ...] | None = None
-        self.obj = BPFObject.open("funclatency")
-        try:
-            self.obj.rodata["unit_ns"] = UNITS[unit]
-            self.obj.load()
-            binary, offset = self.target.path, self.target.offset
-            pid = -1 if pid is None else pid
-            self.obj.programs["func_entry"].attach_uprobe(binary, offset, pid)
-            self.obj.programs["func_return"].attach_uprobe(binary, offset, pid, retprobe=True)
-        except BaseException:
-            self.obj.close()
-            raise
+        super().__init__()
+
+    def configure(self, obj) -> None:
+        super().configure(obj)
+        obj.rodata["unit_ns"] = UNITS[self.unit]
+
+    def attach(self, obj) -> None:
+        binary, offset = self.target.path, self.target.offset
+        pid = -1 if self.pid is None else self.pid
+        obj.programs["func_entry"].attach_uprobe(binary, offset, pid)
+        obj.programs["func_return"].attach_uprobe(binary, offset, pid, retprobe=True)
 
     def _totals(self) -> tuple[int, ...]:
         t = self.obj.bss["totals"]

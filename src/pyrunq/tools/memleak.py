@@ -11,10 +11,9 @@ import os
 import time
 from typing import NamedTuple
 
-from ..bpf import BPFObject
 from ..errors import UsageError
 from ..symbols import Frame, find_library, process_maps, resolve_function
-from .base import Tool
+from .base import Tool, check_pid, check_positive
 from .ustack import Symbolizer, stack_addresses
 
 
@@ -56,32 +55,27 @@ class MemLeak(Tool):
     not fit is counted in ``stats()``.
     """
 
+    object_name = "memleak"
     STATS = ("stack_collisions", "stack_errors", "allocs_full",  # enum memleak_stat
              "pending_full")
 
     def __init__(self, pid: int, max_allocs: int = 1 << 20, stack_entries: int = 16384):
-        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-            raise UsageError(f"invalid PID {pid!r}")
+        self.pid = check_pid(pid)
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"no process with PID {pid}")
-        for name, n in (("max_allocs", max_allocs), ("stack_entries", stack_entries)):
-            if not isinstance(n, int) or n <= 0:
-                raise UsageError(f"{name} must be a positive number, not {n!r}")
-        self.pid = pid
+        self._sizes = {"allocs": check_positive("max_allocs", max_allocs),
+                       "stacks": check_positive("stack_entries", stack_entries)}
         self.library = libc_of(pid)
-        targets = self._targets()
+        self._probes = self._targets()
         self._symbols = Symbolizer()
         self._symbols.watch(pid)
         self._frames: dict[int, list[Frame]] = {}
-        self.obj = BPFObject.open("memleak")
-        try:
-            self.obj.maps["allocs"].max_entries = max_allocs
-            self.obj.maps["stacks"].max_entries = stack_entries
-            self.obj.load()
-            self._attach(targets)
-        except BaseException:
-            self.obj.close()  # nothing left half-attached
-            raise
+        super().__init__()
+
+    def configure(self, obj) -> None:
+        super().configure(obj)
+        for name, size in self._sizes.items():
+            obj.maps[name].max_entries = size
 
     def _targets(self) -> list:
         out = []
@@ -95,9 +89,9 @@ class MemLeak(Tool):
             out.append((target, enter, ret))
         return out
 
-    def _attach(self, targets) -> None:
-        programs = self.obj.programs
-        for target, enter, ret in targets:
+    def attach(self, obj) -> None:
+        programs = obj.programs
+        for target, enter, ret in self._probes:
             # the return probe first: an entry without its return would
             # leave a pending size behind
             if ret:
@@ -124,11 +118,3 @@ class MemLeak(Tool):
             addresses = stack_addresses(self.obj.maps["stacks"], stack_id)
             self._frames[stack_id] = self._symbols.frames(self.pid, addresses)
         return self._frames[stack_id]
-
-    @property
-    def lost(self) -> int:
-        return sum(self.stats().values())
-
-    def stop(self) -> None:
-        """Detach: what is outstanding stays readable."""
-        self.obj.detach()

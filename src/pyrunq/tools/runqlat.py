@@ -11,8 +11,8 @@ import collections
 import os
 
 from .. import cgroup
-from ..errors import UsageError
 from ..hist import Histogram
+from .base import check_choice, check_positive
 from .runq import RunqTracer
 
 PER_KINDS = {None: 0, "pid": 1, "tid": 2, "pidns": 3, "cgroup": 4}  # enum per_kind
@@ -36,15 +36,15 @@ class RunqLat(RunqTracer):
 
     def __init__(self, milliseconds: bool = False, per: str | None = None, pids=None,
                  cgroup: str | None = None, cgroup_ids=None, max_keys: int = 10240):
-        if per not in PER_KINDS:
-            raise UsageError(f"per must be one of {', '.join(map(str, PER_KINDS))}, not {per!r}")
+        check_choice("per", per, PER_KINDS)
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
-        self._milliseconds, self._max_keys = milliseconds, max_keys
+        self._milliseconds, self._max_keys = milliseconds, check_positive("max_keys", max_keys)
         self._previous: dict[int, Histogram] = {}
         self._cgroup_names = None
         super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids)
 
     def configure(self, obj) -> None:
+        super().configure(obj)
         obj.rodata["targ_per"] = PER_KINDS[self.per]
         obj.rodata["targ_ms"] = self._milliseconds
         obj.maps["hists"].max_entries = self._max_keys

@@ -6,8 +6,7 @@ the lost event instead of blocking; ``lost`` reports that count.
 
 from __future__ import annotations
 
-from ..errors import UsageError
-from .base import EventTool
+from .base import EventTool, check_threshold
 from .runq import RunqTracer
 
 
@@ -24,18 +23,10 @@ class RunqSlower(RunqTracer, EventTool):
 
     def __init__(self, min_us: int = 10000, pid: int | None = None, tid: int | None = None,
                  callback=None, ring_bytes: int = 1 << 20):
-        if not isinstance(min_us, int) or min_us < 0:
-            raise UsageError(f"invalid min_us {min_us!r}: a number of microseconds >= 0")
-        if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
-            raise UsageError(f"ring_bytes must be a power of two >= 4096, not {ring_bytes}")
-        self.min_us, self._ring_bytes = min_us, ring_bytes
-        super().__init__(pids=None if pid is None else [pid], tid=tid)
-        try:
-            self.ring = self.obj.ring_buffer("events", event="event", callback=callback)
-        except BaseException:
-            self.close()
-            raise
+        self.min_us = check_threshold("min_us", min_us, "microseconds")
+        super().__init__(pids=None if pid is None else [pid], tid=tid, callback=callback,
+                         ring_bytes=ring_bytes)
 
     def configure(self, obj) -> None:
+        super().configure(obj)
         obj.rodata["min_us"] = self.min_us
-        obj.maps["events"].max_entries = self._ring_bytes

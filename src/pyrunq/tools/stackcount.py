@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..bpf import BPFObject
-from ..errors import UsageError
 from ..symbols import Frame, Target, elf_symbols, resolve_function
-from .base import Tool
+from .base import Tool, check_pid, check_positive
 from .ustack import Symbolizer, stack_addresses
 
 
@@ -40,31 +38,29 @@ class StackCount(Tool):
     bucket taken by another is counted in ``stats()["stack_collisions"]``.
     """
 
+    object_name = "stackcount"
     STATS = ("stack_collisions", "stack_errors", "counts_full")  # enum stackcount_stat
 
     def __init__(self, spec: str, pid: int | None = None, stack_entries: int = 16384,
                  max_stacks: int = 10240):
-        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
-            raise UsageError(f"invalid PID {pid!r}")
-        for name, n in (("stack_entries", stack_entries), ("max_stacks", max_stacks)):
-            if not isinstance(n, int) or n <= 0:
-                raise UsageError(f"{name} must be a positive number, not {n!r}")
-        self.pid = pid
+        self.pid = None if pid is None else check_pid(pid)
+        self._sizes = {"stacks": check_positive("stack_entries", stack_entries),
+                       "counts": check_positive("max_stacks", max_stacks)}
         self.target: Target = resolve_function(spec, pid)
         self._symbols = Symbolizer()
         self._frames: dict[tuple[int, int], list[Frame]] = {}
         if pid is not None:
             self._symbols.watch(pid)
-        self.obj = BPFObject.open("stackcount")
-        try:
-            self.obj.maps["stacks"].max_entries = stack_entries
-            self.obj.maps["counts"].max_entries = max_stacks
-            self.obj.load()
-            self.obj.programs["stackcount_hit"].attach_uprobe(
-                self.target.path, self.target.offset, pid=-1 if pid is None else pid)
-        except BaseException:
-            self.obj.close()  # nothing left half-attached
-            raise
+        super().__init__()
+
+    def configure(self, obj) -> None:
+        super().configure(obj)
+        for name, size in self._sizes.items():
+            obj.maps[name].max_entries = size
+
+    def attach(self, obj) -> None:
+        obj.programs["stackcount_hit"].attach_uprobe(
+            self.target.path, self.target.offset, pid=-1 if self.pid is None else self.pid)
 
     def counts(self) -> list[StackCounts]:
         """Every stack counted so far, the most frequent first. Stacks are
@@ -97,12 +93,3 @@ class StackCount(Tool):
             frames.append(Frame(address, *found, self.target.path) if found
                           else Frame(address, None, 0, ""))
         return frames
-
-    @property
-    def lost(self) -> int:
-        """Hits not counted so far, for any reason."""
-        return sum(self.stats().values())
-
-    def stop(self) -> None:
-        """Detach: the counts stay readable."""
-        self.obj.detach()
