@@ -5,6 +5,10 @@
 libbpf log lines captured while it ran (``log``). Subclasses also derive from
 the matching built-in (``PermissionError``, ``FileNotFoundError``) so callers
 can catch either.
+
+This module is a leaf: it imports nothing of pyrunq. What only the binding
+knows (libbpf's text for its own error codes, the captured log) is passed in
+by whoever raises.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ ENOTSUPP = 524  # kernel-internal "operation not supported", seen by bpf()
 LIBBPF_ERRNO_BASE = 4000
 PRIVILEGE_HINT = "needs root, or CAP_BPF and CAP_PERFMON"
 UPROBE_PRIVILEGE_HINT = "uprobes need root, or CAP_SYS_ADMIN with CAP_BPF and CAP_PERFMON"
+# Where a rejected program's log is, for a Python caller; a front end that has
+# its own way to show it (the CLI's -v) says that instead.
+VERIFIER_LOG_HINT = "its log is in the exception's .log and on logger pyrunq.libbpf"
 
 
 class PyrunqError(Exception):
@@ -38,8 +45,9 @@ class BPFError(PyrunqError, OSError):
     """A libbpf or bpf() call failed."""
 
     def __init__(self, err: int, op: str, name: str | None = None,
-                 hint: str | None = None, log: tuple[str, ...] = ()):
-        OSError.__init__(self, err, describe_errno(err))
+                 hint: str | None = None, log: tuple[str, ...] = (),
+                 strerror: str | None = None):
+        OSError.__init__(self, err, strerror or describe_errno(err))
         self.op, self.name, self.hint, self.log = op, name, hint, tuple(log)
 
     def __str__(self) -> str:
@@ -64,6 +72,16 @@ class KernelNotSupported(BPFError):
     """The running kernel lacks a feature (BTF, a program or map type...)."""
 
 
+class PrivilegeError(PyrunqError, OSError):
+    """Dropping privileges failed; the message says what, and what to do."""
+
+    def __init__(self, err: int, message: str):
+        OSError.__init__(self, err, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 class NoKernelBTF(KernelNotSupported):
     """No usable kernel BTF: CO-RE cannot relocate anything."""
 
@@ -76,30 +94,33 @@ class NoKernelBTF(KernelNotSupported):
 
 
 def describe_errno(err: int) -> str:
-    if err >= LIBBPF_ERRNO_BASE:
-        from . import libbpf  # late: errors must import without the binding
-
-        return libbpf.strerror(err)
+    """The text of a kernel errno. libbpf's own codes (>= LIBBPF_ERRNO_BASE)
+    have their text from libbpf, passed in as ``strerror`` by the binding."""
     if err == ENOTSUPP:
         return "Operation not supported by this kernel"
     return os.strerror(err)
 
 
 def from_errno(err: int, op: str, name: str | None = None,
-               log: tuple[str, ...] = ()) -> BPFError:
-    """The exception for a failed call, with a hint where one helps."""
+               log: tuple[str, ...] = (), strerror: str | None = None) -> BPFError:
+    """The exception for a failed call, with a hint where one helps;
+    ``strerror``: the text for ``err`` when the caller knows better (libbpf's codes)."""
     err = abs(err)
     rejected = [line for line in log if "BEGIN PROG LOAD LOG" in line]
+    cls, hint = _KINDS.get(err, (BPFError, None))
     if err == _errno.EACCES and rejected:
         # EACCES also means "rejected by the verifier": not a privilege matter
         # ("libbpf: prog 'NAME': -- BEGIN PROG LOAD LOG --")
         prog = rejected[0].split("prog '", 1)[-1].split("'", 1)[0]
-        return VerifierError(err, op, name, f"the verifier rejected program '{prog}': "
-                             "-v shows its log; please report this with `uname -r`", log)
-    if err in (_errno.EPERM, _errno.EACCES):
-        return BPFPermissionError(err, op, name, PRIVILEGE_HINT, log)
-    if err == _errno.ENOENT:
-        return BPFNotFoundError(err, op, name, None, log)
-    if err in (_errno.EOPNOTSUPP, ENOTSUPP):
-        return KernelNotSupported(err, op, name, None, log)
-    return BPFError(err, op, name, None, log)
+        cls, hint = VerifierError, (f"the verifier rejected program '{prog}': "
+                                    f"{VERIFIER_LOG_HINT}; please report this with `uname -r`")
+    return cls(err, op, name, hint, log, strerror)
+
+
+_KINDS = {  # errno -> (exception, hint)
+    _errno.EPERM: (BPFPermissionError, PRIVILEGE_HINT),
+    _errno.EACCES: (BPFPermissionError, PRIVILEGE_HINT),
+    _errno.ENOENT: (BPFNotFoundError, None),
+    _errno.EOPNOTSUPP: (KernelNotSupported, None),
+    ENOTSUPP: (KernelNotSupported, None),
+}

@@ -40,6 +40,9 @@ MAX_HIST_SLOTS = 63  # what render_log2 can print
 _UNITS = {"ns": "nsecs", "nsecs": "nsecs", "us": "usecs", "usecs": "usecs", "ms": "msecs",
           "msecs": "msecs", "bytes": "bytes", "kb": "kbytes", "kbytes": "kbytes"}
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# How messages name what the caller passed, in the Python API's words; a
+# front end with flags for these (the CLI) puts its flag in their place.
+SETTING, EVENT, ALLOW_UNTRUSTED = "setting", "event", "allow_untrusted=True"
 
 
 # -- the file ------------------------------------------------------------------
@@ -88,7 +91,7 @@ def check_trust(path: str) -> None:
         st = os.stat(path)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    hint = "or pass --allow-untrusted-object"
+    hint = f"or pass {ALLOW_UNTRUSTED}"
     writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
     if writers:
         raise UsageError(f"refusing {path}: it is writable by {' and '.join(writers)}, who could "
@@ -140,11 +143,11 @@ def ring_buffer_structs(obj: BPFObject, explicit: dict[str, str] | None = None
     rings = [m.name for m in obj.maps.values() if m.type == RINGBUF]
     for name, struct_name in explicit.items():
         if name not in rings:
-            raise UsageError(f"--event {name}={struct_name}: {obj.name} has no ring buffer "
+            raise UsageError(f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer "
                              f"{name!r} (has: {', '.join(rings) or 'none'})")
         if not _has_struct(obj, struct_name):
             known = ", ".join(event_structs(obj)) or "none"
-            raise UsageError(f"--event {name}={struct_name}: no struct {struct_name!r} in the "
+            raise UsageError(f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
                              f"object's BTF (event structs: {known})")
     candidates = event_structs(obj)
     out = {}
@@ -300,7 +303,7 @@ def parse_setting(btf, tid: int, name: str, text: str):
     """The value of ``--set name=text`` for a global of type ``tid``, checked
     against that type: integers (decimal, 0x hex, 0o, 0b), booleans, enums by
     name or number, char arrays from strings."""
-    what = f"--set {name}={text}"
+    what = f"{SETTING} {name}={text}"
     decl = btf.declaration(tid, name)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -360,5 +363,5 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
     for name, value in settings.items():
         text = (("true" if value else "false") if isinstance(value, bool)
                 else value if isinstance(value, str) else str(value))
-        section, tid = find_global(obj, name, f"--set {name}={text}")
+        section, tid = find_global(obj, name, f"{SETTING} {name}={text}")
         section[name] = parse_setting(obj.btf, tid, name, text)

@@ -13,7 +13,7 @@ import collections
 import os
 import sys
 
-from .errors import LibbpfUnavailable, from_errno
+from .errors import LIBBPF_ERRNO_BASE, LibbpfUnavailable, from_errno
 
 MIN_VERSION = (1, 0)
 NEEDED = "pyrunq needs libbpf.so.1 >= 1.0 (Debian: apt-get install libbpf1)"
@@ -106,7 +106,7 @@ def check(ret: int, op: str, name: str | None = None) -> int:
     """Raise for a negative libbpf return; pass anything else through."""
     raise_interrupt()
     if ret < 0:
-        raise from_errno(ret, op, name, warnings_since())
+        raise _error(ret, op, name)
     return ret
 
 
@@ -114,5 +114,13 @@ def check_ptr(ptr, op: str, name: str | None = None):
     """Raise for a NULL pointer return, using errno as libbpf sets it."""
     raise_interrupt()
     if ptr == ffi.NULL:
-        raise from_errno(ffi.errno or 22, op, name, warnings_since())
+        raise _error(ffi.errno or 22, op, name)
     return ptr
+
+
+def _error(err: int, op: str, name: str | None):
+    """The exception for ``err``, with the log lines of this operation; only
+    libbpf can name its own codes, and ``errors`` imports nothing of pyrunq."""
+    err = abs(err)
+    text = strerror(err) if err >= LIBBPF_ERRNO_BASE else None
+    return from_errno(err, op, name, warnings_since(), text)

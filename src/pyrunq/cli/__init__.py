@@ -174,7 +174,7 @@ def _main(argv) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    from ..errors import PyrunqError, UsageError
+    from ..errors import VERIFIER_LOG_HINT, PyrunqError, UsageError
 
     try:
         return tool.run(args, parser)
@@ -185,7 +185,9 @@ def _main(argv) -> int:
             return _quiet_broken_pipe()
         if args.verbose:
             raise
-        parser.exit(1, f"{parser.prog}: error: {e}\n")
+        # the library says where a Python caller finds a verifier log; here, -v shows it
+        text = str(e).replace(VERIFIER_LOG_HINT, "-v shows its log")
+        parser.exit(1, f"{parser.prog}: error: {text}\n")
 
 
 def _quiet_broken_pipe() -> int:

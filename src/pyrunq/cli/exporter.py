@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import gzip
-import os
 import pwd
 import re
 import socket
@@ -154,87 +152,18 @@ def serving(server: WSGIServer, collector):
         collector.close()  # a scrape still running must not read a closed RunqLat
 
 
-# ---- privileges --------------------------------------------------------------
-
-PR_SET_KEEPCAPS = 8
-CAP_BPF = 39
-CAPABILITY_VERSION_3 = 0x20080522
-UNPRIVILEGED_BPF = "/proc/sys/kernel/unprivileged_bpf_disabled"
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
-def kernel_version() -> tuple[int, int]:
-    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def map_access_needs_cap_bpf() -> bool:
-    """Before 6.5 every bpf() call, even on an open map fd, needs CAP_BPF while
-    unprivileged BPF is disabled; since 6.5 only creating maps and programs does."""
-    if kernel_version() >= (6, 5):
-        return False
-    try:
-        with open(UNPRIVILEGED_BPF) as f:
-            return f.read().strip() != "0"
-    except OSError:
-        return True
-
-
-def drop_privileges(user: pwd.struct_passwd, keep_cap_bpf: bool | None = None) -> str:
-    """Become ``user`` for good, keeping CAP_BPF alone where map access needs it.
-    Returns what was done, for the log."""
-    if keep_cap_bpf is None:
-        keep_cap_bpf = map_access_needs_cap_bpf()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if keep_cap_bpf:
-        _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
-    try:
-        os.initgroups(user.pw_name, user.pw_gid)
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-    except PermissionError:
-        from ..errors import PyrunqError
-
-        raise PyrunqError(f"--user {user.pw_name}: cannot switch user "
-                          "(needs root, or CAP_SETUID and CAP_SETGID)") from None
-    if keep_cap_bpf:
-        _capset(libc, 1 << CAP_BPF)
-    with contextlib.suppress(PermissionError):
-        os.setuid(0)
-        raise RuntimeError("could regain root after dropping it")
-    who = f"running as {user.pw_name} (uid {user.pw_uid}, gid {user.pw_gid})"
-    release = ".".join(map(str, kernel_version()))
-    if keep_cap_bpf:
-        return f"{who} with CAP_BPF alone: kernel {release} needs it for map access"
-    return f"{who} with no capabilities: kernel {release} allows map access through open fds"
-
-
-def _capset(libc, mask: int) -> None:
-    header = _CapHeader(CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        data[i].effective = data[i].permitted = (mask >> (32 * i)) & 0xFFFFFFFF
-    _check(libc.capset(ctypes.byref(header), data), "capset")
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 # ---- the command -------------------------------------------------------------
 
 def run(args, parser) -> int:
-    from ..export import RunqueueCollector, Selection
+    try:  # the exporter alone needs prometheus_client, an extra: pyrunq[exporter]
+        from ..export import RunqueueCollector, Selection
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "prometheus_client":
+            raise
+        from ..errors import PyrunqError
+
+        raise PyrunqError("the exporter needs prometheus_client: "
+                          "pip install 'pyrunq[exporter]'") from None
 
     pids = [p for group in args.pid for p in group]
     warn_missing(parser.prog, pids)
@@ -243,6 +172,8 @@ def run(args, parser) -> int:
     try:
         with selection.open(per=PER[args.by]) as rq:
             if args.user:
+                from ..privileges import drop_privileges
+
                 say(parser.prog, drop_privileges(args.user))
             collector = RunqueueCollector(rq, args.max_series, selection)
             with serving(server, collector):

@@ -48,20 +48,19 @@ def add_arguments(p) -> None:
     p.add_argument("--event", metavar="MAP=STRUCT", type=_pair("MAP=STRUCT"), action="append",
                    default=[], help="decode ring buffer MAP's records as struct STRUCT; repeatable")
     p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this many seconds")
-    p.add_argument("--interval", type=_seconds, metavar="SECONDS", help="print the maps every this many seconds")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="print the maps every this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument("--allow-untrusted-object", action="store_true",
                    help="load an object that is writable by others or owned by another user")
 
 
 def run(args, parser) -> int:
-    from ..runner import Runner
     from . import wait
 
     out = sys.stdout
     printer = JsonPrinter(out) if args.json else TablePrinter(out)
-    with Runner(args.object, settings=dict(args.set), events=dict(args.event),
-                on_event=printer.event, allow_untrusted=args.allow_untrusted_object) as r:
+    with _runner(args, printer.event) as r:
         for name, section in r.not_attached:
             print(f"{parser.prog}: note: program {name} (SEC(\"{section}\")) not attached: "
                   "libbpf cannot attach that section by itself", file=sys.stderr)
@@ -79,6 +78,29 @@ def run(args, parser) -> int:
                 print(f"{parser.prog}: warning: {s.short} record(s) of {s.map} were shorter than "
                       f"struct {s.struct}; the rest was shown as zeros", file=sys.stderr)
     return 0
+
+
+def _runner(args, on_event):
+    """The Runner for these arguments; its usage errors name the flags."""
+    from ..errors import UsageError
+    from ..runner import Runner
+
+    try:
+        return Runner(args.object, settings=dict(args.set), events=dict(args.event),
+                      on_event=on_event, allow_untrusted=args.allow_untrusted_object)
+    except UsageError as e:
+        raise UsageError(_with_flags(str(e))) from None
+
+
+def _with_flags(message: str) -> str:
+    """A message of ``pyrunq.generic``, which names the Python parameters,
+    as a command-line user needs it: with the flags that set them."""
+    from ..generic import ALLOW_UNTRUSTED, EVENT, SETTING
+
+    for word, flag in ((SETTING, "--set"), (EVENT, "--event")):
+        if message.startswith(f"{word} "):
+            return flag + message[len(word):]
+    return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
 
 
 def text(v) -> str:
