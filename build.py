@@ -4,7 +4,9 @@ Runs as hatchling's build hook (``pip install .``, ``pip install -e .``,
 ``python -m build``) and alone (``python build.py``). Compiles every
 ``bpf/*.bpf.c`` into ``src/pyrunq/bpf/<name>.bpf.o`` with clang, and
 ``pyrunq._libbpf_cffi`` with the C compiler. Each output is rebuilt only when
-one of its inputs is newer.
+one of its inputs is newer. The wheel ships what users run: not the test-only
+objects (``TEST_ONLY``, which the tests find in the source tree) nor
+``_libbpf_build.py`` (excluded in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ PKG = os.path.join(ROOT, "src", "pyrunq")
 OBJ_DIR = os.path.join(PKG, "bpf")
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}
 PACKAGES = "clang llvm libbpf-dev"
+TEST_ONLY = {"selftest.bpf.o"}  # built for the tests (tests/test_bpf_api.py), never shipped
 
 
 class BuildError(Exception):
@@ -112,7 +115,9 @@ class CustomBuildHook(BuildHookInterface):
             outputs = build_all()
         except BuildError as e:
             sys.exit(f"build.py: error: {e}")
-        build_data["artifacts"] += [os.path.relpath(p, ROOT) for p in outputs]
+        # artifacts override the wheel's `exclude`: leave the test-only objects out here
+        build_data["artifacts"] += [os.path.relpath(p, ROOT) for p in outputs
+                                    if os.path.basename(p) not in TEST_ONLY]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 

@@ -111,7 +111,8 @@ def table(doc: dict, json_path: Path, doc_path: Path) -> str:
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}",
         f"- Kernel {doc['kernel']}; libbpf {v['libbpf']}; libbpf-tools {v['libbpf-tools']}; "
         f"bcc {v['bcc']}; bpftrace {v['bpftrace']}; stress-ng {v['stress-ng']}",
-        f"- pyrunq {v['pyrunq']} ({v['pyrunq_commit']}{', uncommitted changes' if v['pyrunq_dirty'] else ''}), "
+        f"- pyrunq {v['pyrunq']} ({v['pyrunq_commit']}"
+        f"{', uncommitted changes' if v['pyrunq_dirty'] else ''}), "
         f"Python {v['python']}",
     ]
     lines += [f"- {tool}: {status}" for tool, status in doc["rivals"].items()]

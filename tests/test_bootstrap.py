@@ -286,7 +286,7 @@ def test_cli_json_lines(kernel, cli):
     for _ in range(30):
         pid = run(TRUE)
         try:
-            c.until(lambda line: json.loads(line)["pid"] == pid, timeout=1)
+            c.until(lambda line, pid=pid: json.loads(line)["pid"] == pid, timeout=1)
             break
         except NoLine:
             continue

@@ -1,14 +1,21 @@
-"""The wheel carries the compiled BPF objects and the libbpf binding."""
+"""The wheel carries what users run (the compiled BPF objects, the libbpf
+binding, py.typed, the licence) and nothing else; prometheus_client is needed
+only by the exporter."""
 
 import glob
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
+import pyrunq
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_ONLY = {"selftest.bpf.o"}
 
 
 @pytest.mark.slow
@@ -19,10 +26,63 @@ def test_wheel_contains_objects_and_binding(tmp_path):
                    check=True, capture_output=True, timeout=600, cwd=tmp_path)
     (wheel,) = glob.glob(str(tmp_path / "pyrunq-*.whl"))
     assert "linux" in os.path.basename(wheel), "a wheel with a compiled binding is not pure"
-    names = zipfile.ZipFile(wheel).namelist()
+    dist_info = f"pyrunq-{pyrunq.__version__}.dist-info"
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        metadata = z.read(f"{dist_info}/METADATA").decode()
     sources = [os.path.basename(p)[: -len(".c")] + ".o" for p in glob.glob(f"{ROOT}/bpf/*.bpf.c")]
-    assert sources
+    assert set(sources) > TEST_ONLY
     for obj in sources:
-        assert f"pyrunq/bpf/{obj}" in names
+        assert (f"pyrunq/bpf/{obj}" in names) == (obj not in TEST_ONLY), obj
     assert any(n.startswith("pyrunq/_libbpf_cffi") and n.endswith(".so") for n in names)
     assert "pyrunq/cli/__init__.py" in names
+    assert "pyrunq/_libbpf_build.py" not in names  # build time only
+    assert "pyrunq/py.typed" in names
+    assert f"{dist_info}/licenses/LICENSE" in names
+    lines = metadata.splitlines()
+    assert f"Version: {pyrunq.__version__}" in lines
+    assert "License-Expression: GPL-2.0-only" in lines
+    prometheus = [line for line in lines
+                  if re.match(r"Requires-Dist: prometheus[-_]client\b", line, re.I)]
+    assert any(re.search(r"""; extra == ['"]exporter['"]$""", line) for line in prometheus), prometheus
+    assert all("; extra == " in line for line in prometheus), "prometheus_client is an extra only"
+
+
+def test_one_version():
+    """pyproject.toml reads the version from pyrunq/__init__.py."""
+    assert importlib.metadata.version("pyrunq") == pyrunq.__version__
+
+
+# prometheus_client as if it were not installed: importing it raises ModuleNotFoundError
+WITHOUT_PROMETHEUS = "import sys; sys.modules['prometheus_client'] = None\n"
+
+
+def run_without_prometheus(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_PROMETHEUS + code, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_exporter_without_prometheus_client_says_so_in_one_line():
+    r = run_without_prometheus("import pyrunq.cli\nsys.exit(pyrunq.cli.main(['exporter']))")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == ""
+    assert r.stderr == ("pyrunq exporter: error: the exporter needs prometheus_client: "
+                        "pip install 'pyrunq[exporter]'\n")
+
+
+def test_everything_else_works_without_prometheus_client():
+    selftest = os.path.join(os.path.dirname(pyrunq.__file__), "bpf", "selftest.bpf.o")
+    r = run_without_prometheus(
+        "import pyrunq, pyrunq.cli\n"
+        "for name in pyrunq.__all__: getattr(pyrunq, name)\n"  # imports every module it names
+        "print(pyrunq.__version__)\n"
+        "assert pyrunq.cli.main(['inspect', sys.argv[1]]) == 0\n"
+        "try:\n"
+        "    pyrunq.cli.main(['exporter', '--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n",
+        selftest)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(pyrunq.__version__ + "\n")
+    assert "object:  selftest" in r.stdout
+    assert "usage: pyrunq exporter" in r.stdout

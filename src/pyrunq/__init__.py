@@ -10,10 +10,12 @@ Names are imported on first use, so ``import pyrunq`` stays cheap.
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (hatch)
 
 _EXPORTS = {
     "BPFObject": "pyrunq.bpf",
+    "Program": "pyrunq.bpf",
+    "Link": "pyrunq.bpf",
     "Map": "pyrunq.bpf",
     "RingBuffer": "pyrunq.bpf",
     "Histogram": "pyrunq.hist",
@@ -26,6 +28,11 @@ _EXPORTS = {
     "PyrunqError": "pyrunq.errors",
     "BPFError": "pyrunq.errors",
     "BPFPermissionError": "pyrunq.errors",
+    "BPFNotFoundError": "pyrunq.errors",
+    "VerifierError": "pyrunq.errors",
+    "StateError": "pyrunq.errors",
+    "LibbpfUnavailable": "pyrunq.errors",
+    "PrivilegeError": "pyrunq.errors",
     "KernelNotSupported": "pyrunq.errors",
     "UsageError": "pyrunq.errors",
     "run": "pyrunq.runner",
