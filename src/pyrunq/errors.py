@@ -75,11 +75,12 @@ class KernelNotSupported(BPFError):
 class PrivilegeError(PyrunqError, OSError):
     """Dropping privileges failed; the message says what, and what to do."""
 
-    def __init__(self, err: int, message: str):
+    def __init__(self, err: int | None, message: str):
         OSError.__init__(self, err, message)
+        self.message = message
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.message
 
 
 class NoKernelBTF(KernelNotSupported):

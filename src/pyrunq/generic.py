@@ -224,6 +224,7 @@ def describe(path: str) -> dict:
 
 def _describe_map(obj: BPFObject, m, rings: dict) -> dict:
     btf = obj.btf
+    shown: str | None
     if m.type == RINGBUF:
         shown = f"events of struct {rings[m.name]}" if rings[m.name] else "raw records"
     elif hist_shape(obj, m):

@@ -185,7 +185,8 @@ class Histogram:
         if unit not in UNITS:
             raise ValueError("unit must be one of %s" % (UNITS,))
         self._buckets, self._unit = b, unit
-        self._slots, self._total = None, sum(b)
+        self._slots: tuple[int, ...] | None = None
+        self._total = sum(b)
         self.sum_ns = sum_ns  # exact sum of the latencies, where the kernel kept it
 
     @classmethod
@@ -225,11 +226,12 @@ class Histogram:
     @property
     def slots(self) -> tuple[int, ...]:
         """The 26 log2 slot counts libbpf-tools runqlat would hold."""
-        if self._slots is None:
+        slots = self._slots
+        if slots is None:
             b = self._buckets
-            self._slots = (b[0] + b[1], b[2] + b[3],
-                           *(sum(b[i:i + SUB]) for i in range(SUB, HIST_BUCKETS, SUB)))
-        return self._slots
+            slots = self._slots = (b[0] + b[1], b[2] + b[3],
+                                   *(sum(b[i:i + SUB]) for i in range(SUB, HIST_BUCKETS, SUB)))
+        return slots
 
     @property
     def total(self) -> int:

@@ -11,8 +11,9 @@ import dataclasses
 import errno
 import select
 import time
+from typing import Any
 
-from .bpf import BPFObject
+from .bpf import BPFObject, RingBuffer
 from .bpf import btf as B
 from .bpf.maps import ARRAY_TYPES, BATCH_TYPES
 from .errors import BPFError
@@ -44,7 +45,7 @@ def merge_percpu(values: list):
         return sum(values)
     if isinstance(first, tuple):
         merged = [merge_percpu(list(col)) for col in zip(*values)]
-        return first._make(merged) if hasattr(first, "_fields") else tuple(merged)
+        return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
     return next((v for v in values if v), first)
 
 
@@ -52,7 +53,7 @@ def _is_zero(v) -> bool:
     if isinstance(v, (tuple, list)):
         return all(_is_zero(x) for x in v)
     if isinstance(v, (bytes, str)):
-        return not v.strip(b"\0" if isinstance(v, bytes) else "\0")
+        return not (v.strip(b"\0") if isinstance(v, bytes) else v.strip("\0"))
     return not v
 
 
@@ -136,7 +137,7 @@ class Runner(Tool):
         self.streams: dict[str, Stream] = {}
         self.not_attached: list[tuple[str, str]] = []
         self.links: list = []
-        self.ring = None
+        self.ring: RingBuffer | None = None
         self._stopped = False
         super().__init__()
 
@@ -172,7 +173,9 @@ class Runner(Tool):
 
     def _read(self, name: str, struct_name: str | None) -> None:
         btf = self.obj.btf
-        layout, present, columns = None, None, [("data", 32)]
+        layout: Any = None
+        present: Any = None
+        columns = [("data", 32)]
         if struct_name:
             tid = btf.find(struct_name)
             layout = btf.layout(tid)
@@ -227,7 +230,7 @@ class Runner(Tool):
                 break
             if tick is not None and now >= tick:
                 on_maps(self.maps())
-                tick = max(tick + interval, now)
+                tick = max(tick + (interval or 0.0), now)
             waits = [t - now for t in (deadline, tick) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
                 break

@@ -189,7 +189,8 @@ class ProcessSymbols:
             return Frame(address, None, 0, m.path)
         vaddr = elf.vaddr(address - m.start + m.offset)
         found = elf.function_at(vaddr) if vaddr is not None else None
-        return Frame(address, *(found or (None, 0)), m.path)
+        name, offset = found or (None, 0)
+        return Frame(address, name, offset, m.path)
 
 
 def find_library(pid: int | None, name: str) -> str | None:

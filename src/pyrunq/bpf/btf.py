@@ -106,8 +106,8 @@ class Struct(Codec):
 
     def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
         self.size, self.members = size, members
-        self.record = collections.namedtuple(name or "anon", [m[0] or "_" for m in members],
-                                             rename=True)
+        self.record = collections.namedtuple(  # type: ignore[misc]  # made from BTF at run time
+            name or "anon", [m[0] or "_" for m in members], rename=True)
         fmt, pos = [], 0
         for _, offset, codec in members:
             fmt.append(f"{offset - pos}x" if offset > pos else "")

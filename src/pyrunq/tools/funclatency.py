@@ -24,7 +24,7 @@ class Latency(NamedTuple):
 
     slots: tuple[int, ...]
     unit: str
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count
     sum_ns: int
     missed: int  # calls not timed: too many calls in flight at once
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import os
 
-from .. import cgroup
+from ..cgroup import Names
 from ..hist import Histogram
 from .base import check_choice, check_positive
 from .runq import RunqTracer
@@ -40,7 +40,7 @@ class RunqLat(RunqTracer):
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
         self._milliseconds, self._max_keys = milliseconds, check_positive("max_keys", max_keys)
         self._previous: dict[int, Histogram] = {}
-        self._cgroup_names = None
+        self._cgroup_names: Names | None = None
         super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids)
 
     def configure(self, obj) -> None:
@@ -54,7 +54,7 @@ class RunqLat(RunqTracer):
             return None
         if self.per == "cgroup":
             if self._cgroup_names is None:
-                self._cgroup_names = cgroup.Names()
+                self._cgroup_names = Names()
             return Key("cgroup", raw, self._cgroup_names(raw))
         return Key(self.per, raw, comm)
 

@@ -24,7 +24,7 @@ class StackCounts(NamedTuple):
 
     pid: int
     comm: str
-    count: int
+    count: int  # type: ignore[assignment]  # the field, not tuple.count
     frames: list[Frame]
 
 
@@ -86,7 +86,10 @@ class StackCount(Tool):
         """Frames named from the traced file alone: the first address is the
         probed function's entry, so it gives where the file was loaded."""
         elf = elf_symbols(self.target.path)
-        bias = addresses[0] - elf.vaddr(self.target.offset)
+        entry = elf.vaddr(self.target.offset)
+        if entry is None:  # the probed offset is in no loaded segment: nothing to name
+            return [Frame(address, None, 0, "") for address in addresses]
+        bias = addresses[0] - entry
         frames = []
         for address in addresses:
             found = elf.function_at(address - bias)
