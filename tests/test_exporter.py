@@ -23,7 +23,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
-from pyrunq.export import LATENCY, CgroupGlob, RunqueueCollector, Selection
+from pyrunq.prometheus import LATENCY, RunqueueCollector
+from pyrunq.selection import CgroupGlob, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
 from waiting import wait_for
@@ -412,7 +413,7 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
 def test_counts_are_written_as_the_library_writes_them():
     from prometheus_client.utils import floatToGoString
 
-    from pyrunq.export import go_int
+    from pyrunq.prometheus import go_int
 
     rng = random.Random(3)
     numbers = [0, 1, 999_999, 10**6, 10**7, 1_000_001, 123_456_789, 10**10, 2**53 - 1, 2**53,
@@ -465,7 +466,7 @@ def rule_exprs() -> list[str]:
 @pytest.fixture
 def exported_names(monkeypatch) -> set[str]:
     """Every pyrunq_* name the collector exposes (counters with _total)."""
-    monkeypatch.setattr("pyrunq.export.bpf_stats_enabled", lambda: True)
+    monkeypatch.setattr("pyrunq.prometheus.bpf_stats_enabled", lambda: True)
     rq = FakeRunqLat()
     rq.pids = rq.cgroup_ids = set()
     return {f.name + "_total" if f.type == "counter" else f.name

@@ -291,7 +291,7 @@ def test_allow_untrusted_object(kernel, bad):
 # -- Python ------------------------------------------------------------------------
 
 def test_python_pieces(kernel, objs):
-    from pyrunq.runner import Runner
+    from pyrunq.tools.generic import Runner
 
     with Runner(objs["gen_filter"], settings={"target_tgid": os.getpid(), "min_value": 50}) as r:
         assert r.obj.state == "loaded" and len(r.links) == 1

@@ -35,7 +35,7 @@ _EXPORTS = {
     "PrivilegeError": "pyrunq.errors",
     "KernelNotSupported": "pyrunq.errors",
     "UsageError": "pyrunq.errors",
-    "run": "pyrunq.runner",
+    "run": "pyrunq.tools.generic",
 }
 __all__ = sorted(_EXPORTS)
 

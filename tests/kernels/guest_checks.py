@@ -126,7 +126,7 @@ def test_memleak_fires(kernel):
 
 def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
     """`pyrunq run`'s pieces on an object compiled in this guest, not packaged."""
-    from pyrunq.runner import Runner
+    from pyrunq.tools.generic import Runner
 
     obj = str(tmp_path / "gen_filter.bpf.o")
     subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I",

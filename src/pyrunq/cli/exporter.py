@@ -156,7 +156,8 @@ def serving(server: WSGIServer, collector):
 
 def run(args, parser) -> int:
     try:  # the exporter alone needs prometheus_client, an extra: pyrunq[exporter]
-        from ..export import RunqueueCollector, Selection
+        from ..prometheus import RunqueueCollector
+        from ..selection import Selection
     except ModuleNotFoundError as e:
         if (e.name or "").partition(".")[0] != "prometheus_client":
             raise

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args, parser) -> int:
-    from ..generic import describe
+    from ..tools.generic import describe
 
     d = describe(args.object)
     if args.json:

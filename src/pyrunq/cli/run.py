@@ -83,7 +83,7 @@ def run(args, parser) -> int:
 def _runner(args, on_event):
     """The Runner for these arguments; its usage errors name the flags."""
     from ..errors import UsageError
-    from ..runner import Runner
+    from ..tools.generic import Runner
 
     try:
         return Runner(args.object, settings=dict(args.set), events=dict(args.event),
@@ -93,9 +93,9 @@ def _runner(args, on_event):
 
 
 def _with_flags(message: str) -> str:
-    """A message of ``pyrunq.generic``, which names the Python parameters,
+    """A message of the generic tool, which names the Python parameters,
     as a command-line user needs it: with the flags that set them."""
-    from ..generic import ALLOW_UNTRUSTED, EVENT, SETTING
+    from ..tools.generic import ALLOW_UNTRUSTED, EVENT, SETTING
 
     for word, flag in ((SETTING, "--set"), (EVENT, "--event")):
         if message.startswith(f"{word} "):

@@ -2,7 +2,7 @@
 
 A Runner opens an object file, sets its globals, loads it, attaches every
 program libbpf can attach by section, and decodes its ring buffers and maps
-by the rules in ``pyrunq.generic``. ``pyrunq run`` is a Runner and a printer.
+by the rules in ``introspect``. ``pyrunq run`` is a Runner and a printer.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import select
 import time
 from typing import Any
 
-from .bpf import BPFObject, RingBuffer
-from .bpf import btf as B
-from .bpf.maps import ARRAY_TYPES, BATCH_TYPES
-from .errors import BPFError
-from .generic import (apply_settings, check_trust, hist_shape, open_object, presenter,
-                      ring_buffer_structs, unit_of, value_kind)
-from .tools.base import Tool
+from ...bpf import BPFObject, RingBuffer
+from ...bpf import btf as B
+from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES
+from ...errors import BPFError
+from ..base import Tool
+from .introspect import hist_shape, presenter, ring_buffer_structs, unit_of, value_kind
+from .objfile import check_trust, open_object
+from .settings import apply_settings
 
 
 # -- maps, read and merged ---------------------------------------------------------

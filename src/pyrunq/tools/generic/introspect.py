@@ -1,9 +1,5 @@
-"""Any CO-RE object, described and configured from its own ELF and BTF.
-
-What a generic front end (``pyrunq inspect``, ``pyrunq run``, ``pyrunq.run``
-in ``pyrunq.runner``) needs beyond the object model: checks that a file is a
-BPF object worth loading, a description of what it declares, ``--set`` values
-parsed by their BTF type, and the rules that decide how a map is shown:
+"""What any CO-RE object declares, read from its own BTF, and the rules that
+decide how the generic tool shows it:
 
 - A ring buffer ``M`` carries records of, in this order: the struct named by
   ``events={M: STRUCT}`` (``--event M=STRUCT``); ``struct M``; ``struct M``
@@ -26,87 +22,22 @@ parsed by their BTF type, and the rules that decide how a map is shown:
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import re
 
-from .bpf import BPFObject
-from .bpf import btf as B
-from .bpf.maps import ARRAY_TYPES, BATCH_TYPES, RINGBUF
-from .bpf.object import DATA_SECTIONS
-from .errors import UsageError
+from ...bpf import BPFObject
+from ...bpf import btf as B
+from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, RINGBUF
+from ...bpf.object import DATA_SECTIONS
+from ...errors import UsageError
+from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
 _UNITS = {"ns": "nsecs", "nsecs": "nsecs", "us": "usecs", "usecs": "usecs", "ms": "msecs",
           "msecs": "msecs", "bytes": "bytes", "kb": "kbytes", "kbytes": "kbytes"}
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # How messages name what the caller passed, in the Python API's words; a
-# front end with flags for these (the CLI) puts its flag in their place.
-SETTING, EVENT, ALLOW_UNTRUSTED = "setting", "event", "allow_untrusted=True"
+# front end with a flag for it (the CLI's --event) puts its flag in its place.
+EVENT = "event"
 
-
-# -- the file ------------------------------------------------------------------
-
-@dataclasses.dataclass
-class ElfFacts:
-    license: str | None
-    sections: list[str]
-    core: bool  # has .BTF.ext: CO-RE relocations and line info
-
-
-def check_object_file(path: str) -> ElfFacts:
-    """What the ELF says, or a UsageError when it is not a BPF object with BTF."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.descriptions import describe_e_machine
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    with f:
-        if f.read(4) != b"\x7fELF":
-            raise UsageError(f"{path} is not an ELF file "
-                             "(expected an object from clang -target bpf)")
-        f.seek(0)
-        try:
-            elf = ELFFile(f)
-            machine = elf["e_machine"]
-            if machine != "EM_BPF":
-                raise UsageError(f"{path} is not a BPF object: it is an ELF for "
-                                 f"{describe_e_machine(machine)} (build it with clang -target bpf)")
-            names = [s.name for s in elf.iter_sections() if s.name]
-            if ".BTF" not in names:
-                raise UsageError(f"{path} has no BTF: compile it with clang -g")
-            lic = elf.get_section_by_name("license")
-            text = lic.data().split(b"\0", 1)[0].decode(errors="replace") if lic else None
-        except ELFError as e:
-            raise UsageError(f"{path} is not a valid ELF file: {e}") from None
-    return ElfFacts(text, names, ".BTF.ext" in names)
-
-
-def check_trust(path: str) -> None:
-    """An object is code for the kernel: refuse one that someone else could have written."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    hint = f"or pass {ALLOW_UNTRUSTED}"
-    writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
-    if writers:
-        raise UsageError(f"refusing {path}: it is writable by {' and '.join(writers)}, who could "
-                         f"change the code loaded into the kernel (chmod go-w it, {hint})")
-    if st.st_uid not in (0, os.geteuid()):
-        raise UsageError(f"refusing {path}: it is owned by uid {st.st_uid}, neither root nor you "
-                         f"(chown it, {hint})")
-
-
-def open_object(path: str) -> tuple[BPFObject, ElfFacts]:
-    facts = check_object_file(path)
-    return BPFObject(path), facts
-
-
-# -- what an object declares -------------------------------------------------------
 
 def event_structs(obj: BPFObject) -> list[str]:
     """Names of the event structs (rule in the module docstring), in BTF order."""
@@ -298,71 +229,3 @@ def presenter(btf, tid: int):
 
 def _plain(v):
     return v.hex() if isinstance(v, (bytes, bytearray)) else v
-
-
-def parse_setting(btf, tid: int, name: str, text: str):
-    """The value of ``--set name=text`` for a global of type ``tid``, checked
-    against that type: integers (decimal, 0x hex, 0o, 0b), booleans, enums by
-    name or number, char arrays from strings."""
-    what = f"{SETTING} {name}={text}"
-    decl = btf.declaration(tid, name)
-    rid = btf.resolve(tid)
-    kind = btf.kind(rid)
-    if kind == B.INT:
-        size, signed, is_bool, _ = btf.int_info(rid)
-        if is_bool:
-            if text.lower() in TRUE + FALSE:
-                return text.lower() in TRUE
-            raise UsageError(f"{what}: expected true or false for {decl}")
-        return _in_range(_int(text, what, decl), size, signed, what, decl)
-    if kind in (B.ENUM, B.ENUM64):
-        values = btf.enum_values(rid)
-        if text in values:
-            return values[text]
-        if not re.fullmatch(r"[-+]?\d\w*", text):
-            raise UsageError(f"{what}: no such value of {decl} (has: {', '.join(values)})")
-        size = btf.size(rid)
-        return _in_range(_int(text, what, decl), size, btf.enum_signed(rid), what, decl)
-    if value_kind(btf, rid) == "string":
-        n = btf.array(rid)[1]
-        if len(text.encode()) > n - 1:
-            raise UsageError(f"{what}: longer than the {n - 1} characters {decl} holds "
-                             "with its terminating NUL")
-        return text
-    raise UsageError(f"{what}: cannot set {decl}: only integers, booleans, enums and "
-                     "char arrays can be set")
-
-
-def _int(text: str, what: str, decl: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise UsageError(f"{what}: not an integer (for {decl})") from None
-
-
-def _in_range(value: int, size: int, signed: bool, what: str, decl: str) -> int:
-    bits = 8 * size
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    if not lo <= value <= hi:
-        raise UsageError(f"{what}: out of range for {decl} ({lo}..{hi})")
-    return value
-
-
-def find_global(obj: BPFObject, name: str, what: str):
-    """(GlobalSection, type id) of a global variable; UsageError if none."""
-    for section in DATA_SECTIONS:
-        for var, tid, _, _ in obj.btf.variables(section, static=False):
-            if var == name and name in getattr(obj, section[1:]):
-                return getattr(obj, section[1:]), tid
-    names = [v for s in DATA_SECTIONS for v, _, _, _ in obj.btf.variables(s, static=False)]
-    raise UsageError(f"{what}: no global {name!r} in {obj.name} "
-                     f"(has: {', '.join(names) or 'none'})")
-
-
-def apply_settings(obj: BPFObject, settings: dict) -> None:
-    """Set globals before load; a value that is not a str is checked as its text."""
-    for name, value in settings.items():
-        text = (("true" if value else "false") if isinstance(value, bool)
-                else value if isinstance(value, str) else str(value))
-        section, tid = find_global(obj, name, f"{SETTING} {name}={text}")
-        section[name] = parse_setting(obj.btf, tid, name, text)
