@@ -27,6 +27,7 @@ from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
+from userprogs import assert_usage_error
 from waiting import wait_for
 from workload import Contention, Quiet, victim
 
@@ -295,11 +296,7 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
     (["--by", "thread"], "invalid choice"),
 ])
 def test_bad_input_one_line_exit_2(args, message):
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "exporter", *args],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert len(out.stderr.splitlines()) == 1 and message in out.stderr, out.stderr
-    assert out.stderr.startswith("pyrunq exporter: error: ")
+    assert_usage_error("exporter", args, message)
 
 
 def test_port_in_use_one_line_exit_2():

@@ -15,6 +15,7 @@ from pyrunq.cgroup import resolve
 from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_bounds, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
+from userprogs import assert_usage_error
 from waiting import Command, gather
 from workload import VICTIM_COMM, Contention, Quiet
 
@@ -193,11 +194,7 @@ def test_cli_signal_without_interval_prints_one_histogram(kernel, signum):
     (["--bogus"], "unrecognized arguments"),
 ])
 def test_cli_bad_input_one_line_exit_2(args, message):
-    out = pyrunq("runqlat", *args)
-    assert out.returncode == 2
-    assert out.stdout == ""
-    assert len(out.stderr.splitlines()) == 1 and message in out.stderr, out.stderr
-    assert out.stderr.startswith("pyrunq runqlat: error: ")
+    assert_usage_error("runqlat", args, message)
 
 
 def test_cli_missing_pid_is_reported(kernel):

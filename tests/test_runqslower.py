@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from pyrunq.tools.runqslower import RunqSlower
+from userprogs import assert_usage_error
 from waiting import DEADLINE, pyrunq_command, wait_for
 from workload import VICTIM_COMM, Contention
 
@@ -143,8 +144,4 @@ def test_cli_closed_pipe_exits_quietly(kernel):
     (["-t", "0"], "must be positive"),
 ])
 def test_cli_bad_input_one_line_exit_2(args, message):
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "runqslower", *args],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert len(out.stderr.splitlines()) == 1 and message in out.stderr, out.stderr
-    assert out.stderr.startswith("pyrunq runqslower: error: ")
+    assert_usage_error("runqslower", args, message)
