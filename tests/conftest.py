@@ -10,6 +10,7 @@ import pytest
 
 from pyrunq.cgroup import cgroup2_mount
 from leaks import left_since
+from testobjects import compile_all
 from userprogs import build
 from waiting import wait_for
 
@@ -77,6 +78,12 @@ def cgroup_tree():
                 with open(os.path.join(mount, "cgroup.procs"), "w") as root:
                     root.write(pid)
         os.rmdir(path)
+
+
+@pytest.fixture(scope="session")
+def objs(tmp_path_factory):
+    """name -> path of each compiled tests/objects/NAME.bpf.c."""
+    return compile_all(tmp_path_factory.mktemp("objects"))
 
 
 @pytest.fixture(scope="session")

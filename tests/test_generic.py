@@ -17,39 +17,10 @@ import pytest
 
 import pyrunq
 from pyrunq.hist import render_log2_bcc as render_log2
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-OBJECTS = ("gen_events", "gen_hist", "gen_filter")
-
-
-@pytest.fixture(scope="module")
-def objs(tmp_path_factory):
-    """name -> path of the compiled object."""
-    if shutil.which("clang") is None:
-        pytest.skip("needs clang to build the test objects")
-    d = tmp_path_factory.mktemp("objects")
-    out = {}
-    for name in OBJECTS:
-        out[name] = str(d / f"{name}.bpf.o")
-        subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86",
-                        "-I", os.path.join(ROOT, "vmlinux", "x86"), "-c",
-                        os.path.join(HERE, "objects", f"{name}.bpf.c"), "-o", out[name]],
-                       check=True)
-    return out
-
+from testobjects import fire, my_comm
 
 def pyrunq_cmd(*args):
     return [sys.executable, "-m", "pyrunq", *args]
-
-
-def fire(*values):
-    """getpgid(v) for each value, from this process: what the objects trace."""
-    for v in values:
-        try:
-            os.getpgid(v)
-        except ProcessLookupError:
-            pass
 
 
 def run_and_fire(obj, values, *args):
@@ -67,11 +38,6 @@ def run_and_fire(obj, values, *args):
     p.send_signal(signal.SIGINT)
     out, rest = p.communicate(timeout=60)
     return out, "".join(err) + rest, p.returncode
-
-
-def my_comm() -> str:
-    with open("/proc/self/comm") as f:
-        return f.read().strip()
 
 
 # -- inspect (needs no privileges, loads nothing) ----------------------------------

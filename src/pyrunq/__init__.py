@@ -18,6 +18,7 @@ _EXPORTS = {
     "Link": "pyrunq.bpf",
     "Map": "pyrunq.bpf",
     "RingBuffer": "pyrunq.bpf",
+    "PerfBuffer": "pyrunq.bpf",
     "Histogram": "pyrunq.hist",
     "RunqLat": "pyrunq.tools.runqlat",
     "RunqSlower": "pyrunq.tools.runqslower",

@@ -20,6 +20,8 @@ struct bpf_program;
 struct bpf_map;
 struct bpf_link;
 struct ring_buffer;
+struct perf_buffer;
+struct perf_buffer_opts;
 struct btf;
 
 struct bpf_object_open_opts {
@@ -138,6 +140,18 @@ int ring_buffer__consume(struct ring_buffer *rb);
 int ring_buffer__epoll_fd(const struct ring_buffer *rb);
 void ring_buffer__free(struct ring_buffer *rb);
 
+typedef void (*perf_buffer_sample_fn)(void *ctx, int cpu, void *data, __u32 size);
+/* the kernel's __u64 is unsigned long long: a function pointer type must match it */
+typedef void (*perf_buffer_lost_fn)(void *ctx, int cpu, unsigned long long cnt);
+struct perf_buffer *perf_buffer__new(int map_fd, size_t page_cnt,
+                                     perf_buffer_sample_fn sample_cb,
+                                     perf_buffer_lost_fn lost_cb, void *ctx,
+                                     const struct perf_buffer_opts *opts);
+int perf_buffer__poll(struct perf_buffer *pb, int timeout_ms);
+int perf_buffer__consume(struct perf_buffer *pb);
+int perf_buffer__epoll_fd(const struct perf_buffer *pb);
+void perf_buffer__free(struct perf_buffer *pb);
+
 const struct btf_type *btf__type_by_id(const struct btf *btf, __u32 id);
 const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
 __s32 btf__find_by_name_kind(const struct btf *btf, const char *name, __u32 kind);
@@ -152,6 +166,8 @@ int libbpf_probe_bpf_prog_type(int prog_type, const void *opts);
 int libbpf_probe_bpf_map_type(int map_type, const void *opts);
 
 extern "Python" int pyrunq_ringbuf_sample(void *ctx, void *data, size_t size);
+extern "Python" void pyrunq_perfbuf_sample(void *ctx, int cpu, void *data, __u32 size);
+extern "Python" void pyrunq_perfbuf_lost(void *ctx, int cpu, unsigned long long cnt);
 extern "Python" void pyrunq_log(int level, const char *msg);
 void pyrunq_route_libbpf_log(void);
 """

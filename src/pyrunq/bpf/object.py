@@ -11,6 +11,7 @@ from ..errors import (UPROBE_PRIVILEGE_HINT, BPFNotFoundError, BPFPermissionErro
 from ..libbpf import ffi, lib
 from .btf import BTF
 from .maps import Map
+from .perfbuf import DEFAULT_PAGES, PerfBuffer
 from .ringbuf import RingBuffer
 
 OPEN, LOADED, CLOSED = "open", "loaded", "closed"
@@ -224,7 +225,7 @@ class BPFObject:
 
     ``with BPFObject.open("runqlat") as obj:`` configure (globals, map sizes,
     autoload), then ``obj.load()`` and ``obj.attach()``. ``close()`` releases
-    ring buffers and links (newest first), then the object; it is idempotent.
+    ring and perf buffers and links (newest first), then the object; it is idempotent.
     """
 
     def __init__(self, path: str, btf_custom_path: str | None = None):
@@ -309,9 +310,24 @@ class BPFObject:
         rb = RingBuffer()
         for m in maps:
             rb.add(self.maps[m] if isinstance(m, str) else m, callback=callback,
-                   layout=self.btf.layout(self.btf.find(event)) if event else None)
+                   layout=self._event_layout(event))
         self._owned.append(rb)
         return rb
+
+    def perf_buffer(self, map_name, callback=None, event: str | None = None,
+                    pages: int = DEFAULT_PAGES) -> PerfBuffer:
+        """A perf buffer over this perf event array (a name or a Map), ``pages``
+        pages per CPU (a power of two), owned by this object. One per map: a
+        second one over the same map takes the kernel's samples from the first."""
+        self._require(LOADED, "open a perf buffer")
+        pb = PerfBuffer(self.maps[map_name] if isinstance(map_name, str) else map_name,
+                        callback=callback, layout=self._event_layout(event), pages=pages)
+        self._owned.append(pb)
+        return pb
+
+    def _event_layout(self, event: str | None):
+        """The layout of struct ``event`` in this object's BTF; None: records as bytes."""
+        return self.btf.layout(self.btf.find(event)) if event else None
 
     def close(self) -> None:
         if self.state == CLOSED:

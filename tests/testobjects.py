@@ -1,0 +1,43 @@
+"""Our own objects in the style of the public collections (tests/objects/*.bpf.c),
+compiled with clang as any CO-RE object is, and the trigger they trace:
+getpgid(value) from this test process (their tgid filter is set per test)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def compile_all(directory) -> dict[str, str]:
+    """name -> path of each tests/objects/NAME.bpf.c compiled into ``directory``."""
+    if shutil.which("clang") is None:
+        pytest.fail("needs clang to build the test objects (./dev setup installs it)")
+    out = {}
+    for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
+        name = os.path.basename(source)[: -len(".bpf.c")]
+        out[name] = os.path.join(str(directory), f"{name}.bpf.o")
+        subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86",
+                        "-I", os.path.join(ROOT, "vmlinux", "x86"), "-c", source,
+                        "-o", out[name]], check=True)
+    return out
+
+
+def fire(*values) -> None:
+    """getpgid(v) for each value, from this process: what the objects trace."""
+    for v in values:
+        try:
+            os.getpgid(v)
+        except ProcessLookupError:
+            pass
+
+
+def my_comm() -> str:
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
