@@ -120,6 +120,30 @@ def test_run_decodes_each_event_exactly(kernel, objs):
     assert 'program manual_probe (SEC("uprobe")) not attached' in err
 
 
+def test_run_reads_a_perf_event_array_exactly(kernel, objs):
+    seqs = list(range(7_000_001, 7_000_101))
+    out, err, rc = run_and_fire(objs["gen_perf"], seqs, "--json")
+    assert rc == 0, err
+    events = [d for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
+    assert [(e["map"], e["event"]["seq"], e["event"]["tgid"], e["event"]["comm"])
+            for e in events] == [("events", s, os.getpid(), my_comm()) for s in seqs]
+    assert all(e["event"]["cpu"] in range(os.cpu_count()) for e in events)
+    assert "lost" not in err, err
+
+
+def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
+    def on_maps(reports):  # called in the loop, after attach: fire, then end as Ctrl-C would
+        fire(7_000_001, 7_000_002)
+        raise KeyboardInterrupt
+
+    for name, seq in (("gen_perf", "seq"), ("gen_events", "seq")):
+        result = pyrunq.run(objs[name], set={"target_tgid": os.getpid()}, interval=0.01,
+                            on_maps=on_maps, duration=600)
+        assert [(m, e[seq]) for m, e in result.events] == [("events", 7_000_001),
+                                                          ("events", 7_000_002)], name
+        assert result.lost == ({"events": 0} if name == "gen_perf" else {})
+
+
 def test_set_changes_what_the_program_emits(kernel, objs):
     out, err, rc = run_and_fire(objs["gen_events"], [6_000_002], "--set", "force=true",
                                 "--set", "forced_parity=PARITY_ODD", "--set", "bias=0x10",
@@ -226,7 +250,7 @@ BAD = [  # (command, object, extra arguments, what stderr says)
     ("run", "gen_events", ["--set", "force=maybe"], "expected true or false"),
     ("run", "gen_events", ["--set", "x"], "expected NAME=VALUE"),
     ("run", "gen_events", ["--event", "events=nope"], "no struct 'nope' in the object's BTF"),
-    ("run", "gen_events", ["--event", "counts=event"], "has no ring buffer 'counts'"),
+    ("run", "gen_events", ["--event", "counts=event"], "has no ring buffer or perf event array 'counts'"),
     ("run", "world", [], "writable by others"),
     ("run", "group", [], "writable by its group"),
     ("run", "other", [], "owned by uid 65534"),

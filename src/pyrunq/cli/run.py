@@ -1,5 +1,6 @@
 """pyrunq run: load any CO-RE object, set its globals, attach its programs,
-print its ring buffer records and maps, decoded from the object's own BTF."""
+print its event records (ring buffers, perf event arrays) and maps, decoded
+from the object's own BTF."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def add_arguments(p) -> None:
                    default=[], help="set a global before load (integers, 0x hex, true/false, "
                    "enum names, strings for char arrays); repeatable")
     p.add_argument("--event", metavar="MAP=STRUCT", type=_pair("MAP=STRUCT"), action="append",
-                   default=[], help="decode ring buffer MAP's records as struct STRUCT; repeatable")
+                   default=[], help="decode event map MAP's records as struct STRUCT; repeatable")
     p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--interval", type=_seconds, metavar="SECONDS",
                    help="print the maps every this many seconds")
@@ -73,6 +74,10 @@ def run(args, parser) -> int:
         r.loop(args.duration, args.interval, on_maps=printer.maps_with_time, wait=wait)
         printer.maps(r.maps())
         out.flush()
+        for name, pb in r.perf.items():
+            if pb.lost:
+                print(f"{parser.prog}: lost {pb.lost} records of {name} in all "
+                      "(perf buffer full)", file=sys.stderr)
         for s in r.streams.values():
             if s.short:
                 print(f"{parser.prog}: warning: {s.short} record(s) of {s.map} were shorter than "
@@ -124,7 +129,7 @@ class TablePrinter:
 
     def event(self, map_name: str, record: dict) -> None:
         columns = self.streams[map_name].columns
-        if map_name != self._last:  # a header again whenever the ring buffer changes
+        if map_name != self._last:  # a header again whenever the event map changes
             if self._last is not None:
                 self.out.write("\n")
             self._last = map_name

@@ -1,11 +1,12 @@
 """What any CO-RE object declares, read from its own BTF, and the rules that
 decide how the generic tool shows it:
 
-- A ring buffer ``M`` carries records of, in this order: the struct named by
-  ``events={M: STRUCT}`` (``--event M=STRUCT``); ``struct M``; ``struct M``
-  without a trailing "s" (``events`` -> ``struct event``); the only event
-  struct (see below) when the object has one ring buffer and one such struct.
-  Otherwise records are shown as hex bytes.
+- An event map ``M`` (a ring buffer or a perf event array) carries records
+  of, in this order: the struct named by ``events={M: STRUCT}`` (``--event
+  M=STRUCT``); ``struct M``; ``struct M`` without a trailing "s" (``events``
+  -> ``struct event``); the only event struct (see below) when the object
+  has one event map and one such struct. Otherwise records are shown as hex
+  bytes.
 - Event structs: named structs that a global variable points to (through
   qualifiers, typedefs and arrays too) and that no map uses as key or value.
   That is the idiom that keeps a record type in the object's BTF:
@@ -26,7 +27,7 @@ import re
 
 from ...bpf import BPFObject
 from ...bpf import btf as B
-from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, RINGBUF
+from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES
 from ...bpf.object import DATA_SECTIONS
 from ...errors import UsageError
 from .objfile import open_object
@@ -67,15 +68,16 @@ def _through_pointers(btf, tid: int) -> tuple[int, bool]:
             return tid, pointed
 
 
-def ring_buffer_structs(obj: BPFObject, explicit: dict[str, str] | None = None
-                        ) -> dict[str, str | None]:
-    """Ring buffer name -> struct its records are decoded by (None: raw bytes)."""
+def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None
+                      ) -> dict[str, str | None]:
+    """Event map (ring buffer, perf event array) name -> the struct its records
+    are decoded by (None: raw bytes)."""
     explicit = dict(explicit or {})
-    rings = [m.name for m in obj.maps.values() if m.type == RINGBUF]
+    rings = [m.name for m in obj.maps.values() if m.type in EVENT_TYPES]
     for name, struct_name in explicit.items():
         if name not in rings:
-            raise UsageError(f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer "
-                             f"{name!r} (has: {', '.join(rings) or 'none'})")
+            raise UsageError(f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
+                             f"perf event array {name!r} (has: {', '.join(rings) or 'none'})")
         if not _has_struct(obj, struct_name):
             known = ", ".join(event_structs(obj)) or "none"
             raise UsageError(f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
@@ -137,7 +139,7 @@ def describe(path: str) -> dict:
     """Everything ``pyrunq inspect`` shows, as plain data (no privileges needed)."""
     obj, facts = open_object(path)
     with obj:
-        rings = ring_buffer_structs(obj)
+        rings = event_map_structs(obj)
         btf = obj.btf
         return {
             "object": obj.name, "path": path, "license": facts.license, "core": facts.core,
@@ -156,7 +158,7 @@ def describe(path: str) -> dict:
 def _describe_map(obj: BPFObject, m, rings: dict) -> dict:
     btf = obj.btf
     shown: str | None
-    if m.type == RINGBUF:
+    if m.type in EVENT_TYPES:
         shown = f"events of struct {rings[m.name]}" if rings[m.name] else "raw records"
     elif hist_shape(obj, m):
         shown = f"log2 histogram ({unit_of(m.name)})"

@@ -1,7 +1,8 @@
 """Running any CO-RE object: ``Runner`` (the pieces) and ``run()`` (the whole).
 
 A Runner opens an object file, sets its globals, loads it, attaches every
-program libbpf can attach by section, and decodes its ring buffers and maps
+program libbpf can attach by section, and decodes its event maps (ring
+buffers, perf event arrays) and other maps
 by the rules in ``introspect``. ``pyrunq run`` is a Runner and a printer.
 """
 
@@ -13,12 +14,12 @@ import select
 import time
 from typing import Any
 
-from ...bpf import BPFObject, RingBuffer
+from ...bpf import BPFObject, PerfBuffer, RingBuffer
 from ...bpf import btf as B
-from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES
+from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, RINGBUF
 from ...errors import BPFError
 from ..base import Tool
-from .introspect import hist_shape, presenter, ring_buffer_structs, unit_of, value_kind
+from .introspect import event_map_structs, hist_shape, presenter, unit_of, value_kind
 from .objfile import check_trust, open_object
 from .settings import apply_settings
 
@@ -90,7 +91,7 @@ def read_map(obj: BPFObject, m) -> MapReport:
 
 @dataclasses.dataclass
 class Stream:
-    """A ring buffer and how its records are decoded."""
+    """An event map (ring buffer or perf event array) and how its records are decoded."""
 
     map: str
     struct: str | None
@@ -122,7 +123,7 @@ class Runner(Tool):
     and unloads everything.
 
     ``settings``: global name -> value (str parsed by its type, or a Python
-    value); ``events``: ring buffer -> struct name; ``on_event(map, record)``
+    value); ``events``: event map -> struct name; ``on_event(map, record)``
     receives each record as plain data (without it records queue in
     ``events``). Programs libbpf cannot attach by section are listed in
     ``not_attached`` as (name, section) instead of failing.
@@ -138,7 +139,9 @@ class Runner(Tool):
         self.streams: dict[str, Stream] = {}
         self.not_attached: list[tuple[str, str]] = []
         self.links: list = []
-        self.ring: RingBuffer | None = None
+        self.ring: RingBuffer | None = None  # all the ring buffers
+        self.perf: dict[str, PerfBuffer] = {}  # one per perf event array
+        self._readable: select.epoll | None = None  # when there are several
         self._stopped = False
         super().__init__()
 
@@ -149,7 +152,7 @@ class Runner(Tool):
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
         apply_settings(obj, self._settings)
-        self._rings = ring_buffer_structs(obj, self._events)
+        self._rings = event_map_structs(obj, self._events)
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
@@ -159,6 +162,11 @@ class Runner(Tool):
         super().loaded(obj)  # the readers first: no record is missed
         for name, struct_name in self._rings.items():
             self._read(name, struct_name)
+        sources = self._sources()
+        if len(sources) > 1:
+            self._readable = select.epoll()
+            for source in sources:
+                self._readable.register(source.fileno(), select.EPOLLIN)
 
     def attach(self, obj: BPFObject) -> None:
         for prog in obj.programs.values():
@@ -200,17 +208,37 @@ class Runner(Tool):
                 data += bytes(layout.size - len(data))
             on_event(name, present(layout.decode(data)))
 
-        if self.ring is None:
+        if self.obj.maps[name].type != RINGBUF:
+            self.perf[name] = self.obj.perf_buffer(name, callback=on_record)
+        elif self.ring is None:
             self.ring = self.obj.ring_buffer(name, callback=on_record)
         else:
             self.ring.add(self.obj.maps[name], callback=on_record)
 
+    def _sources(self) -> list:
+        return ([self.ring] if self.ring is not None else []) + list(self.perf.values())
+
     def poll(self, timeout: float | None = 0, limit: int = 4096) -> int:
-        """Hand over ring buffer records (at most ``limit``); 0 if there is no ring buffer."""
-        return self.ring.poll(timeout, limit) if self.ring is not None else 0
+        """Wait up to ``timeout`` seconds, then hand over the records of every
+        event map (at most ``limit`` from each); 0 if there is none."""
+        sources = self._sources()
+        if len(sources) == 1:
+            return sources[0].poll(timeout, limit)
+        if sources and timeout != 0:
+            select.select([self.fileno()], [], [], timeout)
+        return sum(source.poll(0, limit) for source in sources)
 
     def fileno(self) -> int | None:
-        return self.ring.fileno() if self.ring is not None else None
+        """Readable when records wait in any event map; None without one."""
+        if self._readable is not None:
+            return self._readable.fileno()
+        sources = self._sources()
+        return sources[0].fileno() if sources else None
+
+    @property
+    def lost(self) -> int:
+        """Records the perf buffers dropped so far (a ring buffer cannot tell)."""
+        return sum(pb.lost for pb in self.perf.values())
 
     def maps(self) -> list[MapReport]:
         """Every hash and array map, decoded (histograms as slot lists)."""
@@ -243,15 +271,21 @@ class Runner(Tool):
             return
         self._stopped = True
         super().stop()
-        if self.ring is not None:
-            self.ring.consume()
+        for source in self._sources():
+            source.consume()
+
+    def close(self) -> None:
+        if self._readable is not None:
+            self._readable.close()
+        super().close()
 
 
 @dataclasses.dataclass
 class RunResult:
-    events: list  # (ring buffer, record) pairs, unless on_event took them
+    events: list  # (event map, record) pairs, unless on_event took them
     maps: list  # MapReport, read after the programs were detached
     not_attached: list  # (program, section) that libbpf could not attach by itself
+    lost: dict  # perf event array -> records its perf buffer dropped (when full)
 
 
 def run(path: str, *, set: dict | None = None, events: dict | None = None,
@@ -259,11 +293,12 @@ def run(path: str, *, set: dict | None = None, events: dict | None = None,
         on_maps=None, allow_untrusted: bool = False) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
-    ring buffers and maps held. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    event maps and other maps held. Needs root (or CAP_BPF and CAP_PERFMON)."""
     with Runner(path, settings=set, events=events, on_event=on_event,
                 allow_untrusted=allow_untrusted) as r:
         try:
             r.loop(duration, interval, on_maps)
         except KeyboardInterrupt:
             r.stop()
-        return RunResult(r.events, r.maps(), r.not_attached)
+        return RunResult(r.events, r.maps(), r.not_attached,
+                         {name: pb.lost for name, pb in r.perf.items()})
