@@ -1,15 +1,20 @@
 """The object model over libbpf: objects, programs, links, maps, ring and perf buffers, BTF.
 
-Also the directory of the packaged CO-RE objects (``<name>.bpf.o``).
+Also the directory of the packaged CO-RE objects (``<name>.bpf.o``). Layers
+above use the names here, and the modules ``btf`` (its type kinds) and
+``features`` (what the kernel supports); the other modules are internal.
 """
 
-from . import features
+from . import btf, features
 from .btf import BTF, Layout
-from .maps import Map
-from .object import (BPFObject, GlobalSection, Link, Program, kernel_btf_path, kernel_ids,
-                     packaged_object)
+from .globals import DATA_SECTIONS, GlobalSection
+from .kernel import kernel_btf_path, kernel_ids
+from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
+from .object import BPFObject, packaged_object
 from .perfbuf import PerfBuffer
+from .program import Link, Program
 from .ringbuf import RingBuffer
 
-__all__ = ["BPFObject", "BTF", "GlobalSection", "Layout", "Link", "Map", "PerfBuffer", "Program",
-           "RingBuffer", "features", "kernel_btf_path", "kernel_ids", "packaged_object"]
+__all__ = ["ARRAY_TYPES", "BATCH_TYPES", "BPFObject", "BTF", "DATA_SECTIONS", "EVENT_TYPES",
+           "GlobalSection", "Layout", "Link", "Map", "PerfBuffer", "Program", "RINGBUF",
+           "RingBuffer", "btf", "features", "kernel_btf_path", "kernel_ids", "packaged_object"]

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import re
 
-from ...bpf import BPFObject
+from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
-from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES
-from ...bpf.object import DATA_SECTIONS
 from ...errors import UsageError
 from .objfile import open_object
 

@@ -14,9 +14,8 @@ import select
 import time
 from typing import Any
 
-from ...bpf import BPFObject, PerfBuffer, RingBuffer
+from ...bpf import ARRAY_TYPES, BATCH_TYPES, RINGBUF, BPFObject, PerfBuffer, RingBuffer
 from ...bpf import btf as B
-from ...bpf.maps import ARRAY_TYPES, BATCH_TYPES, RINGBUF
 from ...errors import BPFError
 from ..base import Tool
 from .introspect import event_map_structs, hist_shape, presenter, unit_of, value_kind
@@ -224,8 +223,8 @@ class Runner(Tool):
         sources = self._sources()
         if len(sources) == 1:
             return sources[0].poll(timeout, limit)
-        if sources and timeout != 0:
-            select.select([self.fileno()], [], [], timeout)
+        if self._readable is not None and timeout != 0:
+            select.select([self._readable.fileno()], [], [], timeout)
         return sum(source.poll(0, limit) for source in sources)
 
     def fileno(self) -> int | None:

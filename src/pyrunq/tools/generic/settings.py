@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from ...bpf import BPFObject
+from ...bpf import DATA_SECTIONS, BPFObject
 from ...bpf import btf as B
-from ...bpf.object import DATA_SECTIONS
 from ...errors import UsageError
 from .introspect import value_kind
 
