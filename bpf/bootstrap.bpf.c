@@ -9,10 +9,10 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "bootstrap.h"
+#include "max_entries.h"
+#define STATS_ENUM bootstrap_stat
 #define STATS_MAX BOOTSTRAP_STAT_MAX
 #include "stats.bpf.h"
-
-#define MAX_PROCESSES 10240
 
 /* Report only exits at least this long after exec, and no execs (0: all). */
 const volatile __u64 min_duration_ns = 0;
@@ -20,7 +20,7 @@ const volatile __u64 min_duration_ns = 0;
 /* Exec time by tgid, deleted at the exit of the process. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_PROCESSES);
+	__uint(max_entries, MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, __u64);
 } exec_start SEC(".maps");

@@ -7,7 +7,8 @@
 #ifndef __BOOTSTRAP_H
 #define __BOOTSTRAP_H
 
-#define TASK_COMM_LEN 16
+#include "kernel_defs.h"
+
 #define MAX_FILENAME_LEN 256
 
 /* One exec, or one process exit (the thread-group leader's). */

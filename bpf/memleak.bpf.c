@@ -14,12 +14,12 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "max_entries.h"
 #include "ustack.h"
+#define STATS_ENUM memleak_stat
 #define STATS_MAX MEMLEAK_STAT_MAX
 #include "stats.bpf.h"
 #include "ustack.bpf.h"
-
-#define MAX_THREADS 10240
 
 /* Address -> allocation. Not preallocated: sized for the worst case. */
 struct {
@@ -33,7 +33,7 @@ struct {
 /* Thread (pid_tgid) inside an allocator -> the size it asked for. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_THREADS);
+	__uint(max_entries, MAX_ENTRIES);
 	__type(key, __u64);
 	__type(value, __u64);
 } sizes SEC(".maps");
@@ -41,7 +41,7 @@ struct {
 /* Thread inside posix_memalign -> where the block's address will be written. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_THREADS);
+	__uint(max_entries, MAX_ENTRIES);
 	__type(key, __u64);
 	__type(value, __u64);
 } memptrs SEC(".maps");
@@ -69,7 +69,7 @@ static __always_inline void alloc_exit(struct pt_regs *ctx, __u64 address)
 	if (!address)
 		return;
 	/* kept even without a stack, so that its free() still matches */
-	info.stack_id = user_stack_id(ctx, MEMLEAK_STAT_COLLISION, MEMLEAK_STAT_NO_STACK);
+	info.stack_id = user_stack_id(ctx, MEMLEAK_STAT_STACK_COLLISIONS, MEMLEAK_STAT_STACK_ERRORS);
 	info.timestamp_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&allocs, &address, &info, BPF_ANY))
 		stat_inc(MEMLEAK_STAT_ALLOCS_FULL);

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Types shared by the BPF programs and user space. Plain C on __u32/__u64 only.
- * In BPF code include it after vmlinux.h, whose anonymous enum also defines
- * TASK_COMM_LEN.
+ * In BPF code include it after vmlinux.h.
  */
 #ifndef __RUNQ_H
 #define __RUNQ_H
 
-#define TASK_COMM_LEN 16
+#include "kernel_defs.h"
 
 /*
  * Log-linear histogram: values 0..3 get a bucket each, then every power of
@@ -40,7 +39,7 @@ struct event {
 	__u32 __pad;
 };
 
-/* Histogram key of runqlat (targ_per). */
+/* Histogram key of runqlat (targ_per); user space reads the values from BTF. */
 enum per_kind {
 	PER_NONE = 0,
 	PER_PID = 1,
@@ -54,11 +53,11 @@ enum per_kind {
  * clash with struct stat (vmlinux.h, <sys/stat.h>).
  */
 enum runq_stat {
-	STAT_CLOCK_SKEW = 0,	/* now < stamp, discarded */
-	STAT_HIST_FULL = 1,	/* hists map full, sample lost */
-	STAT_START_FULL = 2,	/* raw_tp fallback start map full */
-	STAT_LOST = 3,		/* ring buffer full, event lost */
-	STAT_MAX = 4,
+	RUNQ_STAT_CLOCK_SKEW = 0,	/* now < stamp, discarded */
+	RUNQ_STAT_HIST_FULL = 1,	/* hists map full, sample lost */
+	RUNQ_STAT_START_FULL = 2,	/* raw_tp fallback start map full */
+	RUNQ_STAT_LOST = 3,		/* ring buffer full, event lost */
+	RUNQ_STAT_MAX = 4,
 };
 
 #endif /* __RUNQ_H */

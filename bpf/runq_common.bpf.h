@@ -19,12 +19,12 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include "kernel_defs.h"
+#include "max_entries.h"
 #include "runq.h"
-#define STATS_MAX STAT_MAX
+#define STATS_ENUM runq_stat
+#define STATS_MAX RUNQ_STAT_MAX
 #include "stats.bpf.h"
-
-#define TASK_RUNNING 0
-#define MAX_ENTRIES 10240
 
 /* Filters on the measured task, frozen at load (dead branches are pruned). */
 const volatile bool filter_pids = false;	/* tgid must be a key of pids */
@@ -150,7 +150,7 @@ static __always_inline void runq_enqueue(bool raw, struct task_struct *t,
 	if (raw) {
 		clock_ns(now);
 		if (bpf_map_update_elem(&start_hash, &tid, now, BPF_ANY))
-			stat_inc(STAT_START_FULL);
+			stat_inc(RUNQ_STAT_START_FULL);
 		return;
 	}
 	stamp = bpf_task_storage_get(&start, t, 0,
@@ -190,7 +190,7 @@ static __always_inline bool runq_dequeue(bool raw, struct task_struct *t,
 	if (!task_wanted(raw, t, tid))
 		return false;
 	if (clock_ns(now) < then) {
-		stat_inc(STAT_CLOCK_SKEW);
+		stat_inc(RUNQ_STAT_CLOCK_SKEW);
 		return false;
 	}
 	*delta_ns = *now - then;

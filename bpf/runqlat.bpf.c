@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* runqlat: histograms of run queue latency, optionally one per key. */
 #include "runq_common.bpf.h"
+#include "maths.bpf.h"
 
-#define EEXIST 17
-
-const volatile __u32 targ_per = PER_NONE;	/* enum per_kind */
+const volatile enum per_kind targ_per = PER_NONE;
 const volatile bool targ_ms = false;		/* ms instead of us */
 
 struct {
@@ -13,27 +12,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct hist);
 } hists SEC(".maps");
-
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r, shift;
-
-	r = (v > 0xffffffff) << 5;
-	v >>= r;
-	shift = (v > 0xffff) << 4;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0xff) << 3;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0xf) << 2;
-	v >>= shift;
-	r |= shift;
-	shift = (v > 0x3) << 1;
-	v >>= shift;
-	r |= shift;
-	return r | (v >> 1);
-}
 
 /* See runq.h for the layout. */
 static __always_inline __u32 hist_bucket(__u64 v)
@@ -83,7 +61,7 @@ static __always_inline struct hist *hist_create(struct task_struct *t,
 	err = bpf_map_update_elem(&hists, key, &h, BPF_NOEXIST);
 	/* EEXIST: another CPU won the race; anything else loses the sample */
 	if (err && err != -EEXIST) {
-		stat_inc(STAT_HIST_FULL);
+		stat_inc(RUNQ_STAT_HIST_FULL);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&hists, key);
@@ -104,12 +82,8 @@ static __always_inline void record(bool raw, struct task_struct *t,
 	}
 	__sync_fetch_and_add(&h->sum_ns, delta_ns);
 	delta_ns /= targ_ms ? 1000000 : 1000;
-	b = hist_bucket(delta_ns);
-	/* The 6.1 verifier loses hist_bucket()'s bounds (an OR with an unknown
-	 * operand): clamp again, in 64 bits, behind a barrier so clang keeps it. */
-	barrier_var(b);
-	if (b >= HIST_BUCKETS)
-		b = HIST_BUCKETS - 1;
+	/* hist_bucket() clamps too, but the 6.1 verifier loses its bound */
+	b = clamp_index(hist_bucket(delta_ns), HIST_BUCKETS);
 	__sync_fetch_and_add(&h->buckets[b], 1);
 }
 

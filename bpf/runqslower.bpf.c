@@ -20,7 +20,7 @@ static __always_inline void emit(bool raw, struct task_struct *prev,
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(STAT_LOST);
+		stat_inc(RUNQ_STAT_LOST);
 		return;
 	}
 	BPF_CORE_READ_INTO(&e->task, next, comm);

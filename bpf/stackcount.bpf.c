@@ -7,14 +7,16 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "max_entries.h"
 #include "ustack.h"
+#define STATS_ENUM stackcount_stat
 #define STATS_MAX STACKCOUNT_STAT_MAX
 #include "stats.bpf.h"
 #include "ustack.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
+	__uint(max_entries, MAX_ENTRIES);
 	__type(key, struct stack_key);
 	__type(value, struct stack_count);
 } counts SEC(".maps");
@@ -26,7 +28,7 @@ int stackcount_hit(struct pt_regs *ctx)
 	struct stack_count *val, init = {};
 	long id;
 
-	id = user_stack_id(ctx, STACKCOUNT_STAT_COLLISION, STACKCOUNT_STAT_NO_STACK);
+	id = user_stack_id(ctx, STACKCOUNT_STAT_STACK_COLLISIONS, STACKCOUNT_STAT_STACK_ERRORS);
 	if (id < 0)
 		return 0;
 	key.stack_id = id;

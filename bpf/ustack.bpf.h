@@ -6,7 +6,7 @@
 #ifndef PYRUNQ_USTACK_BPF_H
 #define PYRUNQ_USTACK_BPF_H
 
-#define EEXIST 17
+#include "kernel_defs.h"
 
 /* Stack id -> frames. Hashed: a stack whose bucket holds another gets -EEXIST. */
 struct {
@@ -18,7 +18,8 @@ struct {
 
 /* The id of the current user stack, or < 0 once the failure is counted
  * under `collision` (bucket taken) or `other`. */
-static __always_inline long user_stack_id(void *ctx, __u32 collision, __u32 other)
+static __always_inline long user_stack_id(void *ctx, enum STATS_ENUM collision,
+					  enum STATS_ENUM other)
 {
 	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 

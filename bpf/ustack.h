@@ -8,7 +8,8 @@
 #ifndef __USTACK_H
 #define __USTACK_H
 
-#define USTACK_COMM_LEN 16
+#include "kernel_defs.h"
+
 /* Frames kept per stack: the kernel's limit (PERF_MAX_STACK_DEPTH). */
 #define USTACK_MAX_DEPTH 127
 
@@ -21,13 +22,13 @@ struct stack_key {
 /* stackcount: hits of one stack in one process. */
 struct stack_count {
 	__u64 count;
-	char comm[USTACK_COMM_LEN];	/* of the thread that hit it first */
+	char comm[TASK_COMM_LEN];	/* of the thread that hit it first */
 };
 
 /* Indices into stackcount's per-CPU `stats` counters. */
 enum stackcount_stat {
-	STACKCOUNT_STAT_COLLISION = 0,	/* stack id: hash bucket holds another stack */
-	STACKCOUNT_STAT_NO_STACK = 1,	/* stack id: any other failure */
+	STACKCOUNT_STAT_STACK_COLLISIONS = 0,	/* stack id: hash bucket holds another stack */
+	STACKCOUNT_STAT_STACK_ERRORS = 1,	/* stack id: any other failure */
 	STACKCOUNT_STAT_COUNTS_FULL = 2,	/* counts map full */
 	STACKCOUNT_STAT_MAX = 3,
 };
@@ -42,8 +43,8 @@ struct alloc_info {
 
 /* Indices into memleak's per-CPU `stats` counters. */
 enum memleak_stat {
-	MEMLEAK_STAT_COLLISION = 0,	/* stack id: bucket holds another stack */
-	MEMLEAK_STAT_NO_STACK = 1,	/* stack id: any other failure */
+	MEMLEAK_STAT_STACK_COLLISIONS = 0,	/* stack id: bucket holds another stack */
+	MEMLEAK_STAT_STACK_ERRORS = 1,	/* stack id: any other failure */
 	MEMLEAK_STAT_ALLOCS_FULL = 2,	/* allocs map full: allocation not tracked */
 	MEMLEAK_STAT_PENDING_FULL = 3,	/* sizes/memptrs full: allocation missed */
 	MEMLEAK_STAT_MAX = 4,

@@ -346,6 +346,14 @@ class BTF:
             out[self._name(name_off)] = value
         return out
 
+    def enum(self, name: str) -> dict[str, int]:
+        """Enumerator name -> value of ``enum name``; KeyError if the object has none."""
+        for kind in (ENUM, ENUM64):
+            tid = lib.btf__find_by_name_kind(self.ptr, name.encode(), kind)
+            if tid > 0:
+                return self.enum_values(tid)
+        raise KeyError(f"enum {name}")
+
     def declaration(self, tid: int, name: str = "") -> str:
         """A C declaration of ``name`` with type ``tid``: ``char comm[16]``,
         ``const volatile __u32 pid``, ``struct event *e``."""

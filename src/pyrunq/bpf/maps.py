@@ -8,6 +8,7 @@ import os
 from .. import libbpf
 from ..errors import BPFError
 from ..libbpf import ffi, lib
+from .btf import ENUM, ENUM64, PTR, VAR
 
 # enum bpf_map_type values used here
 HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH = 1, 2, 5, 6, 9, 10
@@ -43,6 +44,7 @@ class Map:
         self.key_layout = obj.btf.layout(self.key_type_id, self.key_size)
         self.value_layout = obj.btf.layout(self.value_type_id, self.value_size)
         self._batch_ok = self.type in BATCH_TYPES
+        self._counter_names: dict[int, str] | None = None
 
     def __repr__(self):
         return f"<Map {self.name!r} type={self.type} key={self.key_size}B value={self.value_size}B>"
@@ -202,12 +204,48 @@ class Map:
                 self._batch_ok = False
         return self._walk_items()
 
-    def counters(self, names) -> dict[str, int]:
-        """An array of counters (per-CPU or not) as {name: total}, the i-th
-        name for index i: the kernel side's tallies of what it dropped."""
+    def counters(self, names=None) -> dict[str, int]:
+        """An array of counters (per-CPU or not) as {name: total}, in index
+        order: the kernel side's tallies of what it dropped, by reason. Index i
+        is named ``names[i]``; without ``names``, as ``counter_names()`` says."""
+        index = self.counter_names() if names is None else dict(enumerate(names))
+        if not index:
+            raise KeyError(f"map {self.name!r}: no enum names its elements (the global "
+                           f"{self.name}_keys points to one, see bpf/stats.bpf.h)")
         totals = dict(self.items())
-        return {name: sum(totals[i]) if self.percpu else totals[i]
-                for i, name in enumerate(names)}
+        return {name: sum(totals[i]) if self.percpu else totals[i] for i, name in index.items()}
+
+    def counter_names(self) -> dict[int, str]:
+        """Index -> name of this array's elements, from the object's BTF: the
+        enum that the global ``<map>_keys`` points to (``const enum runq_stat
+        *const stats_keys``, bpf/stats.bpf.h; an array's key cannot be an enum).
+        Each enumerator below ``max_entries`` names its index, in lowercase and
+        without the prefix every enumerator shares: RUNQ_STAT_CLOCK_SKEW ->
+        "clock_skew"; the count (RUNQ_STAT_MAX) is past the end. Empty when
+        the object has no such global. Read once, from the object's BTF only."""
+        if self._counter_names is None:
+            self._counter_names = self._read_counter_names()
+        return self._counter_names
+
+    def _read_counter_names(self) -> dict[int, str]:
+        btf = self._obj.btf
+        try:
+            var = btf.find(f"{self.name}_keys", VAR)
+        except KeyError:
+            return {}
+        tid = btf.resolve(btf.pointee(var))  # a VAR's type, through const
+        if btf.kind(tid) == PTR:
+            tid = btf.resolve(btf.pointee(tid))
+        if btf.kind(tid) not in (ENUM, ENUM64):
+            return {}
+        values = btf.enum_values(tid)
+        prefix = os.path.commonprefix(list(values))
+        prefix = prefix[:prefix.rfind("_") + 1]  # whole words: RUNQ_STAT_, not RUNQ_STAT_S
+        names: dict[int, str] = {}
+        for name, value in sorted(values.items(), key=lambda item: item[1]):
+            if 0 <= value < self.max_entries:
+                names.setdefault(value, name[len(prefix):].lower())
+        return names
 
     def values(self) -> list:
         return [v for _, v in self.items()]

@@ -16,12 +16,9 @@ from ..errors import UsageError
 
 class Tool:
     """Owns one BPF object, ``self.obj``: ``close()`` releases it (twice is
-    fine), ``with`` closes it. ``STATS`` names, in the order of the tool's
-    enum, the reasons its kernel side counts in the per-CPU ``stats`` map
-    (bpf/stats.bpf.h); a tool without that map leaves it empty."""
+    fine), ``with`` closes it."""
 
     object_name = ""
-    STATS: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.obj = self.open()
@@ -49,8 +46,12 @@ class Tool:
         obj.attach()
 
     def stats(self) -> dict[str, int]:
-        """What the kernel side had to drop or could not count, by reason, since start."""
-        return self.obj.maps["stats"].counters(self.STATS) if self.STATS else {}
+        """What the kernel side had to drop or could not count, by reason, since
+        start: the per-CPU ``stats`` map of bpf/stats.bpf.h, each reason named
+        after the tool's enumerator in the object's BTF (``RUNQ_STAT_CLOCK_SKEW``:
+        "clock_skew"). Empty for a tool without that map."""
+        counters = self.obj.maps.get("stats")
+        return counters.counters() if counters is not None and counters.counter_names() else {}
 
     def program_stats(self) -> dict[str, tuple[int, int]]:
         """(runs, nanoseconds) of each loaded program, which the kernel counts

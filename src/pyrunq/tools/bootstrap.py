@@ -22,7 +22,6 @@ class Bootstrap(EventTool):
     """
 
     object_name, event_struct = "bootstrap", "bootstrap_event"
-    STATS = ("lost", "start_full")  # enum bootstrap_stat
 
     def __init__(self, min_duration_ms: int = 0, callback=None, ring_bytes: int = 256 * 1024):
         self.min_duration_ms = check_threshold("min_duration_ms", min_duration_ms,

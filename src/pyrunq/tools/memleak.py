@@ -56,8 +56,6 @@ class MemLeak(Tool):
     """
 
     object_name = "memleak"
-    STATS = ("stack_collisions", "stack_errors", "allocs_full",  # enum memleak_stat
-             "pending_full")
 
     def __init__(self, pid: int, max_allocs: int = 1 << 20, stack_entries: int = 16384):
         self.pid = check_pid(pid)

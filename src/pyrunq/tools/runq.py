@@ -35,8 +35,6 @@ class RunqTracer(Tool):
     ``set_cgroup_ids``). ``raw_tp`` says which flavour runs.
     """
 
-    STATS = ("clock_skew", "hist_full", "start_full", "lost")  # enum runq_stat
-
     def __init__(self, pids=None, tid: int | None = None, cgroup_path: str | None = None,
                  cgroup_ids=None, **kw):
         self.pids = parse_pids(pids) if pids is not None else None

@@ -15,7 +15,9 @@ from ..hist import Histogram
 from .base import check_choice, check_positive
 from .runq import RunqTracer
 
-PER_KINDS = {None: 0, "pid": 1, "tid": 2, "pidns": 3, "cgroup": 4}  # enum per_kind
+# What ``per`` takes: enum per_kind's PER_<NAME> (None: PER_NONE), whose
+# values the object's BTF gives.
+PER_KINDS = (None, "pid", "tid", "pidns", "cgroup")
 
 Key = collections.namedtuple("Key", "kind id name")
 Key.__doc__ = """A histogram's key: kind ("pid", "tid", "pidns", "cgroup"), the id, and
@@ -45,7 +47,7 @@ class RunqLat(RunqTracer):
 
     def configure(self, obj) -> None:
         super().configure(obj)
-        obj.rodata["targ_per"] = PER_KINDS[self.per]
+        obj.rodata["targ_per"] = obj.btf.enum("per_kind")[f"PER_{(self.per or 'none').upper()}"]
         obj.rodata["targ_ms"] = self._milliseconds
         obj.maps["hists"].max_entries = self._max_keys
 

@@ -39,7 +39,6 @@ class StackCount(Tool):
     """
 
     object_name = "stackcount"
-    STATS = ("stack_collisions", "stack_errors", "counts_full")  # enum stackcount_stat
 
     def __init__(self, spec: str, pid: int | None = None, stack_entries: int = 16384,
                  max_stacks: int = 10240):
