@@ -80,6 +80,6 @@ def run(args, parser) -> int:
         stream(parser.prog, bs, out)
         unknown = bs.stats()["start_full"]
         if unknown:
-            print(f"{parser.prog}: {unknown} lifetimes unknown (more than 10240 processes "
-                  "tracked at once)", file=sys.stderr)
+            print(f"{parser.prog}: {unknown} lifetimes unknown (more than {bs.max_processes} "
+                  "processes tracked at once)", file=sys.stderr)
     return 0

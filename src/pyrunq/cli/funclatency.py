@@ -71,8 +71,8 @@ def run(args, parser) -> int:
             out.write(json_line(latency, fl) if args.json else text(latency, args.timestamp))
             out.flush()
             if latency.missed:
-                print(f"{parser.prog}: {latency.missed} calls not timed (more than 10240 in "
-                      "flight at once)", file=sys.stderr, flush=True)
+                print(f"{parser.prog}: {latency.missed} calls not timed (more than "
+                      f"{fl.max_in_flight} in flight at once)", file=sys.stderr, flush=True)
             printed += 1
             stop = stop or not args.interval or printed == args.count
         if not args.json:

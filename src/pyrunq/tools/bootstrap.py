@@ -31,3 +31,8 @@ class Bootstrap(EventTool):
     def configure(self, obj) -> None:
         super().configure(obj)
         obj.rodata["min_duration_ns"] = self.min_duration_ms * 1_000_000
+
+    @property
+    def max_processes(self) -> int:
+        """Processes whose exec time can be held at once (the rest: stat "start_full")."""
+        return self.obj.maps["exec_start"].max_entries

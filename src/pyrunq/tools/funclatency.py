@@ -69,6 +69,11 @@ class FuncLatency(Tool):
         obj.programs["func_entry"].attach_uprobe(binary, offset, pid)
         obj.programs["func_return"].attach_uprobe(binary, offset, pid, retprobe=True)
 
+    @property
+    def max_in_flight(self) -> int:
+        """Calls that can be timed at once (the rest count as ``missed``)."""
+        return self.obj.maps["starts"].max_entries
+
     def _totals(self) -> tuple[int, ...]:
         t = self.obj.bss["totals"]
         return (*t.slots, t.count, t.sum_ns, t.missed)
