@@ -165,6 +165,33 @@ int bpf_link_get_next_id(__u32 start_id, __u32 *next_id);
 int libbpf_probe_bpf_prog_type(int prog_type, const void *opts);
 int libbpf_probe_bpf_map_type(int map_type, const void *opts);
 
+/* attaching: iterators, perf events, and the fentry probe */
+struct bpf_iter_attach_opts;
+struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog,
+                                          const struct bpf_iter_attach_opts *opts);
+struct bpf_link *bpf_program__attach_perf_event(const struct bpf_program *prog, int pfd);
+int bpf_iter_create(int link_fd);
+enum bpf_prog_type { BPF_PROG_TYPE_TRACING, ... };
+enum bpf_attach_type { BPF_TRACE_FENTRY, ... };
+struct bpf_insn;
+struct bpf_prog_load_opts {
+    size_t sz;
+    enum bpf_attach_type expected_attach_type;
+    __u32 attach_btf_id;
+    __u32 log_size;
+    char *log_buf;
+    ...;
+};
+int bpf_prog_load(enum bpf_prog_type prog_type, const char *prog_name, const char *license,
+                  const struct bpf_insn *insns, size_t insn_cnt,
+                  const struct bpf_prog_load_opts *opts);
+int bpf_raw_tracepoint_open(const char *name, int prog_fd);
+struct btf *btf__load_vmlinux_btf(void);
+struct btf *btf__load_module_btf(const char *module_name, struct btf *vmlinux_btf);
+void btf__free(struct btf *btf);
+int pyrunq_perf_event_open_cpu_clock(int cpu, unsigned long long freq);
+int pyrunq_mount_tracefs(const char *target);
+
 extern "Python" int pyrunq_ringbuf_sample(void *ctx, void *data, size_t size);
 extern "Python" void pyrunq_perfbuf_sample(void *ctx, int cpu, void *data, __u32 size);
 extern "Python" void pyrunq_perfbuf_lost(void *ctx, int cpu, unsigned long long cnt);
@@ -173,9 +200,15 @@ void pyrunq_route_libbpf_log(void);
 """
 
 SOURCE = r"""
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -203,6 +236,31 @@ static int pyrunq_print(enum libbpf_print_level level, const char *fmt, va_list 
 static void pyrunq_route_libbpf_log(void)
 {
     libbpf_set_print(pyrunq_print);
+}
+
+/* A software CPU clock on one CPU, sampling every task at freq Hz (what a
+ * SEC("perf_event") program of profile or runqlen expects): the perf event's
+ * fd, or a negative errno. glibc has no perf_event_open() wrapper. */
+static int pyrunq_perf_event_open_cpu_clock(int cpu, unsigned long long freq)
+{
+    struct perf_event_attr attr;
+    long fd;
+
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.freq = 1;
+    attr.sample_freq = freq;
+    fd = syscall(__NR_perf_event_open, &attr, -1 /* every task */, cpu, -1,
+                 PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+/* mount -t tracefs nodev TARGET, as perf does: 0 or a negative errno. */
+static int pyrunq_mount_tracefs(const char *target)
+{
+    return mount("nodev", target, "tracefs", 0, NULL) ? -errno : 0;
 }
 
 /* The prototype's constness changed in libbpf 1.3 and 1.4: one stable name. */

@@ -143,6 +143,34 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
         assert r.events == [("records", {"value": v, "tid": os.getpid()}) for v in (50, 60)]
 
 
+def test_generic_runner_runs_one_twin_of_each_point(kernel, tmp_path):
+    """fentry/fexit and kprobes exist here (not on the host): of gen_twins'
+    twins fentry is chosen over kprobe and fexit over kretprobe, and each
+    getpgid() counts once; without the fentry ones, the kprobe ones run."""
+    from pyrunq.tools.generic import Runner
+
+    obj = str(tmp_path / "gen_twins.bpf.o")
+    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I",
+                    os.path.join(ROOT, "vmlinux", "x86"), "-c",
+                    os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"), "-o", obj],
+                   check=True)
+    tp_btf, fentry, kprobe, fexit, kretprobe = 0, 3, 4, 5, 6  # its hits[] slots
+    for skip, expected in (([], {tp_btf: 5, fentry: 5, fexit: 5}),
+                           (["count_call", "count_return"], {tp_btf: 5, kprobe: 5, kretprobe: 5})):
+        with Runner(obj, settings={"target_tgid": os.getpid()}, skip=skip) as r:
+            assert r.not_attached == [], r.not_attached
+            assert sorted(r.attached) == (
+                ["count_call", "count_enter", "count_return"] if not skip
+                else ["count_call_kprobe", "count_enter", "count_return_kretprobe"])
+            for value in range(20_000_001, 20_000_006):
+                try:
+                    os.getpgid(value)
+                except ProcessLookupError:
+                    pass
+            r.stop()
+            assert {k: v for k, v in r.obj.maps["hits"].items() if v} == expected
+
+
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):
     out = subprocess.run([*PYRUNQ, "runqlat", "1", "1"], capture_output=True, text=True,
                          timeout=120)

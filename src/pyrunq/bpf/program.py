@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import libbpf
-from ..errors import UPROBE_PRIVILEGE_HINT, BPFPermissionError
+from ..errors import UPROBE_PRIVILEGE_HINT, BPFPermissionError, StateError, from_errno
 from ..libbpf import ffi, lib
 from .states import LOADED, OPEN
 
@@ -22,11 +22,30 @@ class Link:
         self._ptr, self.program = ptr, program
 
     def fileno(self) -> int:
+        if self._ptr is None:
+            raise StateError(f"link of program {self.program.name!r} is closed")
         return lib.bpf_link__fd(self._ptr)
+
+    def read_iter(self) -> bytes:
+        """What an iterator (an ``iter/*`` program's link) writes, once through:
+        a new reader (``bpf_iter_create``) read to its end."""
+        name = self.program.name
+        fd = libbpf.check(lib.bpf_iter_create(self.fileno()), "read iterator", name)
+        chunks: list[bytes] = []
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, "read iterator", name) from None
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._ptr is not None:
-            lib.bpf_link__destroy(self._ptr)
+            lib.bpf_link__destroy(self._ptr)  # a perf event's link closes its fd too
             self._ptr = None
 
     def __enter__(self):
@@ -103,7 +122,56 @@ class Program:
             raise BPFPermissionError(e.errno or errno.EPERM, what, self.name,
                                      UPROBE_PRIVILEGE_HINT, e.log) from None
 
+    def attach_iter(self) -> Link:
+        """Attach an ``iter/*`` program; ``Link.read_iter()`` then reads it."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        libbpf.reset_warnings()
+        return self._own(lib.bpf_program__attach_iter(self._ptr, ffi.NULL), "attach iterator")
+
+    def attach_perf_event(self, fd: int) -> Link:
+        """Attach to the perf event ``fd``, which the link takes over: closing
+        the link closes it (and if attaching fails, it is closed here)."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        libbpf.reset_warnings()
+        ptr = lib.bpf_program__attach_perf_event(self._ptr, fd)
+        if ptr == ffi.NULL:
+            err = ffi.errno or errno.EINVAL
+            os.close(fd)
+            libbpf.check(-err, "attach to a perf event", self.name)
+        return self._own(ptr, "attach to a perf event")
+
+    def attach_cpu_clock(self, frequency: int, cpus=None) -> list[Link]:
+        """Attach a ``SEC("perf_event")`` program to the software CPU clock of
+        every online CPU (or of ``cpus``), sampling whatever runs there
+        ``frequency`` times a second, as profile and runqlen do: one Link per
+        CPU, owned by the object. All or nothing: on a failure the links made
+        so far are closed."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        links: list[Link] = []
+        try:
+            for cpu in online_cpus() if cpus is None else cpus:
+                fd = libbpf.check(lib.pyrunq_perf_event_open_cpu_clock(cpu, frequency),
+                                  f"open a {frequency} Hz CPU clock on CPU {cpu} for", self.name)
+                links.append(self.attach_perf_event(fd))
+        except BaseException:
+            for link in links:
+                link.close()
+                self._obj._owned.remove(link)
+            raise
+        return links
+
     def _own(self, ptr, action: str) -> Link:
         link = Link(libbpf.check_ptr(ptr, action, self.name), self)
         self._obj._owned.append(link)
         return link
+
+
+def online_cpus(path: str = "/sys/devices/system/cpu/online") -> list[int]:
+    """The CPUs that are online now ("0-3,6" in sysfs)."""
+    with open(path) as f:
+        text = f.read().strip()
+    cpus: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 EXAMPLES = """examples:
-    pyrunq inspect opensnoop.bpf.o          # programs, maps, globals, event structs
+    pyrunq inspect opensnoop.bpf.o          # programs, maps, globals, event structs,
+                                            # structs only its DWARF has
     pyrunq inspect opensnoop.bpf.o --json   # the same as one JSON document"""
 
 
@@ -52,10 +53,21 @@ def render(d: dict) -> str:
         out += _table([[g["section"], f"{g['declaration']} = {_c_value(g['default'], g['kind'])};"]
                        for g in d["globals"]])
     out += ["", f"event structs ({len(d['event_structs'])}):"]
-    for s in d["event_structs"]:
+    out += _structs(d["event_structs"])
+    if not d["dwarf"]:
+        out += ["", "structs in DWARF only: unknown (no DWARF: built without -g, or stripped)"]
+    else:  # what --event can name beside the event structs
+        out += ["", f"structs in DWARF only ({len(d['dwarf_structs'])}):"]
+        out += _structs(d["dwarf_structs"])
+    return "\n".join(out) + "\n"
+
+
+def _structs(structs: list[dict]) -> list[str]:
+    out = []
+    for s in structs:
         out += ["  " + line for line in s["definition"].replace("\t", "    ").splitlines()]
         out[-1] += f"  /* {s['size']} bytes */"
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _c_value(v, kind: str = "other") -> str:

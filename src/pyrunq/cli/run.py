@@ -11,8 +11,13 @@ EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o                      # attach, print events and maps
     pyrunq run opensnoop.bpf.o --set targ_pid=1234  # set a const volatile global first
     pyrunq run x.bpf.o --event rb=event_t           # decode ring buffer rb by struct event_t
-    pyrunq run runqlat.bpf.o --interval 1 --duration 10   # maps every second, for 10 s
+    pyrunq run x.bpf.o --raw                        # undecoded records whole, not 16 bytes
+    pyrunq run runqlat.bpf.o --interval 1 --duration 10   # each second's counts, for 10 s
+    pyrunq run cpudist.bpf.o --max-entries start=4096     # size a map before load
+    pyrunq run runqslower.bpf.o --map start         # show a map of working state too
     pyrunq run opensnoop.bpf.o --json               # JSON lines
+    pyrunq run runqlat.bpf.o --program handle_sched_switch  # this program (not its twins) only
+    pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
 
 rules (how maps are shown, which struct decodes a ring buffer): see
 `pyrunq inspect OBJECT`, column SHOWN AS."""
@@ -41,16 +46,54 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _unit(text: str) -> tuple[str | None, str]:
+    import argparse
+
+    name, sep, unit = text.rpartition("=")
+    if (sep and not name) or not unit:
+        raise argparse.ArgumentTypeError(f"expected UNIT or NAME=UNIT, got {text!r}")
+    return name or None, unit
+
+
+def _hertz(text: str) -> int:
+    from . import positive_int
+
+    return positive_int(text)
+
+
 def add_arguments(p) -> None:
     p.add_argument("object", metavar="OBJECT", help="a BPF object file (clang -target bpf -g)")
     p.add_argument("--set", metavar="NAME=VALUE", type=_pair("NAME=VALUE"), action="append",
                    default=[], help="set a global before load (integers, 0x hex, true/false, "
                    "enum names, strings for char arrays); repeatable")
     p.add_argument("--event", metavar="MAP=STRUCT", type=_pair("MAP=STRUCT"), action="append",
-                   default=[], help="decode event map MAP's records as struct STRUCT; repeatable")
+                   default=[], help="decode event map MAP's records as struct STRUCT (from the "
+                   "object's BTF or DWARF); repeatable")
+    p.add_argument("--raw", action="store_true",
+                   help="print records that no struct decodes whole, in hex (by default: their "
+                   f"size and first {PREFIX_BYTES} bytes)")
     p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                   help="print the maps every this many seconds")
+                   help="print the maps every this many seconds: each interval's own counts")
+    p.add_argument("--cumulative", action="store_true",
+                   help="with --interval: running totals instead of each interval's counts")
+    p.add_argument("--map", metavar="NAME", action="append", default=[], dest="show",
+                   help="show map NAME too (working state is not shown by default); "
+                   "'all': every map; repeatable")
+    p.add_argument("--max-entries", metavar="MAP=N", type=_pair("MAP=N"), action="append",
+                   default=[], help="size map MAP before load (a map declared with max_entries 0 "
+                   "gets 10240 otherwise); repeatable")
+    p.add_argument("--unit", metavar="[NAME=]UNIT", type=_unit, action="append", default=[],
+                   help="unit of every histogram, or of histogram NAME (usecs, msecs, nsecs, "
+                   "bytes...), instead of the one its name suggests; repeatable")
+    p.add_argument("--program", metavar="NAME", action="append", default=[], dest="programs",
+                   help="load and attach only program NAME (of twins such as tp_btf/X and "
+                   "raw_tp/X, the best this kernel supports runs otherwise); repeatable")
+    p.add_argument("--no-program", metavar="NAME", action="append", default=[], dest="skip",
+                   help="do not load program NAME; repeatable")
+    p.add_argument("--frequency", metavar="HZ", type=_hertz, default=99,
+                   help='SEC("perf_event") programs sample the CPU clock of every CPU this many '
+                   "times a second (default 99)")
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument("--allow-untrusted-object", action="store_true",
                    help="load an object that is writable by others or owned by another user")
@@ -61,18 +104,30 @@ def run(args, parser) -> int:
 
     out = sys.stdout
     printer = JsonPrinter(out) if args.json else TablePrinter(out)
-    with _runner(args, printer.event) as r:
-        for name, section in r.not_attached:
-            print(f"{parser.prog}: note: program {name} (SEC(\"{section}\")) not attached: "
-                  "libbpf cannot attach that section by itself", file=sys.stderr)
+    printer.raw = args.raw
+    with _runner(args, printer.event, _pairing_note(parser.prog)) as r:
+        _program_notes(parser.prog, r)
         for name, path in r.unpinned:
             print(f"{parser.prog}: note: map {name} not pinned at {path}: "
                   "nothing of this run stays in the kernel", file=sys.stderr)
+        for name, size in r.sized.items():
+            print(f"{parser.prog}: note: map {name} declares max_entries 0 (its own user space "
+                  f"sizes it): sized {size}; choose with --max-entries {name}=N", file=sys.stderr)
+        if r.view.hidden:
+            hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())
+            print(f"{parser.prog}: note: maps not shown: {hidden}. Show them with --map NAME, "
+                  "or every map with --map all", file=sys.stderr)
         printer.streams = r.streams
-        print(f"Tracing with {len(r.links)} program(s) of {r.obj.name}... Hit Ctrl-C to end.",
+        print(f"Tracing with {len(r.attached)} program(s) of {r.obj.name}... Hit Ctrl-C to end.",
               file=sys.stderr, flush=True)
-        r.loop(args.duration, args.interval, on_maps=printer.maps_with_time, wait=wait)
-        printer.maps(r.maps())
+        r.loop(args.duration, args.interval, on_maps=_and_iterators(printer.maps_with_time, r,
+                                                                    out, args.json), wait=wait,
+               cumulative=args.cumulative)
+        if args.interval:  # the last interval, or the totals
+            printer.maps_with_time(r.maps(delta=not args.cumulative))
+        else:
+            printer.maps(r.maps())
+        _print_iterators(out, r.iterators(), args.json)
         out.flush()
         for name, pb in r.perf.items():
             if pb.lost:
@@ -85,14 +140,77 @@ def run(args, parser) -> int:
     return 0
 
 
-def _runner(args, on_event):
+def _program_notes(prog: str, r) -> None:
+    """On stderr: which twins run, tracefs, and each program that did not attach."""
+    from ..tools.generic import TRACEFS_HOW
+
+    for choice in r.choices:
+        print(f"{prog}: note: {choice}", file=sys.stderr)
+    if r.tracefs_mounted:
+        print(f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
+              "(it stays mounted, as perf leaves it)", file=sys.stderr)
+    if r.tracefs_problem:
+        print(f"{prog}: note: {r.tracefs_problem}: tracepoint programs cannot attach; "
+              f"{TRACEFS_HOW}", file=sys.stderr)
+    for name, section, why in r.not_attached:
+        print(f"{prog}: note: program {name} (SEC(\"{section}\")) not attached: {why}",
+              file=sys.stderr)
+
+
+def _print_iterators(out, texts: dict, as_json: bool) -> None:
+    """What each iter/* program wrote, as it wrote it (JSON: one document each)."""
+    import json
+
+    for name, text in texts.items():
+        if as_json:
+            out.write(json.dumps({"type": "iterator", "time": time.time(), "program": name,
+                                  "text": text}) + "\n")
+        else:
+            out.write(text)
+    out.flush()
+
+
+def _and_iterators(show_maps, r, out, as_json: bool):
+    """At each interval: the maps, then the iterators' text."""
+    def show(reports) -> None:
+        show_maps(reports)
+        _print_iterators(out, r.iterators(), as_json)
+    return show
+
+
+def _pairing_note(prog: str):
+    """What to say, once per event map, when its first record decided how its
+    records are decoded: by their size, or not at all."""
+    def note(stream) -> None:
+        if stream.by_size:
+            what = (f"decoded as struct {stream.struct} (the only struct of their size, "
+                    f"{stream.size} bytes)")
+        else:
+            what = (f"are not decoded: name their struct with --event {stream.map}=STRUCT "
+                    f"(structs in this object: {', '.join(stream.choices) or 'none'})")
+        print(f"{prog}: note: records of {stream.map} {what}", file=sys.stderr, flush=True)
+    return note
+
+
+PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
+
+
+def _prefix(data: str) -> str:
+    """The first PREFIX_BYTES bytes of a record in hex, "..." when there is more."""
+    return data[:2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
+
+
+def _runner(args, on_event, on_pairing=None):
     """The Runner for these arguments; its usage errors name the flags."""
     from ..errors import UsageError
     from ..tools.generic import Runner
 
     try:
         return Runner(args.object, settings=dict(args.set), events=dict(args.event),
-                      on_event=on_event, allow_untrusted=args.allow_untrusted_object)
+                      on_event=on_event, allow_untrusted=args.allow_untrusted_object,
+                      max_entries=dict(args.max_entries), show=args.show, units=dict(args.unit),
+                      programs=args.programs or None, skip=args.skip, frequency=args.frequency,
+                      on_pairing=on_pairing)
     except UsageError as e:
         raise UsageError(_with_flags(str(e))) from None
 
@@ -100,9 +218,12 @@ def _runner(args, on_event):
 def _with_flags(message: str) -> str:
     """A message of the generic tool, which names the Python parameters,
     as a command-line user needs it: with the flags that set them."""
-    from ..tools.generic import ALLOW_UNTRUSTED, EVENT, SETTING
+    from ..tools.generic import (ALLOW_UNTRUSTED, EVENT, MAX_ENTRIES, PROGRAMS, SETTING, SHOW,
+                                 SKIP, UNITS)
 
-    for word, flag in ((SETTING, "--set"), (EVENT, "--event")):
+    for word, flag in ((SETTING, "--set"), (EVENT, "--event"), (MAX_ENTRIES, "--max-entries"),
+                       (SHOW, "--map"), (UNITS, "--unit"), (PROGRAMS, "--program"),
+                       (SKIP, "--no-program")):
         if message.startswith(f"{word} "):
             return flag + message[len(word):]
     return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
@@ -122,13 +243,18 @@ def text(v) -> str:
 
 class TablePrinter:
     """Records as rows under a header of field names; maps bpftrace-style;
-    histograms as bcc prints them."""
+    histograms as bcc prints them; a global's own value as ``name: value``."""
+
+    raw = False  # records no struct decodes: whole, not their size and first bytes
 
     def __init__(self, out):
         self.out, self.streams, self._last = out, {}, None
 
     def event(self, map_name: str, record: dict) -> None:
-        columns = self.streams[map_name].columns
+        stream = self.streams[map_name]
+        columns = stream.columns
+        if stream.raw and not self.raw:
+            record = {"size": record["size"], "data": _prefix(record["data"])}
         if map_name != self._last:  # a header again whenever the event map changes
             if self._last is not None:
                 self.out.write("\n")
@@ -147,27 +273,41 @@ class TablePrinter:
     def maps(self, reports) -> None:
         from ..hist import render_log2_bcc
 
+        values = False  # after a global's own value: the next one goes on the next line
         for rep in reports:
             if rep.kind == "hist":
+                values = False
                 for key, slots, labels in rep.entries:
                     head = rep.name if key is None else f"{rep.name}[{text(key)}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
                     self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
                 continue
-            if rep.entries:
+            value = _own_value(rep)
+            if rep.entries and not (value and values):
                 self.out.write("\n")
-            for key, value in rep.entries:
-                self.out.write(f"{rep.name}[{text(key)}]: {text(value)}\n")
+            values = value
+            for key, v in rep.entries:
+                head = rep.name if key is None else f"{rep.name}[{text(key)}]"
+                self.out.write(f"{head}: {text(v)}\n")
         self.out.flush()
 
 
+def _own_value(rep) -> bool:
+    """Whether a report is a global's own value (not an array's elements)."""
+    return rep.section is not None and [key for key, _ in rep.entries] == [None]
+
+
 class JsonPrinter:
+    raw = False  # records no struct decodes: whole ("data"), not "size" and "prefix"
+
     def __init__(self, out):
         import json
 
         self.out, self.dumps, self.streams = out, json.dumps, {}
 
     def event(self, map_name: str, record: dict) -> None:
+        if self.streams[map_name].raw and not self.raw:
+            record = {"size": record["size"], "prefix": record["data"][:2 * PREFIX_BYTES]}
         self.out.write(self.dumps({"type": "event", "time": time.time(), "map": map_name,
                                    "event": record}) + "\n")
         self.out.flush()
@@ -175,12 +315,16 @@ class JsonPrinter:
     def maps(self, reports) -> None:
         now = time.time()
         for rep in reports:
+            source = {"map": rep.name} if rep.section is None else \
+                {"global": rep.name, "section": rep.section}
             if rep.kind == "hist":
-                doc = {"type": "hist", "time": now, "map": rep.name, "unit": rep.unit,
+                doc = {"type": "hist", "time": now, **source, "unit": rep.unit,
                        "histograms": [{"key": k, "slots": s, "labels": lab}
                                       for k, s, lab in rep.entries]}
+            elif _own_value(rep):
+                doc = {"type": "global", "time": now, **source, "value": rep.entries[0][1]}
             else:
-                doc = {"type": "map", "time": now, "map": rep.name,
+                doc = {"type": "map" if rep.section is None else "global", "time": now, **source,
                        "entries": [{"key": k, "value": v} for k, v in rep.entries]}
             self.out.write(self.dumps(doc) + "\n")
         self.out.flush()

@@ -1,13 +1,16 @@
 """The generic tool: any CO-RE object, which pyrunq did not write, checked
 (``objfile``), described from its own BTF (``introspect``), configured from
-text (``settings``), and loaded, attached and read (``runner``) on the same
-lifecycle as every other tool. ``pyrunq inspect`` and ``pyrunq run`` are its
-front ends; ``pyrunq.run()`` is the whole of it in one call."""
+text (``settings``), its programs chosen and attached (``attach``), and loaded
+and read (``runner``) on the same lifecycle as every other tool. ``pyrunq
+inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
+whole of it in one call."""
 
-from .introspect import EVENT, describe
+from .attach import PROGRAMS, SKIP, TRACEFS_HOW, Choice, NotAttached, NothingAttached
+from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
-from .runner import MapReport, Runner, RunResult, run
-from .settings import SETTING
+from .runner import MapReport, Runner, RunResult, difference, run
+from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 
-__all__ = ["ALLOW_UNTRUSTED", "EVENT", "SETTING", "MapReport", "RunResult", "Runner", "describe",
-           "run"]
+__all__ = ["PROGRAMS", "SKIP", "TRACEFS_HOW", "Choice", "NotAttached", "NothingAttached",
+           "ALLOW_UNTRUSTED", "DEFAULT_MAX_ENTRIES", "EVENT", "MAX_ENTRIES", "SETTING", "SHOW",
+           "UNITS", "MapReport", "RunResult", "Runner", "View", "describe", "difference", "run"]

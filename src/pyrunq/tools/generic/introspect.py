@@ -1,12 +1,26 @@
-"""What any CO-RE object declares, read from its own BTF, and the rules that
-decide how the generic tool shows it:
+"""What any CO-RE object declares, read from its own BTF (and, for the
+structs its BTF lacks, its DWARF), and the rules that decide how the generic
+tool shows it:
 
 - An event map ``M`` (a ring buffer or a perf event array) carries records
   of, in this order: the struct named by ``events={M: STRUCT}`` (``--event
-  M=STRUCT``); ``struct M``; ``struct M`` without a trailing "s" (``events``
-  -> ``struct event``); the only event struct (see below) when the object
-  has one event map and one such struct. Otherwise records are shown as hex
-  bytes.
+  M=STRUCT``), from BTF or DWARF; ``struct M`` or ``struct M`` without a
+  trailing "s" (``events`` -> ``struct event``) in BTF; the only event struct
+  (see below) when the object has one event map and one such struct; ``struct
+  M`` or ``struct M`` without its "s" in DWARF. Otherwise the first record
+  decides, once: the only struct of its size (``struct_of_size``) among the
+  event structs, or when none fits among the structs only DWARF has
+  (``dwarf_only_structs``). If none or several fit, records stay bytes.
+- A perf event array's record is its raw sample, padded with zeros so that
+  with its 4-byte size it fills whole 8-byte words: a 32-byte struct arrives
+  as 36 bytes. A struct fits a record of a perf event array when the record
+  is at most 7 bytes longer, and a ring buffer's record only when it is
+  exactly the struct's size.
+- Structs only DWARF has: clang writes no BTF for a struct that a program
+  keeps only in local variables, the usual case in published tools. They are
+  read from the object's DWARF (``dwarf``) when a rule above needs them, and
+  only then. The ones that can be records are the object's own: named, not
+  part of another struct, not from ``vmlinux.h``.
 - Event structs: named structs that a global variable points to (through
   qualifiers, typedefs and arrays too) and that no map uses as key or value.
   That is the idiom that keeps a record type in the object's BTF:
@@ -19,15 +33,30 @@ decide how the generic tool shows it:
   name: ``_ns``/``_us``/``_ms``/``_bytes`` -> nsecs/usecs/msecs/bytes, else "value".
 - Other hash and array maps are shown entry by entry; array elements that are
   all zero are left out. Per-CPU values are summed across CPUs.
+- Results kept in globals: every ``.bss`` and ``.data`` variable but those
+  that hold pointers (``.rodata`` is configuration). A histogram when it is an
+  integer array named "hist"/"slots" (one element per slot), an array of such
+  arrays named so, or a struct with an integer array ``slots`` (or an array of
+  them: one histogram per index, all-zero ones left out); other arrays element
+  by element (all-zero elements left out); anything else as one value.
+- What is shown by default (``view``): event maps, histograms, globals, and
+  the other hash and array maps but working state, which is: a map the
+  object's own programs delete entries from (start times kept from one probe
+  to the next), and, in an object that keeps histograms, every other map
+  (what the histograms are made of). Working state is shown when named, and
+  every map when the object has nothing else to show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import struct
 
 from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...errors import UsageError
+from .dwarf import dwarf_of
 from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
@@ -36,6 +65,8 @@ _UNITS = {"ns": "nsecs", "nsecs": "nsecs", "us": "usecs", "usecs": "usecs", "ms"
 # How messages name what the caller passed, in the Python API's words; a
 # front end with a flag for it (the CLI's --event) puts its flag in its place.
 EVENT = "event"
+SHOW, UNITS = "show", "units"
+RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 
 
 def event_structs(obj: BPFObject) -> list[str]:
@@ -69,33 +100,95 @@ def _through_pointers(btf, tid: int) -> tuple[int, bool]:
 def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None
                       ) -> dict[str, str | None]:
     """Event map (ring buffer, perf event array) name -> the struct its records
-    are decoded by (None: raw bytes)."""
+    are decoded by, as far as the object tells before any record (None: by
+    the first record's size, see ``struct_of_size``, or raw bytes)."""
     explicit = dict(explicit or {})
     rings = [m.name for m in obj.maps.values() if m.type in EVENT_TYPES]
     for name, struct_name in explicit.items():
         if name not in rings:
             raise UsageError(f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
                              f"perf event array {name!r} (has: {', '.join(rings) or 'none'})")
-        if not _has_struct(obj, struct_name):
-            known = ", ".join(event_structs(obj)) or "none"
+        if find_struct(obj, struct_name) is None:
+            known = ", ".join(nameable_structs(obj)) or "none"
             raise UsageError(f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
-                             f"object's BTF (event structs: {known})")
+                             f"object's BTF or DWARF (structs: {known})")
     candidates = event_structs(obj)
     out = {}
     for ring in rings:
-        guesses = [explicit.get(ring), ring, ring[:-1] if ring.endswith("s") else None]
-        out[ring] = next((g for g in guesses if g and _has_struct(obj, g)), None)
+        out[ring] = explicit.get(ring) or next(
+            (g for g in _named_after(ring) if _in_btf(obj, g)), None)
         if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
             out[ring] = candidates[0]
+    for ring in [r for r in rings if out[r] is None]:  # DWARF only for what BTF left
+        dwarf = dwarf_of(obj)
+        if dwarf is None:
+            break
+        out[ring] = next((g for g in _named_after(ring) if g in dwarf.structs()), None)
     return out
 
 
-def _has_struct(obj, name: str) -> bool:
+def _named_after(ring: str) -> list[str]:
+    return [ring, ring[:-1]] if ring.endswith("s") and len(ring) > 1 else [ring]
+
+
+def _in_btf(obj, name: str) -> bool:
     try:
         obj.btf.find(name)
         return True
     except KeyError:
         return False
+
+
+def find_struct(obj: BPFObject, name: str):
+    """(types, type id) of ``struct name``: from the object's BTF, or else from
+    its DWARF (a ``dwarf.DwarfTypes``, read then); None if neither has it.
+    Both answer the same reading API (``layout``, ``members``...)."""
+    try:
+        return obj.btf, obj.btf.find(name)
+    except KeyError:
+        pass
+    dwarf = dwarf_of(obj)
+    if dwarf is not None and name in dwarf.structs():
+        return dwarf, dwarf.find(name)
+    return None
+
+
+def dwarf_only_structs(obj: BPFObject) -> list[str]:
+    """The object's own structs (see ``dwarf.DwarfTypes.own_structs``) that
+    only its DWARF has: a program keeps them in local variables only."""
+    dwarf = dwarf_of(obj)
+    return [] if dwarf is None else [s for s in dwarf.own_structs() if not _in_btf(obj, s)]
+
+
+def nameable_structs(obj: BPFObject) -> list[str]:
+    """The structs a user would pick from to decode records: event structs,
+    then the structs only DWARF has."""
+    return list(dict.fromkeys(event_structs(obj) + dwarf_only_structs(obj)))
+
+
+def fits(struct_size: int, record_size: int, perf: bool) -> bool:
+    """Whether a record of ``record_size`` bytes can hold one struct of
+    ``struct_size``: exactly in a ring buffer; in a perf event array, whose
+    samples are padded to 8 bytes with their 4-byte size, up to 7 bytes more."""
+    if struct_size <= 0:
+        return False
+    return 0 <= record_size - struct_size < 8 if perf else record_size == struct_size
+
+
+def struct_of_size(obj: BPFObject, record_size: int, perf: bool) -> tuple[str | None, list[str]]:
+    """The struct that records of ``record_size`` bytes are decoded by when
+    nothing else names one, and the structs that fit: the only event struct
+    that fits, or if none does, the only struct only DWARF has that fits
+    (DWARF is read only then). None when none or several fit."""
+    for tier in (event_structs, dwarf_only_structs):
+        fitting = []
+        for name in tier(obj):
+            types, tid = find_struct(obj, name)
+            if fits(types.size(tid), record_size, perf):
+                fitting.append(name)
+        if fitting:
+            return (fitting[0] if len(fitting) == 1 else None), fitting
+    return None, []
 
 
 def hist_shape(obj: BPFObject, m) -> str | None:
@@ -133,35 +226,234 @@ def unit_of(name: str) -> str:
     return next((_UNITS[w] for w in re.split(r"[^a-z]+", name.lower()) if w in _UNITS), "value")
 
 
+# -- globals that hold results ---------------------------------------------------
+
+def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
+    """(section, name, type id) of each .bss/.data variable that holds a result:
+    static ones (a function's locals) and pointers (kept to keep a type in BTF)
+    left out."""
+    out = []
+    for section in RESULT_SECTIONS:
+        held = getattr(obj, section[1:])
+        for name, tid, _, _ in obj.btf.variables(section, static=False):
+            if name in held and not _through_pointers(obj.btf, tid)[1]:
+                out.append((section, name, tid))
+    return out
+
+
+def global_hist_shape(btf, name: str, tid: int) -> str | None:
+    """How a global holds log2 histograms: "index" (an integer array named
+    "hist"/"slots", one element per slot), "value" (an array of integer arrays
+    named so: one histogram per index), "slots" (an array of structs with an
+    integer array ``slots``: one per index), "struct" (one such struct), or None."""
+    tid = btf.resolve(tid)
+    kind = btf.kind(tid)
+    if kind == B.STRUCT:
+        return "struct" if _has_slots(btf, tid) else None
+    if kind != B.ARRAY:
+        return None
+    named = any(w in name.lower() for w in ("hist", "slots"))
+    elem, n = btf.array(tid)
+    elem = btf.resolve(elem)
+    if named and _is_int(btf, elem) and 1 < n <= MAX_HIST_SLOTS:
+        return "index"
+    if named and _is_int_array(btf, elem):
+        return "value"
+    if btf.kind(elem) == B.STRUCT and _has_slots(btf, elem):
+        return "slots"
+    return None
+
+
+def _has_slots(btf, tid: int) -> bool:
+    """A struct with an integer array member ``slots`` and a byte layout."""
+    return btf.layout(tid).record is not None and any(
+        name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid))
+
+
+# -- what `run` shows by default -------------------------------------------------
+
+BPF_FUNC_MAP_DELETE_ELEM = 3  # enum bpf_func_id
+_SHF_EXECINSTR = 0x4
+DELETED = "working state: its programs delete its entries"
+BESIDE_HISTOGRAMS = "working state beside the object's histograms"
+
+
+def maps_deleted_from(path: str) -> set[str]:
+    """Names of the maps the object's own programs delete entries from: a call
+    of bpf_map_delete_elem with the map in r1, read from the ELF's instructions
+    and their relocations. One linear pass per section, following register
+    moves: enough for what clang emits (it loads the map right before the
+    call). Empty when the ELF cannot be read this way."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            sections = list(elf.iter_sections())
+            map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
+            refs: dict[int, dict[int, str]] = {}  # section -> instruction -> map it loads
+            for rel in sections:
+                if not isinstance(rel, RelocationSection):
+                    continue
+                symbols = elf.get_section(rel.header.sh_link)
+                if not isinstance(symbols, SymbolTableSection):
+                    continue
+                for r in rel.iter_relocations():
+                    sym = symbols.get_symbol(r["r_info_sym"])
+                    if sym["st_shndx"] in map_sections:
+                        refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
+            deleted: set[str] = set()
+            for i, sec in enumerate(sections):
+                if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR:
+                    deleted |= _deletes(sec.data(), refs.get(i, {}), elf.little_endian)
+            return deleted
+    except (OSError, ELFError, struct.error):
+        return set()
+
+
+def _deletes(code: bytes, loads: dict[int, str], little: bool) -> set[str]:
+    """Maps passed in r1 to bpf_map_delete_elem in this code (``loads``:
+    instruction index -> the map its ld_imm64 loads)."""
+    insn = struct.Struct("<BBhi" if little else ">BBhi")
+    regs: dict[int, str] = {}  # register -> the map it holds
+    found: set[str] = set()
+    i, n = 0, len(code) // 8
+    while i < n:
+        op, reg_byte, _, imm = insn.unpack_from(code, 8 * i)
+        dst, src = (reg_byte & 0xF, reg_byte >> 4) if little else (reg_byte >> 4, reg_byte & 0xF)
+        cls = op & 0x07
+        if op == 0x18:  # ld_imm64: two slots
+            regs.pop(dst, None)
+            if i in loads:
+                regs[dst] = loads[i]
+            i += 2
+            continue
+        if op == 0x85:  # call: r0-r5 are clobbered
+            if src == 0 and imm == BPF_FUNC_MAP_DELETE_ELEM and 1 in regs:
+                found.add(regs[1])
+            for r in range(6):
+                regs.pop(r, None)
+        elif op == 0xBF:  # r_dst = r_src (64-bit move)
+            if src in regs:
+                regs[dst] = regs[src]
+            else:
+                regs.pop(dst, None)
+        elif cls in (0x00, 0x01, 0x04, 0x07):  # other loads and ALU ops write dst
+            regs.pop(dst, None)
+        elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics may write src and r0
+            regs.pop(src, None)
+            regs.pop(0, None)
+        i += 1
+    return found
+
+
+@dataclasses.dataclass
+class View:
+    """What the generic tool reads and shows of an object (rules in the module
+    docstring): ``maps`` (hash and array maps, in object order), ``globals``
+    ((section, name, type id)), ``hidden`` (map -> why it is not shown), the
+    units of histograms (``unit(name)``) and the histograms' names."""
+
+    maps: list[str]
+    globals: list[tuple[str, str, int]]
+    hidden: dict[str, str]
+    histograms: list[str]
+    units: dict
+
+    def unit(self, name: str) -> str:
+        return self.units.get(name) or self.units.get(None) or unit_of(name)
+
+
+def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
+    """The view of ``obj`` (opened from ``path``): the default, plus the maps
+    named in ``show`` ("all": every map). ``units``: histogram name (None: all
+    of them) -> the unit shown instead of the one its name suggests."""
+    batch = [m for m in obj.maps.values() if m.type in BATCH_TYPES]
+    results = result_globals(obj)
+    hists = [m.name for m in batch if hist_shape(obj, m)]
+    hists += [name for _, name, tid in results if global_hist_shape(obj.btf, name, tid)]
+    deleted = maps_deleted_from(path)
+    hidden = {}
+    for m in batch:
+        if m.name in hists:
+            continue
+        if m.name in deleted:
+            hidden[m.name] = DELETED
+        elif hists:
+            hidden[m.name] = BESIDE_HISTOGRAMS
+    events = any(m.type in EVENT_TYPES for m in obj.maps.values())
+    if not (events or results or len(hidden) < len(batch)):
+        hidden = {}  # nothing else to show
+    names = [show] if isinstance(show, str) else list(show or ())
+    for name in names:
+        if name == "all":
+            hidden = {}
+        elif name not in obj.maps or obj.maps[name].type not in BATCH_TYPES | EVENT_TYPES:
+            readable = [m.name for m in obj.maps.values() if m.type in BATCH_TYPES | EVENT_TYPES]
+            raise UsageError(f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
+                             f"(has: {', '.join(readable) or 'none'}; or all)")
+        else:
+            hidden.pop(name, None)
+    units = dict(units or {})
+    for name, unit in units.items():
+        what = f"{UNITS} {unit}" if name is None else f"{UNITS} {name}={unit}"
+        if not re.fullmatch(r"[A-Za-z][\w/]*", str(unit)):
+            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)")
+        if name is not None and name not in hists:
+            raise UsageError(f"{what}: no histogram {name!r} in {obj.name} "
+                             f"(has: {', '.join(hists) or 'none'})")
+    return View([m.name for m in batch if m.name not in hidden], results, hidden, hists, units)
+
+
 def describe(path: str) -> dict:
     """Everything ``pyrunq inspect`` shows, as plain data (no privileges needed)."""
     obj, facts = open_object(path)
     with obj:
         rings = event_map_structs(obj)
         btf = obj.btf
+        dwarf = dwarf_of(obj)
+        own = [find_struct(obj, s) for s in dwarf_only_structs(obj)]
+        hidden = view(obj, path).hidden
+        results = {(section, name) for section, name, _ in result_globals(obj)}
         return {
             "object": obj.name, "path": path, "license": facts.license, "core": facts.core,
             "programs": [{"name": p.name, "section": p.section, "type": p.type_name,
                           "attach_target": attach_target(p.section), "autoload": p.autoload,
                           "instructions": p.insn_count} for p in obj.programs.values()],
-            "maps": [_describe_map(obj, m, rings) for m in obj.maps.values()],
-            "globals": [_describe_global(obj, section, name, tid) for section in DATA_SECTIONS
+            "maps": [_describe_map(obj, m, rings, hidden) for m in obj.maps.values()],
+            "globals": [_describe_global(obj, section, name, tid, (section, name) in results)
+                        for section in DATA_SECTIONS
                         for name, tid, _, _ in btf.variables(section, static=False)],
             "event_structs": [{"name": s, "size": btf.size(btf.find(s)),
                                "definition": btf.definition(btf.find(s))}
                               for s in event_structs(obj)],
+            "dwarf": dwarf is not None,
+            "dwarf_structs": [{"name": types.name(tid), "size": types.size(tid),
+                               "definition": types.definition(tid)} for types, tid in own],
         }
 
 
-def _describe_map(obj: BPFObject, m, rings: dict) -> dict:
+def _describe_map(obj: BPFObject, m, rings: dict, hidden: dict) -> dict:
     btf = obj.btf
     shown: str | None
     if m.type in EVENT_TYPES:
-        shown = f"events of struct {rings[m.name]}" if rings[m.name] else "raw records"
+        struct_name = rings[m.name]
+        if struct_name:
+            types, _ = find_struct(obj, struct_name)
+            shown = f"events of struct {struct_name}" + (" (DWARF)" if types is not btf else "")
+        else:
+            choices = nameable_structs(obj)
+            shown = (f"events of the struct of their size ({', '.join(choices)})" if choices
+                     else "raw records")
     elif hist_shape(obj, m):
         shown = f"log2 histogram ({unit_of(m.name)})"
     else:
         shown = "entries" if m.type in BATCH_TYPES else None  # None: not shown by run
+        if m.name in hidden:
+            shown = f"entries (not by default: {hidden[m.name]})"
     return {"name": m.name, "type": m.type_name,
             "key": btf.declaration(m.key_type_id) if m.key_type_id else None,
             "value": btf.declaration(m.value_type_id) if m.value_type_id else None,
@@ -169,11 +461,21 @@ def _describe_map(obj: BPFObject, m, rings: dict) -> dict:
             "max_entries": m.max_entries, "pinning": m.pin_path, "shown_as": shown}
 
 
-def _describe_global(obj: BPFObject, section: str, name: str, tid: int) -> dict:
+def _describe_global(obj: BPFObject, section: str, name: str, tid: int, result: bool) -> dict:
     btf = obj.btf
     default = getattr(obj, section[1:])[name]  # the object's initial image, before load
+    shape = global_hist_shape(btf, name, tid) if result else None
+    shown = None  # .rodata (configuration) and pointers: not shown by run
+    if shape:
+        many = "s" if shape in ("value", "slots") else ""
+        shown = f"log2 histogram{many} ({unit_of(name)})"
+    elif result:
+        rid = btf.resolve(tid)
+        array = btf.kind(rid) == B.ARRAY and value_kind(btf, rid) != "string"
+        shown = "elements" if array else "value"
     return {"name": name, "section": section, "declaration": btf.declaration(tid, name),
-            "kind": value_kind(btf, tid), "default": presenter(btf, tid)(default)}
+            "kind": value_kind(btf, tid), "default": presenter(btf, tid)(default),
+            "shown_as": shown}
 
 
 def value_kind(btf, tid: int) -> str:

@@ -9,31 +9,37 @@ by the rules in ``introspect``. ``pyrunq run`` is a Runner and a printer.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import select
 import time
 from typing import Any
 
-from ...bpf import ARRAY_TYPES, BATCH_TYPES, RINGBUF, BPFObject, PerfBuffer, RingBuffer
+from ...bpf import ARRAY_TYPES, RINGBUF, BPFObject, PerfBuffer, RingBuffer
+from ...bpf import Link, features
 from ...bpf import btf as B
-from ...errors import BPFError
-from ..base import Tool
-from .introspect import event_map_structs, hist_shape, presenter, unit_of, value_kind
+from ..base import Tool, check_positive
+from .attach import (TRACEFS_HOW, Choice, NotAttached, NothingAttached, attach_program, choose,
+                     is_iterator, needs_tracefs, reason)
+from .introspect import (View, event_map_structs, find_struct, global_hist_shape, hist_shape,
+                         nameable_structs, presenter, struct_of_size,
+                         unit_of, value_kind, view)
 from .objfile import check_trust, open_object
-from .settings import apply_settings
+from .settings import apply_max_entries, apply_settings
 
 
 # -- maps, read and merged ---------------------------------------------------------
 
 @dataclasses.dataclass
 class MapReport:
-    """One map at one moment. ``kind`` "entries": ``entries`` is [(key, value)];
+    """One map, or one .bss/.data global (``section`` says which), at one
+    moment. ``kind`` "entries": ``entries`` is [(key, value)] (a global that
+    is not an array: one entry, key None; array elements by index);
     "hist": ``entries`` is [(key or None, slots, labels)] with ``unit``."""
 
     name: str
     kind: str
     entries: list
     unit: str | None = None
+    section: str | None = None  # ".bss" or ".data" for a global; None for a map
 
 
 def merge_percpu(values: list):
@@ -58,8 +64,11 @@ def _is_zero(v) -> bool:
     return not v
 
 
-def read_map(obj: BPFObject, m) -> MapReport:
+def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
+    """Map ``m`` decoded by the rules in ``introspect`` (``unit``: of its histograms,
+    instead of the one its name suggests)."""
     btf = obj.btf
+    unit = unit or unit_of(m.name)
     items = [(k, merge_percpu(v) if m.percpu else v) for k, v in m.items()]
     try:
         items.sort(key=lambda kv: kv[0])
@@ -71,7 +80,7 @@ def read_map(obj: BPFObject, m) -> MapReport:
         slots = [0] * m.max_entries
         for k, v in items:
             slots[k] = v
-        return MapReport(m.name, "hist", [(None, slots, {})], unit_of(m.name))
+        return MapReport(m.name, "hist", [(None, slots, {})], unit)
     if shape:
         hists = []
         for k, v in items:
@@ -79,14 +88,101 @@ def read_map(obj: BPFObject, m) -> MapReport:
             labels = {} if shape == "value" else {
                 f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
             hists.append((present_key(k), list(slots), labels))
-        return MapReport(m.name, "hist", hists, unit_of(m.name))
+        return MapReport(m.name, "hist", hists, unit)
     present_value = presenter(btf, m.value_type_id)
     if m.type in ARRAY_TYPES:
         items = [(k, v) for k, v in items if not _is_zero(v)]
     return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
 
 
+def read_global(obj: BPFObject, section: str, name: str, tid: int,
+                unit: str | None = None) -> MapReport:
+    """A .bss/.data global, read live (through its section's map once loaded),
+    as a MapReport: a histogram by ``introspect.global_hist_shape``, an array
+    element by element (all-zero ones left out), anything else one entry."""
+    btf = obj.btf
+    value = getattr(obj, section[1:])[name]
+    shape = global_hist_shape(btf, name, tid)
+    rid = btf.resolve(tid)
+    unit = unit or unit_of(name)
+    if shape in ("index", "struct"):
+        slots = value if shape == "index" else value.slots
+        labels = {} if shape == "index" else {
+            f: x for f, x in presenter(btf, rid)(value).items() if f != "slots"}
+        return MapReport(name, "hist", [(None, list(slots), labels)], unit, section)
+    if shape:  # one histogram per index: those with counts
+        elem = btf.array(rid)[0]
+        hists = []
+        for i, v in enumerate(value):
+            slots = v if shape == "value" else v.slots
+            labels = {} if shape == "value" else {
+                f: x for f, x in presenter(btf, elem)(v).items() if f != "slots"}
+            if any(slots):
+                hists.append((i, list(slots), labels))
+        return MapReport(name, "hist", hists, unit, section)
+    if btf.kind(rid) == B.ARRAY and isinstance(value, tuple):  # not char[]: that is text
+        present = presenter(btf, btf.array(rid)[0])
+        return MapReport(name, "entries", [(i, present(v)) for i, v in enumerate(value)
+                                           if not _is_zero(v)], None, section)
+    return MapReport(name, "entries", [(None, presenter(btf, tid)(value))], None, section)
+
+
+def difference(now: MapReport, before: MapReport | None) -> MapReport:
+    """What happened between two readings of one map or global: numbers (counts,
+    histogram slots, integer fields) minus the earlier reading; entries that
+    did not change left out (but a global's own value, key None); an entry
+    whose numbers went down was restarted (deleted and made anew by the
+    object's programs): shown as it is now. Nothing is deleted in the kernel."""
+    old = {} if before is None else {_frozen(e[0]): e for e in before.entries}
+    out = []
+    for entry in now.entries:
+        key, value = entry[0], entry[1]
+        prev = old.get(_frozen(key))
+        if prev is not None and value == prev[1] and key is not None:
+            continue  # unchanged
+        if prev is not None:
+            delta, went_down = _minus(value, prev[1])
+            value = value if went_down else delta
+        if now.kind == "hist" and key is not None and not any(value):
+            continue
+        out.append((key, value, *entry[2:]))
+    return dataclasses.replace(now, entries=out)
+
+
+def _minus(now, before) -> tuple[Any, bool]:
+    """now - before through dicts and lists (anything but numbers stays as it
+    is now), and whether any number went down."""
+    if isinstance(now, bool) or isinstance(before, bool):
+        return now, False
+    if isinstance(now, (int, float)) and isinstance(before, (int, float)):
+        return now - before, now < before
+    if isinstance(now, dict) and isinstance(before, dict):
+        pairs = {k: _minus(v, before[k]) if k in before else (v, False) for k, v in now.items()}
+        return {k: d for k, (d, _) in pairs.items()}, any(down for _, down in pairs.values())
+    if isinstance(now, list) and isinstance(before, list) and len(now) == len(before):
+        diffs = [_minus(a, b) for a, b in zip(now, before)]
+        return [d for d, _ in diffs], any(down for _, down in diffs)
+    return now, False
+
+
+def _frozen(key):
+    """A presented key (dicts and lists for struct and array keys) as something hashable."""
+    if isinstance(key, dict):
+        return tuple((k, _frozen(v)) for k, v in key.items())
+    if isinstance(key, list):
+        return tuple(_frozen(v) for v in key)
+    return key
+
+
 # -- running -------------------------------------------------------------------
+
+class _Fallback(Exception):
+    """Chosen twins failed to attach: load again without them."""
+
+    def __init__(self, passed_over: dict[str, str]):
+        super().__init__(passed_over)
+        self.passed_over = passed_over
+
 
 @dataclasses.dataclass
 class Stream:
@@ -97,6 +193,15 @@ class Stream:
     columns: list[tuple[str, int]]  # (field, display width) for tables
     count: int = 0
     short: int = 0  # records smaller than the struct (zero-filled)
+    raw: bool = True  # records handed over as {"size", "data" (hex)}: no struct decodes them
+    source: str = ""  # where the struct's layout comes from: "BTF" or "DWARF"
+    size: int = 0  # the struct's size in bytes
+    by_size: bool = False  # paired at the first record: the only struct of its size
+    record_size: int = 0  # the first record's size (when its size decided)
+    choices: list[str] = dataclasses.field(default_factory=list)  # not decoded: structs to name
+
+
+RAW_COLUMNS = [("size", 5), ("data", 35)]  # records no struct decodes
 
 
 def _width(btf, tid: int, name: str) -> int:
@@ -122,27 +227,72 @@ class Runner(Tool):
     and unloads everything.
 
     ``settings``: global name -> value (str parsed by its type, or a Python
-    value); ``events``: event map -> struct name; ``on_event(map, record)``
-    receives each record as plain data (without it records queue in
-    ``events``). Programs libbpf cannot attach by section are listed in
-    ``not_attached`` as (name, section) instead of failing.
+    value); ``events``: event map -> struct name (in BTF or DWARF);
+    ``on_event(map, record)`` receives each record as plain data (without it
+    records queue in ``events``); a record no struct decodes is ``{"size": N,
+    "data": hex}``. ``streams`` says how each event map is decoded; when its
+    first record decided it (by size, or that nothing decodes it),
+    ``on_pairing(stream)`` is called once, before that record.
+
+    Programs: ``programs``: only these load; ``skip``: not these; otherwise
+    of each group of twins the best this kernel supports (``choices`` says
+    which, ``attach``). A program that cannot attach is in ``not_attached``
+    as (program, section, reason) and the rest run; the Runner fails only
+    when none attached. ``SEC("perf_event")`` programs sample every CPU's
+    clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
+
+    ``max_entries``: map name -> size before load (maps declared with 0 get
+    a default, listed in ``sized``); ``show``: maps to show beside the
+    default view ("all": every map; ``view.hidden`` says what is not shown,
+    and why); ``units``: histogram name (None: all) -> unit.
     """
 
     def __init__(self, path: str, settings: dict | None = None, events: dict | None = None,
-                 on_event=None, allow_untrusted: bool = False):
+                 on_event=None, allow_untrusted: bool = False, max_entries: dict | None = None,
+                 show=None, units: dict | None = None,
+                 programs=None, skip=None, frequency: int = 99, on_pairing=None):
         if not allow_untrusted:
             check_trust(path)
+        check_positive("frequency", frequency)
+        self._programs, self._skip, self._frequency = programs, skip, frequency
+        self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
+        self.choices: list[Choice] = []
+        self.attached: list[str] = []  # programs
+        self.iterator_links: dict[str, Link] = {}
+        self._iterator_text: dict[str, str] = {}  # as read when the Runner stopped
+        self.tracefs_mounted: str | None = None  # where this Runner mounted it
+        self.tracefs_problem: str | None = None  # why it is missing
         self.path, self._settings, self._events = path, settings or {}, events
+        self._max_entries, self._show, self._units = max_entries or {}, show, units
+        self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
         self.events: list[tuple[str, dict]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
+        self._on_pairing = on_pairing or (lambda stream: None)
         self.streams: dict[str, Stream] = {}
-        self.not_attached: list[tuple[str, str]] = []
+        self.not_attached: list[NotAttached] = []
         self.links: list = []
         self.ring: RingBuffer | None = None  # all the ring buffers
         self.perf: dict[str, PerfBuffer] = {}  # one per perf event array
         self._readable: select.epoll | None = None  # when there are several
         self._stopped = False
-        super().__init__()
+        self._start()
+
+    def _start(self) -> None:
+        """The lifecycle (``Tool.__init__``), once; again, with a new load,
+        when a chosen twin failed to attach and another can take its place
+        (libbpf loads all programs of an object at once: the choice is made
+        before load)."""
+        while True:
+            try:
+                super().__init__()
+                return
+            except _Fallback as fallback:  # Tool.__init__ closed the object
+                self._passed_over.update(fallback.passed_over)
+                if self._readable is not None:
+                    self._readable.close()
+                self.streams, self.not_attached, self.links = {}, [], []
+                self.ring, self.perf, self._readable = None, {}, None
+                self.choices, self.attached, self.iterator_links = [], [], {}
 
     def open(self) -> BPFObject:
         obj, self.facts = open_object(self.path)
@@ -150,7 +300,11 @@ class Runner(Tool):
 
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
+        self._plan = choose(obj, self._programs, self._skip, self._passed_over)
+        self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
         apply_settings(obj, self._settings)
+        self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
+        self.view: View = view(obj, self.path, self._show, self._units)
         self._rings = event_map_structs(obj, self._events)
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
@@ -168,44 +322,79 @@ class Runner(Tool):
                 self._readable.register(source.fileno(), select.EPOLLIN)
 
     def attach(self, obj: BPFObject) -> None:
+        """Every loaded program by its section, perf_event ones on each CPU's
+        clock, iterators as iterators. One that cannot attach (for any reason)
+        is listed in ``not_attached`` and the others run; a chosen twin that
+        cannot is passed over for the next one (a new load). Fails when
+        nothing attached."""
+        failed: dict[str, str] = {}  # chosen twins, and why they are passed over
         for prog in obj.programs.values():
             if not prog.autoload:
                 continue
+            if needs_tracefs(prog):
+                self._tracefs()
             try:
-                self.links.append(prog.attach())
-            except BPFError as e:
-                # libbpf's answer for a section it cannot attach alone (SEC("uprobe"), "xdp"...)
-                if e.errno != errno.EOPNOTSUPP:
-                    raise
-                self.not_attached.append((prog.name, prog.section))
+                links = attach_program(prog, self._frequency)
+            except OSError as e:
+                why = reason(prog, e, self.tracefs_problem is not None)
+                if prog.name in self._plan.fallbacks:
+                    for twin in self._plan.fallbacks[prog.name]:
+                        failed.setdefault(twin, f"passed over with {prog.name}")
+                    failed[prog.name] = f"failed to attach: {why}"
+                else:
+                    self.not_attached.append(NotAttached(prog.name, prog.section, why))
+                continue
+            self.links += links
+            self.attached.append(prog.name)
+            if is_iterator(prog):
+                self.iterator_links[prog.name] = links[0]
+        if failed:
+            raise _Fallback(failed)
+        if not self.attached:
+            raise NothingAttached(obj.name, self.not_attached, self.tracefs_problem and
+                                  f"{self.tracefs_problem}; {TRACEFS_HOW}")
+
+    def _tracefs(self) -> None:
+        """Mount tracefs, once, when a tracepoint/ program needs it and it is
+        missing (as perf does); it stays mounted."""
+        if self.tracefs_mounted or self.tracefs_problem or features.tracefs_mounted():
+            return
+        try:
+            features.mount_tracefs()
+            self.tracefs_mounted = features.TRACEFS
+        except OSError as e:
+            self.tracefs_problem = (f"tracefs is not mounted, and mounting it at "
+                                    f"{features.TRACEFS} failed ({e.strerror})")
+
+    def iterators(self) -> dict[str, str]:
+        """The text of each iter/* program (program -> text), read now; after
+        ``stop()``, as it was read when the Runner stopped."""
+        if self._stopped:
+            return dict(self._iterator_text)
+        return {name: link.read_iter().decode(errors="replace")
+                for name, link in self.iterator_links.items()}
 
     def _read(self, name: str, struct_name: str | None) -> None:
-        btf = self.obj.btf
-        layout: Any = None
-        present: Any = None
-        columns = [("data", 32)]
-        if struct_name:
-            tid = btf.find(struct_name)
-            layout = btf.layout(tid)
-            if layout.record is None:  # bit-fields: no byte layout, show the bytes
-                layout = None
-            else:
-                present = presenter(btf, tid)
-                # the record's field names: anonymous members are renamed there
-                columns = [(f, _width(btf, m[1], f))
-                           for f, m in zip(layout.record._fields, btf.members(tid))]
-        stream = self.streams[name] = Stream(name, struct_name, columns)
+        """Read event map ``name``, its records decoded by ``struct_name`` (from
+        BTF or DWARF); without one, the first record's size picks the struct,
+        once (``introspect.struct_of_size``), and ``on_pairing(stream)`` hears
+        of it, or that records stay bytes."""
+        stream = self.streams[name] = Stream(name, None, list(RAW_COLUMNS))
+        perf = self.obj.maps[name].type != RINGBUF
+        decode = self._decoder(stream, struct_name) if struct_name else None
+        pending = struct_name is None
         on_event = self._on_event
 
         def on_record(data: bytes) -> None:
+            nonlocal decode, pending
+            if pending:
+                pending = False
+                decode = self._pair_by_size(stream, len(data), perf)
             stream.count += 1
-            if layout is None:
-                on_event(name, {"data": data.hex()})
-                return
-            if len(data) < layout.size:
-                stream.short += 1
-                data += bytes(layout.size - len(data))
-            on_event(name, present(layout.decode(data)))
+            if decode is None:
+                on_event(name, {"size": len(data), "data": data.hex()})
+            else:
+                on_event(name, decode(data))
 
         if self.obj.maps[name].type != RINGBUF:
             self.perf[name] = self.obj.perf_buffer(name, callback=on_record)
@@ -213,6 +402,42 @@ class Runner(Tool):
             self.ring = self.obj.ring_buffer(name, callback=on_record)
         else:
             self.ring.add(self.obj.maps[name], callback=on_record)
+
+    def _decoder(self, stream: Stream, struct_name: str):
+        """A function from a record's bytes to plain data by ``struct_name`` (in
+        the object's BTF or, when it lacks it, its DWARF), or None when the
+        struct has no byte layout (bit-fields): records stay bytes."""
+        types, tid = find_struct(self.obj, struct_name)
+        layout = types.layout(tid)
+        stream.struct, stream.size = struct_name, layout.size
+        stream.source = "BTF" if types is self.obj.btf else "DWARF"
+        if layout.record is None:
+            return None
+        present = presenter(types, tid)
+        # the record's field names: anonymous members are renamed there
+        stream.columns = [(f, _width(types, m[1], f))
+                          for f, m in zip(layout.record._fields, types.members(tid))]
+        stream.raw = False
+        size = layout.size
+
+        def decode(data: bytes):
+            if len(data) < size:
+                stream.short += 1
+                data += bytes(size - len(data))
+            return present(layout.decode(data))
+        return decode
+
+    def _pair_by_size(self, stream: Stream, record_size: int, perf: bool):
+        """At a map's first record, when nothing named its struct: the only
+        struct of the record's size decodes this record and the next ones."""
+        stream.record_size = record_size
+        struct_name, _ = struct_of_size(self.obj, record_size, perf)
+        decode = self._decoder(stream, struct_name) if struct_name else None
+        stream.by_size = decode is not None
+        if decode is None:
+            stream.struct, stream.choices = None, nameable_structs(self.obj)
+        self._on_pairing(stream)
+        return decode
 
     def _sources(self) -> list:
         return ([self.ring] if self.ring is not None else []) + list(self.perf.values())
@@ -239,14 +464,25 @@ class Runner(Tool):
         """Records the perf buffers dropped so far (a ring buffer cannot tell)."""
         return sum(pb.lost for pb in self.perf.values())
 
-    def maps(self) -> list[MapReport]:
-        """Every hash and array map, decoded (histograms as slot lists)."""
-        return [read_map(self.obj, m) for m in self.obj.maps.values() if m.type in BATCH_TYPES]
+    def maps(self, delta: bool = False) -> list[MapReport]:
+        """The hash and array maps of the view (``self.view``), then the .bss and
+        .data globals, decoded (histograms as slot lists). ``delta``: what
+        happened since the previous ``delta`` reading (the first: since load),
+        by ``difference``; the kernel's maps are left as they are."""
+        v = self.view
+        reports = [read_map(self.obj, self.obj.maps[name], v.unit(name)) for name in v.maps]
+        reports += [read_global(self.obj, section, name, tid, v.unit(name))
+                    for section, name, tid in v.globals]
+        if not delta:
+            return reports
+        previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
+        return [difference(r, previous.get((r.section, r.name))) for r in reports]
 
     def loop(self, duration: float | None = None, interval: float | None = None,
-             on_maps=None, wait=_sleep) -> None:
+             on_maps=None, wait=_sleep, cumulative: bool = False) -> None:
         """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
-        returns True; call ``on_maps(self.maps())`` every ``interval`` seconds.
+        returns True; every ``interval`` seconds call ``on_maps(reports)`` with
+        what happened in that interval (``cumulative``: the totals so far).
         Then stop (detach, hand over what is left)."""
         now = time.monotonic()
         deadline = None if duration is None else now + duration
@@ -257,7 +493,7 @@ class Runner(Tool):
             if deadline is not None and now >= deadline:
                 break
             if tick is not None and now >= tick:
-                on_maps(self.maps())
+                on_maps(self.maps(delta=not cumulative))
                 tick = max(tick + (interval or 0.0), now)
             waits = [t - now for t in (deadline, tick) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
@@ -268,6 +504,7 @@ class Runner(Tool):
         """Detach every program, then hand over the records already written."""
         if self._stopped:
             return
+        self._iterator_text = self.iterators()  # while they are attached
         self._stopped = True
         super().stop()
         for source in self._sources():
@@ -282,22 +519,35 @@ class Runner(Tool):
 @dataclasses.dataclass
 class RunResult:
     events: list  # (event map, record) pairs, unless on_event took them
-    maps: list  # MapReport, read after the programs were detached
-    not_attached: list  # (program, section) that libbpf could not attach by itself
+    maps: list  # MapReport (maps, then globals), totals read after the programs were detached
+    not_attached: list  # (program, section, reason) of each program that did not attach
     lost: dict  # perf event array -> records its perf buffer dropped (when full)
+    hidden: dict = dataclasses.field(default_factory=dict)  # map not shown -> why
+    sized: dict = dataclasses.field(default_factory=dict)  # map given the default size -> it
+    iterators: dict = dataclasses.field(default_factory=dict)  # iter/* program -> text at the end
+    choices: list = dataclasses.field(default_factory=list)  # Choice: which twins ran
 
 
 def run(path: str, *, set: dict | None = None, events: dict | None = None,
         duration: float | None = None, interval: float | None = None, on_event=None,
-        on_maps=None, allow_untrusted: bool = False) -> RunResult:
+        on_maps=None, allow_untrusted: bool = False, max_entries: dict | None = None,
+        show=None, units: dict | None = None, cumulative: bool = False,
+        programs=None, skip=None, frequency: int = 99) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
-    event maps and other maps held. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    event maps, other maps and globals held (totals). ``on_maps(reports)``,
+    every ``interval`` seconds, gets what happened in that interval
+    (``cumulative``: the totals so far). ``max_entries``, ``show``, ``units``:
+    as Runner takes them. ``programs``: only these load; ``skip``: not these;
+    ``frequency``: of perf_event programs' sampling, in Hz. Needs root (or
+    CAP_BPF and CAP_PERFMON)."""
     with Runner(path, settings=set, events=events, on_event=on_event,
-                allow_untrusted=allow_untrusted) as r:
+                allow_untrusted=allow_untrusted, max_entries=max_entries, show=show,
+                units=units, programs=programs, skip=skip, frequency=frequency) as r:
         try:
-            r.loop(duration, interval, on_maps)
+            r.loop(duration, interval, on_maps, cumulative=cumulative)
         except KeyboardInterrupt:
             r.stop()
         return RunResult(r.events, r.maps(), r.not_attached,
-                         {name: pb.lost for name, pb in r.perf.items()})
+                         {name: pb.lost for name, pb in r.perf.items()},
+                         dict(r.view.hidden), dict(r.sized), r.iterators(), r.choices)

@@ -1,5 +1,6 @@
 """Globals of any CO-RE object set from text (``name=value``), parsed by
-their BTF type: integers in range, bools, enums by name, strings."""
+their BTF type: integers in range, bools, enums by name, strings; and map
+sizes (``max_entries``), with a default for maps declared with none."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # How messages name what the caller passed, in the Python API's words; a
 # front end with a flag for it (the CLI's --set) puts its flag in its place.
 SETTING = "setting"
+MAX_ENTRIES = "max_entries"
+DEFAULT_MAX_ENTRIES = 10240
+# Map types declared with max_entries 0 that are right as they are: libbpf
+# gives a perf event array one entry per possible CPU; local and cgroup
+# storage must have 0; libbpf sizes struct_ops maps. Any other map declared
+# with 0 (sized by its own user space, as cpudist's are) fails to load.
+SIZED_ELSEWHERE = {"perf_event_array", "sk_storage", "inode_storage", "task_storage",
+                   "cgrp_storage", "cgroup_storage", "percpu_cgroup_storage", "struct_ops"}
 
 
 def parse_setting(btf, tid: int, name: str, text: str):
@@ -82,3 +91,27 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
                 else value if isinstance(value, str) else str(value))
         section, tid = find_global(obj, name, f"{SETTING} {name}={text}")
         section[name] = parse_setting(obj.btf, tid, name, text)
+
+
+def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
+    """Size maps before load: ``sizes`` is map name -> entries (an int, or its
+    text). A map declared with max_entries 0 and not in ``sizes`` gets
+    DEFAULT_MAX_ENTRIES, unless its type is sized elsewhere (SIZED_ELSEWHERE).
+    Returns the maps that got the default, with the size libbpf kept (it
+    rounds a ring buffer up to a power of two pages)."""
+    for name, value in sizes.items():
+        what = f"{MAX_ENTRIES} {name}={value}"
+        if name not in obj.maps:
+            raise UsageError(f"{what}: no map {name!r} in {obj.name} "
+                             f"(has: {', '.join(obj.maps) or 'none'})")
+        n = value if isinstance(value, int) and not isinstance(value, bool) else \
+            _int(str(value), what, "max_entries")
+        if not 0 < n < 1 << 32:
+            raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries")
+        obj.maps[name].max_entries = n
+    defaulted = {}
+    for m in obj.maps.values():
+        if m.max_entries == 0 and m.name not in sizes and m.type_name not in SIZED_ELSEWHERE:
+            m.max_entries = DEFAULT_MAX_ENTRIES
+            defaulted[m.name] = m.max_entries
+    return defaulted

@@ -1,0 +1,400 @@
+"""How `pyrunq run` attaches objects it did not write (tests/objects/*.bpf.c):
+one program per attach point of twins, SEC("perf_event") programs on every
+CPU's clock, iter/* programs read as text, tracefs mounted for tracepoint/
+programs, and programs that cannot attach reported while the rest run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pyrunq
+from pyrunq.bpf import BPFObject, features
+from pyrunq.bpf import btf as B
+from pyrunq.errors import BPFError, StateError
+from pyrunq.tools.generic import NothingAttached, Runner
+from pyrunq.tools.generic.attach import attach_point
+from testobjects import fire, my_comm
+from waiting import Command, pyrunq_command, wait_for
+from workload import Workload, spawn
+
+N = 25  # getpgid() triggers per run
+PROG = "pyrunq run"
+# gen_twins.bpf.c's hits[] slots, one per mechanism
+TP_BTF, RAW_TP, TRACEPOINT, FENTRY, KPROBE, FEXIT, KRETPROBE = range(7)
+# a private mount namespace in which tracefs (and debugfs, where libbpf also
+# looks) is not mounted, whatever the host has: nothing done there shows outside
+NO_TRACEFS = ["unshare", "-m", "sh", "-c",
+              "mount -t tmpfs none /sys/kernel/tracing && "
+              "{ [ ! -d /sys/kernel/debug ] || mount -t tmpfs none /sys/kernel/debug; } && "
+              'exec "$@"', "sh"]
+NO_SYS_ADMIN = ["setpriv", "--bounding-set=-sys_admin"]  # root, but cannot mount
+SEVEN_VALUES = [9_000_001 + i for i in range(7)]
+
+
+def pyrunq_argv(*args):
+    return [sys.executable, "-m", "pyrunq", *args]
+
+
+def traced(argv, values=()) -> tuple[int, str, str]:
+    """Run ``argv`` (a pyrunq run), fire ``values`` once it traces, then
+    Ctrl-C: (exit code, stdout, stderr)."""
+    with Command(argv) as p:
+        p.wait_line("^Tracing with", stream="err")
+        fire(*values)
+        return p.finish(signal.SIGINT)
+
+
+def json_docs(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def map_doc(out: str, name: str) -> dict:
+    """key -> value of the last JSON document of map ``name``."""
+    docs = [d for d in json_docs(out) if d["type"] == "map" and d["map"] == name]
+    assert docs, out
+    return {e["key"]: e["value"] for e in docs[-1]["entries"]}
+
+
+NO_FENTRY = "this kernel cannot attach fentry/fexit programs to __x64_sys_getpgid"
+NO_KPROBES = "this kernel has no kprobes"
+
+
+def expected_function_hits(fentry_skipped: bool = False) -> tuple[dict[int, int], list[str]]:
+    """The hits[] slots gen_twins fills on this kernel from the syscall's
+    function, and the notes that say why: fentry/fexit where they attach,
+    else kprobes where the kernel has them, else none (each one reported)."""
+    fentry = features.fentry_can_attach("__x64_sys_getpgid") and not fentry_skipped
+    if fentry:
+        return {FENTRY: N, FEXIT: N}, [
+            f"{PROG}: note: count_call (fentry/__x64_sys_getpgid) chosen over count_call_kprobe "
+            "(kprobe/__x64_sys_getpgid)",
+            f"{PROG}: note: count_return (fexit/__x64_sys_getpgid) chosen over "
+            "count_return_kretprobe (kretprobe/__x64_sys_getpgid)"]
+    if features.kprobes():
+        return {KPROBE: N, KRETPROBE: N}, [] if fentry_skipped else [
+            f"{PROG}: note: count_call_kprobe (kprobe/__x64_sys_getpgid) chosen over count_call "
+            f"(fentry/__x64_sys_getpgid): count_call: {NO_FENTRY}",
+            f"{PROG}: note: count_return_kretprobe (kretprobe/__x64_sys_getpgid) chosen over "
+            f"count_return (fexit/__x64_sys_getpgid): count_return: {NO_FENTRY}"]
+    return {}, [f'{PROG}: note: program {name} (SEC("{section}")) not attached: {why}'
+                for name, section, why in NOT_ATTACHED_HERE]
+
+
+# gen_twins' programs for the syscall's function on a kernel with neither fentry nor kprobes
+NOT_ATTACHED_HERE = [
+    ("count_call", "fentry/__x64_sys_getpgid", NO_FENTRY),
+    ("count_call_kprobe", "kprobe/__x64_sys_getpgid", NO_KPROBES),
+    ("count_return", "fexit/__x64_sys_getpgid", NO_FENTRY),
+    ("count_return_kretprobe", "kretprobe/__x64_sys_getpgid", NO_KPROBES)]
+
+
+def hits(r: Runner) -> dict[int, int]:
+    return {k: v for k, v in r.obj.maps["hits"].items() if v}
+
+
+def tracefs_mounts() -> list[str]:
+    with open("/proc/self/mounts") as f:
+        return [line for line in f if line.split()[2] == "tracefs"]
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+# -- the rules (nothing loaded) -------------------------------------------------------
+
+@pytest.mark.parametrize("section, expected", [
+    ("tp_btf/sched_switch", ("tp_btf", ("tracepoint", "sched_switch"))),
+    ("raw_tp/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
+    ("raw_tracepoint/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
+    ("tracepoint/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
+    ("tp/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
+    ("tp/sched_switch", ("tracepoint", None)),  # no category: libbpf cannot attach it
+    ("fentry/do_nanosleep", ("fentry", ("entry", "do_nanosleep"))),
+    ("kprobe/do_nanosleep", ("kprobe", ("entry", "do_nanosleep"))),
+    ("kprobe/do_nanosleep+0x10", ("kprobe", None)),  # not the function's entry
+    ("fexit/do_nanosleep", ("fexit", ("return", "do_nanosleep"))),
+    ("kretprobe/do_nanosleep", ("kretprobe", ("return", "do_nanosleep"))),
+    ("kprobe", None),
+    ("uprobe/bin:f", None),
+    ("perf_event", None),
+    ("iter/task", None),
+])
+def test_attach_points_of_sections(section, expected):
+    assert attach_point(section) == expected
+
+
+def test_kernel_btf_names():
+    found = features.kernel_btf_has(("btf_trace_sys_enter", B.TYPEDEF),
+                                    ("btf_trace_pyrunq_missing", B.TYPEDEF),
+                                    ("do_nanosleep", B.FUNC))
+    assert found == {("btf_trace_sys_enter", B.TYPEDEF), ("do_nanosleep", B.FUNC)}
+
+
+# -- twins ----------------------------------------------------------------------
+
+def test_twins_count_once_and_the_note_names_the_choice(kernel, objs):
+    rc, out, err = traced(pyrunq_argv("run", objs["gen_twins"], "--set",
+                                      f"target_tgid={os.getpid()}", "--json"),
+                          range(9_000_001, 9_000_001 + N))
+    assert rc == 0, err
+    function_hits, notes = expected_function_hits()
+    assert map_doc(out, "hits") == {TP_BTF: N} | function_hits, err  # not 2N, not 3N
+    lines = err.splitlines()
+    assert (f"{PROG}: note: count_enter (tp_btf/sys_enter) chosen over count_enter_raw "
+            "(raw_tp/sys_enter), count_enter_tp (tracepoint/raw_syscalls/sys_enter)") in lines
+    assert all(note in lines for note in notes), err
+    assert "tracefs" not in err  # the tracepoint twin did not run: it needs none
+    attached = 1 + len(function_hits)
+    assert f"Tracing with {attached} program(s) of gen_twins... Hit Ctrl-C to end." in lines
+
+
+def test_program_picks_the_raw_tp_twin(kernel, objs):
+    with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()},
+                programs=["count_enter_raw"]) as r:
+        assert (r.attached, r.choices, r.not_attached) == (["count_enter_raw"], [], [])
+        fire(*range(9_000_001, 9_000_001 + N))
+        r.stop()
+        assert hits(r) == {RAW_TP: N}
+    # the same through pyrunq.run() and the command line
+    def on_maps(reports):  # in the loop, after attach: fire, then end as Ctrl-C would
+        fire(*SEVEN_VALUES)
+        raise KeyboardInterrupt
+
+    result = pyrunq.run(objs["gen_twins"], set={"target_tgid": os.getpid()},
+                        programs=["count_enter_raw"], interval=0.01, on_maps=on_maps,
+                        duration=600)
+    assert [(m.name, m.entries) for m in result.maps] == [("hits", [(RAW_TP, 7)])]
+    assert (result.not_attached, result.choices) == ([], [])
+    rc, out, err = traced(pyrunq_argv("run", objs["gen_twins"], "--set",
+                                      f"target_tgid={os.getpid()}", "--json",
+                                      "--program", "count_enter_raw"), SEVEN_VALUES)
+    assert rc == 0, err
+    assert map_doc(out, "hits") == {RAW_TP: 7}
+    assert err.splitlines() == ["Tracing with 1 program(s) of gen_twins... Hit Ctrl-C to end."]
+
+
+def test_no_program_leaves_the_next_best_twin(kernel, objs):
+    skip = ["count_enter", "count_call", "count_return"]
+    with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()}, skip=skip) as r:
+        assert str(r.choices[0]) == ("count_enter_raw (raw_tp/sys_enter) chosen over "
+                                     "count_enter_tp (tracepoint/raw_syscalls/sys_enter)")
+        assert not {"count_enter", "count_call", "count_return"} & set(r.attached)
+        fire(*SEVEN_VALUES)
+        r.stop()
+        assert hits(r) == {RAW_TP: 7} | {k: 7 for k in expected_function_hits(True)[0]}
+
+
+@pytest.mark.parametrize("flag", ["--program", "--no-program"])
+def test_unknown_program_is_a_usage_error(objs, flag):
+    out = subprocess.run(pyrunq_argv("run", objs["gen_twins"], flag, "nope"),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (f"{PROG}: error: {flag} nope: no program 'nope' in gen_twins (has: "
+                          "count_enter, count_enter_raw, count_enter_tp, count_call, "
+                          "count_call_kprobe, count_return, count_return_kretprobe)\n")
+
+
+# -- perf_event programs ------------------------------------------------------------
+
+SPIN = """import os
+os.nice(19)  # busy, but out of everyone's way
+parent = os.getppid()
+print('ready', flush=True)
+while os.getppid() == parent:
+    pass
+"""
+
+
+def test_perf_event_program_samples_every_cpu_at_the_frequency(kernel, objs):
+    """A CPU's clock ticks while the CPU runs: an idle CPU may take few samples
+    (this machine's hardly any), so each CPU gets a spinning process first."""
+    frequency = 199
+    online = _online_cpus()
+    cpus = len(online)
+    fds = open_fds()
+    with Workload([spawn(SPIN, cpu) for cpu in online]):
+        start = time.monotonic()
+        seen = _sample(objs["gen_sampler"], frequency, frequency * cpus, start)  # about 1 s
+    total, elapsed = sum(seen["counts"].values()), seen["elapsed"]
+    expected = frequency * cpus * elapsed
+    assert 0.3 * expected <= total <= 3 * expected, (total, expected, seen)
+    assert set(seen["counts"]) == set(online), seen  # every CPU sampled
+    assert open_fds() == fds  # the perf events closed with their links
+
+
+def _sample(path: str, frequency: int, threshold: int, start: float) -> dict:
+    """Samples per CPU once they pass ``threshold``, and the seconds since ``start``."""
+    cpus = len(_online_cpus())
+    with Runner(path, frequency=frequency) as r:
+        assert r.attached == ["on_sample"] and len(r.links) == cpus
+        samples = r.obj.maps["samples"]
+        seen: dict = {}
+
+        def enough():
+            seen["counts"] = {cpu: n for cpu, n in samples.items() if n}
+            seen["elapsed"] = time.monotonic() - start
+            return sum(seen["counts"].values()) >= threshold
+
+        wait_for(enough, timeout=60, every=0.05, seen=lambda: seen)
+    return seen
+
+
+def _online_cpus() -> list[int]:
+    from pyrunq.bpf.program import online_cpus
+
+    return online_cpus()
+
+
+def test_cpu_clock_is_all_or_nothing(kernel, objs):
+    fds = open_fds()
+    with BPFObject.open(objs["gen_sampler"]) as obj:
+        obj.load()
+        with pytest.raises(BPFError, match="CPU 4096"):
+            obj.programs["on_sample"].attach_cpu_clock(99, cpus=[0, 4096])
+        assert obj._owned == []  # the first CPU's link was closed again
+    assert open_fds() == fds
+
+
+def test_frequency_on_the_command_line(kernel, objs):
+    out = subprocess.run(pyrunq_argv("run", objs["gen_sampler"], "--frequency", "0"),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--frequency: must be positive" in out.stderr, out.stderr
+    with pyrunq_command("run", objs["gen_sampler"], "--frequency", "50", "--json") as p:
+        p.wait_line("^Tracing with 1 program", stream="err")
+        rc, out, err = p.finish(signal.SIGINT)
+    assert rc == 0, err
+    assert set(map_doc(out, "samples")) <= set(_online_cpus())
+
+
+# -- iterators ----------------------------------------------------------------------
+
+def rows(text: str) -> list[list[str]]:
+    return [line.split(None, 1) for line in text.splitlines() if line.strip()]
+
+
+def test_iterator_text_is_read_at_each_call_and_at_the_end(kernel, objs):
+    with Runner(objs["gen_iter"]) as r:
+        assert r.attached == ["list_tasks"]
+        text = r.iterators()["list_tasks"]
+        assert rows(text)[0] == ["TID", "COMM"]
+        assert [str(os.getpid()), my_comm()] in rows(text)
+        child = subprocess.Popen(["sleep", "60"])
+        try:
+            assert [str(child.pid), "sleep"] in rows(r.iterators()["list_tasks"])
+        finally:
+            child.kill()
+            child.wait()
+        r.stop()
+        last = r.iterators()["list_tasks"]  # read as it stopped
+        assert [str(os.getpid()), my_comm()] in rows(last)
+        with pytest.raises(StateError):
+            r.iterator_links["list_tasks"].read_iter()  # detached
+    result = pyrunq.run(objs["gen_iter"], duration=0.01)
+    assert [str(os.getpid()), my_comm()] in rows(result.iterators["list_tasks"])
+
+
+def test_iterator_text_on_the_command_line(kernel, objs):
+    with pyrunq_command("run", objs["gen_iter"], "--interval", "0.1") as p:
+        p.wait_line("^Tracing with 1 program", stream="err")
+        p.wait_line(r"^TID +COMM$", count=2)  # at intervals
+        rc, out, err = p.finish(signal.SIGINT)
+    assert rc == 0, err
+    assert any(r[0] == str(p.pid) for r in rows(out)), out  # the tool itself runs
+    with pyrunq_command("run", objs["gen_iter"], "--json") as p:
+        p.wait_line("^Tracing with 1 program", stream="err")
+        rc, out, err = p.finish(signal.SIGINT)
+    assert rc == 0, err
+    (doc,) = json_docs(out)
+    assert (doc["type"], doc["program"]) == ("iterator", "list_tasks")
+    assert any(r[0] == str(p.pid) for r in rows(doc["text"])), doc
+
+
+# -- tracefs, and programs that cannot attach -----------------------------------------
+
+def test_tracepoint_object_runs_with_tracefs_unmounted(kernel, objs):
+    before = tracefs_mounts()
+    rc, out, err = traced(NO_TRACEFS + pyrunq_argv(
+        "run", objs["gen_tracepoint"], "--set", f"target_tgid={os.getpid()}", "--json"),
+        SEVEN_VALUES)
+    assert rc == 0, err
+    assert map_doc(out, "calls") == {v: 1 for v in SEVEN_VALUES}
+    lines = err.splitlines()
+    assert lines[:-1] == [
+        # the preferred twin cannot attach (syscall events are no raw tracepoints)
+        f"{PROG}: note: on_getpgid (tracepoint/syscalls/sys_enter_getpgid) chosen over "
+        "on_getpgid_raw (raw_tp/sys_enter_getpgid): on_getpgid_raw: failed to attach: no raw "
+        "tracepoint sys_enter_getpgid in this kernel (No such file or directory)",
+        f"{PROG}: note: mounted tracefs at /sys/kernel/tracing for tracepoint programs "
+        "(it stays mounted, as perf leaves it)",
+        f'{PROG}: note: program on_missing_tp_btf (SEC("tp_btf/pyrunq_missing_btf")) not '
+        "attached: no tracepoint pyrunq_missing_btf in the kernel's BTF",
+        f'{PROG}: note: program on_missing_tracepoint '
+        '(SEC("tracepoint/syscalls/sys_enter_pyrunq_missing")) not attached: no tracepoint '
+        "syscalls/sys_enter_pyrunq_missing in this kernel (No such file or directory)",
+        f'{PROG}: note: program on_missing_raw_tp (SEC("raw_tp/pyrunq_missing_raw")) not '
+        "attached: no raw tracepoint pyrunq_missing_raw in this kernel (No such file or "
+        "directory)"], err
+    assert lines[-1].startswith("Tracing with 1 program(s) of gen_tracepoint")
+    assert tracefs_mounts() == before  # mounted in the private namespace only
+
+
+def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
+    argv = NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv(
+        "run", objs["gen_twins"], "--set", f"target_tgid={os.getpid()}", "--json",
+        "--program", "count_enter", "--program", "count_enter_tp")
+    rc, out, err = traced(argv, SEVEN_VALUES)
+    assert rc == 0, err
+    assert map_doc(out, "hits") == {TP_BTF: 7}  # the other program runs
+    assert err.splitlines()[:2] == [
+        f"{PROG}: note: tracefs is not mounted, and mounting it at /sys/kernel/tracing failed "
+        "(Operation not permitted): tracepoint programs cannot attach; as root: mount -t "
+        "tracefs nodev /sys/kernel/tracing",
+        f'{PROG}: note: program count_enter_tp (SEC("tracepoint/raw_syscalls/sys_enter")) not '
+        "attached: tracefs is not mounted"], err
+    # nothing else to run: one line, exit 1
+    out = subprocess.run(NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv(
+        "run", objs["gen_tracepoint"], "--program", "on_getpgid"),
+        capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (1, ""), out.stderr
+    assert out.stderr == (
+        f"{PROG}: error: no program of gen_tracepoint could attach: on_getpgid "
+        "(tracepoint/syscalls/sys_enter_getpgid): tracefs is not mounted. tracefs is not "
+        "mounted, and mounting it at /sys/kernel/tracing failed (Operation not permitted); "
+        "as root: mount -t tracefs nodev /sys/kernel/tracing\n")
+
+
+def test_nothing_attached_is_one_line_exit_1(kernel, objs):
+    out = subprocess.run(pyrunq_argv("run", objs["gen_tracepoint"], "--program",
+                                     "on_missing_raw_tp", "--program", "on_missing_tp_btf"),
+                         capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (1, ""), out.stderr
+    assert out.stderr == (
+        f"{PROG}: error: no program of gen_tracepoint could attach: on_missing_tp_btf "
+        "(tp_btf/pyrunq_missing_btf): no tracepoint pyrunq_missing_btf in the kernel's BTF; "
+        "on_missing_raw_tp (raw_tp/pyrunq_missing_raw): no raw tracepoint pyrunq_missing_raw "
+        "in this kernel (No such file or directory)\n")
+    with pytest.raises(NothingAttached) as caught:
+        pyrunq.run(objs["gen_tracepoint"], programs=["on_missing_raw_tp"])
+    assert [tuple(n) for n in caught.value.not_attached] == [
+        ("on_missing_raw_tp", "raw_tp/pyrunq_missing_raw",
+         "no raw tracepoint pyrunq_missing_raw in this kernel (No such file or directory)")]
+
+
+def test_programs_this_kernel_cannot_run_are_reported_and_the_rest_run(kernel, objs):
+    function_hits, notes = expected_function_hits()
+    with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()}) as r:
+        if not function_hits:  # this kernel: not loaded, each with its reason
+            assert r.not_attached == NOT_ATTACHED_HERE
+        else:
+            assert r.not_attached == []
+        fire(*SEVEN_VALUES)
+        r.stop()
+        assert hits(r) == {TP_BTF: 7} | {k: 7 for k in function_hits}
