@@ -165,6 +165,7 @@ def p99(prometheus, cgroup: str) -> float | None:
 
 # ---- the exporter, the kernel and Prometheus ----------------------------------
 
+@pytest.mark.slow  # ten seconds of scrapes fill the rate() window
 @pytest.mark.external
 def test_prometheus_sees_contended_cgroup_in_milliseconds(kernel, prometheus, cgroup_tree):
     with Contention() as busy, Quiet() as idle:
