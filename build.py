@@ -66,8 +66,23 @@ def build_bpf_objects() -> list[str]:
             continue
         _require("clang", "clang")
         _require("/usr/include/bpf/bpf_helpers.h", "libbpf's headers")
-        cmd = ["clang", "-target", "bpf", "-O2", "-g", "-Wall", f"-D__TARGET_ARCH_{arch}",
-               "-I", vmlinux, "-I", BPF_SRC, "-c", src, "-o", out]
+        cmd = [
+            "clang",
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-Wall",
+            f"-D__TARGET_ARCH_{arch}",
+            "-I",
+            vmlinux,
+            "-I",
+            BPF_SRC,
+            "-c",
+            src,
+            "-o",
+            out,
+        ]
         print("build.py:", " ".join(cmd[5:]), file=sys.stderr)
         if subprocess.run(cmd).returncode != 0:
             raise BuildError(f"clang failed on {os.path.relpath(src, ROOT)}")
@@ -116,8 +131,9 @@ class CustomBuildHook(BuildHookInterface):
         except BuildError as e:
             sys.exit(f"build.py: error: {e}")
         # artifacts override the wheel's `exclude`: leave the test-only objects out here
-        build_data["artifacts"] += [os.path.relpath(p, ROOT) for p in outputs
-                                    if os.path.basename(p) not in TEST_ONLY]
+        build_data["artifacts"] += [
+            os.path.relpath(p, ROOT) for p in outputs if os.path.basename(p) not in TEST_ONLY
+        ]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 

@@ -44,9 +44,12 @@ class Exporter:
 
     def __init__(self, *args):
         self.err = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pyrunq", "exporter",
-                                      "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.DEVNULL, stderr=self.err, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyrunq", "exporter", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            text=True,
+        )
         self.url = self._serving()
 
     def _serving(self) -> str:
@@ -63,8 +66,9 @@ class Exporter:
 
     def scrape(self) -> bytes:
         """One scrape as Prometheus makes it: OpenMetrics preferred, gzip accepted."""
-        request = urllib.request.Request(self.url, headers={"Accept": PROMETHEUS_ACCEPT,
-                                                             "Accept-Encoding": "gzip"})
+        request = urllib.request.Request(
+            self.url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
+        )
         with urllib.request.urlopen(request, timeout=30) as r:
             body = r.read()
             return gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body
@@ -82,8 +86,10 @@ class Exporter:
 
 
 # what Prometheus 2.x asks for by default
-PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 def series_count(body: bytes) -> int:
@@ -122,13 +128,19 @@ def soak(seconds: float, every: float) -> dict:
                 p.wait()
             if e.proc.poll() is None:
                 e.proc.kill()
-    settled = rss[len(rss) // 2:]  # the first half includes warming up (arenas, caches)
-    return {"rss_bytes": rss, "cpu_share": cpu, "series": series, "exit": code,
-            "rss_growth_per_min": slope(rss, every),
-            "rss_growth_per_min_2nd_half": slope(settled, every),
-            "cpu_growth_per_min": slope(cpu, every),
-            "scrapes": len(scrape_s), "scrape_median_s": statistics.median(scrape_s),
-            "no_upward_trend": slope(settled, every) < 64 * 1024}
+    settled = rss[len(rss) // 2 :]  # the first half includes warming up (arenas, caches)
+    return {
+        "rss_bytes": rss,
+        "cpu_share": cpu,
+        "series": series,
+        "exit": code,
+        "rss_growth_per_min": slope(rss, every),
+        "rss_growth_per_min_2nd_half": slope(settled, every),
+        "cpu_growth_per_min": slope(cpu, every),
+        "scrapes": len(scrape_s),
+        "scrape_median_s": statistics.median(scrape_s),
+        "no_upward_trend": slope(settled, every) < 64 * 1024,
+    }
 
 
 def fork_children(n: int) -> list[int]:
@@ -170,33 +182,46 @@ def scrape_time(n_series: int = 500, scrapes: int = 20) -> dict:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    return {"series": found, "scrapes": scrapes, "median_s": statistics.median(times),
-            "max_s": max(times), "bytes": size, "rss_bytes": rss}
+    return {
+        "series": found,
+        "scrapes": scrapes,
+        "median_s": statistics.median(times),
+        "max_s": max(times),
+        "bytes": size,
+        "rss_bytes": rss,
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10, help="soak length (default 10)")
     p.add_argument("--every", type=float, default=10, help="seconds between samples")
-    p.add_argument("--out", default=str(HERE / "results" / (
-        f"exporter-soak-{time.strftime('%Y%m%d')}-{platform.node()}.json")))
+    p.add_argument(
+        "--out",
+        default=str(HERE / "results" / (f"exporter-soak-{time.strftime('%Y%m%d')}-{platform.node()}.json")),
+    )
     a = p.parse_args()
     s = soak(a.minutes * 60, a.every)
     rss_mb = [r / 2**20 for r in s["rss_bytes"]]
-    print(f"soak {a.minutes:g} min: rss {min(rss_mb):.1f}-{max(rss_mb):.1f} MB"
-          f" (growth {s['rss_growth_per_min'] / 1024:.1f} KB/min,"
-          f" second half {s['rss_growth_per_min_2nd_half'] / 1024:.1f}),"
-          f" cpu {statistics.mean(s['cpu_share']):.1%} mean ({s['cpu_growth_per_min']:+.2%}/min),"
-          f" series {min(s['series'])}-{max(s['series'])}, {s['scrapes']} scrapes,"
-          f" median {s['scrape_median_s'] * 1e3:.1f} ms, {'ok' if s['no_upward_trend'] else 'TREND'}")
+    print(
+        f"soak {a.minutes:g} min: rss {min(rss_mb):.1f}-{max(rss_mb):.1f} MB"
+        f" (growth {s['rss_growth_per_min'] / 1024:.1f} KB/min,"
+        f" second half {s['rss_growth_per_min_2nd_half'] / 1024:.1f}),"
+        f" cpu {statistics.mean(s['cpu_share']):.1%} mean ({s['cpu_growth_per_min']:+.2%}/min),"
+        f" series {min(s['series'])}-{max(s['series'])}, {s['scrapes']} scrapes,"
+        f" median {s['scrape_median_s'] * 1e3:.1f} ms, {'ok' if s['no_upward_trend'] else 'TREND'}"
+    )
     t = scrape_time()
-    print(f"scrape of {t['series']} series: median {t['median_s'] * 1e3:.1f} ms,"
-          f" max {t['max_s'] * 1e3:.1f} ms, {t['bytes'] / 1024:.0f} KiB, exporter rss"
-          f" {t['rss_bytes'] / 2**20:.1f} MB")
+    print(
+        f"scrape of {t['series']} series: median {t['median_s'] * 1e3:.1f} ms,"
+        f" max {t['max_s'] * 1e3:.1f} ms, {t['bytes'] / 1024:.0f} KiB, exporter rss"
+        f" {t['rss_bytes'] / 2**20:.1f} MB"
+    )
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
-        json.dump({"kernel": platform.release(), "minutes": a.minutes, "soak": s,
-                   "scrape_500": t}, f, indent=1)
+        json.dump(
+            {"kernel": platform.release(), "minutes": a.minutes, "soak": s, "scrape_500": t}, f, indent=1
+        )
     return 0 if s["no_upward_trend"] and s["exit"] == 0 else 1
 
 

@@ -20,8 +20,9 @@ class Load:
 
     def __init__(self, argv):
         self.argv = argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, text=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True
+        )
 
     def wait(self, timeout: float):
         try:
@@ -55,8 +56,22 @@ def pipe_load(seconds: float) -> float:
     CPU 0 (each write wakes the reader: wakeup + switch per message).
     Returns its throughput, bogo ops/s (real time)."""
     with tempfile.NamedTemporaryFile(suffix=".yaml") as y:
-        with Load(["taskset", "-c", "0", "stress-ng", "--pipe", "1", "-t", f"{seconds}s",
-                   "-q", "--metrics-brief", "--yaml", y.name]) as load:
+        with Load(
+            [
+                "taskset",
+                "-c",
+                "0",
+                "stress-ng",
+                "--pipe",
+                "1",
+                "-t",
+                f"{seconds}s",
+                "-q",
+                "--metrics-brief",
+                "--yaml",
+                y.name,
+            ]
+        ) as load:
             load.wait(seconds + 30)
         m = re.search(r"bogo-ops-per-second-real-time:\s*([\d.]+)", Path(y.name).read_text())
     if not m:

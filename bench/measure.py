@@ -42,8 +42,13 @@ class Tracer:
             master, slave = pty.openpty()
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            argv, stdout=slave if stdout is None else stdout, stderr=self.stderr,
-            env={**os.environ, **(env or {})}, preexec_fn=_child_setup, start_new_session=True)
+            argv,
+            stdout=slave if stdout is None else stdout,
+            stderr=self.stderr,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_child_setup,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.rusage = None
         self.hwm_kb = 0
@@ -110,8 +115,12 @@ class Tracer:
 
     def links(self) -> set[int]:
         """Programs attached through a BPF link this process holds."""
-        return {int(m) for info in self._fdinfo() if "link_id:" in info
-                for m in re.findall(r"^prog_id:\s*(\d+)", info, re.M)}
+        return {
+            int(m)
+            for info in self._fdinfo()
+            if "link_id:" in info
+            for m in re.findall(r"^prog_id:\s*(\d+)", info, re.M)
+        }
 
     def cpu_seconds(self) -> float:
         """user + sys CPU so far, from /proc/PID/stat."""
@@ -198,17 +207,22 @@ class Tracer:
 
 # -- BPF programs in the kernel ---------------------------------------------
 
+
 def bpftool_progs() -> dict[int, dict]:
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
+    ).stdout
     return {p["id"]: p for p in json.loads(out or "[]")}
 
 
 def prog_stats(ids) -> dict[int, tuple[str, int, int]]:
     """id -> (name, run_time_ns, run_cnt), read from the kernel."""
     progs = bpftool_progs()
-    return {i: (progs[i].get("name", "?"), progs[i].get("run_time_ns", 0), progs[i].get("run_cnt", 0))
-            for i in ids if i in progs}
+    return {
+        i: (progs[i].get("name", "?"), progs[i].get("run_time_ns", 0), progs[i].get("run_cnt", 0))
+        for i in ids
+        if i in progs
+    }
 
 
 def classify(name: str) -> str:
@@ -258,23 +272,21 @@ class LeakCheck:
         deadline = time.monotonic() + timeout
         while True:
             now = set(bpftool_progs())
-            leaked = sorted((now & self.ours) |
-                            ((now - self.before) - held_by_others({os.getpid()})))
+            leaked = sorted((now & self.ours) | ((now - self.before) - held_by_others({os.getpid()})))
             if not leaked or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        return {"before": len(self.before), "after": len(now), "ours_seen": len(self.ours),
-                "leaked": leaked}
+        return {"before": len(self.before), "after": len(now), "ours_seen": len(self.ours), "leaked": leaked}
 
 
 # -- numbers ------------------------------------------------------------------
+
 
 def summary(samples) -> dict | None:
     xs = [x for x in samples if x is not None]
     if not xs:
         return None
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs),
-            "samples": xs}
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs), "samples": xs}
 
 
 def ratios(a, b) -> list:

@@ -76,14 +76,29 @@ def cell(s: dict | None) -> str:
 def targets(results: dict) -> list[dict]:
     rows = list(TARGETS)
     for key in sorted({m.group(1) for k in results if (m := re.match(r"runqlat_L\.(\d+)\.", k))}, key=int):
-        rows.append((f"runqlat -L, {int(key):,} threads: CPU per histogram read+print, pyrunq / C",
-                     f"runqlat_L.{key}.per_thread_us", "ratio", "<=", 0.5))
+        rows.append(
+            (
+                f"runqlat -L, {int(key):,} threads: CPU per histogram read+print, pyrunq / C",
+                f"runqlat_L.{key}.per_thread_us",
+                "ratio",
+                "<=",
+                0.5,
+            )
+        )
     out = []
     for label, fig, key, op, target in rows:
         s = results.get(fig, {}).get(key)
         if not s:
-            out.append({"target": label, "op": op, "value": target, "measured": None, "met": None,
-                        "verdict": "not measured"})
+            out.append(
+                {
+                    "target": label,
+                    "op": op,
+                    "value": target,
+                    "measured": None,
+                    "met": None,
+                    "verdict": "not measured",
+                }
+            )
             continue
         m = s["median"]
         met = m <= target if op == "<=" else m < target if op == "<" else m >= target
@@ -94,8 +109,9 @@ def targets(results: dict) -> list[dict]:
             verdict = f"missed by {100 * (m / target - 1):.0f}% ({fmt(m)}{unit} vs {op} {fmt(target)}{unit})"
         else:
             verdict = f"missed by {100 * (1 - m / target):.0f}% ({fmt(m)}{unit} vs >= {fmt(target)}{unit})"
-        out.append({"target": label, "op": op, "value": target, "measured": s, "met": met,
-                    "verdict": verdict})
+        out.append(
+            {"target": label, "op": op, "value": target, "measured": s, "met": met, "verdict": verdict}
+        )
     return out
 
 
@@ -116,40 +132,64 @@ def table(doc: dict, json_path: Path, doc_path: Path) -> str:
         f"Python {v['python']}",
     ]
     lines += [f"- {tool}: {status}" for tool, status in doc["rivals"].items()]
-    lines += ["", "Each cell: median (min-max) over the repetitions. pyrunq / C: the ratio "
-              "taken pair by pair in the same repetition, then its median (min-max).", "",
-              "| Figure | " + " | ".join(name for _, name in tools) + " | pyrunq / C |",
-              "|---|" + "---:|" * (len(tools) + 1)]
+    lines += [
+        "",
+        "Each cell: median (min-max) over the repetitions. pyrunq / C: the ratio "
+        "taken pair by pair in the same repetition, then its median (min-max).",
+        "",
+        "| Figure | " + " | ".join(name for _, name in tools) + " | pyrunq / C |",
+        "|---|" + "---:|" * (len(tools) + 1),
+    ]
     figures = list(FIGURES)
     for n in sorted({int(k.split(".")[1]) for k in res if k.startswith("runqlat_L.")}):
-        figures += [(f"runqlat_L.{n}.{k}", f"`runqlat -L 1 2`, {n:,} live threads: {label}")
-                    for k, label in L_FIGURES]
+        figures += [
+            (f"runqlat_L.{n}.{k}", f"`runqlat -L 1 2`, {n:,} live threads: {label}") for k, label in L_FIGURES
+        ]
     for fig, label in figures:
         r = res.get(fig)
         if r:
-            lines.append(f"| {label} | " + " | ".join(cell(r.get(t)) for t, _ in tools)
-                         + f" | {cell(r.get('ratio'))} |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(cell(r.get(t)) for t, _ in tools)
+                + f" | {cell(r.get('ratio'))} |"
+            )
     base = res.get("load.ops_per_s", {}).get("none")
     if base:
         lines += ["", f"Load without any tracer: {cell(base)} stress-ng pipe bogo ops/s (pinned to CPU 0)."]
     zl = doc.get("zero_loss", {}).get("steps", {})
     if zl:
-        lines += ["", "Zero-loss search (runqslower; load limit -> machine context switches/s, "
-                  "events/s delivered, lost, tracer CPU per event):", "",
-                  "| stress-ng --switch-freq | " + " | ".join(t for t in ("c", "pyrunq")) + " |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "Zero-loss search (runqslower; load limit -> machine context switches/s, "
+            "events/s delivered, lost, tracer CPU per event):",
+            "",
+            "| stress-ng --switch-freq | " + " | ".join(t for t in ("c", "pyrunq")) + " |",
+            "|---|---|---|",
+        ]
         for freq, row in zl.items():
-            lines.append(f"| {freq if freq != '0' else 'unlimited'} | " + " | ".join(
-                f"{fmt(r['ctxt_per_s'])} cs/s, {fmt(r['events_per_s'])} ev/s, lost {r['lost']}, "
-                f"{fmt(r['cpu_us_per_event'])} us/ev"
-                if (r := row.get(t)) else "(stopped: lost at a lower rate)" for t in ("c", "pyrunq")) + " |")
+            lines.append(
+                f"| {freq if freq != '0' else 'unlimited'} | "
+                + " | ".join(
+                    f"{fmt(r['ctxt_per_s'])} cs/s, {fmt(r['events_per_s'])} ev/s, lost {r['lost']}, "
+                    f"{fmt(r['cpu_us_per_event'])} us/ev"
+                    if (r := row.get(t))
+                    else "(stopped: lost at a lower rate)"
+                    for t in ("c", "pyrunq")
+                )
+                + " |"
+            )
     lines += ["", "| Target | Measured (median, min-max) | Verdict |", "|---|---|---|"]
     for t in doc["targets"]:
-        lines.append(f"| {t['target']} {t['op']} {fmt(t['value'])} | {cell(t['measured'])} | "
-                     f"{'**' + t['verdict'] + '**' if t['met'] is False else t['verdict']} |")
+        lines.append(
+            f"| {t['target']} {t['op']} {fmt(t['value'])} | {cell(t['measured'])} | "
+            f"{'**' + t['verdict'] + '**' if t['met'] is False else t['verdict']} |"
+        )
     lc = doc["leak_check"]
-    lines += ["", f"Leak check: {lc['ours_seen']} BPF programs loaded by the tools during the run, "
-              f"{len(lc['leaked'])} left afterwards."]
+    lines += [
+        "",
+        f"Leak check: {lc['ours_seen']} BPF programs loaded by the tools during the run, "
+        f"{len(lc['leaked'])} left afterwards.",
+    ]
     return "\n".join(lines)
 
 

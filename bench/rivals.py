@@ -19,15 +19,19 @@ from pathlib import Path
 
 from loads import CACHE
 
-PACKAGES = ["stress-ng", "libbpf-tools", "bpftool", "gcc", "bpftrace", "bpfcc-tools",
-            "python3-bpfcc"]
+PACKAGES = ["stress-ng", "libbpf-tools", "bpftool", "gcc", "bpftrace", "bpfcc-tools", "python3-bpfcc"]
 
 
 def ensure_packages(packages=PACKAGES) -> dict[str, str]:
     """apt-get install what is missing (idempotent); returns failures."""
-    missing = [p for p in packages if subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True
-    ).stdout.strip() != "install ok installed"]
+    missing = [
+        p
+        for p in packages
+        if subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True
+        ).stdout.strip()
+        != "install ok installed"
+    ]
     if not missing:
         return {}
     print(f"bench: installing {' '.join(missing)}", file=sys.stderr)
@@ -35,8 +39,7 @@ def ensure_packages(packages=PACKAGES) -> dict[str, str]:
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
     failed = {}
     for p in missing:  # one by one: a missing rival must not stop the rest
-        r = subprocess.run(["apt-get", "install", "-y", "-qq", p], env=env,
-                           capture_output=True, text=True)
+        r = subprocess.run(["apt-get", "install", "-y", "-qq", p], env=env, capture_output=True, text=True)
         if r.returncode:
             failed[p] = (r.stderr.strip().splitlines() or ["apt-get failed"])[-1]
     return failed
@@ -53,22 +56,26 @@ def commands(bcc_tree_dir: str | None, bpftrace_script: str | None) -> dict:
     tools = {
         # bytecode cached, as a pip install leaves it (this environment sets
         # PYTHONDONTWRITEBYTECODE, and an editable install has no .pyc)
-        "pyrunq": {"runqlat": pyrunq_cmd() + ["runqlat"],
-                   "runqslower": pyrunq_cmd() + ["runqslower"],
-                   "env": {"PYTHONPYCACHEPREFIX": str(CACHE / "pycache"),
-                           "PYTHONDONTWRITEBYTECODE": ""}},
+        "pyrunq": {
+            "runqlat": pyrunq_cmd() + ["runqlat"],
+            "runqslower": pyrunq_cmd() + ["runqslower"],
+            "env": {"PYTHONPYCACHEPREFIX": str(CACHE / "pycache"), "PYTHONDONTWRITEBYTECODE": ""},
+        },
         "c": {"runqlat": ["/usr/sbin/runqlat"], "runqslower": ["/usr/sbin/runqslower"]},
     }
     if bcc_tree_dir:
-        tools["bcc"] = {"runqlat": ["/usr/sbin/runqlat-bpfcc"],
-                        "runqslower": ["/usr/sbin/runqslower-bpfcc"],
-                        "env": {"BCC_KERNEL_SOURCE": bcc_tree_dir}}
+        tools["bcc"] = {
+            "runqlat": ["/usr/sbin/runqlat-bpfcc"],
+            "runqslower": ["/usr/sbin/runqslower-bpfcc"],
+            "env": {"BCC_KERNEL_SOURCE": bcc_tree_dir},
+        }
     if bpftrace_script:
         tools["bpftrace"] = {"runqlat": ["bpftrace", bpftrace_script]}
     return tools
 
 
 # -- bpftrace -------------------------------------------------------------------
+
 
 def bpftrace_script() -> str:
     src = Path("/usr/sbin/runqlat.bt").read_text()
@@ -115,16 +122,25 @@ typedef unsigned long uintptr_t;
 """,
     "include/linux/bpf_common.h": None,  # copied from /usr/include
     "include/uapi/linux/bpf.h": "",  # bcc's own copy is already in
-    "include/uapi/linux/if_packet.h": "", "include/linux/log2.h": "", "include/asm/page.h": "",
+    "include/uapi/linux/if_packet.h": "",
+    "include/linux/log2.h": "",
+    "include/asm/page.h": "",
 }
-VMLINUX_USERS = ["linux/sched.h", "linux/nsproxy.h", "linux/pid_namespace.h",
-                 "linux/init_task.h", "uapi/linux/ptrace.h"]
+VMLINUX_USERS = [
+    "linux/sched.h",
+    "linux/nsproxy.h",
+    "linux/pid_namespace.h",
+    "linux/init_task.h",
+    "uapi/linux/ptrace.h",
+]
 
 
 def _version_h() -> str:
     major, minor, patch = (int(x) for x in re.findall(r"\d+", platform.release())[:3])
-    return (f"#define LINUX_VERSION_CODE {(major << 16) + (minor << 8) + min(patch, 255)}\n"
-            "#define KERNEL_VERSION(a,b,c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))\n")
+    return (
+        f"#define LINUX_VERSION_CODE {(major << 16) + (minor << 8) + min(patch, 255)}\n"
+        "#define KERNEL_VERSION(a,b,c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))\n"
+    )
 
 
 def _bpf_h_names(vmlinux: str) -> tuple[set, set]:
@@ -133,18 +149,21 @@ def _bpf_h_names(vmlinux: str) -> tuple[set, set]:
     src = re.sub(r"/\*.*?\*/", "", Path("/usr/include/linux/bpf.h").read_text(), flags=re.S)
     names = set(re.findall(r"\b(?:struct|enum|union)\s+(\w+)\s*\{", src))
     for body in re.findall(r"\benum\s*\w*\s*\{(.*?)\}", src, flags=re.S):
-        names |= {m.group(1) for m in (re.match(r"\s*([A-Za-z_]\w*)", i) for i in body.split(","))
-                  if m}
+        names |= {m.group(1) for m in (re.match(r"\s*([A-Za-z_]\w*)", i) for i in body.split(",")) if m}
     names |= set(re.findall(r"\b(BPF_FUNC_\w+)", vmlinux))
     names &= set(re.findall(r"\w+", vmlinux))
-    macros = set(re.findall(r"^#define\s+(\w+)\s+\S", src, re.M)) & \
-        set(re.findall(r"^\s+(\w+) = ", vmlinux, re.M))
+    macros = set(re.findall(r"^#define\s+(\w+)\s+\S", src, re.M)) & set(
+        re.findall(r"^\s+(\w+) = ", vmlinux, re.M)
+    )
     return names, macros
 
 
 def _write_wrapper(tree: Path, names: set, macros: set) -> None:
-    lines = ["#ifndef BTF_TREE_VMLINUX_H", "#define BTF_TREE_VMLINUX_H",
-             "#define BPF_NO_PRESERVE_ACCESS_INDEX"]  # bcc compiles for the host first
+    lines = [
+        "#ifndef BTF_TREE_VMLINUX_H",
+        "#define BTF_TREE_VMLINUX_H",
+        "#define BPF_NO_PRESERVE_ACCESS_INDEX",
+    ]  # bcc compiles for the host first
     lines += [f'#pragma push_macro("{n}")\n#undef {n}' for n in sorted(macros)]
     lines += [f"#define {n} btf_{n}" for n in sorted(names)]
     lines += [f'#include "{tree}/vmlinux.h"']
@@ -156,8 +175,13 @@ def _write_wrapper(tree: Path, names: set, macros: set) -> None:
 
 def _bcc_compile(tree: Path) -> subprocess.CompletedProcess:
     probe = 'from bcc import BPF\nBPF(text="#include <linux/sched.h>\\nint f(void *c){return 0;}")'
-    return subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True, text=True,
-                          env={"BCC_KERNEL_SOURCE": str(tree), "PATH": "/usr/bin:/bin"}, timeout=120)
+    return subprocess.run(
+        ["/usr/bin/python3", "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"BCC_KERNEL_SOURCE": str(tree), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
 
 
 def bcc_tree() -> str:
@@ -171,8 +195,12 @@ def bcc_tree() -> str:
     shutil.rmtree(tree, ignore_errors=True)
     for d in ("include/linux", "include/uapi/linux", "include/asm"):
         (tree / d).mkdir(parents=True)
-    vmlinux = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
-                              "format", "c"], check=True, capture_output=True, text=True).stdout
+    vmlinux = subprocess.run(
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     (tree / "vmlinux.h").write_text(vmlinux)
     for rel, text in {**STUBS, "include/linux/version.h": _version_h()}.items():
         if text is None:
@@ -200,5 +228,7 @@ def bcc_tree() -> str:
             break
         names |= new
         macros |= new_macros
-    raise RuntimeError("bcc cannot compile against a BTF-derived header tree: "
-                       + (" | ".join(errors[:2]) or r.stderr.strip()[-200:]))
+    raise RuntimeError(
+        "bcc cannot compile against a BTF-derived header tree: "
+        + (" | ".join(errors[:2]) or r.stderr.strip()[-200:])
+    )

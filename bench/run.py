@@ -28,17 +28,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loads  # noqa: E402
 import report  # noqa: E402
 import rivals  # noqa: E402
-from measure import (LeakCheck, Tracer, bpf_stats_enabled, classify, prog_stats,  # noqa: E402
-                     ratios, summary)
+from measure import (
+    LeakCheck,
+    Tracer,
+    bpf_stats_enabled,
+    classify,
+    prog_stats,  # noqa: E402
+    ratios,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
     # load_s: each standard load; slower_s: each runqslower throughput run;
     # steps: switch-freq limits for the zero-loss search (0: unlimited)
-    "full": dict(repeat=3, load_s=3, slower_s=4, steps=[10000, 20000, 30000, 40000, 60000, 80000, 0],
-                 step_s=3, threads=[1000, 10000], rivals=True),
-    "quick": dict(repeat=1, load_s=1, slower_s=1, steps=[20000, 0], step_s=1,
-                  threads=[100], rivals=False),
+    "full": dict(
+        repeat=3,
+        load_s=3,
+        slower_s=4,
+        steps=[10000, 20000, 30000, 40000, 60000, 80000, 0],
+        step_s=3,
+        threads=[1000, 10000],
+        rivals=True,
+    ),
+    "quick": dict(repeat=1, load_s=1, slower_s=1, steps=[20000, 0], step_s=1, threads=[100], rivals=False),
 }
 RUNQLAT_BANNER_TIMEOUT = 120  # bcc compiles a 130k-line header first
 # `runqlat -L 1 2` that has not ended by then is stopped and counted as
@@ -143,8 +156,12 @@ class Bench:
                 text = Path(out.name).read_text() + t.stderr_text()
         lost = sum(int(n) for n in re.findall(r"lost (\d+) events on CPU", text, re.I))
         lost += max([int(n) for n in re.findall(r"lost (\d+) events (?:in all|so far)", text)] or [0])
-        return {"events_per_s": events / wall, "lost": lost, "ctxt_per_s": ctxt_rate,
-                "cpu_us_per_event": (t.cpu_total - cpu0) / events * 1e6 if events else None}
+        return {
+            "events_per_s": events / wall,
+            "lost": lost,
+            "ctxt_per_s": ctxt_rate,
+            "cpu_us_per_event": (t.cpu_total - cpu0) / events * 1e6 if events else None,
+        }
 
     def slower_max(self, rep: int):
         for tool in self.each_tool("runqslower", only=("c", "pyrunq")):
@@ -191,8 +208,7 @@ class Bench:
             self.add(f"{key}.wall_ms", tool, rep, wall * 1e3)
             self.add(f"{key}.hists_per_interval", tool, rep, hists / 2)
             self.add(f"{key}.interval_ms", tool, rep, (cpu - base_cpu) / 2 * 1e3)
-            self.add(f"{key}.per_thread_us", tool, rep,
-                     (cpu - base_cpu) / max(hists - base_hists, 1) * 1e6)
+            self.add(f"{key}.per_thread_us", tool, rep, (cpu - base_cpu) / max(hists - base_hists, 1) * 1e6)
             m = re.search(r"hist_full=(\d+)", err)
             self.add(f"{key}.hist_full", tool, rep, int(m.group(1)) if m else 0)
 
@@ -213,18 +229,28 @@ def environment() -> dict:
         return r.stdout.strip() or None
 
     from importlib.metadata import version
+
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     return {
-        "machine": {"host": platform.node(), "cpu": cpu.group(1) if cpu else platform.machine(),
-                    "cpus": os.cpu_count(),
-                    "mem_gb": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
-                    "loadavg_at_start": os.getloadavg()},
+        "machine": {
+            "host": platform.node(),
+            "cpu": cpu.group(1) if cpu else platform.machine(),
+            "cpus": os.cpu_count(),
+            "mem_gb": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
+            "loadavg_at_start": os.getloadavg(),
+        },
         "kernel": platform.release(),
-        "versions": {"pyrunq": version("pyrunq"), "pyrunq_commit": out("git", "rev-parse", "--short", "HEAD"),
-                     "pyrunq_dirty": bool(out("git", "status", "--porcelain", "src", "bpf")),
-                     "python": platform.python_version(), "libbpf": pkg("libbpf1"),
-                     "libbpf-tools": pkg("libbpf-tools"), "bcc": pkg("bpfcc-tools"),
-                     "bpftrace": pkg("bpftrace"), "stress-ng": pkg("stress-ng")},
+        "versions": {
+            "pyrunq": version("pyrunq"),
+            "pyrunq_commit": out("git", "rev-parse", "--short", "HEAD"),
+            "pyrunq_dirty": bool(out("git", "status", "--porcelain", "src", "bpf")),
+            "python": platform.python_version(),
+            "libbpf": pkg("libbpf1"),
+            "libbpf-tools": pkg("libbpf-tools"),
+            "bcc": pkg("bpfcc-tools"),
+            "bpftrace": pkg("bpftrace"),
+            "stress-ng": pkg("stress-ng"),
+        },
     }
 
 
@@ -240,18 +266,24 @@ def probe_rivals(quick: bool) -> tuple[dict, str | None, str | None]:
     else:
         try:
             tree = rivals.bcc_tree()
-            status["bcc"] = ("ran, with BCC_KERNEL_SOURCE set to a header tree made from "
-                             "the kernel's BTF (no kernel headers exist for this kernel)")
+            status["bcc"] = (
+                "ran, with BCC_KERNEL_SOURCE set to a header tree made from "
+                "the kernel's BTF (no kernel headers exist for this kernel)"
+            )
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             status["bcc"] = f"could not run: {e}"
     if "bpftrace" in failed:
         status["bpftrace"] = f"could not install: {failed['bpftrace']}"
     else:
         script = rivals.bpftrace_script()
-        status["bpftrace"] = ("ran /usr/sbin/runqlat.bt without its #include <linux/sched.h> "
-                              "(TASK_RUNNING written as 0; types come from BTF), tracefs mounted")
-    for tool, argv, env in (("bcc", ["/usr/sbin/runqlat-bpfcc"], {"BCC_KERNEL_SOURCE": tree}),
-                            ("bpftrace", ["bpftrace", script], {})):
+        status["bpftrace"] = (
+            "ran /usr/sbin/runqlat.bt without its #include <linux/sched.h> "
+            "(TASK_RUNNING written as 0; types come from BTF), tracefs mounted"
+        )
+    for tool, argv, env in (
+        ("bcc", ["/usr/sbin/runqlat-bpfcc"], {"BCC_KERNEL_SOURCE": tree}),
+        ("bpftrace", ["bpftrace", script], {}),
+    ):
         if (tool == "bcc" and tree) or (tool == "bpftrace" and script):
             try:
                 with Tracer(argv, env=env) as t:
@@ -267,8 +299,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="a tiny configuration (< 60 s), no rivals")
     ap.add_argument("--repeat", type=int, help="repetitions of each figure (default 3; quick 1)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory of the JSON")
-    ap.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"),
-                    help="Markdown file whose table is regenerated ('' for none)")
+    ap.add_argument(
+        "--doc",
+        default=str(ROOT / "docs" / "performance.md"),
+        help="Markdown file whose table is regenerated ('' for none)",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.exit(2, "bench: needs root (BPF, sysctl, apt-get)\n")
@@ -310,19 +345,22 @@ def main(argv=None) -> int:
                     b.map_read(n, rep, idle)
         doc["idle_baseline"] = {t: [list(x) for x in v] for t, v in idle.items()}
     doc["leak_check"] = leaks.check()
-    doc["results"] = {fig: {**{t: summary(v) for t, v in row.items()},
-                            **({"ratio": summary(ratios(row["pyrunq"], row["c"]))}
-                               if "pyrunq" in row and "c" in row else {})}
-                      for fig, row in sorted(b.res.items())}
+    doc["results"] = {
+        fig: {
+            **{t: summary(v) for t, v in row.items()},
+            **({"ratio": summary(ratios(row["pyrunq"], row["c"]))} if "pyrunq" in row and "c" in row else {}),
+        }
+        for fig, row in sorted(b.res.items())
+    }
     for tool in b.tools:  # rivals' ratios, pair by pair, for the bcc targets
         for fig in ("runqlat.startup_ms", "runqlat.rss_mb", "runqslower.startup_ms", "runqslower.rss_mb"):
             row = b.res.get(fig, {})
             if tool not in ("pyrunq", "c") and tool in row:
                 doc["results"][fig][f"ratio_{tool}"] = summary(ratios(row[tool], row["pyrunq"]))
     zl = doc["zero_loss"]["best"]
-    doc["results"]["runqslower.zero_loss_events_per_s"] = {
-        t: summary([v]) for t, v in zl.items()} | (
-        {"ratio": summary([zl["pyrunq"] / zl["c"]])} if zl.get("c") else {})
+    doc["results"]["runqslower.zero_loss_events_per_s"] = {t: summary([v]) for t, v in zl.items()} | (
+        {"ratio": summary([zl["pyrunq"] / zl["c"]])} if zl.get("c") else {}
+    )
     doc["targets"] = report.targets(doc["results"])
     doc["duration_s"] = round(time.monotonic() - t_start, 1)
     out = Path(args.out)
@@ -334,8 +372,9 @@ def main(argv=None) -> int:
         report.update_doc(Path(args.doc), doc, path)
         print(f"bench: regenerated the table in {args.doc}", file=sys.stderr)
     if doc["leak_check"]["leaked"]:
-        print(f"bench: FAILED: BPF programs left in the kernel: {doc['leak_check']['leaked']}",
-              file=sys.stderr)
+        print(
+            f"bench: FAILED: BPF programs left in the kernel: {doc['leak_check']['leaked']}", file=sys.stderr
+        )
         return 1
     return 0
 

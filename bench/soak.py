@@ -44,10 +44,21 @@ def slope(ys: list[float], dt: float) -> float:
 
 
 def soak(args: list[str], seconds: float, every: float) -> dict:
-    load = subprocess.Popen([shutil.which("stress-ng") or "stress-ng", "--switch", "1",
-                             "--cpu", "1", "--timeout", f"{int(seconds) + 30}s", "--quiet"])
-    tracer = subprocess.Popen([sys.executable, "-m", "pyrunq", *args],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    load = subprocess.Popen(
+        [
+            shutil.which("stress-ng") or "stress-ng",
+            "--switch",
+            "1",
+            "--cpu",
+            "1",
+            "--timeout",
+            f"{int(seconds) + 30}s",
+            "--quiet",
+        ]
+    )
+    tracer = subprocess.Popen(
+        [sys.executable, "-m", "pyrunq", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     rss, fds = [], []
     try:
         time.sleep(every)  # past start-up
@@ -63,25 +74,31 @@ def soak(args: list[str], seconds: float, every: float) -> dict:
         for p in (tracer, load):
             p.kill()
             p.wait()
-    return {"rss_bytes": rss, "open_fds": fds, "rss_growth_per_min": slope(rss, every),
-            "fd_growth_per_min": slope(fds, every), "exit": tracer.returncode,
-            "no_upward_trend": slope(rss, every) < 64 * 1024 and max(fds) == min(fds)}
+    return {
+        "rss_bytes": rss,
+        "open_fds": fds,
+        "rss_growth_per_min": slope(rss, every),
+        "fd_growth_per_min": slope(fds, every),
+        "exit": tracer.returncode,
+        "no_upward_trend": slope(rss, every) < 64 * 1024 and max(fds) == min(fds),
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--every", type=float, default=10, help="seconds between samples")
-    p.add_argument("--out", default=f"bench/results/soak-{time.strftime('%Y%m%d')}-"
-                                    f"{platform.node()}.json")
+    p.add_argument("--out", default=f"bench/results/soak-{time.strftime('%Y%m%d')}-{platform.node()}.json")
     a = p.parse_args()
     results = {"kernel": platform.release(), "minutes": a.minutes, "commands": {}}
     for name, args in COMMANDS.items():
         r = soak(args, a.minutes * 60, a.every)
         results["commands"][name] = r
-        print(f"{name:30} rss {min(r['rss_bytes']) / 2**20:6.1f}-{max(r['rss_bytes']) / 2**20:6.1f} MB"
-              f"  growth {r['rss_growth_per_min'] / 1024:7.1f} KB/min  fds {min(r['open_fds'])}"
-              f"-{max(r['open_fds'])}  {'ok' if r['no_upward_trend'] else 'TREND'}")
+        print(
+            f"{name:30} rss {min(r['rss_bytes']) / 2**20:6.1f}-{max(r['rss_bytes']) / 2**20:6.1f} MB"
+            f"  growth {r['rss_growth_per_min'] / 1024:7.1f} KB/min  fds {min(r['open_fds'])}"
+            f"-{max(r['open_fds'])}  {'ok' if r['no_upward_trend'] else 'TREND'}"
+        )
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)

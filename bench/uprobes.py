@@ -40,12 +40,14 @@ def build(workdir: str) -> str:
 
 def one_run(binary: str, calls: int, tracer: str | None) -> dict:
     """ns per call of the workload, and the tracer's start-up, CPU and peak RSS."""
-    work = subprocess.Popen([binary, str(calls)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    work = subprocess.Popen([binary, str(calls)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert work.stdout.readline() == "ready\n"
     # work() in the binary of -p PID, in each tool's syntax
-    argv = {None: None, "C": [C_TOOL, "-p", str(work.pid), ":work"],
-            "pyrunq": [*PYRUNQ, "-p", str(work.pid), "work"]}[tracer]
+    argv = {
+        None: None,
+        "C": [C_TOOL, "-p", str(work.pid), ":work"],
+        "pyrunq": [*PYRUNQ, "-p", str(work.pid), "work"],
+    }[tracer]
     result: dict = {}
     t = Tracer(argv) if argv else None
     try:
@@ -69,16 +71,18 @@ def one_run(binary: str, calls: int, tracer: str | None) -> dict:
 
 def seen(text: str) -> int:
     """Calls the histogram counted: the sum of its rows."""
-    return sum(int(line.split(":")[1].split()[0]) for line in text.splitlines()
-               if "->" in line and ":" in line)
+    return sum(
+        int(line.split(":")[1].split()[0]) for line in text.splitlines() if "->" in line and ":" in line
+    )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
-                    help="directory for the results file")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="directory for the results file"
+    )
     args = ap.parse_args(argv)
     if not os.path.exists(C_TOOL):
         subprocess.run(["apt-get", "install", "-y", "-qq", "libbpf-tools"], check=True)
@@ -90,26 +94,45 @@ def main(argv=None) -> int:
             for name in runs:
                 runs[name].append(one_run(binary, args.calls, None if name == "none" else name))
     leak_check = leaks.check()
-    med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-           for name, rs in runs.items()}
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
     base = med["none"]["ns_per_call"]
     for name in ("C", "pyrunq"):
         med[name]["added_ns_per_call"] = med[name]["ns_per_call"] - base
-    ratio = {k: med["pyrunq"][k] / med["C"][k]
-             for k in ("added_ns_per_call", "startup_s", "cpu_s", "rss_mb") if med["C"][k]}
+    ratio = {
+        k: med["pyrunq"][k] / med["C"][k]
+        for k in ("added_ns_per_call", "startup_s", "cpu_s", "rss_mb")
+        if med["C"][k]
+    }
     print(f"{'':28}{'untraced':>10}{'C':>10}{'pyrunq':>10}{'pyrunq/C':>10}")
-    print(f"{'ns per call':28}{base:>10.1f}{med['C']['ns_per_call']:>10.1f}"
-          f"{med['pyrunq']['ns_per_call']:>10.1f}")
-    for key, label in (("added_ns_per_call", "ns added per call"), ("startup_s", "start-up (s)"),
-                       ("cpu_s", "tracer CPU (s)"), ("rss_mb", "tracer peak RSS (MB)"),
-                       ("calls_seen", "calls counted (median)")):
+    print(
+        f"{'ns per call':28}{base:>10.1f}{med['C']['ns_per_call']:>10.1f}"
+        f"{med['pyrunq']['ns_per_call']:>10.1f}"
+    )
+    for key, label in (
+        ("added_ns_per_call", "ns added per call"),
+        ("startup_s", "start-up (s)"),
+        ("cpu_s", "tracer CPU (s)"),
+        ("rss_mb", "tracer peak RSS (MB)"),
+        ("calls_seen", "calls counted (median)"),
+    ):
         r = f"{ratio[key]:>10.2f}" if key in ratio else ""
         print(f"{label:28}{'':>10}{med['C'][key]:>10.3g}{med['pyrunq'][key]:>10.3g}{r}")
     out = args.out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-uprobes.json"
-    out.write_text(json.dumps({"calls": args.calls, "repeat": args.repeat, "runs": runs,
-                               "median": med, "ratio_pyrunq_to_c": ratio,
-                               "kernel": platform.release(), "leak_check": leak_check},
-                              indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "calls": args.calls,
+                "repeat": args.repeat,
+                "runs": runs,
+                "median": med,
+                "ratio_pyrunq_to_c": ratio,
+                "kernel": platform.release(),
+                "leak_check": leak_check,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
     if leak_check["leaked"]:
         print(f"BPF programs left in the kernel: {leak_check['leaked']}", file=sys.stderr)

@@ -49,8 +49,12 @@ def kernel():
     yield
     # ids are released as the last fd closes, and another process's objects
     # may be in flight: wait until nothing new of ours is left
-    wait_for(lambda: not left_since(before), timeout=10, every=0.02,
-             seen=lambda: f"BPF objects left in the kernel: {left_since(before)}")
+    wait_for(
+        lambda: not left_since(before),
+        timeout=10,
+        every=0.02,
+        seen=lambda: f"BPF objects left in the kernel: {left_since(before)}",
+    )
 
 
 @pytest.fixture

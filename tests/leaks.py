@@ -14,8 +14,11 @@ def left_since(before: dict[str, set[int]]) -> dict[str, list[int]]:
     after = kernel_ids()
     held = held_by_others()
     now = kernel_ids()
-    return {k: sorted((after[k] & now[k]) - before[k] - held[k]) for k in before
-            if (after[k] & now[k]) - before[k] - held[k]}
+    return {
+        k: sorted((after[k] & now[k]) - before[k] - held[k])
+        for k in before
+        if (after[k] & now[k]) - before[k] - held[k]
+    }
 
 
 def held_by_others() -> dict[str, set[int]]:

@@ -30,10 +30,16 @@ PROG = "pyrunq run"
 TP_BTF, RAW_TP, TRACEPOINT, FENTRY, KPROBE, FEXIT, KRETPROBE = range(7)
 # a private mount namespace in which tracefs (and debugfs, where libbpf also
 # looks) is not mounted, whatever the host has: nothing done there shows outside
-NO_TRACEFS = ["unshare", "-m", "sh", "-c",
-              "mount -t tmpfs none /sys/kernel/tracing && "
-              "{ [ ! -d /sys/kernel/debug ] || mount -t tmpfs none /sys/kernel/debug; } && "
-              'exec "$@"', "sh"]
+NO_TRACEFS = [
+    "unshare",
+    "-m",
+    "sh",
+    "-c",
+    "mount -t tmpfs none /sys/kernel/tracing && "
+    "{ [ ! -d /sys/kernel/debug ] || mount -t tmpfs none /sys/kernel/debug; } && "
+    'exec "$@"',
+    "sh",
+]
 NO_SYS_ADMIN = ["setpriv", "--bounding-set=-sys_admin"]  # root, but cannot mount
 SEVEN_VALUES = [9_000_001 + i for i in range(7)]
 
@@ -76,15 +82,19 @@ def expected_function_hits(fentry_skipped: bool = False) -> tuple[dict[int, int]
             f"{PROG}: note: count_call (fentry/__x64_sys_getpgid) chosen over count_call_kprobe "
             "(kprobe/__x64_sys_getpgid)",
             f"{PROG}: note: count_return (fexit/__x64_sys_getpgid) chosen over "
-            "count_return_kretprobe (kretprobe/__x64_sys_getpgid)"]
+            "count_return_kretprobe (kretprobe/__x64_sys_getpgid)",
+        ]
     if features.kprobes():
         return {KPROBE: N, KRETPROBE: N}, [] if fentry_skipped else [
             f"{PROG}: note: count_call_kprobe (kprobe/__x64_sys_getpgid) chosen over count_call "
             f"(fentry/__x64_sys_getpgid): count_call: {NO_FENTRY}",
             f"{PROG}: note: count_return_kretprobe (kretprobe/__x64_sys_getpgid) chosen over "
-            f"count_return (fexit/__x64_sys_getpgid): count_return: {NO_FENTRY}"]
-    return {}, [f'{PROG}: note: program {name} (SEC("{section}")) not attached: {why}'
-                for name, section, why in NOT_ATTACHED_HERE]
+            f"count_return (fexit/__x64_sys_getpgid): count_return: {NO_FENTRY}",
+        ]
+    return {}, [
+        f'{PROG}: note: program {name} (SEC("{section}")) not attached: {why}'
+        for name, section, why in NOT_ATTACHED_HERE
+    ]
 
 
 # gen_twins' programs for the syscall's function on a kernel with neither fentry nor kprobes
@@ -92,7 +102,8 @@ NOT_ATTACHED_HERE = [
     ("count_call", "fentry/__x64_sys_getpgid", NO_FENTRY),
     ("count_call_kprobe", "kprobe/__x64_sys_getpgid", NO_KPROBES),
     ("count_return", "fexit/__x64_sys_getpgid", NO_FENTRY),
-    ("count_return_kretprobe", "kretprobe/__x64_sys_getpgid", NO_KPROBES)]
+    ("count_return_kretprobe", "kretprobe/__x64_sys_getpgid", NO_KPROBES),
+]
 
 
 def hits(r: Runner) -> dict[int, int]:
@@ -110,46 +121,54 @@ def open_fds() -> set[str]:
 
 # -- the rules (nothing loaded) -------------------------------------------------------
 
-@pytest.mark.parametrize("section, expected", [
-    ("tp_btf/sched_switch", ("tp_btf", ("tracepoint", "sched_switch"))),
-    ("raw_tp/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
-    ("raw_tracepoint/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
-    ("tracepoint/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
-    ("tp/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
-    ("tp/sched_switch", ("tracepoint", None)),  # no category: libbpf cannot attach it
-    ("fentry/do_nanosleep", ("fentry", ("entry", "do_nanosleep"))),
-    ("kprobe/do_nanosleep", ("kprobe", ("entry", "do_nanosleep"))),
-    ("kprobe/do_nanosleep+0x10", ("kprobe", None)),  # not the function's entry
-    ("fexit/do_nanosleep", ("fexit", ("return", "do_nanosleep"))),
-    ("kretprobe/do_nanosleep", ("kretprobe", ("return", "do_nanosleep"))),
-    ("kprobe", None),
-    ("uprobe/bin:f", None),
-    ("perf_event", None),
-    ("iter/task", None),
-])
+
+@pytest.mark.parametrize(
+    "section, expected",
+    [
+        ("tp_btf/sched_switch", ("tp_btf", ("tracepoint", "sched_switch"))),
+        ("raw_tp/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
+        ("raw_tracepoint/sched_switch", ("raw_tp", ("tracepoint", "sched_switch"))),
+        ("tracepoint/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
+        ("tp/sched/sched_switch", ("tracepoint", ("tracepoint", "sched_switch"))),
+        ("tp/sched_switch", ("tracepoint", None)),  # no category: libbpf cannot attach it
+        ("fentry/do_nanosleep", ("fentry", ("entry", "do_nanosleep"))),
+        ("kprobe/do_nanosleep", ("kprobe", ("entry", "do_nanosleep"))),
+        ("kprobe/do_nanosleep+0x10", ("kprobe", None)),  # not the function's entry
+        ("fexit/do_nanosleep", ("fexit", ("return", "do_nanosleep"))),
+        ("kretprobe/do_nanosleep", ("kretprobe", ("return", "do_nanosleep"))),
+        ("kprobe", None),
+        ("uprobe/bin:f", None),
+        ("perf_event", None),
+        ("iter/task", None),
+    ],
+)
 def test_attach_points_of_sections(section, expected):
     assert attach_point(section) == expected
 
 
 def test_kernel_btf_names():
-    found = features.kernel_btf_has(("btf_trace_sys_enter", B.TYPEDEF),
-                                    ("btf_trace_pyrunq_missing", B.TYPEDEF),
-                                    ("do_nanosleep", B.FUNC))
+    found = features.kernel_btf_has(
+        ("btf_trace_sys_enter", B.TYPEDEF), ("btf_trace_pyrunq_missing", B.TYPEDEF), ("do_nanosleep", B.FUNC)
+    )
     assert found == {("btf_trace_sys_enter", B.TYPEDEF), ("do_nanosleep", B.FUNC)}
 
 
 # -- twins ----------------------------------------------------------------------
 
+
 def test_twins_count_once_and_the_note_names_the_choice(kernel, objs):
-    rc, out, err = traced(pyrunq_argv("run", objs["gen_twins"], "--set",
-                                      f"target_tgid={os.getpid()}", "--json"),
-                          range(9_000_001, 9_000_001 + N))
+    rc, out, err = traced(
+        pyrunq_argv("run", objs["gen_twins"], "--set", f"target_tgid={os.getpid()}", "--json"),
+        range(9_000_001, 9_000_001 + N),
+    )
     assert rc == 0, err
     function_hits, notes = expected_function_hits()
     assert map_doc(out, "hits") == {TP_BTF: N} | function_hits, err  # not 2N, not 3N
     lines = err.splitlines()
-    assert (f"{PROG}: note: count_enter (tp_btf/sys_enter) chosen over count_enter_raw "
-            "(raw_tp/sys_enter), count_enter_tp (tracepoint/raw_syscalls/sys_enter)") in lines
+    assert (
+        f"{PROG}: note: count_enter (tp_btf/sys_enter) chosen over count_enter_raw "
+        "(raw_tp/sys_enter), count_enter_tp (tracepoint/raw_syscalls/sys_enter)"
+    ) in lines
     assert all(note in lines for note in notes), err
     assert "tracefs" not in err  # the tracepoint twin did not run: it needs none
     attached = 1 + len(function_hits)
@@ -157,25 +176,39 @@ def test_twins_count_once_and_the_note_names_the_choice(kernel, objs):
 
 
 def test_program_picks_the_raw_tp_twin(kernel, objs):
-    with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()},
-                programs=["count_enter_raw"]) as r:
+    with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()}, programs=["count_enter_raw"]) as r:
         assert (r.attached, r.choices, r.not_attached) == (["count_enter_raw"], [], [])
         fire(*range(9_000_001, 9_000_001 + N))
         r.stop()
         assert hits(r) == {RAW_TP: N}
+
     # the same through pyrunq.run() and the command line
     def on_maps(reports):  # in the loop, after attach: fire, then end as Ctrl-C would
         fire(*SEVEN_VALUES)
         raise KeyboardInterrupt
 
-    result = pyrunq.run(objs["gen_twins"], set={"target_tgid": os.getpid()},
-                        programs=["count_enter_raw"], interval=0.01, on_maps=on_maps,
-                        duration=600)
+    result = pyrunq.run(
+        objs["gen_twins"],
+        set={"target_tgid": os.getpid()},
+        programs=["count_enter_raw"],
+        interval=0.01,
+        on_maps=on_maps,
+        duration=600,
+    )
     assert [(m.name, m.entries) for m in result.maps] == [("hits", [(RAW_TP, 7)])]
     assert (result.not_attached, result.choices) == ([], [])
-    rc, out, err = traced(pyrunq_argv("run", objs["gen_twins"], "--set",
-                                      f"target_tgid={os.getpid()}", "--json",
-                                      "--program", "count_enter_raw"), SEVEN_VALUES)
+    rc, out, err = traced(
+        pyrunq_argv(
+            "run",
+            objs["gen_twins"],
+            "--set",
+            f"target_tgid={os.getpid()}",
+            "--json",
+            "--program",
+            "count_enter_raw",
+        ),
+        SEVEN_VALUES,
+    )
     assert rc == 0, err
     assert map_doc(out, "hits") == {RAW_TP: 7}
     assert err.splitlines() == ["Tracing with 1 program(s) of gen_twins... Hit Ctrl-C to end."]
@@ -184,8 +217,10 @@ def test_program_picks_the_raw_tp_twin(kernel, objs):
 def test_no_program_leaves_the_next_best_twin(kernel, objs):
     skip = ["count_enter", "count_call", "count_return"]
     with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()}, skip=skip) as r:
-        assert str(r.choices[0]) == ("count_enter_raw (raw_tp/sys_enter) chosen over "
-                                     "count_enter_tp (tracepoint/raw_syscalls/sys_enter)")
+        assert str(r.choices[0]) == (
+            "count_enter_raw (raw_tp/sys_enter) chosen over "
+            "count_enter_tp (tracepoint/raw_syscalls/sys_enter)"
+        )
         assert not {"count_enter", "count_call", "count_return"} & set(r.attached)
         fire(*SEVEN_VALUES)
         r.stop()
@@ -194,12 +229,15 @@ def test_no_program_leaves_the_next_best_twin(kernel, objs):
 
 @pytest.mark.parametrize("flag", ["--program", "--no-program"])
 def test_unknown_program_is_a_usage_error(objs, flag):
-    out = subprocess.run(pyrunq_argv("run", objs["gen_twins"], flag, "nope"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        pyrunq_argv("run", objs["gen_twins"], flag, "nope"), capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == (f"{PROG}: error: {flag} nope: no program 'nope' in gen_twins (has: "
-                          "count_enter, count_enter_raw, count_enter_tp, count_call, "
-                          "count_call_kprobe, count_return, count_return_kretprobe)\n")
+    assert out.stderr == (
+        f"{PROG}: error: {flag} nope: no program 'nope' in gen_twins (has: "
+        "count_enter, count_enter_raw, count_enter_tp, count_call, "
+        "count_call_kprobe, count_return, count_return_kretprobe)\n"
+    )
 
 
 # -- perf_event programs ------------------------------------------------------------
@@ -264,8 +302,12 @@ def test_cpu_clock_is_all_or_nothing(kernel, objs):
 
 
 def test_frequency_on_the_command_line(kernel, objs):
-    out = subprocess.run(pyrunq_argv("run", objs["gen_sampler"], "--frequency", "0"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        pyrunq_argv("run", objs["gen_sampler"], "--frequency", "0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "--frequency: must be positive" in out.stderr, out.stderr
     with pyrunq_command("run", objs["gen_sampler"], "--frequency", "50", "--json") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
@@ -275,6 +317,7 @@ def test_frequency_on_the_command_line(kernel, objs):
 
 
 # -- iterators ----------------------------------------------------------------------
+
 
 def rows(text: str) -> list[list[str]]:
     return [line.split(None, 1) for line in text.splitlines() if line.strip()]
@@ -319,11 +362,14 @@ def test_iterator_text_on_the_command_line(kernel, objs):
 
 # -- tracefs, and programs that cannot attach -----------------------------------------
 
+
 def test_tracepoint_object_runs_with_tracefs_unmounted(kernel, objs):
     before = tracefs_mounts()
-    rc, out, err = traced(NO_TRACEFS + pyrunq_argv(
-        "run", objs["gen_tracepoint"], "--set", f"target_tgid={os.getpid()}", "--json"),
-        SEVEN_VALUES)
+    rc, out, err = traced(
+        NO_TRACEFS
+        + pyrunq_argv("run", objs["gen_tracepoint"], "--set", f"target_tgid={os.getpid()}", "--json"),
+        SEVEN_VALUES,
+    )
     assert rc == 0, err
     assert map_doc(out, "calls") == {v: 1 for v in SEVEN_VALUES}
     lines = err.splitlines()
@@ -336,20 +382,33 @@ def test_tracepoint_object_runs_with_tracefs_unmounted(kernel, objs):
         "(it stays mounted, as perf leaves it)",
         f'{PROG}: note: program on_missing_tp_btf (SEC("tp_btf/pyrunq_missing_btf")) not '
         "attached: no tracepoint pyrunq_missing_btf in the kernel's BTF",
-        f'{PROG}: note: program on_missing_tracepoint '
+        f"{PROG}: note: program on_missing_tracepoint "
         '(SEC("tracepoint/syscalls/sys_enter_pyrunq_missing")) not attached: no tracepoint '
         "syscalls/sys_enter_pyrunq_missing in this kernel (No such file or directory)",
         f'{PROG}: note: program on_missing_raw_tp (SEC("raw_tp/pyrunq_missing_raw")) not '
         "attached: no raw tracepoint pyrunq_missing_raw in this kernel (No such file or "
-        "directory)"], err
+        "directory)",
+    ], err
     assert lines[-1].startswith("Tracing with 1 program(s) of gen_tracepoint")
     assert tracefs_mounts() == before  # mounted in the private namespace only
 
 
 def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
-    argv = NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv(
-        "run", objs["gen_twins"], "--set", f"target_tgid={os.getpid()}", "--json",
-        "--program", "count_enter", "--program", "count_enter_tp")
+    argv = (
+        NO_TRACEFS
+        + NO_SYS_ADMIN
+        + pyrunq_argv(
+            "run",
+            objs["gen_twins"],
+            "--set",
+            f"target_tgid={os.getpid()}",
+            "--json",
+            "--program",
+            "count_enter",
+            "--program",
+            "count_enter_tp",
+        )
+    )
     rc, out, err = traced(argv, SEVEN_VALUES)
     assert rc == 0, err
     assert map_doc(out, "hits") == {TP_BTF: 7}  # the other program runs
@@ -358,34 +417,49 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
         "(Operation not permitted): tracepoint programs cannot attach; as root: mount -t "
         "tracefs nodev /sys/kernel/tracing",
         f'{PROG}: note: program count_enter_tp (SEC("tracepoint/raw_syscalls/sys_enter")) not '
-        "attached: tracefs is not mounted"], err
+        "attached: tracefs is not mounted",
+    ], err
     # nothing else to run: one line, exit 1
-    out = subprocess.run(NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv(
-        "run", objs["gen_tracepoint"], "--program", "on_getpgid"),
-        capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv("run", objs["gen_tracepoint"], "--program", "on_getpgid"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
         f"{PROG}: error: no program of gen_tracepoint could attach: on_getpgid "
         "(tracepoint/syscalls/sys_enter_getpgid): tracefs is not mounted. tracefs is not "
         "mounted, and mounting it at /sys/kernel/tracing failed (Operation not permitted); "
-        "as root: mount -t tracefs nodev /sys/kernel/tracing\n")
+        "as root: mount -t tracefs nodev /sys/kernel/tracing\n"
+    )
 
 
 def test_nothing_attached_is_one_line_exit_1(kernel, objs):
-    out = subprocess.run(pyrunq_argv("run", objs["gen_tracepoint"], "--program",
-                                     "on_missing_raw_tp", "--program", "on_missing_tp_btf"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        pyrunq_argv(
+            "run", objs["gen_tracepoint"], "--program", "on_missing_raw_tp", "--program", "on_missing_tp_btf"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
         f"{PROG}: error: no program of gen_tracepoint could attach: on_missing_tp_btf "
         "(tp_btf/pyrunq_missing_btf): no tracepoint pyrunq_missing_btf in the kernel's BTF; "
         "on_missing_raw_tp (raw_tp/pyrunq_missing_raw): no raw tracepoint pyrunq_missing_raw "
-        "in this kernel (No such file or directory)\n")
+        "in this kernel (No such file or directory)\n"
+    )
     with pytest.raises(NothingAttached) as caught:
         pyrunq.run(objs["gen_tracepoint"], programs=["on_missing_raw_tp"])
     assert [tuple(n) for n in caught.value.not_attached] == [
-        ("on_missing_raw_tp", "raw_tp/pyrunq_missing_raw",
-         "no raw tracepoint pyrunq_missing_raw in this kernel (No such file or directory)")]
+        (
+            "on_missing_raw_tp",
+            "raw_tp/pyrunq_missing_raw",
+            "no raw tracepoint pyrunq_missing_raw in this kernel (No such file or directory)",
+        )
+    ]
 
 
 def test_programs_this_kernel_cannot_run_are_reported_and_the_rest_run(kernel, objs):

@@ -21,22 +21,51 @@ def positive(x) -> bool:
 @pytest.mark.external
 def test_bench_quick(kernel, tmp_path):
     doc = tmp_path / "performance.md"
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
-                        "--out", str(tmp_path), "--doc", str(doc)],
-                       capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--doc",
+            str(doc),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (path,) = tmp_path.glob("*.json")
     data = json.loads(path.read_text())
-    for key in ("config", "machine", "kernel", "versions", "rivals", "results", "targets",
-                "zero_loss", "leak_check"):
+    for key in (
+        "config",
+        "machine",
+        "kernel",
+        "versions",
+        "rivals",
+        "results",
+        "targets",
+        "zero_loss",
+        "leak_check",
+    ):
         assert key in data, key
     assert data["leak_check"]["leaked"] == []
     res = data["results"]
-    for fig in ("runqlat.startup_ms", "runqlat.run_1_1_ms", "runqlat.rss_mb",
-                "runqlat.ns_per_run.switch", "runqlat.ns_per_run.wakeup", "runqlat.load_pct",
-                "runqslower.startup_ms", "runqslower.rss_mb", "runqslower.ns_per_run.all",
-                "runqslower.max.events_per_s", "runqslower.max.cpu_us_per_event",
-                "runqlat_L.100.hists_per_interval"):
+    for fig in (
+        "runqlat.startup_ms",
+        "runqlat.run_1_1_ms",
+        "runqlat.rss_mb",
+        "runqlat.ns_per_run.switch",
+        "runqlat.ns_per_run.wakeup",
+        "runqlat.load_pct",
+        "runqslower.startup_ms",
+        "runqslower.rss_mb",
+        "runqslower.ns_per_run.all",
+        "runqslower.max.events_per_s",
+        "runqslower.max.cpu_us_per_event",
+        "runqlat_L.100.hists_per_interval",
+    ):
         for tool in ("pyrunq", "c"):
             s = res[fig][tool]
             assert positive(s["median"]) and s["min"] <= s["median"] <= s["max"], (fig, tool, s)
@@ -51,9 +80,21 @@ def test_bench_quick(kernel, tmp_path):
 @pytest.mark.external
 def test_bench_uprobes_small(kernel, tmp_path):
     calls = 20000
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "uprobes.py"), "--calls", str(calls),
-                        "--repeat", "1", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "uprobes.py"),
+            "--calls",
+            str(calls),
+            "--repeat",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (path,) = tmp_path.glob("*-uprobes.json")
     data = json.loads(path.read_text())

@@ -49,8 +49,7 @@ def lifetime(tmp_path_factory):
     """Path of the compiled LIFETIME_C program (its comm is "lifetime")."""
     d = tmp_path_factory.mktemp("bootstrap")
     (d / "lifetime.c").write_text(LIFETIME_C)
-    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(d / "lifetime"), str(d / "lifetime.c")],
-                   check=True)
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(d / "lifetime"), str(d / "lifetime.c")], check=True)
     return str(d / "lifetime")
 
 
@@ -179,6 +178,7 @@ def test_bad_ring_size_is_refused():
 
 # --- command line -------------------------------------------------------------
 
+
 def pyrunq_cmd(*args):
     return [sys.executable, "-m", "pyrunq", *args]
 
@@ -191,8 +191,9 @@ class Cli:
     """``pyrunq bootstrap`` running in the background, its stdout read by lines."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen(pyrunq_cmd("bootstrap", *args), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            pyrunq_cmd("bootstrap", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -251,14 +252,22 @@ def test_cli_rows_in_bootstrap_format(kernel, cli, lifetime):
     c = cli()
     header = c.until(lambda line: True)[0]  # written once attached
     assert header == "%-8s %-5s %-16s %-7s %-7s %s\n" % (
-        "TIME", "EVENT", "COMM", "PID", "PPID", "FILENAME/EXIT CODE")
+        "TIME",
+        "EVENT",
+        "COMM",
+        "PID",
+        "PPID",
+        "FILENAME/EXIT CODE",
+    )
     pid = run(lifetime, "300", "4")
     lines = c.until(lambda line: re.search(rf" EXIT  lifetime +{pid} ", line))
     rc, err = c.stop()
     assert rc == 0 and err == ""
     rows = [fields(line) for line in lines if f" {pid} " in line]
-    assert [r[1:5] for r in rows] == [["EXEC", "lifetime", str(pid), str(os.getpid())],
-                                      ["EXIT", "lifetime", str(pid), str(os.getpid())]]
+    assert [r[1:5] for r in rows] == [
+        ["EXEC", "lifetime", str(pid), str(os.getpid())],
+        ["EXIT", "lifetime", str(pid), str(os.getpid())],
+    ]
     assert rows[0][5] == lifetime
     code, ms = re.fullmatch(r"\[(\d+)\] \((\d+)ms\)", rows[1][5]).groups()
     assert code == "4" and int(ms) >= 300
@@ -302,8 +311,7 @@ def test_cli_json_lines(kernel, cli):
     exec_, exit_ = mine
     assert set(exec_) == {"time", "event", "comm", "pid", "ppid", "filename"}
     assert exec_["filename"].endswith("sh") and exec_["ppid"] == os.getpid()
-    assert set(exit_) == {"time", "event", "comm", "pid", "ppid", "exit_code", "duration_ns",
-                          "duration_ms"}
+    assert set(exit_) == {"time", "event", "comm", "pid", "ppid", "exit_code", "duration_ns", "duration_ms"}
     assert exit_["exit_code"] == 3 and exit_["duration_ns"] > 0
     assert exit_["duration_ms"] == exit_["duration_ns"] // 10**6
     assert abs(exit_["time"] - time.time()) < 3600
@@ -323,8 +331,7 @@ USAGE = [
 
 @pytest.mark.parametrize("args, message", USAGE, ids=[" ".join(a) for a, _ in USAGE])
 def test_cli_usage_errors(args, message):
-    out = subprocess.run(pyrunq_cmd("bootstrap", *args), capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(pyrunq_cmd("bootstrap", *args), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stdout == ""
     assert out.stderr.splitlines() == [out.stderr.rstrip("\n")], out.stderr

@@ -84,8 +84,9 @@ def test_ring_buffer_delivers_every_record_in_order_decoded(loaded):
 
 def test_ring_buffer_over_two_maps_with_callbacks(loaded):
     seen = []
-    rb = loaded.ring_buffer("events", "more_events", event="selftest_event",
-                            callback=lambda e: seen.append(e.seq))
+    rb = loaded.ring_buffer(
+        "events", "more_events", event="selftest_event", callback=lambda e: seen.append(e.seq)
+    )
     for i in range(10):
         fire(BASE + i)
     assert rb.poll(0.5) >= 1
@@ -102,8 +103,9 @@ def test_ring_buffer_raw_records_and_selectors(loaded):
     assert len(sel.select(1.0)) == 1
     assert rb.consume() == 1
     record = rb.pending.popleft()
-    assert isinstance(record, bytes) and len(record) == loaded.btf.layout(
-        loaded.btf.find("selftest_event")).size
+    assert (
+        isinstance(record, bytes) and len(record) == loaded.btf.layout(loaded.btf.find("selftest_event")).size
+    )
 
 
 def test_poll_limit_bounds_the_records_handled(loaded):
@@ -245,12 +247,15 @@ def test_resize_map_before_load_only(obj):
         obj.maps["numbers"].max_entries = 20
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("x", 1, "bad key"),
-    (1, 2 ** 64, "bad value"),
-    (b"\0\0", 1, "bad key"),
-    (1, b"\0" * 3, "bad value"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("x", 1, "bad key"),
+        (1, 2**64, "bad value"),
+        (b"\0\0", 1, "bad key"),
+        (1, b"\0" * 3, "bad value"),
+    ],
+)
 def test_wrong_key_or_value_type_or_size(loaded, key, value, message):
     with pytest.raises(TypeError, match=message):
         loaded.maps["numbers"][key] = value
@@ -312,12 +317,26 @@ def test_without_privileges_says_what_is_needed(kernel, tmp_path):
         "    print('DENIED', type(e).__name__, e)\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    out = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                          "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", script],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("DENIED BPFPermissionError load BPF object 'selftest'"), \
-        out.stdout
+    assert out.stdout.startswith("DENIED BPFPermissionError load BPF object 'selftest'"), out.stdout
     assert "needs root, or CAP_BPF and CAP_PERFMON" in out.stdout
 
 
@@ -353,9 +372,23 @@ def test_verifier_rejection_is_not_called_a_permission_problem(kernel, tmp_path)
     src = tmp_path / "rejected.bpf.c"
     src.write_text(REJECTED)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86",
-                    "-I", os.path.join(root, "vmlinux", "x86"), "-c", str(src),
-                    "-o", str(tmp_path / "rejected.bpf.o")], check=True)
+    subprocess.run(
+        [
+            "clang",
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-D__TARGET_ARCH_x86",
+            "-I",
+            os.path.join(root, "vmlinux", "x86"),
+            "-c",
+            str(src),
+            "-o",
+            str(tmp_path / "rejected.bpf.o"),
+        ],
+        check=True,
+    )
     with BPFObject.open(str(tmp_path / "rejected.bpf.o")) as o:
         with pytest.raises(VerifierError) as err:
             o.load()

@@ -37,14 +37,18 @@ REFRESH = 1.0
 
 # ---- helpers ---------------------------------------------------------------
 
+
 class Exporter:
     """``python -m pyrunq exporter --listen 127.0.0.1:0 ...`` until stopped."""
 
     def __init__(self, *args, wrapper=()):
         self.err = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "pyrunq", "exporter",
-                                      "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.DEVNULL, stderr=self.err, text=True)
+        self.proc = subprocess.Popen(
+            [*wrapper, sys.executable, "-m", "pyrunq", "exporter", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            text=True,
+        )
         self.url = self._wait_serving()
 
     def _wait_serving(self) -> str:
@@ -66,9 +70,12 @@ class Exporter:
 
     def samples(self, name: str) -> dict:
         """{frozenset(labels.items()): value} of one sample name in a scrape."""
-        return {frozenset(s.labels.items()): s.value
-                for f in text_string_to_metric_families(self.scrape()[1])
-                for s in f.samples if s.name == name}
+        return {
+            frozenset(s.labels.items()): s.value
+            for f in text_string_to_metric_families(self.scrape()[1])
+            for s in f.samples
+            if s.name == name
+        }
 
     def stop(self, signum=signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -100,16 +107,23 @@ class Prometheus:
         self.scrape([])
         config = os.path.join(tmp, "prometheus.yml")
         with open(config, "w") as f:
-            f.write("global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
-                    "scrape_configs:\n- job_name: pyrunq\n  file_sd_configs:\n"
-                    f"  - files: [{self.targets}]\n    refresh_interval: 1s\n")
+            f.write(
+                "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n- job_name: pyrunq\n  file_sd_configs:\n"
+                f"  - files: [{self.targets}]\n    refresh_interval: 1s\n"
+            )
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(os.path.join(tmp, "prometheus.log"), "w")
         self.proc = subprocess.Popen(
-            [shutil.which("prometheus"), f"--config.file={config}",
-             f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
-             f"--web.listen-address={self.url[len('http://'):]}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                shutil.which("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
+                f"--web.listen-address={self.url[len('http://') :]}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for(self._ready, every=0.2)
         except AssertionError:
@@ -159,11 +173,11 @@ def value(prometheus, promql: str) -> float | None:
 
 
 def p99(prometheus, cgroup: str) -> float | None:
-    return value(prometheus,
-                 f'histogram_quantile(0.99, rate({LATENCY}_bucket{{cgroup="{cgroup}"}}[10s]))')
+    return value(prometheus, f'histogram_quantile(0.99, rate({LATENCY}_bucket{{cgroup="{cgroup}"}}[10s]))')
 
 
 # ---- the exporter, the kernel and Prometheus ----------------------------------
+
 
 @pytest.mark.slow  # ten seconds of scrapes fill the rate() window
 @pytest.mark.external
@@ -175,8 +189,9 @@ def test_prometheus_sees_contended_cgroup_in_milliseconds(kernel, prometheus, cg
             prometheus.scrape([e.url])
             # ten seconds of 1 s scrapes fill the rate() window
             window = f'count_over_time({LATENCY}_count{{cgroup="{quiet}"}}[10s])'
-            wait_for(lambda: (value(prometheus, window) or 0) >= 9, 40, 0.5,
-                     seen=lambda: prometheus.query("up"))
+            wait_for(
+                lambda: (value(prometheus, window) or 0) >= 9, 40, 0.5, seen=lambda: prometheus.query("up")
+            )
             slow, fast = p99(prometheus, contended), p99(prometheus, quiet)
             check_dashboard_queries(prometheus)
             assert concurrent_scrapes(e, 50) == 50
@@ -193,8 +208,12 @@ def check_dashboard_queries(prometheus) -> None:
     """Every query of the Grafana dashboard and the recording rules runs, and
     the latency ones find data."""
     for expr in dashboard_exprs() + rule_exprs():
-        promql = (expr.replace("$__rate_interval", "10s").replace("$cgroup", ".+")
-                  .replace("$instance", ".+").replace("$job", ".+"))
+        promql = (
+            expr.replace("$__rate_interval", "10s")
+            .replace("$cgroup", ".+")
+            .replace("$instance", ".+")
+            .replace("$job", ".+")
+        )
         result = prometheus.query(promql)
         if LATENCY in expr:
             assert result, promql
@@ -210,13 +229,21 @@ def concurrent_scrapes(e: Exporter, n: int) -> int:
 
 
 # What deploy/kubernetes/daemonset.yaml grants: root with these capabilities only.
-DAEMONSET_CAPS = ["setpriv", "--inh-caps=-all",
-                  "--bounding-set=-all,+bpf,+perfmon,+setuid,+setgid"]
+DAEMONSET_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all,+bpf,+perfmon,+setuid,+setgid"]
 
 
 def test_comm_and_user_nobody_follow_processes_live(kernel):
-    with Exporter("--by", "process", "--comm", "^pyrunq-late$", "--refresh", str(REFRESH),
-                  "--user", "nobody", wrapper=DAEMONSET_CAPS) as e:
+    with Exporter(
+        "--by",
+        "process",
+        "--comm",
+        "^pyrunq-late$",
+        "--refresh",
+        str(REFRESH),
+        "--user",
+        "nobody",
+        wrapper=DAEMONSET_CAPS,
+    ) as e:
         assert_runs_as_nobody(e.proc.pid)
         assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
         late = victim(1, comm="pyrunq-late")
@@ -229,8 +256,7 @@ def test_comm_and_user_nobody_follow_processes_live(kernel):
         finally:
             late.kill()
             late.wait()
-        wait_for(lambda: not e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1,
-                 seen=lambda: e.scrape()[1])
+        wait_for(lambda: not e.samples(f"{LATENCY}_count"), 2 * REFRESH + 1, seen=lambda: e.scrape()[1])
         assert e.samples("pyrunq_tracked") == {frozenset({("kind", "process")}): 0}
         assert e.stop(signal.SIGINT) == 0, e.stderr()
         assert "running as nobody (uid 65534, gid 65534) with no capabilities" in e.stderr()
@@ -256,8 +282,7 @@ def test_max_series_counts_the_overflow(kernel, cgroup_tree):
         with Exporter("--cgroup", cgroup_tree.parent + "/*", "--max-series", "2") as e:
             overflow = frozenset({("reason", "max_series")})
             # the first refresh sees all three cgroups: two get a series, one is dropped
-            wait_for(lambda: e.samples("pyrunq_lost_samples_total").get(overflow),
-                     seen=lambda: e.scrape()[1])
+            wait_for(lambda: e.samples("pyrunq_lost_samples_total").get(overflow), seen=lambda: e.scrape()[1])
             assert len(e.samples(f"{LATENCY}_count")) == 2
             assert e.samples("pyrunq_series_dropped_total") == {frozenset(): 1}
             assert e.stop() == 0
@@ -287,15 +312,18 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
     assert ids == f"65534 {1 << 39} {1 << 39}"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--listen", "localhost"], "invalid address"),
-    (["--listen", "127.0.0.1:65536"], "invalid address"),
-    (["--listen", "127.0.0.1:http"], "invalid address"),
-    (["--comm", "(unclosed"], "invalid regular expression"),
-    (["--user", "no-such-user-pyrunq"], "no such user"),
-    (["--refresh", "0"], "must be positive"),
-    (["--by", "thread"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--listen", "localhost"], "invalid address"),
+        (["--listen", "127.0.0.1:65536"], "invalid address"),
+        (["--listen", "127.0.0.1:http"], "invalid address"),
+        (["--comm", "(unclosed"], "invalid regular expression"),
+        (["--user", "no-such-user-pyrunq"], "no such user"),
+        (["--refresh", "0"], "must be positive"),
+        (["--by", "thread"], "invalid choice"),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, message):
     assert_usage_error("exporter", args, message)
 
@@ -305,15 +333,20 @@ def test_port_in_use_one_line_exit_2():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "pyrunq", "exporter",
-                              "--listen", f"127.0.0.1:{port}"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "pyrunq", "exporter", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 2
-    assert out.stderr == (f"pyrunq exporter: error: --listen 127.0.0.1:{port}: "
-                          "cannot listen: Address already in use\n")
+    assert out.stderr == (
+        f"pyrunq exporter: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use\n"
+    )
 
 
 # ---- the collector's arithmetic, on a stand-in for RunqLat ----------------------
+
 
 class FakeRunqLat:
     """Hands out the snapshots a test queues, like RunqLat.snapshot() deltas."""
@@ -339,9 +372,11 @@ class FakeRunqLat:
 def exposed(collector) -> dict:
     registry = CollectorRegistry()
     registry.register(collector)
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for f in text_string_to_metric_families(generate_latest(registry).decode())
-            for s in f.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+    }
 
 
 def test_histogram_buckets_are_cumulative_log2_in_seconds():
@@ -387,16 +422,24 @@ def test_cap_refuses_new_keys_until_a_series_goes():
     assert cgroups_exposed(exposed(collector)) == {"/1", "/2"}
 
 
-@pytest.mark.parametrize("per, keys", [
-    (None, [None]),
-    ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')]),
-    ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')]),
-])
+@pytest.mark.parametrize(
+    "per, keys",
+    [
+        (None, [None]),
+        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')]),
+        ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')]),
+    ],
+)
 def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
     rq = FakeRunqLat(per=per)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
-    rq.queued = [{k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h)
-                  in enumerate(zip(keys, hists))}, {keys[0]: hists[2]}, {}, {}, {keys[0]: hists[1]}]
+    rq.queued = [
+        {k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h) in enumerate(zip(keys, hists))},
+        {keys[0]: hists[2]},
+        {},
+        {},
+        {keys[0]: hists[1]},
+    ]
     collector = RunqueueCollector(rq, max_series=len(keys))
     registry = CollectorRegistry()
     registry.register(collector)
@@ -414,8 +457,9 @@ def test_counts_are_written_as_the_library_writes_them():
     from pyrunq.prometheus import go_int
 
     rng = random.Random(3)
-    numbers = [0, 1, 999_999, 10**6, 10**7, 1_000_001, 123_456_789, 10**10, 2**53 - 1, 2**53,
-               2**64 + 7] + [rng.randrange(10 ** rng.randrange(1, 19)) for _ in range(5000)]
+    numbers = [0, 1, 999_999, 10**6, 10**7, 1_000_001, 123_456_789, 10**10, 2**53 - 1, 2**53, 2**64 + 7] + [
+        rng.randrange(10 ** rng.randrange(1, 19)) for _ in range(5000)
+    ]
     assert [go_int(n) for n in numbers] == [floatToGoString(n) for n in numbers]
 
 
@@ -423,15 +467,21 @@ def cgroups_exposed(out: dict) -> set[str]:
     return {dict(labels)["cgroup"] for name, labels in out if name == f"{LATENCY}_count"}
 
 
-@pytest.mark.parametrize("pattern, matches, misses", [
-    ("/kubepods*/**", ["/kubepods.slice", "/kubepods/burstable/pod1/abc"], ["/", "/system.slice"]),
-    ("/system.slice/docker-*.scope", ["/system.slice/docker-ab12.scope"],
-     ["/system.slice/docker-1.scope/x", "/system.slice/sub/docker-1.scope"]),
-    ("**/*.scope", ["/a.scope", "/x/y/b.scope"], ["/x/y", "/a.scope/z"]),
-    ("/", ["/"], ["/a"]),
-    ("/**", ["/", "/a/b/c"], []),
-    ("/a/[!b]?", ["/a/cd"], ["/a/bd", "/a/c"]),
-])
+@pytest.mark.parametrize(
+    "pattern, matches, misses",
+    [
+        ("/kubepods*/**", ["/kubepods.slice", "/kubepods/burstable/pod1/abc"], ["/", "/system.slice"]),
+        (
+            "/system.slice/docker-*.scope",
+            ["/system.slice/docker-ab12.scope"],
+            ["/system.slice/docker-1.scope/x", "/system.slice/sub/docker-1.scope"],
+        ),
+        ("**/*.scope", ["/a.scope", "/x/y/b.scope"], ["/x/y", "/a.scope/z"]),
+        ("/", ["/"], ["/a"]),
+        ("/**", ["/", "/a/b/c"], []),
+        ("/a/[!b]?", ["/a/cd"], ["/a/bd", "/a/c"]),
+    ],
+)
 def test_cgroup_globs(pattern, matches, misses):
     glob = CgroupGlob(pattern)
     assert [p for p in matches + misses if glob.match(p)] == matches
@@ -450,6 +500,7 @@ def test_selection_resolves_comm_and_pids():
 
 # ---- deploy/ and docs/ agree with the code -------------------------------------
 
+
 def dashboard_exprs() -> list[str]:
     with open(os.path.join(ROOT, "deploy/grafana/pyrunq-dashboard.json")) as f:
         dashboard = json.load(f)
@@ -467,8 +518,7 @@ def exported_names(monkeypatch) -> set[str]:
     monkeypatch.setattr("pyrunq.prometheus.bpf_stats_enabled", lambda: True)
     rq = FakeRunqLat()
     rq.pids = rq.cgroup_ids = set()
-    return {f.name + "_total" if f.type == "counter" else f.name
-            for f in RunqueueCollector(rq).collect()}
+    return {f.name + "_total" if f.type == "counter" else f.name for f in RunqueueCollector(rq).collect()}
 
 
 def test_docs_describe_every_metric_and_only_those(exported_names):
@@ -500,7 +550,14 @@ def test_daemonset_arguments_parse():
 def test_prometheus_example_config_and_rules_are_valid():
     if not shutil.which("promtool"):
         pytest.skip("needs promtool (Debian's prometheus package)")
-    out = subprocess.run(["promtool", "check", "config",  # and the rule file it names
-                          os.path.join(ROOT, "deploy/prometheus/prometheus.yml")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "promtool",
+            "check",
+            "config",  # and the rule file it names
+            os.path.join(ROOT, "deploy/prometheus/prometheus.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -11,6 +11,7 @@ import pytest
 
 from userprogs import Waiting, assert_usage_error
 
+
 class Calls(Waiting):
     """foobar waiting to make ``calls`` calls of ``seconds`` each: ``go()``."""
 
@@ -32,8 +33,7 @@ def test_one_second_calls_land_in_the_one_second_slot(kernel, foobar):
         assert lat.slots[9] == 2 and sum(lat.slots) == 2  # 512 .. 1023 ms
         assert 2_000_000_000 <= lat.sum_ns < 2_500_000_000
         assert 1000 <= lat.average < 1250
-        assert "512 -> 1023       : 2        |****************************************|" \
-            in lat.render()
+        assert "512 -> 1023       : 2        |****************************************|" in lat.render()
         assert fl.snapshot().count == 0  # each snapshot is a difference
 
 
@@ -61,8 +61,11 @@ def test_a_library_function_in_every_process(kernel):
 
 def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
     with Calls(foobar, 2, 1.0) as p:
-        cmd = subprocess.Popen([sys.executable, "-m", "pyrunq", "funclatency", "-m", "-p",
-                                str(p.pid), "Foo", "4", "1"], stdout=subprocess.PIPE, text=True)
+        cmd = subprocess.Popen(
+            [sys.executable, "-m", "pyrunq", "funclatency", "-m", "-p", str(p.pid), "Foo", "4", "1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert cmd.stdout.readline() == 'Tracing 1 functions for "Foo"... Hit Ctrl-C to end.\n'
         p.go()
         out, _ = cmd.communicate(timeout=60)
@@ -78,9 +81,24 @@ def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
 
 def test_command_json(kernel, foobar):
     with Calls(foobar, 1, 0.1) as p:
-        cmd = subprocess.Popen([sys.executable, "-m", "pyrunq", "funclatency", "--json", "-u",
-                                "-p", str(p.pid), f"{foobar}:Foo", "3", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pyrunq",
+                "funclatency",
+                "--json",
+                "-u",
+                "-p",
+                str(p.pid),
+                f"{foobar}:Foo",
+                "3",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert "Tracing 1 functions" in cmd.stderr.readline()  # JSON alone on stdout
         p.go()
         out, _ = cmd.communicate(timeout=60)
@@ -89,16 +107,19 @@ def test_command_json(kernel, foobar):
     assert doc["buckets"] == [{"low": 65536, "high": 131071, "count": 1}]  # 100 ms
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/binary:Foo"], "/no/such/binary: no such file"),
-    (["FOOBAR:NoSuchFunction"], "no function 'NoSuchFunction' in"),
-    (["-p", "999999999", "Foo"], "no process with PID 999999999"),
-    (["Foo"], "give BINARY:FUNCTION, or -p PID"),
-    (["/etc/passwd:Foo"], "/etc/passwd: not an ELF file"),
-    (["nosuchlibrary:Foo"], "'nosuchlibrary': no such binary or library"),
-    (["c:"], "no function name"),
-    (["-m", "-u", "c:malloc"], "not allowed with argument"),
-    (["c:malloc", "0"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/binary:Foo"], "/no/such/binary: no such file"),
+        (["FOOBAR:NoSuchFunction"], "no function 'NoSuchFunction' in"),
+        (["-p", "999999999", "Foo"], "no process with PID 999999999"),
+        (["Foo"], "give BINARY:FUNCTION, or -p PID"),
+        (["/etc/passwd:Foo"], "/etc/passwd: not an ELF file"),
+        (["nosuchlibrary:Foo"], "'nosuchlibrary': no such binary or library"),
+        (["c:"], "no function name"),
+        (["-m", "-u", "c:malloc"], "not allowed with argument"),
+        (["c:malloc", "0"], "must be positive"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(foobar, args, message):
     assert_usage_error("funclatency", [a.replace("FOOBAR", foobar) for a in args], message)

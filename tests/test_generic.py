@@ -19,6 +19,7 @@ import pyrunq
 from pyrunq.hist import render_log2_bcc as render_log2
 from testobjects import fire, my_comm
 
+
 def pyrunq_cmd(*args):
     return [sys.executable, "-m", "pyrunq", *args]
 
@@ -26,8 +27,12 @@ def pyrunq_cmd(*args):
 def run_and_fire(obj, values, *args):
     """``pyrunq run obj --set target_tgid=<us> args``; fire once it traces,
     then Ctrl-C. Returns (stdout, stderr, exit code)."""
-    p = subprocess.Popen(pyrunq_cmd("run", obj, "--set", f"target_tgid={os.getpid()}", *args),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        pyrunq_cmd("run", obj, "--set", f"target_tgid={os.getpid()}", *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     err = []
     while True:  # everything is attached once it says so
         line = p.stderr.readline()
@@ -42,9 +47,11 @@ def run_and_fire(obj, values, *args):
 
 # -- inspect (needs no privileges, loads nothing) ----------------------------------
 
+
 def inspect_json(path, *prefix):
-    out = subprocess.run([*prefix, *pyrunq_cmd("inspect", path, "--json")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*prefix, *pyrunq_cmd("inspect", path, "--json")], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -54,16 +61,28 @@ def test_inspect_lists_what_the_source_declares(objs):
     assert d["license"] == "Dual BSD/GPL" and d["core"] is True
     progs = {p["name"]: p for p in d["programs"]}
     assert progs["on_enter"] | {"instructions": 0} == {
-        "name": "on_enter", "section": "raw_tp/sys_enter", "type": "raw_tracepoint",
-        "attach_target": "sys_enter", "autoload": True, "instructions": 0}
+        "name": "on_enter",
+        "section": "raw_tp/sys_enter",
+        "type": "raw_tracepoint",
+        "attach_target": "sys_enter",
+        "autoload": True,
+        "instructions": 0,
+    }
     assert progs["on_enter"]["instructions"] > 10
     assert (progs["manual_probe"]["section"], progs["manual_probe"]["type"]) == ("uprobe", "kprobe")
     maps = {m["name"]: m for m in d["maps"]}
-    assert (maps["counts"]["type"], maps["counts"]["key"], maps["counts"]["value"],
-            maps["counts"]["max_entries"], maps["counts"]["pinning"]) == (
-        "hash", "__u32", "__u64", 64, None)
-    assert (maps["events"]["type"], maps["events"]["max_entries"],
-            maps["events"]["shown_as"]) == ("ringbuf", 1 << 16, "events of struct event")
+    assert (
+        maps["counts"]["type"],
+        maps["counts"]["key"],
+        maps["counts"]["value"],
+        maps["counts"]["max_entries"],
+        maps["counts"]["pinning"],
+    ) == ("hash", "__u32", "__u64", 64, None)
+    assert (maps["events"]["type"], maps["events"]["max_entries"], maps["events"]["shown_as"]) == (
+        "ringbuf",
+        1 << 16,
+        "events of struct event",
+    )
     assert [(g["section"], g["declaration"], g["default"]) for g in d["globals"]] == [
         (".rodata", "const volatile __u32 target_tgid", 0),
         (".rodata", "const volatile __s32 bias", -3),
@@ -71,15 +90,20 @@ def test_inspect_lists_what_the_source_declares(objs):
         (".rodata", "const volatile enum parity forced_parity", "PARITY_FORCED"),
         (".rodata", "const volatile char tag[8]", "none"),
         (".bss", "__u64 emitted", 0),
-        (".bss", "const struct event *unused_event", 0)]
+        (".bss", "const struct event *unused_event", 0),
+    ]
     assert [(s["name"], s["size"], s["definition"]) for s in d["event_structs"]] == [
-        ("event", 48, "struct event {\n\t__u32 pid;\n\t__u64 seq;\n\tchar comm[16];\n"
-                      "\tenum parity parity;\n\t__s32 delta;\n\tchar tag[8];\n};")]
+        (
+            "event",
+            48,
+            "struct event {\n\t__u32 pid;\n\t__u64 seq;\n\tchar comm[16];\n"
+            "\tenum parity parity;\n\t__s32 delta;\n\tchar tag[8];\n};",
+        )
+    ]
 
 
 def test_inspect_text_and_histogram_rules(objs):
-    out = subprocess.run(pyrunq_cmd("inspect", objs["gen_hist"]), capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(pyrunq_cmd("inspect", objs["gen_hist"]), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = [" ".join(line.split()) for line in out.stdout.splitlines()]
     assert "license: GPL" in lines
@@ -95,14 +119,21 @@ def test_inspect_needs_no_privileges(objs):
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o755)
         path = shutil.copy(objs["gen_filter"], d)
-        d = inspect_json(path, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                         "--inh-caps=-all", "--bounding-set=-all")
+        d = inspect_json(
+            path,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        )
     assert [s["name"] for s in d["event_structs"]] == ["record"]
-    assert [(g["name"], g["default"]) for g in d["globals"]][:2] == [
-        ("target_tgid", 0), ("min_value", 16)]
+    assert [(g["name"], g["default"]) for g in d["globals"]][:2] == [("target_tgid", 0), ("min_value", 16)]
 
 
 # -- run ----------------------------------------------------------------------
+
 
 def test_run_decodes_each_event_exactly(kernel, objs):
     seqs = [5_000_001, 5_000_002, 5_000_003]
@@ -111,12 +142,23 @@ def test_run_decodes_each_event_exactly(kernel, objs):
     docs = [json.loads(line) for line in out.splitlines()]
     events = [d for d in docs if d["type"] == "event"]
     assert [(e["map"], e["event"]) for e in events] == [
-        ("events", {"pid": os.getpid(), "seq": s, "comm": my_comm(),
-                    "parity": "PARITY_ODD" if s & 1 else "PARITY_EVEN", "delta": -3 - s,
-                    "tag": "none"}) for s in seqs]
+        (
+            "events",
+            {
+                "pid": os.getpid(),
+                "seq": s,
+                "comm": my_comm(),
+                "parity": "PARITY_ODD" if s & 1 else "PARITY_EVEN",
+                "delta": -3 - s,
+                "tag": "none",
+            },
+        )
+        for s in seqs
+    ]
     maps = [d for d in docs if d["type"] == "map"]
     assert [(m["map"], m["entries"]) for m in maps] == [
-        ("counts", [{"key": 1, "value": 1}, {"key": 2, "value": 1}, {"key": 3, "value": 1}])]
+        ("counts", [{"key": 1, "value": 1}, {"key": 2, "value": 1}, {"key": 3, "value": 1}])
+    ]
     assert 'program manual_probe (SEC("uprobe")) not attached' in err
 
 
@@ -125,8 +167,9 @@ def test_run_reads_a_perf_event_array_exactly(kernel, objs):
     out, err, rc = run_and_fire(objs["gen_perf"], seqs, "--json")
     assert rc == 0, err
     events = [d for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
-    assert [(e["map"], e["event"]["seq"], e["event"]["tgid"], e["event"]["comm"])
-            for e in events] == [("events", s, os.getpid(), my_comm()) for s in seqs]
+    assert [(e["map"], e["event"]["seq"], e["event"]["tgid"], e["event"]["comm"]) for e in events] == [
+        ("events", s, os.getpid(), my_comm()) for s in seqs
+    ]
     assert all(e["event"]["cpu"] in range(os.cpu_count()) for e in events)
     assert "lost" not in err, err
 
@@ -137,26 +180,50 @@ def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
         raise KeyboardInterrupt
 
     for name, seq in (("gen_perf", "seq"), ("gen_events", "seq")):
-        result = pyrunq.run(objs[name], set={"target_tgid": os.getpid()}, interval=0.01,
-                            on_maps=on_maps, duration=600)
-        assert [(m, e[seq]) for m, e in result.events] == [("events", 7_000_001),
-                                                          ("events", 7_000_002)], name
+        result = pyrunq.run(
+            objs[name], set={"target_tgid": os.getpid()}, interval=0.01, on_maps=on_maps, duration=600
+        )
+        assert [(m, e[seq]) for m, e in result.events] == [("events", 7_000_001), ("events", 7_000_002)], name
         assert result.lost == ({"events": 0} if name == "gen_perf" else {})
 
 
 def test_set_changes_what_the_program_emits(kernel, objs):
-    out, err, rc = run_and_fire(objs["gen_events"], [6_000_002], "--set", "force=true",
-                                "--set", "forced_parity=PARITY_ODD", "--set", "bias=0x10",
-                                "--set", "tag=hello")
+    out, err, rc = run_and_fire(
+        objs["gen_events"],
+        [6_000_002],
+        "--set",
+        "force=true",
+        "--set",
+        "forced_parity=PARITY_ODD",
+        "--set",
+        "bias=0x10",
+        "--set",
+        "tag=hello",
+    )
     assert rc == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["TIME", "PID", "SEQ", "COMM", "PARITY", "DELTA", "TAG"]
-    assert lines[1].split()[1:] == [str(os.getpid()), "6000002", my_comm(), "PARITY_ODD",
-                                    str(16 - 6_000_002), "hello"]
+    assert lines[1].split()[1:] == [
+        str(os.getpid()),
+        "6000002",
+        my_comm(),
+        "PARITY_ODD",
+        str(16 - 6_000_002),
+        "hello",
+    ]
     assert "counts[2]: 1" in lines
     # an enum by number, a negative integer
-    out, err, rc = run_and_fire(objs["gen_events"], [6_000_003], "--json", "--set", "force=1",
-                                "--set", "forced_parity=0", "--set", "bias=-100")
+    out, err, rc = run_and_fire(
+        objs["gen_events"],
+        [6_000_003],
+        "--json",
+        "--set",
+        "force=1",
+        "--set",
+        "forced_parity=0",
+        "--set",
+        "bias=-100",
+    )
     assert rc == 0, err
     event = json.loads(out.splitlines()[0])["event"]
     assert (event["parity"], event["delta"]) == ("PARITY_EVEN", -100 - 6_000_003)
@@ -169,12 +236,14 @@ def test_const_volatile_filter(kernel, objs):
     docs = [json.loads(line) for line in out.splitlines()]
     got = [d["event"]["value"] for d in docs if d["type"] == "event"]
     assert got == [16, 100, 1000]  # min_value defaults to 0x10
-    out, err, rc = run_and_fire(objs["gen_filter"], values, "--json", "--set", "min_value=0x64",
-                                "--event", "records=record")
+    out, err, rc = run_and_fire(
+        objs["gen_filter"], values, "--json", "--set", "min_value=0x64", "--event", "records=record"
+    )
     assert rc == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert [(r["map"], r.get("event")) for r in records if r["type"] == "event"] == [
-        ("records", {"value": v, "tid": os.getpid()}) for v in (100, 1000)]
+        ("records", {"value": v, "tid": os.getpid()}) for v in (100, 1000)
+    ]
 
 
 def test_maps_the_object_pins_are_not_pinned(kernel, objs):
@@ -200,19 +269,26 @@ def test_log2_histograms_in_bcc_format(kernel, objs):
     for v in values:
         slots[log2_slot(v)] += 1
         per_parity[v & 1][log2_slot(v)] += 1
-    assert out == (f"\nhist_us:\n{render_log2(slots, 'usecs')}"
-                   f"\nper_parity[0]:\n{render_log2(per_parity[0], 'value')}"
-                   f"\nper_parity[1]:\n{render_log2(per_parity[1], 'value')}")
+    assert out == (
+        f"\nhist_us:\n{render_log2(slots, 'usecs')}"
+        f"\nper_parity[0]:\n{render_log2(per_parity[0], 'value')}"
+        f"\nper_parity[1]:\n{render_log2(per_parity[1], 'value')}"
+    )
 
 
 def test_duration_and_sigterm_end_cleanly(kernel, objs):
-    out = subprocess.run(pyrunq_cmd("run", objs["gen_hist"], "--duration", "0.2", "--json"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        pyrunq_cmd("run", objs["gen_hist"], "--duration", "0.2", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     maps = [json.loads(line)["map"] for line in out.stdout.splitlines()]
     assert maps == ["hist_us", "per_parity"]
-    p = subprocess.Popen(pyrunq_cmd("run", objs["gen_events"]), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        pyrunq_cmd("run", objs["gen_events"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     while not p.stderr.readline().startswith("Tracing"):
         pass
     p.send_signal(signal.SIGTERM)
@@ -220,6 +296,7 @@ def test_duration_and_sigterm_end_cleanly(kernel, objs):
 
 
 # -- bad input -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def bad(objs, tmp_path_factory):
@@ -257,14 +334,14 @@ BAD = [  # (command, object, extra arguments, what stderr says)
 ]
 
 
-@pytest.mark.parametrize("tool, obj, extra, message", BAD,
-                         ids=[f"{t}-{o}-{' '.join(e)}" for t, o, e, _ in BAD])
+@pytest.mark.parametrize(
+    "tool, obj, extra, message", BAD, ids=[f"{t}-{o}-{' '.join(e)}" for t, o, e, _ in BAD]
+)
 def test_bad_input_one_line_exit_2(objs, bad, tool, obj, extra, message):
     if obj == "other" and os.geteuid() != 0:
         pytest.skip("needs root to chown")
     path = bad.get(obj) or objs[obj]
-    out = subprocess.run(pyrunq_cmd(tool, path, *extra), capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(pyrunq_cmd(tool, path, *extra), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"pyrunq {tool}: error: ")
     assert message in out.stderr, out.stderr
@@ -272,13 +349,17 @@ def test_bad_input_one_line_exit_2(objs, bad, tool, obj, extra, message):
 
 
 def test_allow_untrusted_object(kernel, bad):
-    out = subprocess.run(pyrunq_cmd("run", bad["world"], "--allow-untrusted-object",
-                                    "--duration", "0.1"), capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        pyrunq_cmd("run", bad["world"], "--allow-untrusted-object", "--duration", "0.1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
 
 
 # -- Python ------------------------------------------------------------------------
+
 
 def test_python_pieces(kernel, objs):
     from pyrunq.tools.generic import Runner
@@ -287,11 +368,12 @@ def test_python_pieces(kernel, objs):
         assert r.obj.state == "loaded" and len(r.links) == 1
         fire(10, 50, 60)
         r.stop()  # detach, then hand over what the ring buffer holds
-        assert r.events == [("records", {"value": 50, "tid": os.getpid()}),
-                            ("records", {"value": 60, "tid": os.getpid()})]
+        assert r.events == [
+            ("records", {"value": 50, "tid": os.getpid()}),
+            ("records", {"value": 60, "tid": os.getpid()}),
+        ]
         (passed,) = r.maps()
-        assert (passed.name, passed.kind, passed.entries) == ("pyrunq_test_passed", "entries",
-                                                              [(0, 2)])
+        assert (passed.name, passed.kind, passed.entries) == ("pyrunq_test_passed", "entries", [(0, 2)])
 
 
 def test_pyrunq_run(kernel, objs):
@@ -299,13 +381,13 @@ def test_pyrunq_run(kernel, objs):
         fire(1, 3, 8)
         raise KeyboardInterrupt
 
-    result = pyrunq.run(objs["gen_hist"], set={"target_tgid": os.getpid()}, interval=0.01,
-                        on_maps=on_maps, duration=600)
+    result = pyrunq.run(
+        objs["gen_hist"], set={"target_tgid": os.getpid()}, interval=0.01, on_maps=on_maps, duration=600
+    )
     hist = {r.name: r for r in result.maps}
     assert hist["hist_us"].kind == "hist" and hist["hist_us"].unit == "usecs"
     assert hist["hist_us"].entries == [(None, [1, 1, 0, 1] + [0] * 20, {})]
-    assert [(k, s[:4]) for k, s, _ in hist["per_parity"].entries] == [(0, [0, 0, 0, 1]),
-                                                                       (1, [1, 1, 0, 0])]
+    assert [(k, s[:4]) for k, s, _ in hist["per_parity"].entries] == [(0, [0, 0, 0, 1]), (1, [1, 1, 0, 0])]
     assert result.events == [] and result.not_attached == []
     with pytest.raises(pyrunq.UsageError, match="out of range"):
         pyrunq.run(objs["gen_hist"], set={"target_tgid": -1})

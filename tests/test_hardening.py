@@ -22,8 +22,11 @@ from waiting import Command
 PACKAGE = os.path.dirname(pyrunq.__file__)
 UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 NO_CAPS = ["--inh-caps=-all", "--bounding-set=-all"]
-BPF_CAPS = ["--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=-all,+bpf,+perfmon",
-            "--bounding-set=-all,+bpf,+perfmon"]
+BPF_CAPS = [
+    "--inh-caps=-all,+bpf,+perfmon",
+    "--ambient-caps=-all,+bpf,+perfmon",
+    "--bounding-set=-all,+bpf,+perfmon",
+]
 
 
 def pyrunq_cmd(*args):
@@ -34,10 +37,22 @@ def pyrunq_cmd(*args):
 def fake_old_libbpf(tmp_path_factory):
     """A libbpf.so.1 with only the version calls of an old libbpf."""
     d = tmp_path_factory.mktemp("libbpf")
-    (d / "old.c").write_text("unsigned libbpf_major_version(void) { return 0; }\n"
-                             "unsigned libbpf_minor_version(void) { return 8; }\n")
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libbpf.so.1", "-o",
-                    str(d / "libbpf.so.1"), str(d / "old.c")], check=True)
+    (d / "old.c").write_text(
+        "unsigned libbpf_major_version(void) { return 0; }\n"
+        "unsigned libbpf_minor_version(void) { return 8; }\n"
+    )
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libbpf.so.1",
+            "-o",
+            str(d / "libbpf.so.1"),
+            str(d / "old.c"),
+        ],
+        check=True,
+    )
     return str(d / "libbpf.so.1")
 
 
@@ -101,36 +116,72 @@ def test_usage_errors(args, message):
 
 
 RUNTIME = [  # (id, arguments, environment, prefix command, what stderr names); all exit 1
-    ("no-btf-runqlat", ["runqlat", "1", "1"], {"PYRUNQ_BTF": "/nonexistent/vmlinux"}, [],
-     "this kernel has no BTF at /nonexistent/vmlinux; pyrunq needs CONFIG_DEBUG_INFO_BTF=y"),
-    ("no-btf-runqslower", ["runqslower"], {"PYRUNQ_BTF": "/nonexistent/vmlinux"}, [],
-     "has no BTF at /nonexistent/vmlinux"),
-    ("corrupt-btf", ["runqlat", "1", "1"], {"PYRUNQ_BTF": "/etc/hostname"}, [],
-     "no valid BTF (bad magic) at /etc/hostname"),
-    ("no-libbpf", ["runqlat", "1", "1"], {"PYRUNQ_LIBBPF": "/nonexistent/libbpf.so.1"}, [],
-     "cannot load libbpf from PYRUNQ_LIBBPF: /nonexistent/libbpf.so.1"),
-    ("libbpf-not-a-library", ["runqslower"], {"PYRUNQ_LIBBPF": "/etc/hostname"}, [],
-     "cannot load libbpf from PYRUNQ_LIBBPF"),
-    ("libbpf-too-old", ["runqlat", "1", "1"], {"PYRUNQ_LIBBPF": "<old>"}, [],
-     "libbpf is too old"),
-    ("unprivileged-runqlat", ["runqlat", "1", "1"], {}, UNPRIVILEGED + NO_CAPS,
-     "needs root, or CAP_BPF and CAP_PERFMON"),
-    ("unprivileged-runqslower", ["runqslower"], {}, UNPRIVILEGED + NO_CAPS,
-     "needs root, or CAP_BPF and CAP_PERFMON"),
-    ("corrupt-object", ["runqlat", "1", "1"], {"PYTHONPATH": "<broken>"}, [],
-     "open BPF object"),
-    ("missing-object", ["runqslower"], {"PYTHONPATH": "<broken>"}, [],
-     "find packaged object 'runqslower'"),
+    (
+        "no-btf-runqlat",
+        ["runqlat", "1", "1"],
+        {"PYRUNQ_BTF": "/nonexistent/vmlinux"},
+        [],
+        "this kernel has no BTF at /nonexistent/vmlinux; pyrunq needs CONFIG_DEBUG_INFO_BTF=y",
+    ),
+    (
+        "no-btf-runqslower",
+        ["runqslower"],
+        {"PYRUNQ_BTF": "/nonexistent/vmlinux"},
+        [],
+        "has no BTF at /nonexistent/vmlinux",
+    ),
+    (
+        "corrupt-btf",
+        ["runqlat", "1", "1"],
+        {"PYRUNQ_BTF": "/etc/hostname"},
+        [],
+        "no valid BTF (bad magic) at /etc/hostname",
+    ),
+    (
+        "no-libbpf",
+        ["runqlat", "1", "1"],
+        {"PYRUNQ_LIBBPF": "/nonexistent/libbpf.so.1"},
+        [],
+        "cannot load libbpf from PYRUNQ_LIBBPF: /nonexistent/libbpf.so.1",
+    ),
+    (
+        "libbpf-not-a-library",
+        ["runqslower"],
+        {"PYRUNQ_LIBBPF": "/etc/hostname"},
+        [],
+        "cannot load libbpf from PYRUNQ_LIBBPF",
+    ),
+    ("libbpf-too-old", ["runqlat", "1", "1"], {"PYRUNQ_LIBBPF": "<old>"}, [], "libbpf is too old"),
+    (
+        "unprivileged-runqlat",
+        ["runqlat", "1", "1"],
+        {},
+        UNPRIVILEGED + NO_CAPS,
+        "needs root, or CAP_BPF and CAP_PERFMON",
+    ),
+    (
+        "unprivileged-runqslower",
+        ["runqslower"],
+        {},
+        UNPRIVILEGED + NO_CAPS,
+        "needs root, or CAP_BPF and CAP_PERFMON",
+    ),
+    ("corrupt-object", ["runqlat", "1", "1"], {"PYTHONPATH": "<broken>"}, [], "open BPF object"),
+    ("missing-object", ["runqslower"], {"PYTHONPATH": "<broken>"}, [], "find packaged object 'runqslower'"),
 ]
 
 
-@pytest.mark.parametrize("args, env, prefix, message", [r[1:] for r in RUNTIME],
-                         ids=[r[0] for r in RUNTIME])
+@pytest.mark.parametrize("args, env, prefix, message", [r[1:] for r in RUNTIME], ids=[r[0] for r in RUNTIME])
 def test_runtime_errors(kernel, fake_old_libbpf, broken_package, args, env, prefix, message):
-    env = {k: {"<old>": fake_old_libbpf, "<broken>": broken_package}.get(v, v)
-           for k, v in env.items()}
-    out = subprocess.run(prefix + pyrunq_cmd(*args), capture_output=True, text=True, timeout=60,
-                         env={**os.environ, **env}, cwd="/")
+    env = {k: {"<old>": fake_old_libbpf, "<broken>": broken_package}.get(v, v) for k, v in env.items()}
+    out = subprocess.run(
+        prefix + pyrunq_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        cwd="/",
+    )
     assert out.returncode == 1, out.stderr
     assert out.stderr.splitlines() == [out.stderr.rstrip("\n")], out.stderr
     assert out.stderr.startswith(f"pyrunq {args[0]}: error: ") and message in out.stderr, out.stderr
@@ -138,17 +189,25 @@ def test_runtime_errors(kernel, fake_old_libbpf, broken_package, args, env, pref
 
 
 def test_verbose_shows_the_traceback_and_libbpf_log(kernel):
-    out = subprocess.run(UNPRIVILEGED + NO_CAPS + pyrunq_cmd("runqlat", "-v", "1", "1"),
-                         capture_output=True, text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        UNPRIVILEGED + NO_CAPS + pyrunq_cmd("runqlat", "-v", "1", "1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert out.returncode == 1
     assert "Traceback" in out.stderr and "BPFPermissionError" in out.stderr
     assert "pyrunq.libbpf: " in out.stderr
 
 
 # (arguments, the line to wait for before the signal; None: ends by itself)
-WITH_BPF_CAPS = [(["runqlat", "1", "1"], None), (["runqlat", "-L", "--json", "1", "1"], None),
-                 (["runqslower", "-P", "0"], r"^\d\d:\d\d:\d\d "),
-                 (["bootstrap"], r"^\d\d:\d\d:\d\d EXIT  true ")]
+WITH_BPF_CAPS = [
+    (["runqlat", "1", "1"], None),
+    (["runqlat", "-L", "--json", "1", "1"], None),
+    (["runqslower", "-P", "0"], r"^\d\d:\d\d:\d\d "),
+    (["bootstrap"], r"^\d\d:\d\d:\d\d EXIT  true "),
+]
 
 
 @pytest.mark.parametrize("args, row", WITH_BPF_CAPS, ids=[" ".join(a) for a, _ in WITH_BPF_CAPS])
@@ -164,8 +223,11 @@ def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, args, row):
     assert len(out.splitlines()) >= 3, out
 
 
-UPROBE_TOOLS = [["funclatency", "c:getppid", "1", "1"], ["stackcount", "c:getppid", "1"],
-                ["memleak", "-p", "SLEEPER", "1", "1"]]
+UPROBE_TOOLS = [
+    ["funclatency", "c:getppid", "1", "1"],
+    ["stackcount", "c:getppid", "1"],
+    ["memleak", "-p", "SLEEPER", "1", "1"],
+]
 
 
 @pytest.fixture
@@ -179,36 +241,52 @@ def sleeper():
 
 @pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
 def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, sleeper, args):
-    out = subprocess.run(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*sleeper(args)), capture_output=True,
-                         text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*sleeper(args)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, out.stderr
     assert "uprobes need root, or CAP_SYS_ADMIN with CAP_BPF and CAP_PERFMON" in out.stderr
-
 
 
 @pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
 def test_uprobe_tools_work_with_cap_sys_admin_bpf_perfmon(kernel, sleeper, args):
     caps = [c.replace("+perfmon", "+perfmon,+sys_admin") for c in BPF_CAPS]
-    out = subprocess.run(UNPRIVILEGED + caps + pyrunq_cmd(*sleeper(args)), capture_output=True,
-                         text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        UNPRIVILEGED + caps + pyrunq_cmd(*sleeper(args)), capture_output=True, text=True, timeout=60, cwd="/"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.rstrip().endswith("Detaching...") or "Top 10 stacks" in out.stdout, out
 
 
-INTERRUPTED = [["runqlat"], ["runqlat", "-L", "1"], ["runqlat", "--cgroups", "--json", "1"],
-               ["runqlat", "-m", "-P", "1", "10"], ["runqslower", "0"], ["runqslower", "-P", "100"],
-               ["runqslower", "--json", "0"], ["runqlat", "-c", "/", "1"],
-               ["bootstrap"], ["bootstrap", "--json"], ["funclatency", "c:getppid"],
-               # malloc only in this process: probed in every process, each malloc of
-               # the other tracers here would trap into the kernel
-               ["funclatency", "--json", "-u", "-p", str(os.getpid()), "c:malloc", "1"],
-               ["stackcount", "c:getppid"],
-               ["stackcount", "--json", "-p", str(os.getpid()), "c:malloc"],
-               ["memleak", "-p", str(os.getpid()), "1"]]
+INTERRUPTED = [
+    ["runqlat"],
+    ["runqlat", "-L", "1"],
+    ["runqlat", "--cgroups", "--json", "1"],
+    ["runqlat", "-m", "-P", "1", "10"],
+    ["runqslower", "0"],
+    ["runqslower", "-P", "100"],
+    ["runqslower", "--json", "0"],
+    ["runqlat", "-c", "/", "1"],
+    ["bootstrap"],
+    ["bootstrap", "--json"],
+    ["funclatency", "c:getppid"],
+    # malloc only in this process: probed in every process, each malloc of
+    # the other tracers here would trap into the kernel
+    ["funclatency", "--json", "-u", "-p", str(os.getpid()), "c:malloc", "1"],
+    ["stackcount", "c:getppid"],
+    ["stackcount", "--json", "-p", str(os.getpid()), "c:malloc"],
+    ["memleak", "-p", str(os.getpid()), "1"],
+]
 
 
-LOSS_REPORT = re.compile(r"pyrunq \w+: (lost \d+ events|\d+ calls not (counted|timed)"
-                         r"|\d+ allocations not tracked)")
+LOSS_REPORT = re.compile(
+    r"pyrunq \w+: (lost \d+ events|\d+ calls not (counted|timed)"
+    r"|\d+ allocations not tracked)"
+)
 
 
 @pytest.mark.slow
@@ -221,10 +299,12 @@ def test_interrupted_at_random_moments_200_times(kernel):
             while runs and len(live) < 4:
                 runs -= 1
                 args = rng.choice(INTERRUPTED)
-                p = subprocess.Popen(pyrunq_cmd(*args), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-                live.append((p, time.monotonic() + rng.uniform(0, 0.8),
-                             rng.choice([signal.SIGINT, signal.SIGTERM])))
+                p = subprocess.Popen(
+                    pyrunq_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+                live.append(
+                    (p, time.monotonic() + rng.uniform(0, 0.8), rng.choice([signal.SIGINT, signal.SIGTERM]))
+                )
             time.sleep(0.01)
             for entry in list(live):
                 p, when, signum = entry
@@ -238,8 +318,10 @@ def test_interrupted_at_random_moments_200_times(kernel):
             p.wait()
     for args, err, rc in results:
         if rc == 0:  # nothing but the banner (--json writes it to stderr) and loss reports
-            assert all(line.startswith("Tracing ") or LOSS_REPORT.match(line)
-                       for line in err.splitlines()), (args, err)
+            assert all(line.startswith("Tracing ") or LOSS_REPORT.match(line) for line in err.splitlines()), (
+                args,
+                err,
+            )
         else:  # a signal before pyrunq's handlers exist: the interpreter's default
             assert rc in (1, -signal.SIGINT, -signal.SIGTERM), (args, rc, err)
             assert rc < 0 or err.rstrip().endswith("KeyboardInterrupt"), (args, err)
@@ -254,8 +336,9 @@ def test_overload_threshold_zero_for_a_minute(kernel):
     stress = shutil.which("stress-ng")
     assert stress, "stress-ng is needed (./dev setup installs it)"
     load = subprocess.Popen([stress, "--switch", "2", "--timeout", "70s", "--quiet"])
-    p = subprocess.Popen(pyrunq_cmd("runqslower", "--json", "0"), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        pyrunq_cmd("runqslower", "--json", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline, rss, lines = time.monotonic() + 60, [], 0
         for line in p.stdout:
@@ -280,8 +363,9 @@ def test_overload_threshold_zero_for_a_minute(kernel):
     assert lines > 100_000
     assert max(rss) < 80 * 2**20, rss
     reports = [line for line in err.splitlines() if line]
-    assert all(line.startswith("pyrunq runqslower: lost ") or line.startswith("Tracing")
-               for line in reports), err
+    assert all(
+        line.startswith("pyrunq runqslower: lost ") or line.startswith("Tracing") for line in reports
+    ), err
     # Python cannot keep up with every switch of this load: losses must show,
     # while it runs (at most once a second) and in total at exit
     assert any(line.endswith("events so far (ring buffer full)") for line in reports), err

@@ -1,4 +1,5 @@
 """Tests for pyrunq.hist: bucket mapping, percentiles and runqlat-identical text."""
+
 import math
 import os
 import random
@@ -20,9 +21,29 @@ BAR40 = "|" + "*" * 40 + "|\n"
 
 # ---- bucket mapping ---------------------------------------------------------
 
-EDGE_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 100, 1000, 2**25 - 1,
-               2**25, 2**25 + 3 * 2**23 - 1, 2**25 + 3 * 2**23, 2**26 - 1,
-               2**26, 2**40]
+EDGE_VALUES = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    15,
+    16,
+    100,
+    1000,
+    2**25 - 1,
+    2**25,
+    2**25 + 3 * 2**23 - 1,
+    2**25 + 3 * 2**23,
+    2**26 - 1,
+    2**26,
+    2**40,
+]
 
 
 def _log2_slot(v):
@@ -34,7 +55,7 @@ def _values():
     rng = random.Random(7)
     vals = set(EDGE_VALUES)
     for m in range(45):
-        vals.update({2**m - 1, 2**m, 2**m + 1, rng.randrange(2**m, 2**(m + 1))})
+        vals.update({2**m - 1, 2**m, 2**m + 1, rng.randrange(2**m, 2 ** (m + 1))})
     return sorted(v for v in vals if v >= 0)
 
 
@@ -86,6 +107,7 @@ def test_slots_equal_log2_summation():
 
 # ---- rendering against hand-derived C output ---------------------------------
 
+
 def test_empty_renders_nothing():
     assert Histogram.empty().render() == ""
     assert hist.render_log2([0] * 26, "usecs") == ""
@@ -93,25 +115,31 @@ def test_empty_renders_nothing():
 
 
 def test_render_single_sample_slot0():
-    assert Histogram.from_values([1]).render() == (
-        HDR_US + "         0 -> 1          : 1        " + BAR40)
+    assert Histogram.from_values([1]).render() == (HDR_US + "         0 -> 1          : 1        " + BAR40)
 
 
 def test_render_msecs_only_slot0():
     assert Histogram.from_slots([41], "msecs").render() == (
-        HDR_MS + "         0 -> 1          : 41       " + BAR40)
+        HDR_MS + "         0 -> 1          : 41       " + BAR40
+    )
 
 
 def test_render_gaps():
     h = Histogram.from_values([4, 5, 6, 7, 7] + [32] * 10)
     assert h.render() == (
         HDR_US
-        + "         0 -> 1          : 0        " + BAR0
-        + "         2 -> 3          : 0        " + BAR0
+        + "         0 -> 1          : 0        "
+        + BAR0
+        + "         2 -> 3          : 0        "
+        + BAR0
         + "         4 -> 7          : 5        |********************                    |\n"
-        + "         8 -> 15         : 0        " + BAR0
-        + "        16 -> 31         : 0        " + BAR0
-        + "        32 -> 63         : 10       " + BAR40)
+        + "         8 -> 15         : 0        "
+        + BAR0
+        + "        16 -> 31         : 0        "
+        + BAR0
+        + "        32 -> 63         : 10       "
+        + BAR40
+    )
 
 
 def test_render_star_rounding_truncates():
@@ -120,11 +148,15 @@ def test_render_star_rounding_truncates():
         HDR_US
         + "         0 -> 1          : 1        |*************                           |\n"
         + "         2 -> 3          : 2        |**************************              |\n"
-        + "         4 -> 7          : 3        " + BAR40)
+        + "         4 -> 7          : 3        "
+        + BAR40
+    )
     assert hist.render_log2([7, 3], "usecs") == (
         HDR_US
-        + "         0 -> 1          : 7        " + BAR40
-        + "         2 -> 3          : 3        |*****************                       |\n")
+        + "         0 -> 1          : 7        "
+        + BAR40
+        + "         2 -> 3          : 3        |*****************                       |\n"
+    )
 
 
 def test_render_top_slot():
@@ -140,19 +172,23 @@ def test_render_wide_count_and_u32_star_overflow():
     # 643304264, /123456789 = 5 stars on the row that holds the maximum.
     assert Histogram.from_slots([1, 0, 0, 123456789]).render() == (
         HDR_US
-        + "         0 -> 1          : 1        " + BAR0
-        + "         2 -> 3          : 0        " + BAR0
-        + "         4 -> 7          : 0        " + BAR0
-        + "         8 -> 15         : 123456789 |*****                                   |\n")
+        + "         0 -> 1          : 1        "
+        + BAR0
+        + "         2 -> 3          : 0        "
+        + BAR0
+        + "         4 -> 7          : 0        "
+        + BAR0
+        + "         8 -> 15         : 123456789 |*****                                   |\n"
+    )
 
 
 def test_render_count_above_int_max_prints_negative():
     # unsigned int through %d; (2**31+5)*40 mod 2**32 = 200 -> 0 stars
     assert Histogram.from_slots([2**31 + 5]).render() == (
-        HDR_US + "         0 -> 1          : -2147483643 " + BAR0)
+        HDR_US + "         0 -> 1          : -2147483643 " + BAR0
+    )
     # counts are u32 in C: 2**32 + 3 prints as 3
-    assert hist.render_log2([2**32 + 3], "usecs") == (
-        HDR_US + "         0 -> 1          : 3        " + BAR40)
+    assert hist.render_log2([2**32 + 3], "usecs") == (HDR_US + "         0 -> 1          : 3        " + BAR40)
 
 
 def test_render_wide_variant_when_idx_max_above_32():
@@ -161,8 +197,7 @@ def test_render_wide_variant_when_idx_max_above_32():
     assert len(lines) == 35
     assert lines[0] == " " * 15 + "usecs" + " " * 24 + " : count    distribution\n"
     assert lines[1] == " " * 19 + "0 -> 1" + " " * 19 + " : 0        |" + " " * 20 + "|\n"
-    assert lines[-1] == ("          8589934592 -> 17179869183          : 3        |"
-                         + "*" * 20 + "|\n")
+    assert lines[-1] == ("          8589934592 -> 17179869183          : 3        |" + "*" * 20 + "|\n")
     # idx_max == 32 still uses the narrow layout
     assert hist.render_log2([0] * 32 + [1], "usecs").startswith(HDR_US)
 
@@ -174,12 +209,12 @@ def test_bcc_format_has_one_more_space_and_never_wraps():
         "         0 -> 1          : 0        |                                        |\n"
         "         2 -> 3          : 0        |                                        |\n"
         "         4 -> 7          : 3        |****************************************|\n"
-        "         8 -> 15         : 1        |*************                           |\n")
+        "         8 -> 15         : 1        |*************                           |\n"
+    )
     assert hist.render_log2_bcc([0] * 64, "usecs") == ""
     wide = hist.render_log2_bcc([0] * 63 + [5_000_000_000], "usecs").splitlines()
     assert wide[0] == " " * 15 + "usecs" + " " * 24 + " : count     distribution"
-    assert wide[-1] == " 9223372036854775808 -> 18446744073709551615 : 5000000000 |" \
-        + "*" * 20 + "|"
+    assert wide[-1] == " 9223372036854775808 -> 18446744073709551615 : 5000000000 |" + "*" * 20 + "|"
 
 
 def test_stars_plus_when_above_max():
@@ -188,6 +223,7 @@ def test_stars_plus_when_above_max():
 
 
 # ---- interval / section helpers ----------------------------------------------
+
 
 def test_key_heading_formats():
     assert hist.key_heading(None, 1, "x") is None
@@ -206,7 +242,8 @@ def test_render_section_and_interval():
     t = time.strptime("01:02:03", "%H:%M:%S")
     assert hist.interval_header(t) == "\n01:02:03\n"
     assert hist.render_interval([("tid = 9 x", h), ("tid = 8 y", h)], t) == (
-        "\n01:02:03\n\ntid = 9 x\n" + body + "\ntid = 8 y\n" + body)
+        "\n01:02:03\n\ntid = 9 x\n" + body + "\ntid = 8 y\n" + body
+    )
     assert hist.render_interval([]) == "\n"
     now = time.time()
     assert hist.interval_header(now) == "\n%s\n" % time.strftime("%H:%M:%S", time.localtime(now))
@@ -235,7 +272,7 @@ def _need_runqlat():
 def _parse(out, timestamp):
     """Split one interval of runqlat output into (time, [(mode, key, comm, slots, unit)])."""
     assert out.startswith(hist.BANNER)
-    lines = out[len(hist.BANNER):].splitlines(keepends=True)
+    lines = out[len(hist.BANNER) :].splitlines(keepends=True)
     assert lines.pop(0) == "\n"
     t = time.strptime(lines.pop(0).strip(), "%H:%M:%S") if timestamp else None
     sections, cur = [], None
@@ -258,8 +295,9 @@ def _parse(out, timestamp):
     return t, sections
 
 
-@pytest.mark.parametrize("args", [[], ["-m"], ["-P"], ["-T", "-L"], ["-T", "-m", "--pidnss"]],
-                         ids=lambda a: " ".join(a) or "plain")
+@pytest.mark.parametrize(
+    "args", [[], ["-m"], ["-P"], ["-T", "-L"], ["-T", "-m", "--pidnss"]], ids=lambda a: " ".join(a) or "plain"
+)
 @pytest.mark.external
 def test_real_runqlat_output_is_reproduced_byte_for_byte(kernel, args):
     _need_runqlat()
@@ -286,6 +324,7 @@ def test_real_runqlat_output_is_reproduced_byte_for_byte(kernel, args):
 
 # ---- percentiles, arithmetic, dict -------------------------------------------
 
+
 def _true_percentile(sorted_vals, q):
     rank = max(1, math.ceil(round(q * len(sorted_vals) / 100, 9)))
     return sorted_vals[rank - 1]
@@ -293,8 +332,7 @@ def _true_percentile(sorted_vals, q):
 
 def test_percentile_within_documented_bound():
     rng = random.Random(12345)
-    vals = sorted([int(rng.lognormvariate(4, 1.5)) for _ in range(990)]
-                  + [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    vals = sorted([int(rng.lognormvariate(4, 1.5)) for _ in range(990)] + [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     h = Histogram.from_values(vals)
     for q in [0, 0.1, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]:
         true = _true_percentile(vals, q)
@@ -327,7 +365,7 @@ def test_percentile_edges():
 def test_subtraction_modulo_u32_and_addition():
     old = [0] * 100
     new = [0] * 100
-    old[5], new[5] = 2**32 - 3, 4    # counter wrapped: 7 new samples
+    old[5], new[5] = 2**32 - 3, 4  # counter wrapped: 7 new samples
     old[10], new[10] = 100, 250
     d = Histogram(new) - Histogram(old)
     assert d.buckets[5] == 7 and d.buckets[10] == 150 and d.total == 157
@@ -354,20 +392,31 @@ def test_validation():
 
 def test_to_dict_shape():
     import json
+
     h = Histogram.from_values([1, 5, 5, 40], "msecs")
     d = json.loads(json.dumps(h.to_dict()))
     assert d["unit"] == "msecs" and d["total"] == 4
-    assert d["buckets"] == [{"low": 0, "high": 1, "count": 1},
-                            {"low": 2, "high": 3, "count": 0},
-                            {"low": 4, "high": 7, "count": 2},
-                            {"low": 8, "high": 15, "count": 0},
-                            {"low": 16, "high": 31, "count": 0},
-                            {"low": 32, "high": 63, "count": 1}]
+    assert d["buckets"] == [
+        {"low": 0, "high": 1, "count": 1},
+        {"low": 2, "high": 3, "count": 0},
+        {"low": 4, "high": 7, "count": 2},
+        {"low": 8, "high": 15, "count": 0},
+        {"low": 16, "high": 31, "count": 0},
+        {"low": 32, "high": 63, "count": 1},
+    ]
     assert set(d) == {"unit", "total", "sum_ns", "buckets", "p50", "p90", "p99", "max"}
     assert d["p50"] == h.percentile(50) and d["max"] == 47
     e = Histogram.empty().to_dict()
-    assert e == {"unit": "usecs", "total": 0, "sum_ns": None, "buckets": [], "p50": None,
-                 "p90": None, "p99": None, "max": None}
+    assert e == {
+        "unit": "usecs",
+        "total": 0,
+        "sum_ns": None,
+        "buckets": [],
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "max": None,
+    }
 
 
 def test_missing_runqlat_skips_or_fails(monkeypatch):

@@ -25,8 +25,7 @@ def by_function(stacks) -> dict[str, list[tuple[int, int]]]:
     """Outstanding (bytes, allocations) by the function that allocated."""
     out: dict[str, list] = {}
     for s in stacks:
-        out.setdefault(s.frames[0].name if s.frames else None, []).append(
-            (s.bytes, s.allocations))
+        out.setdefault(s.frames[0].name if s.frames else None, []).append((s.bytes, s.allocations))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -50,8 +49,7 @@ def test_outstanding_by_allocating_stack_then_none(kernel, leaker):
     assert by_function(held)["alloc_others"] == OTHERS
     assert set(by_function(held)) == {"alloc_blocks", "alloc_others"}
     assert after == []
-    assert stats == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0,
-                     "pending_full": 0}
+    assert stats == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0, "pending_full": 0}
 
 
 def test_top_and_min_age(kernel, leaker):
@@ -62,8 +60,7 @@ def test_top_and_min_age(kernel, leaker):
         lk.go()
         lk.go(reply=False)
         lk.finish()
-    assert [(s.bytes, s.frames[0].name) for s in top] == [(20000, "alloc_blocks"),
-                                                         (4096, "alloc_others")]
+    assert [(s.bytes, s.frames[0].name) for s in top] == [(20000, "alloc_blocks"), (4096, "alloc_others")]
     assert young == []  # nothing is an hour old
 
 
@@ -168,14 +165,17 @@ def test_cli_json(kernel, leaker):
     assert (stack["bytes"], stack["allocations"]) == (20000, 20)
     assert [f["symbol"] for f in stack["frames"][:2]] == ["alloc_blocks", "main"]
     assert stack["frames"][0]["module"] == os.path.realpath(leaker)
-    assert doc["lost"] == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0,
-                           "pending_full": 0}
+    assert doc["lost"] == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0, "pending_full": 0}
 
 
 def test_count_ends_by_itself(kernel, leaker):
     with Waiting(leaker) as lk:
-        out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", "-p", str(lk.pid),
-                              "1", "2"], capture_output=True, text=True, timeout=NO_WAIT)
+        out = subprocess.run(
+            [sys.executable, "-m", "pyrunq", "memleak", "-p", str(lk.pid), "1", "2"],
+            capture_output=True,
+            text=True,
+            timeout=NO_WAIT,
+        )
         lk.go()
         lk.go()
         lk.go(reply=False)
@@ -186,19 +186,21 @@ def test_count_ends_by_itself(kernel, leaker):
     assert len(lines) == 3 and all(REPORT.fullmatch(line) for line in lines[1:])
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "the following arguments are required: -p/--pid"),
-    (["5"], "the following arguments are required: -p/--pid"),
-    (["-p", "MISSING"], "no process with PID"),
-    (["-p", "0"], "must be positive"),
-    (["-p", "abc"], "invalid integer"),
-    (["-p", "1", "0"], "must be positive"),
-    (["-p", "1", "5", "0"], "must be positive"),
-    (["-p", "1", "-T", "0"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "the following arguments are required: -p/--pid"),
+        (["5"], "the following arguments are required: -p/--pid"),
+        (["-p", "MISSING"], "no process with PID"),
+        (["-p", "0"], "must be positive"),
+        (["-p", "abc"], "invalid integer"),
+        (["-p", "1", "0"], "must be positive"),
+        (["-p", "1", "5", "0"], "must be positive"),
+        (["-p", "1", "-T", "0"], "must be positive"),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, message):
-    assert_usage_error("memleak", [a.replace("MISSING", str(missing_pid())) for a in args],
-                       message)
+    assert_usage_error("memleak", [a.replace("MISSING", str(missing_pid())) for a in args], message)
 
 
 def test_static_binary_is_a_usage_error(kernel, tmp_path):
@@ -209,11 +211,14 @@ def test_static_binary_is_a_usage_error(kernel, tmp_path):
         pytest.skip("no static libc to link with")
     proc = subprocess.Popen([str(exe)])
     try:
-        out = subprocess.run([sys.executable, "-m", "pyrunq", "memleak", "-p", str(proc.pid)],
-                             capture_output=True, text=True, timeout=NO_WAIT)
+        out = subprocess.run(
+            [sys.executable, "-m", "pyrunq", "memleak", "-p", str(proc.pid)],
+            capture_output=True,
+            text=True,
+            timeout=NO_WAIT,
+        )
     finally:
         proc.kill()
         proc.wait()
     assert out.returncode == 2
-    assert out.stderr == f"pyrunq memleak: error: process {proc.pid} maps no libc" \
-                         " (statically linked?)\n"
+    assert out.stderr == f"pyrunq memleak: error: process {proc.pid} maps no libc (statically linked?)\n"

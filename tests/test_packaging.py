@@ -21,9 +21,13 @@ TEST_ONLY = {"selftest.bpf.o"}
 @pytest.mark.slow
 def test_wheel_contains_objects_and_binding(tmp_path):
     # run from elsewhere: in the checkout, `-m build` would find our build.py
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
-                    "--outdir", str(tmp_path), ROOT],
-                   check=True, capture_output=True, timeout=600, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), ROOT],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     (wheel,) = glob.glob(str(tmp_path / "pyrunq-*.whl"))
     assert "linux" in os.path.basename(wheel), "a wheel with a compiled binding is not pure"
     dist_info = f"pyrunq-{pyrunq.__version__}.dist-info"
@@ -42,8 +46,7 @@ def test_wheel_contains_objects_and_binding(tmp_path):
     lines = metadata.splitlines()
     assert f"Version: {pyrunq.__version__}" in lines
     assert "License-Expression: GPL-2.0-only" in lines
-    prometheus = [line for line in lines
-                  if re.match(r"Requires-Dist: prometheus[-_]client\b", line, re.I)]
+    prometheus = [line for line in lines if re.match(r"Requires-Dist: prometheus[-_]client\b", line, re.I)]
     assert any(re.search(r"""; extra == ['"]exporter['"]$""", line) for line in prometheus), prometheus
     assert all("; extra == " in line for line in prometheus), "prometheus_client is an extra only"
 
@@ -58,16 +61,18 @@ WITHOUT_PROMETHEUS = "import sys; sys.modules['prometheus_client'] = None\n"
 
 
 def run_without_prometheus(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", WITHOUT_PROMETHEUS + code, *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_PROMETHEUS + code, *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_exporter_without_prometheus_client_says_so_in_one_line():
     r = run_without_prometheus("import pyrunq.cli\nsys.exit(pyrunq.cli.main(['exporter']))")
     assert r.returncode == 1, r.stderr
     assert r.stdout == ""
-    assert r.stderr == ("pyrunq exporter: error: the exporter needs prometheus_client: "
-                        "pip install 'pyrunq[exporter]'\n")
+    assert r.stderr == (
+        "pyrunq exporter: error: the exporter needs prometheus_client: pip install 'pyrunq[exporter]'\n"
+    )
 
 
 def test_everything_else_works_without_prometheus_client():
@@ -81,7 +86,8 @@ def test_everything_else_works_without_prometheus_client():
         "    pyrunq.cli.main(['exporter', '--help'])\n"
         "except SystemExit as e:\n"
         "    assert e.code == 0, e.code\n",
-        selftest)
+        selftest,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(pyrunq.__version__ + "\n")
     assert "object:  selftest" in r.stdout

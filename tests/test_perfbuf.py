@@ -88,8 +88,7 @@ def test_records_without_event_are_the_raw_samples(obj):
     # the kernel pads a sample so that with its 4-byte size it fills 8-byte words
     assert {len(r) for r in records} == {(size + 4 + 7) // 8 * 8 - 4}
     comm = my_comm()[:15].encode().ljust(16, b"\0")
-    assert [struct.unpack_from("=QII16s", r) for r in records] == [
-        (s, os.getpid(), cpu, comm) for s in seqs]
+    assert [struct.unpack_from("=QII16s", r) for r in records] == [(s, os.getpid(), cpu, comm) for s in seqs]
     assert all(isinstance(r, bytes) and r[size:] == b"\0" * (len(r) - size) for r in records)
 
 

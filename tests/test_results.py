@@ -60,17 +60,25 @@ def test_bss_counter_histogram_array_and_struct_exactly(kernel, objs):
     for v in VALUES:
         slots[slot(v)] += 1
         parity[v & 1][slot(v)] += 1
-    assert got["triggers"] == {"type": "global", "time": got["triggers"]["time"],
-                               "global": "triggers", "section": ".bss", "value": len(VALUES)}
+    assert got["triggers"] == {
+        "type": "global",
+        "time": got["triggers"]["time"],
+        "global": "triggers",
+        "section": ".bss",
+        "value": len(VALUES),
+    }
     assert (got["scale"]["section"], got["scale"]["value"]) == (".data", 1)
     assert got["scaled"]["value"] == len(VALUES)
     assert (got["value_slots"]["type"], got["value_slots"]["unit"]) == ("hist", "value")
     assert got["value_slots"]["histograms"] == [{"key": None, "slots": slots, "labels": {}}]
     evens = sum(1 for v in VALUES if not v & 1)
-    assert got["parity_counts"]["entries"] == [{"key": 0, "value": evens},
-                                               {"key": 1, "value": len(VALUES) - evens}]
+    assert got["parity_counts"]["entries"] == [
+        {"key": 0, "value": evens},
+        {"key": 1, "value": len(VALUES) - evens},
+    ]
     assert got["by_parity"]["histograms"] == [
-        {"key": p, "slots": parity[p], "labels": {"parity": p}} for p in (0, 1)]
+        {"key": p, "slots": parity[p], "labels": {"parity": p}} for p in (0, 1)
+    ]
     assert got["last"]["value"] == {"value": VALUES[-1], "tgid": os.getpid()}
     assert "seen" not in got  # working state beside histograms
 
@@ -104,6 +112,7 @@ def test_set_bss_and_data_globals_changes_what_the_program_does(kernel, objs):
 
 # -- the default view ---------------------------------------------------------------
 
+
 def test_working_state_not_shown_unless_named(kernel, objs):
     values = [10, 11, 20]  # 11 ends 10's pending entry: 11 and 20 stay
     out, err, rc = run_and_fire(objs["gen_state"], values, "--json")
@@ -127,22 +136,39 @@ def test_working_state_not_shown_unless_named(kernel, objs):
 
 
 def test_inspect_says_what_is_not_shown(objs):
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "inspect", objs["gen_state"], "--json"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrunq", "inspect", objs["gen_state"], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     maps = {m["name"]: m for m in json.loads(out.stdout)["maps"]}
     assert maps["counts"]["shown_as"] == "entries"
-    assert maps["pending"]["shown_as"] == ("entries (not by default: working state: "
-                                           "its programs delete its entries)")
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "inspect", objs["gen_results"], "--json"],
-                         capture_output=True, text=True, timeout=60)
+    assert maps["pending"]["shown_as"] == (
+        "entries (not by default: working state: its programs delete its entries)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrunq", "inspect", objs["gen_results"], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     shown = {g["name"]: g["shown_as"] for g in json.loads(out.stdout)["globals"]}
-    assert shown == {"target_tgid": "value", "triggers": "value", "scaled": "value",
-                     "value_slots": "log2 histogram (value)", "parity_counts": "elements",
-                     "by_parity": "log2 histograms (value)", "last": "value", "scale": "value"}
+    assert shown == {
+        "target_tgid": "value",
+        "triggers": "value",
+        "scaled": "value",
+        "value_slots": "log2 histogram (value)",
+        "parity_counts": "elements",
+        "by_parity": "log2 histograms (value)",
+        "last": "value",
+        "scale": "value",
+    }
 
 
 # -- units ------------------------------------------------------------------------
+
 
 def test_unit(kernel, objs):
     out, err, rc = run_and_fire(objs["gen_results"], [3], "--unit", "value_slots=usecs")
@@ -156,6 +182,7 @@ def test_unit(kernel, objs):
 
 # -- intervals ----------------------------------------------------------------------
 
+
 def interval_run(obj, first, second, *args):
     """Run with --interval and --json; fire ``first``, wait until the intervals
     printed so far count them, fire ``second``, wait likewise: every document
@@ -167,8 +194,7 @@ def interval_run(obj, first, second, *args):
         cmd.wait_line("^Tracing", stream="err")
 
         def counted():
-            values = [json.loads(line)["value"] for line in list(cmd.out)
-                      if '"global": "triggers"' in line]
+            values = [json.loads(line)["value"] for line in list(cmd.out) if '"global": "triggers"' in line]
             return max(values, default=0) if cumulative else sum(values)
 
         for total in (len(first), len(first) + len(second)):
@@ -219,8 +245,14 @@ def test_interval_differences_in_maps_through_python(kernel, objs):
 
     for cumulative in (False, True):
         seen.clear()
-        result = pyrunq.run(objs["gen_state"], set={"target_tgid": os.getpid()}, interval=0.01,
-                            on_maps=on_maps, duration=600, cumulative=cumulative)
+        result = pyrunq.run(
+            objs["gen_state"],
+            set={"target_tgid": os.getpid()},
+            interval=0.01,
+            on_maps=on_maps,
+            duration=600,
+            cumulative=cumulative,
+        )
         counts = [s["counts"] for s in seen]
         if cumulative:
             assert counts == [[], [(0, 3), (1, 1)], [(0, 3), (1, 2)]]
@@ -240,26 +272,28 @@ def test_difference_rules():
     scalar = MapReport("g", "entries", [(None, 4)], section=".bss")
     assert difference(scalar, scalar).entries == [(None, 0)]
     h0 = MapReport("h", "hist", [(None, [1, 2], {}), (5, [1, 0], {"x": 1})], "usecs")
-    h1 = MapReport("h", "hist", [(None, [1, 3], {}), (5, [1, 0], {"x": 1}), (6, [0, 2], {})],
-                   "usecs")
+    h1 = MapReport("h", "hist", [(None, [1, 3], {}), (5, [1, 0], {"x": 1}), (6, [0, 2], {})], "usecs")
     assert difference(h1, h0).entries == [(None, [0, 1], {}), (6, [0, 2], {})]
     assert difference(h1, None) == h1
 
 
 # -- maps sized at run time ---------------------------------------------------------
 
+
 def test_map_with_max_entries_0_gets_a_default(kernel, objs):
     out, err, rc = run_and_fire(objs["gen_state"], [1, 2], "--json")
     assert rc == 0, err
-    assert (f"note: map pending declares max_entries 0 (its own user space sizes it): "
-            f"sized {DEFAULT_MAX_ENTRIES}; choose with --max-entries pending=N") in err
+    assert (
+        f"note: map pending declares max_entries 0 (its own user space sizes it): "
+        f"sized {DEFAULT_MAX_ENTRIES}; choose with --max-entries pending=N"
+    ) in err
     assert [d["event"] for d in docs(out) if d["type"] == "event"] == [{"first": 1, "second": 2}]
-    out, err, rc = run_and_fire(objs["gen_state"], [1, 2], "--max-entries", "pending=64",
-                                "--max-entries", "counts=2")
+    out, err, rc = run_and_fire(
+        objs["gen_state"], [1, 2], "--max-entries", "pending=64", "--max-entries", "counts=2"
+    )
     assert rc == 0, err
     assert "max_entries 0" not in err
-    with Runner(objs["gen_state"], settings={"target_tgid": os.getpid()},
-                max_entries={"pending": 64}) as r:
+    with Runner(objs["gen_state"], settings={"target_tgid": os.getpid()}, max_entries={"pending": 64}) as r:
         assert (r.obj.maps["pending"].max_entries, r.sized) == (64, {})
     with Runner(objs["gen_state"]) as r:
         assert r.obj.maps["pending"].max_entries == DEFAULT_MAX_ENTRIES
@@ -280,8 +314,9 @@ BAD = [  # (object, arguments, what stderr says)
 
 @pytest.mark.parametrize("obj, extra, message", BAD, ids=[" ".join(e) for _, e, _ in BAD])
 def test_bad_input_one_line_exit_2(objs, obj, extra, message):
-    out = subprocess.run([sys.executable, "-m", "pyrunq", "run", objs[obj], *extra],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrunq", "run", objs[obj], *extra], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq run: error: ")
     assert message in out.stderr, out.stderr

@@ -23,8 +23,9 @@ MS_SLOT = 10  # log2 slot of 1024..2047 us
 
 
 def pyrunq(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pyrunq", *args], capture_output=True,
-                          text=True, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrunq", *args], capture_output=True, text=True, timeout=60, **kw
+    )
 
 
 def ms_waits(h: Histogram) -> int:
@@ -44,8 +45,7 @@ def test_victim_behind_a_realtime_hog_waits_milliseconds(kernel, monkeypatch, fl
     for name, workload in (("contended", Contention), ("alone", Quiet)):
         with workload() as w, RunqLat(per="tid", pids=[w.victim.pid]) as rq:
             key = Key("tid", w.victim.pid, VICTIM_COMM)
-            enough = (lambda h: ms_waits(h) >= 20) if name == "contended" else \
-                (lambda h: h.total >= 300)
+            enough = (lambda h: ms_waits(h) >= 20) if name == "contended" else (lambda h: h.total >= 300)
             results[name] = cumulative(rq, key, enough)
             assert list(rq.snapshot()) == [key]
     contended, alone = results["contended"], results["alone"]
@@ -62,8 +62,7 @@ def test_victim_behind_a_realtime_hog_waits_milliseconds(kernel, monkeypatch, fl
 
 
 def test_pid_filter_excludes_other_processes(kernel):
-    with Contention(victims=2) as w, \
-            RunqLat(per="pid", pids=[w.victim.pid, w.hog.pid]) as rq:
+    with Contention(victims=2) as w, RunqLat(per="pid", pids=[w.victim.pid, w.hog.pid]) as rq:
         cumulative(rq, Key("pid", w.victim.pid, VICTIM_COMM), lambda h: h.total >= 100)
         seen = {k.id for k in rq.snapshot()}
     assert w.victim.pid in seen
@@ -107,15 +106,18 @@ def test_per_cgroup_histograms_separate_cgroups(kernel, cgroup_tree):
     with Contention(victims=2, hog=False) as w:
         paths = [cgroup_tree(name, v) for name, v in zip("ab", w.victims)]
         with RunqLat(per="cgroup") as rq:
-            gather(lambda: {k.name: h for k, h in rq.snapshot(clear=False).items()},
-                   lambda by_name: all(by_name.get(p, Histogram.empty()).total >= 50
-                                       for p in paths))
+            gather(
+                lambda: {k.name: h for k, h in rq.snapshot(clear=False).items()},
+                lambda by_name: all(by_name.get(p, Histogram.empty()).total >= 50 for p in paths),
+            )
 
 
 def test_milliseconds_divide_consistently(kernel):
     with Contention() as w:
-        with RunqLat(per="pid", pids=[w.victim.pid]) as us, \
-                RunqLat(per="pid", pids=[w.victim.pid], milliseconds=True) as ms:
+        with (
+            RunqLat(per="pid", pids=[w.victim.pid]) as us,
+            RunqLat(per="pid", pids=[w.victim.pid], milliseconds=True) as ms,
+        ):
             us.snapshot(), ms.snapshot()  # the same start for both
             cumulative(us, Key("pid", w.victim.pid, VICTIM_COMM), lambda h: ms_waits(h) >= 30)
             u, m = us.snapshot(), ms.snapshot()
@@ -123,7 +125,7 @@ def test_milliseconds_divide_consistently(kernel):
     assert hm.unit == "msecs" and hu.unit == "usecs"
     assert abs(hu.total - hm.total) <= max(3, hu.total // 20)
     # every sample of N us is floor(N/1000) ms: bucket counts must agree
-    ms_from_us = sum(hu.buckets[bucket_of(1000):])
+    ms_from_us = sum(hu.buckets[bucket_of(1000) :])
     assert ms_from_us >= 30
     assert abs(sum(hm.buckets[1:]) - ms_from_us) <= max(3, ms_from_us // 10)
 
@@ -156,8 +158,11 @@ def test_cli_per_process_milliseconds_timestamps(kernel):
     lines = out.stdout.splitlines()
     assert lines[1] == ""
     time.strptime(lines[2].strip(), "%H:%M:%S")
-    assert lines[3:6] == ["", f"pid = {w.victim.pid} {VICTIM_COMM}",
-                          "     msecs               : count    distribution"]
+    assert lines[3:6] == [
+        "",
+        f"pid = {w.victim.pid} {VICTIM_COMM}",
+        "     msecs               : count    distribution",
+    ]
 
 
 def test_cli_json_lines(kernel):
@@ -174,32 +179,43 @@ def test_cli_json_lines(kernel):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_signal_without_interval_prints_one_histogram(kernel, signum):
-    with Contention(), Command([sys.executable, "-m", "pyrunq", "runqlat"],
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as p:
+    with (
+        Contention(),
+        Command(
+            [sys.executable, "-m", "pyrunq", "runqlat"],
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        ) as p,
+    ):
         p.wait_line("^Tracing run queue latency")  # attached: every wakeup from now counts
         rc, out, err = p.finish(signum)
     assert rc == 0, err
     assert out.count("usecs               : count    distribution") == 1
-    assert sum(int(line.split(":")[1].split()[0]) for line in out.splitlines()
-               if " -> " in line) > 0
+    assert sum(int(line.split(":")[1].split()[0]) for line in out.splitlines() if " -> " in line) > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["0"], "must be positive"),
-    (["-5"], "must be positive"),
-    (["1", "x"], "invalid integer"),
-    (["-P", "-L"], "not allowed with argument"),
-    (["-p", "12,abc"], "invalid PID list"),
-    (["-c", "/tmp"], "not a cgroup v2 directory"),
-    (["--bogus"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["0"], "must be positive"),
+        (["-5"], "must be positive"),
+        (["1", "x"], "invalid integer"),
+        (["-P", "-L"], "not allowed with argument"),
+        (["-p", "12,abc"], "invalid PID list"),
+        (["-c", "/tmp"], "not a cgroup v2 directory"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
 def test_cli_bad_input_one_line_exit_2(args, message):
     assert_usage_error("runqlat", args, message)
 
 
 def test_cli_missing_pid_is_reported(kernel):
-    p = subprocess.Popen([sys.executable, "-m", "pyrunq", "runqlat", "-p", "4194999", "1", "1"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pyrunq", "runqlat", "-p", "4194999", "1", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0
     assert "pyrunq runqlat: warning: no process with PID 4194999" in err
@@ -209,20 +225,22 @@ def test_text_renders_like_the_c_tool():
     a = Histogram.from_values([1, 3, 40, 40, 41], "msecs")
     b = Histogram.from_values([7], "msecs")
     snap = {Key("pid", 42, "sshd"): a, Key("pid", 7, "bash"): b}
-    expected = ("\n"
-                "\npid = 42 sshd\n"
-                "     msecs               : count    distribution\n"
-                "         0 -> 1          : 1        |*************                           |\n"
-                "         2 -> 3          : 1        |*************                           |\n"
-                "         4 -> 7          : 0        |                                        |\n"
-                "         8 -> 15         : 0        |                                        |\n"
-                "        16 -> 31         : 0        |                                        |\n"
-                "        32 -> 63         : 3        |****************************************|\n"
-                "\npid = 7 bash\n"
-                "     msecs               : count    distribution\n"
-                "         0 -> 1          : 0        |                                        |\n"
-                "         2 -> 3          : 0        |                                        |\n"
-                "         4 -> 7          : 1        |****************************************|\n")
+    expected = (
+        "\n"
+        "\npid = 42 sshd\n"
+        "     msecs               : count    distribution\n"
+        "         0 -> 1          : 1        |*************                           |\n"
+        "         2 -> 3          : 1        |*************                           |\n"
+        "         4 -> 7          : 0        |                                        |\n"
+        "         8 -> 15         : 0        |                                        |\n"
+        "        16 -> 31         : 0        |                                        |\n"
+        "        32 -> 63         : 3        |****************************************|\n"
+        "\npid = 7 bash\n"
+        "     msecs               : count    distribution\n"
+        "         0 -> 1          : 0        |                                        |\n"
+        "         2 -> 3          : 0        |                                        |\n"
+        "         4 -> 7          : 1        |****************************************|\n"
+    )
     assert text(snap, timestamp=False) == expected
     stamped = text(snap, timestamp=True)
     assert stamped.startswith("\n") and stamped[9] == "\n" and stamped[10:] == expected[1:]

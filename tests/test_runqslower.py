@@ -47,8 +47,11 @@ def test_victim_delays_above_threshold_are_reported(kernel, monkeypatch, flavour
 
 
 def test_threshold_above_everything_reports_nothing(kernel):
-    with Contention() as w, RunqSlower(min_us=10_000_000) as high, \
-            RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid) as low:
+    with (
+        Contention() as w,
+        RunqSlower(min_us=10_000_000) as high,
+        RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid) as low,
+    ):
         collect(low, lambda e: len(e) >= 5)  # both were live while these delays happened
         high.poll(0)
         assert list(high.events(timeout=0)) == []
@@ -95,8 +98,10 @@ ROW = re.compile(r"^\d\d:\d\d:\d\d (.{16}) (\d+) *\s(\d{14}| {0,13}\d+) (.{16}) 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_output_matches_the_c_tool(kernel, signum):
-    with Contention() as w, pyrunq_command("runqslower", "-P", "-p", str(w.victim.pid),
-                                           str(THRESHOLD_US)) as p:
+    with (
+        Contention() as w,
+        pyrunq_command("runqslower", "-P", "-p", str(w.victim.pid), str(THRESHOLD_US)) as p,
+    ):
         p.wait_line(ROW.pattern, count=3)
         rc, out, err = p.finish(signum)
     assert rc == 0, err
@@ -112,8 +117,7 @@ def test_cli_output_matches_the_c_tool(kernel, signum):
 
 
 def test_cli_json(kernel):
-    with Contention() as w, pyrunq_command("runqslower", "--json", "-t", str(w.victim.pid),
-                                           "500") as p:
+    with Contention() as w, pyrunq_command("runqslower", "--json", "-t", str(w.victim.pid), "500") as p:
         p.wait_line("^{", count=3)
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
@@ -123,25 +127,43 @@ def test_cli_json(kernel):
         assert d["tid"] == w.victim.pid and d["latency_us"] >= 500
         assert d["comm"] == VICTIM_COMM
         assert d["latency_us"] == d["latency_ns"] // 1000
-        assert set(d) == {"time", "comm", "pid", "tid", "latency_us", "latency_ns", "cpu",
-                          "prev_comm", "prev_pid", "prev_tid"}
+        assert set(d) == {
+            "time",
+            "comm",
+            "pid",
+            "tid",
+            "latency_us",
+            "latency_ns",
+            "cpu",
+            "prev_comm",
+            "prev_pid",
+            "prev_tid",
+        }
 
 
 def test_cli_closed_pipe_exits_quietly(kernel):
     with Contention():
-        out = subprocess.run(f"{sys.executable} -m pyrunq runqslower 0 | head -1",
-                             shell=True, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            f"{sys.executable} -m pyrunq runqslower 0 | head -1",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 0
     assert out.stdout.startswith("Tracing run queue latency higher than 0 us")
     assert "Traceback" not in out.stderr and "Error" not in out.stderr, out.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-5"], "must be >= 0"),
-    (["abc"], "invalid number"),
-    (["-p", "junk"], "invalid integer"),
-    (["-p", "1", "-t", "2"], "not allowed with argument"),
-    (["-t", "0"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-5"], "must be >= 0"),
+        (["abc"], "invalid number"),
+        (["-p", "junk"], "invalid integer"),
+        (["-p", "1", "-t", "2"], "not allowed with argument"),
+        (["-t", "0"], "must be positive"),
+    ],
+)
 def test_cli_bad_input_one_line_exit_2(args, message):
     assert_usage_error("runqslower", args, message)

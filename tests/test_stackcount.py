@@ -14,6 +14,7 @@ import pytest
 from pyrunq.tools.stackcount import StackCount
 from userprogs import NO_WAIT, Waiting, assert_usage_error, missing_pid, pyrunq
 
+
 def names(frames) -> list:
     return [f.name for f in frames]
 
@@ -33,8 +34,11 @@ def test_counts_foo_bar_main_of_one_process(kernel, foobar):
 
 
 def test_other_processes_not_counted_with_pid(kernel, foobar):
-    with Waiting(foobar, "2", "0") as other, Waiting(foobar, "1", "0") as fb, \
-            StackCount(f"{foobar}:Foo", pid=fb.pid) as sc:
+    with (
+        Waiting(foobar, "2", "0") as other,
+        Waiting(foobar, "1", "0") as fb,
+        StackCount(f"{foobar}:Foo", pid=fb.pid) as sc,
+    ):
         other.go(reply=False)
         other.finish()
         fb.go(reply=False)
@@ -45,8 +49,7 @@ def test_other_processes_not_counted_with_pid(kernel, foobar):
 def test_every_process_each_symbolized_with_its_own_maps(kernel, foobar):
     # Foo sleeps 1 s per call: each process lives on after its first hit,
     # long enough for counts() to read its maps
-    with Waiting(foobar, "2", "1") as a, Waiting(foobar, "1", "1") as b, \
-            StackCount(f"{foobar}:Foo") as sc:
+    with Waiting(foobar, "2", "1") as a, Waiting(foobar, "1", "1") as b, StackCount(f"{foobar}:Foo") as sc:
         a.go(reply=False)
         b.go(reply=False)
         deadline = time.monotonic() + NO_WAIT
@@ -149,15 +152,21 @@ def test_cli_duration_ends_by_itself(kernel, foobar):
     assert out.splitlines()[-2:] == ["", "Detaching..."]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/binary:Foo"], "/no/such/binary: no such file"),
-    (["FOOBAR:NoSuchFunction"], "no function 'NoSuchFunction' in"),
-    (["-p", "MISSING", "FOOBAR:Foo"], "no process with PID"),
-    (["-p", "MISSING", "Foo"], "no process with PID"),
-    (["Foo"], "give BINARY:FUNCTION, or -p PID"),
-    (["FOOBAR:Foo", "0"], "must be positive"),
-    (["-p", "0", "FOOBAR:Foo"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/binary:Foo"], "/no/such/binary: no such file"),
+        (["FOOBAR:NoSuchFunction"], "no function 'NoSuchFunction' in"),
+        (["-p", "MISSING", "FOOBAR:Foo"], "no process with PID"),
+        (["-p", "MISSING", "Foo"], "no process with PID"),
+        (["Foo"], "give BINARY:FUNCTION, or -p PID"),
+        (["FOOBAR:Foo", "0"], "must be positive"),
+        (["-p", "0", "FOOBAR:Foo"], "must be positive"),
+    ],
+)
 def test_bad_input_one_line_exit_2(foobar, args, message):
-    assert_usage_error("stackcount", [a.replace("FOOBAR", foobar).replace(
-        "MISSING", str(missing_pid())) for a in args], message)
+    assert_usage_error(
+        "stackcount",
+        [a.replace("FOOBAR", foobar).replace("MISSING", str(missing_pid())) for a in args],
+        message,
+    )

@@ -36,8 +36,7 @@ def test_the_file_offset_is_where_the_function_is_mapped():
     # mapping start + (file offset - mapping offset) must be the function's address
     target = symbols.resolve_function("c:getppid")
     for m in symbols.process_maps(os.getpid()):
-        if os.path.samefile(m.path, target.path) and \
-                m.offset <= target.offset < m.offset + m.end - m.start:
+        if os.path.samefile(m.path, target.path) and m.offset <= target.offset < m.offset + m.end - m.start:
             assert m.start + target.offset - m.offset == address_of("getppid")
             return
     pytest.fail("libc's text is not mapped")
@@ -56,23 +55,28 @@ def test_fast_symbol_reading_agrees_with_pyelftools():
     with open(libc, "rb") as f:
         elf = ELFFile(f)
         table = elf.get_section_by_name(".dynsym")
-        expected = {(s.name, s["st_value"], s["st_size"], s["st_info"]["type"] == "STT_LOOS")
-                    for s in table.iter_symbols()
-                    if s["st_info"]["type"] in ("STT_FUNC", "STT_LOOS") and s["st_value"]}
+        expected = {
+            (s.name, s["st_value"], s["st_size"], s["st_info"]["type"] == "STT_LOOS")
+            for s in table.iter_symbols()
+            if s["st_info"]["type"] in ("STT_FUNC", "STT_LOOS") and s["st_value"]
+        }
         got = set(symbols._functions(elf, table))
     assert got == expected and len(got) > 1000
     assert any(ifunc for *_, ifunc in got)  # glibc picks memcpy & co. at load time
 
 
-@pytest.mark.parametrize("spec, pid, message", [
-    ("c:memcmp", None, "'memcmp' in .* is an indirect function"),
-    ("c:no_such_function", None, "no function 'no_such_function' in"),
-    ("no_such_function", "self", "no function 'no_such_function' in process"),
-    ("getppid", None, "give BINARY:FUNCTION, or -p PID"),
-    ("getppid", 999999999, "no process with PID 999999999"),
-    ("/no/file:f", None, "/no/file: no such file"),
-    (f"{__file__}:f", None, "not an ELF file"),
-])
+@pytest.mark.parametrize(
+    "spec, pid, message",
+    [
+        ("c:memcmp", None, "'memcmp' in .* is an indirect function"),
+        ("c:no_such_function", None, "no function 'no_such_function' in"),
+        ("no_such_function", "self", "no function 'no_such_function' in process"),
+        ("getppid", None, "give BINARY:FUNCTION, or -p PID"),
+        ("getppid", 999999999, "no process with PID 999999999"),
+        ("/no/file:f", None, "/no/file: no such file"),
+        (f"{__file__}:f", None, "not an ELF file"),
+    ],
+)
 def test_bad_specs_are_usage_errors(spec, pid, message):
     with pytest.raises(UsageError, match=message):
         symbols.resolve_function(spec, os.getpid() if pid == "self" else pid)

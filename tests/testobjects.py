@@ -23,9 +23,23 @@ def compile_all(directory) -> dict[str, str]:
     for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
         name = os.path.basename(source)[: -len(".bpf.c")]
         out[name] = os.path.join(str(directory), f"{name}.bpf.o")
-        subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86",
-                        "-I", os.path.join(ROOT, "vmlinux", "x86"), "-c", source,
-                        "-o", out[name]], check=True)
+        subprocess.run(
+            [
+                "clang",
+                "-target",
+                "bpf",
+                "-O2",
+                "-g",
+                "-D__TARGET_ARCH_x86",
+                "-I",
+                os.path.join(ROOT, "vmlinux", "x86"),
+                "-c",
+                source,
+                "-o",
+                out[name],
+            ],
+            check=True,
+        )
     return out
 
 

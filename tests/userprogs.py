@@ -14,8 +14,10 @@ NO_WAIT = 60  # seconds: only how long a broken test may hang
 def build(tmp_path_factory, name: str) -> str:
     """tests/progs/NAME.c compiled with frame pointers (the kernel walks them)."""
     out = str(tmp_path_factory.mktemp("progs") / name)
-    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", out,
-                    os.path.join(PROGS, f"{name}.c")], check=True)
+    subprocess.run(
+        ["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", out, os.path.join(PROGS, f"{name}.c")],
+        check=True,
+    )
     return out
 
 
@@ -23,8 +25,7 @@ class Waiting:
     """A test program that has printed its first line and waits on stdin."""
 
     def __init__(self, *argv):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         assert self.proc.stdout.readline() == "ready\n"
 
@@ -49,14 +50,16 @@ class Waiting:
 
 
 def pyrunq(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pyrunq", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyrunq", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def assert_usage_error(tool: str, args, message: str) -> None:
     """``pyrunq TOOL ARGS`` exits 2 with one error line naming ``message``, and no output."""
-    out = subprocess.run([sys.executable, "-m", "pyrunq", tool, *args], capture_output=True,
-                         text=True, timeout=NO_WAIT)
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrunq", tool, *args], capture_output=True, text=True, timeout=NO_WAIT
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith(f"pyrunq {tool}: error: ") and message in out.stderr, out.stderr

@@ -22,8 +22,7 @@ def wait_for(predicate, timeout: float = DEADLINE, every: float = 0.05, seen=Non
         if value:
             return value
         if time.monotonic() > end:
-            raise AssertionError(f"not seen within {timeout} s: "
-                                 f"{seen() if seen else value!r}")
+            raise AssertionError(f"not seen within {timeout} s: {seen() if seen else value!r}")
         time.sleep(every)
 
 
@@ -44,14 +43,14 @@ class Command:
     test can wait for a banner or a row and then act."""
 
     def __init__(self, argv, **kw):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, **kw)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
         self.pid = self.proc.pid
         self.out: list[str] = []
         self.err: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(f, lines), daemon=True)
-                         for f, lines in ((self.proc.stdout, self.out),
-                                          (self.proc.stderr, self.err))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(f, lines), daemon=True)
+            for f, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
         for t in self._readers:
             t.start()
 
@@ -60,8 +59,9 @@ class Command:
         for line in stream:
             lines.append(line.rstrip("\n"))
 
-    def wait_line(self, pattern: str, stream: str = "out", count: int = 1,
-                  timeout: float = DEADLINE) -> list[str]:
+    def wait_line(
+        self, pattern: str, stream: str = "out", count: int = 1, timeout: float = DEADLINE
+    ) -> list[str]:
         """The first ``count`` lines of stdout (or "err") matching ``pattern``."""
         lines = self.out if stream == "out" else self.err
 
@@ -84,8 +84,11 @@ class Command:
         finally:
             self.kill()
         self._join()
-        return self.proc.returncode, "".join(f"{line}\n" for line in self.out), \
-            "".join(f"{line}\n" for line in self.err)
+        return (
+            self.proc.returncode,
+            "".join(f"{line}\n" for line in self.out),
+            "".join(f"{line}\n" for line in self.err),
+        )
 
     def _join(self) -> None:
         for t in self._readers:

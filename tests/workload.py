@@ -26,19 +26,26 @@ open('/proc/self/comm', 'w').write({comm!r})
 parent = os.getppid()
 print('ready', flush=True)
 """
-VICTIM = _PRELUDE + """while os.getppid() == parent:
+VICTIM = (
+    _PRELUDE
+    + """while os.getppid() == parent:
     time.sleep({period})
 """
-HOG = _PRELUDE + """while os.getppid() == parent:
+)
+HOG = (
+    _PRELUDE
+    + """while os.getppid() == parent:
     end = time.monotonic() + {burst}
     while time.monotonic() < end:
         pass
     time.sleep({idle})
 """
+)
 
 
 def spawn(code: str, cpu: int, fifo: bool = False) -> subprocess.Popen:
     """A Python process running ``code`` on ``cpu``, once it printed 'ready'."""
+
     def setup():
         os.sched_setaffinity(0, {cpu})
         if fifo:
@@ -51,8 +58,7 @@ def spawn(code: str, cpu: int, fifo: bool = False) -> subprocess.Popen:
     return p
 
 
-def victim(cpu: int, comm: str = VICTIM_COMM, period: float = 0.001,
-           fifo: bool = False) -> subprocess.Popen:
+def victim(cpu: int, comm: str = VICTIM_COMM, period: float = 0.001, fifo: bool = False) -> subprocess.Popen:
     return spawn(VICTIM.format(comm=comm, period=period), cpu, fifo)
 
 
@@ -83,8 +89,9 @@ class Contention(Workload):
         # victims first: an interpreter starting behind a hog is slow to start
         self.victims = [victim(cpu) for _ in range(victims)]
         self.victim = self.victims[0]
-        self.hog = spawn(HOG.format(comm=HOG_COMM, burst=BURST_S, idle=IDLE_S), cpu,
-                         fifo=True) if hog else None
+        self.hog = (
+            spawn(HOG.format(comm=HOG_COMM, burst=BURST_S, idle=IDLE_S), cpu, fifo=True) if hog else None
+        )
         super().__init__(self.victims + ([self.hog] if hog else []))
 
 

@@ -44,9 +44,15 @@ class LibbpfUnavailable(PyrunqError, ImportError):
 class BPFError(PyrunqError, OSError):
     """A libbpf or bpf() call failed."""
 
-    def __init__(self, err: int, op: str, name: str | None = None,
-                 hint: str | None = None, log: tuple[str, ...] = (),
-                 strerror: str | None = None):
+    def __init__(
+        self,
+        err: int,
+        op: str,
+        name: str | None = None,
+        hint: str | None = None,
+        log: tuple[str, ...] = (),
+        strerror: str | None = None,
+    ):
         OSError.__init__(self, err, strerror or describe_errno(err))
         self.op, self.name, self.hint, self.log = op, name, hint, tuple(log)
 
@@ -102,8 +108,9 @@ def describe_errno(err: int) -> str:
     return os.strerror(err)
 
 
-def from_errno(err: int, op: str, name: str | None = None,
-               log: tuple[str, ...] = (), strerror: str | None = None) -> BPFError:
+def from_errno(
+    err: int, op: str, name: str | None = None, log: tuple[str, ...] = (), strerror: str | None = None
+) -> BPFError:
     """The exception for a failed call, with a hint where one helps;
     ``strerror``: the text for ``err`` when the caller knows better (libbpf's codes)."""
     err = abs(err)
@@ -113,8 +120,13 @@ def from_errno(err: int, op: str, name: str | None = None,
         # EACCES also means "rejected by the verifier": not a privilege matter
         # ("libbpf: prog 'NAME': -- BEGIN PROG LOAD LOG --")
         prog = rejected[0].split("prog '", 1)[-1].split("'", 1)[0]
-        cls, hint = VerifierError, (f"the verifier rejected program '{prog}': "
-                                    f"{VERIFIER_LOG_HINT}; please report this with `uname -r`")
+        cls, hint = (
+            VerifierError,
+            (
+                f"the verifier rejected program '{prog}': "
+                f"{VERIFIER_LOG_HINT}; please report this with `uname -r`"
+            ),
+        )
     return cls(err, op, name, hint, log, strerror)
 
 

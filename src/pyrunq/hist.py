@@ -14,6 +14,7 @@ Output of ``runqlat [-T] [-m] [-P|-L|--pidnss] [interval [count]]``:
   ``heading = key_heading(mode, key, comm)`` (None without -P/-L/--pidnss).
   ``render_interval(sections, t)`` does both in one call.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,8 @@ import time
 from collections.abc import Iterable
 
 HIST_BUCKETS = 100  # fine buckets kept by the kernel side
-LOG2_SLOTS = 26     # libbpf-tools runqlat.h MAX_SLOTS
-SUB = 4             # fine buckets per power of two (from 4 upward)
+LOG2_SLOTS = 26  # libbpf-tools runqlat.h MAX_SLOTS
+SUB = 4  # fine buckets per power of two (from 4 upward)
 UNITS = ("usecs", "msecs")
 BANNER = "Tracing run queue latency... Hit Ctrl-C to end.\n"
 
@@ -124,23 +125,23 @@ def render_log2(slots: Iterable[int], unit: str) -> str:
     if idx_max < 0:
         return ""
     if idx_max <= 32 and max(vals) * _STARS_MAX < 1 << 31:
-        return _render_narrow(vals[:idx_max + 1], unit)
-    return _render_any(vals[:idx_max + 1], unit)
+        return _render_narrow(vals[: idx_max + 1], unit)
+    return _render_any(vals[: idx_max + 1], unit)
 
 
 def _render_narrow(vals: list[int], unit: str) -> str:
     """The usual case, from preformatted parts: no C overflow quirk applies."""
     val_max = max(vals)
-    return "".join([_NARROW_HEADER % unit] + [
-        _NARROW_ROWS[i] + "%-8d" % v + _NARROW_BARS[v * _STARS_MAX // val_max]
-        for i, v in enumerate(vals)])
+    return "".join(
+        [_NARROW_HEADER % unit]
+        + [_NARROW_ROWS[i] + "%-8d" % v + _NARROW_BARS[v * _STARS_MAX // val_max] for i, v in enumerate(vals)]
+    )
 
 
 def _render_any(vals: list[int], unit: str) -> str:
     """Every case, line by line as the C code does it."""
     val_max, narrow = max(vals), len(vals) <= 33
-    pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else \
-        (15, 29, 20, _STARS_MAX // 2)
+    pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else (15, 29, 20, _STARS_MAX // 2)
     out = ["%*s%-*s : count    distribution\n" % (pad, "", label, unit)]
     for i, v in enumerate(vals):
         out.append(_bounds(i, width) + "%-8d |%s|\n" % (_s32(v), stars(v, val_max, bar)))
@@ -157,14 +158,12 @@ def render_log2_bcc(slots: Iterable[int], unit: str) -> str:
     if idx_max < 0:
         return ""
     val_max, narrow = max(vals), idx_max < 32
-    pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else \
-        (15, 29, 20, _STARS_MAX // 2)
+    pad, label, width, bar = (5, 19, 10, _STARS_MAX) if narrow else (15, 29, 20, _STARS_MAX // 2)
     out = ["%*s%-*s : count     distribution\n" % (pad, "", label, unit)]
-    for i, v in enumerate(vals[:idx_max + 1]):
+    for i, v in enumerate(vals[: idx_max + 1]):
         n = v * bar // val_max
         low, high = (1 << i if i else 0), (2 << i) - 1
-        out.append("%*d -> %-*d : %-8d |%s|\n" % (width, low, width, high, v,
-                                                   "*" * n + " " * (bar - n)))
+        out.append("%*d -> %-*d : %-8d |%s|\n" % (width, low, width, high, v, "*" * n + " " * (bar - n)))
     return "".join(out)
 
 
@@ -173,8 +172,7 @@ class Histogram:
 
     __slots__ = ("_buckets", "_unit", "_slots", "_total", "sum_ns")
 
-    def __init__(self, buckets: Iterable[int], unit: str = "usecs",
-                 sum_ns: int | None = None):
+    def __init__(self, buckets: Iterable[int], unit: str = "usecs", sum_ns: int | None = None):
         # built once per key per interval (10,000 keys for `runqlat -L` on a
         # busy host): only C-speed builtins here, log2 slots on first use
         b = buckets if type(buckets) is tuple else tuple(map(operator.index, buckets))
@@ -220,7 +218,7 @@ class Histogram:
 
     @property
     def unit(self) -> str:
-        """"usecs" or "msecs"."""
+        """ "usecs" or "msecs"."""
         return self._unit
 
     @property
@@ -229,8 +227,11 @@ class Histogram:
         slots = self._slots
         if slots is None:
             b = self._buckets
-            slots = self._slots = (b[0] + b[1], b[2] + b[3],
-                                   *(sum(b[i:i + SUB]) for i in range(SUB, HIST_BUCKETS, SUB)))
+            slots = self._slots = (
+                b[0] + b[1],
+                b[2] + b[3],
+                *(sum(b[i : i + SUB]) for i in range(SUB, HIST_BUCKETS, SUB)),
+            )
         return slots
 
     @property
@@ -288,16 +289,19 @@ class Histogram:
         d = tuple(map(operator.sub, self._buckets, other._buckets))
         if min(d) < 0:  # a counter wrapped
             d = tuple(v % _U32 for v in d)
-        return Histogram(d, self._unit_of(other),
-                         _both(self.sum_ns, other.sum_ns, lambda a, b: (a - b) % 2**64))
+        return Histogram(
+            d, self._unit_of(other), _both(self.sum_ns, other.sum_ns, lambda a, b: (a - b) % 2**64)
+        )
 
     def __add__(self, other: "Histogram") -> "Histogram":
         """Merge (e.g. several keys or intervals); exact, no u32 wrap."""
         if not isinstance(other, Histogram):
             return NotImplemented
-        return Histogram(tuple(map(operator.add, self._buckets, other._buckets)),
-                         self._unit_of(other),
-                         _both(self.sum_ns, other.sum_ns, lambda a, b: a + b))
+        return Histogram(
+            tuple(map(operator.add, self._buckets, other._buckets)),
+            self._unit_of(other),
+            _both(self.sum_ns, other.sum_ns, lambda a, b: a + b),
+        )
 
     def __bool__(self) -> bool:
         return self._total > 0
@@ -322,11 +326,17 @@ class Histogram:
         last = max((i for i, c in enumerate(self.slots) if c), default=-1)
         for s in range(last + 1):
             low, high = (1 << (s + 1)) >> 1, (1 << (s + 1)) - 1
-            rows.append({"low": 0 if s == 0 else low, "high": high,
-                         "count": self.slots[s]})
-        return {"unit": self._unit, "total": self._total, "sum_ns": self.sum_ns, "buckets": rows,
-                "p50": self.percentile(50), "p90": self.percentile(90),
-                "p99": self.percentile(99), "max": self.max}
+            rows.append({"low": 0 if s == 0 else low, "high": high, "count": self.slots[s]})
+        return {
+            "unit": self._unit,
+            "total": self._total,
+            "sum_ns": self.sum_ns,
+            "buckets": rows,
+            "p50": self.percentile(50),
+            "p90": self.percentile(90),
+            "p99": self.percentile(99),
+            "max": self.max,
+        }
 
     def render(self) -> str:
         """print_log2_hist(slots, MAX_SLOTS, unit) output; "" when empty."""
@@ -359,8 +369,7 @@ def key_heading(mode: str | None, key: int, comm: bytes | str) -> str | None:
     if mode is None:
         return None
     key &= _U32 - 1
-    return _KEY_FORMATS[mode] % (key if mode == "pidns" else _s32(key),
-                                 decode_comm(comm))
+    return _KEY_FORMATS[mode] % (key if mode == "pidns" else _s32(key), decode_comm(comm))
 
 
 def render_section(hist: Histogram, heading: str | None = None) -> str:
@@ -383,8 +392,9 @@ def interval_header(t: None | float | time.struct_time = None) -> str:
     return "\n%-8s\n" % time.strftime("%H:%M:%S", t)
 
 
-def render_interval(sections: Iterable[tuple[str | None, Histogram]],
-                    t: None | float | time.struct_time = None) -> str:
+def render_interval(
+    sections: Iterable[tuple[str | None, Histogram]], t: None | float | time.struct_time = None
+) -> str:
     """Everything runqlat prints for one interval: interval_header(t) then
     render_section() for each (heading, hist) in map iteration order."""
     return interval_header(t) + "".join(render_section(h, hd) for hd, h in sections)

@@ -36,17 +36,18 @@ try:
     from ._libbpf_cffi import ffi, lib
 except ImportError as e:  # the extension links libbpf.so.1
     if "undefined symbol" in str(e):  # a libbpf without the 1.0 API
-        raise LibbpfUnavailable(f"libbpf is too old ({str(e).rsplit(': ', 1)[-1]} is missing): "
-                                f"{NEEDED}") from None
+        raise LibbpfUnavailable(
+            f"libbpf is too old ({str(e).rsplit(': ', 1)[-1]} is missing): {NEEDED}"
+        ) from None
     if "libbpf.so" in str(e):
         raise LibbpfUnavailable(f"cannot load libbpf.so.1: {NEEDED}") from None
-    raise LibbpfUnavailable(f"pyrunq's libbpf binding is not built ({e}): "
-                            "reinstall pyrunq, or run: python build.py") from None
+    raise LibbpfUnavailable(
+        f"pyrunq's libbpf binding is not built ({e}): reinstall pyrunq, or run: python build.py"
+    ) from None
 
 VERSION = (lib.libbpf_major_version(), lib.libbpf_minor_version())
 if VERSION < MIN_VERSION:
-    raise LibbpfUnavailable(f"libbpf {ffi.string(lib.libbpf_version_string()).decode()} "
-                            f"is too old: {NEEDED}")
+    raise LibbpfUnavailable(f"libbpf {ffi.string(lib.libbpf_version_string()).decode()} is too old: {NEEDED}")
 
 LOGGER = "pyrunq.libbpf"
 _LEVELS = (30, 20, 10)  # LIBBPF_WARN, _INFO, _DEBUG as logging's WARNING, INFO, DEBUG

@@ -30,8 +30,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def kernel_version() -> tuple[int, int]:
@@ -60,13 +63,14 @@ def drop_privileges(user: pwd.struct_passwd, keep_cap_bpf: bool | None = None) -
     release = ".".join(map(str, kernel_version()))
     why = f"kernel {release} needs it for map access"
     if keep_cap_bpf:
-        _check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0),
-               f"cannot keep CAP_BPF across the switch to user {user.pw_name} ({why}): "
-               "prctl(PR_SET_KEEPCAPS)", "keep running as root, or use kernel 6.5 or later")
+        _check(
+            libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0),
+            f"cannot keep CAP_BPF across the switch to user {user.pw_name} ({why}): prctl(PR_SET_KEEPCAPS)",
+            "keep running as root, or use kernel 6.5 or later",
+        )
     _become(user)
     if keep_cap_bpf:
-        _capset(libc, 1 << CAP_BPF, f"cannot keep CAP_BPF alone as user {user.pw_name} "
-                f"({why}): capset")
+        _capset(libc, 1 << CAP_BPF, f"cannot keep CAP_BPF alone as user {user.pw_name} ({why}): capset")
     _refuse_way_back(user)
     who = f"running as {user.pw_name} (uid {user.pw_uid}, gid {user.pw_gid})"
     if keep_cap_bpf:
@@ -76,16 +80,17 @@ def drop_privileges(user: pwd.struct_passwd, keep_cap_bpf: bool | None = None) -
 
 def _become(user: pwd.struct_passwd) -> None:
     if user.pw_uid == 0:
-        raise PrivilegeError(errno.EINVAL, f"user {user.pw_name} has uid 0: dropping root "
-                             "needs an unprivileged user (such as nobody)")
+        raise PrivilegeError(
+            errno.EINVAL,
+            f"user {user.pw_name} has uid 0: dropping root needs an unprivileged user (such as nobody)",
+        )
     try:
         os.initgroups(user.pw_name, user.pw_gid)
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
     except OSError as e:
         hint = f" ({SWITCH_HINT})" if isinstance(e, PermissionError) else ""
-        raise PrivilegeError(e.errno, f"cannot switch to user {user.pw_name}: "
-                             f"{e.strerror}{hint}") from None
+        raise PrivilegeError(e.errno, f"cannot switch to user {user.pw_name}: {e.strerror}{hint}") from None
 
 
 def _refuse_way_back(user: pwd.struct_passwd) -> None:
@@ -94,9 +99,12 @@ def _refuse_way_back(user: pwd.struct_passwd) -> None:
         os.setuid(0)
     except PermissionError:
         return
-    raise PrivilegeError(0, f"could become root again after switching to user {user.pw_name}: "
-                         "a capability or securebit survived the switch; please report this "
-                         "with `uname -r`")
+    raise PrivilegeError(
+        0,
+        f"could become root again after switching to user {user.pw_name}: "
+        "a capability or securebit survived the switch; please report this "
+        "with `uname -r`",
+    )
 
 
 def _capset(libc, mask: int, what: str) -> None:
@@ -104,8 +112,11 @@ def _capset(libc, mask: int, what: str) -> None:
     data = (_CapData * 2)()
     for i in range(2):
         data[i].effective = data[i].permitted = (mask >> (32 * i)) & 0xFFFFFFFF
-    _check(libc.capset(ctypes.byref(header), data), what,
-           "the process needs CAP_BPF before the switch: root, or CAP_BPF granted")
+    _check(
+        libc.capset(ctypes.byref(header), data),
+        what,
+        "the process needs CAP_BPF before the switch: root, or CAP_BPF granted",
+    )
 
 
 def _check(ret: int, what: str, todo: str) -> None:

@@ -40,8 +40,13 @@ LATENCY = "pyrunq_runqueue_latency_seconds"
 # Slot i holds [2^i, 2^(i+1)) us; the last slot also holds everything the
 # kernel clamps, so only +Inf bounds it.
 BOUNDS = tuple(floatToGoString(2 ** (i + 1) / 1e6) for i in range(LOG2_SLOTS - 1))
-LABELS = {None: (), "cgroup": ("cgroup",), "pid": ("pid", "comm"), "tid": ("tid", "comm"),
-          "pidns": ("pidns",)}
+LABELS = {
+    None: (),
+    "cgroup": ("cgroup",),
+    "pid": ("pid", "comm"),
+    "tid": ("tid", "comm"),
+    "pidns": ("pidns",),
+}
 BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 
 log = logging.getLogger(__name__)
@@ -69,8 +74,7 @@ class _Families:
 
 
 def _latency_family(labelnames=()) -> HistogramMetricFamily:
-    return HistogramMetricFamily(LATENCY, "Time from enqueue on a run queue to running.",
-                                 labels=labelnames)
+    return HistogramMetricFamily(LATENCY, "Time from enqueue on a run queue to running.", labels=labelnames)
 
 
 def _line_prefixes(encoder, labelnames, values) -> list[str]:
@@ -177,9 +181,13 @@ class RunqueueCollector:
             if pids is not None:
                 self.rq.set_pids(pids)
             gone = self.prune()
-        log.debug("refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
-                  "all" if ids is None else len(ids), "all" if pids is None else len(pids),
-                  len(gone), (time.monotonic() - start) * 1e3)
+        log.debug(
+            "refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
+            "all" if ids is None else len(ids),
+            "all" if pids is None else len(pids),
+            len(gone),
+            (time.monotonic() - start) * 1e3,
+        )
 
     def _resolve(self) -> tuple[set | None, set | None]:
         """Outside the lock: scanning /proc and the cgroup tree takes a while."""
@@ -206,8 +214,7 @@ class RunqueueCollector:
         if rq.per == "cgroup":
             return lambda k: k.id in tree and (rq.cgroup_ids is None or k.id in rq.cgroup_ids)
         if rq.per == "pid":
-            return lambda k: (os.path.exists(f"/proc/{k.id}")
-                              and (rq.pids is None or k.id in rq.pids))
+            return lambda k: os.path.exists(f"/proc/{k.id}") and (rq.pids is None or k.id in rq.pids)
         if rq.per == "tid":
             return lambda k: os.path.exists(f"/proc/{k.id}")
         return lambda k: True
@@ -228,8 +235,9 @@ class RunqueueCollector:
         with self.lock:  # names only, for the registry: no snapshot needed
             return [] if self._closed else self._families()
 
-    def exposition(self, encoder=generate_latest, content_type: str = CONTENT_TYPE_PLAIN_0_0_4,
-                   extra=()) -> bytes:
+    def exposition(
+        self, encoder=generate_latest, content_type: str = CONTENT_TYPE_PLAIN_0_0_4, extra=()
+    ) -> bytes:
         """The bytes ``encoder`` (prometheus_client's ``generate_latest``, or
         what its ``choose_encoder`` picks, OpenMetrics too) makes of
         ``collect()`` and the ``extra`` families, with the latency series
@@ -242,8 +250,9 @@ class RunqueueCollector:
             names = LABELS[self.rq.per]
             # OpenMetrics ends each document with "# EOF": only the last one here
             head = encoder(_Families([_latency_family(names)])).decode().removesuffix("# EOF\n")
-            series = [s.text(encoder, content_type, names, label_values(key))
-                      for key, s in self._series.items()]
+            series = [
+                s.text(encoder, content_type, names, label_values(key)) for key, s in self._series.items()
+            ]
             rest = encoder(_Families([*self._others(), *extra]))
             return (head + "".join(series)).encode() + rest
 
@@ -260,21 +269,26 @@ class RunqueueCollector:
         return h
 
     def _lost(self):
-        lost = CounterMetricFamily("pyrunq_lost_samples", "Latency samples not counted, by reason.",
-                                   labels=["reason"])
+        lost = CounterMetricFamily(
+            "pyrunq_lost_samples", "Latency samples not counted, by reason.", labels=["reason"]
+        )
         for reason, n in self.rq.stats().items():
             lost.add_metric([reason], n)
         lost.add_metric(["max_series"], self.samples_dropped)
         return lost
 
     def _gauges(self):
-        dropped = CounterMetricFamily("pyrunq_series_dropped",
-                                      "Keys refused a series by the cap on the number of series.",
-                                      value=self.series_dropped)
-        series = GaugeMetricFamily("pyrunq_series", "Latency histogram series exposed now.",
-                                   value=len(self._series))
-        tracked = GaugeMetricFamily("pyrunq_tracked",
-                                    "Processes or cgroups the kernel filter holds.", labels=["kind"])
+        dropped = CounterMetricFamily(
+            "pyrunq_series_dropped",
+            "Keys refused a series by the cap on the number of series.",
+            value=self.series_dropped,
+        )
+        series = GaugeMetricFamily(
+            "pyrunq_series", "Latency histogram series exposed now.", value=len(self._series)
+        )
+        tracked = GaugeMetricFamily(
+            "pyrunq_tracked", "Processes or cgroups the kernel filter holds.", labels=["kind"]
+        )
         for kind, ids in (("process", self.rq.pids), ("cgroup", self.rq.cgroup_ids)):
             if ids is not None:
                 tracked.add_metric([kind], len(ids))
@@ -285,10 +299,10 @@ class RunqueueCollector:
         keeps only while kernel.bpf_stats_enabled is 1."""
         if not bpf_stats_enabled():
             return []
-        runs = CounterMetricFamily("pyrunq_bpf_program_runs", "Runs of each BPF program.",
-                                   labels=["program"])
-        secs = CounterMetricFamily("pyrunq_bpf_program_run_seconds",
-                                   "Time spent in each BPF program.", labels=["program"])
+        runs = CounterMetricFamily("pyrunq_bpf_program_runs", "Runs of each BPF program.", labels=["program"])
+        secs = CounterMetricFamily(
+            "pyrunq_bpf_program_run_seconds", "Time spent in each BPF program.", labels=["program"]
+        )
         for name, (count, ns) in self.rq.program_stats().items():
             runs.add_metric([name], count)
             secs.add_metric([name], ns / 1e9)

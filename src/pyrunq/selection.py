@@ -67,8 +67,9 @@ class Selection:
         """PIDs of the matching live processes; None without comms or PIDs (all)."""
         if not self.comms:
             return {p for p in self.pids if os.path.exists(f"/proc/{p}")} if self.pids else None
-        return {pid for pid, comm in processes()
-                if pid in self.pids or any(r.search(comm) for r in self.comms)}
+        return {
+            pid for pid, comm in processes() if pid in self.pids or any(r.search(comm) for r in self.comms)
+        }
 
     def open(self, per: str | None = "cgroup"):
         """A RunqLat traced per ``per`` with this selection's filters in place."""

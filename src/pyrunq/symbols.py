@@ -41,8 +41,11 @@ class ElfSymbols:
         try:
             with open(path, "rb") as f:
                 elf = ELFFile(f)
-                self._segments = [(s["p_vaddr"], s["p_offset"], s["p_filesz"])
-                                  for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+                self._segments = [
+                    (s["p_vaddr"], s["p_offset"], s["p_filesz"])
+                    for s in elf.iter_segments()
+                    if s["p_type"] == "PT_LOAD"
+                ]
                 self._by_name, spans = self._read_functions(elf)
         except ELFError as e:
             raise UsageError(f"{path}: not an ELF file ({e})") from None
@@ -74,8 +77,10 @@ class ElfSymbols:
             raise UsageError(f"no function {name!r} in {self.path}")
         vaddr, _, ifunc = self._by_name[name]
         if ifunc:  # a probe there would fire once, when the dynamic linker picks one
-            raise UsageError(f"{name!r} in {self.path} is an indirect function (the "
-                             "implementation is chosen at load time): it cannot be probed")
+            raise UsageError(
+                f"{name!r} in {self.path} is an indirect function (the "
+                "implementation is chosen at load time): it cannot be probed"
+            )
         for seg_vaddr, seg_offset, size in self._segments:
             if seg_vaddr <= vaddr < seg_vaddr + size:
                 return vaddr - seg_vaddr + seg_offset
@@ -112,7 +117,7 @@ def _functions(elf, table):
     strings = elf.get_section(table["sh_link"]).data()
     for name_off, info, _, _, value, size in struct.iter_unpack("<IBBHQQ", table.data()):
         if info & 0xF in (_STT_FUNC, _STT_GNU_IFUNC) and value and name_off:
-            name = strings[name_off:strings.index(b"\0", name_off)].decode(errors="replace")
+            name = strings[name_off : strings.index(b"\0", name_off)].decode(errors="replace")
             yield name, value, size, info & 0xF == _STT_GNU_IFUNC
 
 
@@ -143,8 +148,9 @@ def process_maps(pid: int) -> list[Mapping]:
     except FileNotFoundError:
         raise UsageError(f"no process with PID {pid}") from None
     except PermissionError:
-        raise PyrunqError(f"cannot read /proc/{pid}/maps: permission denied "
-                          "(run as root, or as the process's user)") from None
+        raise PyrunqError(
+            f"cannot read /proc/{pid}/maps: permission denied (run as root, or as the process's user)"
+        ) from None
     out = []
     for line in lines:
         fields = line.split(None, 5)
@@ -207,8 +213,16 @@ def find_library(pid: int | None, name: str) -> str | None:
 
     soname = ctypes.util.find_library(name.removeprefix("lib").split(".so", 1)[0])
     if soname:
-        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
-                  "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib", "/usr/lib"):
+        for d in (
+            "/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib64",
+            "/usr/lib64",
+            "/lib/aarch64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/lib",
+            "/usr/lib",
+        ):
             if os.path.exists(os.path.join(d, soname)):
                 return os.path.join(d, soname)
     return None

@@ -129,10 +129,23 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
     from pyrunq.tools.generic import Runner
 
     obj = str(tmp_path / "gen_filter.bpf.o")
-    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I",
-                    os.path.join(ROOT, "vmlinux", "x86"), "-c",
-                    os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"), "-o", obj],
-                   check=True)
+    subprocess.run(
+        [
+            "clang",
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-D__TARGET_ARCH_x86",
+            "-I",
+            os.path.join(ROOT, "vmlinux", "x86"),
+            "-c",
+            os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"),
+            "-o",
+            obj,
+        ],
+        check=True,
+    )
     with Runner(obj, settings={"target_tgid": os.getpid(), "min_value": 50}) as r:
         for value in (10, 50, 60):  # the object records getpgid()'s argument
             try:
@@ -150,18 +163,35 @@ def test_generic_runner_runs_one_twin_of_each_point(kernel, tmp_path):
     from pyrunq.tools.generic import Runner
 
     obj = str(tmp_path / "gen_twins.bpf.o")
-    subprocess.run(["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I",
-                    os.path.join(ROOT, "vmlinux", "x86"), "-c",
-                    os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"), "-o", obj],
-                   check=True)
+    subprocess.run(
+        [
+            "clang",
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-D__TARGET_ARCH_x86",
+            "-I",
+            os.path.join(ROOT, "vmlinux", "x86"),
+            "-c",
+            os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"),
+            "-o",
+            obj,
+        ],
+        check=True,
+    )
     tp_btf, fentry, kprobe, fexit, kretprobe = 0, 3, 4, 5, 6  # its hits[] slots
-    for skip, expected in (([], {tp_btf: 5, fentry: 5, fexit: 5}),
-                           (["count_call", "count_return"], {tp_btf: 5, kprobe: 5, kretprobe: 5})):
+    for skip, expected in (
+        ([], {tp_btf: 5, fentry: 5, fexit: 5}),
+        (["count_call", "count_return"], {tp_btf: 5, kprobe: 5, kretprobe: 5}),
+    ):
         with Runner(obj, settings={"target_tgid": os.getpid()}, skip=skip) as r:
             assert r.not_attached == [], r.not_attached
             assert sorted(r.attached) == (
-                ["count_call", "count_enter", "count_return"] if not skip
-                else ["count_call_kprobe", "count_enter", "count_return_kretprobe"])
+                ["count_call", "count_enter", "count_return"]
+                if not skip
+                else ["count_call_kprobe", "count_enter", "count_return_kretprobe"]
+            )
             for value in range(20_000_001, 20_000_006):
                 try:
                     os.getpgid(value)
@@ -172,8 +202,7 @@ def test_generic_runner_runs_one_twin_of_each_point(kernel, tmp_path):
 
 
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):
-    out = subprocess.run([*PYRUNQ, "runqlat", "1", "1"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([*PYRUNQ, "runqlat", "1", "1"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines() if "->" in line]
     assert "usecs" in out.stdout and rows, out.stdout
@@ -196,8 +225,7 @@ def test_cli_runqslower_prints_events(kernel, flavour):
 def test_without_btf_one_clear_line(kernel, how):
     cmd = [*PYRUNQ, "runqlat", "1", "1"]
     if how.startswith("hidden"):  # as on a kernel built without BTF: libbpf finds none either
-        cmd = ["unshare", "-m", "sh", "-c",
-               'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", *cmd]
+        cmd = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", *cmd]
     env = dict(os.environ, PYRUNQ_BTF="/nonexistent") if how.startswith("PYRUNQ") else None
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 1 and out.stdout == "", out

@@ -33,8 +33,13 @@ KERNELS = {
 }
 # What init.sh needs to reach the host's root; modprobe adds the dependencies.
 MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
-HOST_PACKAGES = {"qemu-system-x86": "/usr/bin/qemu-system-x86_64", "busybox-static": "/bin/busybox",
-                 "kmod": "/usr/sbin/depmod", "xz-utils": "/usr/bin/xz", "zstd": "/usr/bin/zstd"}
+HOST_PACKAGES = {
+    "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
+    "busybox-static": "/bin/busybox",
+    "kmod": "/usr/sbin/depmod",
+    "xz-utils": "/usr/bin/xz",
+    "zstd": "/usr/bin/zstd",
+}
 INIT = HERE / "init.sh"
 
 
@@ -43,8 +48,9 @@ class KernelUnavailable(Exception):
 
 
 def apt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return subprocess.run(
+        args, capture_output=True, text=True, cwd=cwd, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    )
 
 
 def install_host_packages() -> None:
@@ -60,8 +66,10 @@ def newest_package(name: str) -> tuple[str, str]:
     """(package, version) of the newest image apt offers for this kernel."""
     for attempt in range(2):
         out = apt("apt-cache", "search", "--names-only", "--full", f"^{KERNELS[name]}$").stdout
-        found = [(int(re.match(KERNELS[name], p).group(1)), p, v) for p, v in
-                 re.findall(r"^Package: (\S+)\n(?:.+\n)*?Version: (\S+)", out, re.M)]
+        found = [
+            (int(re.match(KERNELS[name], p).group(1)), p, v)
+            for p, v in re.findall(r"^Package: (\S+)\n(?:.+\n)*?Version: (\S+)", out, re.M)
+        ]
         if found:
             return max(found)[1:]
         if attempt == 0:
@@ -105,8 +113,7 @@ def prepare(name: str) -> Path:
 
 def download(package: str, version: str, where: Path) -> Path:
     for attempt in range(2):
-        r = apt("apt-get", "download", "-o", "APT::Sandbox::User=root", f"{package}={version}",
-                cwd=where)
+        r = apt("apt-get", "download", "-o", "APT::Sandbox::User=root", f"{package}={version}", cwd=where)
         debs = list(where.glob("*.deb"))
         if r.returncode == 0 and debs:
             return debs[0]
@@ -138,8 +145,12 @@ def modules_cpio(root: Path, release: str, dest: Path) -> None:
     subprocess.run(["depmod", "-b", root, release], check=True)
     order: list[Path] = []
     for module in MODULES:
-        deps = subprocess.run(["modprobe", "-d", root, "-S", release, "--show-depends", module],
-                              capture_output=True, text=True, check=True).stdout
+        deps = subprocess.run(
+            ["modprobe", "-d", root, "-S", release, "--show-depends", module],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for line in deps.splitlines():  # "insmod PATH" in load order, or "builtin NAME"
             if line.startswith("insmod ") and Path(line.split()[1]) not in order:
                 order.append(Path(line.split()[1]))
@@ -182,5 +193,11 @@ def cpio(directory: Path, dest: Path) -> None:
     """A newc archive, uncompressed: unpacking is faster than inflating under TCG."""
     files = subprocess.run(["find", "."], cwd=directory, capture_output=True, check=True).stdout
     with open(dest, "wb") as out:
-        subprocess.run(["busybox", "cpio", "-o", "-H", "newc"], cwd=directory, input=files,
-                       stdout=out, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            ["busybox", "cpio", "-o", "-H", "newc"],
+            cwd=directory,
+            input=files,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )

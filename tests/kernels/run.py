@@ -36,10 +36,12 @@ UNAVAILABLE, TIMEOUT, PANIC = 123, 124, 125
 REPO = kernels.HERE.parent.parent
 GUEST_ENV = {
     "PATH": f"{REPO}/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb",
-    "PYTHONUNBUFFERED": "1",                 # output streams out as it is made
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+    "PYTHONUNBUFFERED": "1",  # output streams out as it is made
     "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",   # plugin discovery is slow at 1/15 speed
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plugin discovery is slow at 1/15 speed
 }
 
 
@@ -62,25 +64,48 @@ def qemu_command(kernel_dir: Path, job: Path, memory: str = "2G", cpus: int = 2)
         "qemu-system-x86_64",
         # /dev/kvm is unusable here; multi-threaded TCG races with the kernel's
         # live code patching when a program attaches to sched_switch, and oopses
-        "-accel", "tcg,thread=single", "-M", "pc",
+        "-accel",
+        "tcg,thread=single",
+        "-M",
+        "pc",
         # qemu64: TCG runs SSE2 code faster than the AVX2 glibc picks on "max"
-        "-cpu", "qemu64",
-        "-m", memory, "-smp", str(cpus),
-        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-kernel", str(kernel_dir / "vmlinux"), "-initrd", str(job / "initrd"),
+        "-cpu",
+        "qemu64",
+        "-m",
+        memory,
+        "-smp",
+        str(cpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(kernel_dir / "vmlinux"),
+        "-initrd",
+        str(job / "initrd"),
         # panic=-1 + -no-reboot: a panic (or an oops, made one) ends qemu at once;
         # mitigations=off: retpolines and RSB filling cost dearly when emulated
-        "-append", f"console=ttyS0 quiet panic=-1 oops=panic mitigations=off rdinit=/init"
-                   f" -- {job}",
-        "-serial", f"file:{job}/console",     # ttyS0: the kernel's console
-        "-serial", "stdio",                   # ttyS1: the command's output
+        "-append",
+        f"console=ttyS0 quiet panic=-1 oops=panic mitigations=off rdinit=/init -- {job}",
+        "-serial",
+        f"file:{job}/console",  # ttyS0: the kernel's console
+        "-serial",
+        "stdio",  # ttyS1: the command's output
         # multidevs=remap: inode numbers from several host filesystems cannot collide
-        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
     ]
 
 
-def run(kernel: str, argv: list[str], timeout: float = 600, cwd: str | None = None,
-        out=None, console: bool = False) -> tuple[int, str]:
+def run(
+    kernel: str,
+    argv: list[str],
+    timeout: float = 600,
+    cwd: str | None = None,
+    out=None,
+    console: bool = False,
+) -> tuple[int, str]:
     """Run argv in the guest: (exit status, its output). Output also goes to `out`."""
     out = out or sys.stdout
     try:
@@ -91,11 +116,17 @@ def run(kernel: str, argv: list[str], timeout: float = 600, cwd: str | None = No
     with tempfile.TemporaryDirectory(prefix="pyrunq-guest-") as tmp:
         job = Path(tmp)
         kernels.initrd(kernel_dir, job / "initrd")
-        (job / "job.sh").write_text(JOB.format(
-            env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in GUEST_ENV.items()),
-            job=job, cwd=shlex.quote(cwd or str(Path.cwd())), argv=shlex.join(argv)))
-        qemu = subprocess.Popen(qemu_command(kernel_dir, job), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE)
+        (job / "job.sh").write_text(
+            JOB.format(
+                env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in GUEST_ENV.items()),
+                job=job,
+                cwd=shlex.quote(cwd or str(Path.cwd())),
+                argv=shlex.join(argv),
+            )
+        )
+        qemu = subprocess.Popen(
+            qemu_command(kernel_dir, job), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+        )
         output = []
         reader = threading.Thread(target=copy, args=(qemu.stdout, out, output), daemon=True)
         reader.start()
@@ -114,8 +145,12 @@ def run(kernel: str, argv: list[str], timeout: float = 600, cwd: str | None = No
     status = TIMEOUT if timed_out else int(reported.group(1)) if reported else PANIC
     if console or status in (TIMEOUT, PANIC):
         why = {TIMEOUT: f"timed out after {timeout:g} s", PANIC: "panicked or died"}
-        print(f"run.py: guest {kernel} {why.get(status, 'console')}:",
-              *log.splitlines()[0 if console else -60:], sep="\n", file=sys.stderr)
+        print(
+            f"run.py: guest {kernel} {why.get(status, 'console')}:",
+            *log.splitlines()[0 if console else -60 :],
+            sep="\n",
+            file=sys.stderr,
+        )
     return status, "".join(output)
 
 

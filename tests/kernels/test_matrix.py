@@ -44,10 +44,25 @@ def guest(kernel: str, argv: list[str], timeout: float = BOOT_TIMEOUT) -> tuple[
 
 @pytest.mark.parametrize("name", list(kernels.KERNELS))
 def test_kernel(name):
-    status, output = guest(name, [
-        "sh", "-c", 'uname -r && exec "$@"', "sh",
-        "env", "PYRUNQ_REQUIRE_BPF=1", "python", "-m", "pytest", "-p", "no:cacheprovider",
-        "-q", "-rfEs", *GUEST_TESTS])
+    status, output = guest(
+        name,
+        [
+            "sh",
+            "-c",
+            'uname -r && exec "$@"',
+            "sh",
+            "env",
+            "PYRUNQ_REQUIRE_BPF=1",
+            "python",
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rfEs",
+            *GUEST_TESTS,
+        ],
+    )
     assert status == 0, f"on {name}: the guest's pytest exited {status} (output above)"
 
 

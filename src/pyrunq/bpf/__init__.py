@@ -15,6 +15,24 @@ from .perfbuf import PerfBuffer
 from .program import Link, Program
 from .ringbuf import RingBuffer
 
-__all__ = ["ARRAY_TYPES", "BATCH_TYPES", "BPFObject", "BTF", "DATA_SECTIONS", "EVENT_TYPES",
-           "GlobalSection", "Layout", "Link", "Map", "PerfBuffer", "Program", "RINGBUF",
-           "RingBuffer", "btf", "features", "kernel_btf_path", "kernel_ids", "packaged_object"]
+__all__ = [
+    "ARRAY_TYPES",
+    "BATCH_TYPES",
+    "BPFObject",
+    "BTF",
+    "DATA_SECTIONS",
+    "EVENT_TYPES",
+    "GlobalSection",
+    "Layout",
+    "Link",
+    "Map",
+    "PerfBuffer",
+    "Program",
+    "RINGBUF",
+    "RingBuffer",
+    "btf",
+    "features",
+    "kernel_btf_path",
+    "kernel_ids",
+    "packaged_object",
+]

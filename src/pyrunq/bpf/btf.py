@@ -90,7 +90,7 @@ class Array(Codec):
 
     def build(self, items, i):
         if self._scalar:
-            return items[i:i + self.n]
+            return items[i : i + self.n]
         step = self.elem.count
         return tuple(self.elem.build(items, i + k * step) for k in range(self.n))
 
@@ -107,7 +107,8 @@ class Struct(Codec):
     def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
         self.size, self.members = size, members
         self.record = collections.namedtuple(  # type: ignore[misc]  # made from BTF at run time
-            name or "anon", [m[0] or "_" for m in members], rename=True)
+            name or "anon", [m[0] or "_" for m in members], rename=True
+        )
         fmt, pos = [], 0
         for _, offset, codec in members:
             fmt.append(f"{offset - pos}x" if offset > pos else "")
@@ -120,7 +121,7 @@ class Struct(Codec):
 
     def build(self, items, i):
         if self._plain:
-            return self.record._make(items[i:i + self.count])
+            return self.record._make(items[i : i + self.count])
         values = []
         for _, _, codec in self.members:
             values.append(codec.build(items, i))
@@ -134,8 +135,9 @@ class Struct(Codec):
                 raise ValueError(f"no field {sorted(unknown)[0]!r} in struct {self.record.__name__}")
             value = [value.get(f, 0) for f in self.record._fields]
         elif len(value) != len(self.members):
-            raise ValueError(f"struct {self.record.__name__} has {len(self.members)} fields, "
-                             f"got {len(value)} values")
+            raise ValueError(
+                f"struct {self.record.__name__} has {len(self.members)} fields, got {len(value)} values"
+            )
         for v, (_, _, codec) in zip(value, self.members):
             codec.flatten(v, out)
 
@@ -268,8 +270,7 @@ class BTF:
 
     def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:
         """Variables of a data section (``.rodata``, ``.bss``...): name -> (offset, layout)."""
-        return {name: (offset, self.layout(tid, size))
-                for name, tid, offset, size in self.variables(section)}
+        return {name: (offset, self.layout(tid, size)) for name, tid, offset, size in self.variables(section)}
 
     def variables(self, section: str, static: bool = True) -> list[tuple[str, int, int, int]]:
         """(name, type id, offset, size) of each variable of a data section;
@@ -305,8 +306,15 @@ class BTF:
         t = self._type(tid)
         kflag = t.info >> 31
         raw = ffi.cast("struct btf_member *", t + 1)
-        return [(self._name(m.name_off), m.type, m.offset & 0xFFFFFF if kflag else m.offset,
-                 m.offset >> 24 if kflag else 0) for m in raw[0:t.info & 0xFFFF]]
+        return [
+            (
+                self._name(m.name_off),
+                m.type,
+                m.offset & 0xFFFFFF if kflag else m.offset,
+                m.offset >> 24 if kflag else 0,
+            )
+            for m in raw[0 : t.info & 0xFFFF]
+        ]
 
     def pointee(self, tid: int) -> int:
         """The type a pointer, typedef or qualifier refers to."""
@@ -322,8 +330,7 @@ class BTF:
         t = self._type(tid)
         enc = ffi.cast("__u32 *", t + 1)[0]
         flags = (enc >> 24) & 0xF
-        char = bool(flags & _INT_CHAR) or self._name(t.name_off) in ("char", "signed char",
-                                                                       "unsigned char")
+        char = bool(flags & _INT_CHAR) or self._name(t.name_off) in ("char", "signed char", "unsigned char")
         return t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL), char
 
     def enum_signed(self, tid: int) -> bool:

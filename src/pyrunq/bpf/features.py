@@ -65,7 +65,7 @@ def kernel_btf_has(*wanted: tuple[str, int]) -> set[tuple[str, int]]:
 
 
 # r0 = 0; exit: the smallest program there is
-_RETURN_0 = b"\xb7\x00\x00\x00\x00\x00\x00\x00" b"\x95\x00\x00\x00\x00\x00\x00\x00"
+_RETURN_0 = b"\xb7\x00\x00\x00\x00\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00"
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,8 +84,9 @@ def fentry_can_attach(function: str) -> bool:
     opts.sz = ffi.sizeof("struct bpf_prog_load_opts")
     opts.expected_attach_type = lib.BPF_TRACE_FENTRY
     opts.attach_btf_id = func_id
-    prog_fd = lib.bpf_prog_load(lib.BPF_PROG_TYPE_TRACING, b"pyrunq_probe", b"GPL",
-                                ffi.cast("struct bpf_insn *", insns), 2, opts)
+    prog_fd = lib.bpf_prog_load(
+        lib.BPF_PROG_TYPE_TRACING, b"pyrunq_probe", b"GPL", ffi.cast("struct bpf_insn *", insns), 2, opts
+    )
     if prog_fd < 0:
         return False
     try:

@@ -38,8 +38,10 @@ class GlobalSection:
         try:
             return self._vars[name]
         except KeyError:
-            raise KeyError(f"no global {name!r} in {self.section} of {self._obj.name!r}"
-                           f" (has: {', '.join(self._vars) or 'none'})") from None
+            raise KeyError(
+                f"no global {name!r} in {self.section} of {self._obj.name!r}"
+                f" (has: {', '.join(self._vars) or 'none'})"
+            ) from None
 
     def _section_map(self) -> Map:
         if self._map is None:  # no variables: _var() raised before anyone got here
@@ -63,12 +65,13 @@ class GlobalSection:
         offset, layout = self._var(name)
         data = layout.encode(value)
         if self._obj.state == OPEN:
-            self._image()[offset:offset + len(data)] = data
+            self._image()[offset : offset + len(data)] = data
             return
         if self.section == ".rodata":
-            raise StateError(f"cannot set .rodata global {name!r} of {self._obj.name!r} after load:"
-                             " set it before load()")
+            raise StateError(
+                f"cannot set .rodata global {name!r} of {self._obj.name!r} after load: set it before load()"
+            )
         self._obj._require(LOADED, f"set {self.section} global {name!r}")
         image = bytearray(self._image())
-        image[offset:offset + len(data)] = data
+        image[offset : offset + len(data)] = data
         self._section_map()[0] = bytes(image)

@@ -32,8 +32,11 @@ def check_kernel_btf(path: str) -> None:
 def kernel_ids() -> dict[str, set[int]]:
     """Ids of every BPF program, map and link in the kernel (needs privileges)."""
     out = {}
-    for kind, fn in (("prog", lib.bpf_prog_get_next_id), ("map", lib.bpf_map_get_next_id),
-                     ("link", lib.bpf_link_get_next_id)):
+    for kind, fn in (
+        ("prog", lib.bpf_prog_get_next_id),
+        ("map", lib.bpf_map_get_next_id),
+        ("link", lib.bpf_link_get_next_id),
+    ):
         ids, cur = set(), ffi.new("__u32 *")
         while fn(cur[0], cur) == 0:
             ids.add(cur[0])

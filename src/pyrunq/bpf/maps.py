@@ -64,9 +64,11 @@ class Map:
     @pin_path.setter
     def pin_path(self, path: str | None) -> None:
         self._obj._require("open", f"set the pin path of map {self.name!r}")
-        libbpf.check(lib.bpf_map__set_pin_path(self._ptr, ffi.NULL if path is None
-                                               else os.fsencode(path)),
-                     "set pin path of map", self.name)
+        libbpf.check(
+            lib.bpf_map__set_pin_path(self._ptr, ffi.NULL if path is None else os.fsencode(path)),
+            "set pin path of map",
+            self.name,
+        )
 
     @property
     def max_entries(self) -> int:
@@ -111,8 +113,7 @@ class Map:
     def _decode_value(self, buf, offset: int = 0):
         if not self.percpu:
             return self.value_layout.decode(buf, offset)
-        return [self.value_layout.decode(buf, offset + cpu * self._stride)
-                for cpu in range(self._ncpus)]
+        return [self.value_layout.decode(buf, offset + cpu * self._stride) for cpu in range(self._ncpus)]
 
     # -- single elements --------------------------------------------------
 
@@ -143,8 +144,7 @@ class Map:
     def __setitem__(self, key, value) -> None:
         self._loaded("update")
         k, v = self._key(key), self._value(value)
-        libbpf.check(lib.bpf_map__update_elem(self._ptr, k, len(k), v, len(v), 0),
-                     "update map", self.name)
+        libbpf.check(lib.bpf_map__update_elem(self._ptr, k, len(k), v, len(v), 0), "update map", self.name)
 
     def __delitem__(self, key) -> None:
         self._loaded("delete from")
@@ -210,8 +210,10 @@ class Map:
         is named ``names[i]``; without ``names``, as ``counter_names()`` says."""
         index = self.counter_names() if names is None else dict(enumerate(names))
         if not index:
-            raise KeyError(f"map {self.name!r}: no enum names its elements (the global "
-                           f"{self.name}_keys points to one, see bpf/stats.bpf.h)")
+            raise KeyError(
+                f"map {self.name!r}: no enum names its elements (the global "
+                f"{self.name}_keys points to one, see bpf/stats.bpf.h)"
+            )
         totals = dict(self.items())
         return {name: sum(totals[i]) if self.percpu else totals[i] for i, name in index.items()}
 
@@ -240,11 +242,11 @@ class Map:
             return {}
         values = btf.enum_values(tid)
         prefix = os.path.commonprefix(list(values))
-        prefix = prefix[:prefix.rfind("_") + 1]  # whole words: RUNQ_STAT_, not RUNQ_STAT_S
+        prefix = prefix[: prefix.rfind("_") + 1]  # whole words: RUNQ_STAT_, not RUNQ_STAT_S
         names: dict[int, str] = {}
         for name, value in sorted(values.items(), key=lambda item: item[1]):
             if 0 <= value < self.max_entries:
-                names.setdefault(value, name[len(prefix):].lower())
+                names.setdefault(value, name[len(prefix) :].lower())
         return names
 
     def values(self) -> list:
@@ -294,8 +296,9 @@ class Map:
                 libbpf.check(ret, op, self.name)
             kbuf, vbuf = ffi.buffer(keys), ffi.buffer(values)
             for i in range(count[0]):
-                out.append((self.key_layout.decode(kbuf, i * self.key_size),
-                            self._decode_value(vbuf, i * vsize)))
+                out.append(
+                    (self.key_layout.decode(kbuf, i * self.key_size), self._decode_value(vbuf, i * vsize))
+                )
             if ret == -errno.ENOENT:
                 return out
             ffi.memmove(in_batch, out_batch, cursor)

@@ -17,13 +17,18 @@ from .program import Link, Program
 from .ringbuf import RingBuffer
 from .states import CLOSED, LOADED, OPEN
 
+
 def packaged_object(name: str) -> str:
     """Path of an object shipped in the package: ``"runqlat"`` -> ``.../runqlat.bpf.o``."""
     # next to this module (importlib.resources would add 10 ms to start-up)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.bpf.o")
     if not os.path.isfile(path):
-        raise BPFNotFoundError(2, "find packaged object", name,
-                               "the package is incomplete: reinstall pyrunq, or run: python build.py")
+        raise BPFNotFoundError(
+            2,
+            "find packaged object",
+            name,
+            "the package is incomplete: reinstall pyrunq, or run: python build.py",
+        )
     return path
 
 
@@ -35,8 +40,7 @@ class Named(dict):
         self._what, self._owner = what, owner
 
     def __missing__(self, name):
-        raise KeyError(f"no {self._what} {name!r} in {self._owner!r} "
-                       f"(has: {', '.join(self) or 'none'})")
+        raise KeyError(f"no {self._what} {name!r} in {self._owner!r} (has: {', '.join(self) or 'none'})")
 
 
 class BPFObject:
@@ -58,8 +62,9 @@ class BPFObject:
             btf_path = ffi.new("char[]", os.fsencode(self._btf_path))
             opts.btf_custom_path = btf_path
         libbpf.reset_warnings()
-        self._ptr = libbpf.check_ptr(lib.bpf_object__open_file(os.fsencode(path), opts),
-                                     "open BPF object", path)
+        self._ptr = libbpf.check_ptr(
+            lib.bpf_object__open_file(os.fsencode(path), opts), "open BPF object", path
+        )
         self.state = OPEN
         self._finalizer = weakref.finalize(self, lib.bpf_object__close, self._ptr)
         self.name = ffi.string(lib.bpf_object__name(self._ptr)).decode()
@@ -83,8 +88,9 @@ class BPFObject:
             prog = Program(p, self)
             self.programs[prog.name] = prog
             p = lib.bpf_object__next_program(self._ptr, p)
-        self.rodata, self.bss, self.data = (GlobalSection(self, s, self._sections.get(s))
-                                            for s in DATA_SECTIONS)
+        self.rodata, self.bss, self.data = (
+            GlobalSection(self, s, self._sections.get(s)) for s in DATA_SECTIONS
+        )
 
     @classmethod
     def open(cls, name_or_path: str, btf_custom_path: str | None = None) -> "BPFObject":
@@ -128,19 +134,25 @@ class BPFObject:
         self._require(LOADED, "open a ring buffer")
         rb = RingBuffer()
         for m in maps:
-            rb.add(self.maps[m] if isinstance(m, str) else m, callback=callback,
-                   layout=self._event_layout(event))
+            rb.add(
+                self.maps[m] if isinstance(m, str) else m, callback=callback, layout=self._event_layout(event)
+            )
         self._owned.append(rb)
         return rb
 
-    def perf_buffer(self, map_name, callback=None, event: str | None = None,
-                    pages: int = DEFAULT_PAGES) -> PerfBuffer:
+    def perf_buffer(
+        self, map_name, callback=None, event: str | None = None, pages: int = DEFAULT_PAGES
+    ) -> PerfBuffer:
         """A perf buffer over this perf event array (a name or a Map), ``pages``
         pages per CPU (a power of two), owned by this object. One per map: a
         second one over the same map takes the kernel's samples from the first."""
         self._require(LOADED, "open a perf buffer")
-        pb = PerfBuffer(self.maps[map_name] if isinstance(map_name, str) else map_name,
-                        callback=callback, layout=self._event_layout(event), pages=pages)
+        pb = PerfBuffer(
+            self.maps[map_name] if isinstance(map_name, str) else map_name,
+            callback=callback,
+            layout=self._event_layout(event),
+            pages=pages,
+        )
         self._owned.append(pb)
         return pb
 

@@ -58,8 +58,7 @@ def pyrunq_perfbuf_lost(ctx, cpu, cnt):
 def check_pages(pages) -> int:
     """The per-CPU buffer size in pages: a power of two, as perf's mmap needs."""
     if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1 or pages & (pages - 1):
-        raise UsageError(f"perf buffer size must be a power of two of pages (1, 2, 4...), "
-                         f"got {pages!r}")
+        raise UsageError(f"perf buffer size must be a power of two of pages (1, 2, 4...), got {pages!r}")
     return pages
 
 
@@ -79,8 +78,7 @@ class PerfBuffer:
         self.name = map_.name
         check_pages(pages)
         if map_.type != PERF_EVENT_ARRAY:
-            raise UsageError(f"map {map_.name!r} is a {map_.type_name} map, not a perf event "
-                             "array")
+            raise UsageError(f"map {map_.name!r} is a {map_.type_name} map, not a perf event array")
         self.callback = callback
         self.decode = layout.decode if layout is not None else None
         self.pages = pages
@@ -94,9 +92,17 @@ class PerfBuffer:
         self._reading = self.closing = False  # inside libbpf; close() asked meanwhile
         libbpf.reset_warnings()
         self._ptr = libbpf.check_ptr(
-            lib.perf_buffer__new(map_.fileno(), pages, lib.pyrunq_perfbuf_sample,
-                                 lib.pyrunq_perfbuf_lost, self._handle, ffi.NULL),
-            "open perf buffer", map_.name)
+            lib.perf_buffer__new(
+                map_.fileno(),
+                pages,
+                lib.pyrunq_perfbuf_sample,
+                lib.pyrunq_perfbuf_lost,
+                self._handle,
+                ffi.NULL,
+            ),
+            "open perf buffer",
+            map_.name,
+        )
 
     def __repr__(self):
         state = "closed" if self._ptr is None else f"{self.pages} pages per CPU"
@@ -190,8 +196,7 @@ class PerfBuffer:
         while True:
             while self.pending:
                 yield self.pending.popleft()
-            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending
-                                     and timeout is not None):
+            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending and timeout is not None):
                 return
 
     __iter__ = events

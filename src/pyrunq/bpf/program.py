@@ -82,8 +82,7 @@ class Program:
     @autoload.setter
     def autoload(self, value: bool) -> None:
         self._obj._require(OPEN, f"set autoload of program {self.name!r}")
-        libbpf.check(lib.bpf_program__set_autoload(self._ptr, bool(value)),
-                     "set autoload", self.name)
+        libbpf.check(lib.bpf_program__set_autoload(self._ptr, bool(value)), "set autoload", self.name)
 
     def fileno(self) -> int:
         self._obj._require(LOADED, f"get the fd of program {self.name!r}")
@@ -94,8 +93,7 @@ class Program:
         ``kernel.bpf_stats_enabled`` is 1 (the kernel counts nothing else)."""
         info = ffi.new("struct bpf_prog_info *")
         size = ffi.new("__u32 *", ffi.sizeof("struct bpf_prog_info"))
-        libbpf.check(lib.bpf_obj_get_info_by_fd(self.fileno(), info, size),
-                     "get info of program", self.name)
+        libbpf.check(lib.bpf_obj_get_info_by_fd(self.fileno(), info, size), "get info of program", self.name)
         return info.run_cnt, info.run_time_ns
 
     def attach(self) -> Link:
@@ -104,8 +102,7 @@ class Program:
         libbpf.reset_warnings()
         return self._own(lib.bpf_program__attach(self._ptr), "attach program")
 
-    def attach_uprobe(self, binary: str, offset: int, pid: int = -1,
-                      retprobe: bool = False) -> Link:
+    def attach_uprobe(self, binary: str, offset: int, pid: int = -1, retprobe: bool = False) -> Link:
         """Attach to the instruction at file ``offset`` of ``binary`` (an ELF
         path), in process ``pid`` only, or in every process (-1); ``retprobe``:
         at the return of the function that starts there."""
@@ -116,11 +113,13 @@ class Program:
         libbpf.reset_warnings()
         what = f"attach {'uretprobe' if retprobe else 'uprobe'} {binary}+{offset:#x} for"
         try:
-            return self._own(lib.bpf_program__attach_uprobe_opts(
-                self._ptr, pid, os.fsencode(binary), offset, opts), what)
+            return self._own(
+                lib.bpf_program__attach_uprobe_opts(self._ptr, pid, os.fsencode(binary), offset, opts), what
+            )
         except BPFPermissionError as e:  # the uprobe PMU wants more than CAP_PERFMON
-            raise BPFPermissionError(e.errno or errno.EPERM, what, self.name,
-                                     UPROBE_PRIVILEGE_HINT, e.log) from None
+            raise BPFPermissionError(
+                e.errno or errno.EPERM, what, self.name, UPROBE_PRIVILEGE_HINT, e.log
+            ) from None
 
     def attach_iter(self) -> Link:
         """Attach an ``iter/*`` program; ``Link.read_iter()`` then reads it."""
@@ -150,8 +149,11 @@ class Program:
         links: list[Link] = []
         try:
             for cpu in online_cpus() if cpus is None else cpus:
-                fd = libbpf.check(lib.pyrunq_perf_event_open_cpu_clock(cpu, frequency),
-                                  f"open a {frequency} Hz CPU clock on CPU {cpu} for", self.name)
+                fd = libbpf.check(
+                    lib.pyrunq_perf_event_open_cpu_clock(cpu, frequency),
+                    f"open a {frequency} Hz CPU clock on CPU {cpu} for",
+                    self.name,
+                )
                 links.append(self.attach_perf_event(fd))
         except BaseException:
             for link in links:

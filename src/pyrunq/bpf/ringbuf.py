@@ -66,10 +66,15 @@ class RingBuffer:
         if self._ptr is None:
             self._ptr = libbpf.check_ptr(
                 lib.ring_buffer__new(fd, lib.pyrunq_ringbuf_sample, handle, ffi.NULL),
-                "open ring buffer", map_.name)
+                "open ring buffer",
+                map_.name,
+            )
         else:
-            libbpf.check(lib.ring_buffer__add(self._ptr, fd, lib.pyrunq_ringbuf_sample, handle),
-                         "add ring buffer", map_.name)
+            libbpf.check(
+                lib.ring_buffer__add(self._ptr, fd, lib.pyrunq_ringbuf_sample, handle),
+                "add ring buffer",
+                map_.name,
+            )
         self._handles.append(handle)
         return self
 
@@ -111,8 +116,7 @@ class RingBuffer:
         while True:
             while self.pending:
                 yield self.pending.popleft()
-            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending
-                                     and timeout is not None):
+            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending and timeout is not None):
                 return
 
     __iter__ = events

@@ -164,9 +164,12 @@ def _main(argv) -> int:
         top.parse_args(argv[:1] or argv)  # prints help or the one-line error
         return 2
     tool = importlib.import_module(f"pyrunq.cli.{argv[0]}")
-    parser = Parser(prog=f"pyrunq {argv[0]}", description=TOOLS[argv[0]],
-                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                    epilog=getattr(tool, "EXAMPLES", None))
+    parser = Parser(
+        prog=f"pyrunq {argv[0]}",
+        description=TOOLS[argv[0]],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=getattr(tool, "EXAMPLES", None),
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
     tool.add_arguments(parser)
     args = parser.parse_args(argv[1:])

@@ -18,8 +18,14 @@ ROW = "%-8s %-5s %-16s %-7s %-7s %s"
 def add_arguments(p) -> None:
     from . import positive_int
 
-    p.add_argument("-d", "--duration", metavar="MS", type=positive_int, default=0,
-                   help="only exits of processes that lived at least MS ms (no execs)")
+    p.add_argument(
+        "-d",
+        "--duration",
+        metavar="MS",
+        type=positive_int,
+        default=0,
+        help="only exits of processes that lived at least MS ms (no execs)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event per line")
 
 
@@ -47,8 +53,13 @@ class Rows:
 
 def as_dict(e) -> dict:
     """An event as JSON-ready fields; an unknown lifetime is null."""
-    doc = {"time": time.time(), "event": "EXIT" if e.exit_event else "EXEC",
-           "comm": e.comm, "pid": e.pid, "ppid": e.ppid}
+    doc = {
+        "time": time.time(),
+        "event": "EXIT" if e.exit_event else "EXEC",
+        "comm": e.comm,
+        "pid": e.pid,
+        "ppid": e.ppid,
+    }
     if e.exit_event:
         doc["exit_code"] = e.exit_code
         doc["duration_ns"] = e.duration_ns or None
@@ -80,6 +91,9 @@ def run(args, parser) -> int:
         stream(parser.prog, bs, out)
         unknown = bs.stats()["start_full"]
         if unknown:
-            print(f"{parser.prog}: {unknown} lifetimes unknown (more than {bs.max_processes} "
-                  "processes tracked at once)", file=sys.stderr)
+            print(
+                f"{parser.prog}: {unknown} lifetimes unknown (more than {bs.max_processes} "
+                "processes tracked at once)",
+                file=sys.stderr,
+            )
     return 0

@@ -28,24 +28,60 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--listen", type=listen_address, default=DEFAULT_LISTEN, metavar="ADDR:PORT",
-                   help=f"where to serve /metrics (default {DEFAULT_LISTEN}; "
-                        ":PORT for all addresses)")
-    p.add_argument("--by", choices=PER, default="cgroup",
-                   help="one histogram per cgroup (default), per process, or in total")
-    p.add_argument("--cgroup", action="append", default=[], metavar="GLOB",
-                   help="trace cgroups whose path (relative to the cgroup2 mount) matches; "
-                        "** matches any depth; repeatable")
-    p.add_argument("--comm", action="append", default=[], type=regex, metavar="REGEX",
-                   help="trace processes whose /proc/PID/comm matches (re.search); repeatable")
-    p.add_argument("--pid", action="append", default=[], type=pid_list, metavar="PID[,PID...]",
-                   help="trace these processes; repeatable")
-    p.add_argument("--refresh", type=positive_float, default=10.0, metavar="SECONDS",
-                   help="resolve --cgroup/--comm/--pid again this often (default 10)")
-    p.add_argument("--max-series", type=positive_int, default=1000, metavar="N",
-                   help="at most N histogram series; the overflow is counted (default 1000)")
-    p.add_argument("--user", type=user_entry, metavar="USER",
-                   help="drop root for USER once the programs are attached")
+    p.add_argument(
+        "--listen",
+        type=listen_address,
+        default=DEFAULT_LISTEN,
+        metavar="ADDR:PORT",
+        help=f"where to serve /metrics (default {DEFAULT_LISTEN}; :PORT for all addresses)",
+    )
+    p.add_argument(
+        "--by",
+        choices=PER,
+        default="cgroup",
+        help="one histogram per cgroup (default), per process, or in total",
+    )
+    p.add_argument(
+        "--cgroup",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="trace cgroups whose path (relative to the cgroup2 mount) matches; "
+        "** matches any depth; repeatable",
+    )
+    p.add_argument(
+        "--comm",
+        action="append",
+        default=[],
+        type=regex,
+        metavar="REGEX",
+        help="trace processes whose /proc/PID/comm matches (re.search); repeatable",
+    )
+    p.add_argument(
+        "--pid",
+        action="append",
+        default=[],
+        type=pid_list,
+        metavar="PID[,PID...]",
+        help="trace these processes; repeatable",
+    )
+    p.add_argument(
+        "--refresh",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="resolve --cgroup/--comm/--pid again this often (default 10)",
+    )
+    p.add_argument(
+        "--max-series",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="at most N histogram series; the overflow is counted (default 1000)",
+    )
+    p.add_argument(
+        "--user", type=user_entry, metavar="USER", help="drop root for USER once the programs are attached"
+    )
 
 
 def listen_address(text: str) -> tuple[int, tuple]:
@@ -57,7 +93,8 @@ def listen_address(text: str) -> tuple[int, tuple]:
         host = host[1:-1]
     try:
         family, _, _, _, sockaddr = socket.getaddrinfo(
-            host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as e:
         raise argparse.ArgumentTypeError(f"invalid address {text!r}: {e.strerror}") from None
     return family, sockaddr[:2]
@@ -88,6 +125,7 @@ def user_entry(text: str) -> pwd.struct_passwd:
 
 
 # ---- HTTP ------------------------------------------------------------------
+
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -154,6 +192,7 @@ def serving(server: WSGIServer, collector):
 
 # ---- the command -------------------------------------------------------------
 
+
 def run(args, parser) -> int:
     try:  # the exporter alone needs prometheus_client, an extra: pyrunq[exporter]
         from ..prometheus import RunqueueCollector
@@ -163,8 +202,7 @@ def run(args, parser) -> int:
             raise
         from ..errors import PyrunqError
 
-        raise PyrunqError("the exporter needs prometheus_client: "
-                          "pip install 'pyrunq[exporter]'") from None
+        raise PyrunqError("the exporter needs prometheus_client: pip install 'pyrunq[exporter]'") from None
 
     pids = [p for group in args.pid for p in group]
     warn_missing(parser.prog, pids)

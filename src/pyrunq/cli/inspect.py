@@ -35,23 +35,53 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
 
 
 def render(d: dict) -> str:
-    out = [f"object:  {d['object']} ({d['path']})",
-           f"license: {d['license'] if d['license'] is not None else '(none)'}",
-           f"CO-RE:   {'yes' if d['core'] else 'no (.BTF.ext missing)'}", ""]
+    out = [
+        f"object:  {d['object']} ({d['path']})",
+        f"license: {d['license'] if d['license'] is not None else '(none)'}",
+        f"CO-RE:   {'yes' if d['core'] else 'no (.BTF.ext missing)'}",
+        "",
+    ]
     out.append(f"programs ({len(d['programs'])}):")
     if d["programs"]:
-        out += _table([["NAME", "SECTION", "TYPE", "TARGET", "AUTOLOAD", "INSNS"]] + [
-            [p["name"], p["section"], p["type"], p["attach_target"] or "-",
-             "yes" if p["autoload"] else "no", str(p["instructions"])] for p in d["programs"]])
+        out += _table(
+            [["NAME", "SECTION", "TYPE", "TARGET", "AUTOLOAD", "INSNS"]]
+            + [
+                [
+                    p["name"],
+                    p["section"],
+                    p["type"],
+                    p["attach_target"] or "-",
+                    "yes" if p["autoload"] else "no",
+                    str(p["instructions"]),
+                ]
+                for p in d["programs"]
+            ]
+        )
     out += ["", f"maps ({len(d['maps'])}):"]
     if d["maps"]:
-        out += _table([["NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", "PINNING", "SHOWN AS"]] + [
-            [m["name"], m["type"], m["key"] or "-", m["value"] or "-", str(m["max_entries"]),
-             m["pinning"] or "-", m["shown_as"] or "-"] for m in d["maps"]])
+        out += _table(
+            [["NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", "PINNING", "SHOWN AS"]]
+            + [
+                [
+                    m["name"],
+                    m["type"],
+                    m["key"] or "-",
+                    m["value"] or "-",
+                    str(m["max_entries"]),
+                    m["pinning"] or "-",
+                    m["shown_as"] or "-",
+                ]
+                for m in d["maps"]
+            ]
+        )
     out += ["", f"globals ({len(d['globals'])}):"]
     if d["globals"]:
-        out += _table([[g["section"], f"{g['declaration']} = {_c_value(g['default'], g['kind'])};"]
-                       for g in d["globals"]])
+        out += _table(
+            [
+                [g["section"], f"{g['declaration']} = {_c_value(g['default'], g['kind'])};"]
+                for g in d["globals"]
+            ]
+        )
     out += ["", f"event structs ({len(d['event_structs'])}):"]
     out += _structs(d["event_structs"])
     if not d["dwarf"]:

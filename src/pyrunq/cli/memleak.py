@@ -18,15 +18,31 @@ def add_arguments(p) -> None:
     from . import non_negative_int, positive_int
 
     p.add_argument("-p", "--pid", type=positive_int, required=True, help="the PID to trace")
-    p.add_argument("-T", "--top", type=positive_int, default=10,
-                   help="display only this many top allocating stacks (by size)")
-    p.add_argument("-o", "--older", type=non_negative_int, default=500,
-                   help="prune allocations younger than this age in milliseconds (default 500)")
+    p.add_argument(
+        "-T",
+        "--top",
+        type=positive_int,
+        default=10,
+        help="display only this many top allocating stacks (by size)",
+    )
+    p.add_argument(
+        "-o",
+        "--older",
+        type=non_negative_int,
+        default=500,
+        help="prune allocations younger than this age in milliseconds (default 500)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per interval per line")
-    p.add_argument("interval", nargs="?", type=positive_int, default=5,
-                   help="interval in seconds to print outstanding allocations (default 5)")
-    p.add_argument("count", nargs="?", type=positive_int,
-                   help="number of times to print the report before exiting")
+    p.add_argument(
+        "interval",
+        nargs="?",
+        type=positive_int,
+        default=5,
+        help="interval in seconds to print outstanding allocations (default 5)",
+    )
+    p.add_argument(
+        "count", nargs="?", type=positive_int, help="number of times to print the report before exiting"
+    )
 
 
 def frame_text(frame) -> str:
@@ -48,24 +64,42 @@ def print_text(out, stacks, top: int) -> None:
 def print_json(out, pid: int, stacks, stats) -> None:
     import json
 
-    out.write(json.dumps({
-        "time": time.time(), "pid": pid,
-        "stacks": [{"bytes": s.bytes, "allocations": s.allocations,
-                    "frames": [{"address": f.address, "symbol": f.name, "offset": f.offset,
-                                "module": f.module} for f in s.frames]} for s in stacks],
-        "lost": stats}) + "\n")
+    out.write(
+        json.dumps(
+            {
+                "time": time.time(),
+                "pid": pid,
+                "stacks": [
+                    {
+                        "bytes": s.bytes,
+                        "allocations": s.allocations,
+                        "frames": [
+                            {"address": f.address, "symbol": f.name, "offset": f.offset, "module": f.module}
+                            for f in s.frames
+                        ],
+                    }
+                    for s in stacks
+                ],
+                "lost": stats,
+            }
+        )
+        + "\n"
+    )
 
 
 def report_lost(prog: str, stats: dict, reported: int) -> int:
     """Say on stderr, when it grows, how many allocations were not tracked fully."""
     lost = sum(stats.values())
     if lost > reported:
-        print(f"{prog}: {lost} allocations not tracked fully so far"
-              f" ({stats['stack_collisions']} stack hash collisions,"
-              f" {stats['stack_errors']} stacks not captured,"
-              f" {stats['allocs_full']} with the allocs map full,"
-              f" {stats['pending_full']} with the pending map full)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{prog}: {lost} allocations not tracked fully so far"
+            f" ({stats['stack_collisions']} stack hash collisions,"
+            f" {stats['stack_errors']} stacks not captured,"
+            f" {stats['allocs_full']} with the allocs map full,"
+            f" {stats['pending_full']} with the pending map full)",
+            file=sys.stderr,
+            flush=True,
+        )
     return max(lost, reported)
 
 
@@ -75,8 +109,9 @@ def run(args, parser) -> int:
 
     out = sys.stdout
     with MemLeak(args.pid) as ml:
-        print(f"Attaching to pid {args.pid}, Ctrl+C to quit.",
-              file=sys.stderr if args.json else out, flush=True)
+        print(
+            f"Attaching to pid {args.pid}, Ctrl+C to quit.", file=sys.stderr if args.json else out, flush=True
+        )
         printed, reported = 0, 0
         while args.count is None or printed < args.count:
             if wait(args.interval):

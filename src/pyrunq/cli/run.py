@@ -31,6 +31,7 @@ def _pair(what: str):
         if not sep or not name:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return name, value
+
     return parse
 
 
@@ -63,40 +64,97 @@ def _hertz(text: str) -> int:
 
 def add_arguments(p) -> None:
     p.add_argument("object", metavar="OBJECT", help="a BPF object file (clang -target bpf -g)")
-    p.add_argument("--set", metavar="NAME=VALUE", type=_pair("NAME=VALUE"), action="append",
-                   default=[], help="set a global before load (integers, 0x hex, true/false, "
-                   "enum names, strings for char arrays); repeatable")
-    p.add_argument("--event", metavar="MAP=STRUCT", type=_pair("MAP=STRUCT"), action="append",
-                   default=[], help="decode event map MAP's records as struct STRUCT (from the "
-                   "object's BTF or DWARF); repeatable")
-    p.add_argument("--raw", action="store_true",
-                   help="print records that no struct decodes whole, in hex (by default: their "
-                   f"size and first {PREFIX_BYTES} bytes)")
+    p.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        type=_pair("NAME=VALUE"),
+        action="append",
+        default=[],
+        help="set a global before load (integers, 0x hex, true/false, "
+        "enum names, strings for char arrays); repeatable",
+    )
+    p.add_argument(
+        "--event",
+        metavar="MAP=STRUCT",
+        type=_pair("MAP=STRUCT"),
+        action="append",
+        default=[],
+        help="decode event map MAP's records as struct STRUCT (from the object's BTF or DWARF); repeatable",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="print records that no struct decodes whole, in hex (by default: their "
+        f"size and first {PREFIX_BYTES} bytes)",
+    )
     p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this many seconds")
-    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                   help="print the maps every this many seconds: each interval's own counts")
-    p.add_argument("--cumulative", action="store_true",
-                   help="with --interval: running totals instead of each interval's counts")
-    p.add_argument("--map", metavar="NAME", action="append", default=[], dest="show",
-                   help="show map NAME too (working state is not shown by default); "
-                   "'all': every map; repeatable")
-    p.add_argument("--max-entries", metavar="MAP=N", type=_pair("MAP=N"), action="append",
-                   default=[], help="size map MAP before load (a map declared with max_entries 0 "
-                   "gets 10240 otherwise); repeatable")
-    p.add_argument("--unit", metavar="[NAME=]UNIT", type=_unit, action="append", default=[],
-                   help="unit of every histogram, or of histogram NAME (usecs, msecs, nsecs, "
-                   "bytes...), instead of the one its name suggests; repeatable")
-    p.add_argument("--program", metavar="NAME", action="append", default=[], dest="programs",
-                   help="load and attach only program NAME (of twins such as tp_btf/X and "
-                   "raw_tp/X, the best this kernel supports runs otherwise); repeatable")
-    p.add_argument("--no-program", metavar="NAME", action="append", default=[], dest="skip",
-                   help="do not load program NAME; repeatable")
-    p.add_argument("--frequency", metavar="HZ", type=_hertz, default=99,
-                   help='SEC("perf_event") programs sample the CPU clock of every CPU this many '
-                   "times a second (default 99)")
+    p.add_argument(
+        "--interval",
+        type=_seconds,
+        metavar="SECONDS",
+        help="print the maps every this many seconds: each interval's own counts",
+    )
+    p.add_argument(
+        "--cumulative",
+        action="store_true",
+        help="with --interval: running totals instead of each interval's counts",
+    )
+    p.add_argument(
+        "--map",
+        metavar="NAME",
+        action="append",
+        default=[],
+        dest="show",
+        help="show map NAME too (working state is not shown by default); 'all': every map; repeatable",
+    )
+    p.add_argument(
+        "--max-entries",
+        metavar="MAP=N",
+        type=_pair("MAP=N"),
+        action="append",
+        default=[],
+        help="size map MAP before load (a map declared with max_entries 0 gets 10240 otherwise); repeatable",
+    )
+    p.add_argument(
+        "--unit",
+        metavar="[NAME=]UNIT",
+        type=_unit,
+        action="append",
+        default=[],
+        help="unit of every histogram, or of histogram NAME (usecs, msecs, nsecs, "
+        "bytes...), instead of the one its name suggests; repeatable",
+    )
+    p.add_argument(
+        "--program",
+        metavar="NAME",
+        action="append",
+        default=[],
+        dest="programs",
+        help="load and attach only program NAME (of twins such as tp_btf/X and "
+        "raw_tp/X, the best this kernel supports runs otherwise); repeatable",
+    )
+    p.add_argument(
+        "--no-program",
+        metavar="NAME",
+        action="append",
+        default=[],
+        dest="skip",
+        help="do not load program NAME; repeatable",
+    )
+    p.add_argument(
+        "--frequency",
+        metavar="HZ",
+        type=_hertz,
+        default=99,
+        help='SEC("perf_event") programs sample the CPU clock of every CPU this many '
+        "times a second (default 99)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
-    p.add_argument("--allow-untrusted-object", action="store_true",
-                   help="load an object that is writable by others or owned by another user")
+    p.add_argument(
+        "--allow-untrusted-object",
+        action="store_true",
+        help="load an object that is writable by others or owned by another user",
+    )
 
 
 def run(args, parser) -> int:
@@ -108,21 +166,37 @@ def run(args, parser) -> int:
     with _runner(args, printer.event, _pairing_note(parser.prog)) as r:
         _program_notes(parser.prog, r)
         for name, path in r.unpinned:
-            print(f"{parser.prog}: note: map {name} not pinned at {path}: "
-                  "nothing of this run stays in the kernel", file=sys.stderr)
+            print(
+                f"{parser.prog}: note: map {name} not pinned at {path}: "
+                "nothing of this run stays in the kernel",
+                file=sys.stderr,
+            )
         for name, size in r.sized.items():
-            print(f"{parser.prog}: note: map {name} declares max_entries 0 (its own user space "
-                  f"sizes it): sized {size}; choose with --max-entries {name}=N", file=sys.stderr)
+            print(
+                f"{parser.prog}: note: map {name} declares max_entries 0 (its own user space "
+                f"sizes it): sized {size}; choose with --max-entries {name}=N",
+                file=sys.stderr,
+            )
         if r.view.hidden:
             hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())
-            print(f"{parser.prog}: note: maps not shown: {hidden}. Show them with --map NAME, "
-                  "or every map with --map all", file=sys.stderr)
+            print(
+                f"{parser.prog}: note: maps not shown: {hidden}. Show them with --map NAME, "
+                "or every map with --map all",
+                file=sys.stderr,
+            )
         printer.streams = r.streams
-        print(f"Tracing with {len(r.attached)} program(s) of {r.obj.name}... Hit Ctrl-C to end.",
-              file=sys.stderr, flush=True)
-        r.loop(args.duration, args.interval, on_maps=_and_iterators(printer.maps_with_time, r,
-                                                                    out, args.json), wait=wait,
-               cumulative=args.cumulative)
+        print(
+            f"Tracing with {len(r.attached)} program(s) of {r.obj.name}... Hit Ctrl-C to end.",
+            file=sys.stderr,
+            flush=True,
+        )
+        r.loop(
+            args.duration,
+            args.interval,
+            on_maps=_and_iterators(printer.maps_with_time, r, out, args.json),
+            wait=wait,
+            cumulative=args.cumulative,
+        )
         if args.interval:  # the last interval, or the totals
             printer.maps_with_time(r.maps(delta=not args.cumulative))
         else:
@@ -131,12 +205,17 @@ def run(args, parser) -> int:
         out.flush()
         for name, pb in r.perf.items():
             if pb.lost:
-                print(f"{parser.prog}: lost {pb.lost} records of {name} in all "
-                      "(perf buffer full)", file=sys.stderr)
+                print(
+                    f"{parser.prog}: lost {pb.lost} records of {name} in all (perf buffer full)",
+                    file=sys.stderr,
+                )
         for s in r.streams.values():
             if s.short:
-                print(f"{parser.prog}: warning: {s.short} record(s) of {s.map} were shorter than "
-                      f"struct {s.struct}; the rest was shown as zeros", file=sys.stderr)
+                print(
+                    f"{parser.prog}: warning: {s.short} record(s) of {s.map} were shorter than "
+                    f"struct {s.struct}; the rest was shown as zeros",
+                    file=sys.stderr,
+                )
     return 0
 
 
@@ -147,14 +226,18 @@ def _program_notes(prog: str, r) -> None:
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
     if r.tracefs_mounted:
-        print(f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
-              "(it stays mounted, as perf leaves it)", file=sys.stderr)
+        print(
+            f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
+            "(it stays mounted, as perf leaves it)",
+            file=sys.stderr,
+        )
     if r.tracefs_problem:
-        print(f"{prog}: note: {r.tracefs_problem}: tracepoint programs cannot attach; "
-              f"{TRACEFS_HOW}", file=sys.stderr)
+        print(
+            f"{prog}: note: {r.tracefs_problem}: tracepoint programs cannot attach; {TRACEFS_HOW}",
+            file=sys.stderr,
+        )
     for name, section, why in r.not_attached:
-        print(f"{prog}: note: program {name} (SEC(\"{section}\")) not attached: {why}",
-              file=sys.stderr)
+        print(f'{prog}: note: program {name} (SEC("{section}")) not attached: {why}', file=sys.stderr)
 
 
 def _print_iterators(out, texts: dict, as_json: bool) -> None:
@@ -163,8 +246,9 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
 
     for name, text in texts.items():
         if as_json:
-            out.write(json.dumps({"type": "iterator", "time": time.time(), "program": name,
-                                  "text": text}) + "\n")
+            out.write(
+                json.dumps({"type": "iterator", "time": time.time(), "program": name, "text": text}) + "\n"
+            )
         else:
             out.write(text)
     out.flush()
@@ -172,23 +256,28 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
 
 def _and_iterators(show_maps, r, out, as_json: bool):
     """At each interval: the maps, then the iterators' text."""
+
     def show(reports) -> None:
         show_maps(reports)
         _print_iterators(out, r.iterators(), as_json)
+
     return show
 
 
 def _pairing_note(prog: str):
     """What to say, once per event map, when its first record decided how its
     records are decoded: by their size, or not at all."""
+
     def note(stream) -> None:
         if stream.by_size:
-            what = (f"decoded as struct {stream.struct} (the only struct of their size, "
-                    f"{stream.size} bytes)")
+            what = f"decoded as struct {stream.struct} (the only struct of their size, {stream.size} bytes)"
         else:
-            what = (f"are not decoded: name their struct with --event {stream.map}=STRUCT "
-                    f"(structs in this object: {', '.join(stream.choices) or 'none'})")
+            what = (
+                f"are not decoded: name their struct with --event {stream.map}=STRUCT "
+                f"(structs in this object: {', '.join(stream.choices) or 'none'})"
+            )
         print(f"{prog}: note: records of {stream.map} {what}", file=sys.stderr, flush=True)
+
     return note
 
 
@@ -197,7 +286,7 @@ PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
 
 def _prefix(data: str) -> str:
     """The first PREFIX_BYTES bytes of a record in hex, "..." when there is more."""
-    return data[:2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
+    return data[: 2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
 
 
 def _runner(args, on_event, on_pairing=None):
@@ -206,11 +295,20 @@ def _runner(args, on_event, on_pairing=None):
     from ..tools.generic import Runner
 
     try:
-        return Runner(args.object, settings=dict(args.set), events=dict(args.event),
-                      on_event=on_event, allow_untrusted=args.allow_untrusted_object,
-                      max_entries=dict(args.max_entries), show=args.show, units=dict(args.unit),
-                      programs=args.programs or None, skip=args.skip, frequency=args.frequency,
-                      on_pairing=on_pairing)
+        return Runner(
+            args.object,
+            settings=dict(args.set),
+            events=dict(args.event),
+            on_event=on_event,
+            allow_untrusted=args.allow_untrusted_object,
+            max_entries=dict(args.max_entries),
+            show=args.show,
+            units=dict(args.unit),
+            programs=args.programs or None,
+            skip=args.skip,
+            frequency=args.frequency,
+            on_pairing=on_pairing,
+        )
     except UsageError as e:
         raise UsageError(_with_flags(str(e))) from None
 
@@ -218,14 +316,19 @@ def _runner(args, on_event, on_pairing=None):
 def _with_flags(message: str) -> str:
     """A message of the generic tool, which names the Python parameters,
     as a command-line user needs it: with the flags that set them."""
-    from ..tools.generic import (ALLOW_UNTRUSTED, EVENT, MAX_ENTRIES, PROGRAMS, SETTING, SHOW,
-                                 SKIP, UNITS)
+    from ..tools.generic import ALLOW_UNTRUSTED, EVENT, MAX_ENTRIES, PROGRAMS, SETTING, SHOW, SKIP, UNITS
 
-    for word, flag in ((SETTING, "--set"), (EVENT, "--event"), (MAX_ENTRIES, "--max-entries"),
-                       (SHOW, "--map"), (UNITS, "--unit"), (PROGRAMS, "--program"),
-                       (SKIP, "--no-program")):
+    for word, flag in (
+        (SETTING, "--set"),
+        (EVENT, "--event"),
+        (MAX_ENTRIES, "--max-entries"),
+        (SHOW, "--map"),
+        (UNITS, "--unit"),
+        (PROGRAMS, "--program"),
+        (SKIP, "--no-program"),
+    ):
         if message.startswith(f"{word} "):
-            return flag + message[len(word):]
+            return flag + message[len(word) :]
     return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
 
 
@@ -259,8 +362,7 @@ class TablePrinter:
             if self._last is not None:
                 self.out.write("\n")
             self._last = map_name
-            self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in columns])
-                           .rstrip() + "\n")
+            self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in columns]).rstrip() + "\n")
         cells = [time.strftime("%H:%M:%S")]
         cells += [text(record.get(f, "")).ljust(w) for f, w in columns]
         self.out.write(" ".join(cells).rstrip() + "\n")
@@ -307,25 +409,35 @@ class JsonPrinter:
 
     def event(self, map_name: str, record: dict) -> None:
         if self.streams[map_name].raw and not self.raw:
-            record = {"size": record["size"], "prefix": record["data"][:2 * PREFIX_BYTES]}
-        self.out.write(self.dumps({"type": "event", "time": time.time(), "map": map_name,
-                                   "event": record}) + "\n")
+            record = {"size": record["size"], "prefix": record["data"][: 2 * PREFIX_BYTES]}
+        self.out.write(
+            self.dumps({"type": "event", "time": time.time(), "map": map_name, "event": record}) + "\n"
+        )
         self.out.flush()
 
     def maps(self, reports) -> None:
         now = time.time()
         for rep in reports:
-            source = {"map": rep.name} if rep.section is None else \
-                {"global": rep.name, "section": rep.section}
+            source = (
+                {"map": rep.name} if rep.section is None else {"global": rep.name, "section": rep.section}
+            )
             if rep.kind == "hist":
-                doc = {"type": "hist", "time": now, **source, "unit": rep.unit,
-                       "histograms": [{"key": k, "slots": s, "labels": lab}
-                                      for k, s, lab in rep.entries]}
+                doc = {
+                    "type": "hist",
+                    "time": now,
+                    **source,
+                    "unit": rep.unit,
+                    "histograms": [{"key": k, "slots": s, "labels": lab} for k, s, lab in rep.entries],
+                }
             elif _own_value(rep):
                 doc = {"type": "global", "time": now, **source, "value": rep.entries[0][1]}
             else:
-                doc = {"type": "map" if rep.section is None else "global", "time": now, **source,
-                       "entries": [{"key": k, "value": v} for k, v in rep.entries]}
+                doc = {
+                    "type": "map" if rep.section is None else "global",
+                    "time": now,
+                    **source,
+                    "entries": [{"key": k, "value": v} for k, v in rep.entries],
+                }
             self.out.write(self.dumps(doc) + "\n")
         self.out.flush()
 

@@ -18,22 +18,35 @@ EXAMPLES = """examples:
     pyrunq runqlat -c CG      # trace tasks in cgroup v2 directory CG and below
     pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines"""
 
+
 def add_arguments(p) -> None:
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
     per = p.add_mutually_exclusive_group()
-    per.add_argument("-P", "--pids", dest="per", action="store_const", const="pid",
-                     help="print a histogram per process ID")
-    per.add_argument("-L", "--tids", dest="per", action="store_const", const="tid",
-                     help="print a histogram per thread ID")
-    per.add_argument("--pidnss", dest="per", action="store_const", const="pidns",
-                     help="print a histogram per PID namespace")
-    per.add_argument("--cgroups", dest="per", action="store_const", const="cgroup",
-                     help="print a histogram per cgroup v2 cgroup")
-    p.add_argument("-p", "--pid", type=pid_list, metavar="PID[,PID...]",
-                   help="trace these processes only")
-    p.add_argument("-c", "--cgroup", metavar="CGROUP",
-                   help="trace tasks in this cgroup v2 directory (and below)")
+    per.add_argument(
+        "-P", "--pids", dest="per", action="store_const", const="pid", help="print a histogram per process ID"
+    )
+    per.add_argument(
+        "-L", "--tids", dest="per", action="store_const", const="tid", help="print a histogram per thread ID"
+    )
+    per.add_argument(
+        "--pidnss",
+        dest="per",
+        action="store_const",
+        const="pidns",
+        help="print a histogram per PID namespace",
+    )
+    per.add_argument(
+        "--cgroups",
+        dest="per",
+        action="store_const",
+        const="cgroup",
+        help="print a histogram per cgroup v2 cgroup",
+    )
+    p.add_argument("-p", "--pid", type=pid_list, metavar="PID[,PID...]", help="trace these processes only")
+    p.add_argument(
+        "-c", "--cgroup", metavar="CGROUP", help="trace tasks in this cgroup v2 directory (and below)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per histogram per line")
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
@@ -50,8 +63,9 @@ def heading(key) -> str | None:
 
 def text(snapshot: dict, timestamp: bool) -> str:
     """One interval exactly as runqlat.c prints it."""
-    return render_interval([(heading(key), hist) for key, hist in snapshot.items()],
-                           time.time() if timestamp else None)
+    return render_interval(
+        [(heading(key), hist) for key, hist in snapshot.items()], time.time() if timestamp else None
+    )
 
 
 def json_lines(snapshot: dict, rq) -> str:
@@ -62,8 +76,12 @@ def json_lines(snapshot: dict, rq) -> str:
         snapshot = {None: Histogram.empty(rq.unit)}
     lines = []
     for key, hist in snapshot.items():
-        doc = {"time": now, "key": None if key is None else
-               {"kind": key.kind, "id": key.id, ("path" if key.kind == "cgroup" else "comm"): key.name}}
+        doc = {
+            "time": now,
+            "key": None
+            if key is None
+            else {"kind": key.kind, "id": key.id, ("path" if key.kind == "cgroup" else "comm"): key.name},
+        }
         doc.update(hist.to_dict())
         lines.append(json.dumps(doc) + "\n")
     return "".join(lines)
@@ -75,8 +93,7 @@ def run(args, parser) -> int:
     if args.pid:
         warn_missing(parser.prog, args.pid)
     out = sys.stdout
-    with RunqLat(milliseconds=args.milliseconds, per=args.per, pids=args.pid,
-                 cgroup=args.cgroup) as rq:
+    with RunqLat(milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup) as rq:
         print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
         remaining = args.count or float("inf")
         while remaining > 0:
@@ -94,5 +111,7 @@ def run(args, parser) -> int:
 def report_drops(prog: str, stats: dict) -> None:
     lost = {k: v for k, v in stats.items() if v and k != "clock_skew"}
     if lost:
-        print(f"{prog}: warning: samples lost: " + ", ".join(f"{k}={v}" for k, v in lost.items()),
-              file=sys.stderr)
+        print(
+            f"{prog}: warning: samples lost: " + ", ".join(f"{k}={v}" for k, v in lost.items()),
+            file=sys.stderr,
+        )

@@ -21,11 +21,15 @@ def add_arguments(p) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("-p", "--pid", type=positive_int, help="process PID to trace")
     who.add_argument("-t", "--tid", type=positive_int, help="thread TID to trace")
-    p.add_argument("-P", "--previous", action="store_true",
-                   help="also show previous task name and TID")
+    p.add_argument("-P", "--previous", action="store_true", help="also show previous task name and TID")
     p.add_argument("--json", action="store_true", help="one JSON document per event per line")
-    p.add_argument("min_us", nargs="?", type=non_negative_int, default=10000,
-                   help="minimum run queue delay to trace, in us (default 10000; 0: all)")
+    p.add_argument(
+        "min_us",
+        nargs="?",
+        type=non_negative_int,
+        default=10000,
+        help="minimum run queue delay to trace, in us (default 10000; 0: all)",
+    )
 
 
 HEADER = ("TIME", "COMM", "TID", "LAT(us)")
@@ -47,8 +51,9 @@ class Rows:
 
     def __call__(self, e) -> None:
         if self.previous:
-            self.write(PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task,
-                                   e.prev_tid) + "\n")
+            self.write(
+                PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid) + "\n"
+            )
         else:
             self.write(ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000) + "\n")
 
@@ -57,10 +62,23 @@ def json_writer(out):
     import json
 
     def on_event(e):
-        out.write(json.dumps({
-            "time": time.time(), "comm": e.task, "pid": e.pid, "tid": e.tid,
-            "latency_us": e.delta_ns // 1000, "latency_ns": e.delta_ns, "cpu": e.cpu,
-            "prev_comm": e.prev_task, "prev_pid": e.prev_pid, "prev_tid": e.prev_tid}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "time": time.time(),
+                    "comm": e.task,
+                    "pid": e.pid,
+                    "tid": e.tid,
+                    "latency_us": e.delta_ns // 1000,
+                    "latency_ns": e.delta_ns,
+                    "cpu": e.cpu,
+                    "prev_comm": e.prev_task,
+                    "prev_pid": e.prev_pid,
+                    "prev_tid": e.prev_tid,
+                }
+            )
+            + "\n"
+        )
 
     return on_event
 
@@ -73,13 +91,16 @@ def run(args, parser) -> int:
         warn_missing(parser.prog, [args.pid])
     out = sys.stdout
     rows = None if args.json else Rows(out, args.previous)
-    with RunqSlower(min_us=args.min_us, pid=args.pid, tid=args.tid,
-                    callback=json_writer(out) if args.json else rows) as rs:
-        print(f"Tracing run queue latency higher than {args.min_us} us",
-              file=sys.stderr if args.json else out, flush=True)
+    with RunqSlower(
+        min_us=args.min_us, pid=args.pid, tid=args.tid, callback=json_writer(out) if args.json else rows
+    ) as rs:
+        print(
+            f"Tracing run queue latency higher than {args.min_us} us",
+            file=sys.stderr if args.json else out,
+            flush=True,
+        )
         if rows:
             out.write(rows.header())
             out.flush()
         stream(parser.prog, rs, out)
     return 0
-

@@ -23,10 +23,10 @@ def add_arguments(p) -> None:
     p.add_argument("-p", "--pid", type=positive_int, help="trace this PID only")
     p.add_argument("-s", "--offset", action="store_true", help="show address offsets")
     p.add_argument("--json", action="store_true", help="one JSON document per stack per line")
-    p.add_argument("spec", metavar="BINARY:FUNCTION",
-                   help="function to count stacks for (bare FUNCTION with -p)")
-    p.add_argument("duration", nargs="?", type=positive_int,
-                   help="seconds to trace (default: until Ctrl-C)")
+    p.add_argument(
+        "spec", metavar="BINARY:FUNCTION", help="function to count stacks for (bare FUNCTION with -p)"
+    )
+    p.add_argument("duration", nargs="?", type=positive_int, help="seconds to trace (default: until Ctrl-C)")
 
 
 def frame_text(frame, offset: bool) -> str:
@@ -50,18 +50,32 @@ def print_json(out, stacks) -> None:
     import json
 
     for s in stacks:
-        out.write(json.dumps({
-            "pid": s.pid, "comm": s.comm, "count": s.count,
-            "frames": [{"address": f.address, "symbol": f.name, "offset": f.offset,
-                        "module": f.module} for f in s.frames]}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "pid": s.pid,
+                    "comm": s.comm,
+                    "count": s.count,
+                    "frames": [
+                        {"address": f.address, "symbol": f.name, "offset": f.offset, "module": f.module}
+                        for f in s.frames
+                    ],
+                }
+            )
+            + "\n"
+        )
 
 
 def report_lost(prog: str, stats: dict) -> None:
     lost = sum(stats.values())
     if lost:
-        print(f"{prog}: {lost} calls not counted ({stats['stack_collisions']} stack hash"
-              f" collisions, {stats['stack_errors']} stacks not captured,"
-              f" {stats['counts_full']} with the counts map full)", file=sys.stderr, flush=True)
+        print(
+            f"{prog}: {lost} calls not counted ({stats['stack_collisions']} stack hash"
+            f" collisions, {stats['stack_errors']} stacks not captured,"
+            f" {stats['counts_full']} with the counts map full)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run(args, parser) -> int:
@@ -70,8 +84,11 @@ def run(args, parser) -> int:
 
     out = sys.stdout
     with StackCount(args.spec, pid=args.pid) as sc:
-        print(f'Tracing 1 functions for "{args.spec}"... Hit Ctrl-C to end.',
-              file=sys.stderr if args.json else out, flush=True)
+        print(
+            f'Tracing 1 functions for "{args.spec}"... Hit Ctrl-C to end.',
+            file=sys.stderr if args.json else out,
+            flush=True,
+        )
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stop_requested():
             left = SYMBOLIZE_EVERY if deadline is None else deadline - time.monotonic()

@@ -85,8 +85,12 @@ class EventTool(Tool):
     ring_map, event_struct = "events", "event"
 
     def __init__(self, callback=None, ring_bytes: int = 1 << 20) -> None:
-        if isinstance(ring_bytes, bool) or not isinstance(ring_bytes, int) \
-                or ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
+        if (
+            isinstance(ring_bytes, bool)
+            or not isinstance(ring_bytes, int)
+            or ring_bytes < 4096
+            or ring_bytes & (ring_bytes - 1)
+        ):
             raise UsageError(f"ring_bytes must be a power of two >= 4096, not {ring_bytes!r}")
         self._callback, self._ring_bytes = callback, ring_bytes
         super().__init__()
@@ -97,8 +101,7 @@ class EventTool(Tool):
 
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)  # before attach: no record is missed
-        self.ring = obj.ring_buffer(self.ring_map, event=self.event_struct,
-                                    callback=self._callback)
+        self.ring = obj.ring_buffer(self.ring_map, event=self.event_struct, callback=self._callback)
 
     def events(self, timeout: float | None = None):
         """Yield events as they come; stop after ``timeout`` seconds without any."""

@@ -24,8 +24,7 @@ class Bootstrap(EventTool):
     object_name, event_struct = "bootstrap", "bootstrap_event"
 
     def __init__(self, min_duration_ms: int = 0, callback=None, ring_bytes: int = 256 * 1024):
-        self.min_duration_ms = check_threshold("min_duration_ms", min_duration_ms,
-                                               "milliseconds")
+        self.min_duration_ms = check_threshold("min_duration_ms", min_duration_ms, "milliseconds")
         super().__init__(callback=callback, ring_bytes=ring_bytes)
 
     def configure(self, obj) -> None:

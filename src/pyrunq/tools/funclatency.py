@@ -38,10 +38,18 @@ class Latency(NamedTuple):
         return render_log2_bcc(self.slots, self.unit)
 
     def to_dict(self) -> dict:
-        return {"unit": self.unit, "count": self.count, "sum_ns": self.sum_ns,
-                "average": self.average, "missed": self.missed,
-                "buckets": [{"low": 1 << i if i else 0, "high": (2 << i) - 1, "count": c}
-                            for i, c in enumerate(self.slots) if c]}
+        return {
+            "unit": self.unit,
+            "count": self.count,
+            "sum_ns": self.sum_ns,
+            "average": self.average,
+            "missed": self.missed,
+            "buckets": [
+                {"low": 1 << i if i else 0, "high": (2 << i) - 1, "count": c}
+                for i, c in enumerate(self.slots)
+                if c
+            ],
+        }
 
 
 class FuncLatency(Tool):

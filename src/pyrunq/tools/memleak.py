@@ -61,8 +61,10 @@ class MemLeak(Tool):
         self.pid = check_pid(pid)
         if not os.path.exists(f"/proc/{pid}"):
             raise UsageError(f"no process with PID {pid}")
-        self._sizes = {"allocs": check_positive("max_allocs", max_allocs),
-                       "stacks": check_positive("stack_entries", stack_entries)}
+        self._sizes = {
+            "allocs": check_positive("max_allocs", max_allocs),
+            "stacks": check_positive("stack_entries", stack_entries),
+        }
         self.library = libc_of(pid)
         self._probes = self._targets()
         self._symbols = Symbolizer()

@@ -35,8 +35,9 @@ class RunqTracer(Tool):
     ``set_cgroup_ids``). ``raw_tp`` says which flavour runs.
     """
 
-    def __init__(self, pids=None, tid: int | None = None, cgroup_path: str | None = None,
-                 cgroup_ids=None, **kw):
+    def __init__(
+        self, pids=None, tid: int | None = None, cgroup_path: str | None = None, cgroup_ids=None, **kw
+    ):
         self.pids = parse_pids(pids) if pids is not None else None
         self.cgroup_ids = set(cgroup_ids) if cgroup_ids is not None else None
         self._tid = 0 if tid is None else check_pid(tid, "TID")

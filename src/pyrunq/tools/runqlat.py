@@ -36,8 +36,15 @@ class RunqLat(RunqTracer):
 
     object_name = "runqlat"
 
-    def __init__(self, milliseconds: bool = False, per: str | None = None, pids=None,
-                 cgroup: str | None = None, cgroup_ids=None, max_keys: int = 10240):
+    def __init__(
+        self,
+        milliseconds: bool = False,
+        per: str | None = None,
+        pids=None,
+        cgroup: str | None = None,
+        cgroup_ids=None,
+        max_keys: int = 10240,
+    ):
         check_choice("per", per, PER_KINDS)
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
         self._milliseconds, self._max_keys = milliseconds, check_positive("max_keys", max_keys)
@@ -74,8 +81,7 @@ class RunqLat(RunqTracer):
                 idle.append(raw)  # nothing new: the common case for idle threads
                 continue
             cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
-            out[self._key(raw, value.comm)] = (cumulative - previous if previous is not None
-                                               else cumulative)
+            out[self._key(raw, value.comm)] = cumulative - previous if previous is not None else cumulative
             if clear:
                 self._previous[raw] = cumulative
         if clear and self.per in ("pid", "tid"):

@@ -21,11 +21,18 @@ class RunqSlower(RunqTracer, EventTool):
 
     object_name = "runqslower"
 
-    def __init__(self, min_us: int = 10000, pid: int | None = None, tid: int | None = None,
-                 callback=None, ring_bytes: int = 1 << 20):
+    def __init__(
+        self,
+        min_us: int = 10000,
+        pid: int | None = None,
+        tid: int | None = None,
+        callback=None,
+        ring_bytes: int = 1 << 20,
+    ):
         self.min_us = check_threshold("min_us", min_us, "microseconds")
-        super().__init__(pids=None if pid is None else [pid], tid=tid, callback=callback,
-                         ring_bytes=ring_bytes)
+        super().__init__(
+            pids=None if pid is None else [pid], tid=tid, callback=callback, ring_bytes=ring_bytes
+        )
 
     def configure(self, obj) -> None:
         super().configure(obj)

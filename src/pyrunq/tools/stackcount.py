@@ -18,7 +18,6 @@ from .base import Tool, check_pid, check_positive
 from .ustack import Symbolizer, stack_addresses
 
 
-
 class StackCounts(NamedTuple):
     """One distinct stack of one process: ``frames`` top (the function) first."""
 
@@ -40,11 +39,14 @@ class StackCount(Tool):
 
     object_name = "stackcount"
 
-    def __init__(self, spec: str, pid: int | None = None, stack_entries: int = 16384,
-                 max_stacks: int = 10240):
+    def __init__(
+        self, spec: str, pid: int | None = None, stack_entries: int = 16384, max_stacks: int = 10240
+    ):
         self.pid = None if pid is None else check_pid(pid)
-        self._sizes = {"stacks": check_positive("stack_entries", stack_entries),
-                       "counts": check_positive("max_stacks", max_stacks)}
+        self._sizes = {
+            "stacks": check_positive("stack_entries", stack_entries),
+            "counts": check_positive("max_stacks", max_stacks),
+        }
         self.target: Target = resolve_function(spec, pid)
         self._symbols = Symbolizer()
         self._frames: dict[tuple[int, int], list[Frame]] = {}
@@ -59,7 +61,8 @@ class StackCount(Tool):
 
     def attach(self, obj) -> None:
         obj.programs["stackcount_hit"].attach_uprobe(
-            self.target.path, self.target.offset, pid=-1 if self.pid is None else self.pid)
+            self.target.path, self.target.offset, pid=-1 if self.pid is None else self.pid
+        )
 
     def counts(self) -> list[StackCounts]:
         """Every stack counted so far, the most frequent first. Stacks are
@@ -92,6 +95,5 @@ class StackCount(Tool):
         frames = []
         for address in addresses:
             found = elf.function_at(address - bias)
-            frames.append(Frame(address, *found, self.target.path) if found
-                          else Frame(address, None, 0, ""))
+            frames.append(Frame(address, *found, self.target.path) if found else Frame(address, None, 0, ""))
         return frames

@@ -17,7 +17,7 @@ def stack_addresses(stacks, stack_id: int) -> list[int]:
         return []
     # the map's value size, not a copy of USTACK_MAX_DEPTH; 0 after the last frame
     addresses = struct.unpack(f"{len(raw) // 8}Q", raw)
-    return list(addresses[:addresses.index(0)] if 0 in addresses else addresses)
+    return list(addresses[: addresses.index(0)] if 0 in addresses else addresses)
 
 
 class Symbolizer:

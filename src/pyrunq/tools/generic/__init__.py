@@ -11,6 +11,25 @@ from .objfile import ALLOW_UNTRUSTED
 from .runner import MapReport, Runner, RunResult, difference, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 
-__all__ = ["PROGRAMS", "SKIP", "TRACEFS_HOW", "Choice", "NotAttached", "NothingAttached",
-           "ALLOW_UNTRUSTED", "DEFAULT_MAX_ENTRIES", "EVENT", "MAX_ENTRIES", "SETTING", "SHOW",
-           "UNITS", "MapReport", "RunResult", "Runner", "View", "describe", "difference", "run"]
+__all__ = [
+    "PROGRAMS",
+    "SKIP",
+    "TRACEFS_HOW",
+    "Choice",
+    "NotAttached",
+    "NothingAttached",
+    "ALLOW_UNTRUSTED",
+    "DEFAULT_MAX_ENTRIES",
+    "EVENT",
+    "MAX_ENTRIES",
+    "SETTING",
+    "SHOW",
+    "UNITS",
+    "MapReport",
+    "RunResult",
+    "Runner",
+    "View",
+    "describe",
+    "difference",
+    "run",
+]

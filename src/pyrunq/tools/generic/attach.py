@@ -33,15 +33,25 @@ SKIP = "skip"
 
 # section prefix -> mechanism
 MECHANISMS = {
-    "tp_btf": "tp_btf", "raw_tp": "raw_tp", "raw_tracepoint": "raw_tp",
-    "tracepoint": "tracepoint", "tp": "tracepoint",
-    "fentry": "fentry", "kprobe": "kprobe", "fexit": "fexit", "kretprobe": "kretprobe",
+    "tp_btf": "tp_btf",
+    "raw_tp": "raw_tp",
+    "raw_tracepoint": "raw_tp",
+    "tracepoint": "tracepoint",
+    "tp": "tracepoint",
+    "fentry": "fentry",
+    "kprobe": "kprobe",
+    "fexit": "fexit",
+    "kretprobe": "kretprobe",
 }
 # mechanism -> (what kind of point it attaches to, its rank there: 0 is best)
 POINTS = {
-    "tp_btf": ("tracepoint", 0), "raw_tp": ("tracepoint", 1), "tracepoint": ("tracepoint", 2),
-    "fentry": ("entry", 0), "kprobe": ("entry", 1),
-    "fexit": ("return", 0), "kretprobe": ("return", 1),
+    "tp_btf": ("tracepoint", 0),
+    "raw_tp": ("tracepoint", 1),
+    "tracepoint": ("tracepoint", 2),
+    "fentry": ("entry", 0),
+    "kprobe": ("entry", 1),
+    "fexit": ("return", 0),
+    "kretprobe": ("return", 1),
 }
 TRACEFS_HOW = "as root: mount -t tracefs nodev /sys/kernel/tracing"
 CANNOT_AUTO_ATTACH = "libbpf cannot attach that section by itself"
@@ -85,8 +95,7 @@ class NothingAttached(PyrunqError):
         if not self.not_attached:
             return f"{self.obj} has no program to attach"
         why = "; ".join(f"{n.program} ({n.section}): {n.reason}" for n in self.not_attached)
-        return f"no program of {self.obj} could attach: {why}" + (
-            f". {self.extra}" if self.extra else "")
+        return f"no program of {self.obj} could attach: {why}" + (f". {self.extra}" if self.extra else "")
 
 
 def attach_point(section: str) -> tuple[str, tuple[str, str] | None] | None:
@@ -150,8 +159,9 @@ def check_names(obj: BPFObject, names, word: str) -> set[str]:
     """``names``, each the name of a program of ``obj``, or a UsageError."""
     for name in names:
         if name not in obj.programs:
-            raise UsageError(f"{word} {name}: no program {name!r} in {obj.name} "
-                             f"(has: {', '.join(obj.programs) or 'none'})")
+            raise UsageError(
+                f"{word} {name}: no program {name!r} in {obj.name} (has: {', '.join(obj.programs) or 'none'})"
+            )
     return set(names)
 
 
@@ -163,15 +173,20 @@ def choose(obj: BPFObject, programs=None, skip=(), passed_over: dict | None = No
     passed_over = passed_over or {}
     only = check_names(obj, programs, PROGRAMS) if programs else None
     skipped = check_names(obj, skip or (), SKIP)
-    wanted = [p for p in obj.programs.values()
-              if (p.name in only if only is not None else p.autoload) and p.name not in skipped]
+    wanted = [
+        p
+        for p in obj.programs.values()
+        if (p.name in only if only is not None else p.autoload) and p.name not in skipped
+    ]
     for p in obj.programs.values():
         p.autoload = p in wanted
     wanted_sections = {p.name: p.section for p in wanted}
-    btf_needs = [(f"btf_trace_{target_of(s)}", B.TYPEDEF) for s in wanted_sections.values()
-                 if mechanism_of(s) == "tp_btf"]
-    reasons = unsupported(wanted_sections, features.kernel_btf_has(*btf_needs) if btf_needs
-                          else set())
+    btf_needs = [
+        (f"btf_trace_{target_of(s)}", B.TYPEDEF)
+        for s in wanted_sections.values()
+        if mechanism_of(s) == "tp_btf"
+    ]
+    reasons = unsupported(wanted_sections, features.kernel_btf_has(*btf_needs) if btf_needs else set())
     reasons.update((name, why) for name, why in passed_over.items() if name in reasons)
 
     groups: dict[tuple[str, str], list[Program]] = {}
@@ -191,15 +206,20 @@ def choose(obj: BPFObject, programs=None, skip=(), passed_over: dict | None = No
         if not usable:
             continue  # none can run: each is refused below, with its reason
         best = usable[0]
-        why = [f"{p.name}: {reasons[p.name]}" for r in ranks if r < best for p in by_rank[r]
-               if reasons[p.name]]
+        why = [
+            f"{p.name}: {reasons[p.name]}" for r in ranks if r < best for p in by_rank[r] if reasons[p.name]
+        ]
         for p in members:
             if p not in by_rank[best]:
                 p.autoload = False
                 reasons[p.name] = None  # passed over, not refused
-        plan.choices.append(Choice([(p.name, p.section) for p in by_rank[best]],
-                                   [(p.name, p.section) for p in members
-                                    if p not in by_rank[best]], why))
+        plan.choices.append(
+            Choice(
+                [(p.name, p.section) for p in by_rank[best]],
+                [(p.name, p.section) for p in members if p not in by_rank[best]],
+                why,
+            )
+        )
         if any(r > best for r in usable):
             for p in by_rank[best]:
                 plan.fallbacks[p.name] = [q.name for q in by_rank[best]]
@@ -240,8 +260,12 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     mechanism = mechanism_of(prog.section)
     if error.errno == errno.ENOENT and mechanism == "tracepoint" and tracefs_missing:
         return "tracefs is not mounted"
-    what = {"tracepoint": "tracepoint", "raw_tp": "raw tracepoint", "kprobe": "function",
-            "kretprobe": "function"}.get(mechanism or "")
+    what = {
+        "tracepoint": "tracepoint",
+        "raw_tp": "raw tracepoint",
+        "kprobe": "function",
+        "kretprobe": "function",
+    }.get(mechanism or "")
     if error.errno == errno.ENOENT and what:
         return f"no {what} {prog.section.split('/', 1)[-1]} in this kernel ({text})"
     return text

@@ -33,13 +33,24 @@ from ...bpf import btf as B
 
 log = logging.getLogger(__name__)
 
-_AGGREGATES = {"DW_TAG_structure_type": B.STRUCT, "DW_TAG_class_type": B.STRUCT,
-               "DW_TAG_union_type": B.UNION}
-_QUALIFIERS = {"DW_TAG_typedef": B.TYPEDEF, "DW_TAG_const_type": B.CONST,
-               "DW_TAG_volatile_type": B.VOLATILE, "DW_TAG_restrict_type": B.RESTRICT}
+_AGGREGATES = {"DW_TAG_structure_type": B.STRUCT, "DW_TAG_class_type": B.STRUCT, "DW_TAG_union_type": B.UNION}
+_QUALIFIERS = {
+    "DW_TAG_typedef": B.TYPEDEF,
+    "DW_TAG_const_type": B.CONST,
+    "DW_TAG_volatile_type": B.VOLATILE,
+    "DW_TAG_restrict_type": B.RESTRICT,
+}
 _TRANSPARENT = {"DW_TAG_atomic_type", "DW_TAG_immutable_type", "DW_TAG_shared_type"}  # no BTF kind
-_TYPE_TAGS = {*_AGGREGATES, *_QUALIFIERS, *_TRANSPARENT, "DW_TAG_base_type", "DW_TAG_pointer_type",
-              "DW_TAG_array_type", "DW_TAG_enumeration_type", "DW_TAG_subroutine_type"}
+_TYPE_TAGS = {
+    *_AGGREGATES,
+    *_QUALIFIERS,
+    *_TRANSPARENT,
+    "DW_TAG_base_type",
+    "DW_TAG_pointer_type",
+    "DW_TAG_array_type",
+    "DW_TAG_enumeration_type",
+    "DW_TAG_subroutine_type",
+}
 _PARTS = {"DW_TAG_member", "DW_TAG_enumerator", "DW_TAG_subrange_type"}  # what types are made of
 _REF_FORMS = {"DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata"}
 _MODIFIERS = (B.TYPEDEF, B.CONST, B.VOLATILE, B.RESTRICT)
@@ -83,8 +94,7 @@ class DwarfTypes:
         self._named: dict[tuple[int, str], int] = {}  # (kind, name) -> DIE offset
         parts: set[int] = set()  # structs and unions that a member of another refers to
         for off, die in dies.items():
-            kind = _AGGREGATES.get(die.tag) or (B.ENUM if die.tag == "DW_TAG_enumeration_type"
-                                                else 0)
+            kind = _AGGREGATES.get(die.tag) or (B.ENUM if die.tag == "DW_TAG_enumeration_type" else 0)
             name = die.attrs.get("DW_AT_name")
             if kind and name and not die.attrs.get("DW_AT_declaration"):
                 self._named.setdefault((kind, name), off)
@@ -248,8 +258,10 @@ class DwarfTypes:
         if kind == B.ENUM:
             body = "".join(f"\t{k} = {v},\n" for k, v in self.enum_values(tid).items())
         elif kind in (B.STRUCT, B.UNION):
-            body = "".join(f"\t{self.declaration(t, m)}{f' : {bits}' if bits else ''};\n"
-                           for m, t, _, bits in self.members(tid))
+            body = "".join(
+                f"\t{self.declaration(t, m)}{f' : {bits}' if bits else ''};\n"
+                for m, t, _, bits in self.members(tid)
+            )
         else:
             return self.declaration(tid) + ";"
         return f"{self.type_name(tid)} {{\n{body}}};"
@@ -296,22 +308,35 @@ class DwarfTypes:
             enc = a.get("DW_AT_encoding", 0)
             if enc == _ATE_FLOAT:
                 return _Type(B.FLOAT, name, size, 0)
-            return _Type(B.INT, name, size, 0, (
-                enc in (_ATE_SIGNED, _ATE_SIGNED_CHAR), enc == _ATE_BOOLEAN,
-                enc in (_ATE_SIGNED_CHAR, _ATE_UNSIGNED_CHAR) or name in _CHAR_NAMES))
+            return _Type(
+                B.INT,
+                name,
+                size,
+                0,
+                (
+                    enc in (_ATE_SIGNED, _ATE_SIGNED_CHAR),
+                    enc == _ATE_BOOLEAN,
+                    enc in (_ATE_SIGNED_CHAR, _ATE_UNSIGNED_CHAR) or name in _CHAR_NAMES,
+                ),
+            )
         if tag == "DW_TAG_pointer_type":
             return _Type(B.PTR, "", _POINTER_SIZE, ref)
         if tag == "DW_TAG_array_type":
-            dims = [_count(self._dies[c]) for c in die.children
-                    if self._dies[c].tag == "DW_TAG_subrange_type"] or [0]
+            dims = [
+                _count(self._dies[c]) for c in die.children if self._dies[c].tag == "DW_TAG_subrange_type"
+            ] or [0]
             elem = self._id(off, dim + 1) if dim + 1 < len(dims) else ref
             return _Type(B.ARRAY, "", 0, elem, dims[dim])
         if tag in _AGGREGATES:
             if a.get("DW_AT_declaration"):
                 return _Type(B.FWD, name, 0, 0, tag == "DW_TAG_union_type")
-            return _Type(_AGGREGATES[tag], name, size, 0, [
-                self._member(self._dies[c]) for c in die.children
-                if self._dies[c].tag == "DW_TAG_member"])
+            return _Type(
+                _AGGREGATES[tag],
+                name,
+                size,
+                0,
+                [self._member(self._dies[c]) for c in die.children if self._dies[c].tag == "DW_TAG_member"],
+            )
         if tag == "DW_TAG_enumeration_type":
             return self._enum(die, name, size, ref)
         if tag in _QUALIFIERS:
@@ -332,9 +357,11 @@ class DwarfTypes:
         return a.get("DW_AT_name", ""), self._id(a.get("DW_AT_type", 0)), where, bits
 
     def _enum(self, die: _Die, name: str, size: int, ref: int) -> _Type:
-        values = [(self._dies[c].attrs.get("DW_AT_name", ""),
-                   self._dies[c].attrs.get("DW_AT_const_value", 0))
-                  for c in die.children if self._dies[c].tag == "DW_TAG_enumerator"]
+        values = [
+            (self._dies[c].attrs.get("DW_AT_name", ""), self._dies[c].attrs.get("DW_AT_const_value", 0))
+            for c in die.children
+            if self._dies[c].tag == "DW_TAG_enumerator"
+        ]
         base = self.resolve(ref)
         signed = self.int_info(base)[1] if self.kind(base) == B.INT else any(v < 0 for _, v in values)
         bits = 8 * size

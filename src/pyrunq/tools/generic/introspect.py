@@ -60,8 +60,17 @@ from .dwarf import dwarf_of
 from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
-_UNITS = {"ns": "nsecs", "nsecs": "nsecs", "us": "usecs", "usecs": "usecs", "ms": "msecs",
-          "msecs": "msecs", "bytes": "bytes", "kb": "kbytes", "kbytes": "kbytes"}
+_UNITS = {
+    "ns": "nsecs",
+    "nsecs": "nsecs",
+    "us": "usecs",
+    "usecs": "usecs",
+    "ms": "msecs",
+    "msecs": "msecs",
+    "bytes": "bytes",
+    "kb": "kbytes",
+    "kbytes": "kbytes",
+}
 # How messages name what the caller passed, in the Python API's words; a
 # front end with a flag for it (the CLI's --event) puts its flag in its place.
 EVENT = "event"
@@ -72,8 +81,7 @@ RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 def event_structs(obj: BPFObject) -> list[str]:
     """Names of the event structs (rule in the module docstring), in BTF order."""
     btf = obj.btf
-    used = {btf.resolve(t) for m in obj.maps.values()
-            for t in (m.key_type_id, m.value_type_id) if t}
+    used = {btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t}
     found: dict[int, str] = {}
     for section in DATA_SECTIONS:
         for _, tid, _, _ in btf.variables(section, static=False):
@@ -97,8 +105,7 @@ def _through_pointers(btf, tid: int) -> tuple[int, bool]:
             return tid, pointed
 
 
-def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None
-                      ) -> dict[str, str | None]:
+def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) -> dict[str, str | None]:
     """Event map (ring buffer, perf event array) name -> the struct its records
     are decoded by, as far as the object tells before any record (None: by
     the first record's size, see ``struct_of_size``, or raw bytes)."""
@@ -106,17 +113,20 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None
     rings = [m.name for m in obj.maps.values() if m.type in EVENT_TYPES]
     for name, struct_name in explicit.items():
         if name not in rings:
-            raise UsageError(f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
-                             f"perf event array {name!r} (has: {', '.join(rings) or 'none'})")
+            raise UsageError(
+                f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
+                f"perf event array {name!r} (has: {', '.join(rings) or 'none'})"
+            )
         if find_struct(obj, struct_name) is None:
             known = ", ".join(nameable_structs(obj)) or "none"
-            raise UsageError(f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
-                             f"object's BTF or DWARF (structs: {known})")
+            raise UsageError(
+                f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
+                f"object's BTF or DWARF (structs: {known})"
+            )
     candidates = event_structs(obj)
     out = {}
     for ring in rings:
-        out[ring] = explicit.get(ring) or next(
-            (g for g in _named_after(ring) if _in_btf(obj, g)), None)
+        out[ring] = explicit.get(ring) or next((g for g in _named_after(ring) if _in_btf(obj, g)), None)
         if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
             out[ring] = candidates[0]
     for ring in [r for r in rings if out[r] is None]:  # DWARF only for what BTF left
@@ -199,14 +209,15 @@ def hist_shape(obj: BPFObject, m) -> str | None:
     if m.type not in BATCH_TYPES or not m.value_type_id:
         return None
     tid = btf.resolve(m.value_type_id)
-    if m.type in ARRAY_TYPES and named and _is_int(btf, tid) \
-            and 1 < m.max_entries <= MAX_HIST_SLOTS:
+    if m.type in ARRAY_TYPES and named and _is_int(btf, tid) and 1 < m.max_entries <= MAX_HIST_SLOTS:
         return "index"
     if named and _is_int_array(btf, tid):
         return "value"
-    if btf.kind(tid) == B.STRUCT and m.value_layout.record is not None and any(
-            name == "slots" and _is_int_array(btf, btf.resolve(t))
-            for name, t, _, _ in btf.members(tid)):
+    if (
+        btf.kind(tid) == B.STRUCT
+        and m.value_layout.record is not None
+        and any(name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid))
+    ):
         return "slots"
     return None
 
@@ -227,6 +238,7 @@ def unit_of(name: str) -> str:
 
 
 # -- globals that hold results ---------------------------------------------------
+
 
 def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
     """(section, name, type id) of each .bss/.data variable that holds a result:
@@ -267,7 +279,8 @@ def global_hist_shape(btf, name: str, tid: int) -> str | None:
 def _has_slots(btf, tid: int) -> bool:
     """A struct with an integer array member ``slots`` and a byte layout."""
     return btf.layout(tid).record is not None and any(
-        name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid))
+        name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid)
+    )
 
 
 # -- what `run` shows by default -------------------------------------------------
@@ -393,8 +406,10 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
             hidden = {}
         elif name not in obj.maps or obj.maps[name].type not in BATCH_TYPES | EVENT_TYPES:
             readable = [m.name for m in obj.maps.values() if m.type in BATCH_TYPES | EVENT_TYPES]
-            raise UsageError(f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
-                             f"(has: {', '.join(readable) or 'none'}; or all)")
+            raise UsageError(
+                f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
+                f"(has: {', '.join(readable) or 'none'}; or all)"
+            )
         else:
             hidden.pop(name, None)
     units = dict(units or {})
@@ -403,8 +418,9 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
         if not re.fullmatch(r"[A-Za-z][\w/]*", str(unit)):
             raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)")
         if name is not None and name not in hists:
-            raise UsageError(f"{what}: no histogram {name!r} in {obj.name} "
-                             f"(has: {', '.join(hists) or 'none'})")
+            raise UsageError(
+                f"{what}: no histogram {name!r} in {obj.name} (has: {', '.join(hists) or 'none'})"
+            )
     return View([m.name for m in batch if m.name not in hidden], results, hidden, hists, units)
 
 
@@ -419,20 +435,36 @@ def describe(path: str) -> dict:
         hidden = view(obj, path).hidden
         results = {(section, name) for section, name, _ in result_globals(obj)}
         return {
-            "object": obj.name, "path": path, "license": facts.license, "core": facts.core,
-            "programs": [{"name": p.name, "section": p.section, "type": p.type_name,
-                          "attach_target": attach_target(p.section), "autoload": p.autoload,
-                          "instructions": p.insn_count} for p in obj.programs.values()],
+            "object": obj.name,
+            "path": path,
+            "license": facts.license,
+            "core": facts.core,
+            "programs": [
+                {
+                    "name": p.name,
+                    "section": p.section,
+                    "type": p.type_name,
+                    "attach_target": attach_target(p.section),
+                    "autoload": p.autoload,
+                    "instructions": p.insn_count,
+                }
+                for p in obj.programs.values()
+            ],
             "maps": [_describe_map(obj, m, rings, hidden) for m in obj.maps.values()],
-            "globals": [_describe_global(obj, section, name, tid, (section, name) in results)
-                        for section in DATA_SECTIONS
-                        for name, tid, _, _ in btf.variables(section, static=False)],
-            "event_structs": [{"name": s, "size": btf.size(btf.find(s)),
-                               "definition": btf.definition(btf.find(s))}
-                              for s in event_structs(obj)],
+            "globals": [
+                _describe_global(obj, section, name, tid, (section, name) in results)
+                for section in DATA_SECTIONS
+                for name, tid, _, _ in btf.variables(section, static=False)
+            ],
+            "event_structs": [
+                {"name": s, "size": btf.size(btf.find(s)), "definition": btf.definition(btf.find(s))}
+                for s in event_structs(obj)
+            ],
             "dwarf": dwarf is not None,
-            "dwarf_structs": [{"name": types.name(tid), "size": types.size(tid),
-                               "definition": types.definition(tid)} for types, tid in own],
+            "dwarf_structs": [
+                {"name": types.name(tid), "size": types.size(tid), "definition": types.definition(tid)}
+                for types, tid in own
+            ],
         }
 
 
@@ -446,19 +478,24 @@ def _describe_map(obj: BPFObject, m, rings: dict, hidden: dict) -> dict:
             shown = f"events of struct {struct_name}" + (" (DWARF)" if types is not btf else "")
         else:
             choices = nameable_structs(obj)
-            shown = (f"events of the struct of their size ({', '.join(choices)})" if choices
-                     else "raw records")
+            shown = f"events of the struct of their size ({', '.join(choices)})" if choices else "raw records"
     elif hist_shape(obj, m):
         shown = f"log2 histogram ({unit_of(m.name)})"
     else:
         shown = "entries" if m.type in BATCH_TYPES else None  # None: not shown by run
         if m.name in hidden:
             shown = f"entries (not by default: {hidden[m.name]})"
-    return {"name": m.name, "type": m.type_name,
-            "key": btf.declaration(m.key_type_id) if m.key_type_id else None,
-            "value": btf.declaration(m.value_type_id) if m.value_type_id else None,
-            "key_size": m.key_size, "value_size": m.value_size,
-            "max_entries": m.max_entries, "pinning": m.pin_path, "shown_as": shown}
+    return {
+        "name": m.name,
+        "type": m.type_name,
+        "key": btf.declaration(m.key_type_id) if m.key_type_id else None,
+        "value": btf.declaration(m.value_type_id) if m.value_type_id else None,
+        "key_size": m.key_size,
+        "value_size": m.value_size,
+        "max_entries": m.max_entries,
+        "pinning": m.pin_path,
+        "shown_as": shown,
+    }
 
 
 def _describe_global(obj: BPFObject, section: str, name: str, tid: int, result: bool) -> dict:
@@ -473,9 +510,14 @@ def _describe_global(obj: BPFObject, section: str, name: str, tid: int, result: 
         rid = btf.resolve(tid)
         array = btf.kind(rid) == B.ARRAY and value_kind(btf, rid) != "string"
         shown = "elements" if array else "value"
-    return {"name": name, "section": section, "declaration": btf.declaration(tid, name),
-            "kind": value_kind(btf, tid), "default": presenter(btf, tid)(default),
-            "shown_as": shown}
+    return {
+        "name": name,
+        "section": section,
+        "declaration": btf.declaration(tid, name),
+        "kind": value_kind(btf, tid),
+        "default": presenter(btf, tid)(default),
+        "shown_as": shown,
+    }
 
 
 def value_kind(btf, tid: int) -> str:
@@ -500,6 +542,7 @@ def attach_target(section: str) -> str | None:
 
 # -- values -----------------------------------------------------------------
 
+
 def presenter(btf, tid: int):
     """A function from a value decoded by ``btf.layout(tid)`` to plain data:
     enums by name, structs as dicts, arrays as lists, bytes as hex."""
@@ -517,6 +560,7 @@ def presenter(btf, tid: int):
             if not hasattr(rec, "_fields"):
                 return _plain(rec)
             return {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
+
         return struct
     if kind == B.ARRAY:
         elem = presenter(btf, btf.array(tid)[0])
@@ -525,6 +569,7 @@ def presenter(btf, tid: int):
             if isinstance(v, (str, bytes)):  # char[] is text; bytes: no better form
                 return _plain(v)
             return [elem(x) for x in v]
+
         return array
     return _plain
 

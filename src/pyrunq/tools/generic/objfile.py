@@ -33,15 +33,16 @@ def check_object_file(path: str) -> ElfFacts:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     with f:
         if f.read(4) != b"\x7fELF":
-            raise UsageError(f"{path} is not an ELF file "
-                             "(expected an object from clang -target bpf)")
+            raise UsageError(f"{path} is not an ELF file (expected an object from clang -target bpf)")
         f.seek(0)
         try:
             elf = ELFFile(f)
             machine = elf["e_machine"]
             if machine != "EM_BPF":
-                raise UsageError(f"{path} is not a BPF object: it is an ELF for "
-                                 f"{describe_e_machine(machine)} (build it with clang -target bpf)")
+                raise UsageError(
+                    f"{path} is not a BPF object: it is an ELF for "
+                    f"{describe_e_machine(machine)} (build it with clang -target bpf)"
+                )
             names = [s.name for s in elf.iter_sections() if s.name]
             if ".BTF" not in names:
                 raise UsageError(f"{path} has no BTF: compile it with clang -g")
@@ -61,11 +62,14 @@ def check_trust(path: str) -> None:
     hint = f"or pass {ALLOW_UNTRUSTED}"
     writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
     if writers:
-        raise UsageError(f"refusing {path}: it is writable by {' and '.join(writers)}, who could "
-                         f"change the code loaded into the kernel (chmod go-w it, {hint})")
+        raise UsageError(
+            f"refusing {path}: it is writable by {' and '.join(writers)}, who could "
+            f"change the code loaded into the kernel (chmod go-w it, {hint})"
+        )
     if st.st_uid not in (0, os.geteuid()):
-        raise UsageError(f"refusing {path}: it is owned by uid {st.st_uid}, neither root nor you "
-                         f"(chown it, {hint})")
+        raise UsageError(
+            f"refusing {path}: it is owned by uid {st.st_uid}, neither root nor you (chown it, {hint})"
+        )
 
 
 def open_object(path: str) -> tuple[BPFObject, ElfFacts]:

@@ -17,16 +17,36 @@ from ...bpf import ARRAY_TYPES, RINGBUF, BPFObject, PerfBuffer, RingBuffer
 from ...bpf import Link, features
 from ...bpf import btf as B
 from ..base import Tool, check_positive
-from .attach import (TRACEFS_HOW, Choice, NotAttached, NothingAttached, attach_program, choose,
-                     is_iterator, needs_tracefs, reason)
-from .introspect import (View, event_map_structs, find_struct, global_hist_shape, hist_shape,
-                         nameable_structs, presenter, struct_of_size,
-                         unit_of, value_kind, view)
+from .attach import (
+    TRACEFS_HOW,
+    Choice,
+    NotAttached,
+    NothingAttached,
+    attach_program,
+    choose,
+    is_iterator,
+    needs_tracefs,
+    reason,
+)
+from .introspect import (
+    View,
+    event_map_structs,
+    find_struct,
+    global_hist_shape,
+    hist_shape,
+    nameable_structs,
+    presenter,
+    struct_of_size,
+    unit_of,
+    value_kind,
+    view,
+)
 from .objfile import check_trust, open_object
 from .settings import apply_max_entries, apply_settings
 
 
 # -- maps, read and merged ---------------------------------------------------------
+
 
 @dataclasses.dataclass
 class MapReport:
@@ -85,8 +105,11 @@ def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
         hists = []
         for k, v in items:
             slots = v if shape == "value" else v.slots
-            labels = {} if shape == "value" else {
-                f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
+            labels = (
+                {}
+                if shape == "value"
+                else {f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
+            )
             hists.append((present_key(k), list(slots), labels))
         return MapReport(m.name, "hist", hists, unit)
     present_value = presenter(btf, m.value_type_id)
@@ -95,8 +118,7 @@ def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
     return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
 
 
-def read_global(obj: BPFObject, section: str, name: str, tid: int,
-                unit: str | None = None) -> MapReport:
+def read_global(obj: BPFObject, section: str, name: str, tid: int, unit: str | None = None) -> MapReport:
     """A .bss/.data global, read live (through its section's map once loaded),
     as a MapReport: a histogram by ``introspect.global_hist_shape``, an array
     element by element (all-zero ones left out), anything else one entry."""
@@ -107,23 +129,26 @@ def read_global(obj: BPFObject, section: str, name: str, tid: int,
     unit = unit or unit_of(name)
     if shape in ("index", "struct"):
         slots = value if shape == "index" else value.slots
-        labels = {} if shape == "index" else {
-            f: x for f, x in presenter(btf, rid)(value).items() if f != "slots"}
+        labels = (
+            {} if shape == "index" else {f: x for f, x in presenter(btf, rid)(value).items() if f != "slots"}
+        )
         return MapReport(name, "hist", [(None, list(slots), labels)], unit, section)
     if shape:  # one histogram per index: those with counts
         elem = btf.array(rid)[0]
         hists = []
         for i, v in enumerate(value):
             slots = v if shape == "value" else v.slots
-            labels = {} if shape == "value" else {
-                f: x for f, x in presenter(btf, elem)(v).items() if f != "slots"}
+            labels = (
+                {} if shape == "value" else {f: x for f, x in presenter(btf, elem)(v).items() if f != "slots"}
+            )
             if any(slots):
                 hists.append((i, list(slots), labels))
         return MapReport(name, "hist", hists, unit, section)
     if btf.kind(rid) == B.ARRAY and isinstance(value, tuple):  # not char[]: that is text
         present = presenter(btf, btf.array(rid)[0])
-        return MapReport(name, "entries", [(i, present(v)) for i, v in enumerate(value)
-                                           if not _is_zero(v)], None, section)
+        return MapReport(
+            name, "entries", [(i, present(v)) for i, v in enumerate(value) if not _is_zero(v)], None, section
+        )
     return MapReport(name, "entries", [(None, presenter(btf, tid)(value))], None, section)
 
 
@@ -175,6 +200,7 @@ def _frozen(key):
 
 
 # -- running -------------------------------------------------------------------
+
 
 class _Fallback(Exception):
     """Chosen twins failed to attach: load again without them."""
@@ -247,10 +273,21 @@ class Runner(Tool):
     and why); ``units``: histogram name (None: all) -> unit.
     """
 
-    def __init__(self, path: str, settings: dict | None = None, events: dict | None = None,
-                 on_event=None, allow_untrusted: bool = False, max_entries: dict | None = None,
-                 show=None, units: dict | None = None,
-                 programs=None, skip=None, frequency: int = 99, on_pairing=None):
+    def __init__(
+        self,
+        path: str,
+        settings: dict | None = None,
+        events: dict | None = None,
+        on_event=None,
+        allow_untrusted: bool = False,
+        max_entries: dict | None = None,
+        show=None,
+        units: dict | None = None,
+        programs=None,
+        skip=None,
+        frequency: int = 99,
+        on_pairing=None,
+    ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
@@ -351,8 +388,9 @@ class Runner(Tool):
         if failed:
             raise _Fallback(failed)
         if not self.attached:
-            raise NothingAttached(obj.name, self.not_attached, self.tracefs_problem and
-                                  f"{self.tracefs_problem}; {TRACEFS_HOW}")
+            raise NothingAttached(
+                obj.name, self.not_attached, self.tracefs_problem and f"{self.tracefs_problem}; {TRACEFS_HOW}"
+            )
 
     def _tracefs(self) -> None:
         """Mount tracefs, once, when a tracepoint/ program needs it and it is
@@ -363,16 +401,16 @@ class Runner(Tool):
             features.mount_tracefs()
             self.tracefs_mounted = features.TRACEFS
         except OSError as e:
-            self.tracefs_problem = (f"tracefs is not mounted, and mounting it at "
-                                    f"{features.TRACEFS} failed ({e.strerror})")
+            self.tracefs_problem = (
+                f"tracefs is not mounted, and mounting it at {features.TRACEFS} failed ({e.strerror})"
+            )
 
     def iterators(self) -> dict[str, str]:
         """The text of each iter/* program (program -> text), read now; after
         ``stop()``, as it was read when the Runner stopped."""
         if self._stopped:
             return dict(self._iterator_text)
-        return {name: link.read_iter().decode(errors="replace")
-                for name, link in self.iterator_links.items()}
+        return {name: link.read_iter().decode(errors="replace") for name, link in self.iterator_links.items()}
 
     def _read(self, name: str, struct_name: str | None) -> None:
         """Read event map ``name``, its records decoded by ``struct_name`` (from
@@ -415,8 +453,9 @@ class Runner(Tool):
             return None
         present = presenter(types, tid)
         # the record's field names: anonymous members are renamed there
-        stream.columns = [(f, _width(types, m[1], f))
-                          for f, m in zip(layout.record._fields, types.members(tid))]
+        stream.columns = [
+            (f, _width(types, m[1], f)) for f, m in zip(layout.record._fields, types.members(tid))
+        ]
         stream.raw = False
         size = layout.size
 
@@ -425,6 +464,7 @@ class Runner(Tool):
                 stream.short += 1
                 data += bytes(size - len(data))
             return present(layout.decode(data))
+
         return decode
 
     def _pair_by_size(self, stream: Stream, record_size: int, perf: bool):
@@ -471,15 +511,22 @@ class Runner(Tool):
         by ``difference``; the kernel's maps are left as they are."""
         v = self.view
         reports = [read_map(self.obj, self.obj.maps[name], v.unit(name)) for name in v.maps]
-        reports += [read_global(self.obj, section, name, tid, v.unit(name))
-                    for section, name, tid in v.globals]
+        reports += [
+            read_global(self.obj, section, name, tid, v.unit(name)) for section, name, tid in v.globals
+        ]
         if not delta:
             return reports
         previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
         return [difference(r, previous.get((r.section, r.name))) for r in reports]
 
-    def loop(self, duration: float | None = None, interval: float | None = None,
-             on_maps=None, wait=_sleep, cumulative: bool = False) -> None:
+    def loop(
+        self,
+        duration: float | None = None,
+        interval: float | None = None,
+        on_maps=None,
+        wait=_sleep,
+        cumulative: bool = False,
+    ) -> None:
         """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
         returns True; every ``interval`` seconds call ``on_maps(reports)`` with
         what happened in that interval (``cumulative``: the totals so far).
@@ -528,11 +575,24 @@ class RunResult:
     choices: list = dataclasses.field(default_factory=list)  # Choice: which twins ran
 
 
-def run(path: str, *, set: dict | None = None, events: dict | None = None,
-        duration: float | None = None, interval: float | None = None, on_event=None,
-        on_maps=None, allow_untrusted: bool = False, max_entries: dict | None = None,
-        show=None, units: dict | None = None, cumulative: bool = False,
-        programs=None, skip=None, frequency: int = 99) -> RunResult:
+def run(
+    path: str,
+    *,
+    set: dict | None = None,
+    events: dict | None = None,
+    duration: float | None = None,
+    interval: float | None = None,
+    on_event=None,
+    on_maps=None,
+    allow_untrusted: bool = False,
+    max_entries: dict | None = None,
+    show=None,
+    units: dict | None = None,
+    cumulative: bool = False,
+    programs=None,
+    skip=None,
+    frequency: int = 99,
+) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
     event maps, other maps and globals held (totals). ``on_maps(reports)``,
@@ -541,13 +601,30 @@ def run(path: str, *, set: dict | None = None, events: dict | None = None,
     as Runner takes them. ``programs``: only these load; ``skip``: not these;
     ``frequency``: of perf_event programs' sampling, in Hz. Needs root (or
     CAP_BPF and CAP_PERFMON)."""
-    with Runner(path, settings=set, events=events, on_event=on_event,
-                allow_untrusted=allow_untrusted, max_entries=max_entries, show=show,
-                units=units, programs=programs, skip=skip, frequency=frequency) as r:
+    with Runner(
+        path,
+        settings=set,
+        events=events,
+        on_event=on_event,
+        allow_untrusted=allow_untrusted,
+        max_entries=max_entries,
+        show=show,
+        units=units,
+        programs=programs,
+        skip=skip,
+        frequency=frequency,
+    ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
         except KeyboardInterrupt:
             r.stop()
-        return RunResult(r.events, r.maps(), r.not_attached,
-                         {name: pb.lost for name, pb in r.perf.items()},
-                         dict(r.view.hidden), dict(r.sized), r.iterators(), r.choices)
+        return RunResult(
+            r.events,
+            r.maps(),
+            r.not_attached,
+            {name: pb.lost for name, pb in r.perf.items()},
+            dict(r.view.hidden),
+            dict(r.sized),
+            r.iterators(),
+            r.choices,
+        )

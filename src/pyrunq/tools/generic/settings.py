@@ -21,8 +21,16 @@ DEFAULT_MAX_ENTRIES = 10240
 # gives a perf event array one entry per possible CPU; local and cgroup
 # storage must have 0; libbpf sizes struct_ops maps. Any other map declared
 # with 0 (sized by its own user space, as cpudist's are) fails to load.
-SIZED_ELSEWHERE = {"perf_event_array", "sk_storage", "inode_storage", "task_storage",
-                   "cgrp_storage", "cgroup_storage", "percpu_cgroup_storage", "struct_ops"}
+SIZED_ELSEWHERE = {
+    "perf_event_array",
+    "sk_storage",
+    "inode_storage",
+    "task_storage",
+    "cgrp_storage",
+    "cgroup_storage",
+    "percpu_cgroup_storage",
+    "struct_ops",
+}
 
 
 def parse_setting(btf, tid: int, name: str, text: str):
@@ -51,11 +59,11 @@ def parse_setting(btf, tid: int, name: str, text: str):
     if value_kind(btf, rid) == "string":
         n = btf.array(rid)[1]
         if len(text.encode()) > n - 1:
-            raise UsageError(f"{what}: longer than the {n - 1} characters {decl} holds "
-                             "with its terminating NUL")
+            raise UsageError(
+                f"{what}: longer than the {n - 1} characters {decl} holds with its terminating NUL"
+            )
         return text
-    raise UsageError(f"{what}: cannot set {decl}: only integers, booleans, enums and "
-                     "char arrays can be set")
+    raise UsageError(f"{what}: cannot set {decl}: only integers, booleans, enums and char arrays can be set")
 
 
 def _int(text: str, what: str, decl: str) -> int:
@@ -80,15 +88,19 @@ def find_global(obj: BPFObject, name: str, what: str):
             if var == name and name in getattr(obj, section[1:]):
                 return getattr(obj, section[1:]), tid
     names = [v for s in DATA_SECTIONS for v, _, _, _ in obj.btf.variables(s, static=False)]
-    raise UsageError(f"{what}: no global {name!r} in {obj.name} "
-                     f"(has: {', '.join(names) or 'none'})")
+    raise UsageError(f"{what}: no global {name!r} in {obj.name} (has: {', '.join(names) or 'none'})")
 
 
 def apply_settings(obj: BPFObject, settings: dict) -> None:
     """Set globals before load; a value that is not a str is checked as its text."""
     for name, value in settings.items():
-        text = (("true" if value else "false") if isinstance(value, bool)
-                else value if isinstance(value, str) else str(value))
+        text = (
+            ("true" if value else "false")
+            if isinstance(value, bool)
+            else value
+            if isinstance(value, str)
+            else str(value)
+        )
         section, tid = find_global(obj, name, f"{SETTING} {name}={text}")
         section[name] = parse_setting(obj.btf, tid, name, text)
 
@@ -102,10 +114,12 @@ def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
     for name, value in sizes.items():
         what = f"{MAX_ENTRIES} {name}={value}"
         if name not in obj.maps:
-            raise UsageError(f"{what}: no map {name!r} in {obj.name} "
-                             f"(has: {', '.join(obj.maps) or 'none'})")
-        n = value if isinstance(value, int) and not isinstance(value, bool) else \
-            _int(str(value), what, "max_entries")
+            raise UsageError(f"{what}: no map {name!r} in {obj.name} (has: {', '.join(obj.maps) or 'none'})")
+        n = (
+            value
+            if isinstance(value, int) and not isinstance(value, bool)
+            else _int(str(value), what, "max_entries")
+        )
         if not 0 < n < 1 << 32:
             raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries")
         obj.maps[name].max_entries = n
