@@ -158,6 +158,42 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *name, __u32 kind
 __s64 btf__resolve_size(const struct btf *btf, __u32 type_id);
 __u32 btf__type_cnt(const struct btf *btf);
 
+/* a BTF of our own (types from DWARF), and libbpf's C printer of types */
+struct btf *btf__new_empty(void);
+int btf__add_int(struct btf *btf, const char *name, size_t byte_sz, int encoding);
+int btf__add_float(struct btf *btf, const char *name, size_t byte_sz);
+int btf__add_ptr(struct btf *btf, int ref_type_id);
+int btf__add_array(struct btf *btf, int index_type_id, int elem_type_id, __u32 nr_elems);
+int btf__add_struct(struct btf *btf, const char *name, __u32 sz);
+int btf__add_union(struct btf *btf, const char *name, __u32 sz);
+int btf__add_field(struct btf *btf, const char *name, int field_type_id,
+                   __u32 bit_offset, __u32 bit_size);
+int btf__add_enum(struct btf *btf, const char *name, __u32 bytes_sz);
+int btf__add_enum_value(struct btf *btf, const char *name, __s64 value);
+int btf__add_enum64(struct btf *btf, const char *name, __u32 bytes_sz, bool is_signed);
+int btf__add_enum64_value(struct btf *btf, const char *name, __u64 value);
+enum btf_fwd_kind { BTF_FWD_STRUCT, BTF_FWD_UNION, ... };
+int btf__add_fwd(struct btf *btf, const char *name, enum btf_fwd_kind fwd_kind);
+int btf__add_typedef(struct btf *btf, const char *name, int ref_type_id);
+int btf__add_volatile(struct btf *btf, int ref_type_id);
+int btf__add_const(struct btf *btf, int ref_type_id);
+int btf__add_restrict(struct btf *btf, int ref_type_id);
+int btf__add_func_proto(struct btf *btf, int ret_type_id);
+
+struct btf_dump;
+struct btf_dump_emit_type_decl_opts {
+    size_t sz;
+    const char *field_name;
+    int indent_level;
+    bool strip_mods;
+    ...;
+};
+struct btf_dump *pyrunq_btf_dump_new(const struct btf *btf, void *ctx);
+int btf_dump__dump_type(struct btf_dump *d, __u32 id);
+int btf_dump__emit_type_decl(struct btf_dump *d, __u32 id,
+                             const struct btf_dump_emit_type_decl_opts *opts);
+void btf_dump__free(struct btf_dump *d);
+
 int bpf_prog_get_next_id(__u32 start_id, __u32 *next_id);
 int bpf_map_get_next_id(__u32 start_id, __u32 *next_id);
 int bpf_link_get_next_id(__u32 start_id, __u32 *next_id);
@@ -196,6 +232,7 @@ extern "Python" int pyrunq_ringbuf_sample(void *ctx, void *data, size_t size);
 extern "Python" void pyrunq_perfbuf_sample(void *ctx, int cpu, void *data, __u32 size);
 extern "Python" void pyrunq_perfbuf_lost(void *ctx, int cpu, unsigned long long cnt);
 extern "Python" void pyrunq_log(int level, const char *msg);
+extern "Python" void pyrunq_dump_text(void *ctx, const char *text);
 void pyrunq_route_libbpf_log(void);
 """
 
@@ -214,23 +251,50 @@ SOURCE = r"""
 #include <bpf/btf.h>
 
 static void pyrunq_log(int level, const char *msg);
+static void pyrunq_dump_text(void *ctx, const char *text);
 
-/* libbpf hands its log over as a va_list, which Python cannot format. */
-static int pyrunq_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* libbpf hands its log and btf_dump its C text over as a va_list, which
+ * Python cannot format: the text, in SMALL or, when it is longer, in a
+ * malloc'd buffer that the caller frees (SMALL, cut short, if that fails). */
+static char *pyrunq_vformat(char *small, size_t size, const char *fmt, va_list ap)
 {
-    char small[512], *buf = small;
+    char *buf = small;
     va_list copy;
     int n;
 
     va_copy(copy, ap);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    if (n >= (int)sizeof(small) && (buf = malloc(n + 1)))
+    n = vsnprintf(small, size, fmt, ap);
+    if (n >= (int)size && !(buf = malloc(n + 1)))
+        buf = small;
+    else if (buf != small)
         vsnprintf(buf, n + 1, fmt, copy);
     va_end(copy);
-    pyrunq_log(level, buf ? buf : small);
-    if (buf != small)
-        free(buf);
+    return buf;
+}
+
+static int pyrunq_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    char small[512], *text = pyrunq_vformat(small, sizeof(small), fmt, ap);
+
+    pyrunq_log(level, text);
+    if (text != small)
+        free(text);
     return 0;
+}
+
+/* btf_dump prints C a piece at a time: each piece goes to Python as text. */
+static void pyrunq_dump_printf(void *ctx, const char *fmt, va_list ap)
+{
+    char small[256], *text = pyrunq_vformat(small, sizeof(small), fmt, ap);
+
+    pyrunq_dump_text(ctx, text);
+    if (text != small)
+        free(text);
+}
+
+static struct btf_dump *pyrunq_btf_dump_new(const struct btf *btf, void *ctx)
+{
+    return btf_dump__new(btf, pyrunq_dump_printf, ctx, NULL);
 }
 
 static void pyrunq_route_libbpf_log(void)

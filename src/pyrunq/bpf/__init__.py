@@ -1,12 +1,16 @@
 """The object model over libbpf: objects, programs, links, maps, ring and perf buffers, BTF.
 
-Also the directory of the packaged CO-RE objects (``<name>.bpf.o``). Layers
-above use the names here, and the modules ``btf`` (its type kinds) and
-``features`` (what the kernel supports); the other modules are internal.
+Also the directory of the packaged CO-RE objects (``<name>.bpf.o``), and the
+codecs that turn C data into Python values and back (``Layout``, and the
+parts a type reader of its own builds one from: ``Codec``, ``Int``,
+``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``). Layers above use the
+names here, and the modules ``btf`` (its type kinds) and ``features`` (what
+the kernel supports); the other modules are internal.
 """
 
 from . import btf, features
-from .btf import BTF, Layout
+from .btf import BTF
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Struct
 from .globals import DATA_SECTIONS, GlobalSection
 from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
@@ -17,19 +21,26 @@ from .ringbuf import RingBuffer
 
 __all__ = [
     "ARRAY_TYPES",
+    "Array",
     "BATCH_TYPES",
     "BPFObject",
     "BTF",
+    "CString",
+    "Codec",
     "DATA_SECTIONS",
     "EVENT_TYPES",
+    "Float",
     "GlobalSection",
+    "Int",
     "Layout",
     "Link",
     "Map",
     "PerfBuffer",
     "Program",
     "RINGBUF",
+    "Raw",
     "RingBuffer",
+    "Struct",
     "btf",
     "features",
     "kernel_btf_path",

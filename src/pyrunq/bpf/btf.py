@@ -1,180 +1,40 @@
-"""Python values from and to C data, with layouts read from an object's BTF.
+"""BTF, the types of an object, read and printed through libbpf's BTF API.
 
-A struct is declared once, in C; here its BTF becomes a ``Codec``: one
-precompiled ``struct.Struct`` for the whole type plus a small tree that turns
-the flat tuple it unpacks into Python values (int, str for ``char[]``, tuple
-for other arrays, a namedtuple for structs) and back.
+``BTF`` answers what a type is (its kind, name, size, members, enumerators...),
+gives the ``Layout`` (``pyrunq.bpf.codecs``) that decodes and encodes values
+of a type, and prints types as C with libbpf's ``btf_dump``: a declaration
+(``const volatile __u32 target_tgid``) or a whole definition. ``BTF.new()``
+makes an empty BTF to fill with types from elsewhere (an object's DWARF), so
+that they too are printed by libbpf.
 """
 
 from __future__ import annotations
 
-import collections
-import operator
-import struct
+import re
 
+from .. import libbpf
 from ..libbpf import ffi, lib
+from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Struct
 
 # BTF kinds (include/uapi/linux/btf.h)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
 _MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
 _INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
-_INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
+_BODIES = (STRUCT, UNION, ENUM, ENUM64)  # what a definition prints whole
+_DECL_OPTS = "struct btf_dump_emit_type_decl_opts"
+# btf_dump writes `const volatile x` (the order clang and people write) as `volatile const x`
+_VOLATILE_CONST = re.compile(r"\bvolatile const\b")
 
 
-class Codec:
-    """Part of a layout: ``fmt`` yields ``count`` flat items, ``build`` joins them."""
-
-    fmt: str
-    count = 1
-    size: int
-
-    def build(self, items: tuple, i: int) -> object:
-        return items[i]
-
-    def flatten(self, value: object, out: list) -> None:
-        out.append(value)
-
-
-class Int(Codec):
-    def __init__(self, size: int, signed: bool, is_bool: bool = False):
-        self.size = size
-        self.fmt = "?" if is_bool and size == 1 else _INT_FORMATS[size]
-        if not signed and not is_bool:
-            self.fmt = self.fmt.upper()
-
-    def flatten(self, value, out):
-        out.append(operator.index(value))
-
-
-class Float(Codec):
-    def __init__(self, size: int):
-        self.size, self.fmt = size, {4: "f", 8: "d"}[size]
-
-
-class Raw(Codec):
-    """Bytes, for what has no better Python form (unions, bit-fields, void)."""
-
-    def __init__(self, size: int):
-        self.size, self.fmt = size, f"{size}s"
-
-    def flatten(self, value, out):
-        if len(value) != self.size:
-            raise ValueError(f"expected {self.size} bytes, got {len(value)}")
-        out.append(bytes(value))
-
-
-class CString(Codec):
-    """``char[N]``: a str without the trailing NULs."""
-
-    def __init__(self, size: int):
-        self.size, self.fmt = size, f"{size}s"
-
-    def build(self, items, i):
-        return items[i].split(b"\0", 1)[0].decode(errors="replace")
-
-    def flatten(self, value, out):
-        data = value.encode() if isinstance(value, str) else bytes(value)
-        if len(data) > self.size:
-            raise ValueError(f"{data!r} is longer than char[{self.size}]")
-        out.append(data)
-
-
-class Array(Codec):
-    def __init__(self, elem: Codec, n: int):
-        self.elem, self.n = elem, n
-        self.size = elem.size * n
-        self.count = elem.count * n
-        self.fmt = f"{n}{elem.fmt}" if elem.count == 1 and isinstance(elem, Int) else elem.fmt * n
-        self._scalar = type(elem) is Int
-
-    def build(self, items, i):
-        if self._scalar:
-            return items[i : i + self.n]
-        step = self.elem.count
-        return tuple(self.elem.build(items, i + k * step) for k in range(self.n))
-
-    def flatten(self, value, out):
-        if len(value) != self.n:
-            raise ValueError(f"expected {self.n} elements, got {len(value)}")
-        for v in value:
-            self.elem.flatten(v, out)
-
-
-class Struct(Codec):
-    """A struct as a namedtuple; padding is skipped, every member kept."""
-
-    def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
-        self.size, self.members = size, members
-        self.record = collections.namedtuple(  # type: ignore[misc]  # made from BTF at run time
-            name or "anon", [m[0] or "_" for m in members], rename=True
-        )
-        fmt, pos = [], 0
-        for _, offset, codec in members:
-            fmt.append(f"{offset - pos}x" if offset > pos else "")
-            fmt.append(codec.fmt)
-            pos = offset + codec.size
-        fmt.append(f"{size - pos}x" if size > pos else "")
-        self.fmt = "".join(fmt)
-        self.count = sum(c.count for _, _, c in members)
-        self._plain = all(type(c) is Int for _, _, c in members)
-
-    def build(self, items, i):
-        if self._plain:
-            return self.record._make(items[i : i + self.count])
-        values = []
-        for _, _, codec in self.members:
-            values.append(codec.build(items, i))
-            i += codec.count
-        return self.record._make(values)
-
-    def flatten(self, value, out):
-        if isinstance(value, dict):
-            unknown = set(value) - set(self.record._fields)
-            if unknown:
-                raise ValueError(f"no field {sorted(unknown)[0]!r} in struct {self.record.__name__}")
-            value = [value.get(f, 0) for f in self.record._fields]
-        elif len(value) != len(self.members):
-            raise ValueError(
-                f"struct {self.record.__name__} has {len(self.members)} fields, got {len(value)} values"
-            )
-        for v, (_, _, codec) in zip(value, self.members):
-            codec.flatten(v, out)
-
-
-class Layout:
-    """A whole type: decode bytes to a value, encode a value to bytes."""
-
-    def __init__(self, codec: Codec, name: str = ""):
-        self.codec, self.name = codec, name
-        self.struct = struct.Struct("=" + codec.fmt)
-        self.size = self.struct.size
-        if self.size != codec.size:
-            raise AssertionError(f"layout of {name or 'type'}: {self.size} != BTF size {codec.size}")
-        self.record = getattr(codec, "record", None)
-
-    def decode(self, data, offset: int = 0) -> object:
-        return self.codec.build(self.struct.unpack_from(data, offset), 0)
-
-    def encode(self, value: object) -> bytes:
-        if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(self.codec, (Raw, CString)):
-            if len(value) != self.size:
-                raise ValueError(f"{name_of(self)} is {self.size} bytes, got {len(value)}")
-            return bytes(value)
-        items: list = []
-        try:
-            self.codec.flatten(value, items)
-            return self.struct.pack(*items)
-        except (TypeError, struct.error) as e:
-            raise ValueError(f"cannot convert {value!r} to {name_of(self)}: {e}") from None
-
-
-def name_of(layout: Layout) -> str:
-    return layout.name or f"a {layout.size}-byte value"
+@ffi.def_extern(onerror=libbpf.keep_interrupt)
+def pyrunq_dump_text(ctx, text):
+    ffi.from_handle(ctx).append(ffi.string(text).decode(errors="replace"))
 
 
 class BTF:
-    """Types of one object, read through libbpf's BTF API."""
+    """Types of one object (or of our own, from ``new()``), read and printed
+    through libbpf's BTF API."""
 
     def __init__(self, btf_ptr):
         self.ptr = btf_ptr
@@ -236,11 +96,11 @@ class BTF:
         if kind == INT:
             enc = ffi.cast("__u32 *", t + 1)[0]
             bits, flags = enc & 0xFF, (enc >> 24) & 0xF
-            if bits != t.size * 8 or t.size not in _INT_FORMATS:
+            if bits != t.size * 8 or t.size not in INT_FORMATS:
                 return Raw(t.size)
             return Int(t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL))
         if kind in (ENUM, ENUM64):
-            return Int(t.size, bool(t.info >> 31)) if t.size in _INT_FORMATS else Raw(t.size)
+            return Int(t.size, bool(t.info >> 31)) if t.size in INT_FORMATS else Raw(t.size)
         if kind == PTR:
             return Int(8, False)
         if kind == FLOAT:
@@ -361,49 +221,123 @@ class BTF:
                 return self.enum_values(tid)
         raise KeyError(f"enum {name}")
 
+    # -- C, as libbpf's btf_dump prints it ----------------------------------------
+
     def declaration(self, tid: int, name: str = "") -> str:
-        """A C declaration of ``name`` with type ``tid``: ``char comm[16]``,
-        ``const volatile __u32 pid``, ``struct event *e``."""
-        kind = self.kind(tid)
-        own = self.name(tid)
-        if kind == PTR:
-            target = self.pointee(tid)
-            inner = f"*{name}"
-            if self.kind(target) in (ARRAY, FUNC_PROTO):
-                inner = f"({inner})"
-            return self.declaration(target, inner)
-        if kind == ARRAY:
-            elem, n = self.array(tid)
-            return self.declaration(elem, f"{name}[{n}]")
-        if kind in (CONST, VOLATILE, RESTRICT):
-            qual = {CONST: "const", VOLATILE: "volatile", RESTRICT: "restrict"}[kind]
-            target = self.pointee(tid)
-            if self.kind(target) == PTR:  # int *const p
-                return self.declaration(target, f"{qual} {name}".strip())
-            return f"{qual} {self.declaration(target, name)}"
-        if kind == TYPE_TAG:
-            return self.declaration(self.pointee(tid), name)
-        if kind == FUNC_PROTO:
-            return self.declaration(self.pointee(tid), f"{name}(...)")
-        if kind == FWD:
-            base = ("union " if self._type(tid).info >> 31 else "struct ") + own
-        elif kind in (STRUCT, UNION, ENUM, ENUM64):
-            base = self.type_name(tid) if own else self.type_name(tid).replace("(anon)", "{...}")
-        else:
-            base = own or "void"
-        return f"{base} {name}".rstrip() if not name.startswith("[") else base + name
+        """A C declaration of ``name`` with type ``tid``, on one line: ``char comm[16]``,
+        ``const volatile __u32 pid``, ``struct event *e``; the body of an
+        anonymous struct, union or enum is ``{...}``."""
+        return _one_line(self._declaration(tid, name))
 
     def definition(self, tid: int) -> str:
-        """C source of a struct, union or enum type, one member per line."""
-        kind = self.kind(tid)
-        if kind in (ENUM, ENUM64):
-            body = "".join(f"\t{k} = {v},\n" for k, v in self.enum_values(tid).items())
-        elif kind in (STRUCT, UNION):
-            lines = []
-            for mname, mtid, _, bits in self.members(tid):
-                decl = self.declaration(mtid, mname)
-                lines.append(f"\t{decl}{f' : {bits}' if bits else ''};\n")
-            body = "".join(lines)
-        else:
-            return self.declaration(tid) + ";"
-        return f"{self.type_name(tid)} {{\n{body}}};"
+        """C source of a type: a named struct, union or enum whole, one member
+        per line, indented by tabs; any other type as a declaration."""
+        t = self._type(tid) if 0 < tid < lib.btf__type_cnt(self.ptr) else None
+        if t is not None and self._kind(t) in _BODIES and t.name_off:
+            # btf_dump prints first what the type needs (typedefs, enums, other
+            # structs), a paragraph each, and the type itself last
+            text = self._dump(lambda d: lib.btf_dump__dump_type(d, tid), tid)
+            return text.rstrip("\n").rsplit("\n\n", 1)[-1]
+        return self._declaration(tid) + ";"
+
+    def _declaration(self, tid: int, name: str = "") -> str:
+        field = ffi.new("char[]", name.encode())
+        opts = ffi.new(f"{_DECL_OPTS} *", {"sz": ffi.sizeof(_DECL_OPTS), "field_name": field})
+        return self._dump(lambda d: lib.btf_dump__emit_type_decl(d, tid, opts), tid)
+
+    def _dump(self, emit, tid: int) -> str:
+        """The text that ``emit(dumper)`` makes libbpf's btf_dump print of type ``tid``."""
+        if not 0 <= tid < lib.btf__type_cnt(self.ptr):  # btf_dump would read past its types
+            raise ValueError(f"no type {tid} in this BTF")
+        pieces: list[str] = []
+        handle = ffi.new_handle(pieces)
+        dumper = libbpf.check_ptr(lib.pyrunq_btf_dump_new(self.ptr, handle), "print BTF as C")
+        try:
+            libbpf.check(emit(dumper), f"print type {tid} as C")
+        finally:
+            lib.btf_dump__free(dumper)
+        return _VOLATILE_CONST.sub("const volatile", "".join(pieces))
+
+    # -- a BTF of our own, for types from elsewhere --------------------------------
+
+    @classmethod
+    def new(cls) -> BTF:
+        """An empty BTF in memory, to fill with the ``add_*`` methods. Each
+        returns the new type's id (1, 2, ... in the order of the calls); a
+        type may refer to an id added after it. Freed with the object."""
+        ptr = libbpf.check_ptr(lib.btf__new_empty(), "create BTF")
+        return cls(ffi.gc(ptr, lib.btf__free))
+
+    def add_int(self, name: str, size: int, signed: bool = False, is_bool: bool = False) -> int:
+        """An integer type of ``size`` bytes (1, 2, 4, 8 or 16)."""
+        flags = (_INT_SIGNED if signed else 0) | (_INT_BOOL if is_bool else 0)
+        return self._added(lib.btf__add_int(self.ptr, name.encode(), size, flags), name)
+
+    def add_float(self, name: str, size: int) -> int:
+        """A floating-point type of ``size`` bytes."""
+        return self._added(lib.btf__add_float(self.ptr, name.encode(), size), name)
+
+    def add_ref(self, kind: int, ref: int, name: str = "") -> int:
+        """A type over type ``ref``: PTR, CONST, VOLATILE, RESTRICT, TYPEDEF
+        (named ``name``) or FUNC_PROTO (returning ``ref``, parameters unknown)."""
+        if kind == TYPEDEF:
+            return self._added(lib.btf__add_typedef(self.ptr, name.encode(), ref), name)
+        add = {
+            PTR: lib.btf__add_ptr,
+            CONST: lib.btf__add_const,
+            VOLATILE: lib.btf__add_volatile,
+            RESTRICT: lib.btf__add_restrict,
+            FUNC_PROTO: lib.btf__add_func_proto,
+        }[kind]
+        return self._added(add(self.ptr, ref), name)
+
+    def add_array(self, elem: int, n: int) -> int:
+        """An array of ``n`` elements of type ``elem``."""
+        return self._added(lib.btf__add_array(self.ptr, 0, elem, n))  # index type: void, unused here
+
+    def add_struct(self, kind: int, name: str, size: int, members: list[tuple[str, int, int, int]]) -> int:
+        """A STRUCT or UNION of ``members`` as ``members()`` gives them: (name,
+        type id, bit offset, bit-field size or 0)."""
+        add = lib.btf__add_union if kind == UNION else lib.btf__add_struct
+        tid = self._added(add(self.ptr, name.encode(), size), name)
+        for member, mtid, bit_offset, bits in members:
+            self._added(lib.btf__add_field(self.ptr, member.encode(), mtid, bit_offset, bits), name)
+        return tid
+
+    def add_enum(self, name: str, size: int, values: dict[str, int], signed: bool) -> int:
+        """An enum of ``values`` (name -> value); an ENUM64 when it is 8 bytes
+        or a value needs more than 32 bits."""
+        if size < 8 and all(-(1 << 31) <= v < 1 << 32 for v in values.values()):
+            tid = self._added(lib.btf__add_enum(self.ptr, name.encode(), size), name)
+            for k, v in values.items():
+                self._added(lib.btf__add_enum_value(self.ptr, k.encode(), v), name)
+            return tid
+        tid = self._added(lib.btf__add_enum64(self.ptr, name.encode(), size, signed), name)
+        for k, v in values.items():
+            self._added(lib.btf__add_enum64_value(self.ptr, k.encode(), v & (1 << 64) - 1), name)
+        return tid
+
+    def add_fwd(self, name: str, union: bool = False) -> int:
+        """A forward declaration: ``struct name`` (``union name``) without members."""
+        kind = lib.BTF_FWD_UNION if union else lib.BTF_FWD_STRUCT
+        return self._added(lib.btf__add_fwd(self.ptr, name.encode(), kind), name)
+
+    @staticmethod
+    def _added(ret: int, name: str = "") -> int:
+        return libbpf.check(ret, "add to BTF the type", name or None)
+
+
+def _one_line(decl: str) -> str:
+    """``decl`` with the body of each anonymous struct, union or enum as ``{...}``."""
+    if "{" not in decl:
+        return decl
+    out, depth = [], 0
+    for c in decl:
+        if c == "{":
+            out.append("{...}" if depth == 0 else "")
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out)

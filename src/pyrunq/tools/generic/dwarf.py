@@ -15,7 +15,9 @@ BTF's type kinds, over type ids of its own (0 is void). A struct from DWARF
 so becomes the same codecs (``Struct`` of ``Int``, ``CString``, ``Array``,
 ``Raw``...) as one from BTF, and is shown by the same code. What has no byte
 layout is ``Raw``: unions, and a struct with bit-fields as a whole (as BTF
-layouts do). Pointers are 64-bit unsigned integers.
+layouts do). Pointers are 64-bit unsigned integers. Its C (``declaration``,
+``definition``) is printed by libbpf, from a small BTF made of the type and
+the types it refers to (``BTF.new()``), as BTF's own types are.
 
 ``dwarf_of(obj)`` reads an object's DWARF the first time it is asked, and
 only then: an object whose structs are all in its BTF never pays for it.
@@ -28,8 +30,9 @@ import os
 import weakref
 from typing import Any, NamedTuple
 
-from ...bpf import BPFObject
+from ...bpf import BTF, Array, BPFObject, Codec, CString, Float, Int, Layout, Raw, Struct
 from ...bpf import btf as B
+from ...errors import BPFError
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class DwarfTypes:
         self._ids: dict[tuple[int, int], int] = {}
         self._keys: list[tuple[int, int]] = [(0, 0)]  # type id -> (DIE offset, array dimension)
         self._types: dict[int, _Type] = {}
-        self._layouts: dict[int, B.Layout] = {}
+        self._layouts: dict[int, Layout] = {}
         self._named: dict[tuple[int, str], int] = {}  # (kind, name) -> DIE offset
         parts: set[int] = set()  # structs and unions that a member of another refers to
         for off, die in dies.items():
@@ -153,16 +156,16 @@ class DwarfTypes:
 
     # -- the reading API of pyrunq.bpf.BTF --------------------------------------
 
-    def layout(self, tid: int, size: int | None = None) -> B.Layout:
+    def layout(self, tid: int, size: int | None = None) -> Layout:
         """How to decode a value of type ``tid`` (``size`` bytes: raw otherwise)."""
         if tid not in self._layouts:
             try:
-                self._layouts[tid] = B.Layout(self._codec(tid), self.type_name(tid))
+                self._layouts[tid] = Layout(self._codec(tid), self.type_name(tid))
             except AssertionError:  # the codecs disagree with DWARF's size: keep the bytes
-                self._layouts[tid] = B.Layout(B.Raw(self.size(tid)), self.type_name(tid))
+                self._layouts[tid] = Layout(Raw(self.size(tid)), self.type_name(tid))
         layout = self._layouts[tid]
         if size is not None and layout.size != size:
-            return B.Layout(B.Raw(size))
+            return Layout(Raw(size))
         return layout
 
     def resolve(self, tid: int) -> int:
@@ -228,43 +231,55 @@ class DwarfTypes:
         return prefix + "(anon)" if t.kind else "void"
 
     def declaration(self, tid: int, name: str = "") -> str:
-        """A C declaration of ``name`` with type ``tid``: ``char comm[16]``,
-        ``const __u32 pid``, ``struct event *e``."""
-        kind = self.kind(tid)
-        if kind == B.PTR:
-            target, inner = self.pointee(tid), f"*{name}"
-            if self.kind(target) in (B.ARRAY, B.FUNC_PROTO):
-                inner = f"({inner})"
-            return self.declaration(target, inner)
-        if kind == B.ARRAY:
-            elem, n = self.array(tid)
-            return self.declaration(elem, f"{name}[{n}]")
-        if kind in (B.CONST, B.VOLATILE, B.RESTRICT):
-            qual = {B.CONST: "const", B.VOLATILE: "volatile", B.RESTRICT: "restrict"}[kind]
-            target = self.pointee(tid)
-            if self.kind(target) == B.PTR:  # int *const p
-                return self.declaration(target, f"{qual} {name}".strip())
-            return f"{qual} {self.declaration(target, name)}"
-        if kind == B.FUNC_PROTO:
-            return self.declaration(self.pointee(tid), f"{name}(...)")
-        base = self.type_name(tid)
-        if kind in (B.STRUCT, B.UNION, B.ENUM) and not self.name(tid):
-            base = base.replace("(anon)", "{...}")
-        return f"{base} {name}".rstrip() if not name.startswith("[") else base + name
+        """A C declaration of ``name`` with type ``tid`` on one line (``char
+        comm[16]``, ``struct event *e``), as libbpf prints it: see ``definition``."""
+        try:
+            btf, ids = self._btf(tid)
+        except BPFError:  # a type BTF cannot hold: odd DWARF
+            return f"{self.type_name(tid)} {name}".rstrip()
+        return btf.declaration(ids[tid], name)
 
     def definition(self, tid: int) -> str:
-        """C source of a struct, union or enum type, one member per line."""
-        kind = self.kind(tid)
-        if kind == B.ENUM:
-            body = "".join(f"\t{k} = {v},\n" for k, v in self.enum_values(tid).items())
-        elif kind in (B.STRUCT, B.UNION):
-            body = "".join(
-                f"\t{self.declaration(t, m)}{f' : {bits}' if bits else ''};\n"
-                for m, t, _, bits in self.members(tid)
-            )
-        else:
-            return self.declaration(tid) + ";"
-        return f"{self.type_name(tid)} {{\n{body}}};"
+        """C source of a struct, union or enum type, one member per line.
+
+        libbpf prints it, as it prints the types of BTF: from a BTF made of
+        this type and the types it refers to."""
+        try:
+            btf, ids = self._btf(tid)
+        except BPFError as e:  # a type BTF cannot hold: odd DWARF
+            return f"{self.type_name(tid)} {{ /* cannot print: {e} */ }};"
+        return btf.definition(ids[tid])
+
+    def _btf(self, tid: int) -> tuple[BTF, dict[int, int]]:
+        """A BTF of type ``tid`` and every type it refers to, and their ids in it."""
+        ids, todo = {0: 0}, [tid]
+        order: list[int] = []
+        while todo:
+            t = todo.pop()
+            if t not in ids:
+                ids[t] = len(order) + 1  # BTF ids follow the order types are added in
+                order.append(t)
+                todo += [self._t(t).ref, *(m[1] for m in self.members(t))]
+        btf = BTF.new()
+        for t in order:
+            typ = self._t(t)
+            kind, name, ref = typ.kind, typ.name, ids[typ.ref]
+            if kind == B.INT:
+                btf.add_int(name, typ.size, typ.extra[0], typ.extra[1])
+            elif kind == B.FLOAT:
+                btf.add_float(name, typ.size)
+            elif kind == B.ARRAY:
+                btf.add_array(ref, typ.extra)
+            elif kind in (B.STRUCT, B.UNION):
+                members = [(m, ids[mt], off, bits) for m, mt, off, bits in typ.extra]
+                btf.add_struct(kind, name, typ.size, members)
+            elif kind == B.ENUM:
+                btf.add_enum(name, typ.size or 4, dict(typ.extra[0]), typ.extra[1])  # 0: only declared
+            elif kind == B.FWD:
+                btf.add_fwd(name, typ.extra)
+            else:  # pointers, typedefs, qualifiers, function prototypes
+                btf.add_ref(kind, ref, name)
+        return btf, ids
 
     # -- from DIEs to types -------------------------------------------------------
 
@@ -369,34 +384,34 @@ class DwarfTypes:
             values = [(n, v - (1 << bits) if v >= 1 << (bits - 1) else v) for n, v in values]
         return _Type(B.ENUM, name, size, 0, (values, signed))
 
-    def _codec(self, tid: int) -> B.Codec:
+    def _codec(self, tid: int) -> Codec:
         tid = self.resolve(tid)
         kind, size = self.kind(tid), self.size(tid)
         if kind == B.INT:
             _, signed, is_bool, _ = self.int_info(tid)
-            return B.Int(size, signed, is_bool) if size in (1, 2, 4, 8) else B.Raw(size)
+            return Int(size, signed, is_bool) if size in (1, 2, 4, 8) else Raw(size)
         if kind == B.ENUM:
-            return B.Int(size, self.enum_signed(tid)) if size in (1, 2, 4, 8) else B.Raw(size)
+            return Int(size, self.enum_signed(tid)) if size in (1, 2, 4, 8) else Raw(size)
         if kind == B.PTR:
-            return B.Int(_POINTER_SIZE, False)
+            return Int(_POINTER_SIZE, False)
         if kind == B.FLOAT and size in (4, 8):
-            return B.Float(size)
+            return Float(size)
         if kind == B.ARRAY:
             elem_tid, n = self.array(tid)
             elem = self._codec(elem_tid)
-            if isinstance(elem, B.Int) and elem.size == 1 and self.int_info(self.resolve(elem_tid))[3]:
-                return B.CString(n)
-            return B.Array(elem, n) if n else B.Raw(0)
+            if isinstance(elem, Int) and elem.size == 1 and self.int_info(self.resolve(elem_tid))[3]:
+                return CString(n)
+            return Array(elem, n) if n else Raw(0)
         if kind == B.STRUCT:
             members, end = [], 0
             for name, mtid, bit_offset, bits in self.members(tid):
                 if bits or bit_offset % 8 or bit_offset // 8 < end:
-                    return B.Raw(size)  # bit-fields, overlaps: no byte layout to give
+                    return Raw(size)  # bit-fields, overlaps: no byte layout to give
                 codec = self._codec(mtid)
                 members.append((name, bit_offset // 8, codec))
                 end = bit_offset // 8 + codec.size
-            return B.Struct(self.name(tid), size, members) if end <= size else B.Raw(size)
-        return B.Raw(size)
+            return Struct(self.name(tid), size, members) if end <= size else Raw(size)
+        return Raw(size)
 
 
 def _walk(die, cu: int, out: dict[int, _Die]) -> bool:
