@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -472,3 +474,16 @@ def test_programs_this_kernel_cannot_run_are_reported_and_the_rest_run(kernel, o
         fire(*SEVEN_VALUES)
         r.stop()
         assert hits(r) == {TP_BTF: 7} | {k: 7 for k in function_hits}
+
+
+def test_binary_iterator_output_stays_bytes_and_is_bounded_on_the_command_line(kernel, objs):
+    with Runner(objs["gen_iter_binary"]) as r:
+        data = r.iterators()["task_tgids"]
+    assert isinstance(data, bytes) and len(data) % 4 == 0
+    assert os.getpid() in set(struct.unpack(f"<{len(data) // 4}I", data))
+    with pyrunq_command("run", objs["gen_iter_binary"]) as p:
+        p.wait_line("^Tracing with 1 program", stream="err")
+        rc, out, err = p.finish(signal.SIGINT)
+    assert rc == 0, err
+    (line,) = out.splitlines()
+    assert re.fullmatch(r"task_tgids: \d+ bytes of binary records: [0-9a-f]{32}\.\.\.", line), line

@@ -321,3 +321,13 @@ def test_bad_input_one_line_exit_2(objs, obj, extra, message):
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq run: error: ")
     assert message in out.stderr, out.stderr
     assert out.stdout == ""
+
+
+def test_stack_trace_map_sized_by_its_user_space_loads_with_the_default_depth(kernel, objs):
+    """libbpf-tools' profile and offcputime leave a stack map's value size to
+    their user space: without one the map cannot be made (EINVAL at load)."""
+    with Runner(objs["gen_stacks"], settings={"target_tgid": os.getpid()}) as r:
+        assert r.obj.maps["stack_map"].value_size == 127 * 8
+        fire(1, 2, 3)
+        counts = {report.name: report.entries for report in r.maps()}["stack_counts"]
+    assert sum(value for _, value in counts) == 3

@@ -106,6 +106,7 @@ __u32 bpf_map__key_size(const struct bpf_map *map);
 __u32 bpf_map__value_size(const struct bpf_map *map);
 __u32 bpf_map__max_entries(const struct bpf_map *map);
 int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
+int bpf_map__set_value_size(struct bpf_map *map, __u32 size);
 int bpf_map__set_autocreate(struct bpf_map *map, bool autocreate);
 __u32 bpf_map__btf_key_type_id(const struct bpf_map *map);
 __u32 bpf_map__btf_value_type_id(const struct bpf_map *map);

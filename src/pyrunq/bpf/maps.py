@@ -35,14 +35,12 @@ class Map:
         self.name = ffi.string(lib.bpf_map__name(ptr)).decode()
         self.type = lib.bpf_map__type(ptr)
         self.key_size = lib.bpf_map__key_size(ptr)
-        self.value_size = lib.bpf_map__value_size(ptr)
         self.percpu = self.type in PERCPU_TYPES
         self._ncpus = lib.libbpf_num_possible_cpus() if self.percpu else 1
-        self._stride = (self.value_size + 7) & ~7 if self.percpu else self.value_size
         self.key_type_id = lib.bpf_map__btf_key_type_id(ptr)  # 0: no BTF type
         self.value_type_id = lib.bpf_map__btf_value_type_id(ptr)
         self.key_layout = obj.btf.layout(self.key_type_id, self.key_size)
-        self.value_layout = obj.btf.layout(self.value_type_id, self.value_size)
+        self._set_value_size(lib.bpf_map__value_size(ptr))
         self._batch_ok = self.type in BATCH_TYPES
         self._counter_names: dict[int, str] | None = None
 
@@ -78,6 +76,18 @@ class Map:
     def max_entries(self, n: int) -> None:
         self._obj._require("open", f"resize map {self.name!r}")
         libbpf.check(lib.bpf_map__set_max_entries(self._ptr, n), "resize map", self.name)
+
+    def _set_value_size(self, size: int) -> None:
+        self.value_size = size
+        self._stride = (size + 7) & ~7 if self.percpu else size
+        self.value_layout = self._obj.btf.layout(self.value_type_id, size)
+
+    def resize_value(self, size: int) -> None:
+        """Set the value size before load (maps whose user space sizes them,
+        such as a stack trace map's depth)."""
+        self._obj._require("open", f"resize the values of map {self.name!r}")
+        libbpf.check(lib.bpf_map__set_value_size(self._ptr, size), "resize values of map", self.name)
+        self._set_value_size(size)
 
     def skip_creation(self) -> None:
         """Do not create this map at load (its programs are not loaded either)."""

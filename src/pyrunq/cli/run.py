@@ -241,10 +241,13 @@ def _program_notes(prog: str, r) -> None:
 
 
 def _print_iterators(out, texts: dict, as_json: bool) -> None:
-    """What each iter/* program wrote, as it wrote it (JSON: one document each)."""
+    """What each iter/* program wrote, as it wrote it (JSON: one document
+    each); binary output bounded, as undecoded event records are."""
     import json
 
     for name, text in texts.items():
+        if isinstance(text, bytes):
+            text = f"{name}: {len(text)} bytes of binary records: {_prefix(text.hex())}\n"
         if as_json:
             out.write(
                 json.dumps({"type": "iterator", "time": time.time(), "program": name, "text": text}) + "\n"

@@ -243,6 +243,15 @@ def _width(btf, tid: int, name: str) -> int:
     return max(len(name), w)
 
 
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """Text when ``data`` is printable UTF-8 (tabs and newlines allowed)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return data
+    return text if all(c.isprintable() or c in "\t\n" for c in text) else data
+
+
 def _sleep(timeout: float | None, fd: int | None) -> bool:
     select.select([fd] if fd is not None else [], [], [], timeout)
     return False
@@ -296,7 +305,7 @@ class Runner(Tool):
         self.choices: list[Choice] = []
         self.attached: list[str] = []  # programs
         self.iterator_links: dict[str, Link] = {}
-        self._iterator_text: dict[str, str] = {}  # as read when the Runner stopped
+        self._iterator_text: dict[str, str | bytes] = {}  # as read when the Runner stopped
         self.tracefs_mounted: str | None = None  # where this Runner mounted it
         self.tracefs_problem: str | None = None  # why it is missing
         self.path, self._settings, self._events = path, settings or {}, events
@@ -405,12 +414,13 @@ class Runner(Tool):
                 f"tracefs is not mounted, and mounting it at {features.TRACEFS} failed ({e.strerror})"
             )
 
-    def iterators(self) -> dict[str, str]:
-        """The text of each iter/* program (program -> text), read now; after
-        ``stop()``, as it was read when the Runner stopped."""
+    def iterators(self) -> dict[str, str | bytes]:
+        """What each iter/* program wrote (program -> text, or bytes when it
+        wrote binary records with bpf_seq_write), read now; after ``stop()``,
+        as it was read when the Runner stopped."""
         if self._stopped:
             return dict(self._iterator_text)
-        return {name: link.read_iter().decode(errors="replace") for name, link in self.iterator_links.items()}
+        return {name: _text_or_bytes(link.read_iter()) for name, link in self.iterator_links.items()}
 
     def _read(self, name: str, struct_name: str | None) -> None:
         """Read event map ``name``, its records decoded by ``struct_name`` (from

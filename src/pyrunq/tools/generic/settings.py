@@ -17,6 +17,7 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 SETTING = "setting"
 MAX_ENTRIES = "max_entries"
 DEFAULT_MAX_ENTRIES = 10240
+STACK_DEPTH = 127  # frames per stack trace map value: the kernel's perf_event_max_stack default
 # Map types declared with max_entries 0 that are right as they are: libbpf
 # gives a perf event array one entry per possible CPU; local and cgroup
 # storage must have 0; libbpf sizes struct_ops maps. Any other map declared
@@ -125,6 +126,8 @@ def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
         obj.maps[name].max_entries = n
     defaulted = {}
     for m in obj.maps.values():
+        if m.type_name == "stack_trace" and m.value_size == 0:  # its user space sets the depth
+            m.resize_value(STACK_DEPTH * 8)
         if m.max_entries == 0 and m.name not in sizes and m.type_name not in SIZED_ELSEWHERE:
             m.max_entries = DEFAULT_MAX_ENTRIES
             defaulted[m.name] = m.max_entries
