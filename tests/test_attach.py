@@ -487,3 +487,21 @@ def test_binary_iterator_output_stays_bytes_and_is_bounded_on_the_command_line(k
     assert rc == 0, err
     (line,) = out.splitlines()
     assert re.fullmatch(r"task_tgids: \d+ bytes of binary records: [0-9a-f]{32}\.\.\.", line), line
+
+
+def test_ksyscall_programs_need_kprobes_and_say_so(kernel, objs):
+    with Runner(objs["gen_ksyscall"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 2, 3)
+        r.stop()
+        counts = (r.obj.bss["by_ksyscall"], r.obj.bss["by_raw_tp"])
+        if features.kprobes():  # the kernel matrix's kernels
+            assert (r.not_attached, counts) == ([], (3, 3))
+        else:  # this kind of host: reported, and the rest runs
+            assert [tuple(n) for n in r.not_attached] == [
+                (
+                    "on_getpgid",
+                    "ksyscall/getpgid",
+                    "this kernel has no kprobes (ksyscall programs are kprobes)",
+                )
+            ]
+            assert counts == (0, 3)

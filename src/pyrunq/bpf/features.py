@@ -104,6 +104,16 @@ def kprobes() -> bool:
     return os.path.exists("/sys/bus/event_source/devices/kprobe/type")
 
 
+def bpf_lsm() -> bool | None:
+    """BPF LSM programs run: "bpf" is among the active LSMs (lsm= at boot).
+    None when securityfs, which says so, is not mounted."""
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            return "bpf" in f.read().strip().split(",")
+    except OSError:
+        return None
+
+
 # -- tracefs ----------------------------------------------------------------------
 
 TRACEFS = "/sys/kernel/tracing"

@@ -128,7 +128,8 @@ def target_of(section: str) -> str:
 def unsupported(sections: dict[str, str], btf_has: set) -> dict[str, str | None]:
     """Program name -> why this kernel cannot run it (None: it can), by
     mechanism: tp_btf needs its ``btf_trace_X`` in the kernel's BTF, fentry
-    and fexit an attachable fentry, kprobes the kprobe PMU."""
+    and fexit an attachable fentry, kprobes (and ksyscall) the kprobe PMU, lsm
+    the BPF LSM."""
     out: dict[str, str | None] = {}
     for key, section in sections.items():
         mechanism = mechanism_of(section)
@@ -140,6 +141,10 @@ def unsupported(sections: dict[str, str], btf_has: set) -> dict[str, str | None]
             reason = f"this kernel cannot attach fentry/fexit programs to {target}"
         elif mechanism in ("kprobe", "kretprobe") and not features.kprobes():
             reason = "this kernel has no kprobes"
+        elif section.startswith(("ksyscall/", "kretsyscall/")) and not features.kprobes():
+            reason = "this kernel has no kprobes (ksyscall programs are kprobes)"
+        elif section.startswith(("lsm/", "lsm.s/")) and features.bpf_lsm() is False:
+            reason = "this kernel does not run BPF LSM programs (it needs bpf in lsm= at boot)"
         out[key] = reason
     return out
 
