@@ -16,6 +16,7 @@ import pytest
 
 from pyrunq.bpf import BPFObject, kernel_ids, packaged_object
 from pyrunq.errors import BPFError, BPFNotFoundError, StateError
+from testobjects import compile_object
 from waiting import wait_for
 
 BASE = 10_000_000  # above any pid_max: getpgid() fails, the tracepoint still fires
@@ -371,24 +372,7 @@ def test_verifier_rejection_is_not_called_a_permission_problem(kernel, tmp_path)
 
     src = tmp_path / "rejected.bpf.c"
     src.write_text(REJECTED)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run(
-        [
-            "clang",
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            "-D__TARGET_ARCH_x86",
-            "-I",
-            os.path.join(root, "vmlinux", "x86"),
-            "-c",
-            str(src),
-            "-o",
-            str(tmp_path / "rejected.bpf.o"),
-        ],
-        check=True,
-    )
+    compile_object(src, tmp_path / "rejected.bpf.o")
     with BPFObject.open(str(tmp_path / "rejected.bpf.o")) as o:
         with pytest.raises(VerifierError) as err:
             o.load()

@@ -22,25 +22,19 @@ def compile_all(directory) -> dict[str, str]:
     out = {}
     for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
         name = os.path.basename(source)[: -len(".bpf.c")]
-        out[name] = os.path.join(str(directory), f"{name}.bpf.o")
-        subprocess.run(
-            [
-                "clang",
-                "-target",
-                "bpf",
-                "-O2",
-                "-g",
-                "-D__TARGET_ARCH_x86",
-                "-I",
-                os.path.join(ROOT, "vmlinux", "x86"),
-                "-c",
-                source,
-                "-o",
-                out[name],
-            ],
-            check=True,
-        )
+        out[name] = compile_object(source, os.path.join(str(directory), f"{name}.bpf.o"))
     return out
+
+
+def compile_object(source, out) -> str:
+    """``source`` compiled as any CO-RE object is, with our vmlinux.h, into ``out``."""
+    include = os.path.join(ROOT, "vmlinux", "x86")
+    subprocess.run(
+        ["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I", include, "-c"]
+        + [str(source), "-o", str(out)],
+        check=True,
+    )
+    return str(out)
 
 
 def fire(*values) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 import pyrunq
 from pyrunq.bpf import BPFObject
+from testobjects import compile_object
 from waiting import Command
 
 PYRUNQ = [os.path.join(os.path.dirname(sys.executable), "pyrunq")]  # the console script
@@ -128,23 +129,8 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
     """`pyrunq run`'s pieces on an object compiled in this guest, not packaged."""
     from pyrunq.tools.generic import Runner
 
-    obj = str(tmp_path / "gen_filter.bpf.o")
-    subprocess.run(
-        [
-            "clang",
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            "-D__TARGET_ARCH_x86",
-            "-I",
-            os.path.join(ROOT, "vmlinux", "x86"),
-            "-c",
-            os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"),
-            "-o",
-            obj,
-        ],
-        check=True,
+    obj = compile_object(
+        os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"), tmp_path / "gen_filter.bpf.o"
     )
     with Runner(obj, settings={"target_tgid": os.getpid(), "min_value": 50}) as r:
         for value in (10, 50, 60):  # the object records getpgid()'s argument
@@ -162,23 +148,8 @@ def test_generic_runner_runs_one_twin_of_each_point(kernel, tmp_path):
     getpgid() counts once; without the fentry ones, the kprobe ones run."""
     from pyrunq.tools.generic import Runner
 
-    obj = str(tmp_path / "gen_twins.bpf.o")
-    subprocess.run(
-        [
-            "clang",
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            "-D__TARGET_ARCH_x86",
-            "-I",
-            os.path.join(ROOT, "vmlinux", "x86"),
-            "-c",
-            os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"),
-            "-o",
-            obj,
-        ],
-        check=True,
+    obj = compile_object(
+        os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"), tmp_path / "gen_twins.bpf.o"
     )
     tp_btf, fentry, kprobe, fexit, kretprobe = 0, 3, 4, 5, 6  # its hits[] slots
     for skip, expected in (

@@ -23,6 +23,7 @@ import errno
 from .. import libbpf
 from ..errors import StateError, UsageError
 from ..libbpf import ffi, lib
+from .ringbuf import Records
 
 PERF_EVENT_ARRAY = 4  # enum bpf_map_type
 DEFAULT_PAGES = 64  # per CPU: 256 KiB with 4 KiB pages, as libbpf-tools mostly use
@@ -62,7 +63,7 @@ def check_pages(pages) -> int:
     return pages
 
 
-class PerfBuffer:
+class PerfBuffer(Records):
     """The records of one perf event array ``map_``, ``pages`` pages per CPU.
 
     ``lost`` counts the samples the kernel dropped because a CPU's buffer was
@@ -190,16 +191,6 @@ class PerfBuffer:
         it readable: call ``poll(0)`` or ``consume()`` while ``backlog`` has any.
         """
         return lib.perf_buffer__epoll_fd(self._live())
-
-    def events(self, timeout: float | None = None):
-        """Yield queued records; stop after ``timeout`` seconds with none, or on close."""
-        while True:
-            while self.pending:
-                yield self.pending.popleft()
-            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending and timeout is not None):
-                return
-
-    __iter__ = events
 
     def close(self) -> None:
         if self._ptr is None:

@@ -51,7 +51,28 @@ def pyrunq_ringbuf_sample(ctx, data, size):
         return -1
 
 
-class RingBuffer:
+class Records:
+    """What ring and perf buffers share: records without a callback queue in
+    ``pending`` for ``events()``."""
+
+    pending: collections.deque
+    _ptr: object
+
+    def poll(self, timeout: float | None = None, limit: int = 0) -> int:
+        raise NotImplementedError
+
+    def events(self, timeout: float | None = None):
+        """Yield queued records; stop after ``timeout`` seconds with none, or on close."""
+        while True:
+            while self.pending:
+                yield self.pending.popleft()
+            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending and timeout is not None):
+                return
+
+    __iter__ = events
+
+
+class RingBuffer(Records):
     def __init__(self):
         self._ptr = None
         self._handles: list = []  # keep the callback contexts alive
@@ -110,16 +131,6 @@ class RingBuffer:
     def fileno(self) -> int:
         """An epoll fd that is readable when records wait: for selectors / asyncio."""
         return lib.ring_buffer__epoll_fd(self._live())
-
-    def events(self, timeout: float | None = None):
-        """Yield queued records; stop after ``timeout`` seconds with none, or on close."""
-        while True:
-            while self.pending:
-                yield self.pending.popleft()
-            if self._ptr is None or (self.poll(timeout) == 0 and not self.pending and timeout is not None):
-                return
-
-    __iter__ = events
 
     def close(self) -> None:
         if self._ptr is not None:
