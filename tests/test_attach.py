@@ -333,7 +333,8 @@ def test_iterator_text_is_read_at_each_call_and_at_the_end(kernel, objs):
         assert [str(os.getpid()), my_comm()] in rows(text)
         child = subprocess.Popen(["sleep", "60"])
         try:
-            assert [str(child.pid), "sleep"] in rows(r.iterators()["list_tasks"])
+            # read again, each time anew: the child shows up once its exec is done
+            wait_for(lambda: [str(child.pid), "sleep"] in rows(r.iterators()["list_tasks"]))
         finally:
             child.kill()
             child.wait()
