@@ -432,8 +432,8 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
         f"{PROG}: error: no program of gen_tracepoint could attach: on_getpgid "
-        "(tracepoint/syscalls/sys_enter_getpgid): tracefs is not mounted. tracefs is not "
-        "mounted, and mounting it at /sys/kernel/tracing failed (Operation not permitted); "
+        "(tracepoint/syscalls/sys_enter_getpgid): tracefs is not mounted. Mounting it at "
+        "/sys/kernel/tracing failed (Operation not permitted); "
         "as root: mount -t tracefs nodev /sys/kernel/tracing\n"
     )
 

@@ -95,7 +95,8 @@ class NothingAttached(PyrunqError):
         if not self.not_attached:
             return f"{self.obj} has no program to attach"
         why = "; ".join(f"{n.program} ({n.section}): {n.reason}" for n in self.not_attached)
-        return f"no program of {self.obj} could attach: {why}" + (f". {self.extra}" if self.extra else "")
+        extra = f". {self.extra[:1].upper()}{self.extra[1:]}" if self.extra else ""
+        return f"no program of {self.obj} could attach: {why}{extra}"
 
 
 def attach_point(section: str) -> tuple[str, tuple[str, str] | None] | None:

@@ -398,7 +398,9 @@ class Runner(Tool):
             raise _Fallback(failed)
         if not self.attached:
             raise NothingAttached(
-                obj.name, self.not_attached, self.tracefs_problem and f"{self.tracefs_problem}; {TRACEFS_HOW}"
+                obj.name,
+                self.not_attached,
+                self.tracefs_problem and f"{self.tracefs_problem.split(', and ', 1)[-1]}; {TRACEFS_HOW}",
             )
 
     def _tracefs(self) -> None:
