@@ -1,14 +1,16 @@
 """The generic tool: any CO-RE object, which pyrunq did not write, checked
 (``objfile``), described from its own BTF (``introspect``), configured from
 text (``settings``), its programs chosen and attached (``attach``), and loaded
-and read (``runner``) on the same lifecycle as every other tool. ``pyrunq
+and read (``runner``; its maps and globals as ``reports``) on the same
+lifecycle as every other tool. ``pyrunq
 inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
 whole of it in one call."""
 
 from .attach import PROGRAMS, SKIP, TRACEFS_HOW, Choice, NotAttached, NothingAttached
 from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
-from .runner import MapReport, Runner, RunResult, difference, run
+from .reports import MapReport, difference
+from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 
 __all__ = [

@@ -11,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 import select
 import time
-from typing import Any
 
-from ...bpf import ARRAY_TYPES, RINGBUF, BPFObject, PerfBuffer, RingBuffer
+from ...bpf import RINGBUF, BPFObject, PerfBuffer, RingBuffer
 from ...bpf import Link, features
 from ...bpf import btf as B
 from ..base import Tool, check_positive
@@ -32,174 +31,15 @@ from .introspect import (
     View,
     event_map_structs,
     find_struct,
-    global_hist_shape,
-    hist_shape,
     nameable_structs,
     presenter,
     struct_of_size,
-    unit_of,
     value_kind,
     view,
 )
 from .objfile import check_trust, open_object
+from .reports import MapReport, difference, read_global, read_map
 from .settings import apply_max_entries, apply_settings
-
-
-# -- maps, read and merged ---------------------------------------------------------
-
-
-@dataclasses.dataclass
-class MapReport:
-    """One map, or one .bss/.data global (``section`` says which), at one
-    moment. ``kind`` "entries": ``entries`` is [(key, value)] (a global that
-    is not an array: one entry, key None; array elements by index);
-    "hist": ``entries`` is [(key or None, slots, labels)] with ``unit``."""
-
-    name: str
-    kind: str
-    entries: list
-    unit: str | None = None
-    section: str | None = None  # ".bss" or ".data" for a global; None for a map
-
-
-def merge_percpu(values: list):
-    """One value from per-CPU values: numbers summed, recursively through
-    structs and arrays; anything else from the first CPU that has it."""
-    first = values[0]
-    if isinstance(first, bool):
-        return any(values)
-    if isinstance(first, (int, float)):
-        return sum(values)
-    if isinstance(first, tuple):
-        merged = [merge_percpu(list(col)) for col in zip(*values)]
-        return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
-    return next((v for v in values if v), first)
-
-
-def _is_zero(v) -> bool:
-    if isinstance(v, (tuple, list)):
-        return all(_is_zero(x) for x in v)
-    if isinstance(v, (bytes, str)):
-        return not (v.strip(b"\0") if isinstance(v, bytes) else v.strip("\0"))
-    return not v
-
-
-def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
-    """Map ``m`` decoded by the rules in ``introspect`` (``unit``: of its histograms,
-    instead of the one its name suggests)."""
-    btf = obj.btf
-    unit = unit or unit_of(m.name)
-    items = [(k, merge_percpu(v) if m.percpu else v) for k, v in m.items()]
-    try:
-        items.sort(key=lambda kv: kv[0])
-    except TypeError:
-        pass
-    shape = hist_shape(obj, m)
-    present_key = presenter(btf, m.key_type_id)
-    if shape == "index":
-        slots = [0] * m.max_entries
-        for k, v in items:
-            slots[k] = v
-        return MapReport(m.name, "hist", [(None, slots, {})], unit)
-    if shape:
-        hists = []
-        for k, v in items:
-            slots = v if shape == "value" else v.slots
-            labels = (
-                {}
-                if shape == "value"
-                else {f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
-            )
-            hists.append((present_key(k), list(slots), labels))
-        return MapReport(m.name, "hist", hists, unit)
-    present_value = presenter(btf, m.value_type_id)
-    if m.type in ARRAY_TYPES:
-        items = [(k, v) for k, v in items if not _is_zero(v)]
-    return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
-
-
-def read_global(obj: BPFObject, section: str, name: str, tid: int, unit: str | None = None) -> MapReport:
-    """A .bss/.data global, read live (through its section's map once loaded),
-    as a MapReport: a histogram by ``introspect.global_hist_shape``, an array
-    element by element (all-zero ones left out), anything else one entry."""
-    btf = obj.btf
-    value = getattr(obj, section[1:])[name]
-    shape = global_hist_shape(btf, name, tid)
-    rid = btf.resolve(tid)
-    unit = unit or unit_of(name)
-    if shape in ("index", "struct"):
-        slots = value if shape == "index" else value.slots
-        labels = (
-            {} if shape == "index" else {f: x for f, x in presenter(btf, rid)(value).items() if f != "slots"}
-        )
-        return MapReport(name, "hist", [(None, list(slots), labels)], unit, section)
-    if shape:  # one histogram per index: those with counts
-        elem = btf.array(rid)[0]
-        hists = []
-        for i, v in enumerate(value):
-            slots = v if shape == "value" else v.slots
-            labels = (
-                {} if shape == "value" else {f: x for f, x in presenter(btf, elem)(v).items() if f != "slots"}
-            )
-            if any(slots):
-                hists.append((i, list(slots), labels))
-        return MapReport(name, "hist", hists, unit, section)
-    if btf.kind(rid) == B.ARRAY and isinstance(value, tuple):  # not char[]: that is text
-        present = presenter(btf, btf.array(rid)[0])
-        return MapReport(
-            name, "entries", [(i, present(v)) for i, v in enumerate(value) if not _is_zero(v)], None, section
-        )
-    return MapReport(name, "entries", [(None, presenter(btf, tid)(value))], None, section)
-
-
-def difference(now: MapReport, before: MapReport | None) -> MapReport:
-    """What happened between two readings of one map or global: numbers (counts,
-    histogram slots, integer fields) minus the earlier reading; entries that
-    did not change left out (but a global's own value, key None); an entry
-    whose numbers went down was restarted (deleted and made anew by the
-    object's programs): shown as it is now. Nothing is deleted in the kernel."""
-    old = {} if before is None else {_frozen(e[0]): e for e in before.entries}
-    out = []
-    for entry in now.entries:
-        key, value = entry[0], entry[1]
-        prev = old.get(_frozen(key))
-        if prev is not None and value == prev[1] and key is not None:
-            continue  # unchanged
-        if prev is not None:
-            delta, went_down = _minus(value, prev[1])
-            value = value if went_down else delta
-        if now.kind == "hist" and key is not None and not any(value):
-            continue
-        out.append((key, value, *entry[2:]))
-    return dataclasses.replace(now, entries=out)
-
-
-def _minus(now, before) -> tuple[Any, bool]:
-    """now - before through dicts and lists (anything but numbers stays as it
-    is now), and whether any number went down."""
-    if isinstance(now, bool) or isinstance(before, bool):
-        return now, False
-    if isinstance(now, (int, float)) and isinstance(before, (int, float)):
-        return now - before, now < before
-    if isinstance(now, dict) and isinstance(before, dict):
-        pairs = {k: _minus(v, before[k]) if k in before else (v, False) for k, v in now.items()}
-        return {k: d for k, (d, _) in pairs.items()}, any(down for _, down in pairs.values())
-    if isinstance(now, list) and isinstance(before, list) and len(now) == len(before):
-        diffs = [_minus(a, b) for a, b in zip(now, before)]
-        return [d for d, _ in diffs], any(down for _, down in diffs)
-    return now, False
-
-
-def _frozen(key):
-    """A presented key (dicts and lists for struct and array keys) as something hashable."""
-    if isinstance(key, dict):
-        return tuple((k, _frozen(v)) for k, v in key.items())
-    if isinstance(key, list):
-        return tuple(_frozen(v) for v in key)
-    return key
-
-
-# -- running -------------------------------------------------------------------
 
 
 class _Fallback(Exception):
