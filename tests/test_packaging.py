@@ -92,3 +92,28 @@ def test_everything_else_works_without_prometheus_client():
     assert r.stdout.startswith(pyrunq.__version__ + "\n")
     assert "object:  selftest" in r.stdout
     assert "usage: pyrunq exporter" in r.stdout
+
+
+def test_public_api_is_documented():
+    """Every public class and method of `pyrunq` and `pyrunq.bpf` has a docstring."""
+    import inspect
+
+    import pyrunq
+    import pyrunq.bpf
+
+    undocumented = []
+    for module in (pyrunq, pyrunq.bpf):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if not inspect.getdoc(obj):
+                undocumented.append(name)
+            for attr in dir(obj) if inspect.isclass(obj) else ():
+                static = inspect.getattr_static(obj, attr)
+                if attr.startswith("_") or not (isinstance(static, property) or callable(static)):
+                    continue
+                doc = static.__doc__ if isinstance(static, property) else inspect.getdoc(getattr(obj, attr))
+                if not doc:
+                    undocumented.append(f"{name}.{attr}")
+    assert undocumented == []

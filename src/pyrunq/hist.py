@@ -236,6 +236,7 @@ class Histogram:
 
     @property
     def total(self) -> int:
+        """The number of samples."""
         return self._total
 
     def percentile(self, q: float) -> float | None:

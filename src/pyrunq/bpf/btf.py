@@ -71,11 +71,13 @@ class BTF:
         return layout
 
     def resolve(self, tid: int) -> int:
+        """The type ``tid`` stands for, through typedefs and qualifiers."""
         while self._kind(self._type(tid)) in _MODIFIERS:
             tid = self._type(tid).type
         return tid
 
     def type_name(self, tid: int) -> str:
+        """The C name of type ``tid`` ("struct event", "__u32"...)."""
         t = self._type(tid)
         name = self._name(t.name_off)
         kind = self._kind(t)
@@ -152,6 +154,7 @@ class BTF:
     # -- type introspection, for tools that know nothing of the object ---------
 
     def kind(self, tid: int) -> int:
+        """The BTF kind of type ``tid`` (``INT``, ``STRUCT``...)."""
         return self._kind(self._type(tid)) if tid else 0
 
     def name(self, tid: int) -> str:
@@ -159,6 +162,7 @@ class BTF:
         return self._name(self._type(tid).name_off) if tid else ""
 
     def size(self, tid: int) -> int:
+        """The size of type ``tid`` in bytes."""
         return max(lib.btf__resolve_size(self.ptr, tid), 0) if tid else 0
 
     def members(self, tid: int) -> list[tuple[str, int, int, int]]:
@@ -194,6 +198,7 @@ class BTF:
         return t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL), char
 
     def enum_signed(self, tid: int) -> bool:
+        """Whether enum ``tid`` holds signed values."""
         return bool(self._type(tid).info >> 31)
 
     def enum_values(self, tid: int) -> dict[str, int]:

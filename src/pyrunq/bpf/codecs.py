@@ -25,9 +25,11 @@ class Codec:
     size: int
 
     def build(self, items: tuple, i: int) -> object:
+        """The value whose flattened items start at ``items[i]``."""
         return items[i]
 
     def flatten(self, value: object, out: list) -> None:
+        """Append ``value``'s items to ``out``, in the order ``fmt`` packs them."""
         out.append(value)
 
 

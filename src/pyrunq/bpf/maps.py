@@ -70,6 +70,7 @@ class Map:
 
     @property
     def max_entries(self) -> int:
+        """How many entries the map holds at most (settable before load)."""
         return lib.bpf_map__max_entries(self._ptr)
 
     @max_entries.setter
@@ -95,6 +96,7 @@ class Map:
         libbpf.check(lib.bpf_map__set_autocreate(self._ptr, False), "skip creating map", self.name)
 
     def fileno(self) -> int:
+        """The map's fd (once loaded)."""
         self._loaded("get the fd of")
         return lib.bpf_map__fd(self._ptr)
 
@@ -143,6 +145,7 @@ class Map:
         return self._decode_value(self.lookup_bytes(key))
 
     def get(self, key, default=None):
+        """The value at ``key``, or ``default`` when there is none."""
         try:
             return self[key]
         except KeyError:
@@ -186,6 +189,7 @@ class Map:
         return keys
 
     def keys(self) -> list:
+        """Every key, as a list."""
         return [self.key_layout.decode(k) for k in self._raw_keys()]
 
     def __iter__(self):
@@ -260,6 +264,7 @@ class Map:
         return names
 
     def values(self) -> list:
+        """Every value, as a list."""
         return [v for _, v in self.items()]
 
     def clear(self) -> None:
@@ -278,6 +283,7 @@ class Map:
     # -- batch operations (kernel 5.6+) --------------------------------------
 
     def lookup_batch(self, chunk: int = 256) -> list[tuple]:
+        """Every (key, value) pair, read ``chunk`` at a time with the batch call."""
         return self._batch(lib.bpf_map_lookup_batch, "lookup batch", chunk)
 
     def lookup_and_delete_batch(self, chunk: int = 256) -> list[tuple]:

@@ -112,6 +112,7 @@ class BPFObject:
         raise StateError(f"cannot {action} {when}")
 
     def load(self) -> "BPFObject":
+        """Relocate against the kernel's BTF and load every program and map (once)."""
         self._require(OPEN, "load")
         check_kernel_btf(self._btf_path)
         libbpf.reset_warnings()
@@ -161,6 +162,7 @@ class BPFObject:
         return self.btf.layout(self.btf.find(event)) if event else None
 
     def close(self) -> None:
+        """Release buffers and links (newest first), then the object; twice is fine."""
         if self.state == CLOSED:
             return
         while self._owned:

@@ -193,6 +193,7 @@ class PerfBuffer(Records):
         return lib.perf_buffer__epoll_fd(self._live())
 
     def close(self) -> None:
+        """Free the perf buffer; twice is fine (from a callback too: after it returns)."""
         if self._ptr is None:
             return
         if self._reading:  # from a callback: libbpf is still inside the buffer

@@ -22,6 +22,7 @@ class Link:
         self._ptr, self.program = ptr, program
 
     def fileno(self) -> int:
+        """The link's fd."""
         if self._ptr is None:
             raise StateError(f"link of program {self.program.name!r} is closed")
         return lib.bpf_link__fd(self._ptr)
@@ -44,6 +45,7 @@ class Link:
             os.close(fd)
 
     def close(self) -> None:
+        """Detach; twice is fine."""
         if self._ptr is not None:
             lib.bpf_link__destroy(self._ptr)  # a perf event's link closes its fd too
             self._ptr = None
@@ -56,6 +58,9 @@ class Link:
 
 
 class Program:
+    """One program of an object: its name, section and type; loaded with the
+    object (``autoload``), attached by its section or to a target."""
+
     def __init__(self, ptr, obj: "BPFObject"):
         self._ptr, self._obj = ptr, obj
         self.name = ffi.string(lib.bpf_program__name(ptr)).decode()
@@ -77,6 +82,7 @@ class Program:
 
     @property
     def autoload(self) -> bool:
+        """Whether ``load()`` loads this program (set it before load)."""
         return bool(lib.bpf_program__autoload(self._ptr))
 
     @autoload.setter
@@ -85,6 +91,7 @@ class Program:
         libbpf.check(lib.bpf_program__set_autoload(self._ptr, bool(value)), "set autoload", self.name)
 
     def fileno(self) -> int:
+        """The loaded program's fd."""
         self._obj._require(LOADED, f"get the fd of program {self.name!r}")
         return lib.bpf_program__fd(self._ptr)
 

@@ -133,6 +133,7 @@ class RingBuffer(Records):
         return lib.ring_buffer__epoll_fd(self._live())
 
     def close(self) -> None:
+        """Free the ring buffer; twice is fine."""
         if self._ptr is not None:
             lib.ring_buffer__free(self._ptr)
             self._ptr = None

@@ -68,6 +68,7 @@ class Tool:
         self.obj.detach()
 
     def close(self) -> None:
+        """Detach and unload everything the tool loaded; twice is fine."""
         self.obj.close()
 
     def __enter__(self):
