@@ -506,3 +506,31 @@ def test_ksyscall_programs_need_kprobes_and_say_so(kernel, objs):
                 )
             ]
             assert counts == (0, 3)
+
+
+def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
+    uprobes = {"on_entry": "c:getpgid", "on_return": "c:getpgid"}
+    with Runner(objs["gen_uprobe"], settings={"target_tgid": os.getpid()}, uprobes=uprobes) as r:
+        assert sorted(r.attached) == ["on_entry", "on_return"]
+        fire(1, 2, 3, 4)
+        r.stop()
+        assert (r.obj.bss["entries"], r.obj.bss["returns"]) == (4, 4)
+    with pytest.raises(
+        NothingAttached, match=r"on_entry \(uprobe\): .* give it a target \(BINARY:FUNCTION\)"
+    ):
+        Runner(objs["gen_uprobe"])  # without targets: each reported, and nothing else runs
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("nope=c:getpgid", "--uprobe nope=c:getpgid: no program 'nope' in gen_uprobe"),
+        ("on_entry=c:no_such_function_here", "--uprobe on_entry=c:no_such_function_here: "),
+    ],
+)
+def test_uprobe_target_errors_name_the_flag(objs, flag, message):
+    out = subprocess.run(
+        pyrunq_argv("run", objs["gen_uprobe"], "--uprobe", flag), capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout) == (2, ""), out.stderr
+    assert out.stderr.startswith(f"{PROG}: error: {message}") and out.stderr.count("\n") == 1, out.stderr

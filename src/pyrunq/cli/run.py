@@ -149,6 +149,15 @@ def add_arguments(p) -> None:
         help='SEC("perf_event") programs sample the CPU clock of every CPU this many '
         "times a second (default 99)",
     )
+    p.add_argument(
+        "--uprobe",
+        metavar="PROGRAM=BINARY:FUNCTION",
+        type=_pair("PROGRAM=BINARY:FUNCTION"),
+        action="append",
+        default=[],
+        help='attach uprobe PROGRAM, whose SEC("uprobe") names no target, to FUNCTION of BINARY '
+        "(a path, or a library name such as c) in every process; repeatable",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
         "--allow-untrusted-object",
@@ -310,6 +319,7 @@ def _runner(args, on_event, on_pairing=None):
             programs=args.programs or None,
             skip=args.skip,
             frequency=args.frequency,
+            uprobes=dict(args.uprobe),
             on_pairing=on_pairing,
         )
     except UsageError as e:
@@ -319,7 +329,17 @@ def _runner(args, on_event, on_pairing=None):
 def _with_flags(message: str) -> str:
     """A message of the generic tool, which names the Python parameters,
     as a command-line user needs it: with the flags that set them."""
-    from ..tools.generic import ALLOW_UNTRUSTED, EVENT, MAX_ENTRIES, PROGRAMS, SETTING, SHOW, SKIP, UNITS
+    from ..tools.generic import (
+        ALLOW_UNTRUSTED,
+        EVENT,
+        MAX_ENTRIES,
+        PROGRAMS,
+        SETTING,
+        SHOW,
+        SKIP,
+        UNITS,
+        UPROBE,
+    )
 
     for word, flag in (
         (SETTING, "--set"),
@@ -329,6 +349,7 @@ def _with_flags(message: str) -> str:
         (UNITS, "--unit"),
         (PROGRAMS, "--program"),
         (SKIP, "--no-program"),
+        (UPROBE, "--uprobe"),
     ):
         if message.startswith(f"{word} "):
             return flag + message[len(word) :]

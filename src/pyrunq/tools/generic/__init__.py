@@ -6,7 +6,7 @@ lifecycle as every other tool. ``pyrunq
 inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
 whole of it in one call."""
 
-from .attach import PROGRAMS, SKIP, TRACEFS_HOW, Choice, NotAttached, NothingAttached
+from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, Choice, NotAttached, NothingAttached
 from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
 from .reports import MapReport, difference
@@ -17,6 +17,7 @@ __all__ = [
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",
+    "UPROBE",
     "Choice",
     "NotAttached",
     "NothingAttached",

@@ -25,11 +25,13 @@ from typing import NamedTuple
 from ...bpf import BPFObject, Link, Program, features
 from ...bpf import btf as B
 from ...errors import PyrunqError, UsageError
+from ...symbols import Target, resolve_function
 
 # How messages name what the caller passed, in the Python API's words; the
-# CLI puts its flags (--program, --no-program) in their place.
+# CLI puts its flags (--program, --no-program, --uprobe) in their place.
 PROGRAMS = "programs"
 SKIP = "skip"
+UPROBE = "uprobe"
 
 # section prefix -> mechanism
 MECHANISMS = {
@@ -241,9 +243,35 @@ def is_iterator(prog: Program) -> bool:
     return prog.section.startswith(("iter/", "iter.s/"))
 
 
-def attach_program(prog: Program, frequency: int) -> list[Link]:
+def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, Target]:
+    """Program name -> where its uprobe goes, from ``PROGRAM=BINARY:FUNCTION``
+    settings (``specs``: program -> "BINARY:FUNCTION"); checked before load."""
+    targets = {}
+    for name, spec in specs.items():
+        what = f"{UPROBE} {name}={spec}"
+        if name not in obj.programs:
+            known = ", ".join(p.name for p in obj.programs.values() if is_uprobe(p)) or "none"
+            raise UsageError(f"{what}: no program {name!r} in {obj.name} (uprobe programs: {known})")
+        if not is_uprobe(obj.programs[name]):
+            raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no uprobe')
+        try:
+            targets[name] = resolve_function(spec)
+        except UsageError as e:
+            raise UsageError(f"{what}: {e}") from None
+    return targets
+
+
+def is_uprobe(prog: Program) -> bool:
+    return prog.section.split("/", 1)[0] in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s")
+
+
+def attach_program(prog: Program, frequency: int, uprobe: Target | None = None) -> list[Link]:
     """Attach one loaded program: perf_event programs to the CPU clock of
-    every CPU, iterators as iterators, the rest by their section."""
+    every CPU, iterators as iterators, a uprobe to ``uprobe`` when given (in
+    every process), the rest by their section."""
+    if uprobe is not None:
+        retprobe = prog.section.startswith("uretprobe")
+        return [prog.attach_uprobe(uprobe.path, uprobe.offset, -1, retprobe=retprobe)]
     if prog.type_name == "perf_event":
         return prog.attach_cpu_clock(frequency)
     if is_iterator(prog):
@@ -258,7 +286,11 @@ def needs_tracefs(prog: Program) -> bool:
 def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     """Why ``prog`` did not attach, in a few words."""
     if error.errno == errno.EOPNOTSUPP and prog.type_name != "perf_event":
-        return CANNOT_AUTO_ATTACH
+        return (
+            f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:FUNCTION)"
+            if is_uprobe(prog)
+            else CANNOT_AUTO_ATTACH
+        )
     text = error.strerror or str(error)
     hint = getattr(error, "hint", None)
     if hint:

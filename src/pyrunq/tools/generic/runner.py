@@ -26,6 +26,7 @@ from .attach import (
     is_iterator,
     needs_tracefs,
     reason,
+    uprobe_targets,
 )
 from .introspect import (
     View,
@@ -135,12 +136,14 @@ class Runner(Tool):
         programs=None,
         skip=None,
         frequency: int = 99,
+        uprobes: dict | None = None,
         on_pairing=None,
     ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
         self._programs, self._skip, self._frequency = programs, skip, frequency
+        self._uprobe_specs = uprobes or {}
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self.choices: list[Choice] = []
         self.attached: list[str] = []  # programs
@@ -187,6 +190,7 @@ class Runner(Tool):
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
         self._plan = choose(obj, self._programs, self._skip, self._passed_over)
+        self._uprobes = uprobe_targets(obj, self._uprobe_specs)
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
         apply_settings(obj, self._settings)
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
@@ -220,7 +224,7 @@ class Runner(Tool):
             if needs_tracefs(prog):
                 self._tracefs()
             try:
-                links = attach_program(prog, self._frequency)
+                links = attach_program(prog, self._frequency, self._uprobes.get(prog.name))
             except OSError as e:
                 why = reason(prog, e, self.tracefs_problem is not None)
                 if prog.name in self._plan.fallbacks:
@@ -444,6 +448,7 @@ def run(
     programs=None,
     skip=None,
     frequency: int = 99,
+    uprobes: dict | None = None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -451,8 +456,9 @@ def run(
     every ``interval`` seconds, gets what happened in that interval
     (``cumulative``: the totals so far). ``max_entries``, ``show``, ``units``:
     as Runner takes them. ``programs``: only these load; ``skip``: not these;
-    ``frequency``: of perf_event programs' sampling, in Hz. Needs root (or
-    CAP_BPF and CAP_PERFMON)."""
+    ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
+    program -> "BINARY:FUNCTION" for uprobe programs whose section names no
+    target. Needs root (or CAP_BPF and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -465,6 +471,7 @@ def run(
         programs=programs,
         skip=skip,
         frequency=frequency,
+        uprobes=uprobes,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Test object: uprobe and uretprobe programs whose sections name no target
+ * (as libbpf-bootstrap's uprobe example declares them), counting the calls
+ * of whatever function user space attaches them to, in the target process. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+const volatile __u32 target_tgid = 0;
+__u64 entries = 0;
+__u64 returns = 0;
+
+SEC("uprobe")
+int BPF_KPROBE(on_entry)
+{
+	if (bpf_get_current_pid_tgid() >> 32 == target_tgid)
+		__sync_fetch_and_add(&entries, 1);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(on_return)
+{
+	if (bpf_get_current_pid_tgid() >> 32 == target_tgid)
+		__sync_fetch_and_add(&returns, 1);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
