@@ -13,7 +13,7 @@ import os
 from ..cgroup import Names
 from ..hist import Histogram
 from .base import check_choice, check_positive
-from .runq import RunqTracer
+from .runqtracer import RunqTracer
 
 # What ``per`` takes: enum per_kind's PER_<NAME> (None: PER_NONE), whose
 # values the object's BTF gives.

@@ -7,7 +7,7 @@ the lost event instead of blocking; ``lost`` reports that count.
 from __future__ import annotations
 
 from .base import EventTool, check_threshold
-from .runq import RunqTracer
+from .runqtracer import RunqTracer
 
 
 class RunqSlower(RunqTracer, EventTool):
