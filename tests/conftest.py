@@ -63,12 +63,14 @@ def cgroup_tree():
     (path relative to the cgroup2 mount in ``make.parent``), removed after."""
     mount = cgroup2_mount()
     parent = f"pyrunq-test-{uuid.uuid4().hex[:8]}"
-    made = []
+    os.mkdir(os.path.join(mount, parent))
+    made = [os.path.join(mount, parent)]  # removed last: the longest paths go first
 
     def make(name: str = "", *processes) -> str:
         path = os.path.join(mount, parent, name)
-        os.makedirs(path)
-        made.append(path)
+        if name:
+            os.makedirs(path)
+            made.append(path)
         for p in processes:
             with open(os.path.join(path, "cgroup.procs"), "w") as f:
                 f.write(str(p.pid))
