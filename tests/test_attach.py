@@ -50,6 +50,11 @@ def pyrunq_argv(*args):
     return [sys.executable, "-m", "pyrunq", *args]
 
 
+def run_cli(*args, prefix=()) -> subprocess.CompletedProcess:
+    """``pyrunq ARGS`` (after ``prefix``, e.g. unshare) to its end."""
+    return subprocess.run([*prefix, *pyrunq_argv(*args)], capture_output=True, text=True, timeout=60)
+
+
 def traced(argv, values=()) -> tuple[int, str, str]:
     """Run ``argv`` (a pyrunq run), fire ``values`` once it traces, then
     Ctrl-C: (exit code, stdout, stderr)."""
@@ -231,9 +236,7 @@ def test_no_program_leaves_the_next_best_twin(kernel, objs):
 
 @pytest.mark.parametrize("flag", ["--program", "--no-program"])
 def test_unknown_program_is_a_usage_error(objs, flag):
-    out = subprocess.run(
-        pyrunq_argv("run", objs["gen_twins"], flag, "nope"), capture_output=True, text=True, timeout=60
-    )
+    out = run_cli("run", objs["gen_twins"], flag, "nope")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == (
         f"{PROG}: error: {flag} nope: no program 'nope' in gen_twins (has: "
@@ -304,12 +307,7 @@ def test_cpu_clock_is_all_or_nothing(kernel, objs):
 
 
 def test_frequency_on_the_command_line(kernel, objs):
-    out = subprocess.run(
-        pyrunq_argv("run", objs["gen_sampler"], "--frequency", "0"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_cli("run", objs["gen_sampler"], "--frequency", "0")
     assert out.returncode == 2 and "--frequency: must be positive" in out.stderr, out.stderr
     with pyrunq_command("run", objs["gen_sampler"], "--frequency", "50", "--json") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
@@ -423,12 +421,7 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
         "attached: tracefs is not mounted",
     ], err
     # nothing else to run: one line, exit 1
-    out = subprocess.run(
-        NO_TRACEFS + NO_SYS_ADMIN + pyrunq_argv("run", objs["gen_tracepoint"], "--program", "on_getpgid"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_cli("run", objs["gen_tracepoint"], "--program", "on_getpgid", prefix=NO_TRACEFS + NO_SYS_ADMIN)
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
         f"{PROG}: error: no program of gen_tracepoint could attach: on_getpgid "
@@ -439,13 +432,8 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
 
 
 def test_nothing_attached_is_one_line_exit_1(kernel, objs):
-    out = subprocess.run(
-        pyrunq_argv(
-            "run", objs["gen_tracepoint"], "--program", "on_missing_raw_tp", "--program", "on_missing_tp_btf"
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    out = run_cli(
+        "run", objs["gen_tracepoint"], "--program", "on_missing_raw_tp", "--program", "on_missing_tp_btf"
     )
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
@@ -529,8 +517,6 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
     ],
 )
 def test_uprobe_target_errors_name_the_flag(objs, flag, message):
-    out = subprocess.run(
-        pyrunq_argv("run", objs["gen_uprobe"], "--uprobe", flag), capture_output=True, text=True, timeout=60
-    )
+    out = run_cli("run", objs["gen_uprobe"], "--uprobe", flag)
     assert (out.returncode, out.stdout) == (2, ""), out.stderr
     assert out.stderr.startswith(f"{PROG}: error: {message}") and out.stderr.count("\n") == 1, out.stderr
