@@ -23,10 +23,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
+import pyrunq.containers
+from pyrunq.errors import UsageError
 from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
+from promserver import Prometheus
 from userprogs import assert_usage_error
 from waiting import wait_for
 from workload import Contention, Quiet, victim
@@ -90,71 +93,6 @@ class Exporter:
             self.proc.kill()
             self.proc.wait()
         self.err.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Prometheus:
-    """Debian's Prometheus on loopback, scraping every second the targets
-    written with ``scrape()``; its data in a temporary directory."""
-
-    def __init__(self, tmp: str):
-        self.targets = os.path.join(tmp, "targets.json")
-        self.scrape([])
-        config = os.path.join(tmp, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write(
-                "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
-                "scrape_configs:\n- job_name: pyrunq\n  file_sd_configs:\n"
-                f"  - files: [{self.targets}]\n    refresh_interval: 1s\n"
-            )
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(os.path.join(tmp, "prometheus.log"), "w")
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("prometheus"),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
-                f"--web.listen-address={self.url[len('http://') :]}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self._ready, every=0.2)
-        except AssertionError:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        assert self.proc.poll() is None, "prometheus exited"
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def scrape(self, urls: list[str]) -> None:
-        hosts = [urllib.parse.urlsplit(u).netloc for u in urls]
-        with open(self.targets + ".tmp", "w") as f:
-            json.dump([{"targets": hosts}], f)
-        os.replace(self.targets + ".tmp", self.targets)
-
-    def query(self, promql: str) -> list:
-        qs = urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=10) as r:
-            doc = json.load(r)
-        assert doc["status"] == "success", doc
-        return doc["data"]["result"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +260,13 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
         (["--user", "no-such-user-pyrunq"], "no such user"),
         (["--refresh", "0"], "must be positive"),
         (["--by", "thread"], "invalid choice"),
+        (["--cgroup-label", "(?P<tenant>"], "invalid regular expression"),
+        (["--cgroup-label", "^/tenants/[^/]+"], "no named group"),
+        (["--cgroup-label", "(?P<le>.)"], "group 'le' of '(?P<le>.)' is not a label name"),
+        (["--cgroup-label", "(?P<cgroup>.)"], "group 'cgroup'"),
+        (["--cgroup-label", "(?P<__name__>.)"], "group '__name__'"),
+        (["--cgroup-label", "(?P<t\u00e9nant>.)"], "is not a label name"),  # Python's names may be Unicode
+        (["--by", "process", "--cgroup-label", "(?P<tenant>.)"], "--cgroup-label needs --by cgroup"),
     ],
 )
 def test_bad_input_one_line_exit_2(args, message):
@@ -369,6 +314,13 @@ class FakeRunqLat:
         self.forgotten.extend(ids)
 
 
+def cgroup_series(path: str, **labels: str) -> frozenset:
+    """The label set of a cgroup's series: the path, the container labels ("" unless given)."""
+    return frozenset(
+        {"cgroup": path, "container_id": "", "pod_uid": "", "qos_class": "", "runtime": "", **labels}.items()
+    )
+
+
 def exposed(collector) -> dict:
     registry = CollectorRegistry()
     registry.register(collector)
@@ -385,14 +337,15 @@ def test_histogram_buckets_are_cumulative_log2_in_seconds():
     hist = Histogram.from_values([0, 1, 3, 1500, 3000], "usecs")
     rq.queued = [{key: Histogram(hist.buckets, "usecs", 4_505_000)}]
     out = exposed(RunqueueCollector(rq))
+    series = cgroup_series("/a")
 
     def bucket(le):
-        return out[(f"{LATENCY}_bucket", frozenset({("cgroup", "/a"), ("le", le)}))]
+        return out[(f"{LATENCY}_bucket", series | {("le", le)})]
 
     assert bucket("2e-06") == 2 and bucket("4e-06") == 3 and bucket("0.001024") == 3
     assert bucket("0.002048") == 4 and bucket("0.004096") == 5 and bucket("+Inf") == 5
-    assert out[(f"{LATENCY}_count", frozenset({("cgroup", "/a")}))] == 5
-    assert out[(f"{LATENCY}_sum", frozenset({("cgroup", "/a")}))] == pytest.approx(0.004505)
+    assert out[(f"{LATENCY}_count", series)] == 5
+    assert out[(f"{LATENCY}_sum", series)] == pytest.approx(0.004505)
     assert out[("pyrunq_lost_samples_total", frozenset({("reason", "hist_full")}))] == 3
 
 
@@ -422,15 +375,30 @@ def test_cap_refuses_new_keys_until_a_series_goes():
     assert cgroups_exposed(exposed(collector)) == {"/1", "/2"}
 
 
+CONTAINERD = "34dc0b5e626f2c5c4c5170e34b10e7654ce36f0fcd532739f4445baabea03376"
+POD = (
+    "/kubepods.slice/kubepods-burstable.slice/"
+    "kubepods-burstable-pod35550f44_f691_427e_b57d_ab6127d2cb65.slice"
+)
+CONTAINER_KEYS = [
+    Key("cgroup", 9, f"{POD}/cri-containerd-{CONTAINERD}.scope"),
+    Key("cgroup", 10, f"/kubepods/pod1f2e/{CONTAINERD}"),
+    Key("cgroup", 11, f'/tenants/we"ird\\x/docker/{CONTAINERD}'),
+]
+TENANT = re.compile(r"^/tenants/(?P<tenant>[^/]+)/")
+
+
 @pytest.mark.parametrize(
-    "per, keys",
+    "per, keys, patterns",
     [
-        (None, [None]),
-        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')]),
-        ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')]),
+        (None, [None], []),
+        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')], []),
+        ("cgroup", CONTAINER_KEYS, []),
+        ("cgroup", CONTAINER_KEYS, [TENANT, re.compile(r"pod(?P<pod_uid>[0-9a-f]+)/")]),
+        ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')], []),
     ],
 )
-def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
+def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns):
     rq = FakeRunqLat(per=per)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
     rq.queued = [
@@ -440,7 +408,7 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys):
         {},
         {keys[0]: hists[1]},
     ]
-    collector = RunqueueCollector(rq, max_series=len(keys))
+    collector = RunqueueCollector(rq, max_series=len(keys), cgroup_labels=patterns)
     registry = CollectorRegistry()
     registry.register(collector)
     for accept in ("", "application/openmetrics-text; version=1.0.0"):
@@ -461,6 +429,51 @@ def test_counts_are_written_as_the_library_writes_them():
         rng.randrange(10 ** rng.randrange(1, 19)) for _ in range(5000)
     ]
     assert [go_int(n) for n in numbers] == [floatToGoString(n) for n in numbers]
+
+
+def test_cgroup_series_carry_container_labels_and_the_users_regexes_win():
+    rq = FakeRunqLat()
+    keys = [*CONTAINER_KEYS, Key("cgroup", 12, "/system.slice/ssh.service")]
+    rq.queued = [{k: Histogram.from_values([5], "usecs") for k in keys}]
+    # pod_uid: a part of what parse() finds; qos_class: a group that matches nothing, no value
+    pod_dir = re.compile(r"^/kubepods/pod(?P<pod_uid>[0-9a-f]{2})[^/]*/(?P<qos_class>x)?")
+    collector = RunqueueCollector(rq, cgroup_labels=[TENANT, pod_dir, re.compile(r"(?P<tenant>.+)")])
+    counted = {labels for name, labels in exposed(collector) if name == f"{LATENCY}_count"}
+    assert counted == {
+        cgroup_series(
+            keys[0].name,
+            runtime="containerd",
+            container_id=CONTAINERD,
+            tenant=keys[0].name,
+            pod_uid="35550f44-f691-427e-b57d-ab6127d2cb65",
+            qos_class="burstable",
+        ),
+        cgroup_series(
+            keys[1].name, container_id=CONTAINERD, pod_uid="1f", qos_class="guaranteed", tenant=keys[1].name
+        ),
+        cgroup_series(keys[2].name, runtime="docker", container_id=CONTAINERD, tenant='we"ird\\x'),
+        cgroup_series(keys[3].name, tenant=keys[3].name),
+    }
+
+
+def test_cgroup_paths_are_parsed_once_per_series(monkeypatch):
+    parsed = []
+    parse = pyrunq.containers.parse
+    monkeypatch.setattr(pyrunq.containers, "parse", lambda path: parsed.append(path) or parse(path))
+    rq = FakeRunqLat()
+    one = Histogram.from_values([5], "usecs")
+    rq.queued = [{k: one for k in CONTAINER_KEYS}, {CONTAINER_KEYS[0]: one}]
+    collector = RunqueueCollector(rq, cgroup_labels=[TENANT])
+    for _ in range(3):
+        exposed(collector)
+        collector.exposition()
+    assert sorted(parsed) == sorted(k.name for k in CONTAINER_KEYS)
+
+
+def test_cgroup_labels_need_series_per_cgroup():
+    with pytest.raises(UsageError, match="per cgroup"):
+        RunqueueCollector(FakeRunqLat(per="pid"), cgroup_labels=[TENANT])
+    assert RunqueueCollector(FakeRunqLat(per="pid")).labelnames == ("pid", "comm")
 
 
 def cgroups_exposed(out: dict) -> set[str]:

@@ -7,7 +7,8 @@ one RunqLat whose selection (``pyrunq.selection``) is resolved again and again.
 
     selection = Selection(cgroups=["/system.slice/docker-*.scope"])
     with selection.open(per="cgroup") as rq:
-        collector = RunqueueCollector(rq, selection=selection, max_series=500)
+        collector = RunqueueCollector(rq, selection=selection, max_series=500,
+                                      cgroup_labels=[re.compile(r"^/tenants/(?P<tenant>[^/]+)/")])
         registry = CollectorRegistry()
         registry.register(collector)
         start_http_server(9864, "127.0.0.1", registry)
@@ -18,20 +19,30 @@ one RunqLat whose selection (``pyrunq.selection``) is resolved again and again.
 The kernel's counters are u32 and wrap around; ``RunqLat.snapshot()`` returns
 deltas that survive a wrap and the collector adds them up in Python integers,
 so every counter it exposes only ever grows while its series lives.
+
+Per cgroup, the labels are the path and what it says of its container
+(``pyrunq.containers``), made once per series: they add no series.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
+from collections.abc import Sequence
 
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from . import cgroup
+try:
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE_TEXT
+except ImportError:  # before 0.21 (Debian 12's is 0.16) the text format was simply the latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE_TEXT
+
+from . import cgroup, containers
 from .errors import UsageError
 from .hist import LOG2_SLOTS
 from .selection import Selection
@@ -42,7 +53,7 @@ LATENCY = "pyrunq_runqueue_latency_seconds"
 BOUNDS = tuple(floatToGoString(2 ** (i + 1) / 1e6) for i in range(LOG2_SLOTS - 1))
 LABELS = {
     None: (),
-    "cgroup": ("cgroup",),
+    "cgroup": ("cgroup", *containers.FIELDS),
     "pid": ("pid", "comm"),
     "tid": ("tid", "comm"),
     "pidns": ("pidns",),
@@ -52,15 +63,37 @@ BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 log = logging.getLogger(__name__)
 
 
-def label_values(key) -> tuple[str, ...]:
-    """Prometheus label values of a RunqLat key (see LABELS)."""
+def label_names(per: str | None, patterns: Sequence[re.Pattern] = ()) -> tuple[str, ...]:
+    """The latency metric's label names: LABELS, then the other named groups
+    of the cgroup label patterns, in their order."""
+    extra = [name for p in patterns for name in p.groupindex if name not in LABELS[per]]
+    return LABELS[per] + tuple(dict.fromkeys(extra))
+
+
+def label_values(key, patterns: Sequence[re.Pattern] = ()) -> tuple[str, ...]:
+    """Prometheus label values of a RunqLat key, in the order of label_names()."""
     if key is None:
         return ()
     if key.kind == "cgroup":
-        return (key.name,)
+        labels = cgroup_labels(key.name, patterns)
+        return tuple(labels.get(name, "") for name in label_names("cgroup", patterns))
     if key.kind == "pidns":
         return (str(key.id),)
     return (str(key.id), key.name)
+
+
+def cgroup_labels(path: str, patterns: Sequence[re.Pattern] = ()) -> dict[str, str]:
+    """The labels of a cgroup path: ``containers.parse()``, except where a
+    pattern matches (``re.search``): the named groups it matched win, those
+    of the first such pattern first. A group that took no part in the
+    match sets nothing: an optional one leaves what parse() found."""
+    found: dict[str, str] = {}
+    for pattern in patterns:
+        m = pattern.search(path)
+        for name, value in (m.groupdict() if m else {}).items():
+            if value is not None:
+                found.setdefault(name, value)
+    return {"cgroup": path, **containers.parse(path), **found}
 
 
 class _Families:
@@ -87,11 +120,12 @@ def _line_prefixes(encoder, labelnames, values) -> list[str]:
 
 
 class _Series:
-    """One label set: cumulative log2 slot counts and the exact sum."""
+    """One label set: its values, cumulative log2 slot counts and the exact sum."""
 
-    __slots__ = ("slots", "sum_ns", "prefixes")
+    __slots__ = ("values", "slots", "sum_ns", "prefixes")
 
-    def __init__(self):
+    def __init__(self, values: tuple[str, ...]):
+        self.values = values
         self.slots, self.sum_ns = [0] * LOG2_SLOTS, 0
         self.prefixes: dict[str, list[str]] = {}  # content type -> line prefixes
 
@@ -107,12 +141,12 @@ class _Series:
         out.append(("+Inf", seen + self.slots[-1]))
         return out
 
-    def text(self, encoder, content_type: str, labelnames, values) -> str:
+    def text(self, encoder, content_type: str, labelnames) -> str:
         """This series as prometheus_client's ``encoder`` writes it; its lines
         up to the values are made once per format."""
         prefixes = self.prefixes.get(content_type)
         if prefixes is None:
-            prefixes = self.prefixes[content_type] = _line_prefixes(encoder, labelnames, values)
+            prefixes = self.prefixes[content_type] = _line_prefixes(encoder, labelnames, self.values)
         counts = [go_int(n) for _, n in self.buckets()]
         numbers = [*counts, counts[-1], floatToGoString(self.sum_ns / 1e9)]  # _count, _sum
         return "".join([p + n + "\n" for p, n in zip(prefixes, numbers)])
@@ -137,12 +171,27 @@ class RunqueueCollector:
     no room are counted as lost (reason "max_series") and the key as dropped.
     ``refresh()`` re-resolves the selection and forgets what is gone; the
     scrapes and the refresh share ``lock``.
+
+    Per cgroup, ``cgroup_labels`` (compiled regexes) add labels to those of
+    ``pyrunq.containers`` and win over them where they match (see
+    ``cgroup_labels()``); their group names must be Prometheus label names,
+    none of them ``cgroup``, ``le`` or starting with ``__`` (the CLI checks).
     """
 
-    def __init__(self, runqlat, max_series: int | None = None, selection: Selection | None = None):
+    def __init__(
+        self,
+        runqlat,
+        max_series: int | None = None,
+        selection: Selection | None = None,
+        cgroup_labels: Sequence[re.Pattern] = (),
+    ):
         if runqlat.unit != "usecs":
             raise UsageError("RunqueueCollector needs a RunqLat in microseconds")
+        if cgroup_labels and runqlat.per != "cgroup":
+            raise UsageError("labels from cgroup paths need a RunqLat per cgroup")
         self.rq, self.max_series, self.selection = runqlat, max_series, selection
+        self.cgroup_labels = list(cgroup_labels)
+        self.labelnames = label_names(runqlat.per, self.cgroup_labels)
         self.lock = threading.Lock()
         self._series: dict = {}
         self._refused: set = set()  # keys the cap keeps out, each counted once
@@ -165,7 +214,7 @@ class RunqueueCollector:
                 self.series_dropped += 1
             return None
         self._refused.discard(key)
-        series = self._series[key] = _Series()
+        series = self._series[key] = _Series(label_values(key, self.cgroup_labels))
         return series
 
     def refresh(self) -> None:
@@ -235,9 +284,7 @@ class RunqueueCollector:
         with self.lock:  # names only, for the registry: no snapshot needed
             return [] if self._closed else self._families()
 
-    def exposition(
-        self, encoder=generate_latest, content_type: str = CONTENT_TYPE_PLAIN_0_0_4, extra=()
-    ) -> bytes:
+    def exposition(self, encoder=generate_latest, content_type: str = CONTENT_TYPE_TEXT, extra=()) -> bytes:
         """The bytes ``encoder`` (prometheus_client's ``generate_latest``, or
         what its ``choose_encoder`` picks, OpenMetrics too) makes of
         ``collect()`` and the ``extra`` families, with the latency series
@@ -247,12 +294,10 @@ class RunqueueCollector:
             if self._closed:
                 return encoder(_Families(list(extra)))
             self.update()
-            names = LABELS[self.rq.per]
+            names = self.labelnames
             # OpenMetrics ends each document with "# EOF": only the last one here
             head = encoder(_Families([_latency_family(names)])).decode().removesuffix("# EOF\n")
-            series = [
-                s.text(encoder, content_type, names, label_values(key)) for key, s in self._series.items()
-            ]
+            series = [s.text(encoder, content_type, names) for s in self._series.values()]
             rest = encoder(_Families([*self._others(), *extra]))
             return (head + "".join(series)).encode() + rest
 
@@ -263,9 +308,9 @@ class RunqueueCollector:
         return [self._lost(), *self._gauges(), *self._programs()]
 
     def _latency(self):
-        h = _latency_family(LABELS[self.rq.per])
-        for key, series in self._series.items():
-            h.add_metric(label_values(key), series.buckets(), series.sum_ns / 1e9)
+        h = _latency_family(self.labelnames)
+        for series in self._series.values():
+            h.add_metric(series.values, series.buckets(), series.sum_ns / 1e9)
         return h
 
     def _lost(self):

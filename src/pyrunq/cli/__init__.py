@@ -33,6 +33,7 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from .. import __version__  # noqa: E402
 
 _wakeup = -1  # read end of the pipe the C signal handler writes to
 
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
+    top.add_argument("--version", action="version", version=f"pyrunq {__version__}")
     sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
     for name, help_text in TOOLS.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -23,6 +23,7 @@ PER = {"cgroup": "cgroup", "process": "pid", "total": None}
 EXAMPLES = """examples:
     pyrunq exporter                          # per cgroup, on 127.0.0.1:9864/metrics
     pyrunq exporter --listen :9864 --cgroup '/kubepods*/**' --user nobody
+    pyrunq exporter --cgroup-label '^/tenants/(?P<tenant>[^/]+)/'  # a label of your own layout
     pyrunq exporter --by process --comm '^(nginx|postgres)$' --pid 1
     pyrunq exporter --by total"""
 
@@ -66,6 +67,16 @@ def add_arguments(p) -> None:
         help="trace these processes; repeatable",
     )
     p.add_argument(
+        "--cgroup-label",
+        action="append",
+        default=[],
+        type=cgroup_label,
+        metavar="REGEX",
+        help="with --by cgroup: search the cgroup path with REGEX; its named groups become labels, "
+        "and win over the container_id, pod_uid, qos_class and runtime read from the path "
+        "(the first REGEX that sets one wins); repeatable",
+    )
+    p.add_argument(
         "--refresh",
         type=positive_float,
         default=10.0,
@@ -105,6 +116,24 @@ def regex(text: str) -> re.Pattern:
         return re.compile(text)
     except re.error as e:
         raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {e}") from None
+
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+RESERVED_LABELS = ("cgroup", "le")  # the exporter's own, always there
+
+
+def cgroup_label(text: str) -> re.Pattern:
+    """A regex whose named groups are labels the exporter may add."""
+    pattern = regex(text)
+    if not pattern.groupindex:
+        raise argparse.ArgumentTypeError(f"no named group in {text!r}: name each label: (?P<tenant>...)")
+    for name in pattern.groupindex:
+        if not LABEL_NAME.fullmatch(name) or name.startswith("__") or name in RESERVED_LABELS:
+            raise argparse.ArgumentTypeError(
+                f"group {name!r} of {text!r} is not a label name pyrunq may add: "
+                "[a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not cgroup or le"
+            )
+    return pattern
 
 
 def positive_float(text: str) -> float:
@@ -204,6 +233,8 @@ def run(args, parser) -> int:
 
         raise PyrunqError("the exporter needs prometheus_client: pip install 'pyrunq[exporter]'") from None
 
+    if args.cgroup_label and args.by != "cgroup":
+        parser.error("--cgroup-label needs --by cgroup")
     pids = [p for group in args.pid for p in group]
     warn_missing(parser.prog, pids)
     selection = Selection(args.cgroup, args.comm, pids)
@@ -214,7 +245,7 @@ def run(args, parser) -> int:
                 from ..privileges import drop_privileges
 
                 say(parser.prog, drop_privileges(args.user))
-            collector = RunqueueCollector(rq, args.max_series, selection)
+            collector = RunqueueCollector(rq, args.max_series, selection, args.cgroup_label)
             with serving(server, collector):
                 say(parser.prog, f"serving http://{url(server.server_address)}/metrics")
                 refresh_until_stopped(collector, args.refresh)
