@@ -117,3 +117,19 @@ def test_public_api_is_documented():
                 if not doc:
                     undocumented.append(f"{name}.{attr}")
     assert undocumented == []
+
+
+def test_version_and_start_imports_only_what_runqlat_needs():
+    """`pyrunq --version` answers; a tool's start imports neither shutil
+    (argparse would, for the terminal width) nor typing: 2 ms each."""
+    version = subprocess.run([sys.executable, "-m", "pyrunq", "--version"], capture_output=True, text=True)
+    assert version.stdout == f"pyrunq {pyrunq.__version__}\n"
+    code = (
+        "import sys\n"
+        "from pyrunq.cli import _main\n"
+        "try:\n    _main(['runqlat', '--help'])\nexcept SystemExit:\n    pass\n"
+        "import pyrunq.tools.runqlat\n"
+        "print(sorted({'shutil', 'typing'} & set(sys.modules)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.splitlines()[-1] == "[]", r.stderr

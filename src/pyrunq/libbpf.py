@@ -70,12 +70,14 @@ def raise_interrupt() -> None:
 @ffi.def_extern(onerror=keep_interrupt)
 def pyrunq_log(level, msg):
     try:
-        text = ffi.string(msg).decode(errors="replace").rstrip("\n")
-        if level == 0:
-            _recent.append(text)
         # Only a program that uses logging can show these; importing it here
         # would cost every start 10 ms.
         logging = sys.modules.get("logging")
+        if level != 0 and logging is None:  # hundreds of debug lines per load
+            return
+        text = ffi.string(msg).decode(errors="replace").rstrip("\n")
+        if level == 0:
+            _recent.append(text)
         if logging is not None:
             logger = logging.getLogger(LOGGER)
             if not logger.handlers:  # no "lastResort" printing to stderr

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ..errors import StateError
 from ..libbpf import ffi, lib
 from .maps import Map
 from .states import LOADED, OPEN
 
+TYPE_CHECKING = False  # importing typing would cost every start 2 ms; mypy reads the block
 if TYPE_CHECKING:
+    from typing import Any
+
     from .object import BPFObject
 
 DATA_SECTIONS = (".rodata", ".bss", ".data")

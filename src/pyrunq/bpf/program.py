@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING
 
 from .. import libbpf
 from ..errors import UPROBE_PRIVILEGE_HINT, BPFPermissionError, StateError, from_errno
 from ..libbpf import ffi, lib
 from .states import LOADED, OPEN
 
+TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
     from .object import BPFObject
 

@@ -40,6 +40,7 @@ _wakeup = -1  # read end of the pipe the C signal handler writes to
 TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
+    "top": "Show who waits longest for a CPU, refreshed like top.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
     "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",
     "funclatency": "Summarize a user-space function's latency as a histogram.",
@@ -53,8 +54,32 @@ TOOLS = {
 class Parser(argparse.ArgumentParser):
     """argparse, with errors on one line."""
 
+    def __init__(self, *args, formatter_class=argparse.HelpFormatter, **kw):
+        super().__init__(*args, formatter_class=_width(formatter_class), **kw)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _width(formatter_class):
+    """``formatter_class`` told the width argparse would ask shutil for:
+    argparse does so at every add_argument, and importing shutil (zlib, bz2,
+    lzma) costs every start 2 ms."""
+    return lambda prog: formatter_class(prog, width=_columns() - 2)  # argparse's own margin
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``, without shutil."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def positive_int(text: str) -> int:
@@ -157,13 +182,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
-    top.add_argument("--version", action="version", version=f"pyrunq {__version__}")
-    sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
-    for name, help_text in TOOLS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
     if not argv or argv[0] not in TOOLS:
-        top.parse_args(argv[:1] or argv)  # prints help or the one-line error
+        _top_parser().parse_args(argv[:1] or argv)  # prints help, the version or the one-line error
         return 2
     tool = importlib.import_module(f"pyrunq.cli.{argv[0]}")
     parser = Parser(
@@ -193,6 +213,17 @@ def _main(argv) -> int:
         # the library says where a Python caller finds a verifier log; here, -v shows it
         text = str(e).replace(VERIFIER_LOG_HINT, "-v shows its log")
         parser.exit(1, f"{parser.prog}: error: {text}\n")
+
+
+def _top_parser() -> Parser:
+    """``pyrunq`` itself: made only when no tool is named (a parser a tool
+    costs a start 4 ms)."""
+    top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
+    top.add_argument("--version", action="version", version=f"pyrunq {__version__}")
+    sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
+    for name, help_text in TOOLS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return top
 
 
 def _quiet_broken_pipe() -> int:
