@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""pyrunq top's cost per refresh, beside `runqlat -L` (C and pyrunq), with
+many live threads: one row (or histogram) per thread each interval.
+
+    sudo .venv/bin/python bench/top.py [--threads N] [--repeat N] [--out DIR]
+
+bench/threads.c keeps N threads waking every 100 ms. Each tool runs twice
+per repetition, for 1 and for 3 one-second intervals, its output to a file;
+the difference of the two runs' CPU time, halved, is the cost of one
+interval (reading the map, computing, printing) without the start-up.
+Interleaved: C, pyrunq runqlat, pyrunq top, C, ... Prints a table and writes
+bench/results/<date>-<host>-top.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loads  # noqa: E402
+import rivals  # noqa: E402
+from measure import LeakCheck, Tracer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+# A run that has not ended by then is stopped, and its tool reported as
+# unfinished and not run again: C runqlat's delete-after-read loop chases the
+# keys that 10,000 waking threads keep re-creating (docs/performance.md).
+RUN_TIMEOUT = 30
+
+
+def tools() -> dict:
+    """name -> (argv before the interval count, env, what counts as one row)."""
+    env = rivals.commands(None, None)["pyrunq"]["env"]
+    pyrunq = rivals.pyrunq_cmd()
+    return {
+        "runqlat -L (C)": (["/usr/sbin/runqlat", "-L", "1"], {}, "tid = "),
+        "pyrunq runqlat -L": ([*pyrunq, "runqlat", "-L", "1"], env, "tid = "),
+        "pyrunq top -b --by thread": ([*pyrunq, "top", "-b", "--by", "thread", "-d", "1", "-n"], env, None),
+    }
+
+
+def one_run(argv, env, count: int, row_prefix) -> dict | None:
+    """CPU, wall time, rows printed and peak RSS of one run; None if it did not end."""
+    with tempfile.NamedTemporaryFile("w+", prefix="pyrunq-bench-", suffix=".out") as out:
+        with Tracer([*argv, str(count)], stdout=out, env=env) as t:
+            try:
+                wall = t.wait(RUN_TIMEOUT)
+            except RuntimeError:  # stopped by wait()
+                return None
+        text = Path(out.name).read_text()
+    if row_prefix:
+        rows = sum(1 for line in text.splitlines() if line.startswith(row_prefix))
+    else:  # top's rows: lines that start with an id
+        rows = sum(1 for line in text.splitlines() if line[:9].strip().isdigit())
+    return {"cpu_s": t.cpu_total, "wall_s": wall, "rows": rows, "rss_mb": t.maxrss_mb}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory of the JSON")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        ap.exit(2, "bench: needs root (BPF)\n")
+    failed = rivals.ensure_packages(["libbpf-tools", "gcc"])
+    if failed:
+        ap.exit(1, f"bench: cannot install {failed}\n")
+    leaks, runs = LeakCheck(), {name: [] for name in tools()}
+    unfinished: set[str] = set()
+    per_rep = sum(2 * (RUN_TIMEOUT + 5) for _ in runs)
+    with loads.live_threads(args.threads, seconds=30 + per_rep * args.repeat):
+        for _ in range(args.repeat):
+            for name, (base, env, prefix) in tools().items():
+                one = None if name in unfinished else one_run(base, env, 1, prefix)
+                three = one and one_run(base, env, 3, prefix)
+                if not (one and three):
+                    unfinished.add(name)
+                    continue
+                runs[name].append(
+                    {
+                        "interval_ms": (three["cpu_s"] - one["cpu_s"]) / 2 * 1e3,
+                        "rows_per_interval": (three["rows"] - one["rows"]) / 2,
+                        "runs": [one, three],
+                    }
+                )
+    leak_check = leaks.check()
+    median = {
+        name: {k: statistics.median(r[k] for r in rs) for k in ("interval_ms", "rows_per_interval")}
+        for name, rs in runs.items()
+        if rs
+    }
+    print(f"{args.threads} live threads; CPU per one-second interval (median of {args.repeat})")
+    print(f"{'':28}{'CPU ms/interval':>16}{'rows/interval':>15}{'us per row':>12}")
+    for name, m in median.items():
+        per_row = m["interval_ms"] * 1e3 / m["rows_per_interval"] if m["rows_per_interval"] else float("nan")
+        print(f"{name:28}{m['interval_ms']:>16.1f}{m['rows_per_interval']:>15.0f}{per_row:>12.1f}")
+    for name in sorted(unfinished):
+        print(f"{name:28}{f'did not end within {RUN_TIMEOUT} s':>43}")
+    path = args.out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-top.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    doc = {"threads": args.threads, "repeat": args.repeat, "kernel": platform.release()}
+    doc.update({"median": median, "unfinished": sorted(unfinished), "runs": runs, "leak_check": leak_check})
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {path}")
+    if leak_check["leaked"]:
+        print(f"BPF programs left in the kernel: {leak_check['leaked']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

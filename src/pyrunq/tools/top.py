@@ -1,0 +1,459 @@
+"""pyrunq top's model: one interval's run queue latency per process, thread
+or cgroup, as rows to sort, filter and print.
+
+``Sampler`` owns a ``RunqLat`` and turns each of its snapshots (the deltas
+since the previous one) into a ``Frame``; everything else here is pure, so it
+is tested without a kernel or a terminal. Percentiles and max come from the
+kernel's fine log2 buckets (4 per power of two), as runqlat's do: the true
+value lies in the same bucket, within 25%. Mean and wait share come from the
+kernel's exact sum.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import itertools
+import math
+import re
+import time
+
+from .. import containers
+from ..hist import bucket_bounds
+from .base import check_choice
+from .runqlat import RunqLat
+
+BY = {"process": "pid", "thread": "tid", "cgroup": "cgroup"}  # --by -> RunqLat's per
+TREND = 10  # intervals of p99 history shown per row
+# Sort keys in the order of the table's columns (the trend is not one).
+SORTS = ("id", "waits", "avg", "p50", "p99", "max", "wait%", "name")
+# p99 levels of the trend: below 4us, 16us, 64us, 256us, 1ms, 4ms, 16ms, above.
+SPARKS = {True: "▁▂▃▄▅▆▇█", False: "_.-:=+*#"}
+
+
+def quantiles(buckets, total: int) -> tuple[float, float, int]:
+    """(p50, p99, max) of fine buckets, as ``Histogram.percentile`` and
+    ``Histogram.max`` give them, in one cumulative pass: 10,000 threads a
+    refresh must not cost 10,000 x 300 Python steps."""
+    cum = list(itertools.accumulate(buckets))
+
+    def percentile(q: int) -> float:
+        rank = max(1, math.ceil(round(q * total / 100, 9)))
+        i = bisect.bisect_left(cum, rank)
+        low, high = bucket_bounds(i)
+        if high is None:
+            return float(low)
+        count = buckets[i]
+        return low + (high - low) * (rank - (cum[i] - count)) / count
+
+    low, high = bucket_bounds(bisect.bisect_left(cum, total))
+    return percentile(50), percentile(99), low if high is None else high
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One key's interval. Times in microseconds; ``wait_pct``: the share of
+    the interval spent runnable but not running (over 100 for a process or
+    cgroup whose tasks wait at once); ``trend``: the last p99s, None where
+    the key did not wait."""
+
+    kind: str
+    id: int
+    name: str  # comm, or the cgroup's path
+    label: str  # what the table shows: the name, or a container's short id
+    waits: int
+    waits_per_s: float
+    avg_us: float | None
+    p50_us: float
+    p99_us: float
+    max_us: int
+    wait_pct: float | None
+    trend: tuple
+    container: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Totals:
+    """Every key's waits together, and the machine's context switches."""
+
+    waits: int
+    waits_per_s: float
+    avg_us: float | None
+    p50_us: float | None
+    p99_us: float | None
+    max_us: int | None
+    ctxt_per_s: float | None
+    lost: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    time: float  # epoch seconds at the end of the interval
+    seconds: float
+    by: str
+    rows: list
+    totals: Totals
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """What the screen shows of frames: the keys change it (``apply_key``)."""
+
+    by: str = "process"
+    sort: str = "p99"
+    filter: str = ""
+    paused: bool = False
+    help: bool = False
+
+
+class Trends:
+    """The last ``length`` p99s of each key; keys idle that long are forgotten."""
+
+    def __init__(self, length: int = TREND):
+        self.length = length
+        self._history: dict = {}
+
+    def update(self, p99s: dict) -> dict:
+        """Add one interval (key -> p99 of the keys that waited); return key -> trend."""
+        for key, history in list(self._history.items()):
+            if key not in p99s:
+                history.append(None)
+                if history.count(None) == self.length:
+                    del self._history[key]
+        for key, p99 in p99s.items():
+            history = self._history.get(key)
+            if history is None:
+                history = self._history[key] = collections.deque([None] * self.length, self.length)
+            history.append(p99)
+        return {key: tuple(self._history[key]) for key in p99s}
+
+
+def label_of(kind: str, name: str) -> tuple[str, dict | None]:
+    """A cgroup row shows its container (``podman:f7dcb501c860``) when its path
+    names one, else its path; processes and threads their comm."""
+    if kind != "cgroup":
+        return name, None
+    found = containers.parse(name)
+    if not found["container_id"]:
+        return name, None
+    return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}", found
+
+
+def make_frame(snapshot: dict, seconds: float, by: str, trends: Trends, ctxt_per_s=None, lost=None) -> Frame:
+    """One interval: ``snapshot`` is RunqLat's {Key: Histogram} (usecs) of
+    ``seconds``; keys without waits are absent, so they have no row."""
+    stats = {key: (hist, quantiles(hist.buckets, hist.total)) for key, hist in snapshot.items()}
+    trend = trends.update({(k.kind, k.id): q[1] for k, (_, q) in stats.items()})
+    rows = []
+    for key, (hist, (p50, p99, top)) in stats.items():
+        label, container = label_of(key.kind, key.name)
+        rows.append(
+            Row(
+                key.kind,
+                key.id,
+                key.name,
+                label,
+                hist.total,
+                hist.total / seconds,
+                None if hist.sum_ns is None else hist.sum_ns / hist.total / 1000,
+                p50,
+                p99,
+                top,
+                None if hist.sum_ns is None else hist.sum_ns / seconds / 1e7,
+                trend[key.kind, key.id],
+                container,
+            )
+        )
+    return Frame(time.time(), seconds, by, rows, totals(snapshot.values(), seconds, ctxt_per_s, lost or {}))
+
+
+def totals(hists, seconds: float, ctxt_per_s, lost: dict) -> Totals:
+    hists = list(hists)
+    buckets = [sum(column) for column in zip(*(h.buckets for h in hists))]
+    count = sum(buckets)
+    sums = [h.sum_ns for h in hists]
+    avg = sum(sums) / count / 1000 if count and None not in sums else None
+    p50, p99, top = quantiles(buckets, count) if count else (None, None, None)
+    return Totals(count, count / seconds, avg, p50, p99, top, ctxt_per_s, lost)
+
+
+# ---- sorting and filtering ---------------------------------------------------
+
+
+def _sort_key(column: str):
+    if column == "id":
+        return lambda r: r.id
+    if column == "name":
+        return lambda r: (r.label.lower(), r.id)
+    field = {"waits": "waits_per_s", "avg": "avg_us", "wait%": "wait_pct"}.get(column, f"{column}_us")
+    # largest first; ties: the busier key first
+    return lambda r: (-(getattr(r, field) or 0), -r.waits, r.id)
+
+
+def visible(rows, view: View) -> list:
+    """The rows the view keeps (``filter``: a case-insensitive piece of the
+    name, label or id), in its sort order."""
+    check_choice("sort", view.sort, SORTS)
+    wanted = view.filter.lower()
+    if wanted:
+        rows = [
+            r for r in rows if wanted in r.name.lower() or wanted in r.label.lower() or wanted in str(r.id)
+        ]
+    return sorted(rows, key=_sort_key(view.sort))
+
+
+def apply_key(view: View, key: str) -> View | None:
+    """The view after a key press; None for ``q`` (quit). ``/`` (the filter
+    prompt) is the screen's: it asks for text."""
+    if key == "q":
+        return None
+    if key in "ptc" and len(key) == 1:
+        return dataclasses.replace(view, by={"p": "process", "t": "thread", "c": "cgroup"}[key])
+    if key in ("<", ">"):
+        step = 1 if key == ">" else -1
+        return dataclasses.replace(view, sort=SORTS[(SORTS.index(view.sort) + step) % len(SORTS)])
+    if key == " ":
+        return dataclasses.replace(view, paused=not view.paused)
+    if key in ("h", "?"):
+        return dataclasses.replace(view, help=not view.help)
+    if view.help:  # any other key closes the help
+        return dataclasses.replace(view, help=False)
+    return view
+
+
+# ---- text ----------------------------------------------------------------------
+
+ID_HEADERS = {"process": "PID", "thread": "TID", "cgroup": "CGROUP ID"}
+NAME_HEADERS = {"process": "COMM", "thread": "COMM", "cgroup": "CGROUP / CONTAINER"}
+# (sort key, header, width) of the right-aligned columns after the id
+NUMBERS = (
+    ("waits", "WAITS/s", 8),
+    ("avg", "AVG", 7),
+    ("p50", "P50", 7),
+    ("p99", "P99", 7),
+    ("max", "MAX", 7),
+)
+HELP = """\
+pyrunq top: run queue latency, the time a task waits for a CPU once runnable.
+
+  p t c    one row per process, thread or cgroup (container)
+  < >      sort by the column to the left / right (marked with *)
+  /        show only rows whose name or id holds a text (empty: all)
+  space    pause / resume          h ?   this help          q   quit
+
+WAITS/s: waits for a CPU per second. AVG: the mean wait (exact).
+P50, P99, MAX: from the kernel's log2 buckets (4 per power of two): within
+25% of the true value, as runqlat's percentiles. WAIT%: time spent waiting
+per second of wall time (a process's threads add up: it can pass 100).
+P99 TREND: the last intervals' p99, one character each, on a fixed scale:
+below 4us, 16us, 64us, 256us, 1ms, 4ms, 16ms, and above; blank: no wait.
+
+Any key closes this help."""
+
+
+def fmt_us(us) -> str:
+    """A duration in at most 6 characters: 850us, 4.21ms, 35.0ms, 1.20s."""
+    if us is None:
+        return "-"
+    for scale, unit in ((1, "us"), (1e3, "ms"), (1e6, "s")):
+        v = us / scale
+        if unit == "s" or v < 999.5:
+            break
+    if unit == "us" or v >= 99.95:
+        return f"{v:.0f}{unit}"
+    return f"{v:.2f}{unit}" if v < 9.995 else f"{v:.1f}{unit}"
+
+
+def fmt_rate(per_s: float | None) -> str:
+    if per_s is None:
+        return "-"
+    return f"{per_s:.1f}" if per_s < 9.95 else f"{per_s:,.0f}"
+
+
+def spark(p99_us, utf8: bool = True) -> str:
+    """One trend character: the p99's level on a fixed log4 scale from 4us."""
+    if p99_us is None:
+        return " "
+    chars = SPARKS[utf8]
+    level = 0 if p99_us < 4 else int(math.log2(p99_us) // 2)
+    return chars[min(level, len(chars) - 1)]
+
+
+def header_lines(frame: Frame | None, view: View) -> list[str]:
+    """The two lines above the table: what is shown, and the totals."""
+    flags = "".join([f'  filter "{view.filter}"' if view.filter else "", "  PAUSED" if view.paused else ""])
+    when = time.strftime("%H:%M:%S", time.localtime(frame.time if frame else time.time()))
+    interval = f"  {frame.seconds:.2f}s" if frame else ""
+    first = f"pyrunq top - {when}{interval}  by {view.by}  sort {view.sort}{flags}"
+    if frame is None:
+        return [first, "waiting for the first interval..."]
+    t = frame.totals
+    second = (
+        f"all waits {fmt_rate(t.waits_per_s)}/s  avg {fmt_us(t.avg_us)}  p50 {fmt_us(t.p50_us)}"
+        f"  p99 {fmt_us(t.p99_us)}  max {fmt_us(t.max_us)}"
+        f"  ctx switches {fmt_rate(t.ctxt_per_s)}/s"
+    )
+    lost = ", ".join(f"{k}={v}" for k, v in t.lost.items() if v)
+    return [first, second + (f"  LOST {lost}" if lost else "")]
+
+
+def _head(text: str, width: int, sorted_here: bool) -> str:
+    return ("*" + text if sorted_here else text).rjust(width)
+
+
+def column_header(view: View) -> str:
+    s = view.sort
+    cells = [_head(ID_HEADERS[view.by], 9, s == "id")]
+    cells += [_head(h, w, s == key) for key, h, w in NUMBERS]
+    cells += [_head("WAIT%", 6, s == "wait%"), "P99 TREND".ljust(TREND)]
+    cells.append(("*" if s == "name" else "") + NAME_HEADERS[view.by])
+    return " ".join(cells)
+
+
+def row_line(row: Row, utf8: bool = True) -> str:
+    pct = (
+        "-"
+        if row.wait_pct is None
+        else f"{row.wait_pct:.1f}"
+        if row.wait_pct < 99.95
+        else f"{row.wait_pct:.0f}"
+    )
+    values = (row.waits_per_s, row.avg_us, row.p50_us, row.p99_us, row.max_us)
+    numbers = [fmt_rate(values[0])] + [fmt_us(v) for v in values[1:]]
+    cells = [f"{row.id:>9}"] + [n.rjust(w) for n, (_, _, w) in zip(numbers, NUMBERS)]
+    return " ".join(cells + [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend), row.label])
+
+
+# where a row's name starts: the id, the numbers, WAIT% and the trend, each
+# followed by a space
+NAME_AT = 9 + sum(1 + w for _, _, w in NUMBERS) + 1 + 6 + 1 + TREND + 1
+
+
+def fit_row(line: str, width: int, utf8: bool = True) -> str:
+    """A row cut to the screen; a long cgroup path loses its start, not its end."""
+    if len(line) <= width:
+        return line
+    if width < NAME_AT + 8:
+        return line[:width]
+    return line[:NAME_AT] + ("…" if utf8 else "~") + line[len(line) - (width - NAME_AT - 1) :]
+
+
+def screen_lines(frame: Frame | None, view: View, width: int, height: int, utf8: bool = True) -> list:
+    """(text, style) lines that fill a width x height screen; style is
+    "title", "columns" or ""."""
+    lines = [(line, "title") for line in header_lines(frame, view)] + [("", "")]
+    if view.help:
+        lines += [(line, "") for line in HELP.splitlines()]
+    else:
+        lines.append((column_header(view), "columns"))
+        rows = visible(frame.rows, view) if frame else []
+        lines += [(fit_row(row_line(r, utf8), width, utf8), "") for r in rows[: max(0, height - len(lines))]]
+    return [(text[:width], style) for text, style in lines[:height]]
+
+
+def batch_text(frame: Frame, view: View, utf8: bool = True) -> str:
+    """One interval as ``-b`` prints it: the header, the columns, every row."""
+    lines = header_lines(frame, view) + ["", column_header(view)]
+    lines += [row_line(r, utf8) for r in visible(frame.rows, view)]
+    return "\n".join(lines) + "\n\n"
+
+
+def json_doc(frame: Frame, view: View) -> dict:
+    """One interval as ``--json`` prints it: times in microseconds."""
+
+    def row(r: Row) -> dict:
+        doc: dict = {
+            "kind": r.kind,
+            "id": r.id,
+            ("path" if r.kind == "cgroup" else "comm"): r.name,
+            "waits": r.waits,
+            "waits_per_s": r.waits_per_s,
+            "avg_us": r.avg_us,
+            "p50_us": r.p50_us,
+            "p99_us": r.p99_us,
+            "max_us": r.max_us,
+            "wait_pct": r.wait_pct,
+            "trend_p99_us": list(r.trend),
+        }
+        if r.container:
+            doc["container"] = r.container
+        return doc
+
+    t = frame.totals
+    return {
+        "time": frame.time,
+        "interval_s": frame.seconds,
+        "by": frame.by,
+        "sort": view.sort,
+        "totals": {
+            "waits": t.waits,
+            "waits_per_s": t.waits_per_s,
+            "avg_us": t.avg_us,
+            "p50_us": t.p50_us,
+            "p99_us": t.p99_us,
+            "max_us": t.max_us,
+            "ctxt_per_s": t.ctxt_per_s,
+            "lost": t.lost,
+        },
+        "rows": [row(r) for r in visible(frame.rows, view)],
+    }
+
+
+# ---- the kernel side -------------------------------------------------------------
+
+
+def context_switches() -> int | None:
+    """The machine's context switches since boot (``ctxt`` of /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            m = re.search(r"^ctxt (\d+)", f.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+class Sampler:
+    """A ``RunqLat`` keyed by process, thread or cgroup; each ``sample()`` is
+    the Frame of the time since the previous one. ``switch(by)`` reopens it
+    with another key (a new load and attach; the old one is closed first)."""
+
+    def __init__(self, by: str = "process", pids=None, cgroup: str | None = None):
+        check_choice("by", by, BY)
+        self._pids, self._cgroup = pids, cgroup
+        self.rq: RunqLat | None = None
+        self.switch(by)
+
+    def switch(self, by: str) -> None:
+        check_choice("by", by, BY)
+        self.close()
+        self.rq = RunqLat(per=BY[by], pids=self._pids, cgroup=self._cgroup)
+        self.by, self.trends = by, Trends()
+        self._since = self._marks()
+
+    def _marks(self) -> tuple:
+        assert self.rq is not None
+        return time.monotonic(), context_switches(), self.rq.stats()
+
+    def sample(self) -> Frame:
+        assert self.rq is not None
+        snapshot = self.rq.snapshot()
+        now = self._marks()
+        (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
+        self._since = now
+        seconds = max(t1 - t0, 1e-6)
+        ctxt = None if ctxt0 is None or ctxt1 is None else (ctxt1 - ctxt0) / seconds
+        # clock skew is a discarded stamp, not a lost wait (as runqlat reports it)
+        lost = {k: v - stats0.get(k, 0) for k, v in stats1.items() if k != "clock_skew"}
+        return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost)
+
+    def close(self) -> None:
+        if self.rq is not None:
+            self.rq.close()
+            self.rq = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
