@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pyrunq side by side with libbpf-tools (C), bcc and bpftrace.
 
-    sudo .venv/bin/python bench/run.py [--quick] [--repeat N]
+    sudo .venv/bin/python bench/run.py [--quick] [--repeat N] [--only map_read]
 
 Installs what it needs (apt), runs every figure with the tools interleaved
 (C, pyrunq, bcc, bpftrace, C, pyrunq, ...), writes bench/results/<date>-<host>.json
@@ -254,11 +254,11 @@ def environment() -> dict:
     }
 
 
-def probe_rivals(quick: bool) -> tuple[dict, str | None, str | None]:
-    """Whether bcc and bpftrace run here, and with what."""
+def probe_rivals(skip: str | None) -> tuple[dict, str | None, str | None]:
+    """Whether bcc and bpftrace run here, and with what (``skip``: the option that skips them)."""
     status: dict[str, str] = {}
-    if quick:
-        return {"bcc": "skipped (--quick)", "bpftrace": "skipped (--quick)"}, None, None
+    if skip:
+        return {"bcc": f"skipped ({skip})", "bpftrace": f"skipped ({skip})"}, None, None
     failed = rivals.ensure_packages()
     tree = script = None
     if {"bpfcc-tools", "python3-bpfcc"} & set(failed):
@@ -300,6 +300,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, help="repetitions of each figure (default 3; quick 1)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory of the JSON")
     ap.add_argument(
+        "--only",
+        choices=["map_read"],
+        help="run only this figure (runqlat -L with live threads); its own JSON, the doc untouched",
+    )
+    ap.add_argument(
         "--doc",
         default=str(ROOT / "docs" / "performance.md"),
         help="Markdown file whose table is regenerated ('' for none)",
@@ -310,6 +315,8 @@ def main(argv=None) -> int:
     cfg = dict(CONFIGS["quick" if args.quick else "full"])
     if args.repeat:
         cfg["repeat"] = args.repeat
+    if args.only:
+        args.doc = ""  # a partial run must not replace the full table
     failed = rivals.ensure_packages(["stress-ng", "libbpf-tools", "bpftool", "gcc"])
     if failed:
         ap.exit(1, f"bench: cannot install {failed}\n")
@@ -319,11 +326,13 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         if not args.quick:
             stack.enter_context(rivals.tracefs())
-        doc["rivals"], tree, script = probe_rivals(args.quick)
+        doc["rivals"], tree, script = probe_rivals(
+            "--quick" if args.quick else "--only" if args.only else None
+        )
         b = Bench(cfg, rivals.commands(tree, script), leaks)
         log = lambda what: print(f"bench: {time.monotonic() - t_start:6.1f}s {what}", file=sys.stderr)  # noqa: E731
         b.warm_up()
-        for rep in range(cfg["repeat"]):
+        for rep in range(0 if args.only else cfg["repeat"]):
             log(f"repetition {rep + 1}/{cfg['repeat']}: start-up, RSS")
             b.startup(rep)
             log("in-kernel cost (bpf_stats)")
@@ -333,8 +342,10 @@ def main(argv=None) -> int:
             b.overhead(rep)
             log("runqslower at full load")
             b.slower_max(rep)
-        log("runqslower zero-loss search")
-        doc["zero_loss"] = b.zero_loss()
+        doc["zero_loss"] = {"steps": {}, "best": {}}
+        if not args.only:
+            log("runqslower zero-loss search")
+            doc["zero_loss"] = b.zero_loss()
         idle: dict = {}
         for rep in range(cfg["repeat"]):
             b.map_read(0, rep, idle)
@@ -365,7 +376,7 @@ def main(argv=None) -> int:
     doc["duration_s"] = round(time.monotonic() - t_start, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}.json"
+    path = out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}{'-' + args.only if args.only else ''}.json"
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"bench: wrote {path}", file=sys.stderr)
     if args.doc:

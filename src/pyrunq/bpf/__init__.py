@@ -3,7 +3,8 @@
 Also the directory of the packaged CO-RE objects (``<name>.bpf.o``), and the
 codecs that turn C data into Python values and back (``Layout``, and the
 parts a type reader of its own builds one from: ``Codec``, ``Int``,
-``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``). Layers above use the
+``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and ``HistDiffs``
+(runqlat's per-key differences and text, in C). Layers above use the
 names here, and the modules ``btf`` (its type kinds) and ``features`` (what
 the kernel supports); the other modules are internal.
 """
@@ -12,6 +13,7 @@ from . import btf, features
 from .btf import BTF
 from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Struct
 from .globals import DATA_SECTIONS, GlobalSection
+from .hists import HistDiffs
 from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
 from .object import BPFObject, packaged_object
@@ -31,6 +33,7 @@ __all__ = [
     "EVENT_TYPES",
     "Float",
     "GlobalSection",
+    "HistDiffs",
     "Int",
     "Layout",
     "Link",

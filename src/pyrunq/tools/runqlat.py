@@ -3,6 +3,12 @@
 The kernel keeps cumulative counters per key and never clears them; each
 snapshot is the difference from the previous one, so no increment landing
 between a read and a clear is ever lost.
+
+Two ways to take the differences, each with its own baselines: ``snapshot()``
+in Python ({Key: Histogram}: the API, and the reference), and
+``interval_text()`` in C (the text only, for ``runqlat -L`` with thousands of
+threads). The first one called owns the RunqLat's baselines; calling the
+other afterwards raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 
+from ..bpf import HistDiffs
 from ..cgroup import Names
 from ..hist import Histogram
 from .base import check_choice, check_positive
@@ -49,6 +56,8 @@ class RunqLat(RunqTracer):
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
         self._milliseconds, self._max_keys = milliseconds, check_positive("max_keys", max_keys)
         self._previous: dict[int, Histogram] = {}
+        self._diffs: HistDiffs | None = None  # interval_text()'s baselines, in C
+        self._method: str | None = None  # which of the two took differences first
         self._cgroup_names: Names | None = None
         super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids)
 
@@ -73,20 +82,45 @@ class RunqLat(RunqTracer):
         Keys with no new samples are left out. ``clear=False`` leaves the
         baseline where it is, so the next snapshot covers this time too.
         """
-        hists = self.obj.maps["hists"]
-        out, idle = {}, []
-        for raw, value in hists.items():
-            previous = self._previous.get(raw)
-            if previous is not None and previous.buckets == value.buckets:
-                idle.append(raw)  # nothing new: the common case for idle threads
-                continue
-            cumulative = Histogram(value.buckets, self.unit, value.sum_ns)
-            out[self._key(raw, value.comm)] = cumulative - previous if previous is not None else cumulative
-            if clear:
-                self._previous[raw] = cumulative
+        self._baselines_of("snapshot")
+        out, idle = differences(self.obj.maps["hists"].items(), self._previous, self.unit, self._key, clear)
         if clear and self.per in ("pid", "tid"):
             self._forget_exited(idle)
         return out
+
+    def interval_text(self, clear: bool = True) -> bytes:
+        """What ``snapshot()`` would return, as runqlat prints it: the
+        sections (heading, log2 histogram) of the keys with new samples, in
+        map order, without the interval's header; computed in C. Headings:
+        "tid = %d <comm>", "pid = ...", "pidns = %u <comm>", "cgroup = <path>"
+        or none. Comms are the kernel's bytes. The same baseline semantics
+        as ``snapshot()`` (``clear``, idle keys, exited threads forgotten),
+        in baselines of its own."""
+        self._baselines_of("interval_text")
+        hists = self.obj.maps["hists"]
+        if self._diffs is None:
+            self._diffs = HistDiffs(hists.key_size, hists.value_layout)
+        d = self._diffs
+        d.diff(*d.read(hists), clear)
+        if clear and self.per in ("pid", "tid"):
+            self._forget_exited(d.idle())
+        names = [self._key(raw, "").name for raw in d.changed()] if self.per == "cgroup" else None
+        return d.render(self.per, self.unit, names)
+
+    def _baselines_of(self, method: str) -> None:
+        """The first of snapshot() and interval_text() called owns the baselines."""
+        if self._method is None:
+            self._method = method
+        elif self._method != method:
+            raise RuntimeError(
+                f"this RunqLat takes differences with {self._method}(): {method}() keeps other "
+                "baselines, so use one of the two per RunqLat"
+            )
+
+    def close(self) -> None:
+        super().close()
+        if self._diffs is not None:
+            self._diffs.close()
 
     def _forget_exited(self, idle) -> None:
         """Drop the entries of threads and processes that are gone, so the map
@@ -100,9 +134,30 @@ class RunqLat(RunqTracer):
         hists = self.obj.maps["hists"]
         for raw in ids:
             self._previous.pop(raw, None)
+            if self._diffs is not None:
+                self._diffs.forget(raw)
             if self._cgroup_names is not None:
                 self._cgroup_names.forget(raw)
             try:
                 del hists[raw]
             except KeyError:
                 pass
+
+
+def differences(items, previous: dict, unit: str, key, clear: bool = True) -> tuple[dict, list]:
+    """The per-key work of a snapshot, in Python (the reference of
+    ``HistDiffs``): ``items`` are the map's (raw key, struct hist) pairs,
+    ``previous`` the cumulative Histogram of each raw key at the last cleared
+    snapshot (updated when ``clear``), ``key(raw, comm)`` the key to report.
+    Returns ({key: Histogram of the new samples}, [raw keys with none])."""
+    out, idle = {}, []
+    for raw, value in items:
+        prev = previous.get(raw)
+        if prev is not None and prev.buckets == value.buckets:
+            idle.append(raw)  # nothing new: the common case for idle threads
+            continue
+        cumulative = Histogram(value.buckets, unit, value.sum_ns)
+        out[key(raw, value.comm)] = cumulative - prev if prev is not None else cumulative
+        if clear:
+            previous[raw] = cumulative
+    return out, idle
