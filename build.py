@@ -97,7 +97,7 @@ def build_binding() -> str:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     out = os.path.join(PKG, "_libbpf_cffi" + suffix)
     spec = os.path.join(PKG, "_libbpf_build.py")
-    if not _stale(out, [spec]):
+    if not _stale(out, [spec, *glob.glob(os.path.join(ROOT, "native", "*.c"))]):
         return out
     _require("/usr/include/bpf/libbpf.h", "libbpf's headers")
     sys.path.insert(0, os.path.dirname(PKG))

@@ -85,6 +85,15 @@ def targets(results: dict) -> list[dict]:
                 0.5,
             )
         )
+        rows.append(
+            (
+                f"runqlat -L, {int(key):,} threads: CPU per interval of pyrunq, ms",
+                f"runqlat_L.{key}.interval_ms",
+                "pyrunq",
+                "<=",
+                200,
+            )
+        )
     out = []
     for label, fig, key, op, target in rows:
         s = results.get(fig, {}).get(key)

@@ -3,8 +3,9 @@
 Also the directory of the packaged CO-RE objects (``<name>.bpf.o``), and the
 codecs that turn C data into Python values and back (``Layout``, and the
 parts a type reader of its own builds one from: ``Codec``, ``Int``,
-``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and ``HistDiffs``
-(runqlat's per-key differences and text, in C). Layers above use the
+``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and the C that
+Python is too slow for: ``HistDiffs`` (runqlat's per-key differences and
+text) and ``EventRows`` (runqslower's rows). Layers above use the
 names here, and the modules ``btf`` (its type kinds) and ``features`` (what
 the kernel supports); the other modules are internal.
 """
@@ -20,6 +21,7 @@ from .object import BPFObject, packaged_object
 from .perfbuf import PerfBuffer
 from .program import Link, Program
 from .ringbuf import RingBuffer
+from .rows import EventRows
 
 __all__ = [
     "ARRAY_TYPES",
@@ -31,6 +33,7 @@ __all__ = [
     "Codec",
     "DATA_SECTIONS",
     "EVENT_TYPES",
+    "EventRows",
     "Float",
     "GlobalSection",
     "HistDiffs",

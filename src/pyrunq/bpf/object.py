@@ -130,14 +130,14 @@ class BPFObject:
             link.close()
             self._owned.remove(link)
 
-    def ring_buffer(self, *maps, callback=None, event: str | None = None) -> RingBuffer:
-        """A ring buffer over these maps (names or Maps), owned by this object."""
+    def ring_buffer(self, *maps, callback=None, event: str | None = None, rows=None) -> RingBuffer:
+        """A ring buffer over these maps (names or Maps), owned by this object;
+        ``rows`` (an EventRows): records written as text rows in C instead."""
         self._require(LOADED, "open a ring buffer")
         rb = RingBuffer()
         for m in maps:
-            rb.add(
-                self.maps[m] if isinstance(m, str) else m, callback=callback, layout=self._event_layout(event)
-            )
+            layout = None if rows is not None else self._event_layout(event)
+            rb.add(self.maps[m] if isinstance(m, str) else m, callback=callback, layout=layout, rows=rows)
         self._owned.append(rb)
         return rb
 

@@ -2,7 +2,8 @@
 
 Each map has either a callback, called with every record, or none, in which
 case records queue up for ``events()``. Records are decoded by a BTF layout
-(``event="event"``) or handed over as bytes. An exception raised by a callback
+(``event="event"``) or handed over as bytes; or, with ``rows``
+(``pyrunq.bpf.rows.EventRows``), written as text rows in C. An exception raised by a callback
 stops the poll and is re-raised from ``poll()``/``consume()``.
 """
 
@@ -16,8 +17,8 @@ from ..errors import StateError
 from ..libbpf import ffi, lib
 
 # What a callback returns when a poll's budget is spent: libbpf stops there
-# and hands the value back from poll (not an errno: those are small).
-_BUDGET_SPENT = -(1 << 20)
+# and hands the value back from poll (native/rows.c's callback too).
+_BUDGET_SPENT = lib.PYRUNQ_BUDGET_SPENT
 
 
 class _Sink:
@@ -73,31 +74,36 @@ class Records:
 
 
 class RingBuffer(Records):
-    def __init__(self):
+    def __init__(self) -> None:
         self._ptr = None
         self._handles: list = []  # keep the callback contexts alive
         self.pending: collections.deque = collections.deque()
         self.error: BaseException | None = None
         self.handled, self.budget = 0, 0  # records in this poll, and its limit
+        self._rows: list = []  # the EventRows that write records in C
 
-    def add(self, map_, callback=None, layout=None) -> "RingBuffer":
-        """Also read ``map_`` (a ring buffer Map), with its own callback and layout."""
-        handle = ffi.new_handle(_Sink(self, callback, layout))
+    def add(self, map_, callback=None, layout=None, rows=None) -> "RingBuffer":
+        """Also read ``map_`` (a ring buffer Map), with its own callback and
+        layout, or written as ``rows`` (an EventRows) in C."""
+        if rows is not None:
+            sample, ctx = rows.sample, rows.ptr
+            self._rows.append(rows)
+        else:
+            sample, ctx = lib.pyrunq_ringbuf_sample, ffi.new_handle(_Sink(self, callback, layout))
         fd = map_.fileno()
         if self._ptr is None:
             self._ptr = libbpf.check_ptr(
-                lib.ring_buffer__new(fd, lib.pyrunq_ringbuf_sample, handle, ffi.NULL),
-                "open ring buffer",
-                map_.name,
+                lib.ring_buffer__new(fd, sample, ctx, ffi.NULL), "open ring buffer", map_.name
             )
         else:
-            libbpf.check(
-                lib.ring_buffer__add(self._ptr, fd, lib.pyrunq_ringbuf_sample, handle),
-                "add ring buffer",
-                map_.name,
-            )
-        self._handles.append(handle)
+            libbpf.check(lib.ring_buffer__add(self._ptr, fd, sample, ctx), "add ring buffer", map_.name)
+        self._handles.append(ctx)
         return self
+
+    def _start(self, limit: int) -> None:
+        self.handled, self.budget = 0, limit
+        for rows in self._rows:
+            rows.start(limit)
 
     def _live(self):
         if self._ptr is None:
@@ -112,7 +118,7 @@ class RingBuffer(Records):
         if ret == -errno.EINTR:  # a signal: its Python handler runs next
             return 0
         if ret == _BUDGET_SPENT:
-            return self.handled
+            return self.handled + sum(rows.handled for rows in self._rows)
         return libbpf.check(ret, op)
 
     def poll(self, timeout: float | None = None, limit: int = 0) -> int:
@@ -120,12 +126,12 @@ class RingBuffer(Records):
         at most ``limit`` records if given, so that a producer faster than the
         callbacks cannot keep the caller inside poll forever."""
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        self.handled, self.budget = 0, limit
+        self._start(limit)
         return self._result(lib.ring_buffer__poll(self._live(), ms), "poll ring buffer")
 
     def consume(self, limit: int = 0) -> int:
         """Handle the records already there (at most ``limit``), without waiting."""
-        self.handled, self.budget = 0, limit
+        self._start(limit)
         return self._result(lib.ring_buffer__consume(self._live()), "consume ring buffer")
 
     def fileno(self) -> int:
@@ -138,6 +144,7 @@ class RingBuffer(Records):
             lib.ring_buffer__free(self._ptr)
             self._ptr = None
             self._handles.clear()
+            self._rows.clear()
 
     def __enter__(self):
         return self

@@ -139,19 +139,22 @@ class Clock:
         return self.text
 
 
-def stream(prog: str, tool, out) -> None:
+def stream(prog: str, tool, out, drain=lambda: None) -> None:
     """Hand over a ring buffer tool's events until SIGINT or SIGTERM, saying
     once a second how many a full ring buffer dropped; then detach and hand
-    over what is left."""
+    over what is left. ``drain()`` after each poll writes what the tool
+    wrote in C, if it does."""
     reported, next_check = 0, time.monotonic() + 1
     while not stop_requested():
         if tool.poll(0, limit=4096) == 0:  # bounded: back here often, even when flooded
             wait(0.5, tool.fileno())
+        drain()
         out.flush()
         if time.monotonic() >= next_check:
             reported = report_lost(prog, tool.lost, reported)
             next_check = time.monotonic() + 1
     tool.stop()
+    drain()
     out.flush()
     report_lost(prog, tool.lost, reported, final=True)
 

@@ -39,15 +39,17 @@ PREV_ROW = ROW + " %-16s %-6s"
 
 
 class Rows:
-    """Prints each event as runqslower.c's handle_event does."""
+    """Prints each event as runqslower.c's handle_event does: the reference
+    of the rows RunqSlower(text=True) writes in C, which the CLI uses."""
 
     def __init__(self, out, previous: bool):
         from . import Clock
 
         self.write, self.previous, self.clock = out.write, previous, Clock()
 
-    def header(self) -> str:
-        return (PREV_ROW % PREV_HEADER if self.previous else ROW % HEADER) + "\n"
+    @staticmethod
+    def header(previous: bool) -> str:
+        return (PREV_ROW % PREV_HEADER if previous else ROW % HEADER) + "\n"
 
     def __call__(self, e) -> None:
         if self.previous:
@@ -90,17 +92,23 @@ def run(args, parser) -> int:
     if args.pid:
         warn_missing(parser.prog, [args.pid])
     out = sys.stdout
-    rows = None if args.json else Rows(out, args.previous)
     with RunqSlower(
-        min_us=args.min_us, pid=args.pid, tid=args.tid, callback=json_writer(out) if args.json else rows
+        min_us=args.min_us,
+        pid=args.pid,
+        tid=args.tid,
+        callback=json_writer(out) if args.json else None,
+        text=not args.json,
+        previous=args.previous,
     ) as rs:
         print(
             f"Tracing run queue latency higher than {args.min_us} us",
             file=sys.stderr if args.json else out,
             flush=True,
         )
-        if rows:
-            out.write(rows.header())
+        if args.json:
+            stream(parser.prog, rs, out)
+        else:
+            out.write(Rows.header(args.previous))
             out.flush()
-        stream(parser.prog, rs, out)
+            stream(parser.prog, rs, out, drain=lambda: out.buffer.write(rs.take_text()))
     return 0

@@ -102,7 +102,11 @@ class EventTool(Tool):
 
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)  # before attach: no record is missed
-        self.ring = obj.ring_buffer(self.ring_map, event=self.event_struct, callback=self._callback)
+        self.ring = self.open_ring(obj)
+
+    def open_ring(self, obj: BPFObject):
+        """The ring buffer the records come through (a subclass may read it otherwise)."""
+        return obj.ring_buffer(self.ring_map, event=self.event_struct, callback=self._callback)
 
     def events(self, timeout: float | None = None):
         """Yield events as they come; stop after ``timeout`` seconds without any."""

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * runqslower's rows, written in C as the ring buffer hands the events over.
+ *
+ * runqslower.c prints each event with one printf. In Python each event cost
+ * a callback, a decoded record and a formatted string: more CPU per event
+ * than the C tool. Here the ring buffer's sample callback is C: it formats
+ * the row into one growing buffer that Python writes out after each poll.
+ * pyrunq.cli.runqslower.Rows stays the reference the tests compare with.
+ *
+ * The event's layout comes from the object's BTF (offsets given at
+ * creation). Included by pyrunq/_libbpf_build.py's source.
+ */
+
+enum { PYRUNQ_ROW_TASK, PYRUNQ_ROW_PREV_TASK, PYRUNQ_ROW_DELTA_NS, PYRUNQ_ROW_TID, PYRUNQ_ROW_PREV_TID,
+       PYRUNQ_ROW_FIELDS };
+
+#define PYRUNQ_EVENT_ROW_MAX 128 /* the longest row: 8 + 16 + 10 + 20 + 16 + 10, spaces, newline */
+
+struct pyrunq_rows {
+    size_t off[PYRUNQ_ROW_FIELDS], comm_len, record_size;
+    int previous;              /* -P: the previous task's columns too */
+    unsigned budget, handled;  /* this poll's limit (0: none) and its records so far */
+    time_t second;             /* the clock's text is made once a second */
+    char clock[16];
+    char *text;                /* the rows since the last take */
+    size_t len, cap;
+    int failed;                /* memory ran out: rows were dropped */
+};
+
+static void pyrunq_rows_free(struct pyrunq_rows *r)
+{
+    if (r)
+        free(r->text);
+    free(r);
+}
+
+/* Rows of events of record_size bytes whose fields lie at off[] (in the
+ * order of PYRUNQ_ROW_*: two char[comm_len], a u64, two u32). NULL if the
+ * offsets do not fit the record or memory is short. */
+static struct pyrunq_rows *pyrunq_rows_new(const size_t *off, size_t comm_len, size_t record_size,
+                                           int previous)
+{
+    static const size_t sizes[PYRUNQ_ROW_FIELDS] = {0, 0, 8, 4, 4};
+    struct pyrunq_rows *r;
+    int i;
+
+    if (comm_len == 0 || comm_len > 16)
+        return NULL;
+    for (i = 0; i < PYRUNQ_ROW_FIELDS; i++) {
+        size_t size = sizes[i] ? sizes[i] : comm_len;
+
+        if (off[i] > record_size || record_size - off[i] < size)
+            return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    memcpy(r->off, off, sizeof(r->off));
+    r->comm_len = comm_len;
+    r->record_size = record_size;
+    r->previous = previous;
+    r->second = (time_t)-1;
+    return r;
+}
+
+/* Room for one more row: 0 or -ENOMEM. */
+static int pyrunq_rows_reserve(struct pyrunq_rows *r)
+{
+    size_t cap = r->cap ? r->cap : 1 << 16;
+    char *text;
+
+    if (r->cap - r->len >= PYRUNQ_EVENT_ROW_MAX)
+        return 0;
+    while (cap - r->len < PYRUNQ_EVENT_ROW_MAX) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    text = realloc(r->text, cap);
+    if (!text)
+        return -ENOMEM;
+    r->text = text;
+    r->cap = cap;
+    return 0;
+}
+
+/* "%H:%M:%S" of now, as runqslower.c's strftime of localtime. */
+static const char *pyrunq_rows_clock(struct pyrunq_rows *r)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != r->second && localtime_r(&now, &tm)) {
+        strftime(r->clock, sizeof(r->clock), "%H:%M:%S", &tm);
+        r->second = now;
+    }
+    return r->clock;
+}
+
+/* A comm of the event: char[comm_len], the NUL added when it is missing. */
+static void pyrunq_rows_comm(const struct pyrunq_rows *r, const unsigned char *e, int field, char out[17])
+{
+    memcpy(out, e + r->off[field], r->comm_len);
+    out[r->comm_len] = '\0';
+}
+
+static unsigned pyrunq_rows_u32(const struct pyrunq_rows *r, const unsigned char *e, int field)
+{
+    uint32_t v;
+
+    memcpy(&v, e + r->off[field], sizeof(v));
+    return v;
+}
+
+/* libbpf's ring_buffer_sample_fn: one event's row, as runqslower.c's
+ * handle_event prints it. Returns PYRUNQ_BUDGET_SPENT when the poll's budget
+ * is spent (libbpf stops there), -EINVAL for a record too short. */
+static int pyrunq_rows_sample(void *ctx, void *data, size_t size)
+{
+    struct pyrunq_rows *r = ctx;
+    const unsigned char *e = data;
+    char task[17], prev[17];
+    unsigned long long delta_ns;
+    int n;
+
+    if (size < r->record_size)
+        return -EINVAL;
+    if (pyrunq_rows_reserve(r)) {
+        r->failed = 1;
+        return -ENOMEM;
+    }
+    pyrunq_rows_comm(r, e, PYRUNQ_ROW_TASK, task);
+    memcpy(&delta_ns, e + r->off[PYRUNQ_ROW_DELTA_NS], sizeof(delta_ns));
+    n = snprintf(r->text + r->len, r->cap - r->len, "%-8s %-16s %-6u %14llu", pyrunq_rows_clock(r), task,
+                 pyrunq_rows_u32(r, e, PYRUNQ_ROW_TID), delta_ns / 1000);
+    if (n > 0)
+        r->len += (size_t)n;
+    if (r->previous) {
+        pyrunq_rows_comm(r, e, PYRUNQ_ROW_PREV_TASK, prev);
+        n = snprintf(r->text + r->len, r->cap - r->len, " %-16s %-6u", prev,
+                     pyrunq_rows_u32(r, e, PYRUNQ_ROW_PREV_TID));
+        if (n > 0)
+            r->len += (size_t)n;
+    }
+    r->text[r->len++] = '\n';
+    return ++r->handled == r->budget ? PYRUNQ_BUDGET_SPENT : 0;
+}
+
+/* Before a poll: at most budget records (0: no limit). */
+static void pyrunq_rows_start(struct pyrunq_rows *r, unsigned budget)
+{
+    r->budget = budget;
+    r->handled = 0;
+}
+
+static unsigned pyrunq_rows_handled(const struct pyrunq_rows *r)
+{
+    return r->handled;
+}
+
+/* The rows written since the last take, and their length (valid until the
+ * next poll); -ENOMEM if some were dropped for want of memory. */
+static long pyrunq_rows_take(struct pyrunq_rows *r, const char **text)
+{
+    long len = (long)r->len;
+
+    *text = r->text ? r->text : "";
+    r->len = 0;
+    if (r->failed) {
+        r->failed = 0;
+        return -ENOMEM;
+    }
+    return len;
+}
