@@ -16,7 +16,7 @@ from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_bounds, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
 from userprogs import assert_usage_error
-from waiting import Command, gather
+from waiting import Command, gather, wait_for
 from workload import VICTIM_COMM, Contention, Quiet
 
 MS_SLOT = 10  # log2 slot of 1024..2047 us
@@ -110,6 +110,43 @@ def test_per_cgroup_histograms_separate_cgroups(kernel, cgroup_tree):
                 lambda: {k.name: h for k, h in rq.snapshot(clear=False).items()},
                 lambda by_name: all(by_name.get(p, Histogram.empty()).total >= 50 for p in paths),
             )
+
+
+def test_removed_cgroups_leave_the_map(kernel):
+    """A removed cgroup's entry goes once it has nothing new: a long run with
+    containers coming and going must not fill the map."""
+    from pyrunq import cgroup
+
+    path = os.path.join(cgroup.cgroup2_mount(), f"pyrunq-gone-{os.getpid()}")
+    with Contention(victims=1, hog=False) as w:
+        home = cgroup_of(w.victim.pid)
+        os.mkdir(path)
+        try:
+            move(w.victim.pid, path)
+            cid = os.stat(path).st_ino
+            with RunqLat(per="cgroup") as rq:
+                gather(lambda: {k.id for k in rq.snapshot(clear=False)}, lambda ids: cid in ids)
+                move(w.victim.pid, home)
+                os.rmdir(path)
+                in_map = lambda: cid in {raw for raw, _ in rq.obj.maps["hists"].items()}  # noqa: E731
+                wait_for(lambda: rq.snapshot() is not None and not in_map())
+        finally:
+            if os.path.isdir(path):
+                move(w.victim.pid, home)
+                os.rmdir(path)
+
+
+def cgroup_of(pid: int) -> str:
+    from pyrunq import cgroup
+
+    with open(f"/proc/{pid}/cgroup") as f:
+        rel = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+    return cgroup.cgroup2_mount() + rel
+
+
+def move(pid: int, cgroup_dir: str) -> None:
+    with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as f:
+        f.write(str(pid))
 
 
 def test_milliseconds_divide_consistently(kernel):

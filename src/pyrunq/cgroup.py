@@ -62,6 +62,16 @@ class Names:
         """Drop a removed cgroup's name: a long run sees many come and go."""
         self._names.pop(cgroup_id, None)
 
+    def exists(self, cgroup_id: int) -> bool:
+        """Whether that cgroup is still there (its path, with the same id)."""
+        if cgroup_id not in self._names:
+            self._scan()
+        path = self._names.get(cgroup_id)
+        try:
+            return path is not None and os.stat(self._mount + path).st_ino == cgroup_id
+        except OSError:
+            return False
+
     def __call__(self, cgroup_id: int) -> str:
         if cgroup_id not in self._names:
             self._scan()

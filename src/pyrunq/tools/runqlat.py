@@ -84,8 +84,8 @@ class RunqLat(RunqTracer):
         """
         self._baselines_of("snapshot")
         out, idle = differences(self.obj.maps["hists"].items(), self._previous, self.unit, self._key, clear)
-        if clear and self.per in ("pid", "tid"):
-            self._forget_exited(idle)
+        if clear:
+            self._forget_gone(idle)
         return out
 
     def interval_text(self, clear: bool = True) -> bytes:
@@ -102,8 +102,8 @@ class RunqLat(RunqTracer):
             self._diffs = HistDiffs(hists.key_size, hists.value_layout)
         d = self._diffs
         d.diff(*d.read(hists), clear)
-        if clear and self.per in ("pid", "tid"):
-            self._forget_exited(d.idle())
+        if clear:
+            self._forget_gone(d.idle())
         names = [self._key(raw, "").name for raw in d.changed()] if self.per == "cgroup" else None
         return d.render(self.per, self.unit, names)
 
@@ -122,11 +122,16 @@ class RunqLat(RunqTracer):
         if self._diffs is not None:
             self._diffs.close()
 
-    def _forget_exited(self, idle) -> None:
-        """Drop the entries of threads and processes that are gone, so the map
-        does not fill up. Only keys without new samples can be gone, and
-        their last samples were reported by an earlier snapshot."""
-        self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
+    def _forget_gone(self, idle) -> None:
+        """Drop the entries of threads, processes and cgroups that are gone,
+        so the map does not fill up. Only keys without new samples can be
+        gone, and their last samples were reported by an earlier snapshot."""
+        if self.per in ("pid", "tid"):
+            self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
+        elif self.per == "cgroup" and idle:
+            if self._cgroup_names is None:
+                self._cgroup_names = Names()
+            self.forget([raw for raw in idle if not self._cgroup_names.exists(raw)])
 
     def forget(self, ids) -> None:
         """Drop the kernel entries and baselines of these keys (e.g. cgroups
