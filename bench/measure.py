@@ -12,6 +12,7 @@ import re
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 
@@ -292,3 +293,15 @@ def summary(samples) -> dict | None:
 def ratios(a, b) -> list:
     """Pair by pair, same repetition: a[i] / b[i]."""
     return [x / y for x, y in zip(a, b) if x is not None and y]
+
+
+def write_result(path, doc: dict) -> int:
+    """Write a bench's results (``doc``, with its ``leak_check``) as JSON at
+    ``path``; the exit status: 1 if BPF programs were left in the kernel."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {path}")
+    if doc["leak_check"]["leaked"]:
+        print(f"BPF programs left in the kernel: {doc['leak_check']['leaked']}", file=sys.stderr)
+        return 1
+    return 0

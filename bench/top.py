@@ -15,7 +15,6 @@ bench/results/<date>-<host>-top.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loads  # noqa: E402
 import rivals  # noqa: E402
-from measure import LeakCheck, Tracer  # noqa: E402
+from measure import LeakCheck, Tracer, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # A run that has not ended by then is stopped, and its tool reported as
@@ -106,15 +105,9 @@ def main(argv=None) -> int:
     for name in sorted(unfinished):
         print(f"{name:28}{f'did not end within {RUN_TIMEOUT} s':>43}")
     path = args.out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-top.json"
-    args.out.mkdir(parents=True, exist_ok=True)
     doc = {"threads": args.threads, "repeat": args.repeat, "kernel": platform.release()}
     doc.update({"median": median, "unfinished": sorted(unfinished), "runs": runs, "leak_check": leak_check})
-    path.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {path}")
-    if leak_check["leaked"]:
-        print(f"BPF programs left in the kernel: {leak_check['leaked']}", file=sys.stderr)
-        return 1
-    return 0
+    return write_result(path, doc)
 
 
 if __name__ == "__main__":

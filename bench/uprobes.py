@@ -14,7 +14,6 @@ reading side. Prints a table and writes bench/results/<date>-<host>-uprobes.json
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import LeakCheck, Tracer  # noqa: E402
+from measure import LeakCheck, Tracer, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 C_TOOL = "/usr/sbin/funclatency"
@@ -118,26 +117,16 @@ def main(argv=None) -> int:
         r = f"{ratio[key]:>10.2f}" if key in ratio else ""
         print(f"{label:28}{'':>10}{med['C'][key]:>10.3g}{med['pyrunq'][key]:>10.3g}{r}")
     out = args.out / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-uprobes.json"
-    out.write_text(
-        json.dumps(
-            {
-                "calls": args.calls,
-                "repeat": args.repeat,
-                "runs": runs,
-                "median": med,
-                "ratio_pyrunq_to_c": ratio,
-                "kernel": platform.release(),
-                "leak_check": leak_check,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
-    print(f"wrote {out}")
-    if leak_check["leaked"]:
-        print(f"BPF programs left in the kernel: {leak_check['leaked']}", file=sys.stderr)
-        return 1
-    return 0
+    doc = {
+        "calls": args.calls,
+        "repeat": args.repeat,
+        "runs": runs,
+        "median": med,
+        "ratio_pyrunq_to_c": ratio,
+        "kernel": platform.release(),
+        "leak_check": leak_check,
+    }
+    return write_result(out, doc)
 
 
 if __name__ == "__main__":
