@@ -290,6 +290,18 @@ def test_missing_object_file(kernel, tmp_path):
         packaged_object("no_such_tool")
 
 
+def test_objects_for_both_architectures_and_one_line_elsewhere(monkeypatch):
+    def machine(name):
+        return lambda: os.uname_result(("Linux", "host", "6.1", "#1", name))
+
+    for name, arch in (("x86_64", "x86"), ("aarch64", "arm64")):
+        monkeypatch.setattr(os, "uname", machine(name))
+        assert packaged_object("runqlat").endswith(f"/bpf/{arch}/runqlat.bpf.o")
+    monkeypatch.setattr(os, "uname", machine("riscv64"))
+    with pytest.raises(BPFNotFoundError, match="for x86_64 and aarch64 only; this machine is riscv64"):
+        packaged_object("runqlat")
+
+
 def test_file_that_is_not_elf(kernel, tmp_path):
     path = tmp_path / "junk.bpf.o"
     path.write_bytes(b"this is not an ELF file\n" * 10)

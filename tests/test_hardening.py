@@ -17,6 +17,7 @@ import time
 import pytest
 
 import pyrunq
+from pyrunq.bpf import packaged_object
 from waiting import Command
 
 PACKAGE = os.path.dirname(pyrunq.__file__)
@@ -62,9 +63,10 @@ def broken_package(tmp_path_factory):
     runqslower object is missing."""
     d = tmp_path_factory.mktemp("pkg")
     shutil.copytree(PACKAGE, d / "pyrunq", ignore=shutil.ignore_patterns("__pycache__"))
-    obj = d / "pyrunq" / "bpf" / "runqlat.bpf.o"
+    objects = d / "pyrunq" / os.path.relpath(os.path.dirname(packaged_object("runqlat")), PACKAGE)
+    obj = objects / "runqlat.bpf.o"
     obj.write_bytes(obj.read_bytes()[:4096])
-    (d / "pyrunq" / "bpf" / "runqslower.bpf.o").unlink()
+    (objects / "runqslower.bpf.o").unlink()
     return str(d)
 
 

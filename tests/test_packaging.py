@@ -16,6 +16,7 @@ import pyrunq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_ONLY = {"selftest.bpf.o"}
+ARCHES = ("x86", "arm64")  # every wheel carries the objects of each (build.py)
 
 
 @pytest.mark.slow
@@ -36,8 +37,9 @@ def test_wheel_contains_objects_and_binding(tmp_path):
         metadata = z.read(f"{dist_info}/METADATA").decode()
     sources = [os.path.basename(p)[: -len(".c")] + ".o" for p in glob.glob(f"{ROOT}/bpf/*.bpf.c")]
     assert set(sources) > TEST_ONLY
-    for obj in sources:
-        assert (f"pyrunq/bpf/{obj}" in names) == (obj not in TEST_ONLY), obj
+    for arch in ARCHES:
+        for obj in sources:
+            assert (f"pyrunq/bpf/{arch}/{obj}" in names) == (obj not in TEST_ONLY), (arch, obj)
     assert any(n.startswith("pyrunq/_libbpf_cffi") and n.endswith(".so") for n in names)
     assert "pyrunq/cli/__init__.py" in names
     assert "pyrunq/_libbpf_build.py" not in names  # build time only
@@ -76,7 +78,9 @@ def test_exporter_without_prometheus_client_says_so_in_one_line():
 
 
 def test_everything_else_works_without_prometheus_client():
-    selftest = os.path.join(os.path.dirname(pyrunq.__file__), "bpf", "selftest.bpf.o")
+    from pyrunq.bpf import packaged_object
+
+    selftest = packaged_object("selftest")
     r = run_without_prometheus(
         "import pyrunq, pyrunq.cli\n"
         "for name in pyrunq.__all__: getattr(pyrunq, name)\n"  # imports every module it names

@@ -13,6 +13,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname's machine -> vmlinux/<arch>
 
 
 def compile_all(directory) -> dict[str, str]:
@@ -26,11 +27,12 @@ def compile_all(directory) -> dict[str, str]:
     return out
 
 
-def compile_object(source, out) -> str:
-    """``source`` compiled as any CO-RE object is, with our vmlinux.h, into ``out``."""
-    include = os.path.join(ROOT, "vmlinux", "x86")
+def compile_object(source, out, arch: str = ARCHES[os.uname().machine]) -> str:
+    """``source`` compiled as any CO-RE object is, with our vmlinux.h for
+    ``arch`` (default: this machine's), into ``out``."""
+    include = os.path.join(ROOT, "vmlinux", arch)
     subprocess.run(
-        ["clang", "-target", "bpf", "-O2", "-g", "-D__TARGET_ARCH_x86", "-I", include, "-c"]
+        ["clang", "-target", "bpf", "-O2", "-g", f"-D__TARGET_ARCH_{arch}", "-I", include, "-c"]
         + [str(source), "-o", str(out)],
         check=True,
     )

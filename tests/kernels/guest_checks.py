@@ -2,7 +2,8 @@
 host never collects it). Every packaged object loads, attaches and fires; an
 object compiled in the guest runs through the generic loader; the CLI prints a
 histogram and events; with both program flavours, tp_btf and
-raw_tp (PYRUNQ_RAW_TP=1); and a kernel without BTF gets one clear line.
+raw_tp (PYRUNQ_RAW_TP=1), where a kernel without task storage (5.10) runs
+raw_tp for both; and a kernel without BTF gets one clear line.
 
 Keep it small: Python runs 10 to 20 times slower under TCG, and each CLI run
 pays an interpreter start-up of a few seconds.
@@ -19,13 +20,16 @@ import time
 import pytest
 
 import pyrunq
-from pyrunq.bpf import BPFObject
-from testobjects import compile_object
+from pyrunq.bpf import BPFObject, features
+from testobjects import ARCHES, compile_object
 from waiting import Command
 
 PYRUNQ = [os.path.join(os.path.dirname(sys.executable), "pyrunq")]  # the console script
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST_WAIT = 300  # seconds: emulated, everything is slow; only bounds a broken check
+RELEASE = tuple(int(n) for n in os.uname().release.split("-")[0].split(".")[:2])
+ARCH = ARCHES[os.uname().machine]
+SYS_GETPGID = {"x86": "__x64_sys_getpgid", "arm64": "__arm64_sys_getpgid"}  # the syscall's function
 
 
 @pytest.fixture(params=["tp_btf", "raw_tp"])
@@ -36,6 +40,26 @@ def flavour(request, monkeypatch):
     return request.param
 
 
+def runs_raw_tp(flavour: str) -> bool:
+    """The flavour a tool must pick: tp_btf needs task storage (5.11+); without
+    it the tools fall back to raw_tp by themselves."""
+    return flavour == "raw_tp" or not features.task_storage()
+
+
+def test_task_storage_is_found_where_the_kernel_has_it(kernel):
+    assert features.task_storage() == (RELEASE >= (5, 11)), os.uname().release
+
+
+def compiled_here(name: str, tmp_path) -> str:
+    """tests/objects/NAME.bpf.c compiled in this guest. Those objects name x86_64's
+    syscall number and functions unless they define this architecture's."""
+    source = os.path.join(ROOT, "tests", "objects", f"{name}.bpf.c")
+    with open(source) as f:
+        if ARCH != "x86" and f"__TARGET_ARCH_{ARCH}" not in f.read():
+            pytest.skip(f"{name}.bpf.c knows x86_64's getpgid() only (its number, __x64_sys_getpgid)")
+    return compile_object(source, tmp_path / f"{name}.bpf.o")
+
+
 def wakeups(n: int = 50) -> None:
     """Scheduling events of our own: each sleep ends in a wakeup and a switch."""
     for _ in range(n):
@@ -44,7 +68,7 @@ def wakeups(n: int = 50) -> None:
 
 def test_runqlat_fires(kernel, flavour):
     with pyrunq.RunqLat() as rq:
-        assert rq.raw_tp == (flavour == "raw_tp")
+        assert rq.raw_tp == runs_raw_tp(flavour)
         wakeups()
         hist = rq.snapshot()[None]
     assert hist.total > 0
@@ -53,7 +77,7 @@ def test_runqlat_fires(kernel, flavour):
 def test_runqslower_fires(kernel, flavour):
     events = []
     with pyrunq.RunqSlower(min_us=0, callback=events.append) as rs:
-        assert rs.raw_tp == (flavour == "raw_tp")
+        assert rs.raw_tp == runs_raw_tp(flavour)
         wakeups()
         # not "until quiet": with min_us=0 our own polling makes events forever
         deadline = time.monotonic() + 10
@@ -129,9 +153,7 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
     """`pyrunq run`'s pieces on an object compiled in this guest, not packaged."""
     from pyrunq.tools.generic import Runner
 
-    obj = compile_object(
-        os.path.join(ROOT, "tests", "objects", "gen_filter.bpf.c"), tmp_path / "gen_filter.bpf.o"
-    )
+    obj = compiled_here("gen_filter", tmp_path)
     with Runner(obj, settings={"target_tgid": os.getpid(), "min_value": 50}) as r:
         for value in (10, 50, 60):  # the object records getpgid()'s argument
             try:
@@ -142,34 +164,40 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
         assert r.events == [("records", {"value": v, "tid": os.getpid()}) for v in (50, 60)]
 
 
+def test_fentry_is_found_where_the_kernel_has_it(kernel):
+    """fentry needs BPF trampolines on the function: x86_64 kernels have them;
+    arm64 ones only from 6.4 (ftrace direct calls), so not Debian 12's 6.1."""
+    assert features.fentry_can_attach(SYS_GETPGID[ARCH]) == (ARCH == "x86" or RELEASE >= (6, 4))
+
+
 def test_generic_runner_runs_one_twin_of_each_point(kernel, tmp_path):
-    """fentry/fexit and kprobes exist here (not on the host): of gen_twins'
-    twins fentry is chosen over kprobe and fexit over kretprobe, and each
-    getpgid() counts once; without the fentry ones, the kprobe ones run."""
+    """kprobes exist here (not on the host), fentry/fexit where the kernel has
+    it: of gen_twins' twins fentry is chosen over kprobe and fexit over
+    kretprobe, and each getpgid() counts once; without the fentry ones (skipped,
+    or refused by this kernel), the kprobe ones run."""
     from pyrunq.tools.generic import Runner
 
-    obj = compile_object(
-        os.path.join(ROOT, "tests", "objects", "gen_twins.bpf.c"), tmp_path / "gen_twins.bpf.o"
-    )
+    obj = compiled_here("gen_twins", tmp_path)
     tp_btf, fentry, kprobe, fexit, kretprobe = 0, 3, 4, 5, 6  # its hits[] slots
-    for skip, expected in (
-        ([], {tp_btf: 5, fentry: 5, fexit: 5}),
-        (["count_call", "count_return"], {tp_btf: 5, kprobe: 5, kretprobe: 5}),
+    by_fentry = (["count_call", "count_enter", "count_return"], {tp_btf: 5, fentry: 5, fexit: 5})
+    by_kprobe = (
+        ["count_call_kprobe", "count_enter", "count_return_kretprobe"],
+        {tp_btf: 5, kprobe: 5, kretprobe: 5},
+    )
+    for skip, (attached, hits) in (
+        ([], by_fentry if features.fentry_can_attach(SYS_GETPGID[ARCH]) else by_kprobe),
+        (["count_call", "count_return"], by_kprobe),
     ):
         with Runner(obj, settings={"target_tgid": os.getpid()}, skip=skip) as r:
             assert r.not_attached == [], r.not_attached
-            assert sorted(r.attached) == (
-                ["count_call", "count_enter", "count_return"]
-                if not skip
-                else ["count_call_kprobe", "count_enter", "count_return_kretprobe"]
-            )
+            assert sorted(r.attached) == attached
             for value in range(20_000_001, 20_000_006):
                 try:
                     os.getpgid(value)
                 except ProcessLookupError:
                     pass
             r.stop()
-            assert {k: v for k, v in r.obj.maps["hits"].items() if v} == expected
+            assert {k: v for k, v in r.obj.maps["hits"].items() if v} == hits
 
 
 def test_cli_runqlat_prints_a_histogram(kernel, flavour):

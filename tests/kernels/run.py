@@ -3,12 +3,15 @@
 
     python tests/kernels/run.py KERNEL [--timeout SECONDS] [--console] -- COMMAND...
 
-KERNEL is one of kernels.KERNELS (6.1, 6.1-rt, 6.12): the newest such image apt
-offers, fetched and cached on first use. The guest sees the host's root
-read-only (9p) under a tmpfs overlay, so this checkout, its .venv and the
-system's libbpf are there as they are. COMMAND runs as root in the current
-directory, with this checkout's .venv/bin first on PATH; its output is this
-program's stdout.
+KERNEL is one of kernels.KERNELS (5.10, 6.1, 6.1-rt, 6.12, 6.1-arm64): the
+newest such image apt offers, fetched and cached on first use. An amd64 guest
+sees the host's root read-only (9p) under a tmpfs overlay, so this checkout,
+its .venv and the system's libbpf are there as they are; COMMAND runs with the
+.venv's bin first on PATH. An arm64 guest (qemu-system-aarch64) boots into an
+arm64 Debian root (userland.py) in which this checkout is shown at its own
+path, with the binding built for arm64 laid over it; COMMAND runs with the
+root's Python and the checkout's src/ on PYTHONPATH. COMMAND runs as root in
+the current directory; its output is this program's stdout.
 
 Exit status: the command's; or UNAVAILABLE (123) when the kernel could not be
 fetched, TIMEOUT (124) when the guest did not finish in time, PANIC (125) when
@@ -31,11 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kernels  # noqa: E402
+import userland  # noqa: E402
 
 UNAVAILABLE, TIMEOUT, PANIC = 123, 124, 125
 REPO = kernels.HERE.parent.parent
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUEST_ENV = {
-    "PATH": f"{REPO}/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "PATH": f"{REPO}/.venv/bin:{SYSTEM_PATH}",
     "HOME": "/root",
     "LANG": "C.UTF-8",
     "TERM": "dumb",
@@ -43,59 +48,76 @@ GUEST_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plugin discovery is slow at 1/15 speed
 }
+# the arm64 root's own Python, with the checkout's code
+ARM64_ENV = dict(GUEST_ENV, PATH=SYSTEM_PATH, PYTHONPATH=f"{REPO}/src")
 
 
-# The guest's PID 1 after init.sh: run the command with its output on ttyS1 (our
-# stdout), report its status on ttyS0 (the console log), power off.
+# The guest's PID 1 after init.sh: run the command with its output on {out} (our
+# stdout), report its status on {console} (the console log), power off.
 JOB = """\
-stty -F /dev/ttyS1 raw -echo                    # bytes out as written: no \\r\\n
+exec 3>{out}                                    # held open: hvc0 resets its settings on the last close
+stty -F {out} raw -echo                         # bytes out as written: no \\r\\n
 mkdir {job}/tmp                                 # the guest's alone: in the overlay
 (
 {env}export TMPDIR={job}/tmp
 cd {cwd} && exec {argv}
-) </dev/null >/dev/ttyS1 2>&1
-echo "pyrunq-guest-exit: $?" >/dev/ttyS0
+) </dev/null >{out} 2>&1 3>&-
+echo "pyrunq-guest-exit: $?" >{console}
 /bin/busybox poweroff -f
 """
+# Debian's architecture -> the guest's console and output devices
+DEVICES = {"amd64": ("/dev/ttyS0", "/dev/ttyS1"), "arm64": ("/dev/ttyAMA0", "/dev/hvc0")}
 
 
-def qemu_command(kernel_dir: Path, job: Path, memory: str = "2G", cpus: int = 2) -> list[str]:
+# /dev/kvm is unusable here; multi-threaded TCG races with the kernel's live
+# code patching when a program attaches to sched_switch, and oopses
+MACHINES = {
+    # qemu64: TCG runs SSE2 code faster than the AVX2 glibc picks on "max"
+    "amd64": ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-M", "pc", "-cpu", "qemu64"],
+    # cortex-a57: "max" adds pointer authentication, slow to emulate
+    "arm64": ["qemu-system-aarch64", "-accel", "tcg,thread=single", "-M", "virt", "-cpu", "cortex-a57"],
+}
+OUTPUT = {  # the command's output: the second serial port, or a virtio console
+    "amd64": ["-serial", "stdio"],
+    "arm64": [
+        "-chardev",
+        "stdio,id=out",
+        "-device",
+        "virtio-serial-pci",
+        "-device",
+        "virtconsole,chardev=out",
+    ],
+}
+
+
+def qemu_command(name: str, kernel_dir: Path, job: Path, overlays: list[str]) -> list[str]:
+    """qemu for kernel `name`; `overlays` (MOUNTPOINT=LOWERDIRS) go to init.sh."""
+    arch = kernels.arch(name)
     return [
-        "qemu-system-x86_64",
-        # /dev/kvm is unusable here; multi-threaded TCG races with the kernel's
-        # live code patching when a program attaches to sched_switch, and oopses
-        "-accel",
-        "tcg,thread=single",
-        "-M",
-        "pc",
-        # qemu64: TCG runs SSE2 code faster than the AVX2 glibc picks on "max"
-        "-cpu",
-        "qemu64",
-        "-m",
-        memory,
-        "-smp",
-        str(cpus),
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        str(kernel_dir / "vmlinux"),
-        "-initrd",
-        str(job / "initrd"),
+        *MACHINES[arch],
+        *("-m", "2G", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"),
+        *("-kernel", str(kernel_dir / kernels.boot_file(name)), "-initrd", str(job / "initrd")),
         # panic=-1 + -no-reboot: a panic (or an oops, made one) ends qemu at once;
         # mitigations=off: retpolines and RSB filling cost dearly when emulated
         "-append",
-        f"console=ttyS0 quiet panic=-1 oops=panic mitigations=off rdinit=/init -- {job}",
-        "-serial",
-        f"file:{job}/console",  # ttyS0: the kernel's console
-        "-serial",
-        "stdio",  # ttyS1: the command's output
+        f"console={Path(DEVICES[arch][0]).name} quiet panic=-1 oops=panic mitigations=off rdinit=/init "
+        + " ".join(["--", str(job), *overlays]),
+        *("-serial", f"file:{job}/console"),  # the first serial port: the kernel's console
+        *OUTPUT[arch],
         # multidevs=remap: inode numbers from several host filesystems cannot collide
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
     ]
+
+
+def prepare(kernel: str) -> tuple[Path, Path, Path | None]:
+    """The kernel's cache directory, the guest's root on the host and, for an
+    arm64 guest, the binding's layer over the checkout; fetched or made once."""
+    kernel_dir = kernels.prepare(kernel)
+    if kernels.arch(kernel) == "amd64":
+        return kernel_dir, Path("/"), None
+    root = userland.root(kernels.arch(kernel))
+    return kernel_dir, root, userland.binding(root, REPO)
 
 
 def run(
@@ -108,24 +130,31 @@ def run(
 ) -> tuple[int, str]:
     """Run argv in the guest: (exit status, its output). Output also goes to `out`."""
     out = out or sys.stdout
+    arch = kernels.arch(kernel)
     try:
-        kernel_dir = kernels.prepare(kernel)
+        kernel_dir, root, binding = prepare(kernel)
     except kernels.KernelUnavailable as e:
         print(f"run.py: kernel {kernel} unavailable: {e}", file=sys.stderr)
         return UNAVAILABLE, ""
     with tempfile.TemporaryDirectory(prefix="pyrunq-guest-") as tmp:
         job = Path(tmp)
-        kernels.initrd(kernel_dir, job / "initrd")
+        kernels.initrd(kernel_dir, job / "initrd", arch, root / "bin/busybox")
+        overlays = ["/=/lower" if root == Path("/") else f"/=/lower{root}"]
+        if binding:  # the checkout and the job in the arm64 root, at their own paths
+            overlays += [f"{REPO}=/lower{binding}:/lower{REPO}", f"{job}=/lower{job}"]
+        env = ARM64_ENV if binding else GUEST_ENV
         (job / "job.sh").write_text(
             JOB.format(
-                env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in GUEST_ENV.items()),
+                env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()),
                 job=job,
                 cwd=shlex.quote(cwd or str(Path.cwd())),
                 argv=shlex.join(argv),
+                console=DEVICES[arch][0],
+                out=DEVICES[arch][1],
             )
         )
         qemu = subprocess.Popen(
-            qemu_command(kernel_dir, job), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+            qemu_command(kernel, kernel_dir, job, overlays), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
         )
         output = []
         reader = threading.Thread(target=copy, args=(qemu.stdout, out, output), daemon=True)

@@ -1,10 +1,12 @@
 """Compile once, run everywhere: the packaged BPF objects on other kernels.
 
 Opt-in (PYRUNQ_MATRIX=1, see conftest.py); needs root on the host. Each kernel
-boots once under qemu (run.py) and runs, with this checkout, guest_checks.py
-(every object loads, attaches and fires; the CLI; raw_tp; no BTF) and the
-object / map / ring buffer API tests. A kernel that cannot be fetched skips,
-or fails under PYRUNQ_REQUIRE_BPF=1 like every kernel test.
+(amd64: Debian 11's 5.10, Debian 12's 6.1, 6.1 PREEMPT_RT and 6.12; arm64:
+Debian 12's 6.1, under qemu-system-aarch64) boots once under qemu (run.py) and
+runs, with this checkout (its code, its objects for the guest's architecture),
+guest_checks.py (every object loads, attaches and fires; the CLI; raw_tp; no
+BTF) and the object / map / ring buffer API tests. A kernel that cannot be
+fetched skips, or fails under PYRUNQ_REQUIRE_BPF=1 like every kernel test.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def prepared(kernel: str) -> None:
         reason = "needs root (qemu's 9p export of / and apt)"
     else:
         try:
-            kernels.prepare(kernel)
+            run.prepare(kernel)
             return
         except kernels.KernelUnavailable as e:
             reason = f"kernel {kernel} unavailable: {e}"
@@ -66,10 +68,12 @@ def test_kernel(name):
     assert status == 0, f"on {name}: the guest's pytest exited {status} (output above)"
 
 
-# The runner itself, on one kernel: its statuses are what CI relies on.
-def test_runner_passes_the_exit_status_and_output():
-    status, output = guest("6.1", ["sh", "-c", "echo hello from $(uname -r); exit 7"])
-    assert status == 7 and re.fullmatch(r"hello from 6\.1\.0-\d+-amd64\n", output), output
+# The runner itself: its statuses are what CI relies on.
+@pytest.mark.parametrize("name, machine", [("6.1", "x86_64"), ("6.1-arm64", "aarch64")])
+def test_runner_passes_the_exit_status_and_output(name, machine):
+    status, output = guest(name, ["sh", "-c", "echo hello from $(uname -r) $(uname -m); exit 7"])
+    expected = rf"hello from 6\.1\.0-\d+-{kernels.arch(name)} {machine}\n"
+    assert status == 7 and re.fullmatch(expected, output), output
 
 
 def test_runner_reports_a_guest_panic():

@@ -9,7 +9,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#if defined(__TARGET_ARCH_arm64)
+#define NR_getpgid 155	/* arm64: the generic syscall table */
+#else
 #define NR_getpgid 121	/* x86_64 */
+#endif
 
 struct record {
 	__u64 value;

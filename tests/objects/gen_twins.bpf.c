@@ -12,7 +12,13 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#if defined(__TARGET_ARCH_arm64)
+#define NR_getpgid 155	/* arm64: the generic syscall table */
+#define SYS_getpgid "__arm64_sys_getpgid"
+#else
 #define NR_getpgid 121	/* x86_64 */
+#define SYS_getpgid "__x64_sys_getpgid"
+#endif
 
 enum mechanism {
 	BY_TP_BTF, BY_RAW_TP, BY_TRACEPOINT, BY_FENTRY, BY_KPROBE, BY_FEXIT, BY_KRETPROBE,
@@ -58,25 +64,25 @@ int count_enter_tp(struct trace_event_raw_sys_enter *ctx)
 	return count(ctx->id, BY_TRACEPOINT);
 }
 
-SEC("fentry/__x64_sys_getpgid")
+SEC("fentry/" SYS_getpgid)
 int BPF_PROG(count_call)
 {
 	return count(NR_getpgid, BY_FENTRY);
 }
 
-SEC("kprobe/__x64_sys_getpgid")
+SEC("kprobe/" SYS_getpgid)
 int BPF_KPROBE(count_call_kprobe)
 {
 	return count(NR_getpgid, BY_KPROBE);
 }
 
-SEC("fexit/__x64_sys_getpgid")
+SEC("fexit/" SYS_getpgid)
 int BPF_PROG(count_return)
 {
 	return count(NR_getpgid, BY_FEXIT);
 }
 
-SEC("kretprobe/__x64_sys_getpgid")
+SEC("kretprobe/" SYS_getpgid)
 int BPF_KRETPROBE(count_return_kretprobe)
 {
 	return count(NR_getpgid, BY_KRETPROBE);

@@ -1,6 +1,6 @@
 """The object model over libbpf: objects, programs, links, maps, ring and perf buffers, BTF.
 
-Also the directory of the packaged CO-RE objects (``<name>.bpf.o``), and the
+Also the directory of the packaged CO-RE objects (``<arch>/<name>.bpf.o``), and the
 codecs that turn C data into Python values and back (``Layout``, and the
 parts a type reader of its own builds one from: ``Codec``, ``Int``,
 ``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and the C that

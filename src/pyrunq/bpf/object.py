@@ -18,10 +18,23 @@ from .ringbuf import RingBuffer
 from .states import CLOSED, LOADED, OPEN
 
 
+# uname's machine -> the directory of the objects built for it (build.py's ARCHES)
+ARCHES = {"x86_64": "x86", "aarch64": "arm64"}
+
+
 def packaged_object(name: str) -> str:
-    """Path of an object shipped in the package: ``"runqlat"`` -> ``.../runqlat.bpf.o``."""
+    """Path of an object shipped in the package, for this machine's architecture:
+    ``"runqlat"`` -> ``.../x86/runqlat.bpf.o``."""
+    machine = os.uname().machine
+    if machine not in ARCHES:
+        raise BPFNotFoundError(
+            2,
+            "find packaged object",
+            name,
+            f"pyrunq ships objects for {' and '.join(ARCHES)} only; this machine is {machine}",
+        )
     # next to this module (importlib.resources would add 10 ms to start-up)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.bpf.o")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), ARCHES[machine], f"{name}.bpf.o")
     if not os.path.isfile(path):
         raise BPFNotFoundError(
             2,
