@@ -75,7 +75,8 @@ def cell(s: dict | None) -> str:
 
 def targets(results: dict) -> list[dict]:
     rows = list(TARGETS)
-    for key in sorted({m.group(1) for k in results if (m := re.match(r"runqlat_L\.(\d+)\.", k))}, key=int):
+    loaded = {m.group(1) for k in results if (m := re.match(r"runqlat_L\.(\d+)\.", k)) and m.group(1) != "0"}
+    for key in sorted(loaded, key=int):  # 0 threads: the idle baseline, no figure of its own
         rows.append(
             (
                 f"runqlat -L, {int(key):,} threads: CPU per histogram read+print, pyrunq / C",
