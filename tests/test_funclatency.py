@@ -59,6 +59,7 @@ def test_a_library_function_in_every_process(kernel):
     assert lat.count >= 50 and sum(lat.slots) == lat.count
 
 
+@pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
     with Calls(foobar, 2, 1.0) as p:
         cmd = subprocess.Popen(
@@ -79,6 +80,7 @@ def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
     assert lines[14:] == ["", "Detaching...", ""]
 
 
+@pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_command_json(kernel, foobar):
     with Calls(foobar, 1, 0.1) as p:
         cmd = subprocess.Popen(

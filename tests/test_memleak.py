@@ -118,6 +118,7 @@ def stop(cli) -> str:
     return err
 
 
+@pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_cli_text_as_bcc(kernel, leaker):
     with Waiting(leaker) as lk:
         cli = pyrunq("memleak", "-p", str(lk.pid), "-o", "0", "1")
@@ -168,6 +169,7 @@ def test_cli_json(kernel, leaker):
     assert doc["lost"] == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0, "pending_full": 0}
 
 
+@pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_count_ends_by_itself(kernel, leaker):
     with Waiting(leaker) as lk:
         out = subprocess.run(

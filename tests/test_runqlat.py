@@ -179,6 +179,7 @@ def test_snapshot_reports_only_new_samples(kernel):
         assert rq.snapshot() == {}  # nothing new since
 
 
+@pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_cli_interval_count_prints_exactly_that_many(kernel):
     with Contention():
         out = pyrunq("runqlat", "1", "3")
