@@ -54,10 +54,7 @@ struct pyrunq_hists {
     uint64_t *changed_keys, *idle_keys;
     struct pyrunq_change *changes;
     size_t n_changed, n_idle, lists_cap;
-    /* the last text; out_failed: an allocation failed, the text is cut short */
-    char *text;
-    size_t len, text_cap;
-    int out_failed;
+    struct pyrunq_text out; /* the last text */
     /* the fixed start of each row, made once */
     char rows[PYRUNQ_SLOTS][PYRUNQ_ROW_MAX];
     size_t row_len[PYRUNQ_SLOTS];
@@ -137,7 +134,7 @@ static void pyrunq_hists_free(struct pyrunq_hists *t)
     free(t->changed_keys);
     free(t->idle_keys);
     free(t->changes);
-    free(t->text);
+    free(t->out.buf);
     free(t);
 }
 
@@ -312,32 +309,11 @@ static void pyrunq_hists_forget(struct pyrunq_hists *t, uint64_t key)
 
 /* ---- the text of the last diff ---- */
 
-/* Append n bytes to the text, growing it; on failure only out_failed is set
- * (the caller checks it once at the end). */
+/* Append n bytes to the text (native/text.c: on failure only out.failed is
+ * set, and the caller checks it once at the end). */
 static void pyrunq_put(struct pyrunq_hists *t, const char *s, size_t n)
 {
-    size_t cap = t->text_cap ? t->text_cap : 65536;
-    char *p;
-
-    if (t->out_failed)
-        return;
-    if (n > t->text_cap - t->len) {
-        while (cap - t->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                t->out_failed = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        if (!(p = realloc(t->text, cap))) {
-            t->out_failed = 1;
-            return;
-        }
-        t->text = p;
-        t->text_cap = cap;
-    }
-    memcpy(t->text + t->len, s, n);
-    t->len += n;
+    pyrunq_text_put(&t->out, s, n);
 }
 
 static void pyrunq_puts(struct pyrunq_hists *t, const char *s)
@@ -471,14 +447,14 @@ static long pyrunq_hists_render(struct pyrunq_hists *t, int headings, const char
     if (headings < PYRUNQ_HEADING_NONE || headings > PYRUNQ_HEADING_CGROUP
         || (headings == PYRUNQ_HEADING_CGROUP && (!names || n_names != t->n_changed)))
         return -EINVAL;
-    t->len = 0;
-    t->out_failed = 0;
+    t->out.len = 0;
+    t->out.failed = 0;
     for (i = 0; i < t->n_changed; i++) {
         pyrunq_key_heading(t, headings, i, names);
         pyrunq_log2(t, t->changes[i].slots, unit);
     }
-    if (t->out_failed)
+    if (t->out.failed)
         return -ENOMEM;
-    *text = t->text ? t->text : "";
-    return (long)t->len;
+    *text = t->out.buf ? t->out.buf : "";
+    return (long)t->out.len;
 }

@@ -23,15 +23,13 @@ struct pyrunq_rows {
     unsigned budget, handled;  /* this poll's limit (0: none) and its records so far */
     time_t second;             /* the clock's text is made once a second */
     char clock[16];
-    char *text;                /* the rows since the last take */
-    size_t len, cap;
-    int failed;                /* memory ran out: rows were dropped */
+    struct pyrunq_text out;    /* the rows since the last take (native/text.c) */
 };
 
 static void pyrunq_rows_free(struct pyrunq_rows *r)
 {
     if (r)
-        free(r->text);
+        free(r->out.buf);
     free(r);
 }
 
@@ -62,27 +60,6 @@ static struct pyrunq_rows *pyrunq_rows_new(const size_t *off, size_t comm_len, s
     r->previous = previous;
     r->second = (time_t)-1;
     return r;
-}
-
-/* Room for one more row: 0 or -ENOMEM. */
-static int pyrunq_rows_reserve(struct pyrunq_rows *r)
-{
-    size_t cap = r->cap ? r->cap : 1 << 16;
-    char *text;
-
-    if (r->cap - r->len >= PYRUNQ_EVENT_ROW_MAX)
-        return 0;
-    while (cap - r->len < PYRUNQ_EVENT_ROW_MAX) {
-        if (cap > SIZE_MAX / 2)
-            return -ENOMEM;
-        cap *= 2;
-    }
-    text = realloc(r->text, cap);
-    if (!text)
-        return -ENOMEM;
-    r->text = text;
-    r->cap = cap;
-    return 0;
 }
 
 /* "%H:%M:%S" of now, as runqslower.c's strftime of localtime. */
@@ -126,24 +103,22 @@ static int pyrunq_rows_sample(void *ctx, void *data, size_t size)
 
     if (size < r->record_size)
         return -EINVAL;
-    if (pyrunq_rows_reserve(r)) {
-        r->failed = 1;
+    if (pyrunq_text_reserve(&r->out, PYRUNQ_EVENT_ROW_MAX))
         return -ENOMEM;
-    }
     pyrunq_rows_comm(r, e, PYRUNQ_ROW_TASK, task);
     memcpy(&delta_ns, e + r->off[PYRUNQ_ROW_DELTA_NS], sizeof(delta_ns));
-    n = snprintf(r->text + r->len, r->cap - r->len, "%-8s %-16s %-6u %14llu", pyrunq_rows_clock(r), task,
-                 pyrunq_rows_u32(r, e, PYRUNQ_ROW_TID), delta_ns / 1000);
+    n = snprintf(r->out.buf + r->out.len, r->out.cap - r->out.len, "%-8s %-16s %-6u %14llu",
+                 pyrunq_rows_clock(r), task, pyrunq_rows_u32(r, e, PYRUNQ_ROW_TID), delta_ns / 1000);
     if (n > 0)
-        r->len += (size_t)n;
+        r->out.len += (size_t)n;
     if (r->previous) {
         pyrunq_rows_comm(r, e, PYRUNQ_ROW_PREV_TASK, prev);
-        n = snprintf(r->text + r->len, r->cap - r->len, " %-16s %-6u", prev,
+        n = snprintf(r->out.buf + r->out.len, r->out.cap - r->out.len, " %-16s %-6u", prev,
                      pyrunq_rows_u32(r, e, PYRUNQ_ROW_PREV_TID));
         if (n > 0)
-            r->len += (size_t)n;
+            r->out.len += (size_t)n;
     }
-    r->text[r->len++] = '\n';
+    r->out.buf[r->out.len++] = '\n';
     return ++r->handled == r->budget ? PYRUNQ_BUDGET_SPENT : 0;
 }
 
@@ -163,12 +138,12 @@ static unsigned pyrunq_rows_handled(const struct pyrunq_rows *r)
  * next poll); -ENOMEM if some were dropped for want of memory. */
 static long pyrunq_rows_take(struct pyrunq_rows *r, const char **text)
 {
-    long len = (long)r->len;
+    long len = (long)r->out.len;
 
-    *text = r->text ? r->text : "";
-    r->len = 0;
-    if (r->failed) {
-        r->failed = 0;
+    *text = r->out.buf ? r->out.buf : "";
+    r->out.len = 0;
+    if (r->out.failed) {
+        r->out.failed = 0;
         return -ENOMEM;
     }
     return len;

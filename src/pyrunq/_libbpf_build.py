@@ -1,7 +1,8 @@
 """cffi declarations of the libbpf API pyrunq uses (build time only), and of
 the little C of pyrunq's own that Python is too slow for, under ``native/``:
 runqlat's per-key work (``hists.c``, for ``pyrunq.bpf.hists``) and
-runqslower's rows (``rows.c``, for ``pyrunq.bpf.rows``).
+runqslower's rows (``rows.c``, for ``pyrunq.bpf.rows``), both writing into
+``text.c``'s growing buffer.
 
 API (out-of-line) mode: the extension ``pyrunq._libbpf_cffi`` is compiled
 against libbpf's headers and linked to libbpf.so.1, so the C compiler checks
@@ -376,6 +377,7 @@ static void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize)
 
 /* pyrunq's own C, where Python is too slow (native/) */
 #define PYRUNQ_BUDGET_SPENT (-(1 << 20))  /* not an errno: those are small */
+#include "text.c"
 #include "hists.c"
 #include "rows.c"
 """

@@ -22,13 +22,12 @@ class EventRows:
     to ``RingBuffer.add(..., rows=)``; ``take()`` returns the text so far."""
 
     def __init__(self, layout: Layout, previous: bool = False):
-        members = {name: offset for name, offset, _ in getattr(layout.codec, "members", ())}
-        comm = {name: codec.size for name, _, codec in getattr(layout.codec, "members", ())}.get("task", 0)
+        members = {name: (offset, codec) for name, offset, codec in getattr(layout.codec, "members", ())}
         try:
-            offsets = ffi.new("size_t[]", [members[name] for name in FIELDS])
+            offsets = ffi.new("size_t[]", [members[name][0] for name in FIELDS])
         except KeyError as e:
             raise ValueError(f"not runqslower's event: no member {e.args[0]}") from None
-        ptr = lib.pyrunq_rows_new(offsets, comm, layout.size, previous)
+        ptr = lib.pyrunq_rows_new(offsets, members["task"][1].size, layout.size, previous)
         if ptr == ffi.NULL:
             raise ValueError(f"not runqslower's event layout ({layout.size} bytes), or out of memory")
         self.ptr = ffi.gc(ptr, lib.pyrunq_rows_free)
