@@ -17,6 +17,8 @@ Output of ``runqlat [-T] [-m] [-P|-L|--pidnss] [interval [count]]``:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import operator
 import time
@@ -167,6 +169,32 @@ def render_log2_bcc(slots: Iterable[int], unit: str) -> str:
     return "".join(out)
 
 
+def percentiles(buckets, total: int, qs) -> list[float]:
+    """Estimated percentiles ``qs`` of fine bucket counts holding ``total``
+    (> 0) samples, in one cumulative pass (see ``Histogram.percentile``):
+    ``pyrunq top`` takes two per key for thousands of keys."""
+    cum = list(itertools.accumulate(buckets))
+    out = []
+    for q in qs:
+        # round() absorbs float noise such as 99.9/100*1000 = 999.0000000000001
+        rank = max(1, math.ceil(round(q * total / 100, 9)))
+        i = bisect.bisect_left(cum, rank)  # the first bucket holding rank: never an empty one
+        low, high = bucket_bounds(i)
+        count = buckets[i]
+        out.append(float(low) if high is None else low + (high - low) * (rank - (cum[i] - count)) / count)
+    return out
+
+
+def highest_bound(buckets) -> int | None:
+    """Upper bound of the highest non-empty fine bucket (lower bound for the
+    open top bucket); None when all are empty."""
+    for i in range(len(buckets) - 1, -1, -1):
+        if buckets[i]:
+            low, high = bucket_bounds(i)
+            return low if high is None else high
+    return None
+
+
 class Histogram:
     """Immutable snapshot of one fine-bucket latency histogram."""
 
@@ -255,27 +283,13 @@ class Histogram:
             raise ValueError("q must be in [0, 100]")
         if not self._total:
             return None
-        # round() absorbs float noise such as 99.9/100*1000 = 999.0000000000001
-        rank = max(1, math.ceil(round(q * self._total / 100, 9)))
-        seen = 0
-        for i, c in enumerate(self._buckets):
-            if c and seen + c >= rank:
-                low, high = bucket_bounds(i)
-                if high is None:
-                    return float(low)
-                return low + (high - low) * (rank - seen) / c
-            seen += c
-        raise AssertionError("unreachable: rank <= total")
+        return percentiles(self._buckets, self._total, (q,))[0]
 
     @property
     def max(self) -> int | None:
         """Upper bound of the highest non-empty bucket (lower bound for the
         open top bucket); None when empty."""
-        for i in range(HIST_BUCKETS - 1, -1, -1):
-            if self._buckets[i]:
-                low, high = bucket_bounds(i)
-                return low if high is None else high
-        return None
+        return highest_bound(self._buckets)
 
     def _unit_of(self, other: "Histogram") -> str:
         if other._unit != self._unit:
