@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -118,15 +119,21 @@ def test_working_state_not_shown_unless_named(kernel, objs):
     out, err, rc = run_and_fire(objs["gen_state"], values, "--json")
     assert rc == 0, err
     shown = [(d["type"], d.get("map")) for d in docs(out)]
-    assert shown == [("event", "events"), ("map", "counts")]
+    assert shown == [("event", "events"), ("map", "counts"), ("global", None)]
     assert by_name(out)["counts"]["entries"] == [{"key": 0, "value": 2}, {"key": 1, "value": 1}]
+    assert by_name(out)["exits"]["value"] == 3
     assert err.count("maps not shown") == 1
-    assert "maps not shown: pending (working state: its programs delete its entries)" in err
+    assert (
+        "maps not shown: pending (working state: its programs delete its entries); "
+        "entered (working state: one program writes it, another only reads it)"
+    ) in err
     assert "--map NAME" in err
-    out, err, rc = run_and_fire(objs["gen_state"], values, "--map", "pending")
+    out, err, rc = run_and_fire(objs["gen_state"], values, "--map", "pending", "--map", "entered")
     assert rc == 0, err
     pending = [line.split(":")[0] for line in out.splitlines() if line.startswith("pending[")]
     assert pending == ["pending[11]", "pending[20]"]
+    entered = [line.split(":")[0] for line in out.splitlines() if line.startswith("entered[")]
+    assert entered == [f"entered[{threading.get_native_id()}]"]
     assert "maps not shown" not in err
     # beside histograms, a map that is not one is working state too
     out, err, rc = run_and_fire(objs["gen_results"], values, "--map", "all")
@@ -147,6 +154,9 @@ def test_inspect_says_what_is_not_shown(objs):
     assert maps["counts"]["shown_as"] == "entries"
     assert maps["pending"]["shown_as"] == (
         "entries (not by default: working state: its programs delete its entries)"
+    )
+    assert maps["entered"]["shown_as"] == (
+        "entries (not by default: working state: one program writes it, another only reads it)"
     )
     out = subprocess.run(
         [sys.executable, "-m", "pyrunq", "inspect", objs["gen_results"], "--json"],
@@ -259,7 +269,10 @@ def test_interval_differences_in_maps_through_python(kernel, objs):
         else:
             assert counts == [[], [(0, 3), (1, 1)], [(1, 1)]]  # the even count did not change
         assert dict(next(r.entries for r in result.maps if r.name == "counts")) == {0: 3, 1: 2}
-        assert result.hidden == {"pending": "working state: its programs delete its entries"}
+        assert result.hidden == {
+            "pending": "working state: its programs delete its entries",
+            "entered": "working state: one program writes it, another only reads it",
+        }
         assert result.sized == {"pending": DEFAULT_MAX_ENTRIES}
 
 
@@ -321,13 +334,3 @@ def test_bad_input_one_line_exit_2(objs, obj, extra, message):
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq run: error: ")
     assert message in out.stderr, out.stderr
     assert out.stdout == ""
-
-
-def test_stack_trace_map_sized_by_its_user_space_loads_with_the_default_depth(kernel, objs):
-    """libbpf-tools' profile and offcputime leave a stack map's value size to
-    their user space: without one the map cannot be made (EINVAL at load)."""
-    with Runner(objs["gen_stacks"], settings={"target_tgid": os.getpid()}) as r:
-        assert r.obj.maps["stack_map"].value_size == 127 * 8
-        fire(1, 2, 3)
-        counts = {report.name: report.entries for report in r.maps()}["stack_counts"]
-    assert sum(value for _, value in counts) == 3

@@ -1,9 +1,10 @@
-"""User-space symbols from ELF files (pyelftools): where to put a uprobe, and
-which function a stack address is in.
+"""Symbols: where to put a uprobe, and which function a stack address is in.
 
-An address in a process becomes (file, file offset) through ``/proc/PID/maps``,
-then an ELF virtual address through the file's PT_LOAD segments, then a
-function through the file's ``.symtab`` or, for stripped libraries, ``.dynsym``.
+User space, from ELF files (pyelftools): an address in a process becomes
+(file, file offset) through ``/proc/PID/maps``, then an ELF virtual address
+through the file's PT_LOAD segments, then a function through the file's
+``.symtab`` or, for stripped libraries, ``.dynsym``. The kernel: from
+``/proc/kallsyms`` (``KernelSymbols``).
 """
 
 from __future__ import annotations
@@ -271,3 +272,30 @@ def _search_process(pid: int, function: str) -> Target:
         if function in symbols:
             return Target(local, symbols.file_offset(function), function)
     raise UsageError(f"no function {function!r} in process {pid} or its libraries")
+
+
+class KernelSymbols:
+    """The kernel's functions, from ``/proc/kallsyms``, read once. Without the
+    right to see kernel addresses (kptr_restrict) they read as 0 and nothing
+    resolves."""
+
+    def __init__(self, path: str = "/proc/kallsyms"):
+        spans = []
+        with open(path) as f:
+            for line in f:
+                address, kind, rest = line.split(" ", 2)
+                if kind in "tTwW" and address.strip("0"):
+                    name, _, module = rest.rstrip("\n").partition("\t")
+                    spans.append((int(address, 16), name, module.strip("[]") or "kernel"))
+        spans.sort()
+        self._starts = [s[0] for s in spans]
+        self._spans = spans
+
+    def resolve(self, address: int) -> Frame:
+        """The function ``address`` is in: the closest one at or below it
+        (kallsyms gives no sizes)."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0:
+            return Frame(address, None, 0, "")
+        start, name, module = self._spans[i]
+        return Frame(address, name, address - start, module)

@@ -5,6 +5,9 @@
  * value - 1 if there is one (deletes it and emits a struct pair to `events`),
  * and leaves its own entry in `pending`. `pending` declares no max_entries:
  * user space sizes it before load, as cpudist does with its maps.
+ * `entered` is handed from one probe to another without deletes, as
+ * syscount keeps its start times: sys_enter writes it, sys_exit only reads
+ * it and counts the getpgid() exits of the threads it saw enter in `exits`.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -40,12 +43,21 @@ struct {
 	__type(value, __u64);
 } pending SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} entered SEC(".maps");
+
+__u64 exits = 0;
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(pair_up, struct pt_regs *regs, long id)
 {
 	__u64 value, prev, now, one = 1, *count;
 	struct pair *p;
-	__u32 parity;
+	__u32 parity, tid;
 
 	if (id != NR_getpgid || bpf_get_current_pid_tgid() >> 32 != target_tgid)
 		return 0;
@@ -69,6 +81,20 @@ int BPF_PROG(pair_up, struct pt_regs *regs, long id)
 	}
 	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&pending, &value, &now, BPF_ANY);
+	tid = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&entered, &tid, &now, BPF_ANY);
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(count_exit, struct pt_regs *regs, long ret)
+{
+	__u32 tid = bpf_get_current_pid_tgid();
+
+	if (BPF_CORE_READ(regs, orig_ax) != NR_getpgid)
+		return 0;
+	if (bpf_map_lookup_elem(&entered, &tid))
+		__sync_fetch_and_add(&exits, 1);
 	return 0;
 }
 

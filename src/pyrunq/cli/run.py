@@ -390,6 +390,7 @@ class TablePrinter:
         cells = [time.strftime("%H:%M:%S")]
         cells += [text(record.get(f, "")).ljust(w) for f, w in columns]
         self.out.write(" ".join(cells).rstrip() + "\n")
+        self.out.write(stack_lines(record, stream.stacks))
         self.out.flush()
 
     def maps_with_time(self, reports) -> None:
@@ -413,9 +414,33 @@ class TablePrinter:
                 self.out.write("\n")
             values = value
             for key, v in rep.entries:
-                head = rep.name if key is None else f"{rep.name}[{text(key)}]"
-                self.out.write(f"{head}: {text(v)}\n")
+                shown_key, shown_value = _without(key, rep.stacks), _without(v, rep.stacks)
+                head = rep.name if key is None else f"{rep.name}[{text(shown_key)}]"
+                self.out.write(f"{head}: {text(shown_value)}\n")
+                if rep.stacks:
+                    self.out.write(
+                        stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
+                    )
         self.out.flush()
+
+
+def _without(value, members: list):
+    """A struct's members but the stacks."""
+    if not (members and isinstance(value, dict)):
+        return value
+    return {k: v for k, v in value.items() if k not in members}
+
+
+def _only(value, members: list) -> dict:
+    return {k: v for k, v in value.items() if k in members} if isinstance(value, dict) else {}
+
+
+def stack_lines(value: dict, members: list) -> str:
+    """The stacks of a record or entry, a function per line, as bcc's tools
+    print them: the kernel's (innermost) above the user's, "--" between."""
+    order = sorted(members, key=lambda m: m.lower().startswith("u"))
+    stacks = [value[m] for m in order if value.get(m)]
+    return "    --\n".join("".join(f"    {frame}\n" for frame in stack) for stack in stacks)
 
 
 def _own_value(rep) -> bool:

@@ -42,7 +42,8 @@ tool shows it:
 - What is shown by default (``view``): event maps, histograms, globals, and
   the other hash and array maps but working state, which is: a map the
   object's own programs delete entries from (start times kept from one probe
-  to the next), and, in an object that keeps histograms, every other map
+  to the next), or one that a program only writes and another only reads
+  (start times never deleted), and, in an object that keeps histograms, every other map
   (what the histograms are made of). Working state is shown when named, and
   every map when the object has nothing else to show.
 """
@@ -285,18 +286,41 @@ def _has_slots(btf, tid: int) -> bool:
 
 # -- what `run` shows by default -------------------------------------------------
 
-BPF_FUNC_MAP_DELETE_ELEM = 3  # enum bpf_func_id
+# enum bpf_func_id
+BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_MAP_UPDATE_ELEM, BPF_FUNC_MAP_DELETE_ELEM = 1, 2, 3
 _SHF_EXECINSTR = 0x4
 DELETED = "working state: its programs delete its entries"
+HANDED_OVER = "working state: one program writes it, another only reads it"
 BESIDE_HISTOGRAMS = "working state beside the object's histograms"
 
 
-def maps_deleted_from(path: str) -> set[str]:
-    """Names of the maps the object's own programs delete entries from: a call
-    of bpf_map_delete_elem with the map in r1, read from the ELF's instructions
-    and their relocations. One linear pass per section, following register
-    moves: enough for what clang emits (it loads the map right before the
-    call). Empty when the ELF cannot be read this way."""
+def working_state(path: str) -> dict[str, str]:
+    """Maps the object's own programs keep state in (map -> why): those they
+    delete entries from (runqslower's start times), and those one program
+    only writes and another only reads (syscount's start times, never
+    deleted). A program that both reads and writes a map keeps results there."""
+    state = {}
+    sections = map_calls(path)
+    writes = {
+        m for calls in sections for m, helpers in calls.items() if helpers == {BPF_FUNC_MAP_UPDATE_ELEM}
+    }
+    reads = {m for calls in sections for m, helpers in calls.items() if helpers == {BPF_FUNC_MAP_LOOKUP_ELEM}}
+    for m in writes & reads:
+        state[m] = HANDED_OVER
+    for calls in sections:
+        for m, helpers in calls.items():
+            if BPF_FUNC_MAP_DELETE_ELEM in helpers:
+                state[m] = DELETED
+    return state
+
+
+def map_calls(path: str) -> list[dict[str, set[int]]]:
+    """For each code section of the object (a program, mostly): map -> the
+    helpers called with it in r1 (bpf_map_lookup_elem, _update_elem...),
+    read from the ELF's instructions and their relocations. One linear pass
+    per section, following register moves: enough for what clang emits (it
+    loads the map right before the call). Empty when the ELF cannot be read
+    this way."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
@@ -318,21 +342,21 @@ def maps_deleted_from(path: str) -> set[str]:
                     sym = symbols.get_symbol(r["r_info_sym"])
                     if sym["st_shndx"] in map_sections:
                         refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
-            deleted: set[str] = set()
-            for i, sec in enumerate(sections):
-                if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR:
-                    deleted |= _deletes(sec.data(), refs.get(i, {}), elf.little_endian)
-            return deleted
+            return [
+                _calls(sec.data(), refs.get(i, {}), elf.little_endian)
+                for i, sec in enumerate(sections)
+                if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
+            ]
     except (OSError, ELFError, struct.error):
-        return set()
+        return []
 
 
-def _deletes(code: bytes, loads: dict[int, str], little: bool) -> set[str]:
-    """Maps passed in r1 to bpf_map_delete_elem in this code (``loads``:
+def _calls(code: bytes, loads: dict[int, str], little: bool) -> dict[str, set[int]]:
+    """Map -> the helpers called with it in r1 in this code (``loads``:
     instruction index -> the map its ld_imm64 loads)."""
     insn = struct.Struct("<BBhi" if little else ">BBhi")
     regs: dict[int, str] = {}  # register -> the map it holds
-    found: set[str] = set()
+    found: dict[str, set[int]] = {}
     i, n = 0, len(code) // 8
     while i < n:
         op, reg_byte, _, imm = insn.unpack_from(code, 8 * i)
@@ -345,8 +369,8 @@ def _deletes(code: bytes, loads: dict[int, str], little: bool) -> set[str]:
             i += 2
             continue
         if op == 0x85:  # call: r0-r5 are clobbered
-            if src == 0 and imm == BPF_FUNC_MAP_DELETE_ELEM and 1 in regs:
-                found.add(regs[1])
+            if src == 0 and 1 in regs:
+                found.setdefault(regs[1], set()).add(imm)
             for r in range(6):
                 regs.pop(r, None)
         elif op == 0xBF:  # r_dst = r_src (64-bit move)
@@ -388,13 +412,13 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     results = result_globals(obj)
     hists = [m.name for m in batch if hist_shape(obj, m)]
     hists += [name for _, name, tid in results if global_hist_shape(obj.btf, name, tid)]
-    deleted = maps_deleted_from(path)
+    state = working_state(path)
     hidden = {}
     for m in batch:
         if m.name in hists:
             continue
-        if m.name in deleted:
-            hidden[m.name] = DELETED
+        if m.name in state:
+            hidden[m.name] = state[m.name]
         elif hists:
             hidden[m.name] = BESIDE_HISTOGRAMS
     events = any(m.type in EVENT_TYPES for m in obj.maps.values())

@@ -24,6 +24,7 @@ class MapReport:
     entries: list
     unit: str | None = None
     section: str | None = None  # ".bss" or ".data" for a global; None for a map
+    stacks: list = dataclasses.field(default_factory=list)  # key/value members that are stacks (names)
 
 
 def merge_percpu(values: list):

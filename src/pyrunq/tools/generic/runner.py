@@ -41,6 +41,7 @@ from .introspect import (
 from .objfile import check_trust, open_object
 from .reports import MapReport, difference, read_global, read_map
 from .settings import apply_max_entries, apply_settings
+from .stacks import Stacks
 
 
 class _Fallback(Exception):
@@ -66,6 +67,7 @@ class Stream:
     by_size: bool = False  # paired at the first record: the only struct of its size
     record_size: int = 0  # the first record's size (when its size decided)
     choices: list[str] = dataclasses.field(default_factory=list)  # not decoded: structs to name
+    stacks: list[str] = dataclasses.field(default_factory=list)  # members named as stacks (not columns)
 
 
 RAW_COLUMNS = [("size", 5), ("data", 35)]  # records no struct decodes
@@ -202,7 +204,18 @@ class Runner(Tool):
             m.pin_path = None
 
     def loaded(self, obj: BPFObject) -> None:
-        super().loaded(obj)  # the readers first: no record is missed
+        super().loaded(obj)
+        self.stacks = Stacks(obj)
+        self._stack_members = {}  # map -> the stack members of (key, value)
+        for name in self.view.maps:
+            m = obj.maps[name]
+            members = (
+                self.stacks.members(obj.btf, m.key_type_id),
+                self.stacks.members(obj.btf, m.value_type_id),
+            )
+            if any(members):
+                self._stack_members[name] = members
+        # the readers before attach: no record is missed
         for name, struct_name in self._rings.items():
             self._read(name, struct_name)
         sources = self._sources()
@@ -308,9 +321,13 @@ class Runner(Tool):
         if layout.record is None:
             return None
         present = presenter(types, tid)
+        stacks, name_stacks = self.stacks.members(types, tid), self.stacks.name
         # the record's field names: anonymous members are renamed there
+        stream.stacks = stacks.ids + stacks.inline if stacks else []
         stream.columns = [
-            (f, _width(types, m[1], f)) for f, m in zip(layout.record._fields, types.members(tid))
+            (f, _width(types, m[1], f))
+            for f, m in zip(layout.record._fields, types.members(tid))
+            if f not in stream.stacks
         ]
         stream.raw = False
         size = layout.size
@@ -319,7 +336,8 @@ class Runner(Tool):
             if len(data) < size:
                 stream.short += 1
                 data += bytes(size - len(data))
-            return present(layout.decode(data))
+            record = present(layout.decode(data))
+            return name_stacks(record, stacks) if stacks else record
 
         return decode
 
@@ -370,10 +388,20 @@ class Runner(Tool):
         reports += [
             read_global(self.obj, section, name, tid, v.unit(name)) for section, name, tid in v.globals
         ]
-        if not delta:
-            return reports
-        previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
-        return [difference(r, previous.get((r.section, r.name))) for r in reports]
+        if delta:
+            previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
+            reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
+        return [self._name_stacks(r) for r in reports]
+
+    def _name_stacks(self, report: MapReport) -> MapReport:
+        """Stack ids and addresses as function names (``stacks``), after the
+        difference was taken by id."""
+        members = self._stack_members.get(report.name) if report.section is None else None
+        if not members or report.kind != "entries":
+            return report
+        entries = self.stacks.name_entries(report.entries, *members)
+        named = [m for part in members if part for m in part.ids + part.inline]
+        return dataclasses.replace(report, entries=entries, stacks=named)
 
     def loop(
         self,

@@ -1,0 +1,147 @@
+"""Stacks an object keeps, shown as function names, top first, as the C
+front ends print them:
+
+- a stack id: an integer member named ``*stack_id`` / ``*stackid`` (profile's
+  ``user_stack_id``, wakeuptime's ``w_k_stack_id``) of a map's key or value
+  or of a record, in an object with a STACK_TRACE map; the addresses are
+  that map's entry. A negative id is the error ``bpf_get_stackid`` returned:
+  EFAULT (there was none, as a sample in user mode has no kernel stack) is
+  an empty stack, others a ``[missed stack: EEXIST]`` frame, as bcc does;
+  -1 is empty too: what offcputime stores for a kernel thread's user stack.
+- an inline stack: an array of 64-bit integers named ``*stack*`` (eunomia's
+  and libbpf-bootstrap's ``kstack``/``ustack``, biostacks' ``kern_stack``),
+  as ``bpf_get_stack`` fills it: addresses up to the first 0.
+
+Kernel addresses (the upper half) are named from ``/proc/kallsyms``; user
+ones from the maps of the process in the struct's ``tgid`` member, else its
+``pid`` (a stack without either stays as addresses: ``[unknown]``). The maps
+of a process are read the first time one of its stacks is named, so a
+process that exited before that reads ``[unknown]``.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import NamedTuple
+
+from ...bpf import btf as B
+from ...symbols import Frame, KernelSymbols
+from ..ustack import Symbolizer, stack_addresses
+
+STACK_TRACE = 7  # enum bpf_map_type
+_STACK_ID = re.compile(r"stack_?id$", re.IGNORECASE)
+_KERNEL_HALF = 1 << 63
+
+
+class StackMembers(NamedTuple):
+    """The members of one struct that hold stacks, and where their process is."""
+
+    ids: list[str]  # stack ids
+    inline: list[str]  # arrays of addresses
+    pid: str | None  # the member that names the process (tgid, else pid)
+
+
+def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
+    """The stack members of struct ``tid`` (in BTF or DWARF types), None when it has none."""
+    tid = types.resolve(tid) if tid else 0
+    if not tid or types.kind(tid) != B.STRUCT:
+        return None
+    ids, inline, names = [], [], []
+    for name, member, _, bits in types.members(tid):
+        names.append(name)
+        member = types.resolve(member)
+        kind = types.kind(member)
+        if kind == B.INT and not bits and has_stack_map and _STACK_ID.search(name):
+            ids.append(name)
+        elif kind == B.ARRAY and "stack" in name.lower():
+            elem = types.resolve(types.array(member)[0])
+            if types.kind(elem) == B.INT and types.int_info(elem)[0] == 8:
+                inline.append(name)
+    if not (ids or inline):
+        return None
+    pid = "tgid" if "tgid" in names else "pid" if "pid" in names else None
+    return StackMembers(ids, inline, pid)
+
+
+def _plus(a, b):
+    """a + b through dicts and lists; anything but numbers as in ``a``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a + b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _plus(v, b[k]) if k in b else v for k, v in a.items()}
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [_plus(x, y) for x, y in zip(a, b)]
+    return a
+
+
+def _hashable(v):
+    if isinstance(v, dict):
+        return tuple((k, _hashable(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
+class Stacks:
+    """Names the stacks of one loaded object's maps and records."""
+
+    def __init__(self, obj):
+        self.obj = obj
+        self.maps = [m for m in obj.maps.values() if m.type == STACK_TRACE]
+        self._kernel: KernelSymbols | None = None
+        self._user = Symbolizer()
+
+    def members(self, types, tid: int) -> StackMembers | None:
+        return stack_members(types, tid, bool(self.maps))
+
+    def name(self, value: dict, members: StackMembers) -> dict:
+        """``value`` (a presented struct) with its stacks as lists of function names."""
+        pid = value.get(members.pid) if members.pid else None
+        out = dict(value)
+        for member in members.ids:
+            stack_id = value[member]
+            if stack_id in (-errno.EFAULT, -1):  # none: the helper's EFAULT, or the tools' own -1
+                out[member] = []
+            elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
+                out[member] = [f"[missed stack: {errno.errorcode.get(-stack_id, -stack_id)}]"]
+            else:
+                out[member] = self._names(stack_addresses(self._map_for(member), stack_id), pid)
+        for member in members.inline:
+            addresses = value[member]
+            end = addresses.index(0) if 0 in addresses else len(addresses)
+            out[member] = self._names(addresses[:end], pid)
+        return out
+
+    def name_entries(self, entries: list, key: StackMembers | None, value: StackMembers | None) -> list:
+        """(key, value) entries with their stacks named; entries whose stacks
+        name the same functions (samples at other instructions of them) are
+        one entry, their numbers added."""
+        merged: dict = {}
+        for k, v in entries:
+            k = self.name(k, key) if key and isinstance(k, dict) else k
+            v = self.name(v, value) if value and isinstance(v, dict) else v
+            h = _hashable(k) if key else object()  # values' stacks alone do not merge entries
+            merged[h] = (k, _plus(merged[h][1], v)) if h in merged else (k, v)
+        return list(merged.values())
+
+    def _map_for(self, member: str):
+        """The stack map of a stack id member: the only one, or the one whose
+        name shares the member's first word (``user_stack_id`` -> ``user_stacks``)."""
+        word = member.lower().split("_")[0]
+        return next((m for m in self.maps if word in m.name.lower()), self.maps[0])
+
+    def _names(self, addresses: list[int], pid: int | None) -> list[str]:
+        return [str(f) for f in self.frames(addresses, pid)]
+
+    def frames(self, addresses: list[int], pid: int | None) -> list[Frame]:
+        user = [a for a in addresses if a < _KERNEL_HALF]
+        named = iter(self._user.frames(pid, user) if pid and user else [Frame(a, None, 0, "") for a in user])
+        if len(user) == len(addresses):
+            return list(named)
+        if self._kernel is None:
+            self._kernel = KernelSymbols()
+        kernel = self._kernel
+        return [next(named) if a < _KERNEL_HALF else kernel.resolve(a) for a in addresses]

@@ -1,0 +1,90 @@
+"""Stacks an object keeps, as `pyrunq run` names them (tools/generic/stacks.py):
+stack ids into a STACK_TRACE map in a map's key (libbpf-tools' profile,
+offcputime) and stacks inline in a record only DWARF describes
+(libbpf-bootstrap's profile). tests/objects/gen_stacks.bpf.c counts each
+getpgid() of this test process under both of its stacks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+from pyrunq.tools.generic import Runner
+from testobjects import fire
+from waiting import pyrunq_command
+
+SYSCALL_ENTRY = {"x86_64": "do_syscall_64", "aarch64": "invoke_syscall"}[os.uname().machine]
+
+
+def kernel_functions() -> set[str]:
+    with open("/proc/kallsyms") as f:
+        return {line.split()[2] for line in f if line.split()[1] in "tTwW"}
+
+
+def test_stack_ids_and_inline_stacks_are_named_and_agree(kernel, objs):
+    with Runner(objs["gen_stacks"], settings={"target_tgid": os.getpid()}) as r:
+        # libbpf-tools leave a stack map's value size to their user space: without one, EINVAL at load
+        assert r.obj.maps["stackmap"].value_size == 127 * 8
+        fire(1, 2, 3)
+        r.stop()
+        (counts,) = [report for report in r.maps() if report.name == "counts"]
+        named = kernel_functions()  # with the object's own programs (bpf_prog_...)
+    assert counts.stacks == ["user_stack_id", "kern_stack_id"]
+    # the interpreter may reach getpgid() through more than one path: a stack each
+    assert sum(value for _, value in counts.entries) == 3
+    stacks = [(key["kern_stack_id"], key["user_stack_id"]) for key, _ in counts.entries]
+    for key, _ in counts.entries:
+        assert key["pid"] == os.getpid()
+    for kernel_stack, user_stack in stacks:
+        assert SYSCALL_ENTRY in kernel_stack
+        assert set(kernel_stack) <= named  # every frame named, from kallsyms
+        assert re.fullmatch(r"_*getpgid", user_stack[0]), user_stack  # libc's wrapper, where the syscall is
+    events = [record for name, record in r.events if name == "events"]
+    assert len(events) == 3
+    for e in events:  # the same stacks through bpf_get_stack, inline in a DWARF-only struct
+        assert e["pid"] == os.getpid() and e["kstack_sz"] == 8 * len(e["kstack"])
+        assert (e["kstack"], e["ustack"]) in stacks
+
+
+def test_missed_stacks_and_merged_entries(kernel, objs):
+    """A negative id is bpf_get_stackid's error: EFAULT, no stack (empty), others
+    a frame that says so; entries whose stacks name the
+    same functions (other instructions of them) are one, their numbers added."""
+    with Runner(objs["gen_stacks"], settings={"target_tgid": os.getpid()}) as r:
+        fire(7)
+        r.stop()
+        (counts,) = [report for report in r.maps() if report.name == "counts"]
+        key_members = r.stacks.members(r.obj.btf, r.obj.maps["counts"].key_type_id)
+        (key, _), *_ = r.obj.maps["counts"].items()
+        raw = {"pid": os.getpid(), "user_stack_id": -17, "kern_stack_id": key.kern_stack_id, "name": "x"}
+        missed = r.stacks.name(raw, key_members)
+        none = r.stacks.name({**raw, "user_stack_id": -14}, key_members)
+        twice = r.stacks.name_entries(
+            [(dict(raw), {"delta": 5, "comm": "a"}), (dict(raw), {"delta": 7, "comm": "b"})],
+            key_members,
+            None,
+        )
+    assert missed["user_stack_id"] == ["[missed stack: EEXIST]"]  # lost: its bucket was taken
+    assert none["user_stack_id"] == []  # EFAULT: there was no stack to take
+    assert missed["kern_stack_id"] == counts.entries[0][0]["kern_stack_id"]
+    assert [value for _, value in twice] == [{"delta": 12, "comm": "a"}]
+
+
+def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
+    """A function per line under the entry or record, the kernel's above the user's, "--" between."""
+    with pyrunq_command("run", objs["gen_stacks"], "--set", f"target_tgid={os.getpid()}") as cmd:
+        cmd.wait_line("^Tracing", stream="err")
+        fire(1, 2)
+        rc, out, err = cmd.finish(signal.SIGINT)
+    assert rc == 0, err
+    lines = out.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.startswith("counts[")]
+    entry = re.compile(rf"counts\[\{{pid={os.getpid()}, name=\S+\}}\]: (\d+)")
+    assert sum(int(entry.fullmatch(lines[i]).group(1)) for i in heads) == 2  # type: ignore[union-attr]
+    block = lines[heads[0] + 1 :]
+    split = block.index("    --")
+    assert f"    {SYSCALL_ENTRY}" in block[:split]
+    assert re.fullmatch(r"    _*getpgid", block[split + 1])
+    assert sum(1 for line in lines if line.startswith("TIME")) == 1  # the records' header
+    assert "KSTACK " not in lines[0] and "KSTACK_SZ" in out  # stacks are not columns
