@@ -174,6 +174,22 @@ def test_run_reads_a_perf_event_array_exactly(kernel, objs):
     assert "lost" not in err, err
 
 
+def test_variable_length_records_end_in_their_strings(kernel, objs):
+    """A record that ends inside its last member, a char array, sent the
+    NUL-separated strings there (execsnoop's args): shown joined, as its C
+    front end does, and not counted as short; one cut before it is."""
+    out, err, rc = run_and_fire(objs["gen_varlen"], [3, 1, 2, 0], "--json")
+    assert rc == 0, err
+    events = [d["event"] for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
+    assert [(e["args_count"], e["args"]) for e in events] == [
+        (3, "one two three"),
+        (1, "one"),  # not the "two" and "three" the buffer still held
+        (2, "one two"),
+        (0, ""),
+    ]
+    assert "warning: 1 record(s) of events were shorter than struct event" in err
+
+
 def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
     def on_maps(reports):  # called in the loop, after attach: fire, then end as Ctrl-C would
         fire(7_000_001, 7_000_002)

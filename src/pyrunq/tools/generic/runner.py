@@ -86,6 +86,17 @@ def _width(btf, tid: int, name: str) -> int:
     return max(len(name), w)
 
 
+def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
+    """(name, byte offset) of struct ``tid``'s last member when it is a char
+    array. A record that ends inside it (execsnoop sends only the arguments it
+    has) holds there the NUL-separated strings it sent: shown joined by
+    spaces, as its C front end does."""
+    members = types.members(tid)
+    if not members or members[-1][3] or value_kind(types, members[-1][1]) != "string":
+        return None
+    return members[-1][0], members[-1][2] // 8
+
+
 def _text_or_bytes(data: bytes) -> str | bytes:
     """Text when ``data`` is printable UTF-8 (tabs and newlines allowed)."""
     try:
@@ -331,12 +342,19 @@ class Runner(Tool):
         ]
         stream.raw = False
         size = layout.size
+        strings = _strings_at_end(types, tid)
 
         def decode(data: bytes):
-            if len(data) < size:
-                stream.short += 1
-                data += bytes(size - len(data))
-            record = present(layout.decode(data))
+            short = len(data) < size
+            if short:
+                if not (strings and len(data) >= strings[1]):  # not a record of strings that ended early
+                    stream.short += 1
+                record = present(layout.decode(data + bytes(size - len(data))))
+            else:
+                record = present(layout.decode(data))
+            if short and strings:
+                name, offset = strings
+                record[name] = " ".join(s.decode(errors="replace") for s in data[offset:].split(b"\0") if s)
             return name_stacks(record, stacks) if stacks else record
 
         return decode
