@@ -8,9 +8,10 @@ front ends print them:
   EFAULT (there was none, as a sample in user mode has no kernel stack) is
   an empty stack, others a ``[missed stack: EEXIST]`` frame, as bcc does;
   -1 is empty too: what offcputime stores for a kernel thread's user stack.
-- an inline stack: an array of 64-bit integers named ``*stack*`` (eunomia's
-  and libbpf-bootstrap's ``kstack``/``ustack``, biostacks' ``kern_stack``),
-  as ``bpf_get_stack`` fills it: addresses up to the first 0.
+- an inline stack: an array of 64-bit integers named ``*stack*`` or
+  ``*caller*`` (eunomia's and libbpf-bootstrap's ``kstack``/``ustack``,
+  biostacks' ``kern_stack``, opensnoop's ``callers``), as ``bpf_get_stack``
+  fills it: addresses up to the first 0.
 
 Kernel addresses (the upper half) are named from ``/proc/kallsyms``; user
 ones from the maps of the process in the struct's ``tgid`` member, else its
@@ -54,7 +55,7 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
         kind = types.kind(member)
         if kind == B.INT and not bits and has_stack_map and _STACK_ID.search(name):
             ids.append(name)
-        elif kind == B.ARRAY and "stack" in name.lower():
+        elif kind == B.ARRAY and ("stack" in name.lower() or "caller" in name.lower()):
             elem = types.resolve(types.array(member)[0])
             if types.kind(elem) == B.INT and types.int_info(elem)[0] == 8:
                 inline.append(name)
