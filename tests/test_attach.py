@@ -500,6 +500,7 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
     uprobes = {"on_entry": "c:getpgid", "on_return": "c:getpgid"}
     with Runner(objs["gen_uprobe"], settings={"target_tgid": os.getpid()}, uprobes=uprobes) as r:
         assert sorted(r.attached) == ["on_entry", "on_return"]
+        assert [n.program for n in r.not_attached] == ["on_self"]
         fire(1, 2, 3, 4)
         r.stop()
         assert (r.obj.bss["entries"], r.obj.bss["returns"]) == (4, 4)
@@ -507,6 +508,22 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
         NothingAttached, match=r"on_entry \(uprobe\): .* give it a target \(BINARY:FUNCTION\)"
     ):
         Runner(objs["gen_uprobe"])  # without targets: each reported, and nothing else runs
+
+
+def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
+    out = run_cli("run", objs["gen_uprobe"], "--uprobe", "on_entry=c:getpgid", "--duration", "0.1")
+    assert out.returncode == 0, out.stderr
+    assert (
+        'program on_self (SEC("uprobe//proc/self/exe:pyrunq_test_missing")) not attached: no function '
+        "pyrunq_test_missing in /proc/self/exe (No such file or directory): that is pyrunq here, not the "
+        "program the object was written for; give it a target with --uprobe on_self=BINARY:FUNCTION\n"
+    ) in out.stderr
+    pipe = f"{features.TRACEFS}/trace_pipe"
+    assert (
+        f"note: gen_uprobe writes lines with bpf_printk: they go to the kernel's trace_pipe; "
+        f"read them with: {'' if features.tracefs_mounted() else 'mount -t tracefs nodev /sys/kernel/tracing; '}"
+        f"cat {pipe}\n"
+    ) in out.stderr
 
 
 @pytest.mark.parametrize(

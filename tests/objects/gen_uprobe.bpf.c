@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Test object: uprobe and uretprobe programs whose sections name no target
  * (as libbpf-bootstrap's uprobe example declares them), counting the calls
- * of whatever function user space attaches them to, in the target process. */
+ * of whatever function user space attaches them to, in the target process;
+ * and one that probes its own loader (/proc/self/exe), as libbpf-bootstrap's
+ * uprobe does, and writes with bpf_printk. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -23,6 +25,13 @@ int BPF_KRETPROBE(on_return)
 {
 	if (bpf_get_current_pid_tgid() >> 32 == target_tgid)
 		__sync_fetch_and_add(&returns, 1);
+	return 0;
+}
+
+SEC("uprobe//proc/self/exe:pyrunq_test_missing")
+int BPF_KPROBE(on_self)
+{
+	bpf_printk("pyrunq test: never, pyrunq has no such function");
 	return 0;
 }
 

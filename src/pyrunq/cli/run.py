@@ -186,6 +186,8 @@ def run(args, parser) -> int:
                 f"sizes it): sized {size}; choose with --max-entries {name}=N",
                 file=sys.stderr,
             )
+        if r.writes_trace_pipe:
+            print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         if r.view.hidden:
             hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())
             print(
@@ -226,6 +228,17 @@ def run(args, parser) -> int:
                     file=sys.stderr,
                 )
     return 0
+
+
+def _printk_where(name: str) -> str:
+    """Where the lines of an object that uses bpf_printk go, and how to read them."""
+    from ..bpf import features
+
+    pipe = f"{features.TRACEFS}/trace_pipe"
+    read = f"cat {pipe}"
+    if not features.tracefs_mounted():
+        read = f"mount -t tracefs nodev {features.TRACEFS}; {read}"
+    return f"{name} writes lines with bpf_printk: they go to the kernel's trace_pipe; read them with: {read}"
 
 
 def _program_notes(prog: str, r) -> None:

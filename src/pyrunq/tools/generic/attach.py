@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 from typing import NamedTuple
 
 from ...bpf import BPFObject, Link, Program, features
@@ -296,6 +297,14 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     if hint:
         text = f"{text} ({hint})"
     mechanism = mechanism_of(prog.section)
+    target = prog.section.split("/", 1)[-1]
+    if error.errno == errno.ENOENT and is_uprobe(prog) and ":" in target:
+        binary, _, function = target.rpartition(":")
+        why = f"no function {function} in {binary}" if os.path.exists(binary) else f"no file {binary}"
+        why += f" ({text})"
+        if binary.startswith("/proc/self/"):  # libbpf-bootstrap's uprobe probes its own loader
+            why += ": that is pyrunq here, not the program the object was written for"
+        return f"{why}; give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
     if error.errno == errno.ENOENT and mechanism == "tracepoint" and tracefs_missing:
         return "tracefs is not mounted"
     what = {
@@ -305,5 +314,5 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
         "kretprobe": "function",
     }.get(mechanism or "")
     if error.errno == errno.ENOENT and what:
-        return f"no {what} {prog.section.split('/', 1)[-1]} in this kernel ({text})"
+        return f"no {what} {target} in this kernel ({text})"
     return text

@@ -53,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
+from typing import NamedTuple
 
 from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
@@ -288,6 +289,7 @@ def _has_slots(btf, tid: int) -> bool:
 
 # enum bpf_func_id
 BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_MAP_UPDATE_ELEM, BPF_FUNC_MAP_DELETE_ELEM = 1, 2, 3
+BPF_FUNC_TRACE_PRINTK, BPF_FUNC_TRACE_VPRINTK = 6, 177
 _SHF_EXECINSTR = 0x4
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
@@ -300,23 +302,36 @@ def working_state(path: str) -> dict[str, str]:
     only writes and another only reads (syscount's start times, never
     deleted). A program that both reads and writes a map keeps results there."""
     state = {}
-    sections = map_calls(path)
-    writes = {
-        m for calls in sections for m, helpers in calls.items() if helpers == {BPF_FUNC_MAP_UPDATE_ELEM}
-    }
-    reads = {m for calls in sections for m, helpers in calls.items() if helpers == {BPF_FUNC_MAP_LOOKUP_ELEM}}
-    for m in writes & reads:
-        state[m] = HANDED_OVER
-    for calls in sections:
-        for m, helpers in calls.items():
+    sections = [calls.maps for calls in helper_calls(path)]
+    only = {BPF_FUNC_MAP_UPDATE_ELEM: set(), BPF_FUNC_MAP_LOOKUP_ELEM: set()}  # helper -> maps
+    for maps in sections:
+        for m, helpers in maps.items():
             if BPF_FUNC_MAP_DELETE_ELEM in helpers:
                 state[m] = DELETED
+            elif len(helpers) == 1 and next(iter(helpers)) in only:
+                only[next(iter(helpers))].add(m)
+    for m in only[BPF_FUNC_MAP_UPDATE_ELEM] & only[BPF_FUNC_MAP_LOOKUP_ELEM]:
+        state.setdefault(m, HANDED_OVER)
     return state
 
 
-def map_calls(path: str) -> list[dict[str, set[int]]]:
-    """For each code section of the object (a program, mostly): map -> the
-    helpers called with it in r1 (bpf_map_lookup_elem, _update_elem...),
+def writes_trace_pipe(path: str) -> bool:
+    """Whether the object's programs call bpf_printk (bpf_trace_printk or
+    bpf_trace_vprintk): lines that go to tracefs' trace_pipe, not to a map."""
+    printk = {BPF_FUNC_TRACE_PRINTK, BPF_FUNC_TRACE_VPRINTK}
+    return any(calls.helpers & printk for calls in helper_calls(path))
+
+
+class Calls(NamedTuple):
+    """The helper calls of one code section."""
+
+    helpers: set[int]  # every helper called
+    maps: dict[str, set[int]]  # map -> the helpers called with it in r1
+
+
+def helper_calls(path: str) -> list[Calls]:
+    """For each code section of the object (a program, mostly): the helpers
+    it calls, and with which map in r1 (bpf_map_lookup_elem, _update_elem...),
     read from the ELF's instructions and their relocations. One linear pass
     per section, following register moves: enough for what clang emits (it
     loads the map right before the call). Empty when the ELF cannot be read
@@ -351,12 +366,12 @@ def map_calls(path: str) -> list[dict[str, set[int]]]:
         return []
 
 
-def _calls(code: bytes, loads: dict[int, str], little: bool) -> dict[str, set[int]]:
-    """Map -> the helpers called with it in r1 in this code (``loads``:
-    instruction index -> the map its ld_imm64 loads)."""
+def _calls(code: bytes, loads: dict[int, str], little: bool) -> Calls:
+    """The helper calls of this code (``loads``: instruction index -> the map
+    its ld_imm64 loads)."""
     insn = struct.Struct("<BBhi" if little else ">BBhi")
     regs: dict[int, str] = {}  # register -> the map it holds
-    found: dict[str, set[int]] = {}
+    found = Calls(set(), {})
     i, n = 0, len(code) // 8
     while i < n:
         op, reg_byte, _, imm = insn.unpack_from(code, 8 * i)
@@ -369,8 +384,10 @@ def _calls(code: bytes, loads: dict[int, str], little: bool) -> dict[str, set[in
             i += 2
             continue
         if op == 0x85:  # call: r0-r5 are clobbered
-            if src == 0 and 1 in regs:
-                found.setdefault(regs[1], set()).add(imm)
+            if src == 0:  # a helper (1: a BPF function, 2: a kfunc)
+                found.helpers.add(imm)
+                if 1 in regs:
+                    found.maps.setdefault(regs[1], set()).add(imm)
             for r in range(6):
                 regs.pop(r, None)
         elif op == 0xBF:  # r_dst = r_src (64-bit move)
