@@ -518,11 +518,10 @@ def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
         "pyrunq_test_missing in /proc/self/exe (No such file or directory): that is pyrunq here, not the "
         "program the object was written for; give it a target with --uprobe on_self=BINARY:FUNCTION\n"
     ) in out.stderr
-    pipe = f"{features.TRACEFS}/trace_pipe"
+    mount = "" if features.tracefs_mounted() else f"mount -t tracefs nodev {features.TRACEFS}; "
     assert (
         f"note: gen_uprobe writes lines with bpf_printk: they go to the kernel's trace_pipe; "
-        f"read them with: {'' if features.tracefs_mounted() else 'mount -t tracefs nodev /sys/kernel/tracing; '}"
-        f"cat {pipe}\n"
+        f"read them with: {mount}cat {features.TRACEFS}/trace_pipe\n"
     ) in out.stderr
 
 
