@@ -302,10 +302,9 @@ def working_state(path: str) -> dict[str, str]:
     only writes and another only reads (syscount's start times, never
     deleted). A program that both reads and writes a map keeps results there."""
     state = {}
-    sections = [calls.maps for calls in helper_calls(path)]
-    only = {BPF_FUNC_MAP_UPDATE_ELEM: set(), BPF_FUNC_MAP_LOOKUP_ELEM: set()}  # helper -> maps
-    for maps in sections:
-        for m, helpers in maps.items():
+    only: dict[int, set[str]] = {BPF_FUNC_MAP_UPDATE_ELEM: set(), BPF_FUNC_MAP_LOOKUP_ELEM: set()}
+    for calls in helper_calls(path):
+        for m, helpers in calls.maps.items():
             if BPF_FUNC_MAP_DELETE_ELEM in helpers:
                 state[m] = DELETED
             elif len(helpers) == 1 and next(iter(helpers)) in only:
