@@ -510,6 +510,24 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
         Runner(objs["gen_uprobe"])  # without targets: each reported, and nothing else runs
 
 
+def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kernel, objs):
+    with Runner(objs["gen_rejected"], settings={"target_tgid": os.getpid()}) as r:
+        assert r.attached == ["counted"]
+        [(program, section, why)] = r.not_attached
+        assert (program, section) == ("rejected", "raw_tp/sys_exit")
+        assert why.startswith("the verifier rejected it: ") and "\n" not in why, why
+        fire(1, 2, 3)
+        r.stop()
+        assert r.obj.bss["hits"] == 3
+    out = run_cli("run", objs["gen_rejected"], "--program", "rejected")  # nothing else: one line, exit 1
+    assert (out.returncode, out.stdout) == (1, ""), out.stderr
+    assert out.stderr.startswith(
+        f"{PROG}: error: no program of gen_rejected could attach: rejected (raw_tp/sys_exit): "
+        "the verifier rejected it: "
+    )
+    assert out.stderr.count("\n") == 1, out.stderr
+
+
 def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
     out = run_cli("run", objs["gen_uprobe"], "--uprobe", "on_entry=c:getpgid", "--duration", "0.1")
     assert out.returncode == 0, out.stderr

@@ -21,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import re
 from typing import NamedTuple
 
 from ...bpf import BPFObject, Link, Program, features
 from ...bpf import btf as B
-from ...errors import PyrunqError, UsageError
+from ...errors import BPFError, PyrunqError, UsageError
 from ...symbols import Target, resolve_function
 
 # How messages name what the caller passed, in the Python API's words; the
@@ -282,6 +283,25 @@ def attach_program(prog: Program, frequency: int, uprobe: Target | None = None) 
 
 def needs_tracefs(prog: Program) -> bool:
     return mechanism_of(prog.section) == "tracepoint"
+
+
+_FAILED_LOAD = re.compile(r"prog '([^']+)': failed to load")
+
+
+def refused_program(error: BPFError) -> tuple[str, str] | None:
+    """(program, why) when the load failed because the kernel refused one
+    program (libbpf's log names it); None for other failures."""
+    if error.op != "load BPF object":
+        return None
+    failed = next((m.group(1) for line in error.log if (m := _FAILED_LOAD.search(line))), None)
+    if failed is None:
+        return None
+    for line in error.log:  # the verifier's log: its complaint is the line before "processed N insns"
+        lines = [x for x in line.splitlines() if x.strip()]
+        for before, after in zip(lines, lines[1:]):
+            if after.startswith("processed ") and " insns" in after:
+                return failed, f"the verifier rejected it: {before.strip()}"
+    return failed, f"the kernel refused to load it ({error.strerror})"
 
 
 def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:

@@ -15,6 +15,7 @@ import time
 from ...bpf import RINGBUF, BPFObject, PerfBuffer, RingBuffer
 from ...bpf import Link, features
 from ...bpf import btf as B
+from ...errors import BPFError
 from ..base import Tool, check_positive
 from .attach import (
     TRACEFS_HOW,
@@ -26,6 +27,7 @@ from .attach import (
     is_iterator,
     needs_tracefs,
     reason,
+    refused_program,
     uprobe_targets,
 )
 from .introspect import (
@@ -159,6 +161,7 @@ class Runner(Tool):
         self._programs, self._skip, self._frequency = programs, skip, frequency
         self._uprobe_specs = uprobes or {}
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
+        self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self.choices: list[Choice] = []
         self.attached: list[str] = []  # programs
         self.iterator_links: dict[str, Link] = {}
@@ -182,15 +185,22 @@ class Runner(Tool):
 
     def _start(self) -> None:
         """The lifecycle (``Tool.__init__``), once; again, with a new load,
-        when a chosen twin failed to attach and another can take its place
+        when a chosen twin failed to attach and another can take its place,
+        or when the kernel refused to load one program (the others may run)
         (libbpf loads all programs of an object at once: the choice is made
         before load)."""
         while True:
             try:
                 super().__init__()
                 return
-            except _Fallback as fallback:  # Tool.__init__ closed the object
-                self._passed_over.update(fallback.passed_over)
+            except (_Fallback, BPFError) as e:  # Tool.__init__ closed the object
+                if isinstance(e, _Fallback):
+                    self._passed_over.update(e.passed_over)
+                else:
+                    refused = refused_program(e)
+                    if refused is None or refused[0] in self._load_refused:
+                        raise
+                    self._load_refused[refused[0]] = refused[1]
                 if self._readable is not None:
                     self._readable.close()
                 self.streams, self.not_attached, self.links = {}, [], []
@@ -203,9 +213,12 @@ class Runner(Tool):
 
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
-        self._plan = choose(obj, self._programs, self._skip, self._passed_over)
+        skip = list(self._skip or ()) + list(self._load_refused)
+        self._plan = choose(obj, self._programs, skip, self._passed_over)
         self._uprobes = uprobe_targets(obj, self._uprobe_specs)
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
+        for name, why in self._load_refused.items():
+            self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         apply_settings(obj, self._settings)
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         self.view: View = view(obj, self.path, self._show, self._units)
