@@ -133,6 +133,10 @@ class Runner(Tool):
     when none attached. ``SEC("perf_event")`` programs sample every CPU's
     clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
 
+    A program the kernel refuses to load is in ``not_attached`` too (the
+    object is loaded again without it). Stack ids and inline stacks in maps
+    and records are lists of function names (``stacks``: the rules).
+
     ``max_entries``: map name -> size before load (maps declared with 0 get
     a default, listed in ``sized``); ``show``: maps to show beside the
     default view ("all": every map; ``view.hidden`` says what is not shown,
@@ -232,15 +236,6 @@ class Runner(Tool):
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
         self.stacks = Stacks(obj)
-        self._stack_members = {}  # map -> the stack members of (key, value)
-        for name in self.view.maps:
-            m = obj.maps[name]
-            members = (
-                self.stacks.members(obj.btf, m.key_type_id),
-                self.stacks.members(obj.btf, m.value_type_id),
-            )
-            if any(members):
-                self._stack_members[name] = members
         # the readers before attach: no record is missed
         for name, struct_name in self._rings.items():
             self._read(name, struct_name)
@@ -429,12 +424,16 @@ class Runner(Tool):
     def _name_stacks(self, report: MapReport) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
         difference was taken by id."""
-        members = self._stack_members.get(report.name) if report.section is None else None
-        if not members or report.kind != "entries":
+        if report.section is not None or report.kind != "entries":
             return report
-        entries = self.stacks.name_entries(report.entries, *members)
-        named = [m for part in members if part for m in part.ids + part.inline]
-        return dataclasses.replace(report, entries=entries, stacks=named)
+        m = self.obj.maps[report.name]
+        key, value = (self.stacks.members(self.obj.btf, tid) for tid in (m.key_type_id, m.value_type_id))
+        if not (key or value):
+            return report
+        named = [name for part in (key, value) if part for name in part.ids + part.inline]
+        return dataclasses.replace(
+            report, entries=self.stacks.name_entries(report.entries, key, value), stacks=named
+        )
 
     def loop(
         self,
