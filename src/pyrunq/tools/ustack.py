@@ -26,6 +26,7 @@ class Symbolizer:
 
     def __init__(self):
         self._procs: dict[int, ProcessSymbols | None] = {}
+        self._unmapped: dict[int, set[int]] = {}  # pid -> addresses in no mapping, after a reread
 
     def watch(self, pid: int) -> None:
         """Read ``pid``'s maps now, while it surely lives."""
@@ -44,7 +45,9 @@ class Symbolizer:
         if proc is None:
             return [Frame(a, None, 0, "") for a in addresses]
         frames = [proc.resolve(a) for a in addresses]
-        if any(not f.module for f in frames):  # a library mapped since we looked
+        unmapped = {f.address for f in frames if not f.module} - self._unmapped.setdefault(pid, set())
+        if unmapped:  # a library mapped since we looked? Reread once per such address
+            self._unmapped[pid] |= unmapped
             try:
                 proc.refresh()
             except UsageError:
