@@ -18,6 +18,7 @@ import pytest
 import pyrunq
 from pyrunq.hist import render_log2_bcc
 from pyrunq.tools.generic import DEFAULT_MAX_ENTRIES, MapReport, Runner, difference
+from pyrunq.tools.generic.settings import RINGBUF_MIN
 from testobjects import fire
 from waiting import pyrunq_command, wait_for
 
@@ -334,3 +335,13 @@ def test_bad_input_one_line_exit_2(objs, obj, extra, message):
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq run: error: ")
     assert message in out.stderr, out.stderr
     assert out.stdout == ""
+
+
+def test_small_ring_buffers_get_room_unless_sized(kernel, objs):
+    """A ring buffer declared small (gen_state's: 16 KiB) is grown to RINGBUF_MIN:
+    Python reads more slowly than a C loop, and a record the program could
+    not reserve is lost where no reader can count it."""
+    with Runner(objs["gen_state"]) as r:
+        assert r.obj.maps["events"].max_entries == RINGBUF_MIN
+    with Runner(objs["gen_state"], max_entries={"events": 1 << 14}) as r:
+        assert r.obj.maps["events"].max_entries == 1 << 14

@@ -17,6 +17,11 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 SETTING = "setting"
 MAX_ENTRIES = "max_entries"
 DEFAULT_MAX_ENTRIES = 10240
+# Ring buffers are read by Python, more slowly than by their C front ends: one
+# declared smaller (libbpf-tools' compat layer: 256 KiB, 31 of opensnoop's
+# 8 KiB records) gets this much room, so that a burst is not dropped by
+# bpf_ringbuf_reserve, which no reader can count.
+RINGBUF_MIN = 4 << 20
 STACK_DEPTH = 127  # frames per stack trace map value: the kernel's perf_event_max_stack default
 # Map types declared with max_entries 0 that are right as they are: libbpf
 # gives a perf event array one entry per possible CPU; local and cgroup
@@ -109,7 +114,8 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
 def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
     """Size maps before load: ``sizes`` is map name -> entries (an int, or its
     text). A map declared with max_entries 0 and not in ``sizes`` gets
-    DEFAULT_MAX_ENTRIES, unless its type is sized elsewhere (SIZED_ELSEWHERE).
+    DEFAULT_MAX_ENTRIES, unless its type is sized elsewhere (SIZED_ELSEWHERE);
+    a ring buffer not in ``sizes`` at least RINGBUF_MIN bytes.
     Returns the maps that got the default, with the size libbpf kept (it
     rounds a ring buffer up to a power of two pages)."""
     for name, value in sizes.items():
@@ -126,6 +132,8 @@ def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
         obj.maps[name].max_entries = n
     defaulted = {}
     for m in obj.maps.values():
+        if m.type_name == "ringbuf" and m.name not in sizes and m.max_entries < RINGBUF_MIN:
+            m.max_entries = RINGBUF_MIN
         if m.type_name == "stack_trace" and m.value_size == 0:  # its user space sets the depth
             m.resize_value(STACK_DEPTH * 8)
         if m.max_entries == 0 and m.name not in sizes and m.type_name not in SIZED_ELSEWHERE:
