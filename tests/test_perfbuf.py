@@ -113,6 +113,21 @@ def test_selectors_wait_on_fileno(obj):
     sel.close()
 
 
+def test_poll_0_after_select_reads_what_made_it_readable(obj):
+    """select() on fileno() takes a perf event's readiness (perf's poll clears
+    it): the poll(0) that follows must read the buffers all the same, or
+    records wait for the next wakeup (the CLI's loop does exactly this)."""
+    pb = obj.perf_buffer("events", event="perf_rec")
+    sel = selectors.DefaultSelector()
+    sel.register(pb.fileno(), selectors.EVENT_READ)
+    for i in range(20):
+        fire(BASE + i)
+        assert len(sel.select(DEADLINE)) == 1
+        assert pb.poll(0) == 1, f"round {i}"
+        assert pb.pending.pop().seq == BASE + i
+    sel.close()
+
+
 def test_limit_keeps_the_rest_for_the_next_call_in_order(obj):
     seen = []
     pb = obj.perf_buffer("events", callback=seen.append, event="perf_rec")

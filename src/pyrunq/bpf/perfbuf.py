@@ -163,6 +163,12 @@ class PerfBuffer(Records):
             return self._result(0, "poll perf buffer")
         # records kept from an earlier call are there: do not wait for more
         ms = 0 if self.handled else -1 if timeout is None else max(0, int(timeout * 1000))
+        if ms == 0:
+            # Not an epoll_wait: a perf event's readiness is taken by whoever
+            # polls it first, and a caller that select()ed our fileno() already
+            # did (then epoll_wait finds nothing, and records wait until the
+            # next wakeup). Read every CPU's buffer instead.
+            return self._result(self._read(lib.perf_buffer__consume, ptr), "poll perf buffer")
         return self._result(self._read(lib.perf_buffer__poll, ptr, ms), "poll perf buffer")
 
     def consume(self, limit: int = 0) -> int:
@@ -185,7 +191,8 @@ class PerfBuffer(Records):
                 self.close()
 
     def fileno(self) -> int:
-        """An epoll fd that is readable when records wait: for selectors / asyncio.
+        """An epoll fd that is readable when records wait: for selectors / asyncio;
+        when it is, ``poll(0)`` reads them.
 
         Records kept back by a ``limit`` are not in the kernel and do not make
         it readable: call ``poll(0)`` or ``consume()`` while ``backlog`` has any.
