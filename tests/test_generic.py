@@ -177,7 +177,8 @@ def test_run_reads_a_perf_event_array_exactly(kernel, objs):
 def test_variable_length_records_end_in_their_strings(kernel, objs):
     """A record that ends inside its last member, a char array, sent the
     NUL-separated strings there (execsnoop's args): shown joined, as its C
-    front end does, and not counted as short; one cut before it is."""
+    front end does, and not counted as short; one cut before it is. A union
+    shows each of its members."""
     out, err, rc = run_and_fire(objs["gen_varlen"], [3, 1, 2, 0], "--json")
     assert rc == 0, err
     events = [d["event"] for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
@@ -188,6 +189,8 @@ def test_variable_length_records_end_in_their_strings(kernel, objs):
         (0, ""),
     ]
     assert "warning: 1 record(s) of events were shorter than struct event" in err
+    two = {"as_u64": 0x6F7774, "as_text": "two", "halves": {"lo": 0x6F7774, "hi": 0}}
+    assert [e["value"] for e in events[:3]] == [two] * 3  # a union: each member decoded
 
 
 def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):

@@ -4,19 +4,28 @@
  * only the bytes in use, through a perf event array. getpgid(v) from the
  * process in `target_tgid` sends a record whose last member, `args`, holds
  * the first v of the strings "one", "two", "three", NUL-separated; v = 0
- * sends a record cut inside its fixed part (4 bytes). */
+ * sends a record cut inside its fixed part (4 bytes). A union before them
+ * holds "two" as a number, a string and a struct. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
 #define NR_getpgid 121	/* x86_64 */
-#define BASE 12		/* offsetof(struct event, args) */
+#define BASE __builtin_offsetof(struct event, args)
 
 struct event {
 	__u32 pid;
 	__u32 args_count;
 	__u32 args_size;
+	union {		/* "two" three ways */
+		__u64 as_u64;
+		char as_text[8];
+		struct {
+			__u32 lo;
+			__u32 hi;
+		} halves;
+	} value;
 	char args[32];
 };
 
@@ -53,6 +62,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	e->pid = target_tgid;
 	e->args_count = v;
 	e->args_size = size;
+	e->value.as_u64 = 0x6f7774;	/* "two", little-endian */
 	__builtin_memcpy(e->args, strings, sizeof(strings));
 	len = v ? BASE + size : 4;
 	if (len <= sizeof(*e))

@@ -602,6 +602,8 @@ def presenter(btf, tid: int):
             return {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
 
         return struct
+    if kind == B.UNION:
+        return _union_presenter(btf, tid)
     if kind == B.ARRAY:
         elem = presenter(btf, btf.array(tid)[0])
 
@@ -612,6 +614,27 @@ def presenter(btf, tid: int):
 
         return array
     return _plain
+
+
+def _union_presenter(btf, tid: int):
+    """A union (its bytes) as each of its members decoded from them: which
+    one is meant, only the object's own user space knows (mountsnoop's by
+    its ``op``). Bit-field members stay out."""
+    members = []
+    for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
+        if not bits:
+            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid)))
+
+    def union(raw):
+        if not isinstance(raw, (bytes, bytearray)):
+            return _plain(raw)
+        return {
+            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
+            for name, offset, layout, present in members
+            if offset + layout.size <= len(raw)
+        }
+
+    return union
 
 
 def _plain(v):
