@@ -35,7 +35,8 @@ def ring_event(seq: int) -> dict:
         "vals": [(seq + i) & 0xFFFF for i in range(3)],
         "odd": bool(seq & 1),
         "grid": [[-2, -1], [0, 1]],
-        "mix": struct.pack("<I", seq).hex(),
+        # a union: each member from the same bytes (a __u8 array is text up to its NUL)
+        "mix": {"word": seq & 0xFFFFFFFF, "bytes": struct.pack("<I", seq).split(b"\0")[0].decode(errors="replace")},
         "cookie": seq * 8,
     }
 
