@@ -36,7 +36,10 @@ def ring_event(seq: int) -> dict:
         "odd": bool(seq & 1),
         "grid": [[-2, -1], [0, 1]],
         # a union: each member from the same bytes (a __u8 array is text up to its NUL)
-        "mix": {"word": seq & 0xFFFFFFFF, "bytes": struct.pack("<I", seq).split(b"\0")[0].decode(errors="replace")},
+        "mix": {
+            "word": seq & 0xFFFFFFFF,
+            "bytes": struct.pack("<I", seq).split(b"\0")[0].decode(errors="replace"),
+        },
         "cookie": seq * 8,
     }
 
