@@ -500,10 +500,22 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
     uprobes = {"on_entry": "c:getpgid", "on_return": "c:getpgid"}
     with Runner(objs["gen_uprobe"], settings={"target_tgid": os.getpid()}, uprobes=uprobes) as r:
         assert sorted(r.attached) == ["on_entry", "on_return"]
-        assert [n.program for n in r.not_attached] == ["on_self"]
+        assert [n.program for n in r.not_attached] == ["on_self", "on_bare"]
         fire(1, 2, 3, 4)
         r.stop()
         assert (r.obj.bss["entries"], r.obj.bss["returns"]) == (4, 4)
+    # one program, several functions (gethostlatency's: getaddrinfo, gethostbyname...)
+    with Runner(
+        objs["gen_uprobe"],
+        settings={"target_tgid": os.getpid()},
+        uprobes={"on_entry": ["c:getpgid", "c:getppid"]},
+    ) as r:
+        assert r.attached == ["on_entry"]
+        fire(1, 2)
+        for _ in range(3):
+            os.getppid()
+        r.stop()
+        assert r.obj.bss["entries"] == 5
     with pytest.raises(
         NothingAttached, match=r"on_entry \(uprobe\): .* give it a target \(BINARY:FUNCTION\)"
     ):
@@ -529,12 +541,20 @@ def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kerne
 
 
 def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
-    out = run_cli("run", objs["gen_uprobe"], "--uprobe", "on_entry=c:getpgid", "--duration", "0.1")
+    out = run_cli(
+        "run", objs["gen_uprobe"], "--uprobe", "on_entry=c:getpgid", "--uprobe", "on_entry=c:getppid",
+        "--duration", "0.1",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert (
         'program on_self (SEC("uprobe//proc/self/exe:pyrunq_test_missing")) not attached: no function '
         "pyrunq_test_missing in /proc/self/exe (No such file or directory): that is pyrunq here, not the "
         "program the object was written for; give it a target with --uprobe on_self=BINARY:FUNCTION\n"
+    ) in out.stderr
+    assert (
+        'program on_bare (SEC("uretprobe/getpgid")) not attached: libbpf attaches a uprobe by itself only '
+        'from SEC("uretprobe/BINARY:FUNCTION") (Invalid argument); give it a target with --uprobe '
+        "on_bare=BINARY:FUNCTION\n"
     ) in out.stderr
     mount = "" if features.tracefs_mounted() else f"mount -t tracefs nodev {features.TRACEFS}; "
     assert (

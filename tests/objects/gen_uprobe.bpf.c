@@ -2,8 +2,9 @@
 /* Test object: uprobe and uretprobe programs whose sections name no target
  * (as libbpf-bootstrap's uprobe example declares them), counting the calls
  * of whatever function user space attaches them to, in the target process;
- * and one that probes its own loader (/proc/self/exe), as libbpf-bootstrap's
- * uprobe does, and writes with bpf_printk. */
+ * one that probes its own loader (/proc/self/exe), as libbpf-bootstrap's
+ * uprobe does, and writes with bpf_printk; and one whose section names a
+ * function but no binary, as libbpf-tools' bashreadline's does. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -32,6 +33,12 @@ SEC("uprobe//proc/self/exe:pyrunq_test_missing")
 int BPF_KPROBE(on_self)
 {
 	bpf_printk("pyrunq test: never, pyrunq has no such function");
+	return 0;
+}
+
+SEC("uretprobe/getpgid")
+int BPF_KRETPROBE(on_bare)
+{
 	return 0;
 }
 

@@ -35,6 +35,14 @@ def _pair(what: str):
     return parse
 
 
+def _targets(pairs: list) -> dict[str, list[str]]:
+    """--uprobe PROGRAM=BINARY:FUNCTION flags: program -> its targets, in order."""
+    out: dict[str, list[str]] = {}
+    for program, spec in pairs:
+        out.setdefault(program, []).append(spec)
+    return out
+
+
 def _seconds(text: str) -> float:
     import argparse
 
@@ -156,7 +164,7 @@ def add_arguments(p) -> None:
         action="append",
         default=[],
         help='attach uprobe PROGRAM, whose SEC("uprobe") names no target, to FUNCTION of BINARY '
-        "(a path, or a library name such as c) in every process; repeatable",
+        "(a path, or a library name such as c) in every process; repeatable, for one program too",
     )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
@@ -332,7 +340,7 @@ def _runner(args, on_event, on_pairing=None):
             programs=args.programs or None,
             skip=args.skip,
             frequency=args.frequency,
-            uprobes=dict(args.uprobe),
+            uprobes=_targets(args.uprobe),
             on_pairing=on_pairing,
         )
     except UsageError as e:

@@ -245,21 +245,24 @@ def is_iterator(prog: Program) -> bool:
     return prog.section.startswith(("iter/", "iter.s/"))
 
 
-def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, Target]:
-    """Program name -> where its uprobe goes, from ``PROGRAM=BINARY:FUNCTION``
-    settings (``specs``: program -> "BINARY:FUNCTION"); checked before load."""
-    targets = {}
-    for name, spec in specs.items():
-        what = f"{UPROBE} {name}={spec}"
-        if name not in obj.programs:
-            known = ", ".join(p.name for p in obj.programs.values() if is_uprobe(p)) or "none"
-            raise UsageError(f"{what}: no program {name!r} in {obj.name} (uprobe programs: {known})")
-        if not is_uprobe(obj.programs[name]):
-            raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no uprobe')
-        try:
-            targets[name] = resolve_function(spec)
-        except UsageError as e:
-            raise UsageError(f"{what}: {e}") from None
+def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
+    """Program name -> where its uprobes go (one program may go to several
+    functions, as gethostlatency's to getaddrinfo, gethostbyname and
+    gethostbyname2), from ``specs``: program -> "BINARY:FUNCTION" or a list
+    of them; checked before load."""
+    targets: dict[str, list[Target]] = {}
+    for name, given in specs.items():
+        for spec in [given] if isinstance(given, str) else given:
+            what = f"{UPROBE} {name}={spec}"
+            if name not in obj.programs:
+                known = ", ".join(p.name for p in obj.programs.values() if is_uprobe(p)) or "none"
+                raise UsageError(f"{what}: no program {name!r} in {obj.name} (uprobe programs: {known})")
+            if not is_uprobe(obj.programs[name]):
+                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no uprobe')
+            try:
+                targets.setdefault(name, []).append(resolve_function(spec))
+            except UsageError as e:
+                raise UsageError(f"{what}: {e}") from None
     return targets
 
 
@@ -267,13 +270,13 @@ def is_uprobe(prog: Program) -> bool:
     return prog.section.split("/", 1)[0] in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s")
 
 
-def attach_program(prog: Program, frequency: int, uprobe: Target | None = None) -> list[Link]:
+def attach_program(prog: Program, frequency: int, uprobes: list[Target] | None = None) -> list[Link]:
     """Attach one loaded program: perf_event programs to the CPU clock of
-    every CPU, iterators as iterators, a uprobe to ``uprobe`` when given (in
-    every process), the rest by their section."""
-    if uprobe is not None:
+    every CPU, iterators as iterators, a uprobe to each of ``uprobes`` when
+    given (in every process), the rest by their section."""
+    if uprobes:
         retprobe = prog.section.startswith("uretprobe")
-        return [prog.attach_uprobe(uprobe.path, uprobe.offset, -1, retprobe=retprobe)]
+        return [prog.attach_uprobe(t.path, t.offset, -1, retprobe=retprobe) for t in uprobes]
     if prog.type_name == "perf_event":
         return prog.attach_cpu_clock(frequency)
     if is_iterator(prog):
@@ -318,6 +321,12 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
         text = f"{text} ({hint})"
     mechanism = mechanism_of(prog.section)
     target = prog.section.split("/", 1)[-1]
+    kind = prog.section.split("/", 1)[0]
+    if error.errno == errno.EINVAL and is_uprobe(prog) and ":" not in target:  # bashreadline's
+        return (
+            f'libbpf attaches a uprobe by itself only from SEC("{kind}/BINARY:FUNCTION") ({text}); '
+            f"give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
+        )
     if error.errno == errno.ENOENT and is_uprobe(prog) and ":" in target:
         binary, _, function = target.rpartition(":")
         why = f"no function {function} in {binary}" if os.path.exists(binary) else f"no file {binary}"

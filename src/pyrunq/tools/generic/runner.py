@@ -517,8 +517,8 @@ def run(
     (``cumulative``: the totals so far). ``max_entries``, ``show``, ``units``:
     as Runner takes them. ``programs``: only these load; ``skip``: not these;
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
-    program -> "BINARY:FUNCTION" for uprobe programs whose section names no
-    target. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
+    section names no target. Needs root (or CAP_BPF and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
