@@ -193,6 +193,17 @@ def test_variable_length_records_end_in_their_strings(kernel, objs):
     assert [e["value"] for e in events[:3]] == [two] * 3  # a union: each member decoded
 
 
+def test_ip_addresses_are_shown_by_their_family(kernel, objs):
+    out, err, rc = run_and_fire(objs["gen_inet"], [4, 6, 5], "--json")
+    assert rc == 0, err
+    events = [d["event"] for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
+    assert [(e["family"], e["saddr"], e["daddr"]) for e in events] == [
+        (2, "127.0.0.1", "10.1.2.3"),  # the first 4 bytes only: the rest is not the address
+        (10, "::1", "fe80::1"),
+        (1, "7f000001" + "ee" * 12, "0a010203" + "ee" * 12),  # AF_UNIX: no IP address, bytes
+    ]
+
+
 def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
     def on_maps(reports):  # called in the loop, after attach: fire, then end as Ctrl-C would
         fire(7_000_001, 7_000_002)
