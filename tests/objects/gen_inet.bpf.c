@@ -3,7 +3,11 @@
  * them, in 16-byte integers beside a family. getpgid(v) from the process
  * in `target_tgid` sends: v = 4, AF_INET 127.0.0.1 -> 10.1.2.3 (the other
  * 12 bytes not zero, as a reused buffer leaves them); v = 6, AF_INET6 ::1 ->
- * fe80::1; v = 5, AF_UNIX, which holds no IP address. */
+ * fe80::1; v = 5, AF_UNIX, which holds no IP address. The ring buffer is
+ * named after a struct of the kernel that the object's BTF holds (struct
+ * pt_regs, through BPF_PROG's argument), as libbpf-bootstrap's
+ * bootstrap_legacy names its perf event array "perf_buffer": its records
+ * are no struct pt_regs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -26,7 +30,7 @@ const volatile __u32 target_tgid = 0;
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 14);
-} conns SEC(".maps");
+} pt_regs SEC(".maps");
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_enter, struct pt_regs *regs, long id)
@@ -38,7 +42,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	if (id != NR_getpgid || bpf_get_current_pid_tgid() >> 32 != target_tgid)
 		return 0;
 	v = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	c = bpf_ringbuf_reserve(&conns, sizeof(*c), 0);
+	c = bpf_ringbuf_reserve(&pt_regs, sizeof(*c), 0);
 	if (!c)
 		return 0;
 	__builtin_memset(c, 0xee, sizeof(*c));

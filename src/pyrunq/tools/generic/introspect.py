@@ -7,7 +7,8 @@ tool shows it:
   M=STRUCT``), from BTF or DWARF; ``struct M`` or ``struct M`` without a
   trailing "s" (``events`` -> ``struct event``) in BTF; the only event struct
   (see below) when the object has one event map and one such struct; ``struct
-  M`` or ``struct M`` without its "s" in DWARF. Otherwise the first record
+  M`` or ``struct M`` without its "s" in DWARF (by name, never a struct the
+  kernel has: ``vmlinux.h`` brought it in). Otherwise the first record
   decides, once: the only struct of its size (``struct_of_size``) among the
   event structs, or when none fits among the structs only DWARF has
   (``dwarf_only_structs``). If none or several fit, records stay bytes.
@@ -56,7 +57,7 @@ import struct
 import sys
 from typing import NamedTuple
 
-from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject
+from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject, features
 from ...bpf import btf as B
 from ...errors import UsageError
 from .dwarf import dwarf_of
@@ -127,16 +128,22 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) ->
                 f"object's BTF or DWARF (structs: {known})"
             )
     candidates = event_structs(obj)
+    # not the kernel's own structs, which vmlinux.h brought in (bootstrap_legacy's
+    # map "perf_buffer" carries no struct perf_buffer)
+    names = {g for ring in rings for g in _named_after(ring)}
+    kernels = {g for g, _ in features.kernel_btf_has(*((g, B.STRUCT) for g in names))} if names else set()
     out = {}
     for ring in rings:
-        out[ring] = explicit.get(ring) or next((g for g in _named_after(ring) if _in_btf(obj, g)), None)
+        out[ring] = explicit.get(ring) or next(
+            (g for g in _named_after(ring) if g not in kernels and _in_btf(obj, g)), None
+        )
         if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
             out[ring] = candidates[0]
     for ring in [r for r in rings if out[r] is None]:  # DWARF only for what BTF left
         dwarf = dwarf_of(obj)
         if dwarf is None:
             break
-        out[ring] = next((g for g in _named_after(ring) if g in dwarf.structs()), None)
+        out[ring] = next((g for g in _named_after(ring) if g not in kernels and g in dwarf.structs()), None)
     return out
 
 
