@@ -146,7 +146,7 @@ def process_maps(pid: int) -> list[Mapping]:
     try:
         with open(f"/proc/{pid}/maps") as f:
             lines = f.read().splitlines()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it exited while we read
         raise UsageError(f"no process with PID {pid}") from None
     except PermissionError:
         raise PyrunqError(
