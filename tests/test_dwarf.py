@@ -365,3 +365,13 @@ def test_structs_in_btf_need_no_dwarf(kernel, objs, monkeypatch):
             assert [e.get("seq", e.get("value")) for _, e in r.events] == [31, 32], name
             assert all(not s.raw and s.source == "BTF" for s in r.streams.values()), name
     assert reads == []
+
+
+def test_structs_named_by_python_keywords_decode():
+    """The kernel has a struct class (and DWARF brings it into objects that
+    reach it): its records need a namedtuple whose name is no keyword."""
+    from pyrunq.bpf.codecs import Int, Layout, Struct
+
+    for name in ("class", "def", "", "not an identifier"):
+        layout = Layout(Struct(name, 8, [("class", 0, Int(4, False)), ("", 4, Int(4, False))]))
+        assert tuple(layout.decode(struct.pack("<II", 7, 9))) == (7, 9), name

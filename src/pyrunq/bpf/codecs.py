@@ -11,6 +11,7 @@ loader's DWARF reader for the structs an object's BTF lacks.
 from __future__ import annotations
 
 import collections
+import keyword
 import operator
 import struct
 
@@ -109,8 +110,10 @@ class Struct(Codec):
 
     def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
         self.size, self.members = size, members
+        if keyword.iskeyword(name) or not name.isidentifier():  # the kernel's struct class
+            name = f"struct_{name}" if name.isidentifier() else "anon"
         self.record = collections.namedtuple(  # type: ignore[misc]  # made from a type at run time
-            name or "anon", [m[0] or "_" for m in members], rename=True
+            name, [m[0] or "_" for m in members], rename=True
         )
         fmt, pos = [], 0
         for _, offset, codec in members:

@@ -353,9 +353,15 @@ def helper_calls(path: str) -> list[Calls]:
             elf = ELFFile(f)
             sections = list(elf.iter_sections())
             map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
+            code = {
+                i
+                for i, sec in enumerate(sections)
+                if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
+            }
             refs: dict[int, dict[int, str]] = {}  # section -> instruction -> map it loads
             for rel in sections:
-                if not isinstance(rel, RelocationSection):
+                # only the relocations of code: those of the DWARF are many, and slow to read
+                if not isinstance(rel, RelocationSection) or rel.header.sh_info not in code:
                     continue
                 symbols = elf.get_section(rel.header.sh_link)
                 if not isinstance(symbols, SymbolTableSection):
@@ -364,11 +370,7 @@ def helper_calls(path: str) -> list[Calls]:
                     sym = symbols.get_symbol(r["r_info_sym"])
                     if sym["st_shndx"] in map_sections:
                         refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
-            return [
-                _calls(sec.data(), refs.get(i, {}), elf.little_endian)
-                for i, sec in enumerate(sections)
-                if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
-            ]
+            return [_calls(sections[i].data(), refs.get(i, {}), elf.little_endian) for i in sorted(code)]
     except (OSError, ELFError, struct.error):
         return []
 
