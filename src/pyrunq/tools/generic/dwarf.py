@@ -115,7 +115,11 @@ class DwarfTypes:
             elf = ELFFile(f)
             if elf.get_section_by_name(".debug_info") is None:
                 return None
-            info = elf.get_dwarf_info()
+            # Types need no relocation: in a BPF object those of .debug_info are
+            # REL entries against section symbols of value 0 (the offset is in
+            # place) or against variables' addresses, which are not read here;
+            # applying them was over a second of start-up.
+            info = elf.get_dwarf_info(relocate_dwarf_sections=False)
             dies: dict[int, _Die] = {}
             files: dict[int, list[str]] = {}
             for cu in info.iter_CUs():
