@@ -99,6 +99,12 @@ def foobar(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def usdt_prog(tmp_path_factory):
+    """tests/progs/usdt.c: fires the USDT probe pyrunq:tick(i) N times."""
+    return build(tmp_path_factory, "usdt")
+
+
+@pytest.fixture(scope="session")
 def leaker(tmp_path_factory):
     """tests/progs/leaker.c: allocates from known stacks, waits, frees."""
     return build(tmp_path_factory, "leaker")

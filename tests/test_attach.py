@@ -563,6 +563,42 @@ def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
     ) in out.stderr
 
 
+def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
+    with Runner(objs["gen_usdt"], usdts={"on_tick": f"{usdt_prog}:pyrunq:tick"}) as r:
+        assert r.attached == ["on_tick"]
+        # libbpf's own maps (where the probe's arguments are) are not results
+        assert r.view.maps == ["last"]
+        assert set(r.view.hidden) == {"__bpf_usdt_specs", "__bpf_usdt_ip_to_spec_id"}
+        prog = subprocess.Popen([usdt_prog, "5"])
+        assert prog.wait(60) == 0
+        r.stop()
+        assert (r.obj.bss["ticks"], r.obj.bss["sum"]) == (5, 0 + 1 + 2 + 3 + 4)  # its argument too
+        # decoded by the only struct of their size: one that only a map's value type brings
+        events = sorted((e for _, e in r.events), key=lambda e: e["i"])  # a CPU's buffer at a time
+        assert events == [{"i": i, "pid": prog.pid} for i in range(5)]
+        assert r.streams["out"].struct == "tick" and r.streams["out"].by_size
+    with pytest.raises(
+        NothingAttached, match=r"on_tick \(usdt\): .* give it a target \(BINARY:PROVIDER:NAME\)"
+    ):
+        Runner(objs["gen_usdt"])
+    with pytest.raises(NothingAttached, match=r"on_tick \(usdt\): no such USDT probe"):
+        Runner(objs["gen_usdt"], usdts={"on_tick": f"{usdt_prog}:pyrunq:nope"})
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("on_tick=c", "--usdt on_tick=c: expected BINARY:PROVIDER:NAME"),
+        ("on_tick=/no/such/file:p:n", "--usdt on_tick=/no/such/file:p:n: /no/such/file: no such binary"),
+        ("nope=c:p:n", "--usdt nope=c:p:n: no program 'nope' in gen_usdt (usdt programs: on_tick)"),
+    ],
+)
+def test_usdt_target_errors_name_the_flag(objs, flag, message):
+    out = run_cli("run", objs["gen_usdt"], "--usdt", flag)
+    assert (out.returncode, out.stdout) == (2, ""), out.stderr
+    assert out.stderr.startswith(f"{PROG}: error: {message}") and out.stderr.count("\n") == 1, out.stderr
+
+
 @pytest.mark.parametrize(
     "flag, message",
     [

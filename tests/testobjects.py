@@ -31,9 +31,12 @@ def compile_object(source, out, arch: str = ARCHES[os.uname().machine]) -> str:
     """``source`` compiled as any CO-RE object is, with our vmlinux.h for
     ``arch`` (default: this machine's), into ``out``."""
     include = os.path.join(ROOT, "vmlinux", arch)
+    # <bpf/usdt.bpf.h> includes <linux/errno.h>, which wants the multiarch asm/
+    # headers (libbpf-bootstrap's Makefile adds them so too)
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
     subprocess.run(
-        ["clang", "-target", "bpf", "-O2", "-g", f"-D__TARGET_ARCH_{arch}", "-I", include, "-c"]
-        + [str(source), "-o", str(out)],
+        ["clang", "-target", "bpf", "-O2", "-g", f"-D__TARGET_ARCH_{arch}", "-I", include]
+        + ["-idirafter", multiarch, "-c", str(source), "-o", str(out)],
         check=True,
     )
     return str(out)

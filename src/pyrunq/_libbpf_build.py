@@ -55,6 +55,12 @@ struct bpf_uprobe_opts {
     ...;
 };
 
+struct bpf_usdt_opts {
+    size_t sz;
+    __u64 usdt_cookie;
+    ...;
+};
+
 struct bpf_prog_info {
     __u64 run_time_ns;
     __u64 run_cnt;
@@ -99,6 +105,9 @@ struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
 struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, int pid,
                                                  const char *binary_path, size_t func_offset,
                                                  const struct bpf_uprobe_opts *opts);
+struct bpf_link *bpf_program__attach_usdt(const struct bpf_program *prog, int pid,
+                                          const char *binary_path, const char *usdt_provider,
+                                          const char *usdt_name, const struct bpf_usdt_opts *opts);
 int bpf_program__type(const struct bpf_program *prog);
 int bpf_program__expected_attach_type(const struct bpf_program *prog);
 size_t bpf_program__insn_cnt(const struct bpf_program *prog);

@@ -128,6 +128,25 @@ class Program:
                 e.errno or errno.EPERM, what, self.name, UPROBE_PRIVILEGE_HINT, e.log
             ) from None
 
+    def attach_usdt(self, binary: str, provider: str, name: str, pid: int = -1) -> Link:
+        """Attach to the USDT probe ``provider:name`` of ``binary`` (an ELF
+        path), in process ``pid`` only, or in every process (-1). libbpf
+        reads the probe's notes and its arguments' locations."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        opts = ffi.new("struct bpf_usdt_opts *")
+        opts.sz = ffi.sizeof("struct bpf_usdt_opts")
+        libbpf.reset_warnings()
+        what = f"attach usdt {binary}:{provider}:{name} for"
+        ptr = lib.bpf_program__attach_usdt(
+            self._ptr, pid, os.fsencode(binary), provider.encode(), name.encode(), opts
+        )
+        try:
+            return self._own(ptr, what)
+        except BPFPermissionError as e:  # uprobes underneath: the uprobe PMU wants more than CAP_PERFMON
+            raise BPFPermissionError(
+                e.errno or errno.EPERM, what, self.name, UPROBE_PRIVILEGE_HINT, e.log
+            ) from None
+
     def attach_iter(self) -> Link:
         """Attach an ``iter/*`` program; ``Link.read_iter()`` then reads it."""
         self._obj._require(LOADED, f"attach program {self.name!r}")

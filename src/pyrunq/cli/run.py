@@ -36,7 +36,7 @@ def _pair(what: str):
 
 
 def _targets(pairs: list) -> dict[str, list[str]]:
-    """--uprobe PROGRAM=BINARY:FUNCTION flags: program -> its targets, in order."""
+    """--uprobe (--usdt) PROGRAM=TARGET flags: program -> its targets, in order."""
     out: dict[str, list[str]] = {}
     for program, spec in pairs:
         out.setdefault(program, []).append(spec)
@@ -165,6 +165,15 @@ def add_arguments(p) -> None:
         default=[],
         help='attach uprobe PROGRAM, whose SEC("uprobe") names no target, to FUNCTION of BINARY '
         "(a path, or a library name such as c) in every process; repeatable, for one program too",
+    )
+    p.add_argument(
+        "--usdt",
+        metavar="PROGRAM=BINARY:PROVIDER:NAME",
+        type=_pair("PROGRAM=BINARY:PROVIDER:NAME"),
+        action="append",
+        default=[],
+        help='attach USDT program PROGRAM, whose SEC("usdt") names no probe, to probe PROVIDER:NAME '
+        "of BINARY (a path, or a library name) in every process; repeatable, for one program too",
     )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
@@ -341,6 +350,7 @@ def _runner(args, on_event, on_pairing=None):
             skip=args.skip,
             frequency=args.frequency,
             uprobes=_targets(args.uprobe),
+            usdts=_targets(args.usdt),
             on_pairing=on_pairing,
         )
     except UsageError as e:
@@ -360,6 +370,7 @@ def _with_flags(message: str) -> str:
         SKIP,
         UNITS,
         UPROBE,
+        USDT,
     )
 
     for word, flag in (
@@ -371,6 +382,7 @@ def _with_flags(message: str) -> str:
         (PROGRAMS, "--program"),
         (SKIP, "--no-program"),
         (UPROBE, "--uprobe"),
+        (USDT, "--usdt"),
     ):
         if message.startswith(f"{word} "):
             return flag + message[len(word) :]

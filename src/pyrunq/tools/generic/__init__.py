@@ -2,11 +2,11 @@
 (``objfile``), described from its own BTF (``introspect``), configured from
 text (``settings``), its programs chosen and attached (``attach``), and loaded
 and read (``runner``; its maps and globals as ``reports``) on the same
-lifecycle as every other tool. ``pyrunq
+lifecycle as every other tool; stacks are named (``stacks``). ``pyrunq
 inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
 whole of it in one call."""
 
-from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, Choice, NotAttached, NothingAttached
+from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, USDT, Choice, NotAttached, NothingAttached
 from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
 from .reports import MapReport, difference
@@ -18,6 +18,7 @@ __all__ = [
     "SKIP",
     "TRACEFS_HOW",
     "UPROBE",
+    "USDT",
     "Choice",
     "NotAttached",
     "NothingAttached",

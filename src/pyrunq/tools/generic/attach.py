@@ -27,13 +27,14 @@ from typing import NamedTuple
 from ...bpf import BPFObject, Link, Program, features
 from ...bpf import btf as B
 from ...errors import BPFError, PyrunqError, UsageError
-from ...symbols import Target, resolve_function
+from ...symbols import Target, find_library, resolve_function
 
 # How messages name what the caller passed, in the Python API's words; the
-# CLI puts its flags (--program, --no-program, --uprobe) in their place.
+# CLI puts its flags (--program, --no-program, --uprobe, --usdt) in their place.
 PROGRAMS = "programs"
 SKIP = "skip"
 UPROBE = "uprobe"
+USDT = "usdt"
 
 # section prefix -> mechanism
 MECHANISMS = {
@@ -270,13 +271,55 @@ def is_uprobe(prog: Program) -> bool:
     return prog.section.split("/", 1)[0] in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s")
 
 
-def attach_program(prog: Program, frequency: int, uprobes: list[Target] | None = None) -> list[Link]:
+def is_usdt(prog: Program) -> bool:
+    return prog.section.split("/", 1)[0] in ("usdt", "usdt.s")
+
+
+class UsdtTarget(NamedTuple):
+    """A USDT probe: the file (a path) and the probe's provider and name."""
+
+    path: str
+    provider: str
+    name: str
+
+
+def usdt_targets(obj: BPFObject, specs: dict) -> dict[str, list[UsdtTarget]]:
+    """Program name -> the USDT probes it goes to, from ``specs``: program ->
+    "BINARY:PROVIDER:NAME" (BINARY a path, or a library name such as
+    ``jvm``) or a list of them; checked before load."""
+    targets: dict[str, list[UsdtTarget]] = {}
+    for name, given in specs.items():
+        for spec in [given] if isinstance(given, str) else given:
+            what = f"{USDT} {name}={spec}"
+            if name not in obj.programs:
+                known = ", ".join(p.name for p in obj.programs.values() if is_usdt(p)) or "none"
+                raise UsageError(f"{what}: no program {name!r} in {obj.name} (usdt programs: {known})")
+            if not is_usdt(obj.programs[name]):
+                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no usdt')
+            parts = spec.rsplit(":", 2)
+            if len(parts) != 3 or not all(parts):
+                raise UsageError(f"{what}: expected BINARY:PROVIDER:NAME")
+            binary, provider, probe = parts
+            path = binary if os.sep in binary else find_library(None, binary)
+            if path is None or not os.path.isfile(path):
+                raise UsageError(f"{what}: {binary}: no such binary or library")
+            targets.setdefault(name, []).append(UsdtTarget(os.path.realpath(path), provider, probe))
+    return targets
+
+
+def attach_program(prog: Program, frequency: int, targets: list | None = None) -> list[Link]:
     """Attach one loaded program: perf_event programs to the CPU clock of
-    every CPU, iterators as iterators, a uprobe to each of ``uprobes`` when
-    given (in every process), the rest by their section."""
-    if uprobes:
+    every CPU, iterators as iterators, a uprobe or a USDT program to each of
+    ``targets`` when given (Targets, UsdtTargets; in every process), the rest
+    by their section."""
+    if targets:
         retprobe = prog.section.startswith("uretprobe")
-        return [prog.attach_uprobe(t.path, t.offset, -1, retprobe=retprobe) for t in uprobes]
+        return [
+            prog.attach_usdt(t.path, t.provider, t.name)
+            if isinstance(t, UsdtTarget)
+            else prog.attach_uprobe(t.path, t.offset, -1, retprobe=retprobe)
+            for t in targets
+        ]
     if prog.type_name == "perf_event":
         return prog.attach_cpu_clock(frequency)
     if is_iterator(prog):
@@ -310,11 +353,11 @@ def refused_program(error: BPFError) -> tuple[str, str] | None:
 def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     """Why ``prog`` did not attach, in a few words."""
     if error.errno == errno.EOPNOTSUPP and prog.type_name != "perf_event":
-        return (
-            f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:FUNCTION)"
-            if is_uprobe(prog)
-            else CANNOT_AUTO_ATTACH
-        )
+        if is_uprobe(prog):
+            return f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:FUNCTION)"
+        if is_usdt(prog):
+            return f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:PROVIDER:NAME)"
+        return CANNOT_AUTO_ATTACH
     text = error.strerror or str(error)
     hint = getattr(error, "hint", None)
     if hint:
@@ -327,6 +370,10 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
             f'libbpf attaches a uprobe by itself only from SEC("{kind}/BINARY:FUNCTION") ({text}); '
             f"give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
         )
+    if error.errno == errno.ENOENT and is_usdt(prog):  # libbpf found no such note in the file
+        parts = target.rsplit(":", 2) if "/" in prog.section else []
+        where = f" {parts[1]}:{parts[2]} in {parts[0]}" if len(parts) == 3 else ""
+        return f"no such USDT probe{where} ({text})"
     if error.errno == errno.ENOENT and is_uprobe(prog) and ":" in target:
         binary, _, function = target.rpartition(":")
         why = f"no function {function} in {binary}" if os.path.exists(binary) else f"no file {binary}"

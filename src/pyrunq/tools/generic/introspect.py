@@ -11,7 +11,8 @@ tool shows it:
   kernel has: ``vmlinux.h`` brought it in). Otherwise the first record
   decides, once: the only struct of its size (``struct_of_size``) among the
   event structs, or when none fits among the structs only DWARF has
-  (``dwarf_only_structs``). If none or several fit, records stay bytes.
+  (``dwarf_only_structs``), or then among the object's own structs that its
+  maps hold (``map_structs``). If none or several fit, records stay bytes.
 - A perf event array's record is its raw sample, padded with zeros so that
   with its 4-byte size it fills whole 8-byte words: a 32-byte struct arrives
   as 36 bytes. A struct fits a record of a perf event array when the record
@@ -44,7 +45,8 @@ tool shows it:
   the other hash and array maps but working state, which is: a map the
   object's own programs delete entries from (start times kept from one probe
   to the next), or one that a program only writes and another only reads
-  (start times never deleted), and, in an object that keeps histograms, every other map
+  (start times never deleted), libbpf's own (``__bpf_usdt_specs``...), and, in
+  an object that keeps histograms, every other map
   (what the histograms are made of). Working state is shown when named, and
   every map when the object has nothing else to show.
 """
@@ -180,10 +182,21 @@ def dwarf_only_structs(obj: BPFObject) -> list[str]:
     return [] if dwarf is None else [s for s in dwarf.own_structs() if not _in_btf(obj, s)]
 
 
+def map_structs(obj: BPFObject) -> list[str]:
+    """The object's own named structs that its maps hold as keys or values
+    (javagc sends the struct data_t that its map data_map holds too), not
+    the kernel's."""
+    btf = obj.btf
+    tids = [btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t]
+    names = [btf.name(t) for t in tids if btf.kind(t) == B.STRUCT and btf.name(t)]
+    kernels = {n for n, _ in features.kernel_btf_has(*((n, B.STRUCT) for n in names))} if names else set()
+    return [n for n in dict.fromkeys(names) if n not in kernels]
+
+
 def nameable_structs(obj: BPFObject) -> list[str]:
     """The structs a user would pick from to decode records: event structs,
-    then the structs only DWARF has."""
-    return list(dict.fromkeys(event_structs(obj) + dwarf_only_structs(obj)))
+    the structs only DWARF has, then those the object's maps hold."""
+    return list(dict.fromkeys(event_structs(obj) + dwarf_only_structs(obj) + map_structs(obj)))
 
 
 def fits(struct_size: int, record_size: int, perf: bool) -> bool:
@@ -199,8 +212,9 @@ def struct_of_size(obj: BPFObject, record_size: int, perf: bool) -> tuple[str | 
     """The struct that records of ``record_size`` bytes are decoded by when
     nothing else names one, and the structs that fit: the only event struct
     that fits, or if none does, the only struct only DWARF has that fits
-    (DWARF is read only then). None when none or several fit."""
-    for tier in (event_structs, dwarf_only_structs):
+    (DWARF is read only then), or the only struct of the object's maps that
+    fits. None when none or several fit."""
+    for tier in (event_structs, dwarf_only_structs, map_structs):
         fitting = []
         for name in tier(obj):
             types, tid = find_struct(obj, name)
@@ -302,6 +316,7 @@ _SHF_EXECINSTR = 0x4
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
 BESIDE_HISTOGRAMS = "working state beside the object's histograms"
+LIBBPFS = "libbpf's own: where USDT arguments are"
 
 
 def working_state(path: str) -> dict[str, str]:
@@ -443,7 +458,9 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     for m in batch:
         if m.name in hists:
             continue
-        if m.name in state:
+        if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
+            hidden[m.name] = LIBBPFS
+        elif m.name in state:
             hidden[m.name] = state[m.name]
         elif hists:
             hidden[m.name] = BESIDE_HISTOGRAMS

@@ -29,6 +29,7 @@ from .attach import (
     reason,
     refused_program,
     uprobe_targets,
+    usdt_targets,
 )
 from .introspect import (
     View,
@@ -158,12 +159,13 @@ class Runner(Tool):
         frequency: int = 99,
         uprobes: dict | None = None,
         on_pairing=None,
+        usdts: dict | None = None,
     ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
         self._programs, self._skip, self._frequency = programs, skip, frequency
-        self._uprobe_specs = uprobes or {}
+        self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self.choices: list[Choice] = []
@@ -219,7 +221,10 @@ class Runner(Tool):
         super().configure(obj)
         skip = list(self._skip or ()) + list(self._load_refused)
         self._plan = choose(obj, self._programs, skip, self._passed_over)
-        self._uprobes = uprobe_targets(obj, self._uprobe_specs)
+        self._targets: dict[str, list] = {
+            **uprobe_targets(obj, self._uprobe_specs),
+            **usdt_targets(obj, self._usdt_specs),
+        }
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
         for name, why in self._load_refused.items():
             self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
@@ -258,7 +263,7 @@ class Runner(Tool):
             if needs_tracefs(prog):
                 self._tracefs()
             try:
-                links = attach_program(prog, self._frequency, self._uprobes.get(prog.name))
+                links = attach_program(prog, self._frequency, self._targets.get(prog.name))
             except OSError as e:
                 why = reason(prog, e, self.tracefs_problem is not None)
                 if prog.name in self._plan.fallbacks:
@@ -509,6 +514,7 @@ def run(
     skip=None,
     frequency: int = 99,
     uprobes: dict | None = None,
+    usdts: dict | None = None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -518,7 +524,8 @@ def run(
     as Runner takes them. ``programs``: only these load; ``skip``: not these;
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
-    section names no target. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
+    a list) for USDT programs. Needs root (or CAP_BPF and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -532,6 +539,7 @@ def run(
         skip=skip,
         frequency=frequency,
         uprobes=uprobes,
+        usdts=usdts,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
