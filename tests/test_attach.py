@@ -586,27 +586,17 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
 
 
 @pytest.mark.parametrize(
-    "flag, message",
+    "obj, flag, value, message",
     [
-        ("on_tick=c", "--usdt on_tick=c: expected BINARY:PROVIDER:NAME"),
-        ("on_tick=/no/such/file:p:n", "--usdt on_tick=/no/such/file:p:n: /no/such/file: no such binary"),
-        ("nope=c:p:n", "--usdt nope=c:p:n: no program 'nope' in gen_usdt (usdt programs: on_tick)"),
+        ("gen_uprobe", "--uprobe", "nope=c:getpgid", "no program 'nope' in gen_uprobe"),
+        ("gen_uprobe", "--uprobe", "on_entry=c:no_such_function_here", ""),
+        ("gen_usdt", "--usdt", "on_tick=c", "expected BINARY:PROVIDER:NAME"),
+        ("gen_usdt", "--usdt", "on_tick=/no/such/file:p:n", "/no/such/file: no such binary"),
+        ("gen_usdt", "--usdt", "nope=c:p:n", "no program 'nope' in gen_usdt (usdt programs: on_tick)"),
     ],
 )
-def test_usdt_target_errors_name_the_flag(objs, flag, message):
-    out = run_cli("run", objs["gen_usdt"], "--usdt", flag)
+def test_target_errors_name_the_flag(objs, obj, flag, value, message):
+    out = run_cli("run", objs[obj], flag, value)
     assert (out.returncode, out.stdout) == (2, ""), out.stderr
-    assert out.stderr.startswith(f"{PROG}: error: {message}") and out.stderr.count("\n") == 1, out.stderr
-
-
-@pytest.mark.parametrize(
-    "flag, message",
-    [
-        ("nope=c:getpgid", "--uprobe nope=c:getpgid: no program 'nope' in gen_uprobe"),
-        ("on_entry=c:no_such_function_here", "--uprobe on_entry=c:no_such_function_here: "),
-    ],
-)
-def test_uprobe_target_errors_name_the_flag(objs, flag, message):
-    out = run_cli("run", objs["gen_uprobe"], "--uprobe", flag)
-    assert (out.returncode, out.stdout) == (2, ""), out.stderr
-    assert out.stderr.startswith(f"{PROG}: error: {message}") and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"{PROG}: error: {flag} {value}: {message}"), out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr

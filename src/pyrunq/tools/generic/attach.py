@@ -251,17 +251,23 @@ def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
     functions, as gethostlatency's to getaddrinfo, gethostbyname and
     gethostbyname2), from ``specs``: program -> "BINARY:FUNCTION" or a list
     of them; checked before load."""
-    targets: dict[str, list[Target]] = {}
+    return _targets(obj, specs, UPROBE, is_uprobe, resolve_function)
+
+
+def _targets(obj: BPFObject, specs: dict, kind: str, is_kind, resolve) -> dict[str, list]:
+    """Program name -> its targets, each spec made one by ``resolve``; the
+    programs must exist and be of ``kind`` (``is_kind``)."""
+    targets: dict[str, list] = {}
     for name, given in specs.items():
         for spec in [given] if isinstance(given, str) else given:
-            what = f"{UPROBE} {name}={spec}"
+            what = f"{kind} {name}={spec}"
             if name not in obj.programs:
-                known = ", ".join(p.name for p in obj.programs.values() if is_uprobe(p)) or "none"
-                raise UsageError(f"{what}: no program {name!r} in {obj.name} (uprobe programs: {known})")
-            if not is_uprobe(obj.programs[name]):
-                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no uprobe')
+                known = ", ".join(p.name for p in obj.programs.values() if is_kind(p)) or "none"
+                raise UsageError(f"{what}: no program {name!r} in {obj.name} ({kind} programs: {known})")
+            if not is_kind(obj.programs[name]):
+                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no {kind}')
             try:
-                targets.setdefault(name, []).append(resolve_function(spec))
+                targets.setdefault(name, []).append(resolve(spec))
             except UsageError as e:
                 raise UsageError(f"{what}: {e}") from None
     return targets
@@ -285,26 +291,20 @@ class UsdtTarget(NamedTuple):
 
 def usdt_targets(obj: BPFObject, specs: dict) -> dict[str, list[UsdtTarget]]:
     """Program name -> the USDT probes it goes to, from ``specs``: program ->
-    "BINARY:PROVIDER:NAME" (BINARY a path, or a library name such as
-    ``jvm``) or a list of them; checked before load."""
-    targets: dict[str, list[UsdtTarget]] = {}
-    for name, given in specs.items():
-        for spec in [given] if isinstance(given, str) else given:
-            what = f"{USDT} {name}={spec}"
-            if name not in obj.programs:
-                known = ", ".join(p.name for p in obj.programs.values() if is_usdt(p)) or "none"
-                raise UsageError(f"{what}: no program {name!r} in {obj.name} (usdt programs: {known})")
-            if not is_usdt(obj.programs[name]):
-                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no usdt')
-            parts = spec.rsplit(":", 2)
-            if len(parts) != 3 or not all(parts):
-                raise UsageError(f"{what}: expected BINARY:PROVIDER:NAME")
-            binary, provider, probe = parts
-            path = binary if os.sep in binary else find_library(None, binary)
-            if path is None or not os.path.isfile(path):
-                raise UsageError(f"{what}: {binary}: no such binary or library")
-            targets.setdefault(name, []).append(UsdtTarget(os.path.realpath(path), provider, probe))
-    return targets
+    "BINARY:PROVIDER:NAME" (BINARY a path, or a library name) or a list of
+    them; checked before load."""
+    return _targets(obj, specs, USDT, is_usdt, _usdt_target)
+
+
+def _usdt_target(spec: str) -> UsdtTarget:
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise UsageError("expected BINARY:PROVIDER:NAME")
+    binary, provider, name = parts
+    path = binary if os.sep in binary else find_library(None, binary)
+    if path is None or not os.path.isfile(path):
+        raise UsageError(f"{binary}: no such binary or library")
+    return UsdtTarget(os.path.realpath(path), provider, name)
 
 
 def attach_program(prog: Program, frequency: int, targets: list | None = None) -> list[Link]:
