@@ -123,11 +123,11 @@ def difference(now: MapReport, before: MapReport | None) -> MapReport:
     did not change left out (but a global's own value, key None); an entry
     whose numbers went down was restarted (deleted and made anew by the
     object's programs): shown as it is now. Nothing is deleted in the kernel."""
-    old = {} if before is None else {_frozen(e[0]): e for e in before.entries}
+    old = {} if before is None else {frozen(e[0]): e for e in before.entries}
     out = []
     for entry in now.entries:
         key, value = entry[0], entry[1]
-        prev = old.get(_frozen(key))
+        prev = old.get(frozen(key))
         if prev is not None and value == prev[1] and key is not None:
             continue  # unchanged
         if prev is not None:
@@ -155,12 +155,12 @@ def _minus(now, before) -> tuple[Any, bool]:
     return now, False
 
 
-def _frozen(key):
+def frozen(key):
     """A presented key (dicts and lists for struct and array keys) as something hashable."""
     if isinstance(key, dict):
-        return tuple((k, _frozen(v)) for k, v in key.items())
+        return tuple((k, frozen(v)) for k, v in key.items())
     if isinstance(key, list):
-        return tuple(_frozen(v) for v in key)
+        return tuple(frozen(v) for v in key)
     return key
 
 

@@ -29,6 +29,7 @@ from typing import NamedTuple
 from ...bpf import btf as B
 from ...symbols import Frame, KernelSymbols
 from ..ustack import Symbolizer, stack_addresses
+from .reports import frozen
 
 STACK_TRACE = 7  # enum bpf_map_type
 _STACK_ID = re.compile(r"stack_?id$", re.IGNORECASE)
@@ -78,14 +79,6 @@ def _plus(a, b):
     return a
 
 
-def _hashable(v):
-    if isinstance(v, dict):
-        return tuple((k, _hashable(x)) for k, x in v.items())
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    return v
-
-
 class Stacks:
     """Names the stacks of one loaded object's maps and records."""
 
@@ -124,7 +117,7 @@ class Stacks:
         for k, v in entries:
             k = self.name(k, key) if key and isinstance(k, dict) else k
             v = self.name(v, value) if value and isinstance(v, dict) else v
-            h = _hashable(k) if key else object()  # values' stacks alone do not merge entries
+            h = frozen(k) if key else object()  # values' stacks alone do not merge entries
             merged[h] = (k, _plus(merged[h][1], v)) if h in merged else (k, v)
         return list(merged.values())
 
