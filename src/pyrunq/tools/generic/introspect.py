@@ -316,7 +316,7 @@ _SHF_EXECINSTR = 0x4
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
 BESIDE_HISTOGRAMS = "working state beside the object's histograms"
-LIBBPFS = "libbpf's own: where USDT arguments are"
+LIBBPF_OWN = "libbpf's own: where USDT arguments are"
 
 
 def working_state(path: str) -> dict[str, str]:
@@ -459,7 +459,7 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
         if m.name in hists:
             continue
         if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
-            hidden[m.name] = LIBBPFS
+            hidden[m.name] = LIBBPF_OWN
         elif m.name in state:
             hidden[m.name] = state[m.name]
         elif hists:
