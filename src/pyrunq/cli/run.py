@@ -203,7 +203,7 @@ def run(args, parser) -> int:
                 f"sizes it): sized {size}; choose with --max-entries {name}=N",
                 file=sys.stderr,
             )
-        if r.writes_trace_pipe:
+        if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         if r.view.hidden:
             hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())

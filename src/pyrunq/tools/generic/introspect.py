@@ -132,8 +132,7 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) ->
     candidates = event_structs(obj)
     # not the kernel's own structs, which vmlinux.h brought in (bootstrap_legacy's
     # map "perf_buffer" carries no struct perf_buffer)
-    names = {g for ring in rings for g in _named_after(ring)}
-    kernels = {g for g, _ in features.kernel_btf_has(*((g, B.STRUCT) for g in names))} if names else set()
+    kernels = _kernel_structs({g for ring in rings for g in _named_after(ring)})
     out = {}
     for ring in rings:
         out[ring] = explicit.get(ring) or next(
@@ -189,8 +188,14 @@ def map_structs(obj: BPFObject) -> list[str]:
     btf = obj.btf
     tids = [btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t]
     names = [btf.name(t) for t in tids if btf.kind(t) == B.STRUCT and btf.name(t)]
-    kernels = {n for n, _ in features.kernel_btf_has(*((n, B.STRUCT) for n in names))} if names else set()
+    kernels = _kernel_structs(set(names))
     return [n for n in dict.fromkeys(names) if n not in kernels]
+
+
+def _kernel_structs(names: set[str]) -> set[str]:
+    """Those of ``names`` that are structs of the running kernel too: vmlinux.h
+    brought them into the object, they are not its own."""
+    return {n for n, _ in features.kernel_btf_has(*((n, B.STRUCT) for n in names))} if names else set()
 
 
 def nameable_structs(obj: BPFObject) -> list[str]:
@@ -319,15 +324,15 @@ BESIDE_HISTOGRAMS = "working state beside the object's histograms"
 LIBBPF_OWN = "libbpf's own: where USDT arguments are"
 
 
-def working_state(path: str) -> dict[str, str]:
+def working_state(calls: list[Calls]) -> dict[str, str]:
     """Maps the object's own programs keep state in (map -> why): those they
     delete entries from (runqslower's start times), and those one program
     only writes and another only reads (syscount's start times, never
     deleted). A program that both reads and writes a map keeps results there."""
     state = {}
     only: dict[int, set[str]] = {BPF_FUNC_MAP_UPDATE_ELEM: set(), BPF_FUNC_MAP_LOOKUP_ELEM: set()}
-    for calls in helper_calls(path):
-        for m, helpers in calls.maps.items():
+    for section in calls:
+        for m, helpers in section.maps.items():
             if BPF_FUNC_MAP_DELETE_ELEM in helpers:
                 state[m] = DELETED
             elif len(helpers) == 1 and next(iter(helpers)) in only:
@@ -337,11 +342,11 @@ def working_state(path: str) -> dict[str, str]:
     return state
 
 
-def writes_trace_pipe(path: str) -> bool:
+def writes_trace_pipe(calls: list[Calls]) -> bool:
     """Whether the object's programs call bpf_printk (bpf_trace_printk or
     bpf_trace_vprintk): lines that go to tracefs' trace_pipe, not to a map."""
     printk = {BPF_FUNC_TRACE_PRINTK, BPF_FUNC_TRACE_VPRINTK}
-    return any(calls.helpers & printk for calls in helper_calls(path))
+    return any(section.helpers & printk for section in calls)
 
 
 class Calls(NamedTuple):
@@ -433,13 +438,16 @@ class View:
     """What the generic tool reads and shows of an object (rules in the module
     docstring): ``maps`` (hash and array maps, in object order), ``globals``
     ((section, name, type id)), ``hidden`` (map -> why it is not shown), the
-    units of histograms (``unit(name)``) and the histograms' names."""
+    units of histograms (``unit(name)``), the histograms' names, and
+    whether the programs write lines with bpf_printk (``trace_pipe``: they go
+    to tracefs, not to anything shown here)."""
 
     maps: list[str]
     globals: list[tuple[str, str, int]]
     hidden: dict[str, str]
     histograms: list[str]
     units: dict
+    trace_pipe: bool = False
 
     def unit(self, name: str) -> str:
         return self.units.get(name) or self.units.get(None) or unit_of(name)
@@ -453,7 +461,8 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     results = result_globals(obj)
     hists = [m.name for m in batch if hist_shape(obj, m)]
     hists += [name for _, name, tid in results if global_hist_shape(obj.btf, name, tid)]
-    state = working_state(path)
+    calls = helper_calls(path)  # the object's instructions, read once
+    state = working_state(calls)
     hidden = {}
     for m in batch:
         if m.name in hists:
@@ -488,7 +497,8 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
             raise UsageError(
                 f"{what}: no histogram {name!r} in {obj.name} (has: {', '.join(hists) or 'none'})"
             )
-    return View([m.name for m in batch if m.name not in hidden], results, hidden, hists, units)
+    shown = [m.name for m in batch if m.name not in hidden]
+    return View(shown, results, hidden, hists, units, writes_trace_pipe(calls))
 
 
 def describe(path: str) -> dict:

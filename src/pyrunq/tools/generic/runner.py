@@ -40,7 +40,6 @@ from .introspect import (
     struct_of_size,
     value_kind,
     view,
-    writes_trace_pipe,
 )
 from .objfile import check_trust, open_object
 from .reports import MapReport, difference, read_global, read_map
@@ -231,7 +230,6 @@ class Runner(Tool):
         apply_settings(obj, self._settings)
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         self.view: View = view(obj, self.path, self._show, self._units)
-        self.writes_trace_pipe = writes_trace_pipe(self.path)  # bpf_printk: its lines are not ours to show
         self._rings = event_map_structs(obj, self._events)
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
