@@ -10,7 +10,10 @@ import pytest
 from pyrunq import symbols
 from pyrunq.errors import UsageError
 
-LIBC = ctypes.CDLL(None)
+# libc's own definitions: asked of the whole process (CDLL(None)), the dynamic
+# linker answers with the executable's PLT stub for a function that a non-PIE
+# executable calls (Debian's python3.11 calls malloc and free)
+LIBC = ctypes.CDLL("libc.so.6")
 
 
 def address_of(name: str) -> int:
