@@ -4,17 +4,18 @@ the reason, unless PYRUNQ_REQUIRE_BPF=1 (CI), where a skip is a failure."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import pytest
 
 from pyrunq.cgroup import cgroup2_mount
+from cli import Unprivileged
 from leaks import left_since
+from needs import need, skip_or_fail
 from testobjects import compile_all
 from userprogs import build
 from waiting import wait_for
-
-REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 
 
 def missing_kernel_support() -> str | None:
@@ -23,12 +24,6 @@ def missing_kernel_support() -> str | None:
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return "kernel has no BTF"
     return None
-
-
-def skip_or_fail(reason: str) -> None:
-    if REQUIRE_BPF:
-        pytest.fail(f"PYRUNQ_REQUIRE_BPF=1 but {reason}")
-    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items):
@@ -89,6 +84,7 @@ def cgroup_tree():
 @pytest.fixture(scope="session")
 def objs(tmp_path_factory):
     """name -> path of each compiled tests/objects/NAME.bpf.c."""
+    need("clang")
     return compile_all(tmp_path_factory.mktemp("objects"))
 
 
@@ -108,3 +104,11 @@ def usdt_prog(tmp_path_factory):
 def leaker(tmp_path_factory):
     """tests/progs/leaker.c: allocates from known stacks, waits, frees."""
     return build(tmp_path_factory, "leaker")
+
+
+@pytest.fixture(scope="session")
+def unprivileged():
+    """pyrunq as uid 65534 (cli.Unprivileged), from a copy made once."""
+    need("setpriv")
+    with tempfile.TemporaryDirectory(prefix="pyrunq-unprivileged-") as d:
+        yield Unprivileged(d)

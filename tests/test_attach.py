@@ -11,7 +11,6 @@ import re
 import signal
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
@@ -22,8 +21,10 @@ from pyrunq.bpf import btf as B
 from pyrunq.errors import BPFError, StateError
 from pyrunq.tools.generic import NothingAttached, Runner
 from pyrunq.tools.generic.attach import attach_point
+import cli
+from cli import run_and_fire
 from testobjects import fire, my_comm
-from waiting import Command, pyrunq_command, wait_for
+from waiting import wait_for
 from workload import Workload, spawn
 
 N = 25  # getpgid() triggers per run
@@ -44,24 +45,6 @@ NO_TRACEFS = [
 ]
 NO_SYS_ADMIN = ["setpriv", "--bounding-set=-sys_admin"]  # root, but cannot mount
 SEVEN_VALUES = [9_000_001 + i for i in range(7)]
-
-
-def pyrunq_argv(*args):
-    return [sys.executable, "-m", "pyrunq", *args]
-
-
-def run_cli(*args, prefix=()) -> subprocess.CompletedProcess:
-    """``pyrunq ARGS`` (after ``prefix``, e.g. unshare) to its end."""
-    return subprocess.run([*prefix, *pyrunq_argv(*args)], capture_output=True, text=True, timeout=60)
-
-
-def traced(argv, values=()) -> tuple[int, str, str]:
-    """Run ``argv`` (a pyrunq run), fire ``values`` once it traces, then
-    Ctrl-C: (exit code, stdout, stderr)."""
-    with Command(argv) as p:
-        p.wait_line("^Tracing with", stream="err")
-        fire(*values)
-        return p.finish(signal.SIGINT)
 
 
 def json_docs(out: str) -> list[dict]:
@@ -164,10 +147,7 @@ def test_kernel_btf_names():
 
 
 def test_twins_count_once_and_the_note_names_the_choice(kernel, objs):
-    rc, out, err = traced(
-        pyrunq_argv("run", objs["gen_twins"], "--set", f"target_tgid={os.getpid()}", "--json"),
-        range(9_000_001, 9_000_001 + N),
-    )
+    rc, out, err = run_and_fire(objs["gen_twins"], range(9_000_001, 9_000_001 + N), "--json")
     assert rc == 0, err
     function_hits, notes = expected_function_hits()
     assert map_doc(out, "hits") == {TP_BTF: N} | function_hits, err  # not 2N, not 3N
@@ -204,18 +184,7 @@ def test_program_picks_the_raw_tp_twin(kernel, objs):
     )
     assert [(m.name, m.entries) for m in result.maps] == [("hits", [(RAW_TP, 7)])]
     assert (result.not_attached, result.choices) == ([], [])
-    rc, out, err = traced(
-        pyrunq_argv(
-            "run",
-            objs["gen_twins"],
-            "--set",
-            f"target_tgid={os.getpid()}",
-            "--json",
-            "--program",
-            "count_enter_raw",
-        ),
-        SEVEN_VALUES,
-    )
+    rc, out, err = run_and_fire(objs["gen_twins"], SEVEN_VALUES, "--json", "--program", "count_enter_raw")
     assert rc == 0, err
     assert map_doc(out, "hits") == {RAW_TP: 7}
     assert err.splitlines() == ["Tracing with 1 program(s) of gen_twins... Hit Ctrl-C to end."]
@@ -236,7 +205,7 @@ def test_no_program_leaves_the_next_best_twin(kernel, objs):
 
 @pytest.mark.parametrize("flag", ["--program", "--no-program"])
 def test_unknown_program_is_a_usage_error(objs, flag):
-    out = run_cli("run", objs["gen_twins"], flag, "nope")
+    out = cli.run("run", objs["gen_twins"], flag, "nope")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == (
         f"{PROG}: error: {flag} nope: no program 'nope' in gen_twins (has: "
@@ -307,9 +276,9 @@ def test_cpu_clock_is_all_or_nothing(kernel, objs):
 
 
 def test_frequency_on_the_command_line(kernel, objs):
-    out = run_cli("run", objs["gen_sampler"], "--frequency", "0")
+    out = cli.run("run", objs["gen_sampler"], "--frequency", "0")
     assert out.returncode == 2 and "--frequency: must be positive" in out.stderr, out.stderr
-    with pyrunq_command("run", objs["gen_sampler"], "--frequency", "50", "--json") as p:
+    with cli.spawn("run", objs["gen_sampler"], "--frequency", "50", "--json") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
@@ -346,13 +315,13 @@ def test_iterator_text_is_read_at_each_call_and_at_the_end(kernel, objs):
 
 
 def test_iterator_text_on_the_command_line(kernel, objs):
-    with pyrunq_command("run", objs["gen_iter"], "--interval", "0.1") as p:
+    with cli.spawn("run", objs["gen_iter"], "--interval", "0.1") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
         p.wait_line(r"^TID +COMM$", count=2)  # at intervals
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
     assert any(r[0] == str(p.pid) for r in rows(out)), out  # the tool itself runs
-    with pyrunq_command("run", objs["gen_iter"], "--json") as p:
+    with cli.spawn("run", objs["gen_iter"], "--json") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
@@ -366,11 +335,7 @@ def test_iterator_text_on_the_command_line(kernel, objs):
 
 def test_tracepoint_object_runs_with_tracefs_unmounted(kernel, objs):
     before = tracefs_mounts()
-    rc, out, err = traced(
-        NO_TRACEFS
-        + pyrunq_argv("run", objs["gen_tracepoint"], "--set", f"target_tgid={os.getpid()}", "--json"),
-        SEVEN_VALUES,
-    )
+    rc, out, err = run_and_fire(objs["gen_tracepoint"], SEVEN_VALUES, "--json", prefix=NO_TRACEFS)
     assert rc == 0, err
     assert map_doc(out, "calls") == {v: 1 for v in SEVEN_VALUES}
     lines = err.splitlines()
@@ -395,22 +360,16 @@ def test_tracepoint_object_runs_with_tracefs_unmounted(kernel, objs):
 
 
 def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
-    argv = (
-        NO_TRACEFS
-        + NO_SYS_ADMIN
-        + pyrunq_argv(
-            "run",
-            objs["gen_twins"],
-            "--set",
-            f"target_tgid={os.getpid()}",
-            "--json",
-            "--program",
-            "count_enter",
-            "--program",
-            "count_enter_tp",
-        )
+    rc, out, err = run_and_fire(
+        objs["gen_twins"],
+        SEVEN_VALUES,
+        "--json",
+        "--program",
+        "count_enter",
+        "--program",
+        "count_enter_tp",
+        prefix=NO_TRACEFS + NO_SYS_ADMIN,
     )
-    rc, out, err = traced(argv, SEVEN_VALUES)
     assert rc == 0, err
     assert map_doc(out, "hits") == {TP_BTF: 7}  # the other program runs
     assert err.splitlines()[:2] == [
@@ -421,7 +380,7 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
         "attached: tracefs is not mounted",
     ], err
     # nothing else to run: one line, exit 1
-    out = run_cli("run", objs["gen_tracepoint"], "--program", "on_getpgid", prefix=NO_TRACEFS + NO_SYS_ADMIN)
+    out = cli.run("run", objs["gen_tracepoint"], "--program", "on_getpgid", prefix=NO_TRACEFS + NO_SYS_ADMIN)
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr == (
         f"{PROG}: error: no program of gen_tracepoint could attach: on_getpgid "
@@ -432,7 +391,7 @@ def test_without_the_right_to_mount_tracefs_one_line_says_how(kernel, objs):
 
 
 def test_nothing_attached_is_one_line_exit_1(kernel, objs):
-    out = run_cli(
+    out = cli.run(
         "run", objs["gen_tracepoint"], "--program", "on_missing_raw_tp", "--program", "on_missing_tp_btf"
     )
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
@@ -470,7 +429,7 @@ def test_binary_iterator_output_stays_bytes_and_is_bounded_on_the_command_line(k
         data = r.iterators()["task_tgids"]
     assert isinstance(data, bytes) and len(data) % 4 == 0
     assert os.getpid() in set(struct.unpack(f"<{len(data) // 4}I", data))
-    with pyrunq_command("run", objs["gen_iter_binary"]) as p:
+    with cli.spawn("run", objs["gen_iter_binary"]) as p:
         p.wait_line("^Tracing with 1 program", stream="err")
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
@@ -531,7 +490,7 @@ def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kerne
         fire(1, 2, 3)
         r.stop()
         assert r.obj.bss["hits"] == 3
-    out = run_cli("run", objs["gen_rejected"], "--program", "rejected")  # nothing else: one line, exit 1
+    out = cli.run("run", objs["gen_rejected"], "--program", "rejected")  # nothing else: one line, exit 1
     assert (out.returncode, out.stdout) == (1, ""), out.stderr
     assert out.stderr.startswith(
         f"{PROG}: error: no program of gen_rejected could attach: rejected (raw_tp/sys_exit): "
@@ -541,7 +500,7 @@ def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kerne
 
 
 def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
-    out = run_cli(
+    out = cli.run(
         "run", objs["gen_uprobe"], "--uprobe", "on_entry=c:getpgid", "--uprobe", "on_entry=c:getppid",
         "--duration", "0.1",
     )  # fmt: skip
@@ -596,7 +555,7 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
     ],
 )
 def test_target_errors_name_the_flag(objs, obj, flag, value, message):
-    out = run_cli("run", objs[obj], flag, value)
+    out = cli.run("run", objs[obj], flag, value)
     assert (out.returncode, out.stdout) == (2, ""), out.stderr
     assert out.stderr.startswith(f"{PROG}: error: {flag} {value}: {message}"), out.stderr
     assert out.stderr.count("\n") == 1, out.stderr

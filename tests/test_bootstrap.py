@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 from pyrunq.errors import UsageError
 from pyrunq.tools.bootstrap import Bootstrap
+import cli
+from waiting import wait_for
 
 TRUE = "/bin/true"
 
@@ -60,16 +59,17 @@ def run(*argv) -> int:
     return p.pid
 
 
-def gather(bs, done, timeout: float = 30) -> list:
-    """Events until ``done(events)`` holds; fail after ``timeout`` seconds
-    (a bound for a broken tracer, not a timing assertion)."""
-    events, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def gather(bs, done) -> list:
+    """Events until ``done(events)`` holds."""
+    events: list = []
+
+    def more():
         bs.poll(0.1)
         events.extend(bs.events(timeout=0))
-        if done(events):
-            return events
-    raise AssertionError(f"gave up waiting; got {len(events)} events")
+        return done(events)
+
+    wait_for(more, every=0, seen=lambda: f"{len(events)} events")
+    return events
 
 
 def exited(pid):
@@ -154,13 +154,18 @@ def test_full_ring_buffer_counts_lost_events_and_keeps_the_rest(kernel):
 
 
 def test_callback_gets_every_event_and_close_is_idempotent(kernel):
-    got = []
+    got: list = []
     bs = Bootstrap(callback=got.append)
-    pid = run(TRUE)
-    deadline = time.monotonic() + 30
-    while not exited(pid)(got) and time.monotonic() < deadline:
-        bs.poll(0.1)
-    bs.close()
+
+    def arrived():
+        bs.poll(0.1)  # hands what came to the callback
+        return exited(pid)(got)
+
+    try:
+        pid = run(TRUE)
+        wait_for(arrived, every=0, seen=lambda: got)
+    finally:
+        bs.close()
     bs.close()
     assert [e.exit_event for e in of(got, pid)] == [0, 1]
 
@@ -179,79 +184,24 @@ def test_bad_ring_size_is_refused():
 # --- command line -------------------------------------------------------------
 
 
-def pyrunq_cmd(*args):
-    return [sys.executable, "-m", "pyrunq", *args]
-
-
-class NoLine(AssertionError):
-    pass
-
-
-class Cli:
-    """``pyrunq bootstrap`` running in the background, its stdout read by lines."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            pyrunq_cmd("bootstrap", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def until(self, found, timeout: float = 30) -> list[str]:
-        """Lines until one for which ``found(line)`` holds (that one included)."""
-        got, deadline = [], time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise NoLine(f"no such line in {timeout} s; got {got}") from None
-            assert line is not None, f"tracer ended: {self.proc.wait()} {self.proc.stderr.read()}"
-            got.append(line)
-            if found(line):
-                return got
-
-    def stop(self, sig=signal.SIGINT) -> tuple[int, str]:
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=30)
-        return rc, self.proc.stderr.read()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def cli():
-    started = []
-
-    def start(*args):
-        started.append(Cli(*args))
-        return started[-1]
-
-    yield start
-    for c in started:
-        c.kill()
-
-
 ROW = re.compile(r"^(\d\d:\d\d:\d\d) (EXEC |EXIT ) (.{16}) (\d+ *) (\d+ *) (.*)$")
 
 
 def fields(line: str):
-    m = ROW.match(line.rstrip("\n"))
+    m = ROW.match(line)
     assert m, line
     return [g.strip() for g in m.groups()]
 
 
-def test_cli_rows_in_bootstrap_format(kernel, cli, lifetime):
-    c = cli()
-    header = c.until(lambda line: True)[0]  # written once attached
-    assert header == "%-8s %-5s %-16s %-7s %-7s %s\n" % (
+def test_cli_rows_in_bootstrap_format(kernel, lifetime):
+    with cli.spawn("bootstrap") as c:
+        c.wait_line("^TIME ")  # written once attached
+        pid = run(lifetime, "300", "4")
+        c.wait_line(rf" EXIT  lifetime +{pid} ")
+        rc, out, err = c.finish(signal.SIGINT)
+    assert rc == 0 and err == ""
+    header, *lines = out.splitlines()
+    assert header == "%-8s %-5s %-16s %-7s %-7s %s" % (
         "TIME",
         "EVENT",
         "COMM",
@@ -259,10 +209,6 @@ def test_cli_rows_in_bootstrap_format(kernel, cli, lifetime):
         "PPID",
         "FILENAME/EXIT CODE",
     )
-    pid = run(lifetime, "300", "4")
-    lines = c.until(lambda line: re.search(rf" EXIT  lifetime +{pid} ", line))
-    rc, err = c.stop()
-    assert rc == 0 and err == ""
     rows = [fields(line) for line in lines if f" {pid} " in line]
     assert [r[1:5] for r in rows] == [
         ["EXEC", "lifetime", str(pid), str(os.getpid())],
@@ -276,36 +222,36 @@ def test_cli_rows_in_bootstrap_format(kernel, cli, lifetime):
         fields(line)
 
 
-def test_cli_duration_filter(kernel, cli, lifetime):
-    c = cli("-d", "200")
-    c.until(lambda line: line.startswith("TIME "))
-    short = run(TRUE)
-    long = run(lifetime, "300", "6")
-    lines = c.until(lambda line: f" {long} " in line)
-    rc, err = c.stop(signal.SIGTERM)
+def test_cli_duration_filter(kernel, lifetime):
+    with cli.spawn("bootstrap", "-d", "200") as c:
+        c.wait_line("^TIME ")
+        short = run(TRUE)
+        long = run(lifetime, "300", "6")
+        c.wait_line(f" {long} ")
+        rc, out, err = c.finish(signal.SIGTERM)
     assert rc == 0 and err == ""
+    lines = out.splitlines()[1:]  # after the header
     assert not any(f" {short} " in line for line in lines)
     assert all(fields(line)[1] == "EXIT" for line in lines)
-    assert re.search(r" \[6\] \((\d+)ms\)$", lines[-1])
+    [mine] = [line for line in lines if f" {long} " in line]
+    assert re.search(r" \[6\] \((\d+)ms\)$", mine)
 
 
-def test_cli_json_lines(kernel, cli):
-    c = cli("--json")
-    # no header in JSON: exec /bin/true until the tracer shows it is attached
-    for _ in range(30):
-        pid = run(TRUE)
-        try:
-            c.until(lambda line, pid=pid: json.loads(line)["pid"] == pid, timeout=1)
-            break
-        except NoLine:
-            continue
-    else:
-        pytest.fail("the tracer never showed an exec")
-    pid = run("sh", "-c", "exit 3")
-    lines = c.until(lambda line: re.search(rf'"pid": {pid}, .*"exit_code"', line))
-    docs = [json.loads(line) for line in lines]
-    rc, err = c.stop()
+def test_cli_json_lines(kernel):
+    with cli.spawn("bootstrap", "--json") as c:
+        # no header in JSON: exec /bin/true until the tracer shows it is attached
+        trues: set[int] = set()
+
+        def attached():
+            trues.add(run(TRUE))
+            return any(json.loads(line)["pid"] in trues for line in list(c.out))
+
+        wait_for(attached, every=0.5, seen=c.text)
+        pid = run("sh", "-c", "exit 3")
+        c.wait_line(rf'"pid": {pid}, .*"exit_code"')
+        rc, out, err = c.finish(signal.SIGINT)
     assert rc == 0 and err == ""
+    docs = [json.loads(line) for line in out.splitlines()]
     mine = [d for d in docs if d["pid"] == pid]
     assert [d["event"] for d in mine] == ["EXEC", "EXIT"]
     exec_, exit_ = mine
@@ -331,7 +277,7 @@ USAGE = [
 
 @pytest.mark.parametrize("args, message", USAGE, ids=[" ".join(a) for a, _ in USAGE])
 def test_cli_usage_errors(args, message):
-    out = subprocess.run(pyrunq_cmd("bootstrap", *args), capture_output=True, text=True, timeout=60)
+    out = cli.run("bootstrap", *args)
     assert out.returncode == 2, out.stderr
     assert out.stdout == ""
     assert out.stderr.splitlines() == [out.stderr.rstrip("\n")], out.stderr

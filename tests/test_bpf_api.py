@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import subprocess
-import sys
 
 import pytest
 
 from pyrunq.bpf import BPFObject, kernel_ids, packaged_object
 from pyrunq.errors import BPFError, BPFNotFoundError, StateError
+from needs import need
 from testobjects import compile_object
 from waiting import wait_for
 
@@ -317,9 +316,7 @@ def test_truncated_object(kernel, tmp_path):
         BPFObject.open(str(path))
 
 
-def test_without_privileges_says_what_is_needed(kernel, tmp_path):
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed for this test"
+def test_without_privileges_says_what_is_needed(kernel, unprivileged, tmp_path):
     script = (
         "import os\n"
         "from pyrunq.bpf import BPFObject\n"
@@ -329,24 +326,8 @@ def test_without_privileges_says_what_is_needed(kernel, tmp_path):
         "except PermissionError as e:  # BPFPermissionError is one\n"
         "    print('DENIED', type(e).__name__, e)\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
+        unprivileged.python_argv("-c", script), capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("DENIED BPFPermissionError load BPF object 'selftest'"), out.stdout
@@ -384,6 +365,7 @@ def test_verifier_rejection_is_not_called_a_permission_problem(kernel, tmp_path)
 
     src = tmp_path / "rejected.bpf.c"
     src.write_text(REJECTED)
+    need("clang")
     compile_object(src, tmp_path / "rejected.bpf.o")
     with BPFObject.open(str(tmp_path / "rejected.bpf.o")) as o:
         with pytest.raises(VerifierError) as err:

@@ -17,7 +17,9 @@ import pytest
 from pyrunq.bpf import BPFObject
 from pyrunq.tools.generic import Runner, dwarf
 from pyrunq.tools.generic.introspect import presenter
-from test_generic import inspect_json, pyrunq_cmd, run_and_fire
+import cli
+from cli import inspect_json, run_and_fire
+from needs import need
 from testobjects import fire, my_comm
 
 PHASES = {0: "PHASE_COLD", 1: "PHASE_WARM", 2: "PHASE_HOT"}
@@ -142,15 +144,13 @@ def test_dwarf_bit_fields_and_same_size_structs(objs):
 
 
 def test_no_dwarf_in_a_stripped_object(objs, tmp_path):
-    stripper = shutil.which("llvm-strip") or shutil.which("llvm-strip-14")
-    if stripper is None:
-        pytest.skip("needs llvm-strip to strip the debug sections")
+    stripper = need("llvm-strip", "llvm-strip-14")
     path = shutil.copy(objs["gen_dwarf_ring"], tmp_path / "stripped.bpf.o")
     subprocess.run([stripper, "--strip-debug", str(path)], check=True)
     assert dwarf.DwarfTypes.read(str(path)) is None
     d = inspect_json(str(path))
     assert (d["dwarf"], d["dwarf_structs"], d["maps"][0]["shown_as"]) == (False, [], "raw records")
-    out = subprocess.run(pyrunq_cmd("inspect", str(path)), capture_output=True, text=True, timeout=60)
+    out = cli.run("inspect", str(path))
     assert (
         "structs in DWARF only: unknown (no DWARF: built without -g, or stripped)" in out.stdout.splitlines()
     )
@@ -178,9 +178,7 @@ def test_inspect_lists_structs_only_dwarf_has(objs):
         ("events", "events of struct event (DWARF)"),
         ("outbox", "events of the struct of their size (event, parcel)"),
     ]
-    out = subprocess.run(
-        pyrunq_cmd("inspect", objs["gen_dwarf_nomatch"]), capture_output=True, text=True, timeout=60
-    )
+    out = cli.run("inspect", objs["gen_dwarf_nomatch"])
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     at = lines.index("structs in DWARF only (3):")
@@ -203,7 +201,7 @@ def test_inspect_lists_structs_only_dwarf_has(objs):
 
 def test_ring_buffer_struct_from_dwarf_paired_by_size(kernel, objs):
     seqs = list(range(9_000_001, 9_000_041)) + [0x10203]
-    out, err, rc = run_and_fire(objs["gen_dwarf_ring"], seqs, "--json")
+    rc, out, err = run_and_fire(objs["gen_dwarf_ring"], seqs, "--json")
     assert rc == 0, err
     assert events_of(out) == {"rb": [ring_event(s) for s in seqs]}
     assert notes(err) == [
@@ -214,7 +212,7 @@ def test_ring_buffer_struct_from_dwarf_paired_by_size(kernel, objs):
 
 def test_perf_arrays_structs_from_dwarf_by_name_and_by_size(kernel, objs):
     seqs = list(range(9_100_001, 9_100_051))
-    out, err, rc = run_and_fire(objs["gen_dwarf_perf"], seqs, "--json")
+    rc, out, err = run_and_fire(objs["gen_dwarf_perf"], seqs, "--json")
     assert rc == 0, err
     got = events_of(out)
     assert set(got) == {"events", "outbox"}
@@ -238,7 +236,7 @@ def test_perf_arrays_structs_from_dwarf_by_name_and_by_size(kernel, objs):
 
 def test_event_names_a_struct_only_dwarf_has(kernel, objs):
     seqs = list(range(9_200_001, 9_200_031))
-    out, err, rc = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json", "--event", "twins=alpha")
+    rc, out, err = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json", "--event", "twins=alpha")
     assert rc == 0, err
     got = events_of(out)
     assert got["twins"] == [{"seq": s, "tgid": os.getpid(), "magic": 0xA1FA, "twice": 2 * s} for s in seqs]
@@ -247,12 +245,7 @@ def test_event_names_a_struct_only_dwarf_has(kernel, objs):
 
 
 def test_event_names_an_unknown_struct(objs):
-    out = subprocess.run(
-        pyrunq_cmd("run", objs["gen_dwarf_nomatch"], "--event", "twins=nope"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = cli.run("run", objs["gen_dwarf_nomatch"], "--event", "twins=nope")
     assert out.returncode == 2, out.stderr
     assert out.stderr == (
         "pyrunq run: error: --event twins=nope: no struct 'nope' in the "
@@ -279,7 +272,7 @@ NOT_DECODED = (
 
 def test_records_nothing_decodes_are_bounded_and_said_once(kernel, objs):
     seqs = list(range(9_300_001, 9_300_041))
-    out, err, rc = run_and_fire(objs["gen_dwarf_nomatch"], seqs)
+    rc, out, err = run_and_fire(objs["gen_dwarf_nomatch"], seqs)
     assert rc == 0, err
     assert sorted(notes(err)) == [NOT_DECODED.format("blobs", "blobs"), NOT_DECODED.format("twins", "twins")]
     rows = [line.split() for line in out.splitlines() if line and not line.startswith("TIME")]
@@ -291,7 +284,7 @@ def test_records_nothing_decodes_are_bounded_and_said_once(kernel, objs):
     )
     assert max(len(line) for line in out.splitlines()) < 60  # one bounded line per record
     # JSON: the size and the first 16 bytes
-    out, err, rc = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json")
+    rc, out, err = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json")
     assert rc == 0, err
     assert events_of(out) == {
         "twins": [{"size": 24, "prefix": alpha_bytes(s)[:16].hex()} for s in seqs],
@@ -302,13 +295,13 @@ def test_records_nothing_decodes_are_bounded_and_said_once(kernel, objs):
 
 def test_raw_prints_whole_records(kernel, objs):
     seqs = list(range(9_400_001, 9_400_011))
-    out, err, rc = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json", "--raw")
+    rc, out, err = run_and_fire(objs["gen_dwarf_nomatch"], seqs, "--json", "--raw")
     assert rc == 0, err
     assert events_of(out) == {
         "twins": [{"size": 24, "data": alpha_bytes(s).hex()} for s in seqs],
         "blobs": [{"size": 20, "data": blob_bytes(s).hex()} for s in seqs],
     }
-    out, err, rc = run_and_fire(objs["gen_dwarf_nomatch"], seqs[:2], "--raw")
+    rc, out, err = run_and_fire(objs["gen_dwarf_nomatch"], seqs[:2], "--raw")
     assert rc == 0, err
     assert [line.split()[1:] for line in out.splitlines() if line.split()[1:2] == ["24"]] == [
         ["24", alpha_bytes(s).hex()] for s in seqs[:2]

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,8 +28,10 @@ from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
+import cli
+from cli import assert_usage_error
+from needs import need
 from promserver import Prometheus
-from userprogs import assert_usage_error
 from waiting import wait_for
 from workload import Contention, Quiet, victim
 
@@ -47,7 +48,7 @@ class Exporter:
     def __init__(self, *args, wrapper=()):
         self.err = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            [*wrapper, sys.executable, "-m", "pyrunq", "exporter", "--listen", "127.0.0.1:0", *args],
+            [*wrapper, *cli.cmd("exporter", "--listen", "127.0.0.1:0", *args)],
             stdout=subprocess.DEVNULL,
             stderr=self.err,
             text=True,
@@ -97,8 +98,7 @@ class Exporter:
 
 @pytest.fixture(scope="module")
 def prometheus():
-    if not shutil.which("prometheus"):
-        pytest.skip("needs Debian's prometheus (./dev setup installs it)")
+    need("prometheus")
     with tempfile.TemporaryDirectory(prefix="pyrunq-prometheus-") as tmp:
         server = Prometheus(tmp)
         yield server
@@ -278,12 +278,7 @@ def test_port_in_use_one_line_exit_2():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        out = subprocess.run(
-            [sys.executable, "-m", "pyrunq", "exporter", "--listen", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = cli.run("exporter", "--listen", f"127.0.0.1:{port}")
     assert out.returncode == 2
     assert out.stderr == (
         f"pyrunq exporter: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use\n"
@@ -561,11 +556,9 @@ def test_daemonset_arguments_parse():
 
 @pytest.mark.external
 def test_prometheus_example_config_and_rules_are_valid():
-    if not shutil.which("promtool"):
-        pytest.skip("needs promtool (Debian's prometheus package)")
     out = subprocess.run(
         [
-            "promtool",
+            need("promtool"),
             "check",
             "config",  # and the rule file it names
             os.path.join(ROOT, "deploy/prometheus/prometheus.yml"),

@@ -6,7 +6,6 @@ container id."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ import uuid
 import pytest
 import yaml
 
+from needs import need
 from promserver import Prometheus
 from waiting import wait_for
 
@@ -44,8 +44,8 @@ def podman(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    if not shutil.which("podman") or not shutil.which("prometheus"):
-        pytest.fail("needs podman and prometheus: ./dev setup installs them")
+    need("podman")
+    need("prometheus")
     done = subprocess.run([os.path.join(ROOT, "dev"), "image"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()[-1]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from userprogs import Waiting, assert_usage_error
+import cli
+from cli import assert_usage_error
+from userprogs import Waiting
 
 
 class Calls(Waiting):
@@ -61,17 +61,13 @@ def test_a_library_function_in_every_process(kernel):
 
 @pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
-    with Calls(foobar, 2, 1.0) as p:
-        cmd = subprocess.Popen(
-            [sys.executable, "-m", "pyrunq", "funclatency", "-m", "-p", str(p.pid), "Foo", "4", "1"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert cmd.stdout.readline() == 'Tracing 1 functions for "Foo"... Hit Ctrl-C to end.\n'
+    with Calls(foobar, 2, 1.0) as p, cli.spawn("funclatency", "-m", "-p", str(p.pid), "Foo", "4", "1") as cmd:
+        cmd.wait_line("^Tracing ")
+        assert cmd.out[0] == 'Tracing 1 functions for "Foo"... Hit Ctrl-C to end.'
         p.go()
-        out, _ = cmd.communicate(timeout=60)
-    assert cmd.returncode == 0
-    lines = out.split("\n")
+        rc, out, err = cmd.finish()
+    assert rc == 0, err
+    lines = out.split("\n")[1:]  # after the banner
     assert lines[:2] == ["", "     msecs               : count     distribution"]
     assert lines[2] == "         0 -> 1          : 0        |                                        |"
     assert lines[11] == "       512 -> 1023       : 2        |****************************************|"
@@ -82,28 +78,15 @@ def test_command_prints_the_bcc_histogram_and_average(kernel, foobar):
 
 @pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_command_json(kernel, foobar):
-    with Calls(foobar, 1, 0.1) as p:
-        cmd = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pyrunq",
-                "funclatency",
-                "--json",
-                "-u",
-                "-p",
-                str(p.pid),
-                f"{foobar}:Foo",
-                "3",
-                "1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert "Tracing 1 functions" in cmd.stderr.readline()  # JSON alone on stdout
+    with (
+        Calls(foobar, 1, 0.1) as p,
+        cli.spawn("funclatency", "--json", "-u", "-p", str(p.pid), f"{foobar}:Foo", "3", "1") as cmd,
+    ):
+        cmd.wait_line("Tracing 1 functions", stream="err")  # JSON alone on stdout
+        assert cmd.err[0].startswith("Tracing 1 functions"), cmd.err
         p.go()
-        out, _ = cmd.communicate(timeout=60)
+        rc, out, err = cmd.finish()
+    assert rc == 0, err
     doc = json.loads(out)
     assert (doc["function"], doc["unit"], doc["count"], doc["missed"]) == ("Foo", "usecs", 1, 0)
     assert doc["buckets"] == [{"low": 65536, "high": 131071, "count": 1}]  # 100 ms

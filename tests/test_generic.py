@@ -10,50 +10,17 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 
 import pytest
 
 import pyrunq
 from pyrunq.hist import render_log2_bcc as render_log2
+import cli
+from cli import inspect_json, run_and_fire
 from testobjects import fire, my_comm
 
-
-def pyrunq_cmd(*args):
-    return [sys.executable, "-m", "pyrunq", *args]
-
-
-def run_and_fire(obj, values, *args):
-    """``pyrunq run obj --set target_tgid=<us> args``; fire once it traces,
-    then Ctrl-C. Returns (stdout, stderr, exit code)."""
-    p = subprocess.Popen(
-        pyrunq_cmd("run", obj, "--set", f"target_tgid={os.getpid()}", *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    err = []
-    while True:  # everything is attached once it says so
-        line = p.stderr.readline()
-        err.append(line)
-        if not line or line.startswith("Tracing"):
-            break
-    fire(*values)
-    p.send_signal(signal.SIGINT)
-    out, rest = p.communicate(timeout=60)
-    return out, "".join(err) + rest, p.returncode
-
-
 # -- inspect (needs no privileges, loads nothing) ----------------------------------
-
-
-def inspect_json(path, *prefix):
-    out = subprocess.run(
-        [*prefix, *pyrunq_cmd("inspect", path, "--json")], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def test_inspect_lists_what_the_source_declares(objs):
@@ -103,7 +70,7 @@ def test_inspect_lists_what_the_source_declares(objs):
 
 
 def test_inspect_text_and_histogram_rules(objs):
-    out = subprocess.run(pyrunq_cmd("inspect", objs["gen_hist"]), capture_output=True, text=True, timeout=60)
+    out = cli.run("inspect", objs["gen_hist"])
     assert out.returncode == 0, out.stderr
     lines = [" ".join(line.split()) for line in out.stdout.splitlines()]
     assert "license: GPL" in lines
@@ -115,19 +82,15 @@ def test_inspect_text_and_histogram_rules(objs):
     assert "event structs (0):" in lines  # struct hist is a map value, not an event
 
 
-def test_inspect_needs_no_privileges(objs):
+def test_inspect_needs_no_privileges(objs, unprivileged):
     with tempfile.TemporaryDirectory() as d:
-        os.chmod(d, 0o755)
+        os.chmod(d, 0o755)  # the objects' directory is only root's
         path = shutil.copy(objs["gen_filter"], d)
-        d = inspect_json(
-            path,
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
+        out = subprocess.run(
+            unprivileged.cmd("inspect", path, "--json"), capture_output=True, text=True, timeout=60, cwd="/"
         )
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
     assert [s["name"] for s in d["event_structs"]] == ["record"]
     assert [(g["name"], g["default"]) for g in d["globals"]][:2] == [("target_tgid", 0), ("min_value", 16)]
 
@@ -137,7 +100,7 @@ def test_inspect_needs_no_privileges(objs):
 
 def test_run_decodes_each_event_exactly(kernel, objs):
     seqs = [5_000_001, 5_000_002, 5_000_003]
-    out, err, rc = run_and_fire(objs["gen_events"], seqs, "--json")
+    rc, out, err = run_and_fire(objs["gen_events"], seqs, "--json")
     assert rc == 0, err
     docs = [json.loads(line) for line in out.splitlines()]
     events = [d for d in docs if d["type"] == "event"]
@@ -164,7 +127,7 @@ def test_run_decodes_each_event_exactly(kernel, objs):
 
 def test_run_reads_a_perf_event_array_exactly(kernel, objs):
     seqs = list(range(7_000_001, 7_000_101))
-    out, err, rc = run_and_fire(objs["gen_perf"], seqs, "--json")
+    rc, out, err = run_and_fire(objs["gen_perf"], seqs, "--json")
     assert rc == 0, err
     events = [d for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
     assert [(e["map"], e["event"]["seq"], e["event"]["tgid"], e["event"]["comm"]) for e in events] == [
@@ -179,7 +142,7 @@ def test_variable_length_records_end_in_their_strings(kernel, objs):
     NUL-separated strings there (execsnoop's args): shown joined, as its C
     front end does, and not counted as short; one cut before it is. A union
     shows each of its members."""
-    out, err, rc = run_and_fire(objs["gen_varlen"], [3, 1, 2, 0], "--json")
+    rc, out, err = run_and_fire(objs["gen_varlen"], [3, 1, 2, 0], "--json")
     assert rc == 0, err
     events = [d["event"] for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
     assert [(e["args_count"], e["args"]) for e in events] == [
@@ -194,7 +157,7 @@ def test_variable_length_records_end_in_their_strings(kernel, objs):
 
 
 def test_ip_addresses_are_shown_by_their_family_and_kernel_structs_are_no_records(kernel, objs):
-    out, err, rc = run_and_fire(objs["gen_inet"], [4, 6, 5], "--json")
+    rc, out, err = run_and_fire(objs["gen_inet"], [4, 6, 5], "--json")
     assert rc == 0, err
     events = [d["event"] for d in map(json.loads, out.splitlines()) if d["type"] == "event"]
     assert [(e["family"], e["saddr"], e["daddr"]) for e in events] == [
@@ -220,7 +183,7 @@ def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
 
 
 def test_set_changes_what_the_program_emits(kernel, objs):
-    out, err, rc = run_and_fire(
+    rc, out, err = run_and_fire(
         objs["gen_events"],
         [6_000_002],
         "--set",
@@ -245,7 +208,7 @@ def test_set_changes_what_the_program_emits(kernel, objs):
     ]
     assert "counts[2]: 1" in lines
     # an enum by number, a negative integer
-    out, err, rc = run_and_fire(
+    rc, out, err = run_and_fire(
         objs["gen_events"],
         [6_000_003],
         "--json",
@@ -263,12 +226,12 @@ def test_set_changes_what_the_program_emits(kernel, objs):
 
 def test_const_volatile_filter(kernel, objs):
     values = [5, 16, 100, 1000]
-    out, err, rc = run_and_fire(objs["gen_filter"], values, "--json")
+    rc, out, err = run_and_fire(objs["gen_filter"], values, "--json")
     assert rc == 0, err
     docs = [json.loads(line) for line in out.splitlines()]
     got = [d["event"]["value"] for d in docs if d["type"] == "event"]
     assert got == [16, 100, 1000]  # min_value defaults to 0x10
-    out, err, rc = run_and_fire(
+    rc, out, err = run_and_fire(
         objs["gen_filter"], values, "--json", "--set", "min_value=0x64", "--event", "records=record"
     )
     assert rc == 0, err
@@ -281,7 +244,7 @@ def test_const_volatile_filter(kernel, objs):
 def test_maps_the_object_pins_are_not_pinned(kernel, objs):
     pinned = "/sys/fs/bpf/pyrunq_test_passed"
     assert inspect_json(objs["gen_filter"])["maps"][1]["pinning"] == pinned
-    out, err, rc = run_and_fire(objs["gen_filter"], [5, 16, 100])
+    rc, out, err = run_and_fire(objs["gen_filter"], [5, 16, 100])
     assert rc == 0, err
     assert f"map pyrunq_test_passed not pinned at {pinned}" in err
     assert out.endswith("\npyrunq_test_passed[0]: 2\n")
@@ -294,7 +257,7 @@ def log2_slot(v: int) -> int:
 
 def test_log2_histograms_in_bcc_format(kernel, objs):
     values = [0, 1, 2, 3, 5, 100, 1000, 1001, 1_000_000]
-    out, err, rc = run_and_fire(objs["gen_hist"], values)
+    rc, out, err = run_and_fire(objs["gen_hist"], values)
     assert rc == 0, err
     slots = [0] * 24
     per_parity = {0: [0] * 24, 1: [0] * 24}
@@ -309,22 +272,14 @@ def test_log2_histograms_in_bcc_format(kernel, objs):
 
 
 def test_duration_and_sigterm_end_cleanly(kernel, objs):
-    out = subprocess.run(
-        pyrunq_cmd("run", objs["gen_hist"], "--duration", "0.2", "--json"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = cli.run("run", objs["gen_hist"], "--duration", "0.2", "--json")
     assert out.returncode == 0, out.stderr
     maps = [json.loads(line)["map"] for line in out.stdout.splitlines()]
     assert maps == ["hist_us", "per_parity"]
-    p = subprocess.Popen(
-        pyrunq_cmd("run", objs["gen_events"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    while not p.stderr.readline().startswith("Tracing"):
-        pass
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=60) == 0
+    with cli.spawn("run", objs["gen_events"]) as p:
+        p.wait_line("^Tracing with", stream="err")
+        rc, _, err = p.finish(signal.SIGTERM)
+    assert rc == 0, err
 
 
 # -- bad input -------------------------------------------------------------------
@@ -373,7 +328,7 @@ def test_bad_input_one_line_exit_2(objs, bad, tool, obj, extra, message):
     if obj == "other" and os.geteuid() != 0:
         pytest.skip("needs root to chown")
     path = bad.get(obj) or objs[obj]
-    out = subprocess.run(pyrunq_cmd(tool, path, *extra), capture_output=True, text=True, timeout=60)
+    out = cli.run(tool, path, *extra)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"pyrunq {tool}: error: ")
     assert message in out.stderr, out.stderr
@@ -381,12 +336,7 @@ def test_bad_input_one_line_exit_2(objs, bad, tool, obj, extra, message):
 
 
 def test_allow_untrusted_object(kernel, bad):
-    out = subprocess.run(
-        pyrunq_cmd("run", bad["world"], "--allow-untrusted-object", "--duration", "0.1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = cli.run("run", bad["world"], "--allow-untrusted-object", "--duration", "0.1")
     assert out.returncode == 0, out.stderr
 
 

@@ -11,27 +11,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 import pyrunq
 from pyrunq.bpf import packaged_object
+import cli
+from cli import BPF_CAPS, NO_CAPS, UNPRIVILEGED
+from needs import need
 from waiting import Command
 
 PACKAGE = os.path.dirname(pyrunq.__file__)
-UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-NO_CAPS = ["--inh-caps=-all", "--bounding-set=-all"]
-BPF_CAPS = [
-    "--inh-caps=-all,+bpf,+perfmon",
-    "--ambient-caps=-all,+bpf,+perfmon",
-    "--bounding-set=-all,+bpf,+perfmon",
-]
-
-
-def pyrunq_cmd(*args):
-    return [sys.executable, "-m", "pyrunq", *args]
 
 
 @pytest.fixture(scope="module")
@@ -110,74 +101,82 @@ USAGE = [  # (arguments, what stderr names); all exit 2
 
 @pytest.mark.parametrize("args, message", USAGE, ids=[" ".join(a) or "none" for a, _ in USAGE])
 def test_usage_errors(args, message):
-    out = subprocess.run(pyrunq_cmd(*args), capture_output=True, text=True, timeout=60)
+    out = cli.run(*args)
     tool = f"pyrunq {args[0]}" if args and args[0] in ("runqlat", "runqslower") else "pyrunq"
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [out.stderr.rstrip("\n")], out.stderr
     assert out.stderr.startswith(f"{tool}: error: ") and message in out.stderr, out.stderr
 
 
-RUNTIME = [  # (id, arguments, environment, prefix command, what stderr names); all exit 1
+RUNTIME = [  # (id, arguments, environment, as uid 65534, what stderr names); all exit 1
     (
         "no-btf-runqlat",
         ["runqlat", "1", "1"],
         {"PYRUNQ_BTF": "/nonexistent/vmlinux"},
-        [],
+        False,
         "this kernel has no BTF at /nonexistent/vmlinux; pyrunq needs CONFIG_DEBUG_INFO_BTF=y",
     ),
     (
         "no-btf-runqslower",
         ["runqslower"],
         {"PYRUNQ_BTF": "/nonexistent/vmlinux"},
-        [],
+        False,
         "has no BTF at /nonexistent/vmlinux",
     ),
     (
         "corrupt-btf",
         ["runqlat", "1", "1"],
         {"PYRUNQ_BTF": "/etc/hostname"},
-        [],
+        False,
         "no valid BTF (bad magic) at /etc/hostname",
     ),
     (
         "no-libbpf",
         ["runqlat", "1", "1"],
         {"PYRUNQ_LIBBPF": "/nonexistent/libbpf.so.1"},
-        [],
+        False,
         "cannot load libbpf from PYRUNQ_LIBBPF: /nonexistent/libbpf.so.1",
     ),
     (
         "libbpf-not-a-library",
         ["runqslower"],
         {"PYRUNQ_LIBBPF": "/etc/hostname"},
-        [],
+        False,
         "cannot load libbpf from PYRUNQ_LIBBPF",
     ),
-    ("libbpf-too-old", ["runqlat", "1", "1"], {"PYRUNQ_LIBBPF": "<old>"}, [], "libbpf is too old"),
+    ("libbpf-too-old", ["runqlat", "1", "1"], {"PYRUNQ_LIBBPF": "<old>"}, False, "libbpf is too old"),
     (
         "unprivileged-runqlat",
         ["runqlat", "1", "1"],
         {},
-        UNPRIVILEGED + NO_CAPS,
+        True,
         "needs root, or CAP_BPF and CAP_PERFMON",
     ),
     (
         "unprivileged-runqslower",
         ["runqslower"],
         {},
-        UNPRIVILEGED + NO_CAPS,
+        True,
         "needs root, or CAP_BPF and CAP_PERFMON",
     ),
-    ("corrupt-object", ["runqlat", "1", "1"], {"PYTHONPATH": "<broken>"}, [], "open BPF object"),
-    ("missing-object", ["runqslower"], {"PYTHONPATH": "<broken>"}, [], "find packaged object 'runqslower'"),
+    ("corrupt-object", ["runqlat", "1", "1"], {"PYTHONPATH": "<broken>"}, False, "open BPF object"),
+    (
+        "missing-object",
+        ["runqslower"],
+        {"PYTHONPATH": "<broken>"},
+        False,
+        "find packaged object 'runqslower'",
+    ),
 ]
 
 
-@pytest.mark.parametrize("args, env, prefix, message", [r[1:] for r in RUNTIME], ids=[r[0] for r in RUNTIME])
-def test_runtime_errors(kernel, fake_old_libbpf, broken_package, args, env, prefix, message):
+@pytest.mark.parametrize(
+    "args, env, as_nobody, message", [r[1:] for r in RUNTIME], ids=[r[0] for r in RUNTIME]
+)
+def test_runtime_errors(kernel, fake_old_libbpf, broken_package, request, args, env, as_nobody, message):
     env = {k: {"<old>": fake_old_libbpf, "<broken>": broken_package}.get(v, v) for k, v in env.items()}
     out = subprocess.run(
-        prefix + pyrunq_cmd(*args),
+        request.getfixturevalue("unprivileged").cmd(*args) if as_nobody else cli.cmd(*args),
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,9 +189,9 @@ def test_runtime_errors(kernel, fake_old_libbpf, broken_package, args, env, pref
     assert out.stdout == ""
 
 
-def test_verbose_shows_the_traceback_and_libbpf_log(kernel):
+def test_verbose_shows_the_traceback_and_libbpf_log(kernel, unprivileged):
     out = subprocess.run(
-        UNPRIVILEGED + NO_CAPS + pyrunq_cmd("runqlat", "-v", "1", "1"),
+        unprivileged.cmd("runqlat", "-v", "1", "1"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -213,8 +212,8 @@ WITH_BPF_CAPS = [
 
 
 @pytest.mark.parametrize("args, row", WITH_BPF_CAPS, ids=[" ".join(a) for a, _ in WITH_BPF_CAPS])
-def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, args, row):
-    with Command(UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*args), cwd="/") as p:
+def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, unprivileged, args, row):
+    with Command(unprivileged.cmd(*args, caps=BPF_CAPS), cwd="/") as p:
         if row:
             p.wait_line("^TIME ")  # attached
             if args[0] == "bootstrap":
@@ -242,9 +241,9 @@ def sleeper():
 
 
 @pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
-def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, sleeper, args):
+def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, unprivileged, sleeper, args):
     out = subprocess.run(
-        UNPRIVILEGED + BPF_CAPS + pyrunq_cmd(*sleeper(args)),
+        unprivileged.cmd(*sleeper(args), caps=BPF_CAPS),
         capture_output=True,
         text=True,
         timeout=60,
@@ -255,10 +254,10 @@ def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, sleeper, args):
 
 
 @pytest.mark.parametrize("args", UPROBE_TOOLS, ids=lambda a: a[0])
-def test_uprobe_tools_work_with_cap_sys_admin_bpf_perfmon(kernel, sleeper, args):
+def test_uprobe_tools_work_with_cap_sys_admin_bpf_perfmon(kernel, unprivileged, sleeper, args):
     caps = [c.replace("+perfmon", "+perfmon,+sys_admin") for c in BPF_CAPS]
     out = subprocess.run(
-        UNPRIVILEGED + caps + pyrunq_cmd(*sleeper(args)), capture_output=True, text=True, timeout=60, cwd="/"
+        unprivileged.cmd(*sleeper(args), caps=caps), capture_output=True, text=True, timeout=60, cwd="/"
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.rstrip().endswith("Detaching...") or "Top 10 stacks" in out.stdout, out
@@ -302,7 +301,7 @@ def test_interrupted_at_random_moments_200_times(kernel):
                 runs -= 1
                 args = rng.choice(INTERRUPTED)
                 p = subprocess.Popen(
-                    pyrunq_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                    cli.cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
                 )
                 live.append(
                     (p, time.monotonic() + rng.uniform(0, 0.8), rng.choice([signal.SIGINT, signal.SIGTERM]))
@@ -335,11 +334,9 @@ def test_interrupted_at_random_moments_200_times(kernel):
 def test_overload_threshold_zero_for_a_minute(kernel):
     """runqslower 0 under heavy context switching: no crash, bounded memory,
     every event that arrives intact, losses counted and reported."""
-    stress = shutil.which("stress-ng")
-    assert stress, "stress-ng is needed (./dev setup installs it)"
-    load = subprocess.Popen([stress, "--switch", "2", "--timeout", "70s", "--quiet"])
+    load = subprocess.Popen([need("stress-ng"), "--switch", "2", "--timeout", "70s", "--quiet"])
     p = subprocess.Popen(
-        pyrunq_cmd("runqslower", "--json", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cli.cmd("runqslower", "--json", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline, rss, lines = time.monotonic() + 60, [], 0

@@ -1,16 +1,15 @@
 """Tests for pyrunq.hist: bucket mapping, percentiles and runqlat-identical text."""
 
 import math
-import os
 import random
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
 from pyrunq import hist
+from needs import need, skip_or_fail
 
 Histogram = hist.Histogram
 HDR_US = "     usecs               : count    distribution\n"
@@ -257,18 +256,6 @@ HEAD = re.compile(r"(pid|tid|pidns) = (-?\d+) (.*)\n")
 COLS = re.compile(r" +(usecs|msecs) +: count    distribution\n")
 
 
-def _need_runqlat():
-    missing = None
-    if not os.path.exists(RUNQLAT):
-        missing = "%s is not installed" % RUNQLAT
-    elif os.geteuid() != 0:
-        missing = "running the C runqlat needs root"
-    if missing:
-        if os.environ.get("PYRUNQ_REQUIRE_BPF") == "1":
-            pytest.fail("PYRUNQ_REQUIRE_BPF=1 but " + missing)
-        pytest.skip(missing)
-
-
 def _parse(out, timestamp):
     """Split one interval of runqlat output into (time, [(mode, key, comm, slots, unit)])."""
     assert out.startswith(hist.BANNER)
@@ -300,13 +287,9 @@ def _parse(out, timestamp):
 )
 @pytest.mark.external
 def test_real_runqlat_output_is_reproduced_byte_for_byte(kernel, args):
-    _need_runqlat()
-    p = subprocess.run([RUNQLAT, *args, "1", "1"], capture_output=True, timeout=60)
-    if p.returncode != 0:
-        msg = "runqlat failed (%d): %s" % (p.returncode, p.stderr.decode(errors="replace"))
-        if os.environ.get("PYRUNQ_REQUIRE_BPF") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    p = subprocess.run([need(RUNQLAT), *args, "1", "1"], capture_output=True, timeout=60)
+    if p.returncode != 0:  # e.g. a kernel it does not know
+        skip_or_fail("runqlat failed (%d): %s" % (p.returncode, p.stderr.decode(errors="replace")))
     out = p.stdout.decode("utf-8", "surrogateescape")
     t, parsed = _parse(out, "-T" in args)
     assert parsed, "runqlat printed no histogram in 1s"
@@ -417,16 +400,6 @@ def test_to_dict_shape():
         "p99": None,
         "max": None,
     }
-
-
-def test_missing_runqlat_skips_or_fails(monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "RUNQLAT", "/nonexistent/runqlat")
-    monkeypatch.delenv("PYRUNQ_REQUIRE_BPF", raising=False)
-    with pytest.raises(pytest.skip.Exception):
-        _need_runqlat()
-    monkeypatch.setenv("PYRUNQ_REQUIRE_BPF", "1")
-    with pytest.raises(pytest.fail.Exception):
-        _need_runqlat()
 
 
 def test_fast_rendering_matches_the_line_by_line_rendering():

@@ -9,12 +9,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from pyrunq.tools.memleak import MemLeak
-from userprogs import NO_WAIT, Waiting, assert_usage_error, missing_pid, pyrunq
+import cli
+from cli import assert_usage_error, missing_pid
+from needs import skip_or_fail
+from userprogs import Waiting
+from waiting import wait_for
 
 # alloc_others: calloc(4, 250), realloc(malloc(100), 3000), posix_memalign
 # 2000, aligned_alloc 4096: one block each, from its own call site
@@ -82,19 +85,27 @@ STACK = re.compile(r"\t(\d+) bytes in (\d+) allocations from stack")
 FRAME = re.compile(r"\t\t0x[0-9a-f]{16}\t(\S+)(?: \[(\S+)\])?")
 
 
-def reports(cli):
-    """Each report the CLI prints, as its list of lines (header first)."""
-    lines = []
-    for line in cli.stdout:
-        line = line.rstrip("\n")
-        if REPORT.fullmatch(line) and lines:
-            yield lines
-            lines = []
-        lines.append(line)
-        if lines and not REPORT.fullmatch(lines[0]):
-            raise AssertionError(f"not a report: {lines[0]!r}")
-    if lines:
-        yield lines
+def reports(lines: list[str]) -> list[list[str]]:
+    """The reports in these lines of the CLI's (after its first), each as its
+    list of lines (header first); only those complete: the next one began."""
+    out: list[list[str]] = []
+    for line in lines[1:]:
+        if REPORT.fullmatch(line):
+            out.append([])
+        assert out, f"not a report: {line!r}"
+        out[-1].append(line)
+    return out[:-1]
+
+
+def next_report(p, after: int, wanted) -> tuple[int, list]:
+    """The first report after the ``after`` first ones whose stacks are
+    ``wanted(stacks)``: (how many came up to it, its stacks)."""
+
+    def found():
+        done = reports(list(p.out))
+        return next(((i + 1, parse(r)) for i, r in enumerate(done) if i >= after and wanted(parse(r))), None)
+
+    return wait_for(found, seen=p.text)
 
 
 def parse(report: list[str]) -> list[tuple[int, int, list[tuple[str, str]]]]:
@@ -111,30 +122,19 @@ def parse(report: list[str]) -> list[tuple[int, int, list[tuple[str, str]]]]:
     return out
 
 
-def stop(cli) -> str:
-    cli.send_signal(signal.SIGINT)
-    _, err = cli.communicate(timeout=NO_WAIT)
-    assert cli.returncode == 0, err
-    return err
-
-
 @pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_cli_text_as_bcc(kernel, leaker):
     with Waiting(leaker) as lk:
-        cli = pyrunq("memleak", "-p", str(lk.pid), "-o", "0", "1")
-        try:
-            assert cli.stdout.readline() == f"Attaching to pid {lk.pid}, Ctrl+C to quit.\n"
+        with cli.spawn("memleak", "-p", str(lk.pid), "-o", "0", "1") as p:
+            p.wait_line("^Attaching ")
+            assert p.out[0] == f"Attaching to pid {lk.pid}, Ctrl+C to quit."
             assert lk.go() == "allocated\n"
             # reports come every second: wait for one made after the mallocs
-            each = reports(cli)
-            held = next(parse(r) for r in each if len(parse(r)) == 5)
+            seen, held = next_report(p, 0, lambda stacks: len(stacks) == 5)
             assert lk.go() == "freed\n"
-            assert next(parse(r) for r in each if not parse(r)) == []
-            err = stop(cli)
-        finally:
-            if cli.poll() is None:
-                cli.kill()
-                cli.wait()
+            next_report(p, seen, lambda stacks: stacks == [])
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
         lk.go(reply=False)
         lk.finish()
     # as bcc: the most bytes last
@@ -148,16 +148,13 @@ def test_cli_text_as_bcc(kernel, leaker):
 
 def test_cli_json(kernel, leaker):
     with Waiting(leaker) as lk:
-        cli = pyrunq("memleak", "--json", "-p", str(lk.pid), "-o", "0", "-T", "1", "1")
-        try:
-            assert cli.stderr.readline() == f"Attaching to pid {lk.pid}, Ctrl+C to quit.\n"
+        with cli.spawn("memleak", "--json", "-p", str(lk.pid), "-o", "0", "-T", "1", "1") as p:
+            p.wait_line("^Attaching ", stream="err")
+            assert p.err[0] == f"Attaching to pid {lk.pid}, Ctrl+C to quit."
             assert lk.go() == "allocated\n"
-            doc = next(d for d in map(json.loads, cli.stdout) if d["stacks"])
-            stop(cli)
-        finally:
-            if cli.poll() is None:
-                cli.kill()
-                cli.wait()
+            doc = wait_for(lambda: next((d for d in map(json.loads, list(p.out)) if d["stacks"]), None))
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
         lk.go()
         lk.go(reply=False)
         lk.finish()
@@ -172,12 +169,7 @@ def test_cli_json(kernel, leaker):
 @pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_count_ends_by_itself(kernel, leaker):
     with Waiting(leaker) as lk:
-        out = subprocess.run(
-            [sys.executable, "-m", "pyrunq", "memleak", "-p", str(lk.pid), "1", "2"],
-            capture_output=True,
-            text=True,
-            timeout=NO_WAIT,
-        )
+        out = cli.run("memleak", "-p", str(lk.pid), "1", "2")
         lk.go()
         lk.go()
         lk.go(reply=False)
@@ -210,15 +202,10 @@ def test_static_binary_is_a_usage_error(kernel, tmp_path):
     src.write_text("#include <unistd.h>\nint main(void) { pause(); return 0; }\n")
     exe = tmp_path / "static"
     if subprocess.run(["gcc", "-static", "-o", str(exe), str(src)]).returncode != 0:
-        pytest.skip("no static libc to link with")
+        skip_or_fail("no static libc to link with (libc6-dev has it)")
     proc = subprocess.Popen([str(exe)])
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "pyrunq", "memleak", "-p", str(proc.pid)],
-            capture_output=True,
-            text=True,
-            timeout=NO_WAIT,
-        )
+        out = cli.run("memleak", "-p", str(proc.pid))
     finally:
         proc.kill()
         proc.wait()

@@ -13,6 +13,7 @@ import zipfile
 import pytest
 
 import pyrunq
+import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_ONLY = {"selftest.bpf.o"}
@@ -126,7 +127,7 @@ def test_public_api_is_documented():
 def test_version_and_start_imports_only_what_runqlat_needs():
     """`pyrunq --version` answers; a tool's start imports neither shutil
     (argparse would, for the terminal width) nor typing: 2 ms each."""
-    version = subprocess.run([sys.executable, "-m", "pyrunq", "--version"], capture_output=True, text=True)
+    version = cli.run("--version")
     assert version.stdout == f"pyrunq {pyrunq.__version__}\n"
     code = (
         "import sys\n"

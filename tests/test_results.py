@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -19,25 +17,16 @@ import pyrunq
 from pyrunq.hist import render_log2_bcc
 from pyrunq.tools.generic import DEFAULT_MAX_ENTRIES, MapReport, Runner, difference
 from pyrunq.tools.generic.settings import RINGBUF_MIN
+import cli
+from cli import inspect_json, run_and_fire
 from testobjects import fire
-from waiting import pyrunq_command, wait_for
+from waiting import wait_for
 
 NSLOTS = 16  # gen_results.bpf.c
 
 
 def slot(v: int) -> int:
     return min(max(v.bit_length() - 1, 0), NSLOTS - 1)
-
-
-def run_and_fire(obj, values, *args, tgid=True):
-    """``pyrunq run obj args`` (with --set target_tgid=<us>), fire ``values`` once
-    it traces, then Ctrl-C: (stdout, stderr, exit code)."""
-    mine = ["--set", f"target_tgid={os.getpid()}"] if tgid else []
-    with pyrunq_command("run", obj, *mine, *args) as cmd:
-        cmd.wait_line("^Tracing", stream="err")
-        fire(*values)
-        rc, out, err = cmd.finish(signal.SIGINT)
-    return out, err, rc
 
 
 def docs(out: str) -> list[dict]:
@@ -54,7 +43,7 @@ VALUES = [0, 1, 2, 3, 5, 100, 1000, 1001, 1 << 20]
 
 
 def test_bss_counter_histogram_array_and_struct_exactly(kernel, objs):
-    out, err, rc = run_and_fire(objs["gen_results"], VALUES, "--json")
+    rc, out, err = run_and_fire(objs["gen_results"], VALUES, "--json")
     assert rc == 0, err
     got = by_name(out)
     slots = [0] * NSLOTS
@@ -87,7 +76,7 @@ def test_bss_counter_histogram_array_and_struct_exactly(kernel, objs):
 
 def test_globals_in_text(kernel, objs):
     values = [3, 4, 6]
-    out, err, rc = run_and_fire(objs["gen_results"], values)
+    rc, out, err = run_and_fire(objs["gen_results"], values)
     assert rc == 0, err
     slots = [0] * NSLOTS
     for v in values:
@@ -103,10 +92,10 @@ def test_globals_in_text(kernel, objs):
 
 def test_set_bss_and_data_globals_changes_what_the_program_does(kernel, objs):
     # target_tgid is a .bss global: unset, the program counts nothing
-    out, err, rc = run_and_fire(objs["gen_results"], [7, 8], "--json", tgid=False)
+    rc, out, err = run_and_fire(objs["gen_results"], [7, 8], "--json", tgid=False)
     assert rc == 0, err
     assert by_name(out)["triggers"]["value"] == 0
-    out, err, rc = run_and_fire(objs["gen_results"], [7, 8], "--json", "--set", "scale=5")
+    rc, out, err = run_and_fire(objs["gen_results"], [7, 8], "--json", "--set", "scale=5")
     assert rc == 0, err
     got = by_name(out)
     assert (got["triggers"]["value"], got["scaled"]["value"], got["scale"]["value"]) == (2, 10, 5)
@@ -117,7 +106,7 @@ def test_set_bss_and_data_globals_changes_what_the_program_does(kernel, objs):
 
 def test_working_state_not_shown_unless_named(kernel, objs):
     values = [10, 11, 20]  # 11 ends 10's pending entry: 11 and 20 stay
-    out, err, rc = run_and_fire(objs["gen_state"], values, "--json")
+    rc, out, err = run_and_fire(objs["gen_state"], values, "--json")
     assert rc == 0, err
     shown = [(d["type"], d.get("map")) for d in docs(out)]
     assert shown == [("event", "events"), ("map", "counts"), ("global", None)]
@@ -129,7 +118,7 @@ def test_working_state_not_shown_unless_named(kernel, objs):
         "entered (working state: one program writes it, another only reads it)"
     ) in err
     assert "--map NAME" in err
-    out, err, rc = run_and_fire(objs["gen_state"], values, "--map", "pending", "--map", "entered")
+    rc, out, err = run_and_fire(objs["gen_state"], values, "--map", "pending", "--map", "entered")
     assert rc == 0, err
     pending = [line.split(":")[0] for line in out.splitlines() if line.startswith("pending[")]
     assert pending == ["pending[11]", "pending[20]"]
@@ -137,21 +126,14 @@ def test_working_state_not_shown_unless_named(kernel, objs):
     assert entered == [f"entered[{threading.get_native_id()}]"]
     assert "maps not shown" not in err
     # beside histograms, a map that is not one is working state too
-    out, err, rc = run_and_fire(objs["gen_results"], values, "--map", "all")
+    rc, out, err = run_and_fire(objs["gen_results"], values, "--map", "all")
     assert rc == 0, err
     seen = [line.split(":")[0] for line in out.splitlines() if line.startswith("seen[")]
     assert seen == [f"seen[{v}]" for v in values]
 
 
 def test_inspect_says_what_is_not_shown(objs):
-    out = subprocess.run(
-        [sys.executable, "-m", "pyrunq", "inspect", objs["gen_state"], "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    maps = {m["name"]: m for m in json.loads(out.stdout)["maps"]}
+    maps = {m["name"]: m for m in inspect_json(objs["gen_state"])["maps"]}
     assert maps["counts"]["shown_as"] == "entries"
     assert maps["pending"]["shown_as"] == (
         "entries (not by default: working state: its programs delete its entries)"
@@ -159,13 +141,7 @@ def test_inspect_says_what_is_not_shown(objs):
     assert maps["entered"]["shown_as"] == (
         "entries (not by default: working state: one program writes it, another only reads it)"
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "pyrunq", "inspect", objs["gen_results"], "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    shown = {g["name"]: g["shown_as"] for g in json.loads(out.stdout)["globals"]}
+    shown = {g["name"]: g["shown_as"] for g in inspect_json(objs["gen_results"])["globals"]}
     assert shown == {
         "target_tgid": "value",
         "triggers": "value",
@@ -182,11 +158,11 @@ def test_inspect_says_what_is_not_shown(objs):
 
 
 def test_unit(kernel, objs):
-    out, err, rc = run_and_fire(objs["gen_results"], [3], "--unit", "value_slots=usecs")
+    rc, out, err = run_and_fire(objs["gen_results"], [3], "--unit", "value_slots=usecs")
     assert rc == 0, err
     assert "\nvalue_slots:\n     usecs               : count     distribution\n" in out
     assert "\nby_parity[1]: parity=1\n     value               : count" in out
-    out, err, rc = run_and_fire(objs["gen_results"], [3], "--unit", "msecs", "--json")
+    rc, out, err = run_and_fire(objs["gen_results"], [3], "--unit", "msecs", "--json")
     assert rc == 0, err
     assert [d["unit"] for d in docs(out) if d["type"] == "hist"] == ["msecs", "msecs"]
 
@@ -201,8 +177,8 @@ def interval_run(obj, first, second, *args):
     between two triggers), so tests check what intervals add up to."""
     me = ["--set", f"target_tgid={os.getpid()}"]
     cumulative = "--cumulative" in args
-    with pyrunq_command("run", obj, *me, "--interval", "0.2", "--json", *args) as cmd:
-        cmd.wait_line("^Tracing", stream="err")
+    with cli.spawn("run", obj, *me, "--interval", "0.2", "--json", *args) as cmd:
+        cmd.wait_line("^Tracing with", stream="err")
 
         def counted():
             values = [json.loads(line)["value"] for line in list(cmd.out) if '"global": "triggers"' in line]
@@ -295,14 +271,14 @@ def test_difference_rules():
 
 
 def test_map_with_max_entries_0_gets_a_default(kernel, objs):
-    out, err, rc = run_and_fire(objs["gen_state"], [1, 2], "--json")
+    rc, out, err = run_and_fire(objs["gen_state"], [1, 2], "--json")
     assert rc == 0, err
     assert (
         f"note: map pending declares max_entries 0 (its own user space sizes it): "
         f"sized {DEFAULT_MAX_ENTRIES}; choose with --max-entries pending=N"
     ) in err
     assert [d["event"] for d in docs(out) if d["type"] == "event"] == [{"first": 1, "second": 2}]
-    out, err, rc = run_and_fire(
+    rc, out, err = run_and_fire(
         objs["gen_state"], [1, 2], "--max-entries", "pending=64", "--max-entries", "counts=2"
     )
     assert rc == 0, err
@@ -328,9 +304,7 @@ BAD = [  # (object, arguments, what stderr says)
 
 @pytest.mark.parametrize("obj, extra, message", BAD, ids=[" ".join(e) for _, e, _ in BAD])
 def test_bad_input_one_line_exit_2(objs, obj, extra, message):
-    out = subprocess.run(
-        [sys.executable, "-m", "pyrunq", "run", objs[obj], *extra], capture_output=True, text=True, timeout=60
-    )
+    out = cli.run("run", objs[obj], *extra)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("pyrunq run: error: ")
     assert message in out.stderr, out.stderr

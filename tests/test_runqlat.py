@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,17 +13,12 @@ from pyrunq.cgroup import resolve
 from pyrunq.cli.runqlat import text
 from pyrunq.hist import Histogram, bucket_bounds, bucket_of
 from pyrunq.tools.runqlat import Key, RunqLat
-from userprogs import assert_usage_error
-from waiting import Command, gather, wait_for
+import cli
+from cli import assert_usage_error
+from waiting import gather, wait_for
 from workload import VICTIM_COMM, Contention, Quiet
 
 MS_SLOT = 10  # log2 slot of 1024..2047 us
-
-
-def pyrunq(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pyrunq", *args], capture_output=True, text=True, timeout=60, **kw
-    )
 
 
 def ms_waits(h: Histogram) -> int:
@@ -182,7 +175,7 @@ def test_snapshot_reports_only_new_samples(kernel):
 @pytest.mark.slow  # seconds of intervals: out of the quick loop
 def test_cli_interval_count_prints_exactly_that_many(kernel):
     with Contention():
-        out = pyrunq("runqlat", "1", "3")
+        out = cli.run("runqlat", "1", "3")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "Tracing run queue latency... Hit Ctrl-C to end."
@@ -191,7 +184,7 @@ def test_cli_interval_count_prints_exactly_that_many(kernel):
 
 def test_cli_per_process_milliseconds_timestamps(kernel):
     with Contention() as w:
-        out = pyrunq("runqlat", "-P", "-m", "-T", "-p", str(w.victim.pid), "1", "1")
+        out = cli.run("runqlat", "-P", "-m", "-T", "-p", str(w.victim.pid), "1", "1")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[1] == ""
@@ -205,7 +198,7 @@ def test_cli_per_process_milliseconds_timestamps(kernel):
 
 def test_cli_json_lines(kernel):
     with Contention() as w:
-        out = pyrunq("runqlat", "--json", "-L", "-p", str(w.victim.pid), "1", "2")
+        out = cli.run("runqlat", "--json", "-L", "-p", str(w.victim.pid), "1", "2")
     assert out.returncode == 0, out.stderr
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(docs) == 2
@@ -219,10 +212,7 @@ def test_cli_json_lines(kernel):
 def test_cli_signal_without_interval_prints_one_histogram(kernel, signum):
     with (
         Contention(),
-        Command(
-            [sys.executable, "-m", "pyrunq", "runqlat"],
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        ) as p,
+        cli.spawn("runqlat", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as p,
     ):
         p.wait_line("^Tracing run queue latency")  # attached: every wakeup from now counts
         rc, out, err = p.finish(signum)
@@ -248,15 +238,9 @@ def test_cli_bad_input_one_line_exit_2(args, message):
 
 
 def test_cli_missing_pid_is_reported(kernel):
-    p = subprocess.Popen(
-        [sys.executable, "-m", "pyrunq", "runqlat", "-p", "4194999", "1", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    out, err = p.communicate(timeout=30)
-    assert p.returncode == 0
-    assert "pyrunq runqlat: warning: no process with PID 4194999" in err
+    out = cli.run("runqlat", "-p", "4194999", "1", "1")
+    assert out.returncode == 0, out.stderr
+    assert "pyrunq runqlat: warning: no process with PID 4194999" in out.stderr
 
 
 def test_text_renders_like_the_c_tool():

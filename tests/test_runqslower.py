@@ -6,14 +6,15 @@ import json
 import os
 import re
 import signal
+import shlex
 import subprocess
-import sys
 
 import pytest
 
 from pyrunq.tools.runqslower import RunqSlower
-from userprogs import assert_usage_error
-from waiting import DEADLINE, pyrunq_command, wait_for
+import cli
+from cli import assert_usage_error
+from waiting import DEADLINE, wait_for
 from workload import VICTIM_COMM, Contention
 
 THRESHOLD_US = 1000  # well above the tracer's own wake-ups (see NOTES.md)
@@ -100,7 +101,7 @@ ROW = re.compile(r"^\d\d:\d\d:\d\d (.{16}) (\d+) *\s(\d{14}| {0,13}\d+) (.{16}) 
 def test_cli_output_matches_the_c_tool(kernel, signum):
     with (
         Contention() as w,
-        pyrunq_command("runqslower", "-P", "-p", str(w.victim.pid), str(THRESHOLD_US)) as p,
+        cli.spawn("runqslower", "-P", "-p", str(w.victim.pid), str(THRESHOLD_US)) as p,
     ):
         p.wait_line(ROW.pattern, count=3)
         rc, out, err = p.finish(signum)
@@ -117,7 +118,7 @@ def test_cli_output_matches_the_c_tool(kernel, signum):
 
 
 def test_cli_json(kernel):
-    with Contention() as w, pyrunq_command("runqslower", "--json", "-t", str(w.victim.pid), "500") as p:
+    with Contention() as w, cli.spawn("runqslower", "--json", "-t", str(w.victim.pid), "500") as p:
         p.wait_line("^{", count=3)
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
@@ -144,7 +145,7 @@ def test_cli_json(kernel):
 def test_cli_closed_pipe_exits_quietly(kernel):
     with Contention():
         out = subprocess.run(
-            f"{sys.executable} -m pyrunq runqslower 0 | head -1",
+            f"{shlex.join(cli.cmd('runqslower', '0'))} | head -1",
             shell=True,
             capture_output=True,
             text=True,

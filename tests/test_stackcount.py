@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
 from pyrunq.tools.stackcount import StackCount
-from userprogs import NO_WAIT, Waiting, assert_usage_error, missing_pid, pyrunq
+import cli
+from cli import assert_usage_error, missing_pid
+from userprogs import Waiting
+from waiting import NO_WAIT, wait_for
 
 
 def names(frames) -> list:
@@ -52,9 +54,7 @@ def test_every_process_each_symbolized_with_its_own_maps(kernel, foobar):
     with Waiting(foobar, "2", "1") as a, Waiting(foobar, "1", "1") as b, StackCount(f"{foobar}:Foo") as sc:
         a.go(reply=False)
         b.go(reply=False)
-        deadline = time.monotonic() + NO_WAIT
-        while len(sc.counts()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(sc.counts()) >= 2, timeout=NO_WAIT, every=0.02)
         a.finish()
         b.finish()
         stacks = sc.counts()
@@ -93,21 +93,18 @@ def test_stack_collisions_are_counted(kernel, leaker):
 
 
 def run_cli(fb: Waiting, *args) -> tuple[str, str]:
-    """Run pyrunq stackcount until fb has made its calls, then Ctrl-C it."""
-    cli = pyrunq("stackcount", *args)
-    try:
-        banner = cli.stderr.readline() if "--json" in args else cli.stdout.readline()
-        assert banner.startswith("Tracing 1 functions for "), banner + cli.stderr.read()
+    """Run pyrunq stackcount until fb has made its calls, then Ctrl-C it:
+    (stdout, stderr). The banner is the first line of stdout (of stderr
+    with --json)."""
+    banner = "err" if "--json" in args else "out"
+    with cli.spawn("stackcount", *args) as p:
+        p.wait_line("^Tracing 1 functions for ", stream=banner)
+        assert getattr(p, banner)[0].startswith("Tracing 1 functions for "), p.text()
         fb.go(reply=False)
         fb.finish()
-        cli.send_signal(signal.SIGINT)
-        out, err = cli.communicate(timeout=NO_WAIT)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    assert cli.returncode == 0, err
-    return banner + out, err
+        rc, out, err = p.finish(signal.SIGINT)
+    assert rc == 0, err
+    return out, err
 
 
 def test_cli_text_as_bcc(kernel, foobar):
@@ -135,7 +132,7 @@ def test_cli_text_offsets_and_comm_for_every_process(kernel, foobar):
 def test_cli_json(kernel, foobar):
     with Waiting(foobar, "3", "0") as fb:
         out, err = run_cli(fb, "--json", "-p", str(fb.pid), "Foo")  # bare name, found in PID
-    docs = [json.loads(line) for line in out.splitlines()[1:]]
+    docs = [json.loads(line) for line in out.splitlines()]
     assert len(docs) == 1
     doc = docs[0]
     assert (doc["pid"], doc["comm"], doc["count"]) == (fb.pid, "foobar", 3)
@@ -146,10 +143,9 @@ def test_cli_json(kernel, foobar):
 
 
 def test_cli_duration_ends_by_itself(kernel, foobar):
-    cli = pyrunq("stackcount", f"{foobar}:Foo", "1")
-    out, err = cli.communicate(timeout=NO_WAIT)
-    assert cli.returncode == 0, err
-    assert out.splitlines()[-2:] == ["", "Detaching..."]
+    out = cli.run("stackcount", f"{foobar}:Foo", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-2:] == ["", "Detaching..."]
 
 
 @pytest.mark.parametrize(

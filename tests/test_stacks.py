@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 
 from pyrunq.tools.generic import Runner
+from cli import run_and_fire
 from testobjects import fire
-from waiting import pyrunq_command
 
 SYSCALL_ENTRY = {"x86_64": "do_syscall_64", "aarch64": "invoke_syscall"}[os.uname().machine]
 
@@ -73,10 +72,7 @@ def test_missed_stacks_and_merged_entries(kernel, objs):
 
 def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
     """A function per line under the entry or record, the kernel's above the user's, "--" between."""
-    with pyrunq_command("run", objs["gen_stacks"], "--set", f"target_tgid={os.getpid()}") as cmd:
-        cmd.wait_line("^Tracing", stream="err")
-        fire(1, 2)
-        rc, out, err = cmd.finish(signal.SIGINT)
+    rc, out, err = run_and_fire(objs["gen_stacks"], [1, 2])
     assert rc == 0, err
     lines = out.splitlines()
     heads = [i for i, line in enumerate(lines) if line.startswith("counts[")]

@@ -8,9 +8,7 @@ import json
 import random
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -34,7 +32,9 @@ from pyrunq.tools.top import (
     spark,
     visible,
 )
-from userprogs import assert_usage_error
+import cli
+from cli import assert_usage_error
+from needs import need
 from waiting import wait_for
 from workload import VICTIM_COMM, Contention
 
@@ -257,12 +257,7 @@ def test_sampler_switches_keys_and_leaves_nothing(kernel):
 @pytest.mark.slow
 def test_batch_prints_n_tables_victim_among_the_first_rows(kernel):
     with Contention() as w:
-        out = subprocess.run(
-            [sys.executable, "-m", "pyrunq", "top", "-b", "-n", "3", "-d", "1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = cli.run("top", "-b", "-n", "3", "-d", "1")
     assert out.returncode == 0, out.stderr
     found = tables(out.stdout)
     assert len(found) == 3, out.stdout
@@ -272,24 +267,7 @@ def test_batch_prints_n_tables_victim_among_the_first_rows(kernel):
 @pytest.mark.slow
 def test_json_one_document_per_interval(kernel):
     with Contention() as w:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pyrunq",
-                "top",
-                "--json",
-                "-n",
-                "2",
-                "-d",
-                "0.5",
-                "-p",
-                str(w.victim.pid),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = cli.run("top", "--json", "-n", "2", "-d", "0.5", "-p", str(w.victim.pid))
     assert out.returncode == 0, out.stderr
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(docs) == 2
@@ -343,7 +321,7 @@ def in_shell(args: str) -> str:
     a trap (which, unlike an ignored signal, its children do not inherit)."""
     script = (
         "trap : INT; printf 'before-top\\n'; s=$(stty -g); "
-        f"{shlex.quote(sys.executable)} -m pyrunq {args}; rc=$?; "
+        f"{shlex.join(cli.cmd())} {args}; rc=$?; "
         '[ "$(stty -g)" = "$s" ] && echo same-tty; echo "exit=$rc"; sleep 600'
     )
     return f"sh -c {shlex.quote(script)}"
@@ -355,8 +333,7 @@ def header(screen: str) -> str:
 
 @pytest.fixture
 def tmux():
-    if not shutil.which("tmux"):
-        pytest.fail("needs tmux: ./dev setup installs it")
+    need("tmux")
     made = []
 
     def start(command: str, width: int = 60, height: int = 30) -> Tmux:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+
+from waiting import NO_WAIT
 
 PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
-NO_WAIT = 60  # seconds: only how long a broken test may hang
 
 
 def build(tmp_path_factory, name: str) -> str:
@@ -47,27 +47,3 @@ class Waiting:
             self.proc.kill()
         self.proc.wait()
         self.proc.stdout.close()
-
-
-def pyrunq(*args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pyrunq", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def assert_usage_error(tool: str, args, message: str) -> None:
-    """``pyrunq TOOL ARGS`` exits 2 with one error line naming ``message``, and no output."""
-    out = subprocess.run(
-        [sys.executable, "-m", "pyrunq", tool, *args], capture_output=True, text=True, timeout=NO_WAIT
-    )
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.count("\n") == 1, out.stderr
-    assert out.stderr.startswith(f"pyrunq {tool}: error: ") and message in out.stderr, out.stderr
-    assert out.stdout == ""
-
-
-def missing_pid() -> int:
-    pid = 4_000_000
-    while os.path.exists(f"/proc/{pid}"):
-        pid += 1
-    return pid

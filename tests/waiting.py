@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 
 DEADLINE = 30.0  # seconds
+NO_WAIT = 60  # seconds: how long a command run to its end may take, if broken
 
 
 def wait_for(predicate, timeout: float = DEADLINE, every: float = 0.05, seen=None):
@@ -108,8 +108,3 @@ class Command:
     def __exit__(self, *exc):
         self.kill()
         self._join()
-
-
-def pyrunq_command(*args, **kw) -> Command:
-    """``python -m pyrunq ARGS`` as a Command."""
-    return Command([sys.executable, "-m", "pyrunq", *args], **kw)

@@ -18,9 +18,9 @@ import pytest
 
 import kernels
 import run
+from needs import skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.external]
-REQUIRE_BPF = os.environ.get("PYRUNQ_REQUIRE_BPF") == "1"
 GUEST_TESTS = ["tests/kernels/guest_checks.py", "tests/test_bpf_api.py"]
 BOOT_TIMEOUT = 900  # a guest run takes 1 to 3 minutes; the machine may be busy
 
@@ -34,9 +34,7 @@ def prepared(kernel: str) -> None:
             return
         except kernels.KernelUnavailable as e:
             reason = f"kernel {kernel} unavailable: {e}"
-    if REQUIRE_BPF:
-        pytest.fail(f"PYRUNQ_REQUIRE_BPF=1 but {reason}")
-    pytest.skip(reason)
+    skip_or_fail(reason)
 
 
 def guest(kernel: str, argv: list[str], timeout: float = BOOT_TIMEOUT) -> tuple[int, str]:
