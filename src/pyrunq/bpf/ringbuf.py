@@ -74,6 +74,16 @@ class Records:
 
 
 class RingBuffer(Records):
+    """The records of one or more ring buffer maps, read together (one epoll).
+
+    Usually made by ``BPFObject.ring_buffer()``, which owns it; ``add()``
+    reads one more map. Each map's records go to its callback, or queue for
+    ``events()``. ``poll()`` waits for records, ``consume()`` takes what is
+    there; a callback's exception stops either and is raised from it. Unlike
+    a perf buffer, a full ring buffer loses records without telling this
+    side: the program counts its failed reservations.
+    """
+
     def __init__(self) -> None:
         self._ptr = None
         self._handles: list = []  # keep the callback contexts alive
