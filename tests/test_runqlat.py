@@ -121,8 +121,12 @@ def test_removed_cgroups_leave_the_map(kernel):
                 gather(lambda: {k.id for k in rq.snapshot(clear=False)}, lambda ids: cid in ids)
                 move(w.victim.pid, home)
                 os.rmdir(path)
-                in_map = lambda: cid in {raw for raw, _ in rq.obj.maps["hists"].items()}  # noqa: E731
-                wait_for(lambda: rq.snapshot() is not None and not in_map())
+
+                def forgotten():
+                    rq.snapshot()  # forgets the idle keys whose cgroup is gone
+                    return cid not in {raw for raw, _ in rq.obj.maps["hists"].items()}
+
+                wait_for(forgotten, seen=lambda: f"cgroup id {cid} still in the map")
         finally:
             if os.path.isdir(path):
                 move(w.victim.pid, home)
