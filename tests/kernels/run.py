@@ -58,6 +58,7 @@ JOB = """\
 exec 3>{out}                                    # held open: hvc0 resets its settings on the last close
 stty -F {out} raw -echo                         # bytes out as written: no \\r\\n
 mkdir {job}/tmp                                 # the guest's alone: in the overlay
+chmod 755 {job}                                 # in the overlay too: for uid 65534 to reach TMPDIR
 (
 {env}export TMPDIR={job}/tmp
 cd {cwd} && exec {argv}
