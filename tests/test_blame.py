@@ -1,0 +1,175 @@
+"""Who held the CPU while a task waited (bpf/blame.bpf.h), on the real kernel,
+with workloads whose culprit is known: every wait's parts add up to it."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+
+import pytest
+
+from pyrunq.cgroup import cgroup2_mount
+from pyrunq.prometheus import ATTRIBUTED, BLAME, LATENCY
+from pyrunq.tools.blame import KINDS
+from pyrunq.tools.runqlat import RunqLat
+from pyrunq.tools.runqslower import RunqSlower
+from test_exporter import Exporter
+from test_runqslower import THRESHOLD_US, collect
+from waiting import pyrunq_command, wait_for
+from workload import HOG_COMM, PINGPONG_COMM, Contention, PingPong, Quiet, Workload, busy, victim
+
+CONTAINER = "libpod-" + "3f2a" * 16  # a name pyrunq.containers reads as podman's
+
+
+def exact(events) -> None:
+    for e in events:
+        assert sum(c.ns for c in e.culprits) + e.unattributed_ns == e.delta_ns, e
+        assert [c.ns for c in e.culprits] == sorted((c.ns for c in e.culprits), reverse=True), e
+
+
+@pytest.mark.parametrize(
+    "flavour, cgroup, kind",
+    [
+        ("tp_btf", CONTAINER, "container"),
+        ("tp_btf", "batch.slice", "host"),
+        ("raw_tp", CONTAINER, "container"),
+    ],
+)
+def test_the_hog_in_its_cgroup_takes_the_victims_waits(
+    kernel, cgroup_tree, monkeypatch, flavour, cgroup, kind
+):
+    monkeypatch.setenv("PYRUNQ_RAW_TP", "1" if flavour == "raw_tp" else "0")
+    with Contention() as w:
+        path = cgroup_tree(cgroup, w.hog)
+        with RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid, blame=True) as rs:
+            events = collect(rs, lambda e: len(e) >= 10)
+    exact(events)
+    hog = [c for e in events for c in e.culprits if c.tid == w.hog.pid]
+    assert {(c.comm, c.pid, c.cgroup, c.kind) for c in hog} == {(HOG_COMM, w.hog.pid, path, kind)}
+    waited = sum(e.delta_ns for e in events)
+    assert sum(c.ns for c in hog) >= 0.9 * waited, [e.culprits for e in events]
+
+
+def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
+    with Quiet() as w, RunqSlower(min_us=0, tid=w.victim.pid, blame=True) as rs:
+        events = collect(rs, lambda e: sum(ev.prev_tid == 0 for ev in e) >= 20)
+    exact(events)
+    after_idle = [e for e in events if e.prev_tid == 0]
+    for e in after_idle:  # the CPU was idle when the victim got it: idle held it last
+        assert "idle" in {c.kind for c in e.culprits} or (not e.culprits and e.why == "unseen"), e
+    assert all(c.tid != w.victim.pid for e in events for c in e.culprits)
+    assert {c.comm for e in after_idle for c in e.culprits if c.kind == "idle"} <= {"swapper/1"}
+
+
+def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(kernel):
+    with PingPong() as w, RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid, blame=True) as rs:
+        events = collect(rs, lambda e: len(e) >= 5)
+        counted = rs.unattributed()["history"]
+    exact(events)
+    for e in events:  # hundreds of switches in a millisecond: only the last 16 segments are named
+        assert e.why == "history" and e.unattributed_ns > e.delta_ns / 2, e
+        assert len({c.tid for c in e.culprits if c.comm == PINGPONG_COMM}) == 2, e
+    assert counted >= len(events)
+
+
+def test_cli_blame_json_and_text(kernel, cgroup_tree):
+    with Contention() as w:
+        path = cgroup_tree(CONTAINER, w.hog)
+        args = ["runqslower", "--blame", "-p", str(w.victim.pid), str(THRESHOLD_US)]
+        with pyrunq_command(*args, "--json") as p:
+            lines = p.wait_line(r"^\{", count=5)
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
+        with pyrunq_command(*args) as p:
+            header = p.wait_line("^TIME ")
+            rows = p.wait_line(rf" {HOG_COMM}\[{w.hog.pid}\] \(3f2a3f2a3f2a\) \d+\.\dms", count=3)
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
+    assert header == ["TIME     COMM             TID           LAT(us) WHO HELD THE CPU"]
+    assert all(row.split()[1:3] == ["pyrunq-victim", str(w.victim.pid)] for row in rows), rows
+    for doc in map(json.loads, lines):
+        assert sum(c["ns"] for c in doc["culprits"]) + doc["unattributed_ns"] == doc["latency_ns"], doc
+        assert {"pid", "tid", "comm", "cgroup", "kind", "ns"} == set(doc["culprits"][0])
+        top = doc["culprits"][0]
+        assert (top["tid"], top["cgroup"], top["kind"]) == (w.hog.pid, path, "container"), doc
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def weigh(cgroup_dir: str, weight: int) -> None:
+    """Where the cgroup v2 cpu controller groups tasks, their nice levels
+    weigh only inside the group: give the cgroups the same 2:1."""
+    if os.path.exists(os.path.join(cgroup_dir, "cpu.weight")):
+        with open(os.path.join(cgroup_dir, "cpu.weight"), "w") as f:
+            f.write(str(weight))
+
+
+def test_two_hogs_take_the_victims_wait_in_their_share_of_the_cpu(kernel, cgroup_tree):
+    """Nice 0 and nice 3 (weights 1024 and 526): about 2:1 of the CPU, and
+    so of the victim's waiting, which the kernel attributes to the one that
+    ran; compared with the CPU time each hog really got meanwhile. The
+    victim is SCHED_BATCH: it never preempts on wakeup, so it waits out the
+    slice of whichever hog runs (a normal victim preempts the lighter hog
+    sooner, and waits behind the heavier one about 3:1: real, but not the
+    share)."""
+    with Workload([victim(0, batch=True), busy(0, "pyrunq-big"), busy(0, "pyrunq-small", nice=3)]) as w:
+        v, big, small = w.procs
+        paths = {cgroup_tree(name, p): p for name, p in (("v", v), ("big", big), ("small", small))}
+        for path, weight in zip(paths, (100, 200, 100)):
+            weigh(cgroup2_mount() + path, weight)
+        victim_path, big_path, small_path = paths
+        cpu0 = {p.pid: cpu_seconds(p.pid) for p in (big, small)}
+        with RunqLat(per="cgroup", blame=True) as rq:
+            taken: dict = collections.Counter()
+
+            def enough():
+                for key, a in rq.attribution().items():
+                    if key.name == victim_path:
+                        taken.update({c.cgroup: c.ns for c in a.culprits})
+                return taken[small_path] >= 100_000_000  # 0.1 s: hundreds of waits
+
+            wait_for(enough, timeout=60, every=0.2, seen=lambda: taken)
+        cpu = {pid: cpu_seconds(pid) - t for pid, t in cpu0.items()}
+    ran = cpu[big.pid] / cpu[small.pid]
+    blamed = taken[big_path] / taken[small_path]
+    assert 1.4 < ran < 2.9, cpu
+    assert abs(blamed / ran - 1) < 0.2, (blamed, ran, taken)
+
+
+def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
+    with Contention() as w:
+        victims = cgroup_tree("victim", w.victim)
+        hog = cgroup_tree(CONTAINER, w.hog)
+        with Exporter("--cgroup", cgroup_tree.parent + "/**", "--refresh", "1") as e:
+
+            def named():
+                return {
+                    dict(k)["culprit_cgroup"]: (dict(k)["culprit_container_id"], v)
+                    for k, v in e.samples(BLAME).items()
+                    if dict(k)["cgroup"] == victims
+                }
+
+            wait_for(lambda: named().get(hog, ("", 0))[1] > 0.05, seen=named)
+            w.stop()  # at rest: the victim's cgroup waits no more
+            e.scrape()
+            kinds = {
+                dict(k)["culprit_kind"]: v
+                for k, v in e.samples(ATTRIBUTED).items()
+                if dict(k)["cgroup"] == victims
+            }
+            total = next(v for k, v in e.samples(LATENCY + "_sum").items() if dict(k)["cgroup"] == victims)
+            by_culprit = named()
+            assert e.stop() == 0, e.stderr()
+    assert set(kinds) == set(KINDS)
+    assert sum(kinds.values()) == pytest.approx(total, rel=1e-9)
+    assert kinds["container"] >= 0.9 * total, kinds
+    assert sum(v for _, v in by_culprit.values()) == pytest.approx(
+        total - kinds["idle"] - kinds["unattributed"], rel=1e-9
+    )
+    assert by_culprit[hog] == ("3f2a" * 16, pytest.approx(kinds["container"], rel=1e-9))
