@@ -155,10 +155,11 @@ def culprit_label(c) -> str:
     cgroup's path, or "idle"."""
     if c.kind == "idle":
         return "idle"
-    if c.kind == "container":
-        where = label_of("cgroup", c.cgroup)[0]
-        return f"{c.comm}[{c.pid or c.tid}] {where}" if c.comm else where
-    return f"{c.comm}[{c.pid or c.tid}]" if c.comm else c.cgroup
+    where = label_of("cgroup", c.cgroup)[0]
+    if not c.comm:  # a cgroup's culprits are cgroups
+        return where
+    name = f"{c.comm}[{c.pid or c.tid}]"
+    return f"{where} {name}" if c.kind == "container" else name
 
 
 def make_frame(
@@ -282,7 +283,7 @@ SHARES = (
     ("kernel", "KERN%"),
     ("idle", "IDLE%"),
 )
-CULPRIT_WIDTH = 24
+CULPRIT_WIDTH = 30
 HELP = """\
 pyrunq top: run queue latency, the time a task waits for a CPU once runnable.
 
@@ -372,11 +373,12 @@ def share_cells(row: Row) -> list[str]:
     return [(f"{shares[k] * 100:.0f}" if shares else "-").rjust(5) for k, _ in SHARES]
 
 
-def cut_start(text: str, width: int, utf8: bool = True) -> str:
-    """``text`` in ``width`` columns: a long one loses its start."""
+def cut_end(text: str, width: int, utf8: bool = True) -> str:
+    """``text`` in ``width`` columns: a long one loses its end (a culprit's
+    container id comes first, then its name)."""
     if len(text) <= width:
         return text.ljust(width)
-    return ("…" if utf8 else "~") + text[len(text) - width + 1 :]
+    return text[: width - 1] + ("…" if utf8 else "~")
 
 
 def row_line(row: Row, utf8: bool = True) -> str:
@@ -391,7 +393,7 @@ def row_line(row: Row, utf8: bool = True) -> str:
     numbers = [fmt_rate(values[0])] + [fmt_us(v) for v in values[1:]]
     cells = [f"{row.id:>9}"] + [n.rjust(w) for n, (_, _, w) in zip(numbers, NUMBERS)]
     cells += [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend)]
-    cells += share_cells(row) + [cut_start(row.culprit(), CULPRIT_WIDTH, utf8)]
+    cells += share_cells(row) + [cut_end(row.culprit(), CULPRIT_WIDTH, utf8)]
     return " ".join(cells + [row.label])
 
 
