@@ -26,7 +26,7 @@ from typing import Callable, NamedTuple
 
 BTF_HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type_off/len, str_off/len
 TYPE = struct.Struct("<III")  # name_off, info, size or type
-MODIFIERS = (2, 7, 8, 9, 10, 18)  # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
+MODIFIERS = (2, 8, 9, 10, 11, 18)  # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
 # bytes after a type record: by kind, fixed and per vlen item
 _FIXED = {1: 4, 3: 12, 14: 4, 17: 4}  # INT, ARRAY, VAR, DECL_TAG
 _PER_ITEM = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}  # STRUCT, UNION, ENUM, FUNC_PROTO, DATASEC, ENUM64

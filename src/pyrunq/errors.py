@@ -33,6 +33,11 @@ class UsageError(PyrunqError, ValueError):
     """An argument that cannot work (bad PID, path that is not a cgroup...)."""
 
 
+class MalformedObject(PyrunqError, ValueError):
+    """An object file that is broken or hostile: the message names the file,
+    section, type, map or program that is wrong."""
+
+
 class StateError(PyrunqError, RuntimeError):
     """An operation at the wrong point of the lifecycle (e.g. after close)."""
 
