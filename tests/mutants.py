@@ -43,13 +43,13 @@ class Section(NamedTuple):
 
 def sections(data: bytes) -> list[Section]:
     """The sections of a little-endian ELF64 file (what clang -target bpf writes on x86)."""
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     heads = [shoff + i * shentsize for i in range(shnum)]
     strtab = struct.unpack_from("<QQ", data, heads[shstrndx] + 0x18)[0]
     out = []
     for h in heads:
-        name_off, = struct.unpack_from("<I", data, h)
+        (name_off,) = struct.unpack_from("<I", data, h)
         offset, size = struct.unpack_from("<QQ", data, h + 0x18)
         name = data[strtab + name_off : data.index(b"\0", strtab + name_off)].decode()
         out.append(Section(name, h, offset, size))
@@ -168,7 +168,7 @@ def control_in_section_name(data: bytearray, rng: random.Random) -> None:
     names = sections(data)[struct.unpack_from("<H", data, 0x3E)[0]]
     named = [s for s in table if "/" in s.name] or [s for s in table if s.name]
     target = rng.choice(named)
-    name_off, = struct.unpack_from("<I", data, target.header)
+    (name_off,) = struct.unpack_from("<I", data, target.header)
     data[names.offset + name_off + rng.randrange(len(target.name))] = rng.choice((0x1B, 0x07, 0x0D))
 
 

@@ -274,15 +274,23 @@ def _check_bounds(
         for name_off, mtid, offset in t.items:
             bit_offset, bits = (offset & 0xFFFFFF, offset >> 24) if t.kflag else (offset, 0)
             if bit_offset + (bits or 8 * sizes[mtid]) > 8 * t.word:
-                member = _string(strings, name_off, where).decode()
+                member = _string(strings, name_off, where).decode() or "(anon)"
                 raise MalformedObject(
-                    f"{where}: type {tid} ({KINDS[t.kind]} {_string(strings, t.name_off, where).decode()}) "
-                    f"member {member!r} ends past the {KINDS[t.kind]}'s {t.word} bytes"
+                    f"{where}: type {tid} ({_label(t, strings, where)}) member {member!r} "
+                    f"ends past the {KINDS[t.kind]}'s {t.word} bytes"
                 )
-    if t.kind == DATASEC and t.word:  # size 0: libbpf sets it from the ELF section
-        for _, offset, size in t.items:
-            if offset + size > t.word:
-                raise MalformedObject(f"{where}: type {tid} (datasec) has a variable past its {t.word} bytes")
+    for var, offset, size in t.items if t.kind == DATASEC else ():
+        # a section size of 0: libbpf sets it from the ELF section
+        if size < sizes[var] or t.word and offset + size > t.word:
+            raise MalformedObject(
+                f"{where}: type {tid} ({_label(t, strings, where)}) "
+                f"holds variable {var} at {offset}+{size}, smaller than its type or past its {t.word} bytes"
+            )
+
+
+def _label(t: _Type, strings: bytes, where: str) -> str:
+    """A checked type's kind and name: "struct event", "struct (anon)"."""
+    return f"{KINDS[t.kind]} {_string(strings, t.name_off, where).decode() or '(anon)'}"
 
 
 # -- .BTF.ext ------------------------------------------------------------------------
