@@ -187,6 +187,62 @@ def btf_ext_header(data: bytearray, rng: random.Random) -> None:
         _put(data, ext.offset + field[0], field[1], rng.choice((0, 1, 0xFFFFFFFF, 1 << 20, 7)))
 
 
+# -- targeted edits, for the quick tests of each kind of hostile object ---------------
+
+
+def self_referencing(data: bytes, kind: int) -> bytes:
+    """Every type of ``kind`` (CONST 10, PTR 2...) made to refer to itself."""
+    out = bytearray(data)
+    for index, (at, k, _) in enumerate(btf_types(data)[1], 1):
+        if k == kind:
+            _put(out, at + 8, "<I", index)
+    return bytes(out)
+
+
+def struct_containing_itself(data: bytes, name: bytes) -> bytes:
+    """The first member of struct ``name`` made a member of its own type."""
+    strings, records = btf_types(data)
+    out = bytearray(data)
+    for index, (at, kind, vlen) in enumerate(records, 1):
+        name_off = struct.unpack_from("<I", data, at)[0]
+        if kind == 4 and vlen and data[strings + name_off :].startswith(name + b"\0"):
+            _put(out, at + 12 + 4, "<I", index)
+    return bytes(out)
+
+
+def replaced(data: bytes, old: bytes, new: bytes, where: str = ".BTF") -> bytes:
+    """Every ``old`` in section ``where`` replaced by ``new`` (as long)."""
+    assert len(old) == len(new)
+    s = section(data, where)
+    body = data[s.offset : s.offset + s.size].replace(old, new)
+    return data[: s.offset] + body + data[s.offset + s.size :]
+
+
+def huge_section(data: bytes, where: str) -> bytes:
+    out = bytearray(data)
+    _put(out, section(data, where).header + 0x20, "<Q", 1 << 40)
+    return bytes(out)
+
+
+def dwarf_typedef_to_itself(data: bytes, name: str) -> bytes:
+    """The DWARF typedef ``name`` made a typedef of itself (as DWARF can say,
+    and pyrunq would copy into the BTF it builds from DWARF)."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    info = ELFFile(io.BytesIO(data)).get_dwarf_info(relocate_dwarf_sections=False)
+    out = bytearray(data)
+    base = section(data, ".debug_info").offset
+    for cu in info.iter_CUs():
+        for die in cu.iter_DIEs():
+            if die.tag == "DW_TAG_typedef" and die.attributes["DW_AT_name"].value == name.encode():
+                attr = die.attributes["DW_AT_type"]
+                assert attr.form == "DW_FORM_ref4", attr.form
+                _put(out, base + attr.offset, "<I", die.offset - cu.cu_offset)
+    return bytes(out)
+
+
 MUTATIONS: dict[str, Callable[[bytearray, random.Random], None]] = {
     "bit_flips": bit_flips,
     "overwrite": overwrite,

@@ -44,17 +44,27 @@ def check_object_file(path: str) -> ElfFacts:
 
 def open_regular(path: str):
     """``path`` opened for reading in binary when it is a regular file; a
-    FIFO, device, directory or socket is refused (one could block forever)."""
+    FIFO, device, directory or socket is refused (one could block forever).
+    Asked before open and again of what was opened (with O_NONBLOCK: a FIFO
+    put in its place meanwhile cannot block)."""
     try:
+        _regular(path, os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise UsageError(f"{path} is not a regular file (it is {_file_kind(mode)})")
+    f = os.fdopen(fd, "rb")
+    try:
+        _regular(path, os.fstat(fd).st_mode)
+    except UsageError:
+        f.close()
+        raise
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return f
+
+
+def _regular(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is not a regular file (it is {_file_kind(mode)})")
 
 
 def _file_kind(mode: int) -> str:
@@ -106,6 +116,7 @@ def check_trust(path: str) -> None:
         st = os.stat(path)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    _regular(path, st.st_mode)
     hint = f"or pass {ALLOW_UNTRUSTED}"
     writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
     if writers:
