@@ -53,7 +53,7 @@ def hostile(objs, tmp_path):
 
 BTF_CASES = [  # (object, edit, its arguments, what the line says)
     ("gen_events", mutants.self_referencing, (CONST,), "(const) refers to itself without a pointer between"),
-    ("gen_events", mutants.self_referencing, (PTR,), "(ptr) refers to itself without a struct or union"),
+    ("gen_events", mutants.self_referencing, (PTR,), "(ptr) refers to itself without a named struct or union"),
     ("gen_events", mutants.struct_containing_itself, (b"event",), "refers to itself without a pointer"),
     ("gen_events", mutants.huge_section, ("license",), "section 'license' (1099511627776 bytes"),
     ("gen_events", mutants.huge_section, (".BTF",), "section '.BTF' (1099511627776 bytes"),
@@ -67,7 +67,9 @@ def test_malformed_btf_is_one_line(hostile, tool, name, edit, args, message):
     # pointer to itself crashed libbpf, a struct of itself was a RecursionError,
     # a huge section size a MemoryError
     path = hostile(name, edit, *args)
-    line = one_line_error(pyrunq(tool, path, "--duration", "1") if tool == "run" else pyrunq(tool, path), tool)
+    line = one_line_error(
+        pyrunq(tool, path, "--duration", "1") if tool == "run" else pyrunq(tool, path), tool
+    )
     assert message in line, line
     assert path in line
 
@@ -89,13 +91,31 @@ def test_a_variable_without_its_symbol_names_it_not_enoent(hostile):
     assert "No such file" not in line
 
 
+FOUND = [("gen_stacks", 2240)]  # (object, seed) of mutants bench/fuzz_objects.py found crashing
+
+
+@pytest.mark.parametrize("name, seed", FOUND)
+def test_mutants_the_longer_fuzz_run_found(objs, tmp_path, name, seed):
+    # gen_stacks 2240: an anonymous struct that points to itself; btf_dump recursed until SIGSEGV
+    with open(objs[name], "rb") as f:
+        how, data = mutants.mutant(f.read(), seed)
+    path = tmp_path / f"{name}-{seed}.bpf.o"
+    path.write_bytes(data)
+    one_line_error(pyrunq("inspect", str(path)), "inspect")
+
+
 @pytest.fixture
 def special_files(tmp_path):
     fifo = tmp_path / "fifo.bpf.o"
     os.mkfifo(fifo)
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(tmp_path / "socket.bpf.o"))
-    yield {"a FIFO": fifo, "a socket": tmp_path / "socket.bpf.o", "a directory": tmp_path, "a device": "/dev/zero"}
+    yield {
+        "a FIFO": fifo,
+        "a socket": tmp_path / "socket.bpf.o",
+        "a directory": tmp_path,
+        "a device": "/dev/zero",
+    }
     server.close()
 
 
@@ -137,7 +157,9 @@ def test_a_signal_ends_pyrunq_while_it_reads_an_object(objs):
         "sys.exit(main(['inspect', sys.argv[1]]))\n"
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
-        p = subprocess.Popen([sys.executable, "-c", script, objs["gen_events"]], stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", script, objs["gen_events"]], stdout=subprocess.PIPE, text=True
+        )
         assert p.stdout.readline() == "reading\n"
         time.sleep(0.5)
         p.send_signal(signum)

@@ -13,9 +13,10 @@ section (read with ``struct``, nothing of libbpf):
   type id it refers to in range, sizes that a type of its kind can have,
   names inside the string section and printable;
 - no cycle that does not pass through a pointer (a struct or array that
-  contains itself), and none that does not pass through a struct or union
-  (a pointer, typedef or qualifier that refers to itself: C cannot write
-  such a type, and btf_dump follows it forever);
+  contains itself), and none that does not pass through a named struct or
+  union (a pointer, typedef or qualifier that refers to itself, an
+  anonymous struct that points to itself: C cannot write such a type, and
+  btf_dump follows it until the stack is gone);
 - struct and union members inside their type's size; variables inside
   their data section.
 
@@ -208,26 +209,36 @@ def _sizes(types: list[_Type], where: str) -> list[int]:
 def _order(types: list[_Type], where: str) -> list[int]:
     """Type ids, each after the types it contains; ``MalformedObject`` for a
     cycle that does not pass through a pointer, or one that does not pass
-    through a struct or union."""
-    for sink in ((PTR,), (STRUCT, UNION)):
-        order = _postorder(types, sink)
-        if order is None:
-            raise MalformedObject(_cycle_message(types, sink, where))
-        if sink == (PTR,):
-            by_value = order
+    through a named struct or union (C reaches a type again only by its tag)."""
+    by_value = _postorder(types, _POINTER)
+    if by_value is None:
+        raise MalformedObject(_cycle_message(types, _POINTER, where))
+    if _postorder(types, _TAGGED) is None:
+        raise MalformedObject(_cycle_message(types, _TAGGED, where))
     return by_value
 
 
-def _postorder(types: list[_Type], sinks: tuple[int, ...]) -> list[int] | None:
+# where a walk of references stops: what a cycle must pass through
+_POINTER = "a pointer"
+_TAGGED = "a named struct or union"
+
+
+def _stops(t: _Type, stop: str) -> bool:
+    if stop == _POINTER:
+        return t.kind == PTR
+    return t.kind in (STRUCT, UNION) and t.name_off != 0
+
+
+def _postorder(types: list[_Type], stop: str) -> list[int] | None:
     """Type ids in depth-first post-order over references, not following
-    those out of ``sinks`` kinds; None if there is a cycle. Iterative: a deep
-    chain of types must not exhaust Python's stack."""
+    those out of the types where ``stop`` stops; None if there is a cycle.
+    Iterative: a deep chain of types must not exhaust Python's stack."""
     state = [0] * len(types)  # 0 new, 1 on the path, 2 done
     order: list[int] = []
     for root in range(len(types)):
         if state[root]:
             continue
-        stack = [(root, iter(_edges(types[root], sinks)))]
+        stack = [(root, iter(_edges(types[root], stop)))]
         state[root] = 1
         while stack:
             tid, refs = stack[-1]
@@ -240,29 +251,28 @@ def _postorder(types: list[_Type], sinks: tuple[int, ...]) -> list[int] | None:
                 return None
             elif state[ref] == 0:
                 state[ref] = 1
-                stack.append((ref, iter(_edges(types[ref], sinks))))
+                stack.append((ref, iter(_edges(types[ref], stop))))
     return order
 
 
-def _edges(t: _Type, sinks: tuple[int, ...]) -> list[int]:
-    return [] if t.kind in sinks else [r for r in _refs(t) if r]
+def _edges(t: _Type, stop: str) -> list[int]:
+    return [] if _stops(t, stop) else [r for r in _refs(t) if r]
 
 
-def _cycle_message(types: list[_Type], sinks: tuple[int, ...], where: str) -> str:
+def _cycle_message(types: list[_Type], stop: str, where: str) -> str:
     """Which type is part of the cycle ``_postorder`` found, by finding one
     that reaches itself."""
     for tid in range(1, len(types)):
-        seen, todo = set(), list(_edges(types[tid], sinks))
+        seen, todo = set(), list(_edges(types[tid], stop))
         while todo:
             ref = todo.pop()
             if ref == tid:
-                how = "a pointer" if sinks == (PTR,) else "a struct or union"
                 return (
-                    f"{where}: type {tid} ({KINDS[types[tid].kind]}) refers to itself without {how} between"
+                    f"{where}: type {tid} ({KINDS[types[tid].kind]}) refers to itself without {stop} between"
                 )
             if ref not in seen:
                 seen.add(ref)
-                todo += _edges(types[ref], sinks)
+                todo += _edges(types[ref], stop)
     return f"{where}: its types form a cycle"
 
 

@@ -231,14 +231,23 @@ def _main(argv) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
     tool.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    if getattr(tool, "FOREIGN_FILES", False):  # names in them may hold control characters
+    saved = sys.stdout, sys.stderr
+    if getattr(tool, "FOREIGN_FILES", False):  # names in those files may hold control characters
         from .terminal import EscapingWriter
 
         sys.stdout, sys.stderr = EscapingWriter(sys.stdout), EscapingWriter(sys.stderr)
-    if args.verbose:  # libbpf's log, through logging (imported only here: start-up time)
-        import logging
+    try:
+        if args.verbose:  # libbpf's log, through logging (imported only here: start-up time)
+            import logging
 
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+            logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        return _run(tool, args, parser)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(tool, args, parser) -> int:
+    """``tool.run``, its errors as one line (exit 1; usage errors exit 2)."""
     from ..errors import VERIFIER_LOG_HINT, PyrunqError, UsageError
     from .terminal import escape
 
