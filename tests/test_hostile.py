@@ -53,7 +53,7 @@ def hostile(objs, tmp_path):
 
 BTF_CASES = [  # (object, edit, its arguments, what the line says)
     ("gen_events", mutants.self_referencing, (CONST,), "(const) refers to itself without a pointer between"),
-    ("gen_events", mutants.self_referencing, (PTR,), "(ptr) refers to itself without a named struct or union"),
+    ("gen_events", mutants.self_referencing, (PTR,), "(ptr) refers to itself without a named struct"),
     ("gen_events", mutants.struct_containing_itself, (b"event",), "refers to itself without a pointer"),
     ("gen_events", mutants.huge_section, ("license",), "section 'license' (1099511627776 bytes"),
     ("gen_events", mutants.huge_section, (".BTF",), "section '.BTF' (1099511627776 bytes"),
