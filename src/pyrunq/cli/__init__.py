@@ -246,7 +246,7 @@ def _main(argv) -> int:
         sys.stdout, sys.stderr = saved
 
 
-def _run(tool, args, parser) -> int:
+def _run(tool, args, parser: Parser) -> int:
     """``tool.run``, its errors as one line (exit 1; usage errors exit 2)."""
     from ..errors import VERIFIER_LOG_HINT, PyrunqError, UsageError
     from .terminal import escape
