@@ -12,7 +12,8 @@ import pytest
 
 from pyrunq.cgroup import cgroup2_mount
 from pyrunq.prometheus import ATTRIBUTED, BLAME, LATENCY
-from pyrunq.tools.blame import KINDS
+from pyrunq.bpf import BPFObject
+from pyrunq.tools.blame import KINDS, Attributions, Culprit, Kinds, merged
 from pyrunq.tools.runqlat import RunqLat
 from pyrunq.tools.runqslower import RunqSlower
 from test_exporter import Exporter
@@ -21,6 +22,67 @@ from waiting import pyrunq_command, wait_for
 from workload import HOG_COMM, PINGPONG_COMM, Contention, PingPong, Quiet, Workload, busy, victim
 
 CONTAINER = "libpod-" + "3f2a" * 16  # a name pyrunq.containers reads as podman's
+
+
+# -- without a kernel: labels, merging, interval differences ------------------
+
+
+def culprit(kind="self", ns=1, tid=7, comm="app", cgroup="/a", pid=7) -> Culprit:
+    return Culprit(pid, tid, comm, cgroup, 1, kind, ns)
+
+
+def test_culprits_are_named_as_people_name_them():
+    box = f"/libpod_parent/{CONTAINER}"
+    assert culprit("container", cgroup=box).label() == "podman:3f2a3f2a3f2a app[7]"
+    assert culprit("host", cgroup="/system.slice/ssh.service").label() == "app[7] /system.slice/ssh.service"
+    assert culprit("self").label() == culprit("kernel").label() == "app[7]"
+    assert culprit("idle", tid=0, comm="swapper/1").label() == "idle"
+    assert culprit("container", tid=0, pid=0, comm="", cgroup=box).label() == "podman:3f2a3f2a3f2a"
+    assert culprit("self", tid=0, pid=9).label() == "app[9]"  # a process, per process
+
+
+def test_one_culprit_per_task_and_kind_largest_first():
+    parts = [
+        culprit(ns=3),
+        culprit("idle", ns=5, tid=0),
+        culprit(ns=4),
+        culprit(tid=8, ns=6),
+        culprit("idle", ns=1, tid=0),
+    ]
+    assert [(c.tid, c.kind, c.ns) for c in merged(parts)] == [(7, "self", 7), (0, "idle", 6), (8, "self", 6)]
+
+
+def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
+    rec = collections.namedtuple("rec", "blame_ns")
+    key = collections.namedtuple("key", "victim cgroup_id culprit kind")
+    val = collections.namedtuple("val", "ns comm")
+    with BPFObject.open("runqlat") as obj:
+        kinds = Kinds(obj.btf, names={11: "/", 12: f"/libpod_parent/{CONTAINER}", 13: "/system.slice"}.get)
+        enum = obj.btf.enum("blame_kind")
+    a = Attributions(kinds, "pid")
+    other, self_ = enum["BLAME_OTHER"], enum["BLAME_SELF"]
+    hists = [(5, rec([10, 30 + 20, 0, 4, 1]))]  # self, other, kernel, idle, unattributed
+    pairs = [
+        (key(5, 12, 42, other), val(30, "hog")),
+        (key(5, 13, 43, other), val(20, "sshd")),
+        (key(5, 11, 5, self_), val(10, "app")),
+    ]
+    first = a.diff(hists, pairs)[5]
+    assert first.kinds == {"self": 10, "container": 30, "host": 20, "kernel": 0, "idle": 4, "unattributed": 1}
+    assert [(c.label(), c.kind, c.ns) for c in first.culprits] == [
+        ("podman:3f2a3f2a3f2a hog[42]", "container", 30),
+        ("sshd[43] /system.slice", "host", 20),
+        ("app[5]", "self", 10),
+    ]
+    hists = [(5, rec([10, 50 + 7, 0, 4, 1]))]
+    pairs[0] = (key(5, 12, 42, other), val(37, "hog"))
+    second = a.diff(hists, pairs)[5]  # only what is new
+    assert second.kinds == {"self": 0, "container": 7, "host": 0, "kernel": 0, "idle": 0, "unattributed": 0}
+    assert [(c.comm, c.ns) for c in second.culprits] == [("hog", 7)]
+    assert a.diff(hists, pairs) == {}  # nothing new: no key
+
+
+# -- on the kernel ----------------------------------------------------------------
 
 
 def exact(events) -> None:
@@ -86,14 +148,14 @@ def test_cli_blame_json_and_text(kernel, cgroup_tree):
         assert rc == 0, err
         with pyrunq_command(*args) as p:
             header = p.wait_line("^TIME ")
-            rows = p.wait_line(rf" {HOG_COMM}\[{w.hog.pid}\] \(3f2a3f2a3f2a\) \d+\.\dms", count=3)
+            rows = p.wait_line(rf" podman:3f2a3f2a3f2a {HOG_COMM}\[{w.hog.pid}\] \d+\.\dms", count=3)
             rc, _, err = p.finish(signal.SIGINT)
         assert rc == 0, err
     assert header == ["TIME     COMM             TID           LAT(us) WHO HELD THE CPU"]
     assert all(row.split()[1:3] == ["pyrunq-victim", str(w.victim.pid)] for row in rows), rows
     for doc in map(json.loads, lines):
         assert sum(c["ns"] for c in doc["culprits"]) + doc["unattributed_ns"] == doc["latency_ns"], doc
-        assert {"pid", "tid", "comm", "cgroup", "kind", "ns"} == set(doc["culprits"][0])
+        assert {"pid", "tid", "comm", "cgroup", "kind", "ns"} <= set(doc["culprits"][0])
         top = doc["culprits"][0]
         assert (top["tid"], top["cgroup"], top["kind"]) == (w.hog.pid, path, "container"), doc
 

@@ -97,17 +97,13 @@ BLAME_SHOWN = 3  # culprits per key in the text
 def blame_lines(snapshot: dict, blame: dict) -> str:
     """Per key that waited, in the snapshot's order: its waiting split by
     culprit kind, and its largest culprits, as shares of its waiting."""
-    from ..tools.top import culprit_label
-
     lines = []
     for key in snapshot:
         a = blame.get(key)
         if a is None or not a.total_ns:
             continue
         share = {k: f"{v * 100:.1f}%" for k, v in a.shares().items()}
-        top = ", ".join(
-            f"{culprit_label(c)} {c.ns / a.total_ns * 100:.1f}%" for c in a.culprits[:BLAME_SHOWN]
-        )
+        top = ", ".join(f"{c.label()} {c.ns / a.total_ns * 100:.1f}%" for c in a.culprits[:BLAME_SHOWN])
         head = heading(key) or "all"
         lines.append(f"{head}: held by " + " ".join(f"{k} {v}" for k, v in share.items()))
         if top:

@@ -61,19 +61,12 @@ class Rows:
         return f"{line} {BLAME_HEADING}\n" if blame else line + "\n"
 
     def __call__(self, e) -> None:
-        if hasattr(e, "culprits"):
-            row = (
-                PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid)
-                if self.previous
-                else ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000)
-            )
-            self.write(f"{row} {blame_text(e)}\n")
-        elif self.previous:
-            self.write(
-                PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid) + "\n"
-            )
+        if self.previous:
+            row = PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid)
         else:
-            self.write(ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000) + "\n")
+            row = ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000)
+        blamed = getattr(e, "culprits", None) is not None  # RunqSlower(blame=True)'s events
+        self.write(f"{row} {blame_text(e)}\n" if blamed else row + "\n")
 
 
 def duration(ns: int) -> str:
@@ -83,23 +76,10 @@ def duration(ns: int) -> str:
     return f"{ns // 1000}us" if ns >= 1000 else f"{ns}ns"
 
 
-def culprit_text(c) -> str:
-    """``comm[tid]``, with where it runs when that is not the victim's own
-    cgroup: the container's id, the host cgroup's path, or "kernel"."""
-    from .. import containers
-
-    if c.kind == "idle":
-        return "idle"
-    where = {"container": containers.parse(c.cgroup)["container_id"][:12], "host": c.cgroup}.get(
-        c.kind, c.kind
-    )
-    return f"{c.comm}[{c.tid}]" + ("" if c.kind == "self" else f" ({where})")
-
-
 def blame_text(e) -> str:
     """The culprits of a wait, largest first: a few, the rest summed, and
     the unattributed part with its reason."""
-    shown = [f"{culprit_text(c)} {duration(c.ns)}" for c in e.culprits[:SHOWN_CULPRITS]]
+    shown = [f"{c.label()} {duration(c.ns)}" for c in e.culprits[:SHOWN_CULPRITS]]
     rest = e.culprits[SHOWN_CULPRITS:]
     if rest:
         shown.append(f"{len(rest)} more {duration(sum(c.ns for c in rest))}")
@@ -125,7 +105,7 @@ def json_writer(out):
                     "prev_comm": e.prev_task,
                     "prev_pid": e.prev_pid,
                     "prev_tid": e.prev_tid,
-                    **(blame_doc(e) if hasattr(e, "culprits") else {}),
+                    **(blame_doc(e) if getattr(e, "culprits", None) is not None else {}),
                 }
             )
             + "\n"
@@ -137,11 +117,10 @@ def json_writer(out):
 def blame_doc(e) -> dict:
     """Every culprit of the wait, largest first, and the unattributed part:
     their ns add up to latency_ns."""
+    import dataclasses
+
     return {
-        "culprits": [
-            {"pid": c.pid, "tid": c.tid, "comm": c.comm, "cgroup": c.cgroup, "kind": c.kind, "ns": c.ns}
-            for c in e.culprits
-        ],
+        "culprits": [dataclasses.asdict(c) for c in e.culprits],
         "unattributed_ns": e.unattributed_ns,
         "unattributed_reason": e.why,
     }

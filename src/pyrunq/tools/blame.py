@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 from .. import containers
 from ..bpf import BTF
@@ -37,11 +38,26 @@ class Culprit:
     ns: int
 
     def label(self) -> str:
-        """How a person names it: ``comm[tid]``, and the container's cgroup."""
+        """How a person names it: ``comm[id]``; a container's short id first
+        (``podman:dabe66f099b5 python3[13264]``), a host cgroup's path after;
+        a culprit that is a whole cgroup, by its container or path."""
         if self.kind == "idle":
             return "idle"
-        name = f"{self.comm}[{self.tid}]" if self.tid else self.cgroup
-        return f"{name} {self.cgroup}" if self.kind == "container" and self.tid else name
+        if not self.comm:
+            return cgroup_label(self.cgroup)
+        name = f"{self.comm}[{self.tid or self.pid}]"
+        if self.kind == "container":
+            return f"{cgroup_label(self.cgroup)} {name}"
+        return f"{name} {self.cgroup}" if self.kind == "host" else name
+
+
+def cgroup_label(path: str) -> str:
+    """A container's cgroup as ``runtime:short-id`` (``podman:f7dcb501c860``),
+    any other cgroup as its path."""
+    found = containers.parse(path)
+    if not found["container_id"]:
+        return path
+    return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}"
 
 
 def enum_names(btf: BTF, enum: str) -> dict[int, str]:
@@ -57,8 +73,8 @@ class Kinds:
     """Turns the kernel's kind of a culprit and its cgroup id into one of
     ``KINDS`` and a path, from the object's enum blame_kind."""
 
-    def __init__(self, btf: BTF, names: Names | None = None):
-        self.names = names if names is not None else Names()
+    def __init__(self, btf: BTF, names: Callable[[int], str] | None = None):
+        self.names = names if names is not None else Names()  # cgroup id -> path
         self._kind = enum_names(btf, "blame_kind")
         self._why = enum_names(btf, "blame_why")
 

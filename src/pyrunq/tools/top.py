@@ -21,7 +21,7 @@ import time
 from .. import containers
 from ..hist import highest_bound, percentiles
 from .base import check_choice
-from .blame import Attribution
+from .blame import Attribution, cgroup_label
 from .runqlat import RunqLat
 
 BY = {"process": "pid", "thread": "tid", "cgroup": "cgroup"}  # --by -> RunqLat's per
@@ -66,7 +66,7 @@ class Row:
 
     def culprit(self) -> str:
         """The largest culprit, as a person names it ("" for none)."""
-        return culprit_label(self.blame.culprits[0]) if self.blame and self.blame.culprits else ""
+        return self.blame.culprits[0].label() if self.blame and self.blame.culprits else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,21 +145,7 @@ def label_of(kind: str, name: str) -> tuple[str, dict | None]:
     if kind != "cgroup":
         return name, None
     found = containers.parse(name)
-    if not found["container_id"]:
-        return name, None
-    return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}", found
-
-
-def culprit_label(c) -> str:
-    """A culprit as top names it: ``comm[id]``, a container's short id, a
-    cgroup's path, or "idle"."""
-    if c.kind == "idle":
-        return "idle"
-    where = label_of("cgroup", c.cgroup)[0]
-    if not c.comm:  # a cgroup's culprits are cgroups
-        return where
-    name = f"{c.comm}[{c.pid or c.tid}]"
-    return f"{where} {name}" if c.kind == "container" else name
+    return cgroup_label(name), found if found["container_id"] else None
 
 
 def make_frame(
@@ -199,7 +185,7 @@ def make_frame(
 def pairs(rows, seconds: float) -> list[Pair]:
     """Every (victim, culprit) of the rows, the most CPU taken first."""
     out = [
-        Pair(r.label, r.id, culprit_label(c), c.kind, c.ns / seconds)
+        Pair(r.label, r.id, c.label(), c.kind, c.ns / seconds)
         for r in rows
         if r.blame
         for c in r.blame.culprits
