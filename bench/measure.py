@@ -227,10 +227,24 @@ def prog_stats(ids) -> dict[int, tuple[str, int, int]]:
 
 
 def classify(name: str) -> str:
-    """sched_switch / sched_wakeup / sched_wakeup_new handler, by program name."""
+    """sched_switch / sched_wakeup / sched_wakeup_new / sched_migrate_task
+    handler, by program name."""
     if "switch" in name:
         return "switch"
+    if "migrate" in name:
+        return "migrate"
     return "wakeup_new" if "wakeup_new" in name or name.endswith("_ne") else "wakeup"
+
+
+def run_totals(before: dict, after: dict) -> dict[str, tuple[int, int]]:
+    """(ns, runs) between two prog_stats() per kind of handler, and "all"."""
+    sums: dict[str, list[int]] = {}
+    for i, (name, ns, runs) in after.items():
+        for key in (classify(name), "all"):
+            s = sums.setdefault(key, [0, 0])
+            s[0] += ns - before[i][1]
+            s[1] += runs - before[i][2]
+    return {key: (ns, runs) for key, (ns, runs) in sums.items()}
 
 
 @contextlib.contextmanager

@@ -32,9 +32,9 @@ from measure import (
     LeakCheck,
     Tracer,
     bpf_stats_enabled,
-    classify,
     prog_stats,  # noqa: E402
     ratios,
+    run_totals,
     summary,
 )
 
@@ -111,13 +111,7 @@ class Bench:
                     before = prog_stats(ids)
                     loads.pipe_load(self.cfg["load_s"])
                     after = prog_stats(ids)
-                sums: dict[str, list[int]] = {}
-                for i, (pname, ns, cnt) in after.items():
-                    for key in (classify(pname), "all"):
-                        s = sums.setdefault(key, [0, 0])
-                        s[0] += ns - before[i][1]
-                        s[1] += cnt - before[i][2]
-                for key, (ns, cnt) in sums.items():
+                for key, (ns, cnt) in run_totals(before, after).items():
                     self.add(f"{name}.ns_per_run.{key}", tool, rep, ns / cnt if cnt else None)
                     if key == "switch":
                         self.add(f"{name}.switch_runs_per_s", tool, rep, cnt / self.cfg["load_s"])

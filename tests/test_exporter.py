@@ -293,11 +293,15 @@ class FakeRunqLat:
 
     unit, pids, cgroup_ids = "usecs", None, None
 
-    def __init__(self, per="cgroup"):
+    def __init__(self, per="cgroup", blame=False):
         self.per, self.queued, self.forgotten = per, [], []
+        self.blame, self.blamed = blame, []
 
     def snapshot(self):
         return self.queued.pop(0) if self.queued else {}
+
+    def attribution(self):
+        return self.blamed.pop(0) if self.blamed else {}
 
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}
@@ -524,7 +528,7 @@ def rule_exprs() -> list[str]:
 def exported_names(monkeypatch) -> set[str]:
     """Every pyrunq_* name the collector exposes (counters with _total)."""
     monkeypatch.setattr("pyrunq.prometheus.bpf_stats_enabled", lambda: True)
-    rq = FakeRunqLat()
+    rq = FakeRunqLat(blame=True)
     rq.pids = rq.cgroup_ids = set()
     return {f.name + "_total" if f.type == "counter" else f.name for f in RunqueueCollector(rq).collect()}
 

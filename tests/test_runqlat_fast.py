@@ -82,7 +82,7 @@ def value(buckets=None, comm=b"task", sum_ns=0):
     b = [0] * HIST_BUCKETS
     for i, c in (buckets or {}).items():
         b[i] = c
-    return {"sum_ns": sum_ns, "buckets": b, "comm": comm}
+    return {"sum_ns": sum_ns, "buckets": b, "comm": comm, "blame_ns": [0] * 5}
 
 
 @pytest.mark.parametrize("per", ["tid", "pid", "pidns"])

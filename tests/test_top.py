@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from pyrunq.hist import Histogram
+from pyrunq.tools.blame import Attribution, Culprit
 from pyrunq.tools.runqlat import Key
 from pyrunq.tools.top import (
     NAME_AT,
@@ -167,6 +168,50 @@ def test_batch_text_and_json_lead_with_the_longest_wait():
     assert lines[4].split()[0] == "2" and lines[4].endswith("starved")
     doc = json.loads(json.dumps(json_doc(f, View())))
     assert [r["comm"] for r in doc["rows"]] == ["starved", "quick"] and doc["totals"]["waits"] == 110
+
+
+def test_rows_show_who_held_the_cpu_and_the_victim_culprit_table():
+    box = "/libpod_parent/libpod-" + "ab" * 32
+    hog = Culprit(42, 0, "hog", box, 9, "container", 6_000_000)
+    kworker = Culprit(23, 0, "kworker/0:1", "/", 1, "kernel", 1_000_000)
+    kinds = {
+        "self": 0,
+        "container": 6_000_000,
+        "host": 0,
+        "kernel": 1_000_000,
+        "idle": 0,
+        "unattributed": 1_000_000,
+    }
+    victim, quiet = Key("pid", 10, "victim"), Key("pid", 11, "quiet")
+    f = frame_of(
+        {victim: hist([8000]), quiet: hist([5])},
+        seconds=2.0,
+        blame={victim: Attribution(kinds, (hog, kworker))},
+    )
+    row = {r.id: r for r in f.rows}
+    assert row[10].culprit() == "podman:abababababab hog[42]" and row[11].culprit() == ""
+    line = row_line(row[10])
+    assert line[: NAME_AT - 1].split()[-7:] == [
+        "0",
+        "75",
+        "0",
+        "12",
+        "0",
+        "podman:abababababab",
+        "hog[42]",
+    ], line
+    assert line.endswith(" victim") and len(line) == NAME_AT + len("victim")
+    assert row_line(row[11])[: NAME_AT - 1].split()[-5:] == ["-"] * 5  # no attribution: no shares, no culprit
+    assert [(p.culprit, p.kind, p.ns_per_s) for p in f.pairs] == [
+        ("podman:abababababab hog[42]", "container", 3e6),
+        ("kworker/0:1[23]", "kernel", 5e5),
+    ]
+    table = batch_text(f, View(blame=True)).splitlines()
+    assert table[3].split() == ["MS/s", "KIND", "CULPRIT", "VICTIM"]
+    assert table[4].split() == ["3.00", "container", "podman:abababababab", "hog[42]", "victim", "(10)"]
+    assert apply_key(View(), "b").blame and not apply_key(View(blame=True), "b").blame
+    doc = json.loads(json.dumps(json_doc(f, View())))["rows"]
+    assert doc[0]["blame"]["kinds_ns"] == kinds and doc[0]["blame"]["culprits"][0]["comm"] == "hog"
 
 
 @pytest.mark.parametrize(

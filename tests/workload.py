@@ -43,13 +43,17 @@ HOG = (
 )
 
 
-def spawn(code: str, cpu: int, fifo: bool = False) -> subprocess.Popen:
+def spawn(code: str, cpu: int, fifo: bool = False, nice: int = 0, batch: bool = False) -> subprocess.Popen:
     """A Python process running ``code`` on ``cpu``, once it printed 'ready'."""
 
     def setup():
         os.sched_setaffinity(0, {cpu})
         if fifo:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        if batch:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        if nice:
+            os.nice(nice)
 
     p = subprocess.Popen([sys.executable, "-c", code], preexec_fn=setup, stdout=subprocess.PIPE)
     if p.stdout.readline() != b"ready\n":
@@ -58,8 +62,10 @@ def spawn(code: str, cpu: int, fifo: bool = False) -> subprocess.Popen:
     return p
 
 
-def victim(cpu: int, comm: str = VICTIM_COMM, period: float = 0.001, fifo: bool = False) -> subprocess.Popen:
-    return spawn(VICTIM.format(comm=comm, period=period), cpu, fifo)
+def victim(
+    cpu: int, comm: str = VICTIM_COMM, period: float = 0.001, fifo: bool = False, batch: bool = False
+) -> subprocess.Popen:
+    return spawn(VICTIM.format(comm=comm, period=period), cpu, fifo, batch=batch)
 
 
 class Workload:
@@ -101,3 +107,50 @@ class Quiet(Workload):
     def __init__(self, cpu: int = 1):
         self.victim = victim(cpu, fifo=True)
         super().__init__([self.victim])
+
+
+PINGPONG_COMM = "pyrunq-pingpong"
+# Two real-time processes that hand a byte back and forth through pipes in
+# bursts: each round trip is two switches, so a task that waits during a
+# burst waits across far more run segments than the kernel keeps per CPU.
+PINGPONG = """import os, time
+open('/proc/self/comm', 'w').write({comm!r})
+parent = os.getppid()
+a, b = os.pipe(), os.pipe()
+if os.fork() == 0:
+    os.close(a[1])
+    while os.read(a[0], 1):  # b'': the parent is gone
+        os.write(b[1], b'x')
+    os._exit(0)
+os.close(a[0])
+print('ready', flush=True)
+while os.getppid() == parent:
+    end = time.monotonic() + {burst}
+    while time.monotonic() < end:
+        os.write(a[1], b'x')
+        os.read(b[0], 1)
+    time.sleep({idle})
+"""
+
+
+BUSY = (
+    _PRELUDE
+    + """while os.getppid() == parent:
+    pass
+"""
+)
+
+
+def busy(cpu: int, comm: str, nice: int = 0) -> subprocess.Popen:
+    """A normal task that never sleeps, on ``cpu``, at ``nice``."""
+    return spawn(BUSY.format(comm=comm), cpu, nice=nice)
+
+
+class PingPong(Workload):
+    """``with PingPong() as w:`` ``w.victim`` waits on ``cpu`` behind bursts
+    of ``w.pair``, two real-time processes switching every few microseconds."""
+
+    def __init__(self, cpu: int = 0):
+        self.victim = victim(cpu)
+        self.pair = spawn(PINGPONG.format(comm=PINGPONG_COMM, burst=BURST_S, idle=IDLE_S), cpu, fifo=True)
+        super().__init__([self.victim, self.pair])

@@ -176,6 +176,7 @@ const char *btf__name_by_offset(const struct btf *btf, __u32 offset);
 __s32 btf__find_by_name_kind(const struct btf *btf, const char *name, __u32 kind);
 __s64 btf__resolve_size(const struct btf *btf, __u32 type_id);
 __u32 btf__type_cnt(const struct btf *btf);
+const void *btf__raw_data(const struct btf *btf, __u32 *size);
 
 /* a BTF of our own (types from DWARF), and libbpf's C printer of types */
 struct btf *btf__new_empty(void);

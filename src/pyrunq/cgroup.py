@@ -76,3 +76,23 @@ class Names:
         if cgroup_id not in self._names:
             self._scan()
         return self._names.get(cgroup_id, f"<cgroup id {cgroup_id}, removed>")
+
+
+def cpu_files(directory: str) -> dict[str, dict[str, int]]:
+    """A cgroup v2 directory's CPU accounting: {"stat": cpu.stat's fields,
+    "pressure": cpu.pressure's total microseconds by "some" / "full"}; a
+    file that is missing or unreadable gives nothing."""
+    out: dict[str, dict[str, int]] = {"stat": {}, "pressure": {}}
+    try:
+        with open(os.path.join(directory, "cpu.stat")) as f:
+            out["stat"] = {k: int(v) for k, v in (line.split() for line in f)}
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(directory, "cpu.pressure")) as f:
+            for line in f:
+                kind, *fields = line.split()
+                out["pressure"][kind] = int(dict(f.split("=") for f in fields)["total"])
+    except (OSError, ValueError, KeyError):
+        pass
+    return out

@@ -33,6 +33,11 @@ class UsageError(PyrunqError, ValueError):
     """An argument that cannot work (bad PID, path that is not a cgroup...)."""
 
 
+class MalformedObject(PyrunqError, ValueError):
+    """An object file that is broken or hostile: the message names the file,
+    section, type, map or program that is wrong."""
+
+
 class StateError(PyrunqError, RuntimeError):
     """An operation at the wrong point of the lifecycle (e.g. after close)."""
 
@@ -52,13 +57,15 @@ class BPFError(PyrunqError, OSError):
         hint: str | None = None,
         log: tuple[str, ...] = (),
         strerror: str | None = None,
+        cause: str | None = None,
     ):
         OSError.__init__(self, err, strerror or describe_errno(err))
         self.op, self.name, self.hint, self.log = op, name, hint, tuple(log)
+        self.cause = cause  # libbpf's own words for what is wrong, when it said
 
     def __str__(self) -> str:
         what = f"{self.op} {self.name!r}" if self.name else self.op
-        text = f"{what}: {self.strerror}"
+        text = f"{what}: {self.cause or self.strerror}"
         return f"{text} ({self.hint})" if self.hint else text
 
 
@@ -109,10 +116,18 @@ def describe_errno(err: int) -> str:
 
 
 def from_errno(
-    err: int, op: str, name: str | None = None, log: tuple[str, ...] = (), strerror: str | None = None
+    err: int,
+    op: str,
+    name: str | None = None,
+    log: tuple[str, ...] = (),
+    strerror: str | None = None,
+    cause: str | None = None,
 ) -> BPFError:
     """The exception for a failed call, with a hint where one helps;
-    ``strerror``: the text for ``err`` when the caller knows better (libbpf's codes)."""
+    ``strerror``: the text for ``err`` when the caller knows better (libbpf's
+    codes); ``cause``: what libbpf said is wrong, shown instead of errno's
+    text (which says "No such file or directory" for a file that exists,
+    when a BTF name matches no symbol)."""
     err = abs(err)
     rejected = [line for line in log if "BEGIN PROG LOAD LOG" in line]
     cls, hint = _KINDS.get(err, (BPFError, None))
@@ -127,7 +142,7 @@ def from_errno(
                 f"{VERIFIER_LOG_HINT}; please report this with `uname -r`"
             ),
         )
-    return cls(err, op, name, hint, log, strerror)
+    return cls(err, op, name, hint, log, strerror, cause)
 
 
 _KINDS = {  # errno -> (exception, hint)

@@ -52,6 +52,9 @@ if VERSION < MIN_VERSION:
 LOGGER = "pyrunq.libbpf"
 _LEVELS = (30, 20, 10)  # LIBBPF_WARN, _INFO, _DEBUG as logging's WARNING, INFO, DEBUG
 _recent: collections.deque[str] = collections.deque(maxlen=200)
+_last_detail = [""]  # libbpf's last info or debug line: at open, its only word on a cause
+# libbpf's last words that only repeat that the call failed
+_GENERIC = ("failed to load object", "failed to open", "-- END PROG LOAD LOG --")
 _interrupts: list[BaseException] = []
 
 
@@ -73,10 +76,12 @@ def pyrunq_log(level, msg):
         # Only a program that uses logging can show these; importing it here
         # would cost every start 10 ms.
         logging = sys.modules.get("logging")
-        if level != 0 and logging is None:  # hundreds of debug lines per load
-            return
         text = ffi.string(msg).decode(errors="replace").rstrip("\n")
-        if level == 0:
+        if level != 0:
+            _last_detail[0] = text
+            if logging is None:  # hundreds of debug lines per load
+                return
+        else:
             _recent.append(text)
         if logging is not None:
             logger = logging.getLogger(LOGGER)
@@ -99,31 +104,47 @@ def strerror(err: int) -> str:
 def reset_warnings() -> None:
     """Forget earlier warnings, so the next failure carries only its own."""
     _recent.clear()
+    _last_detail[0] = ""
 
 
 def warnings_since() -> tuple[str, ...]:
     return tuple(_recent)
 
 
-def check(ret: int, op: str, name: str | None = None) -> int:
-    """Raise for a negative libbpf return; pass anything else through."""
+def check(ret: int, op: str, name: str | None = None, explain: bool = False) -> int:
+    """Raise for a negative libbpf return; pass anything else through.
+    ``explain``: the warnings since ``reset_warnings()`` are this call's, and
+    the error says what the last of them names (``errors.from_errno``)."""
     raise_interrupt()
     if ret < 0:
-        raise _error(ret, op, name)
+        raise _error(ret, op, name, explain)
     return ret
 
 
-def check_ptr(ptr, op: str, name: str | None = None):
+def check_ptr(ptr, op: str, name: str | None = None, explain: bool = False):
     """Raise for a NULL pointer return, using errno as libbpf sets it."""
     raise_interrupt()
     if ptr == ffi.NULL:
-        raise _error(ffi.errno or 22, op, name)
+        raise _error(ffi.errno or 22, op, name, explain)
     return ptr
 
 
-def _error(err: int, op: str, name: str | None):
+def _error(err: int, op: str, name: str | None, explain: bool):
     """The exception for ``err``, with the log lines of this operation; only
     libbpf can name its own codes, and ``errors`` imports nothing of pyrunq."""
     err = abs(err)
     text = strerror(err) if err >= LIBBPF_ERRNO_BASE else None
-    return from_errno(err, op, name, warnings_since(), text)
+    log = warnings_since()
+    return from_errno(err, op, name, log, text, _cause(log) if explain else None)
+
+
+def _cause(log: tuple[str, ...]) -> str | None:
+    """What libbpf said is wrong: the last warning that says more than that
+    the call failed ("map 'events': failed to create ..."), else its last
+    line of detail (it names a variable with no symbol only at debug level)."""
+    for entry in reversed(log):
+        lines = [x.strip() for x in entry.splitlines() if x.strip()]
+        text = lines[-1].removeprefix("libbpf: ") if lines else ""
+        if text and not text.startswith(_GENERIC):
+            return text
+    return _last_detail[0].strip().removeprefix("libbpf: ") or None

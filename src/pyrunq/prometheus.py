@@ -46,8 +46,13 @@ from . import cgroup, containers
 from .errors import UsageError
 from .hist import LOG2_SLOTS
 from .selection import Selection
+from .tools.blame import KINDS
 
 LATENCY = "pyrunq_runqueue_latency_seconds"
+ATTRIBUTED = "pyrunq_runqueue_wait_attributed_seconds_total"
+BLAME = "pyrunq_runqueue_blame_seconds_total"
+CULPRIT_LABELS = ("culprit_cgroup", "culprit_container_id", "culprit_pod_uid")
+OTHER_CULPRITS = "other"  # the culprit_cgroup of every culprit not named
 # Slot i holds [2^i, 2^(i+1)) us; the last slot also holds everything the
 # kernel clamps, so only +Inf bounds it.
 BOUNDS = tuple(floatToGoString(2 ** (i + 1) / 1e6) for i in range(LOG2_SLOTS - 1))
@@ -120,18 +125,40 @@ def _line_prefixes(encoder, labelnames, values) -> list[str]:
 
 
 class _Series:
-    """One label set: its values, cumulative log2 slot counts and the exact sum."""
+    """One label set: its values, cumulative log2 slot counts and the exact
+    sum; and who took the CPU from it: nanoseconds by culprit kind and by
+    named culprit cgroup."""
 
-    __slots__ = ("values", "slots", "sum_ns", "prefixes")
+    __slots__ = ("values", "slots", "sum_ns", "prefixes", "kinds", "named", "other_ns")
 
     def __init__(self, values: tuple[str, ...]):
         self.values = values
         self.slots, self.sum_ns = [0] * LOG2_SLOTS, 0
         self.prefixes: dict[str, list[str]] = {}  # content type -> line prefixes
+        self.kinds = dict.fromkeys(KINDS, 0)
+        self.named: dict[str, int] = {}  # culprit cgroup -> ns since it was named
+        self.other_ns = 0
 
     def add(self, hist) -> None:
         self.slots = [a + b for a, b in zip(self.slots, hist.slots)]
         self.sum_ns += hist.sum_ns or 0
+
+    def blame(self, attribution, top: int) -> None:
+        """Add an interval's attribution. The ``top`` largest culprit cgroups
+        not yet named get a counter of their own from now on (what they took
+        before stays in "other"), so every counter only grows."""
+        for kind, ns in attribution.kinds.items():
+            self.kinds[kind] += ns
+        by_cgroup: dict[str, int] = {}
+        for c in attribution.culprits:
+            by_cgroup[c.cgroup] = by_cgroup.get(c.cgroup, 0) + c.ns
+        for path, ns in sorted(by_cgroup.items(), key=lambda item: -item[1]):
+            if len(self.named) < top and path not in self.named:
+                self.named[path] = 0
+            if path in self.named:
+                self.named[path] += ns
+            else:
+                self.other_ns += ns
 
     def buckets(self) -> list[tuple[str, int]]:
         out, seen = [], 0
@@ -176,6 +203,12 @@ class RunqueueCollector:
     ``pyrunq.containers`` and win over them where they match (see
     ``cgroup_labels()``); their group names must be Prometheus label names,
     none of them ``cgroup``, ``le`` or starting with ``__`` (the CLI checks).
+
+    With a RunqLat made with ``blame``, each series also has its waiting
+    split by culprit kind (``ATTRIBUTED``), and its ``blame_top`` largest
+    culprit cgroups named (``BLAME``, the rest as "other"; 0: none named).
+    Per cgroup, the cgroup's own CPU pressure (PSI) and quota throttling are
+    read from its cgroup files, where they exist.
     """
 
     def __init__(
@@ -184,12 +217,14 @@ class RunqueueCollector:
         max_series: int | None = None,
         selection: Selection | None = None,
         cgroup_labels: Sequence[re.Pattern] = (),
+        blame_top: int = 3,
     ):
         if runqlat.unit != "usecs":
             raise UsageError("RunqueueCollector needs a RunqLat in microseconds")
         if cgroup_labels and runqlat.per != "cgroup":
             raise UsageError("labels from cgroup paths need a RunqLat per cgroup")
         self.rq, self.max_series, self.selection = runqlat, max_series, selection
+        self.blame_top = blame_top
         self.cgroup_labels = list(cgroup_labels)
         self.labelnames = label_names(runqlat.per, self.cgroup_labels)
         self.lock = threading.Lock()
@@ -206,6 +241,11 @@ class RunqueueCollector:
                 self.samples_dropped += hist.total
             else:
                 series.add(hist)
+        if self.rq.blame:
+            for key, attribution in self.rq.attribution().items():
+                series = self._series.get(key)
+                if series is not None:  # else its samples are counted as dropped
+                    series.blame(attribution, self.blame_top)
 
     def _admit(self, key) -> _Series | None:
         if self.max_series is not None and len(self._series) >= self.max_series:
@@ -305,7 +345,35 @@ class RunqueueCollector:
         return [self._latency(), *self._others()]
 
     def _others(self) -> list:
-        return [self._lost(), *self._gauges(), *self._programs()]
+        blame = self._blame() if self.rq.blame else []
+        pressure = (
+            cgroup_cpu_families(self.labelnames, self._series.values()) if self.rq.per == "cgroup" else []
+        )
+        return [*blame, *pressure, self._lost(), *self._gauges(), *self._programs()]
+
+    def _blame(self) -> list:
+        kinds = CounterMetricFamily(
+            ATTRIBUTED.removesuffix("_total"),
+            "Run queue waiting time by what held the CPU meanwhile: the series' own cgroup (self), "
+            "another container, another cgroup of the host, a kernel thread, the idle task, or "
+            "unattributed; adds up to the latency histogram's _sum.",
+            labels=[*self.labelnames, "culprit_kind"],
+        )
+        named = CounterMetricFamily(
+            BLAME.removesuffix("_total"),
+            "Run queue waiting time by the cgroup whose tasks held the CPU: the largest few per "
+            'series by name, from when they were named, the rest as culprit_cgroup="other".',
+            labels=[*self.labelnames, *CULPRIT_LABELS],
+        )
+        for series in self._series.values():
+            for kind, ns in series.kinds.items():
+                kinds.add_metric([*series.values, kind], ns / 1e9)
+            if self.blame_top:
+                for path, ns in series.named.items():
+                    c = containers.parse(path)
+                    named.add_metric([*series.values, path, c["container_id"], c["pod_uid"]], ns / 1e9)
+                named.add_metric([*series.values, OTHER_CULPRITS, "", ""], series.other_ns / 1e9)
+        return [kinds, named] if self.blame_top else [kinds]
 
     def _latency(self):
         h = _latency_family(self.labelnames)
@@ -352,6 +420,38 @@ class RunqueueCollector:
             runs.add_metric([name], count)
             secs.add_metric([name], ns / 1e9)
         return [runs, secs]
+
+
+def cgroup_cpu_families(labelnames, series) -> list:
+    """What each series' cgroup files say of its CPU: pressure stall time
+    (cpu.pressure, PSI) and quota throttling (cpu.stat, with the cpu
+    controller); a series whose files lack them has none of these samples."""
+    pressure = CounterMetricFamily(
+        "pyrunq_cgroup_cpu_pressure_seconds",
+        "The cgroup's cpu.pressure total: time some (or all) of its tasks stalled waiting for a CPU.",
+        labels=[*labelnames, "kind"],
+    )
+    throttled = CounterMetricFamily(
+        "pyrunq_cgroup_cpu_throttled_seconds",
+        "The cgroup's cpu.stat throttled_usec: time its CPU quota held it back.",
+        labels=labelnames,
+    )
+    periods = CounterMetricFamily(
+        "pyrunq_cgroup_cpu_throttled_periods",
+        "The cgroup's cpu.stat nr_throttled: quota periods in which it was throttled.",
+        labels=labelnames,
+    )
+    mount = cgroup.cgroup2_mount()
+    for s in series:
+        files = cgroup.cpu_files(mount + s.values[0])
+        for kind in ("some", "full"):
+            if kind in files["pressure"]:
+                pressure.add_metric([*s.values, kind], files["pressure"][kind] / 1e6)
+        if "throttled_usec" in files["stat"]:
+            throttled.add_metric(s.values, files["stat"]["throttled_usec"] / 1e6)
+        if "nr_throttled" in files["stat"]:
+            periods.add_metric(s.values, files["stat"]["nr_throttled"])
+    return [pressure, throttled, periods]
 
 
 def bpf_stats_enabled() -> bool:

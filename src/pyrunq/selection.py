@@ -71,8 +71,11 @@ class Selection:
             pid for pid, comm in processes() if pid in self.pids or any(r.search(comm) for r in self.comms)
         }
 
-    def open(self, per: str | None = "cgroup"):
-        """A RunqLat traced per ``per`` with this selection's filters in place."""
+    def open(self, per: str | None = "cgroup", blame: bool = False):
+        """A RunqLat traced per ``per`` with this selection's filters in place
+        (``blame``: who held the CPU, too)."""
         from .tools.runqlat import RunqLat
 
-        return RunqLat(per=per, pids=self.process_ids(), cgroup_ids=self.cgroup_ids(cgroup.tree()))
+        return RunqLat(
+            per=per, pids=self.process_ids(), cgroup_ids=self.cgroup_ids(cgroup.tree()), blame=blame
+        )

@@ -87,6 +87,22 @@ def test_runqslower_fires(kernel, flavour):
     assert all(e.delta_ns >= 0 and e.task for e in events)
 
 
+def test_blame_adds_up_to_every_wait(kernel, flavour):
+    """Attribution loads and runs here (the migrate program, CO-RE for the
+    CPU field and task flags): each wait's parts add up to it."""
+    with pyrunq.RunqLat(blame=True) as rq:
+        wakeups()
+        rq.stop()
+        hist, blame = rq.snapshot()[None], rq.attribution()[None]
+    assert blame.total_ns == hist.sum_ns > 0
+    events = []
+    with pyrunq.RunqSlower(min_us=0, blame=True, callback=events.append) as rs:
+        wakeups()
+        rs.stop()
+    assert events and all(sum(c.ns for c in e.culprits) + e.unattributed_ns == e.delta_ns for e in events)
+    assert any(e.culprits for e in events), events[:5]
+
+
 def test_selftest_fires(kernel):
     with BPFObject.open("selftest") as obj:
         obj.rodata["targ_tgid"] = os.getpid()

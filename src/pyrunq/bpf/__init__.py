@@ -6,8 +6,9 @@ parts a type reader of its own builds one from: ``Codec``, ``Int``,
 ``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and the C that
 Python is too slow for: ``HistDiffs`` (runqlat's per-key differences and
 text) and ``EventRows`` (runqslower's rows). Layers above use the
-names here, and the modules ``btf`` (its type kinds) and ``features`` (what
-the kernel supports); the other modules are internal.
+names here, and the modules ``btf`` (its type kinds), ``btfcheck`` (BTF
+checked before libbpf reads it; imported by those who need it) and
+``features`` (what the kernel supports); the other modules are internal.
 """
 
 from . import btf, features

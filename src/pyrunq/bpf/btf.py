@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from .. import libbpf
+from ..errors import MalformedObject
 from ..libbpf import ffi, lib
 from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Struct
 
@@ -21,6 +22,7 @@ INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = 
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
 _MODIFIERS = (TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG)
 _INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
+MAX_CHAIN = 256  # typedefs and qualifiers over one type: C code has a handful
 _BODIES = (STRUCT, UNION, ENUM, ENUM64)  # what a definition prints whole
 _DECL_OPTS = "struct btf_dump_emit_type_decl_opts"
 # btf_dump writes `const volatile x` (the order clang and people write) as `volatile const x`
@@ -72,9 +74,17 @@ class BTF:
 
     def resolve(self, tid: int) -> int:
         """The type ``tid`` stands for, through typedefs and qualifiers."""
-        while self._kind(self._type(tid)) in _MODIFIERS:
+        for _ in range(MAX_CHAIN):  # btfcheck refuses cycles; this bound is the last guard
+            if self._kind(self._type(tid)) not in _MODIFIERS:
+                return tid
             tid = self._type(tid).type
-        return tid
+        raise MalformedObject(f"BTF type {tid}: typedefs and qualifiers that do not end")
+
+    def raw(self) -> bytes:
+        """The BTF as bytes, as a .BTF section holds it (for ``btfcheck``)."""
+        size = ffi.new("__u32 *")
+        data = libbpf.check_ptr(lib.btf__raw_data(self.ptr, size), "write BTF")
+        return bytes(ffi.buffer(data, size[0]))
 
     def type_name(self, tid: int) -> str:
         """The C name of type ``tid`` ("struct event", "__u32"...)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import StateError
+from ..errors import MalformedObject, StateError
 from ..libbpf import ffi, lib
 from .maps import Map
 from .states import LOADED, OPEN
@@ -60,7 +60,13 @@ class GlobalSection:
     def __getitem__(self, name: str):
         offset, layout = self._var(name)
         self._obj._require((OPEN, LOADED), f"read {self.section} global {name!r}")
-        return layout.decode(self._image(), offset)
+        image = self._image()
+        if offset + layout.size > len(image):  # the object's BTF says more than its section holds
+            raise MalformedObject(
+                f"{self._obj.name}: {self.section} global {name!r} ({layout.size} bytes at {offset}) "
+                f"lies past the section's {len(image)} bytes"
+            )
+        return layout.decode(image, offset)
 
     def __setitem__(self, name: str, value) -> None:
         offset, layout = self._var(name)

@@ -76,7 +76,7 @@ class BPFObject:
             opts.btf_custom_path = btf_path
         libbpf.reset_warnings()
         self._ptr = libbpf.check_ptr(
-            lib.bpf_object__open_file(os.fsencode(path), opts), "open BPF object", path
+            lib.bpf_object__open_file(os.fsencode(path), opts), "open BPF object", path, explain=True
         )
         self.state = OPEN
         self._finalizer = weakref.finalize(self, lib.bpf_object__close, self._ptr)
@@ -129,7 +129,7 @@ class BPFObject:
         self._require(OPEN, "load")
         check_kernel_btf(self._btf_path)
         libbpf.reset_warnings()
-        libbpf.check(lib.bpf_object__load(self._ptr), "load BPF object", self.name)
+        libbpf.check(lib.bpf_object__load(self._ptr), "load BPF object", self.name, explain=True)
         self.state = LOADED
         return self
 

@@ -9,6 +9,13 @@ pipe ends quietly.
 SIGINT and SIGTERM only note the signal and wake ``wait()``: no exception
 ever lands in the middle of a write, a load or a libbpf callback, and each
 tool leaves its loop through its normal end (last output, detach, flush).
+While a tool reads an object file (``reading()``), there is nothing yet to
+end cleanly: a signal ends pyrunq there and then (exit 128 + the signal),
+however long the file takes to read.
+
+``inspect`` and ``run`` read files someone else made: what they write goes
+through ``terminal.EscapingWriter``, and every error line is escaped, so no
+name in a file reaches the terminal as a control character.
 """
 
 from __future__ import annotations
@@ -16,10 +23,21 @@ from __future__ import annotations
 import _signal  # built in, unlike `signal`: no import time before the handlers
 
 _signals: list[int] = []
+_reading: list[bool] = []  # non-empty while an object file is read
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM while an object file was read."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _note(signum, frame):
     _signals.append(signum)
+    if _reading:
+        raise Interrupted(signum)
 
 
 # From the first moment pyrunq's code runs, even if the shell ignored SIGINT.
@@ -58,7 +76,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=_width(formatter_class), **kw)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        from .terminal import escape
+
+        self.exit(2, f"{self.prog}: error: {escape(message, one_line=True)}\n")
 
 
 def _width(formatter_class):
@@ -159,6 +179,19 @@ def stream(prog: str, tool, out, drain=lambda: None) -> None:
     report_lost(prog, tool.lost, reported, final=True)
 
 
+class reading:
+    """``with reading():`` an object file is read: SIGINT and SIGTERM end
+    pyrunq at once (a malformed file must not keep it from ending)."""
+
+    def __enter__(self):
+        if _signals:
+            raise Interrupted(_signals[0])
+        _reading.append(True)
+
+    def __exit__(self, *exc):
+        _reading.pop()
+
+
 def stop_requested() -> bool:
     return bool(_signals)
 
@@ -198,16 +231,32 @@ def _main(argv) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
     tool.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    if args.verbose:  # libbpf's log, through logging (imported only here: start-up time)
-        import logging
+    saved = sys.stdout, sys.stderr
+    if getattr(tool, "FOREIGN_FILES", False):  # names in those files may hold control characters
+        from .terminal import EscapingWriter
 
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        sys.stdout, sys.stderr = EscapingWriter(sys.stdout), EscapingWriter(sys.stderr)
+    try:
+        if args.verbose:  # libbpf's log, through logging (imported only here: start-up time)
+            import logging
+
+            logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        return _run(tool, args, parser)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(tool, args, parser: Parser) -> int:
+    """``tool.run``, its errors as one line (exit 1; usage errors exit 2)."""
     from ..errors import VERIFIER_LOG_HINT, PyrunqError, UsageError
+    from .terminal import escape
 
     try:
         return tool.run(args, parser)
+    except Interrupted as e:
+        return 128 + e.signum
     except UsageError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        parser.exit(2, f"{parser.prog}: error: {escape(str(e), one_line=True)}\n")
     except (PyrunqError, OSError) as e:
         if isinstance(e, BrokenPipeError):
             return _quiet_broken_pipe()
@@ -215,7 +264,7 @@ def _main(argv) -> int:
             raise
         # the library says where a Python caller finds a verifier log; here, -v shows it
         text = str(e).replace(VERIFIER_LOG_HINT, "-v shows its log")
-        parser.exit(1, f"{parser.prog}: error: {text}\n")
+        parser.exit(1, f"{parser.prog}: error: {escape(text, one_line=True)}\n")
 
 
 def _top_parser() -> Parser:

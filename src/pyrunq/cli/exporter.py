@@ -15,7 +15,7 @@ import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from . import pid_list, positive_int, wait, warn_missing
+from . import non_negative_int, pid_list, positive_int, wait, warn_missing
 
 DEFAULT_LISTEN = "127.0.0.1:9864"
 PER = {"cgroup": "cgroup", "process": "pid", "total": None}
@@ -89,6 +89,14 @@ def add_arguments(p) -> None:
         default=1000,
         metavar="N",
         help="at most N histogram series; the overflow is counted (default 1000)",
+    )
+    p.add_argument(
+        "--blame-top",
+        type=non_negative_int,
+        default=3,
+        metavar="K",
+        help="name the K cgroups that took the most CPU from each series while it waited, "
+        'the rest as "other" (default 3; 0: none named, the split by kind stays)',
     )
     p.add_argument(
         "--user", type=user_entry, metavar="USER", help="drop root for USER once the programs are attached"
@@ -240,12 +248,12 @@ def run(args, parser) -> int:
     selection = Selection(args.cgroup, args.comm, pids)
     server = bind(args.listen)
     try:
-        with selection.open(per=PER[args.by]) as rq:
+        with selection.open(per=PER[args.by], blame=True) as rq:
             if args.user:
                 from ..privileges import drop_privileges
 
                 say(parser.prog, drop_privileges(args.user))
-            collector = RunqueueCollector(rq, args.max_series, selection, args.cgroup_label)
+            collector = RunqueueCollector(rq, args.max_series, selection, args.cgroup_label, args.blame_top)
             with serving(server, collector):
                 say(parser.prog, f"serving http://{url(server.server_address)}/metrics")
                 refresh_until_stopped(collector, args.refresh)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import sys
 
+from . import reading
+
+FOREIGN_FILES = True  # output escaped: names in the object may hold control characters
 EXAMPLES = """examples:
     pyrunq inspect opensnoop.bpf.o          # programs, maps, globals, event structs,
                                             # structs only its DWARF has
@@ -19,7 +22,8 @@ def add_arguments(p) -> None:
 def run(args, parser) -> int:
     from ..tools.generic import describe
 
-    d = describe(args.object)
+    with reading():
+        d = describe(args.object)
     if args.json:
         import json
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import sys
 import time
 
+from . import reading
+
+FOREIGN_FILES = True  # output escaped: names in the object may hold control characters
 EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o                      # attach, print events and maps
     pyrunq run opensnoop.bpf.o --set targ_pid=1234  # set a const volatile global first
@@ -189,7 +192,9 @@ def run(args, parser) -> int:
     out = sys.stdout
     printer = JsonPrinter(out) if args.json else TablePrinter(out)
     printer.raw = args.raw
-    with _runner(args, printer.event, _pairing_note(parser.prog)) as r:
+    with reading():  # open, load, attach: a signal ends it at once
+        runner = _runner(args, printer.event, _pairing_note(parser.prog))
+    with runner as r:
         _program_notes(parser.prog, r)
         for name, path in r.unpinned:
             print(

@@ -16,7 +16,8 @@ EXAMPLES = """examples:
     pyrunq runqlat -P         # show each PID separately
     pyrunq runqlat -p 185,186 # trace these PIDs only
     pyrunq runqlat -c CG      # trace tasks in cgroup v2 directory CG and below
-    pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines"""
+    pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines
+    pyrunq runqlat --blame 1 1          # and who held the CPU while tasks waited"""
 
 
 def add_arguments(p) -> None:
@@ -48,6 +49,11 @@ def add_arguments(p) -> None:
         "-c", "--cgroup", metavar="CGROUP", help="trace tasks in this cgroup v2 directory (and below)"
     )
     p.add_argument("--json", action="store_true", help="one JSON document per histogram per line")
+    p.add_argument(
+        "--blame",
+        action="store_true",
+        help="after each histogram, who held the CPU while its tasks waited: shares by kind, top culprits",
+    )
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
 
@@ -85,7 +91,28 @@ def write_bytes(out, data: bytes) -> None:
     buffer.write(data)
 
 
-def json_lines(snapshot: dict, rq) -> str:
+BLAME_SHOWN = 3  # culprits per key in the text
+
+
+def blame_lines(snapshot: dict, blame: dict) -> str:
+    """Per key that waited, in the snapshot's order: its waiting split by
+    culprit kind, and its largest culprits, as shares of its waiting."""
+    lines = []
+    for key in snapshot:
+        a = blame.get(key)
+        if a is None or not a.total_ns:
+            continue
+        share = {k: f"{v * 100:.1f}%" for k, v in a.shares().items()}
+        top = ", ".join(f"{c.label()} {c.ns / a.total_ns * 100:.1f}%" for c in a.culprits[:BLAME_SHOWN])
+        head = heading(key) or "all"
+        lines.append(f"{head}: held by " + " ".join(f"{k} {v}" for k, v in share.items()))
+        if top:
+            lines.append(f"  top culprits: {top}")
+    return "".join(line + "\n" for line in lines) + ("\n" if lines else "")
+
+
+def json_lines(snapshot: dict, rq, blame: dict | None = None) -> str:
+    import dataclasses
     import json
 
     now = time.time()
@@ -100,6 +127,9 @@ def json_lines(snapshot: dict, rq) -> str:
             else {"kind": key.kind, "id": key.id, ("path" if key.kind == "cgroup" else "comm"): key.name},
         }
         doc.update(hist.to_dict())
+        if blame is not None and key in blame:
+            a = blame[key]
+            doc["blame"] = {"kinds_ns": a.kinds, "culprits": [dataclasses.asdict(c) for c in a.culprits]}
         lines.append(json.dumps(doc) + "\n")
     return "".join(lines)
 
@@ -110,12 +140,20 @@ def run(args, parser) -> int:
     if args.pid:
         warn_missing(parser.prog, args.pid)
     out = sys.stdout
-    with RunqLat(milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup) as rq:
+    with RunqLat(
+        milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup, blame=args.blame
+    ) as rq:
         print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
         remaining = args.count or float("inf")
         while remaining > 0:
             stopped = wait(args.interval)  # no interval: until Ctrl-C
-            if args.json:
+            if args.blame:  # the histograms of the Python reference, beside their attribution
+                snapshot, blame = rq.snapshot(), rq.attribution()
+                if args.json:
+                    out.write(json_lines(snapshot, rq, blame))
+                else:
+                    out.write(text(snapshot, args.timestamp) + blame_lines(snapshot, blame))
+            elif args.json:
                 out.write(json_lines(rq.snapshot(), rq))
             else:
                 write_bytes(out, fast_text(rq, args.timestamp))

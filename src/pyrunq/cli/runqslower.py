@@ -12,7 +12,8 @@ EXAMPLES = """examples:
     pyrunq runqslower -p 123   # trace pid 123
     pyrunq runqslower -t 123   # trace tid 123 (use for threads only)
     pyrunq runqslower -P       # also show previous task name and TID
-    pyrunq runqslower 0 --json # every delay, as JSON lines"""
+    pyrunq runqslower 0 --json # every delay, as JSON lines
+    pyrunq runqslower --blame  # also show who held the CPU meanwhile"""
 
 
 def add_arguments(p) -> None:
@@ -22,6 +23,11 @@ def add_arguments(p) -> None:
     who.add_argument("-p", "--pid", type=positive_int, help="process PID to trace")
     who.add_argument("-t", "--tid", type=positive_int, help="thread TID to trace")
     p.add_argument("-P", "--previous", action="store_true", help="also show previous task name and TID")
+    p.add_argument(
+        "--blame",
+        action="store_true",
+        help="also show what ran on the CPU during each wait, largest first (see docs/design.md)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event per line")
     p.add_argument(
         "min_us",
@@ -36,6 +42,8 @@ HEADER = ("TIME", "COMM", "TID", "LAT(us)")
 PREV_HEADER = HEADER + ("PREV COMM", "PREV TID")
 ROW = "%-8s %-16s %-6s %14s"
 PREV_ROW = ROW + " %-16s %-6s"
+BLAME_HEADING = "WHO HELD THE CPU"
+SHOWN_CULPRITS = 3  # per text row; the rest summed, and all of them in JSON
 
 
 class Rows:
@@ -48,16 +56,36 @@ class Rows:
         self.write, self.previous, self.clock = out.write, previous, Clock()
 
     @staticmethod
-    def header(previous: bool) -> str:
-        return (PREV_ROW % PREV_HEADER if previous else ROW % HEADER) + "\n"
+    def header(previous: bool, blame: bool = False) -> str:
+        line = PREV_ROW % PREV_HEADER if previous else ROW % HEADER
+        return f"{line} {BLAME_HEADING}\n" if blame else line + "\n"
 
     def __call__(self, e) -> None:
         if self.previous:
-            self.write(
-                PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid) + "\n"
-            )
+            row = PREV_ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000, e.prev_task, e.prev_tid)
         else:
-            self.write(ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000) + "\n")
+            row = ROW % (self.clock(), e.task, e.tid, e.delta_ns // 1000)
+        blamed = getattr(e, "culprits", None) is not None  # RunqSlower(blame=True)'s events
+        self.write(f"{row} {blame_text(e)}\n" if blamed else row + "\n")
+
+
+def duration(ns: int) -> str:
+    """A short duration: 7.9ms, 350us, 80ns."""
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.1f}ms"
+    return f"{ns // 1000}us" if ns >= 1000 else f"{ns}ns"
+
+
+def blame_text(e) -> str:
+    """The culprits of a wait, largest first: a few, the rest summed, and
+    the unattributed part with its reason."""
+    shown = [f"{c.label()} {duration(c.ns)}" for c in e.culprits[:SHOWN_CULPRITS]]
+    rest = e.culprits[SHOWN_CULPRITS:]
+    if rest:
+        shown.append(f"{len(rest)} more {duration(sum(c.ns for c in rest))}")
+    if e.unattributed_ns:
+        shown.append(f"unattributed ({e.why}) {duration(e.unattributed_ns)}")
+    return ", ".join(shown)
 
 
 def json_writer(out):
@@ -77,12 +105,25 @@ def json_writer(out):
                     "prev_comm": e.prev_task,
                     "prev_pid": e.prev_pid,
                     "prev_tid": e.prev_tid,
+                    **(blame_doc(e) if getattr(e, "culprits", None) is not None else {}),
                 }
             )
             + "\n"
         )
 
     return on_event
+
+
+def blame_doc(e) -> dict:
+    """Every culprit of the wait, largest first, and the unattributed part:
+    their ns add up to latency_ns."""
+    import dataclasses
+
+    return {
+        "culprits": [dataclasses.asdict(c) for c in e.culprits],
+        "unattributed_ns": e.unattributed_ns,
+        "unattributed_reason": e.why,
+    }
 
 
 def run(args, parser) -> int:
@@ -92,13 +133,20 @@ def run(args, parser) -> int:
     if args.pid:
         warn_missing(parser.prog, [args.pid])
     out = sys.stdout
+    if args.json:
+        callback = json_writer(out)
+    elif args.blame:
+        callback = Rows(out, args.previous)
+    else:
+        callback = None
     with RunqSlower(
         min_us=args.min_us,
         pid=args.pid,
         tid=args.tid,
-        callback=json_writer(out) if args.json else None,
-        text=not args.json,
+        callback=callback,
+        text=callback is None,
         previous=args.previous,
+        blame=args.blame,
     ) as rs:
         print(
             f"Tracing run queue latency higher than {args.min_us} us",
@@ -108,7 +156,10 @@ def run(args, parser) -> int:
         if args.json:
             stream(parser.prog, rs, out)
         else:
-            out.write(Rows.header(args.previous))
+            out.write(Rows.header(args.previous, args.blame))
             out.flush()
-            stream(parser.prog, rs, out, drain=lambda: out.buffer.write(rs.take_text()))
+            if args.blame:
+                stream(parser.prog, rs, out)
+            else:
+                stream(parser.prog, rs, out, drain=lambda: out.buffer.write(rs.take_text()))
     return 0

@@ -51,6 +51,9 @@ def add_arguments(p) -> None:
     p.add_argument("-b", "--batch", action="store_true", help="plain text tables, no screen")
     p.add_argument("-n", "--iterations", type=positive_int, metavar="N", help="stop after N intervals")
     p.add_argument("--json", action="store_true", help="one JSON document per interval per line")
+    p.add_argument(
+        "--blame", action="store_true", help="a victim -> culprit table: who took the CPU from whom (key b)"
+    )
 
 
 def run(args, parser) -> int:
@@ -58,7 +61,7 @@ def run(args, parser) -> int:
 
     if args.pid:
         warn_missing(parser.prog, args.pid)
-    view = View(by=args.by, sort=args.sort)
+    view = View(by=args.by, sort=args.sort, blame=args.blame)
     batch = args.batch or args.json or not (sys.stdout.isatty() and sys.stdin.isatty())
     with Sampler(args.by, pids=args.pid, cgroup=args.cgroup) as sampler:
         if batch:

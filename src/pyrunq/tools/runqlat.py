@@ -19,7 +19,9 @@ import os
 from ..bpf import HistDiffs
 from ..cgroup import Names
 from ..hist import Histogram
+from ..errors import UsageError
 from .base import check_choice, check_positive
+from .blame import Attributions, Kinds
 from .runqtracer import RunqTracer
 
 # What ``per`` takes: enum per_kind's PER_<NAME> (None: PER_NONE), whose
@@ -39,6 +41,8 @@ class RunqLat(RunqTracer):
     ``cgroup``: trace only tasks in this cgroup v2 directory or below.
     ``cgroup_ids``: trace only tasks directly in these cgroups (ids, i.e. the
     directories' inode numbers; ``set_cgroup_ids`` changes them live).
+    ``blame``: also record who took the CPU from each key's waiting tasks,
+    read with ``attribution()``; ``max_culprits`` bounds that table.
     """
 
     object_name = "runqlat"
@@ -51,6 +55,8 @@ class RunqLat(RunqTracer):
         cgroup: str | None = None,
         cgroup_ids=None,
         max_keys: int = 10240,
+        blame: bool = False,
+        max_culprits: int = 40960,
     ):
         check_choice("per", per, PER_KINDS)
         self.per, self.unit = per, "msecs" if milliseconds else "usecs"
@@ -59,22 +65,41 @@ class RunqLat(RunqTracer):
         self._diffs: HistDiffs | None = None  # interval_text()'s baselines, in C
         self._method: str | None = None  # which of the two took differences first
         self._cgroup_names: Names | None = None
-        super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids)
+        self._max_culprits = check_positive("max_culprits", max_culprits)
+        self._attributions: Attributions | None = None
+        super().__init__(pids=pids, cgroup_path=cgroup, cgroup_ids=cgroup_ids, blame=blame)
 
     def configure(self, obj) -> None:
         super().configure(obj)
         obj.rodata["targ_per"] = obj.btf.enum("per_kind")[f"PER_{(self.per or 'none').upper()}"]
         obj.rodata["targ_ms"] = self._milliseconds
         obj.maps["hists"].max_entries = self._max_keys
+        obj.maps["blames"].max_entries = self._max_culprits if self.blame else 1
+
+    def _names(self) -> Names:
+        if self._cgroup_names is None:
+            self._cgroup_names = Names()
+        return self._cgroup_names
 
     def _key(self, raw: int, comm: str):
         if self.per is None:
             return None
         if self.per == "cgroup":
-            if self._cgroup_names is None:
-                self._cgroup_names = Names()
-            return Key("cgroup", raw, self._cgroup_names(raw))
+            return Key("cgroup", raw, self._names()(raw))
         return Key(self.per, raw, comm)
+
+    def attribution(self, clear: bool = True) -> dict:
+        """With ``blame``: {key: Attribution} of what happened since the last
+        cleared call, for the keys that waited: who took the CPU from them.
+        Baselines of its own, independent of ``snapshot()``'s."""
+        if not self.blame:
+            raise UsageError("attribution() needs RunqLat(blame=True)")
+        if self._attributions is None:
+            self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
+        hists = self.obj.maps["hists"].items()
+        comms = {raw: h.comm for raw, h in hists}
+        diffs = self._attributions.diff(hists, self.obj.maps["blames"].items(), clear)
+        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
 
     def snapshot(self, clear: bool = True) -> dict:
         """Histograms of what happened since the last cleared snapshot, by key.
@@ -147,6 +172,19 @@ class RunqLat(RunqTracer):
                 del hists[raw]
             except KeyError:
                 pass
+        if self.blame:
+            self._forget_culprits_of(set(ids))
+
+    def _forget_culprits_of(self, victims: set) -> None:
+        if self._attributions is not None:
+            self._attributions.forget(victims)
+        blames = self.obj.maps["blames"]
+        for k in blames.keys():
+            if k.victim in victims:
+                try:
+                    del blames[k]
+                except KeyError:
+                    pass
 
 
 def differences(items, previous: dict, unit: str, key, clear: bool = True) -> tuple[dict, list]:

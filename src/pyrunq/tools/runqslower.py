@@ -6,10 +6,33 @@ the lost event instead of blocking; ``lost`` reports that count.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..bpf import EventRows
 from ..errors import UsageError
 from .base import EventTool, check_threshold
+from .blame import Culprit, Kinds, merged
 from .runqtracer import RunqTracer
+
+
+@dataclasses.dataclass(frozen=True)
+class BlamedEvent:
+    """An event of ``RunqSlower(blame=True)``: the members of struct event,
+    and what ran on the CPU instead: ``culprits`` (one per task, largest
+    first) and ``unattributed_ns``, which add up to ``delta_ns``, and
+    ``why`` part is unattributed ("" if none is)."""
+
+    task: str
+    pid: int
+    tid: int
+    delta_ns: int
+    cpu: int
+    prev_task: str
+    prev_pid: int
+    prev_tid: int
+    culprits: tuple[Culprit, ...]
+    unattributed_ns: int
+    why: str
 
 
 class RunqSlower(RunqTracer, EventTool):
@@ -21,7 +44,8 @@ class RunqSlower(RunqTracer, EventTool):
     task it replaced on the CPU: ``prev_task``, ``prev_pid``, ``prev_tid``.
     ``text``: no event objects; each event becomes libbpf-tools' runqslower
     row, written in C (``previous``: with the previous task's columns), and
-    ``take_text()`` returns the rows polled so far.
+    ``take_text()`` returns the rows polled so far. ``blame``: each event is
+    a ``BlamedEvent``, which also says who held the CPU during the wait.
     """
 
     object_name = "runqslower"
@@ -35,13 +59,20 @@ class RunqSlower(RunqTracer, EventTool):
         ring_bytes: int = 1 << 20,
         text: bool = False,
         previous: bool = False,
+        blame: bool = False,
     ):
         self.min_us = check_threshold("min_us", min_us, "microseconds")
         if text and callback is not None:
             raise UsageError("RunqSlower: text=True writes rows itself: no callback")
+        if text and blame:
+            raise UsageError("RunqSlower: blame events are values: no text=True")
         self._text, self._previous, self._rows = text, previous, None
         super().__init__(
-            pids=None if pid is None else [pid], tid=tid, callback=callback, ring_bytes=ring_bytes
+            pids=None if pid is None else [pid],
+            tid=tid,
+            callback=callback,
+            ring_bytes=ring_bytes,
+            blame=blame,
         )
 
     def configure(self, obj) -> None:
@@ -49,6 +80,8 @@ class RunqSlower(RunqTracer, EventTool):
         obj.rodata["min_us"] = self.min_us
 
     def open_ring(self, obj):
+        if self.blame:
+            return self._blame_ring(obj)
         if not self._text:
             return super().open_ring(obj)
         self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
@@ -59,3 +92,30 @@ class RunqSlower(RunqTracer, EventTool):
         if self._rows is None:
             raise UsageError("take_text() needs RunqSlower(text=True)")
         return self._rows.take()
+
+    def _blame_ring(self, obj):
+        """The ring of struct blame_event, each decoded into a BlamedEvent
+        for the callback or for ``events()``."""
+        kinds, callback = Kinds(obj.btf), self._callback
+
+        def on_record(b) -> None:
+            e = b.e
+            event = BlamedEvent(
+                e.task,
+                e.pid,
+                e.tid,
+                e.delta_ns,
+                e.cpu,
+                e.prev_task,
+                e.prev_pid,
+                e.prev_tid,
+                tuple(merged(kinds.culprit(c) for c in b.culprits[: b.nculprits])),
+                b.unattributed_ns,
+                kinds.why(b.why),
+            )
+            if callback is None:
+                self.ring.pending.append(event)
+            else:
+                callback(event)
+
+        return obj.ring_buffer(self.ring_map, event="blame_event", callback=on_record)

@@ -32,12 +32,20 @@ class RunqTracer(Tool):
     ``pids``: only these processes (live: ``set_pids``); ``tid``: only that
     thread; ``cgroup_path``: only tasks in that cgroup v2 directory or below;
     ``cgroup_ids``: only tasks directly in these cgroups (live:
-    ``set_cgroup_ids``). ``raw_tp`` says which flavour runs.
+    ``set_cgroup_ids``). ``blame``: also split each wait among what ran on
+    the CPU meanwhile (bpf/blame.bpf.h). ``raw_tp`` says which flavour runs.
     """
 
     def __init__(
-        self, pids=None, tid: int | None = None, cgroup_path: str | None = None, cgroup_ids=None, **kw
+        self,
+        pids=None,
+        tid: int | None = None,
+        cgroup_path: str | None = None,
+        cgroup_ids=None,
+        blame: bool = False,
+        **kw,
     ):
+        self.blame = bool(blame)
         self.pids = parse_pids(pids) if pids is not None else None
         self.cgroup_ids = set(cgroup_ids) if cgroup_ids is not None else None
         self._tid = 0 if tid is None else check_pid(tid, "TID")
@@ -51,12 +59,14 @@ class RunqTracer(Tool):
         rodata["filter_pids"] = self.pids is not None
         rodata["filter_cgroup_set"] = self.cgroup_ids is not None
         rodata["targ_tid"] = self._tid
+        rodata["targ_blame"] = self.blame
         if self._target:
             _, rodata["targ_cgroup_id"], rodata["targ_cgroup_level"] = self._target
             rodata["filter_cgroup"] = True
-        for name in PROGRAMS:
-            obj.programs[name].autoload = not self.raw_tp
-            obj.programs[name + "_raw"].autoload = self.raw_tp
+        for name in PROGRAMS + ("handle_migrate",):
+            wanted = self.blame or name != "handle_migrate"
+            obj.programs[name].autoload = wanted and not self.raw_tp
+            obj.programs[name + "_raw"].autoload = wanted and self.raw_tp
         (obj.maps["start"] if self.raw_tp else obj.maps["start_hash"]).skip_creation()
 
     def loaded(self, obj: BPFObject) -> None:
@@ -79,6 +89,15 @@ class RunqTracer(Tool):
             raise UsageError("set_cgroup_ids() needs a cgroup filter from the start (cgroup_ids=...)")
         self.cgroup_ids = set(ids)
         _replace_keys(self.obj.maps["cgroup_set"], self.cgroup_ids)
+
+    def unattributed(self) -> dict[str, int]:
+        """With ``blame``: how many waits had a part no culprit explains, by
+        reason ("migrated": queued on one CPU, ran on another; "history": began
+        before the oldest run segment the kernel keeps for the CPU; "full": the
+        culprit table had no room)."""
+        counts = self.obj.maps["unattributed"].counters()
+        counts.pop("none", None)
+        return counts
 
 
 def _replace_keys(m, keys: set) -> None:

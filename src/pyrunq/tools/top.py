@@ -6,7 +6,8 @@ since the previous one) into a ``Frame``; everything else here is pure, so it
 is tested without a kernel or a terminal. Percentiles and max come from the
 kernel's fine log2 buckets (4 per power of two), as runqlat's do: the true
 value lies in the same bucket, within 25%. Mean and wait share come from the
-kernel's exact sum.
+kernel's exact sum; the shares of each culprit kind and the culprits, from
+the kernel's exact attribution of every wait (``pyrunq.tools.blame``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from .. import containers
 from ..hist import highest_bound, percentiles
 from .base import check_choice
+from .blame import Attribution, cgroup_label
 from .runqlat import RunqLat
 
 BY = {"process": "pid", "thread": "tid", "cgroup": "cgroup"}  # --by -> RunqLat's per
@@ -60,6 +62,23 @@ class Row:
     wait_pct: float | None
     trend: tuple
     container: dict | None = None
+    blame: Attribution | None = None  # who held the CPU while it waited
+
+    def culprit(self) -> str:
+        """The largest culprit, as a person names it ("" for none)."""
+        return self.blame.culprits[0].label() if self.blame and self.blame.culprits else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Who took the CPU from whom in an interval: a row's key (``victim``,
+    its label) and one of its culprits, in nanoseconds per second."""
+
+    victim: str
+    victim_id: int
+    culprit: str
+    kind: str
+    ns_per_s: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +102,7 @@ class Frame:
     by: str
     rows: list
     totals: Totals
+    pairs: list = dataclasses.field(default_factory=list)  # by ns_per_s, largest first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +114,7 @@ class View:
     filter: str = ""
     paused: bool = False
     help: bool = False
+    blame: bool = False  # the victim -> culprit table instead of the rows
 
 
 class Trends:
@@ -124,14 +145,16 @@ def label_of(kind: str, name: str) -> tuple[str, dict | None]:
     if kind != "cgroup":
         return name, None
     found = containers.parse(name)
-    if not found["container_id"]:
-        return name, None
-    return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}", found
+    return cgroup_label(name), found if found["container_id"] else None
 
 
-def make_frame(snapshot: dict, seconds: float, by: str, trends: Trends, ctxt_per_s=None, lost=None) -> Frame:
+def make_frame(
+    snapshot: dict, seconds: float, by: str, trends: Trends, ctxt_per_s=None, lost=None, blame=None
+) -> Frame:
     """One interval: ``snapshot`` is RunqLat's {Key: Histogram} (usecs) of
-    ``seconds``; keys without waits are absent, so they have no row."""
+    ``seconds``; keys without waits are absent, so they have no row.
+    ``blame``: RunqLat's {Key: Attribution} of the same interval."""
+    blame = {(k.kind, k.id): a for k, a in (blame or {}).items()}
     stats = {key: (hist, quantiles(hist.buckets, hist.total)) for key, hist in snapshot.items()}
     trend = trends.update({(k.kind, k.id): q[1] for k, (_, q) in stats.items()})
     rows = []
@@ -152,9 +175,22 @@ def make_frame(snapshot: dict, seconds: float, by: str, trends: Trends, ctxt_per
                 None if hist.sum_ns is None else hist.sum_ns / seconds / 1e7,
                 trend[key.kind, key.id],
                 container,
+                blame.get((key.kind, key.id)),
             )
         )
-    return Frame(time.time(), seconds, by, rows, totals(snapshot.values(), seconds, ctxt_per_s, lost or {}))
+    total = totals(snapshot.values(), seconds, ctxt_per_s, lost or {})
+    return Frame(time.time(), seconds, by, rows, total, pairs(rows, seconds))
+
+
+def pairs(rows, seconds: float) -> list[Pair]:
+    """Every (victim, culprit) of the rows, the most CPU taken first."""
+    out = [
+        Pair(r.label, r.id, c.label(), c.kind, c.ns / seconds)
+        for r in rows
+        if r.blame
+        for c in r.blame.culprits
+    ]
+    return sorted(out, key=lambda p: -p.ns_per_s)
 
 
 def totals(hists, seconds: float, ctxt_per_s, lost: dict) -> Totals:
@@ -204,6 +240,8 @@ def apply_key(view: View, key: str) -> View | None:
         return dataclasses.replace(view, sort=SORTS[(SORTS.index(view.sort) + step) % len(SORTS)])
     if key == " ":
         return dataclasses.replace(view, paused=not view.paused)
+    if key == "b":
+        return dataclasses.replace(view, blame=not view.blame)
     if key in ("h", "?"):
         return dataclasses.replace(view, help=not view.help)
     if view.help:  # any other key closes the help
@@ -223,12 +261,22 @@ NUMBERS = (
     ("p99", "P99", 7),
     ("max", "MAX", 7),
 )
+# The share of a row's waiting each culprit kind took (unattributed is the rest).
+SHARES = (
+    ("self", "SELF%"),
+    ("container", "CONT%"),
+    ("host", "HOST%"),
+    ("kernel", "KERN%"),
+    ("idle", "IDLE%"),
+)
+CULPRIT_WIDTH = 30
 HELP = """\
 pyrunq top: run queue latency, the time a task waits for a CPU once runnable.
 
   p t c    one row per process, thread or cgroup (container)
   < >      sort by the column to the left / right (marked with *)
   /        show only rows whose name or id holds a text (empty: all)
+  b        who took the CPU from whom (a victim -> culprit table), or back
   space    pause / resume          h ?   this help          q   quit
 
 WAITS/s: waits for a CPU per second. AVG: the mean wait (exact).
@@ -237,6 +285,10 @@ P50, P99, MAX: from the kernel's log2 buckets (4 per power of two): within
 per second of wall time (a process's threads add up: it can pass 100).
 P99 TREND: the last intervals' p99, one character each, on a fixed scale:
 below 4us, 16us, 64us, 256us, 1ms, 4ms, 16ms, and above; blank: no wait.
+SELF% CONT% HOST% KERN% IDLE%: of the time it waited, the share the CPU
+ran its own cgroup, another container, another cgroup of the host, kernel
+threads, or nothing (exact; what the kernel could not attribute is the
+rest). TOP CULPRIT: who held the CPU longest while it waited.
 
 Any key closes this help."""
 
@@ -296,8 +348,23 @@ def column_header(view: View) -> str:
     cells = [_head(ID_HEADERS[view.by], 9, s == "id")]
     cells += [_head(h, w, s == key) for key, h, w in NUMBERS]
     cells += [_head("WAIT%", 6, s == "wait%"), "P99 TREND".ljust(TREND)]
+    cells += [h for _, h in SHARES] + ["TOP CULPRIT".ljust(CULPRIT_WIDTH)]
     cells.append(("*" if s == "name" else "") + NAME_HEADERS[view.by])
     return " ".join(cells)
+
+
+def share_cells(row: Row) -> list[str]:
+    """SELF% .. IDLE% of a row: whole percents, "-" without attribution."""
+    shares = row.blame.shares() if row.blame and row.blame.total_ns else None
+    return [(f"{shares[k] * 100:.0f}" if shares else "-").rjust(5) for k, _ in SHARES]
+
+
+def cut_end(text: str, width: int, utf8: bool = True) -> str:
+    """``text`` in ``width`` columns: a long one loses its end (a culprit's
+    container id comes first, then its name)."""
+    if len(text) <= width:
+        return text.ljust(width)
+    return text[: width - 1] + ("…" if utf8 else "~")
 
 
 def row_line(row: Row, utf8: bool = True) -> str:
@@ -311,12 +378,21 @@ def row_line(row: Row, utf8: bool = True) -> str:
     values = (row.waits_per_s, row.avg_us, row.p50_us, row.p99_us, row.max_us)
     numbers = [fmt_rate(values[0])] + [fmt_us(v) for v in values[1:]]
     cells = [f"{row.id:>9}"] + [n.rjust(w) for n, (_, _, w) in zip(numbers, NUMBERS)]
-    return " ".join(cells + [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend), row.label])
+    cells += [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend)]
+    cells += share_cells(row) + [cut_end(row.culprit(), CULPRIT_WIDTH, utf8)]
+    return " ".join(cells + [row.label])
 
 
-# where a row's name starts: the id, the numbers, WAIT% and the trend, each
-# followed by a space
-NAME_AT = 9 + sum(1 + w for _, _, w in NUMBERS) + 1 + 6 + 1 + TREND + 1
+# where a row's name starts: the id, the numbers, WAIT%, the trend, the
+# shares and the top culprit, each followed by a space
+NAME_AT = 9 + sum(1 + w for _, _, w in NUMBERS) + 1 + 6 + 1 + TREND + 1 + 6 * len(SHARES) + CULPRIT_WIDTH + 1
+
+PAIRS_HEADER = f"{'MS/s':>8} {'KIND':<12} {'CULPRIT':<40} VICTIM"
+
+
+def pair_line(p: Pair) -> str:
+    """One row of the victim -> culprit table: the CPU time taken per second."""
+    return f"{p.ns_per_s / 1e6:>8.2f} {p.kind:<12} {p.culprit[:40]:<40} {p.victim} ({p.victim_id})"
 
 
 def fit_row(line: str, width: int, utf8: bool = True) -> str:
@@ -334,6 +410,10 @@ def screen_lines(frame: Frame | None, view: View, width: int, height: int, utf8:
     lines = [(line, "title") for line in header_lines(frame, view)] + [("", "")]
     if view.help:
         lines += [(line, "") for line in HELP.splitlines()]
+    elif view.blame:
+        lines.append((PAIRS_HEADER, "columns"))
+        shown = frame.pairs[: max(0, height - len(lines))] if frame else []
+        lines += [(pair_line(p), "") for p in shown]
     else:
         lines.append((column_header(view), "columns"))
         rows = visible(frame.rows, view) if frame else []
@@ -343,8 +423,11 @@ def screen_lines(frame: Frame | None, view: View, width: int, height: int, utf8:
 
 def batch_text(frame: Frame, view: View, utf8: bool = True) -> str:
     """One interval as ``-b`` prints it: the header, the columns, every row."""
-    lines = header_lines(frame, view) + ["", column_header(view)]
-    lines += [row_line(r, utf8) for r in visible(frame.rows, view)]
+    lines = header_lines(frame, view) + [""]
+    if view.blame:
+        lines += [PAIRS_HEADER] + [pair_line(p) for p in frame.pairs]
+    else:
+        lines += [column_header(view)] + [row_line(r, utf8) for r in visible(frame.rows, view)]
     return "\n".join(lines) + "\n\n"
 
 
@@ -367,6 +450,11 @@ def json_doc(frame: Frame, view: View) -> dict:
         }
         if r.container:
             doc["container"] = r.container
+        if r.blame:
+            doc["blame"] = {
+                "kinds_ns": r.blame.kinds,
+                "culprits": [dataclasses.asdict(c) for c in r.blame.culprits],
+            }
         return doc
 
     t = frame.totals
@@ -416,7 +504,7 @@ class Sampler:
     def switch(self, by: str) -> None:
         check_choice("by", by, BY)
         self.close()
-        self.rq = RunqLat(per=BY[by], pids=self._pids, cgroup=self._cgroup)
+        self.rq = RunqLat(per=BY[by], pids=self._pids, cgroup=self._cgroup, blame=True)
         self.by, self.trends = by, Trends()
         self._since = self._marks()
 
@@ -427,6 +515,7 @@ class Sampler:
     def sample(self) -> Frame:
         assert self.rq is not None
         snapshot = self.rq.snapshot()
+        blame = self.rq.attribution()
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
@@ -434,7 +523,7 @@ class Sampler:
         ctxt = None if ctxt0 is None or ctxt1 is None else (ctxt1 - ctxt0) / seconds
         # clock skew is a discarded stamp, not a lost wait (as runqlat reports it)
         lost = {k: v - stats0.get(k, 0) for k, v in stats1.items() if k != "clock_skew"}
-        return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost)
+        return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
 
     def close(self) -> None:
         if self.rq is not None:

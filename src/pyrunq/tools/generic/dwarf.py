@@ -32,7 +32,8 @@ from typing import Any, NamedTuple
 
 from ...bpf import BTF, Array, BPFObject, Codec, CString, Float, Int, Layout, Raw, Struct
 from ...bpf import btf as B
-from ...errors import BPFError
+from ...bpf import btfcheck
+from ...errors import BPFError, MalformedObject
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class DwarfTypes:
         self._keys: list[tuple[int, int]] = [(0, 0)]  # type id -> (DIE offset, array dimension)
         self._types: dict[int, _Type] = {}
         self._layouts: dict[int, Layout] = {}
+        self._btfs: dict[int, tuple[BTF, dict[int, int]]] = {}
         self._named: dict[tuple[int, str], int] = {}  # (kind, name) -> DIE offset
         parts: set[int] = set()  # structs and unions that a member of another refers to
         for off, die in dies.items():
@@ -156,7 +158,12 @@ class DwarfTypes:
         off = self._named.get((kind, name))
         if off is None:
             raise KeyError(name)
-        return self._id(off)
+        tid = self._id(off)
+        try:
+            self._btf(tid)  # checked: a type that contains itself is refused before a reader follows it
+        except BPFError:  # a type BTF cannot hold: printed without libbpf (declaration, definition)
+            pass
+        return tid
 
     # -- the reading API of pyrunq.bpf.BTF --------------------------------------
 
@@ -174,9 +181,11 @@ class DwarfTypes:
 
     def resolve(self, tid: int) -> int:
         """The type under typedefs and qualifiers."""
-        while self._t(tid).kind in _MODIFIERS:
+        for _ in range(B.MAX_CHAIN):  # find() refuses cycles; this bound is the last guard
+            if self._t(tid).kind not in _MODIFIERS:
+                return tid
             tid = self._t(tid).ref
-        return tid
+        raise MalformedObject(f"DWARF type {self.name(tid)!r}: typedefs and qualifiers that do not end")
 
     def kind(self, tid: int) -> int:
         return self._t(tid).kind
@@ -255,7 +264,16 @@ class DwarfTypes:
         return btf.definition(ids[tid])
 
     def _btf(self, tid: int) -> tuple[BTF, dict[int, int]]:
-        """A BTF of type ``tid`` and every type it refers to, and their ids in it."""
+        """A BTF of type ``tid`` and every type it refers to, and their ids in
+        it; checked (``btfcheck``): DWARF can describe a typedef of itself, and
+        libbpf's btf_dump would follow it until the stack is gone."""
+        if tid not in self._btfs:
+            btf, ids = self._build(tid)
+            btfcheck.check_btf(btf.raw(), f"the BTF made from DWARF type {self.name(tid) or tid!r}")
+            self._btfs[tid] = btf, ids
+        return self._btfs[tid]
+
+    def _build(self, tid: int) -> tuple[BTF, dict[int, int]]:
         ids, todo = {0: 0}, [tid]
         order: list[int] = []
         while todo:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 
-from ...bpf import BPFObject
-from ...errors import UsageError
+from ...bpf import BPFObject, btfcheck
+from ...errors import MalformedObject, PyrunqError, UsageError
 
 # How messages name the way out, in the Python API's words; a front end with a
 # flag for it (the CLI's --allow-untrusted-object) puts its flag in its place.
@@ -22,35 +23,91 @@ class ElfFacts:
 
 
 def check_object_file(path: str) -> ElfFacts:
-    """What the ELF says, or a UsageError when it is not a BPF object with BTF."""
+    """What the ELF says, or a UsageError when it is not a BPF object with BTF,
+    or a MalformedObject when it is a broken one (its sections past the end of
+    the file, its BTF malformed: ``btfcheck``); libbpf reads it only after."""
     from elftools.common.exceptions import ELFError
-    from elftools.elf.descriptions import describe_e_machine
-    from elftools.elf.elffile import ELFFile
 
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    with f:
+    with open_regular(path) as f:
         if f.read(4) != b"\x7fELF":
             raise UsageError(f"{path} is not an ELF file (expected an object from clang -target bpf)")
         f.seek(0)
         try:
-            elf = ELFFile(f)
-            machine = elf["e_machine"]
-            if machine != "EM_BPF":
-                raise UsageError(
-                    f"{path} is not a BPF object: it is an ELF for "
-                    f"{describe_e_machine(machine)} (build it with clang -target bpf)"
-                )
-            names = [s.name for s in elf.iter_sections() if s.name]
-            if ".BTF" not in names:
-                raise UsageError(f"{path} has no BTF: compile it with clang -g")
-            lic = elf.get_section_by_name("license")
-            text = lic.data().split(b"\0", 1)[0].decode(errors="replace") if lic else None
+            return _facts(path, f)
         except ELFError as e:
             raise UsageError(f"{path} is not a valid ELF file: {e}") from None
-    return ElfFacts(text, names, ".BTF.ext" in names)
+        except PyrunqError:
+            raise
+        except Exception as e:  # pyelftools raises many kinds on malformed input
+            raise MalformedObject(f"{path} is not a valid ELF file: {type(e).__name__}: {e}") from None
+
+
+def open_regular(path: str):
+    """``path`` opened for reading in binary when it is a regular file; a
+    FIFO, device, directory or socket is refused (one could block forever).
+    Asked before open and again of what was opened (with O_NONBLOCK: a FIFO
+    put in its place meanwhile cannot block)."""
+    try:
+        _regular(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    f = os.fdopen(fd, "rb")
+    try:
+        _regular(path, os.fstat(fd).st_mode)
+    except UsageError:
+        f.close()
+        raise
+    os.set_blocking(fd, True)
+    return f
+
+
+def _regular(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is not a regular file (it is {_file_kind(mode)})")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((what for test, what in kinds if test(mode)), "a device")
+
+
+def _facts(path: str, f) -> ElfFacts:
+    from elftools.elf.descriptions import describe_e_machine
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(f)
+    machine = elf["e_machine"]
+    if machine != "EM_BPF":
+        raise UsageError(
+            f"{path} is not a BPF object: it is an ELF for "
+            f"{describe_e_machine(machine)} (build it with clang -target bpf)"
+        )
+    _check_sections(path, elf, os.fstat(f.fileno()).st_size)
+    names = [s.name for s in elf.iter_sections() if s.name]
+    btf = elf.get_section_by_name(".BTF")
+    if btf is None:
+        raise UsageError(f"{path} has no BTF: compile it with clang -g")
+    checked = btfcheck.check_btf(btf.data(), f"{path}: section .BTF")
+    ext = elf.get_section_by_name(".BTF.ext")
+    if ext is not None:
+        btfcheck.check_btf_ext(ext.data(), checked, f"{path}: section .BTF.ext")
+    lic = elf.get_section_by_name("license")
+    text = lic.data().split(b"\0", 1)[0].decode(errors="replace") if lic else None
+    return ElfFacts(text, names, ext is not None)
+
+
+def _check_sections(path: str, elf, size: int) -> None:
+    """Every section inside the file: pyelftools reads a section's declared
+    size at once (a huge one is a MemoryError), libbpf trusts it. Names and
+    headers only: no section's data is read before this."""
+    for section in elf.iter_sections():
+        h = section.header
+        if h["sh_type"] != "SHT_NOBITS" and h["sh_offset"] + h["sh_size"] > size:
+            raise MalformedObject(
+                f"{path}: section {section.name!r} ({h['sh_size']} bytes at offset {h['sh_offset']}) "
+                f"runs past the end of the file ({size} bytes)"
+            )
 
 
 def check_trust(path: str) -> None:
@@ -59,6 +116,7 @@ def check_trust(path: str) -> None:
         st = os.stat(path)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    _regular(path, st.st_mode)
     hint = f"or pass {ALLOW_UNTRUSTED}"
     writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
     if writers:

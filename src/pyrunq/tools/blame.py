@@ -1,0 +1,191 @@
+"""Who held the CPU while a task waited for it (bpf/blame.bpf.h), as values.
+
+The kernel splits each wait among the tasks that ran on the CPU meanwhile,
+as enum blame_kind says: the waiting task's own cgroup, another cgroup, a
+kernel thread, the idle task, or unattributed (the wait moved between CPUs,
+or crossed more switches than the kernel keeps). Here "another cgroup"
+becomes "container" when its path names one (``pyrunq.containers``) and
+"host" when not (system.slice, user.slice, the root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+from .. import containers
+from ..bpf import BTF
+from ..cgroup import Names
+
+# Every kind a part of a wait can have, in the order they are shown.
+KINDS = ("self", "container", "host", "kernel", "idle", "unattributed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Culprit:
+    """A task that held the CPU while another waited: its process ``pid``,
+    thread ``tid``, ``comm``, cgroup (``cgroup``: the path relative to the
+    cgroup2 mount; ``cgroup_id``), ``kind`` (one of ``KINDS``) and the
+    nanoseconds of the wait it took (``ns``)."""
+
+    pid: int
+    tid: int
+    comm: str
+    cgroup: str
+    cgroup_id: int
+    kind: str
+    ns: int
+
+    def label(self) -> str:
+        """How a person names it: ``comm[id]``; a container's short id first
+        (``podman:dabe66f099b5 python3[13264]``), a host cgroup's path after;
+        a culprit that is a whole cgroup, by its container or path."""
+        if self.kind == "idle":
+            return "idle"
+        if not self.comm:
+            return cgroup_label(self.cgroup)
+        name = f"{self.comm}[{self.tid or self.pid}]"
+        if self.kind == "container":
+            return f"{cgroup_label(self.cgroup)} {name}"
+        return f"{name} {self.cgroup}" if self.kind == "host" else name
+
+
+def cgroup_label(path: str) -> str:
+    """A container's cgroup as ``runtime:short-id`` (``podman:f7dcb501c860``),
+    any other cgroup as its path."""
+    found = containers.parse(path)
+    if not found["container_id"]:
+        return path
+    return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}"
+
+
+def enum_names(btf: BTF, enum: str) -> dict[int, str]:
+    """Value -> lowercase name of a C enum's members without their shared
+    prefix: BLAME_SELF -> "self" (the enum comes from the object's BTF)."""
+    values = btf.enum(enum)
+    prefix = os.path.commonprefix(list(values))
+    prefix = prefix[: prefix.rfind("_") + 1]  # whole words: BLAME_, not BLAME_S
+    return {v: name[len(prefix) :].lower() for name, v in values.items()}
+
+
+class Kinds:
+    """Turns the kernel's kind of a culprit and its cgroup id into one of
+    ``KINDS`` and a path, from the object's enum blame_kind."""
+
+    def __init__(self, btf: BTF, names: Callable[[int], str] | None = None):
+        self.names = names if names is not None else Names()  # cgroup id -> path
+        self._kind = enum_names(btf, "blame_kind")
+        self._why = enum_names(btf, "blame_why")
+
+    def path(self, cgroup_id: int) -> str:
+        return self.names(cgroup_id)
+
+    def kind_name(self, raw: int) -> str:
+        """The enumerator's name: "other" is not yet told apart."""
+        return self._kind[raw]
+
+    def kind(self, raw: int, cgroup_id: int) -> str:
+        kind = self._kind[raw]
+        if kind != "other":
+            return kind
+        return "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
+
+    def why(self, raw: int) -> str:
+        """The reason for an unattributed part ("" for none)."""
+        return "" if self._why.get(raw) == "none" else self._why.get(raw, str(raw))
+
+    def culprit(self, c) -> Culprit:
+        """A decoded struct culprit as a Culprit."""
+        w = c.who
+        return Culprit(
+            w.pid, w.tid, w.comm, self.path(w.cgroup_id), w.cgroup_id, self.kind(w.kind, w.cgroup_id), c.ns
+        )
+
+
+def merged(culprits) -> list[Culprit]:
+    """One Culprit per task and kind (a task that ran in several segments of
+    one wait), largest first."""
+    total: dict[tuple, Culprit] = {}
+    for c in culprits:
+        key = (c.tid, c.cgroup_id, c.kind) if c.kind != "idle" else ("idle",)
+        seen = total.get(key)
+        total[key] = c if seen is None else dataclasses.replace(seen, ns=seen.ns + c.ns)
+    return sorted(total.values(), key=lambda c: -c.ns)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribution:
+    """Who took the CPU from one key's waiting tasks in an interval:
+    nanoseconds by kind (``kinds``, every one of ``KINDS``) and by culprit
+    (``culprits``, largest first, as fine as the key: threads for threads,
+    processes for processes, cgroups for cgroups; idle and unattributed are
+    kinds only). ``kinds`` adds up to the key's waiting time."""
+
+    kinds: dict[str, int]
+    culprits: tuple[Culprit, ...]
+
+    @property
+    def total_ns(self) -> int:
+        return sum(self.kinds.values())
+
+    def shares(self) -> dict[str, float]:
+        """Each kind's fraction of the waiting time (all 0 with none)."""
+        total = self.total_ns
+        return {k: (ns / total if total else 0.0) for k, ns in self.kinds.items()}
+
+
+class Attributions:
+    """Interval differences of runqlat's cumulative blame counters: the
+    ``blame_ns`` of each histogram (struct hist) and the ``blames`` table."""
+
+    def __init__(self, kinds: Kinds, per: str | None):
+        self.kinds, self.per = kinds, per
+        self._hists: dict[int, tuple[int, ...]] = {}
+        self._pairs: dict[tuple, int] = {}
+
+    def diff(self, hists, pairs, clear: bool = True) -> dict[int, Attribution]:
+        """{raw key: Attribution} of the keys that waited since the last
+        cleared call; ``hists`` and ``pairs`` are the maps' items."""
+        culprits: dict[int, list[Culprit]] = {}
+        for k, v in pairs:
+            raw = (k.victim, k.cgroup_id, k.culprit, k.kind)
+            ns = v.ns - self._pairs.get(raw, 0)
+            if clear:
+                self._pairs[raw] = v.ns
+            if ns:
+                culprits.setdefault(k.victim, []).append(self._culprit(k, v.comm, ns))
+        out = {}
+        for raw, h in hists:
+            now = tuple(h.blame_ns)
+            before = self._hists.get(raw, (0,) * len(now))
+            if clear:
+                self._hists[raw] = now
+            if now != before:
+                out[raw] = self._attribution([a - b for a, b in zip(now, before)], culprits.get(raw, []))
+        return out
+
+    def _culprit(self, k, comm: str, ns: int) -> Culprit:
+        pid, tid = (0, k.culprit) if self.per == "tid" else (k.culprit, 0)
+        kind = self.kinds.kind(k.kind, k.cgroup_id)
+        return Culprit(
+            pid, tid, comm if k.culprit else "", self.kinds.path(k.cgroup_id), k.cgroup_id, kind, ns
+        )
+
+    def _attribution(self, by_kind: list[int], culprits: list[Culprit]) -> Attribution:
+        kinds = dict.fromkeys(KINDS, 0)
+        for raw, ns in enumerate(by_kind):
+            kind = self.kinds.kind_name(raw)
+            if kind != "other":
+                kinds[kind] = ns
+        for c in culprits:  # another cgroup's part, told apart by its path
+            if c.kind in ("container", "host"):
+                kinds[c.kind] += c.ns
+        return Attribution(kinds, tuple(sorted(culprits, key=lambda c: -c.ns)))
+
+    def forget(self, raws) -> None:
+        gone = set(raws)
+        for raw in gone:
+            self._hists.pop(raw, None)
+        for key in [k for k in self._pairs if k[0] in gone]:
+            del self._pairs[key]

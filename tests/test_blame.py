@@ -1,0 +1,239 @@
+"""Who held the CPU while a task waited (bpf/blame.bpf.h), on the real kernel,
+with workloads whose culprit is known: every wait's parts add up to it."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+
+import pytest
+
+from pyrunq.cgroup import cgroup2_mount
+from pyrunq.prometheus import ATTRIBUTED, BLAME, LATENCY
+from pyrunq.bpf import BPFObject
+from pyrunq.tools.blame import KINDS, Attributions, Culprit, Kinds, merged
+from pyrunq.tools.runqlat import RunqLat
+from pyrunq.tools.runqslower import RunqSlower
+from test_exporter import Exporter
+from test_runqslower import THRESHOLD_US, collect
+from waiting import pyrunq_command, wait_for
+from workload import HOG_COMM, PINGPONG_COMM, Contention, PingPong, Quiet, Workload, busy, victim
+
+CONTAINER = "libpod-" + "3f2a" * 16  # a name pyrunq.containers reads as podman's
+
+
+# -- without a kernel: labels, merging, interval differences ------------------
+
+
+def culprit(kind="self", ns=1, tid=7, comm="app", cgroup="/a", pid=7) -> Culprit:
+    return Culprit(pid, tid, comm, cgroup, 1, kind, ns)
+
+
+def test_culprits_are_named_as_people_name_them():
+    box = f"/libpod_parent/{CONTAINER}"
+    assert culprit("container", cgroup=box).label() == "podman:3f2a3f2a3f2a app[7]"
+    assert culprit("host", cgroup="/system.slice/ssh.service").label() == "app[7] /system.slice/ssh.service"
+    assert culprit("self").label() == culprit("kernel").label() == "app[7]"
+    assert culprit("idle", tid=0, comm="swapper/1").label() == "idle"
+    assert culprit("container", tid=0, pid=0, comm="", cgroup=box).label() == "podman:3f2a3f2a3f2a"
+    assert culprit("self", tid=0, pid=9).label() == "app[9]"  # a process, per process
+
+
+def test_one_culprit_per_task_and_kind_largest_first():
+    parts = [
+        culprit(ns=3),
+        culprit("idle", ns=5, tid=0),
+        culprit(ns=4),
+        culprit(tid=8, ns=6),
+        culprit("idle", ns=1, tid=0),
+    ]
+    assert [(c.tid, c.kind, c.ns) for c in merged(parts)] == [(7, "self", 7), (0, "idle", 6), (8, "self", 6)]
+
+
+def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
+    rec = collections.namedtuple("rec", "blame_ns")
+    key = collections.namedtuple("key", "victim cgroup_id culprit kind")
+    val = collections.namedtuple("val", "ns comm")
+    with BPFObject.open("runqlat") as obj:
+        kinds = Kinds(obj.btf, names={11: "/", 12: f"/libpod_parent/{CONTAINER}", 13: "/system.slice"}.get)
+        enum = obj.btf.enum("blame_kind")
+    a = Attributions(kinds, "pid")
+    other, self_ = enum["BLAME_OTHER"], enum["BLAME_SELF"]
+    hists = [(5, rec([10, 30 + 20, 0, 4, 1]))]  # self, other, kernel, idle, unattributed
+    pairs = [
+        (key(5, 12, 42, other), val(30, "hog")),
+        (key(5, 13, 43, other), val(20, "sshd")),
+        (key(5, 11, 5, self_), val(10, "app")),
+    ]
+    first = a.diff(hists, pairs)[5]
+    assert first.kinds == {"self": 10, "container": 30, "host": 20, "kernel": 0, "idle": 4, "unattributed": 1}
+    assert [(c.label(), c.kind, c.ns) for c in first.culprits] == [
+        ("podman:3f2a3f2a3f2a hog[42]", "container", 30),
+        ("sshd[43] /system.slice", "host", 20),
+        ("app[5]", "self", 10),
+    ]
+    hists = [(5, rec([10, 50 + 7, 0, 4, 1]))]
+    pairs[0] = (key(5, 12, 42, other), val(37, "hog"))
+    second = a.diff(hists, pairs)[5]  # only what is new
+    assert second.kinds == {"self": 0, "container": 7, "host": 0, "kernel": 0, "idle": 0, "unattributed": 0}
+    assert [(c.comm, c.ns) for c in second.culprits] == [("hog", 7)]
+    assert a.diff(hists, pairs) == {}  # nothing new: no key
+
+
+# -- on the kernel ----------------------------------------------------------------
+
+
+def exact(events) -> None:
+    for e in events:
+        assert sum(c.ns for c in e.culprits) + e.unattributed_ns == e.delta_ns, e
+        assert [c.ns for c in e.culprits] == sorted((c.ns for c in e.culprits), reverse=True), e
+
+
+@pytest.mark.parametrize(
+    "flavour, cgroup, kind",
+    [
+        ("tp_btf", CONTAINER, "container"),
+        ("tp_btf", "batch.slice", "host"),
+        ("raw_tp", CONTAINER, "container"),
+    ],
+)
+def test_the_hog_in_its_cgroup_takes_the_victims_waits(
+    kernel, cgroup_tree, monkeypatch, flavour, cgroup, kind
+):
+    monkeypatch.setenv("PYRUNQ_RAW_TP", "1" if flavour == "raw_tp" else "0")
+    with Contention() as w:
+        path = cgroup_tree(cgroup, w.hog)
+        # waits of 3 ms and more: the hog's 8 ms bursts, not the odd task
+        # that ran on the CPU for a moment before a burst began
+        with RunqSlower(min_us=3000, pid=w.victim.pid, blame=True) as rs:
+            events = collect(rs, lambda e: len(e) >= 10)
+    exact(events)
+    hog = [c for e in events for c in e.culprits if c.tid == w.hog.pid]
+    assert {(c.comm, c.pid, c.cgroup, c.kind) for c in hog} == {(HOG_COMM, w.hog.pid, path, kind)}
+    waited = sum(e.delta_ns for e in events)
+    assert sum(c.ns for c in hog) >= 0.9 * waited, [e.culprits for e in events]
+
+
+def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
+    with Quiet() as w, RunqSlower(min_us=0, tid=w.victim.pid, blame=True) as rs:
+        events = collect(rs, lambda e: sum(ev.prev_tid == 0 for ev in e) >= 20)
+    exact(events)
+    after_idle = [e for e in events if e.prev_tid == 0]
+    for e in after_idle:  # the CPU was idle when the victim got it: idle held it last
+        assert "idle" in {c.kind for c in e.culprits} or (not e.culprits and e.why == "unseen"), e
+    assert all(c.tid != w.victim.pid for e in events for c in e.culprits)
+    assert {c.comm for e in after_idle for c in e.culprits if c.kind == "idle"} <= {"swapper/1"}
+
+
+def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(kernel):
+    with PingPong() as w, RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid, blame=True) as rs:
+        events = collect(rs, lambda e: len(e) >= 5)
+        counted = rs.unattributed()["history"]
+    exact(events)
+    for e in events:  # hundreds of switches in a millisecond: only the last 16 segments are named
+        assert e.why == "history" and e.unattributed_ns > e.delta_ns / 2, e
+        assert len({c.tid for c in e.culprits if c.comm == PINGPONG_COMM}) == 2, e
+    assert counted >= len(events)
+
+
+def test_cli_blame_json_and_text(kernel, cgroup_tree):
+    with Contention() as w:
+        path = cgroup_tree(CONTAINER, w.hog)
+        args = ["runqslower", "--blame", "-p", str(w.victim.pid), str(THRESHOLD_US)]
+        with pyrunq_command(*args, "--json") as p:
+            lines = p.wait_line(r"^\{", count=5)
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
+        with pyrunq_command(*args) as p:
+            header = p.wait_line("^TIME ")
+            rows = p.wait_line(rf" podman:3f2a3f2a3f2a {HOG_COMM}\[{w.hog.pid}\] \d+\.\dms", count=3)
+            rc, _, err = p.finish(signal.SIGINT)
+        assert rc == 0, err
+    assert header == ["TIME     COMM             TID           LAT(us) WHO HELD THE CPU"]
+    assert all(row.split()[1:3] == ["pyrunq-victim", str(w.victim.pid)] for row in rows), rows
+    for doc in map(json.loads, lines):
+        assert sum(c["ns"] for c in doc["culprits"]) + doc["unattributed_ns"] == doc["latency_ns"], doc
+        assert {"pid", "tid", "comm", "cgroup", "kind", "ns"} <= set(doc["culprits"][0])
+        top = doc["culprits"][0]
+        assert (top["tid"], top["cgroup"], top["kind"]) == (w.hog.pid, path, "container"), doc
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def weigh(cgroup_dir: str, weight: int) -> None:
+    """Where the cgroup v2 cpu controller groups tasks, their nice levels
+    weigh only inside the group: give the cgroups the same 2:1."""
+    if os.path.exists(os.path.join(cgroup_dir, "cpu.weight")):
+        with open(os.path.join(cgroup_dir, "cpu.weight"), "w") as f:
+            f.write(str(weight))
+
+
+def test_two_hogs_take_the_victims_wait_in_their_share_of_the_cpu(kernel, cgroup_tree):
+    """Nice 0 and nice 3 (weights 1024 and 526): about 2:1 of the CPU, and
+    so of the victim's waiting, which the kernel attributes to the one that
+    ran; compared with the CPU time each hog really got meanwhile. The
+    victim is SCHED_BATCH: it never preempts on wakeup, so it waits out the
+    slice of whichever hog runs (a normal victim preempts the lighter hog
+    sooner, and waits behind the heavier one about 3:1: real, but not the
+    share)."""
+    with Workload([victim(0, batch=True), busy(0, "pyrunq-big"), busy(0, "pyrunq-small", nice=3)]) as w:
+        v, big, small = w.procs
+        paths = {cgroup_tree(name, p): p for name, p in (("v", v), ("big", big), ("small", small))}
+        for path, weight in zip(paths, (100, 200, 100)):
+            weigh(cgroup2_mount() + path, weight)
+        victim_path, big_path, small_path = paths
+        cpu0 = {p.pid: cpu_seconds(p.pid) for p in (big, small)}
+        with RunqLat(per="cgroup", blame=True) as rq:
+            taken: dict = collections.Counter()
+
+            def enough():
+                for key, a in rq.attribution().items():
+                    if key.name == victim_path:
+                        taken.update({c.cgroup: c.ns for c in a.culprits})
+                return taken[small_path] >= 100_000_000  # 0.1 s: hundreds of waits
+
+            wait_for(enough, timeout=60, every=0.2, seen=lambda: taken)
+        cpu = {pid: cpu_seconds(pid) - t for pid, t in cpu0.items()}
+    ran = cpu[big.pid] / cpu[small.pid]
+    blamed = taken[big_path] / taken[small_path]
+    assert 1.4 < ran < 2.9, cpu
+    assert abs(blamed / ran - 1) < 0.2, (blamed, ran, taken)
+
+
+def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
+    with Contention() as w:
+        victims = cgroup_tree("victim", w.victim)
+        hog = cgroup_tree(CONTAINER, w.hog)
+        with Exporter("--cgroup", cgroup_tree.parent + "/**", "--refresh", "1") as e:
+
+            def named():
+                return {
+                    dict(k)["culprit_cgroup"]: (dict(k)["culprit_container_id"], v)
+                    for k, v in e.samples(BLAME).items()
+                    if dict(k)["cgroup"] == victims
+                }
+
+            wait_for(lambda: named().get(hog, ("", 0))[1] > 0.05, seen=named)
+            w.stop()  # at rest: the victim's cgroup waits no more
+            e.scrape()
+            kinds = {
+                dict(k)["culprit_kind"]: v
+                for k, v in e.samples(ATTRIBUTED).items()
+                if dict(k)["cgroup"] == victims
+            }
+            total = next(v for k, v in e.samples(LATENCY + "_sum").items() if dict(k)["cgroup"] == victims)
+            by_culprit = named()
+            assert e.stop() == 0, e.stderr()
+    assert set(kinds) == set(KINDS)
+    assert sum(kinds.values()) == pytest.approx(total, rel=1e-9)
+    assert kinds["container"] >= 0.9 * total, kinds
+    assert sum(v for _, v in by_culprit.values()) == pytest.approx(
+        total - kinds["idle"] - kinds["unattributed"], rel=1e-9
+    )
+    assert by_culprit[hog] == ("3f2a" * 16, pytest.approx(kinds["container"], rel=1e-9))
