@@ -1,7 +1,8 @@
 """pyrunq's command line as the tests run it: ``python -m pyrunq`` with the
 interpreter running the tests, to its end (``run``), in the background with
 its lines read as they come (``spawn``), or tracing a test object this
-process fires (``run_and_fire``); and as uid 65534 (``Unprivileged``).
+process fires (``run_and_fire``); the exporter, scraped (``Exporter``); and
+as uid 65534 (``Unprivileged``).
 Tests of the command line use these, not argvs of their own."""
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import urllib.request
 
 import pytest
 
 from testobjects import fire
-from waiting import NO_WAIT, Command
+from waiting import NO_WAIT, Command, wait_for
 
 
 def cmd(*args) -> list[str]:
@@ -61,6 +65,62 @@ def run_and_fire(obj, values, *args, tgid: bool = True, prefix=()) -> tuple[int,
         p.wait_line("^Tracing with", stream="err")
         fire(*values)
         return p.finish(signal.SIGINT)
+
+
+class Exporter:
+    """``python -m pyrunq exporter --listen 127.0.0.1:0 ...`` until stopped."""
+
+    def __init__(self, *args, wrapper=()):
+        self.err = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [*wrapper, *cmd("exporter", "--listen", "127.0.0.1:0", *args)],
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            text=True,
+        )
+        self.url = self._wait_serving()
+
+    def _wait_serving(self) -> str:
+        def serving():
+            assert self.proc.poll() is None, self.stderr()
+            m = re.search(r"serving (http://\S+)", self.stderr())
+            return m and m.group(1)
+
+        return wait_for(serving, seen=self.stderr)
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read()
+
+    def scrape(self, accept: str | None = None) -> tuple[str, str]:
+        req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.headers["Content-Type"], r.read().decode()
+
+    def samples(self, name: str) -> dict:
+        """{frozenset(labels.items()): value} of one sample name in a scrape."""
+        from prometheus_client import parser
+
+        return {
+            frozenset(s.labels.items()): s.value
+            for f in parser.text_string_to_metric_families(self.scrape()[1])
+            for s in f.samples
+            if s.name == name
+        }
+
+    def stop(self, signum=signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.proc.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
 
 
 def missing_pid() -> int:

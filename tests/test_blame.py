@@ -16,10 +16,20 @@ from pyrunq.bpf import BPFObject
 from pyrunq.tools.blame import KINDS, Attributions, Culprit, Kinds, merged
 from pyrunq.tools.runqlat import RunqLat
 from pyrunq.tools.runqslower import RunqSlower
-from test_exporter import Exporter
-from test_runqslower import THRESHOLD_US, collect
-from waiting import pyrunq_command, wait_for
-from workload import HOG_COMM, PINGPONG_COMM, Contention, PingPong, Quiet, Workload, busy, victim
+import cli
+from cli import Exporter
+from waiting import collect, wait_for
+from workload import (
+    HOG_COMM,
+    PINGPONG_COMM,
+    THRESHOLD_US,
+    Contention,
+    PingPong,
+    Quiet,
+    Workload,
+    busy,
+    victim,
+)
 
 CONTAINER = "libpod-" + "3f2a" * 16  # a name pyrunq.containers reads as podman's
 
@@ -142,11 +152,11 @@ def test_cli_blame_json_and_text(kernel, cgroup_tree):
     with Contention() as w:
         path = cgroup_tree(CONTAINER, w.hog)
         args = ["runqslower", "--blame", "-p", str(w.victim.pid), str(THRESHOLD_US)]
-        with pyrunq_command(*args, "--json") as p:
+        with cli.spawn(*args, "--json") as p:
             lines = p.wait_line(r"^\{", count=5)
             rc, _, err = p.finish(signal.SIGINT)
         assert rc == 0, err
-        with pyrunq_command(*args) as p:
+        with cli.spawn(*args) as p:
             header = p.wait_line("^TIME ")
             rows = p.wait_line(rf" podman:3f2a3f2a3f2a {HOG_COMM}\[{w.hog.pid}\] \d+\.\dms", count=3)
             rc, _, err = p.finish(signal.SIGINT)

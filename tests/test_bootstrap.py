@@ -18,7 +18,7 @@ import pytest
 from pyrunq.errors import UsageError
 from pyrunq.tools.bootstrap import Bootstrap
 import cli
-from waiting import wait_for
+from waiting import collect, wait_for
 
 TRUE = "/bin/true"
 
@@ -59,19 +59,6 @@ def run(*argv) -> int:
     return p.pid
 
 
-def gather(bs, done) -> list:
-    """Events until ``done(events)`` holds."""
-    events: list = []
-
-    def more():
-        bs.poll(0.1)
-        events.extend(bs.events(timeout=0))
-        return done(events)
-
-    wait_for(more, every=0, seen=lambda: f"{len(events)} events")
-    return events
-
-
 def exited(pid):
     return lambda events: any(e.exit_event and e.pid == pid for e in events)
 
@@ -83,7 +70,7 @@ def of(events, pid) -> list:
 def test_exec_and_exit_of_a_child(kernel):
     with Bootstrap() as bs:
         pid = run(TRUE)
-        events = of(gather(bs, exited(pid)), pid)
+        events = of(collect(bs, exited(pid)), pid)
     assert [e.exit_event for e in events] == [0, 1]
     exec_, exit_ = events
     assert (exec_.comm, exec_.filename, exec_.ppid) == ("true", TRUE, os.getpid())
@@ -94,7 +81,7 @@ def test_exec_and_exit_of_a_child(kernel):
 def test_exit_code_and_lifetime_and_no_thread_exits(kernel, lifetime):
     with Bootstrap() as bs:
         pid = run(lifetime, "300", "7")
-        events = of(gather(bs, exited(pid)), pid)
+        events = of(collect(bs, exited(pid)), pid)
     assert [e.exit_event for e in events] == [0, 1]  # the thread's exit is not there
     assert events[0].filename == lifetime and events[0].comm == "lifetime"
     assert events[1].exit_code == 7
@@ -104,7 +91,7 @@ def test_exit_code_and_lifetime_and_no_thread_exits(kernel, lifetime):
 def test_shell_exit_code_and_its_child(kernel):
     with Bootstrap() as bs:
         pid = run("sh", "-c", f"{TRUE}; exit 3")
-        events = gather(bs, exited(pid))
+        events = collect(bs, exited(pid))
     [shell] = [e for e in of(events, pid) if e.exit_event]
     assert shell.exit_code == 3 and shell.ppid == os.getpid()
     child = [e for e in events if e.ppid == pid]
@@ -123,7 +110,7 @@ def test_exec_before_tracing_has_an_unknown_lifetime(kernel):
     early = started_before(5)
     with Bootstrap() as bs:
         early.end()
-        [e] = of(gather(bs, exited(early.pid)), early.pid)
+        [e] = of(collect(bs, exited(early.pid)), early.pid)
     assert (e.exit_event, e.exit_code, e.duration_ns, e.comm) == (1, 5, 0, "sh")
 
 
@@ -134,7 +121,7 @@ def test_min_duration_shows_only_long_lived_exits(kernel, lifetime):
         early.end()
         long = run(lifetime, "300", "9")
         # the ring buffer is in order: anything of `short` came before `long`
-        events = gather(bs, exited(long))
+        events = collect(bs, exited(long))
         events += bs.events(timeout=0.2)
     ours = [e for e in events if e.pid in (short, long, early.pid)]
     assert [(e.pid, e.exit_event, e.exit_code) for e in ours] == [(long, 1, 9)]

@@ -14,8 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -29,7 +27,7 @@ from pyrunq.selection import CgroupGlob, Selection
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
 import cli
-from cli import assert_usage_error
+from cli import Exporter, assert_usage_error
 from needs import need
 from promserver import Prometheus
 from waiting import wait_for
@@ -40,60 +38,6 @@ REFRESH = 1.0
 
 
 # ---- helpers ---------------------------------------------------------------
-
-
-class Exporter:
-    """``python -m pyrunq exporter --listen 127.0.0.1:0 ...`` until stopped."""
-
-    def __init__(self, *args, wrapper=()):
-        self.err = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen(
-            [*wrapper, *cli.cmd("exporter", "--listen", "127.0.0.1:0", *args)],
-            stdout=subprocess.DEVNULL,
-            stderr=self.err,
-            text=True,
-        )
-        self.url = self._wait_serving()
-
-    def _wait_serving(self) -> str:
-        def serving():
-            assert self.proc.poll() is None, self.stderr()
-            m = re.search(r"serving (http://\S+)", self.stderr())
-            return m and m.group(1)
-
-        return wait_for(serving, seen=self.stderr)
-
-    def stderr(self) -> str:
-        self.err.seek(0)
-        return self.err.read()
-
-    def scrape(self, accept: str | None = None) -> tuple[str, str]:
-        req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.headers["Content-Type"], r.read().decode()
-
-    def samples(self, name: str) -> dict:
-        """{frozenset(labels.items()): value} of one sample name in a scrape."""
-        return {
-            frozenset(s.labels.items()): s.value
-            for f in text_string_to_metric_families(self.scrape()[1])
-            for s in f.samples
-            if s.name == name
-        }
-
-    def stop(self, signum=signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        return self.proc.wait(timeout=30)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.err.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pyrunq
 from pyrunq.hist import render_log2_bcc as render_log2
 import cli
 from cli import inspect_json, run_and_fire
+from needs import skip_or_fail
 from testobjects import fire, my_comm
 
 # -- inspect (needs no privileges, loads nothing) ----------------------------------
@@ -326,7 +327,7 @@ BAD = [  # (command, object, extra arguments, what stderr says)
 )
 def test_bad_input_one_line_exit_2(objs, bad, tool, obj, extra, message):
     if obj == "other" and os.geteuid() != 0:
-        pytest.skip("needs root to chown")
+        skip_or_fail("needs root to chown")
     path = bad.get(obj) or objs[obj]
     out = cli.run(tool, path, *extra)
     assert out.returncode == 2, out.stderr

@@ -17,16 +17,11 @@ import time
 import pytest
 
 import mutants
+import cli
 from hostile import mutate_all, run_all
 
 CONST, PTR = 10, 2
 TIMEOUT = 30  # a hang fails here, not in pytest's own timeout
-
-
-def pyrunq(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "pyrunq", *args], capture_output=True, text=True, timeout=TIMEOUT, **kw
-    )
 
 
 def one_line_error(out, tool: str, code: int = 1) -> str:
@@ -68,7 +63,10 @@ def test_malformed_btf_is_one_line(hostile, tool, name, edit, args, message):
     # a huge section size a MemoryError
     path = hostile(name, edit, *args)
     line = one_line_error(
-        pyrunq(tool, path, "--duration", "1") if tool == "run" else pyrunq(tool, path), tool
+        cli.run(tool, path, "--duration", "1", timeout=TIMEOUT)
+        if tool == "run"
+        else cli.run(tool, path, timeout=TIMEOUT),
+        tool,
     )
     assert message in line, line
     assert path in line
@@ -78,7 +76,7 @@ def test_dwarf_typedef_of_itself_is_one_line(hostile):
     # before: pyrunq copied the DWARF typedef into the BTF it builds, and
     # btf_dump recursed until the stack overflowed (SIGSEGV)
     path = hostile("gen_dwarf_ring", mutants.dwarf_typedef_to_itself, "tgid_t")
-    line = one_line_error(pyrunq("inspect", path), "inspect")
+    line = one_line_error(cli.run("inspect", path, timeout=TIMEOUT), "inspect")
     assert "the BTF made from DWARF type 'ring_event'" in line
     assert "(typedef) refers to itself without a pointer between" in line, line
 
@@ -86,7 +84,7 @@ def test_dwarf_typedef_of_itself_is_one_line(hostile):
 def test_a_variable_without_its_symbol_names_it_not_enoent(hostile):
     # libbpf fails with ENOENT: "No such file or directory", for a file that exists
     path = hostile("gen_events", mutants.replaced, b"target_tgid", b"tarcet_tgid")
-    line = one_line_error(pyrunq("inspect", path), "inspect")
+    line = one_line_error(cli.run("inspect", path, timeout=TIMEOUT), "inspect")
     assert "failed to find ELF symbol for VAR 'tarcet_tgid'" in line
     assert "No such file" not in line
 
@@ -101,7 +99,7 @@ def test_mutants_the_longer_fuzz_run_found(objs, tmp_path, name, seed):
         how, data = mutants.mutant(f.read(), seed)
     path = tmp_path / f"{name}-{seed}.bpf.o"
     path.write_bytes(data)
-    one_line_error(pyrunq("inspect", str(path)), "inspect")
+    one_line_error(cli.run("inspect", str(path), timeout=TIMEOUT), "inspect")
 
 
 @pytest.fixture
@@ -123,18 +121,18 @@ def special_files(tmp_path):
 @pytest.mark.parametrize("kind", ["a FIFO", "a socket", "a directory", "a device"])
 def test_only_regular_files_are_read(special_files, tool, kind):
     # before: a FIFO blocked open() forever, and Ctrl-C did not end it
-    line = one_line_error(pyrunq(tool, str(special_files[kind])), tool, code=2)
+    line = one_line_error(cli.run(tool, str(special_files[kind]), timeout=TIMEOUT), tool, code=2)
     assert f"is not a regular file (it is {kind})" in line
 
 
 def test_control_characters_in_names_are_escaped(hostile):
     # a section (program) name with ESC and BEL: shown as \x1b, \x07; JSON keeps the name exact
     path = hostile("gen_events", mutants.replaced, b"raw_tp/sys_enter", b"raw_tp/\x1b[2J\x07nter", ".strtab")
-    text = pyrunq("inspect", path)
+    text = cli.run("inspect", path, timeout=TIMEOUT)
     assert text.returncode == 0, text.stderr
     assert "raw_tp/\\x1b[2J\\x07nter" in text.stdout
     assert not mutants.RAW_CONTROL.search(text.stdout + text.stderr)
-    as_json = pyrunq("inspect", path, "--json")
+    as_json = cli.run("inspect", path, "--json", timeout=TIMEOUT)
     assert not mutants.RAW_CONTROL.search(as_json.stdout)
     sections = [p["section"] for p in json.loads(as_json.stdout)["programs"]]
     assert "raw_tp/\x1b[2J\x07nter" in sections
@@ -143,7 +141,7 @@ def test_control_characters_in_names_are_escaped(hostile):
 def test_control_characters_in_file_names_are_escaped(tmp_path):
     path = tmp_path / "\x1b]0;owned\x07.bpf.o"
     path.write_text("not an object\n")
-    line = one_line_error(pyrunq("inspect", str(path)), "inspect", code=2)
+    line = one_line_error(cli.run("inspect", str(path), timeout=TIMEOUT), "inspect", code=2)
     assert "\\x1b]0;owned\\x07.bpf.o is not an ELF file" in line
 
 

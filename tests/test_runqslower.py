@@ -14,23 +14,8 @@ import pytest
 from pyrunq.tools.runqslower import RunqSlower
 import cli
 from cli import assert_usage_error
-from waiting import DEADLINE, wait_for
-from workload import VICTIM_COMM, Contention
-
-THRESHOLD_US = 1000  # well above the tracer's own wake-ups (see NOTES.md)
-
-
-def collect(rs: RunqSlower, enough) -> list:
-    """The events ``rs`` delivers, once ``enough(events)`` holds."""
-    events: list = []
-
-    def more():
-        rs.poll(0.1)
-        events.extend(rs.events(timeout=0))
-        return enough(events)
-
-    wait_for(more, every=0, seen=lambda: events[-5:])
-    return events
+from waiting import DEADLINE, collect, wait_for
+from workload import THRESHOLD_US, VICTIM_COMM, Contention
 
 
 @pytest.mark.parametrize("flavour", ["tp_btf", "raw_tp"])

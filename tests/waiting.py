@@ -38,6 +38,20 @@ def gather(snapshot, enough, timeout: float = DEADLINE):
     return last["value"]
 
 
+def collect(tool, enough) -> list:
+    """The events an event tool (``poll()``, ``events()``) delivers, once
+    ``enough(events)`` holds."""
+    events: list = []
+
+    def more():
+        tool.poll(0.1)
+        events.extend(tool.events(timeout=0))
+        return enough(events)
+
+    wait_for(more, every=0, seen=lambda: events[-5:])
+    return events
+
+
 class Command:
     """A command whose stdout and stderr lines are read as they come, so a
     test can wait for a banner or a row and then act."""
