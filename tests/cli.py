@@ -10,19 +10,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import urllib.request
 
 import pytest
 
 from testobjects import fire
-from waiting import NO_WAIT, Command, wait_for
+from waiting import NO_WAIT, Command
 
 
 def cmd(*args) -> list[str]:
@@ -67,30 +65,17 @@ def run_and_fire(obj, values, *args, tgid: bool = True, prefix=()) -> tuple[int,
         return p.finish(signal.SIGINT)
 
 
-class Exporter:
-    """``python -m pyrunq exporter --listen 127.0.0.1:0 ...`` until stopped."""
+class Exporter(Command):
+    """``pyrunq exporter --listen 127.0.0.1:0 ARGS`` (after ``wrapper``),
+    serving until stopped."""
 
     def __init__(self, *args, wrapper=()):
-        self.err = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen(
-            [*wrapper, *cmd("exporter", "--listen", "127.0.0.1:0", *args)],
-            stdout=subprocess.DEVNULL,
-            stderr=self.err,
-            text=True,
-        )
-        self.url = self._wait_serving()
-
-    def _wait_serving(self) -> str:
-        def serving():
-            assert self.proc.poll() is None, self.stderr()
-            m = re.search(r"serving (http://\S+)", self.stderr())
-            return m and m.group(1)
-
-        return wait_for(serving, seen=self.stderr)
+        super().__init__([*wrapper, *cmd("exporter", "--listen", "127.0.0.1:0", *args)])
+        [line] = self.wait_line(r"serving http://\S+", stream="err")
+        self.url = line[line.index("http://") :].split()[0]
 
     def stderr(self) -> str:
-        self.err.seek(0)
-        return self.err.read()
+        return "".join(f"{line}\n" for line in list(self.err))
 
     def scrape(self, accept: str | None = None) -> tuple[str, str]:
         req = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
@@ -109,18 +94,8 @@ class Exporter:
         }
 
     def stop(self, signum=signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        return self.proc.wait(timeout=30)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.err.close()
+        """Signal it and wait for its end: its exit code."""
+        return self.finish(signum)[0]
 
 
 def missing_pid() -> int:
