@@ -141,7 +141,7 @@ def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(k
 def test_cli_blame_json_and_text(kernel, cgroup_tree):
     with Contention() as w:
         path = cgroup_tree(CONTAINER, w.hog)
-        args = ["runqslower", "--blame", "-p", str(w.victim.pid), str(THRESHOLD_US)]
+        args = ["runqslower", "--blame", "-p", str(w.victim.pid), "3000"]  # the hog's bursts
         with pyrunq_command(*args, "--json") as p:
             lines = p.wait_line(r"^\{", count=5)
             rc, _, err = p.finish(signal.SIGINT)

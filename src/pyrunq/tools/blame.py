@@ -77,6 +77,7 @@ class Kinds:
         self.names = names if names is not None else Names()  # cgroup id -> path
         self._kind = enum_names(btf, "blame_kind")
         self._why = enum_names(btf, "blame_why")
+        self._other: dict[int, str] = {}  # cgroup id -> "container" or "host"
 
     def path(self, cgroup_id: int) -> str:
         return self.names(cgroup_id)
@@ -89,7 +90,12 @@ class Kinds:
         kind = self._kind[raw]
         if kind != "other":
             return kind
-        return "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
+        other = self._other.get(cgroup_id)
+        if other is None:  # a cgroup's path does not change: parsed once
+            other = self._other[cgroup_id] = (
+                "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
+            )
+        return other
 
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
@@ -143,14 +149,17 @@ class Attributions:
         self.kinds, self.per = kinds, per
         self._hists: dict[int, tuple[int, ...]] = {}
         self._pairs: dict[tuple, int] = {}
+        self._keys: dict[int, list] = {}  # victim -> its entries' keys, as read
 
     def diff(self, hists, pairs, clear: bool = True) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
         cleared call; ``hists`` and ``pairs`` are the maps' items."""
         culprits: dict[int, list[Culprit]] = {}
+        self._keys = {}
         for k, v in pairs:
             raw = (k.victim, k.cgroup_id, k.culprit, k.kind)
             ns = v.ns - self._pairs.get(raw, 0)
+            self._keys.setdefault(k.victim, []).append(k)
             if clear:
                 self._pairs[raw] = v.ns
             if ns:
@@ -183,9 +192,12 @@ class Attributions:
                 kinds[c.kind] += c.ns
         return Attribution(kinds, tuple(sorted(culprits, key=lambda c: -c.ns)))
 
-    def forget(self, raws) -> None:
+    def forget(self, raws) -> list:
+        """Forget these keys' baselines; return the keys of their entries in
+        the culprit table (as last read), for the caller to delete."""
         gone = set(raws)
         for raw in gone:
             self._hists.pop(raw, None)
         for key in [k for k in self._pairs if k[0] in gone]:
             del self._pairs[key]
+        return [k for raw in gone for k in self._keys.pop(raw, ())]

@@ -92,14 +92,7 @@ class RunqLat(RunqTracer):
         """With ``blame``: {key: Attribution} of what happened since the last
         cleared call, for the keys that waited: who took the CPU from them.
         Baselines of its own, independent of ``snapshot()``'s."""
-        if not self.blame:
-            raise UsageError("attribution() needs RunqLat(blame=True)")
-        if self._attributions is None:
-            self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
-        hists = self.obj.maps["hists"].items()
-        comms = {raw: h.comm for raw, h in hists}
-        diffs = self._attributions.diff(hists, self.obj.maps["blames"].items(), clear)
-        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
+        return self._attribute(self.obj.maps["hists"].items(), clear)
 
     def snapshot(self, clear: bool = True) -> dict:
         """Histograms of what happened since the last cleared snapshot, by key.
@@ -107,11 +100,30 @@ class RunqLat(RunqTracer):
         Keys with no new samples are left out. ``clear=False`` leaves the
         baseline where it is, so the next snapshot covers this time too.
         """
+        return self._snapshot(self.obj.maps["hists"].items(), clear)
+
+    def interval(self, clear: bool = True) -> tuple[dict, dict]:
+        """``(snapshot(), attribution())`` from one read of the kernel's
+        histograms: the same waits in both, and half the reading."""
+        items = self.obj.maps["hists"].items()
+        blame = self._attribute(items, clear)  # first: the snapshot forgets what is gone
+        return self._snapshot(items, clear), blame
+
+    def _snapshot(self, items, clear: bool) -> dict:
         self._baselines_of("snapshot")
-        out, idle = differences(self.obj.maps["hists"].items(), self._previous, self.unit, self._key, clear)
+        out, idle = differences(items, self._previous, self.unit, self._key, clear)
         if clear:
             self._forget_gone(idle)
         return out
+
+    def _attribute(self, items, clear: bool) -> dict:
+        if not self.blame:
+            raise UsageError("attribution() needs RunqLat(blame=True)")
+        if self._attributions is None:
+            self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
+        comms = {raw: h.comm for raw, h in items}
+        diffs = self._attributions.diff(items, self.obj.maps["blames"].items(), clear)
+        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
 
     def interval_text(self, clear: bool = True) -> bytes:
         """What ``snapshot()`` would return, as runqlat prints it: the
@@ -176,15 +188,16 @@ class RunqLat(RunqTracer):
             self._forget_culprits_of(set(ids))
 
     def _forget_culprits_of(self, victims: set) -> None:
-        if self._attributions is not None:
-            self._attributions.forget(victims)
+        """Delete the culprit table's entries of these keys (those read by
+        the last attribution: an entry made since is deleted next time)."""
+        if self._attributions is None:
+            return
         blames = self.obj.maps["blames"]
-        for k in blames.keys():
-            if k.victim in victims:
-                try:
-                    del blames[k]
-                except KeyError:
-                    pass
+        for k in self._attributions.forget(victims):
+            try:
+                del blames[k]
+            except KeyError:
+                pass
 
 
 def differences(items, previous: dict, unit: str, key, clear: bool = True) -> tuple[dict, list]:

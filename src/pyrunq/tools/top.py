@@ -514,8 +514,7 @@ class Sampler:
 
     def sample(self) -> Frame:
         assert self.rq is not None
-        snapshot = self.rq.snapshot()
-        blame = self.rq.attribution()
+        snapshot, blame = self.rq.interval()
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
