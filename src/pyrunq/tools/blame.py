@@ -133,6 +133,7 @@ class Attribution:
 
     @property
     def total_ns(self) -> int:
+        """The key's waiting in the interval: every kind together."""
         return sum(self.kinds.values())
 
     def shares(self) -> dict[str, float]:
