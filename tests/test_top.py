@@ -420,7 +420,7 @@ def test_screen_in_a_real_terminal(kernel, tmux):
     with Contention() as w:
         term = tmux(in_shell("top -d 0.5"), width=60)
         term.wait(lambda s: among_the_first(first_table(s), w.victim.pid))
-        term("resize-window", "-x", "120")  # wider: the names appear, so it redrew at the new size
+        term("resize-window", "-x", "160")  # wider: the names appear, so it redrew at the new size
         term.wait(lambda s: "COMM" in s and VICTIM_COMM in s)
         term.keys("t")
         term.wait(
