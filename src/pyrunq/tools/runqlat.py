@@ -21,7 +21,7 @@ from ..cgroup import Names
 from ..hist import Histogram
 from ..errors import UsageError
 from .base import check_choice, check_positive
-from .blame import Attributions, Kinds
+from .blame import Attribution, Attributions, Kinds
 from .runqtracer import RunqTracer
 
 # What ``per`` takes: enum per_kind's PER_<NAME> (None: PER_NONE), whose
@@ -88,7 +88,7 @@ class RunqLat(RunqTracer):
             return Key("cgroup", raw, self._names()(raw))
         return Key(self.per, raw, comm)
 
-    def attribution(self, clear: bool = True) -> dict:
+    def attribution(self, clear: bool = True) -> dict[Key | None, Attribution]:
         """With ``blame``: {key: Attribution} of what happened since the last
         cleared call, for the keys that waited: who took the CPU from them.
         Baselines of its own, independent of ``snapshot()``'s."""
@@ -102,7 +102,9 @@ class RunqLat(RunqTracer):
         """
         return self._snapshot(self.obj.maps["hists"].items(), clear)
 
-    def interval(self, clear: bool = True) -> tuple[dict, dict]:
+    def interval(
+        self, clear: bool = True
+    ) -> tuple[dict[Key | None, Histogram], dict[Key | None, Attribution]]:
         """``(snapshot(), attribution())`` from one read of the kernel's
         histograms: the same waits in both, and half the reading."""
         items = self.obj.maps["hists"].items()
@@ -116,7 +118,7 @@ class RunqLat(RunqTracer):
             self._forget_gone(idle)
         return out
 
-    def _attribute(self, items, clear: bool) -> dict:
+    def _attribute(self, items, clear: bool) -> dict[Key | None, Attribution]:
         if not self.blame:
             raise UsageError("attribution() needs RunqLat(blame=True)")
         if self._attributions is None:
