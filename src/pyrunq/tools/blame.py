@@ -2,8 +2,9 @@
 
 The kernel splits each wait among the tasks that ran on the CPU meanwhile,
 as enum blame_kind says: the waiting task's own cgroup, another cgroup, a
-kernel thread, the idle task, or unattributed (the wait moved between CPUs,
-or crossed more switches than the kernel keeps). Here "another cgroup"
+kernel thread, the idle task, or unattributed (the part of a wait spent on
+another CPU's queue, or before the switches the kernel keeps, or when a
+switch was not seen or the culprit table was full). Here "another cgroup"
 becomes "container" when its path names one (``pyrunq.containers``) and
 "host" when not (system.slice, user.slice, the root).
 """
@@ -192,6 +193,22 @@ class Attributions:
             if c.kind in ("container", "host"):
                 kinds[c.kind] += c.ns
         return Attribution(kinds, tuple(sorted(culprits, key=lambda c: -c.ns)))
+
+    def culprit_cgroups(self) -> set[int]:
+        """The cgroups of the culprits in the table, as last read."""
+        return {k.cgroup_id for keys in self._keys.values() for k in keys}
+
+    def forget_culprits(self, cgroup_ids) -> list:
+        """Forget the entries whose culprit is in these cgroups (removed
+        cgroups: nothing more can be added to them); return their keys in
+        the culprit table, for the caller to delete."""
+        gone, out = set(cgroup_ids), []
+        for victim, keys in self._keys.items():
+            out += [k for k in keys if k.cgroup_id in gone]
+            self._keys[victim] = [k for k in keys if k.cgroup_id not in gone]
+        for raw in [r for r in self._pairs if r[1] in gone]:
+            del self._pairs[raw]
+        return out
 
     def forget(self, raws) -> list:
         """Forget these keys' baselines; return the keys of their entries in

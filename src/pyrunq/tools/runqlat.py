@@ -168,9 +168,10 @@ class RunqLat(RunqTracer):
         if self.per in ("pid", "tid"):
             self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
         elif self.per == "cgroup" and idle:
-            if self._cgroup_names is None:
-                self._cgroup_names = Names()
-            self.forget([raw for raw in idle if not self._cgroup_names.exists(raw)])
+            self.forget([raw for raw in idle if not self._names().exists(raw)])
+        if self.per == "cgroup" and self._attributions is not None:  # culprits removed, victims alive
+            gone = [c for c in self._attributions.culprit_cgroups() if not self._names().exists(c)]
+            self._delete_culprits(self._attributions.forget_culprits(gone))
 
     def forget(self, ids) -> None:
         """Drop the kernel entries and baselines of these keys (e.g. cgroups
@@ -192,10 +193,12 @@ class RunqLat(RunqTracer):
     def _forget_culprits_of(self, victims: set) -> None:
         """Delete the culprit table's entries of these keys (those read by
         the last attribution: an entry made since is deleted next time)."""
-        if self._attributions is None:
-            return
+        if self._attributions is not None:
+            self._delete_culprits(self._attributions.forget(victims))
+
+    def _delete_culprits(self, keys) -> None:
         blames = self.obj.maps["blames"]
-        for k in self._attributions.forget(victims):
+        for k in keys:
             try:
                 del blames[k]
             except KeyError:
