@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="one repetition of 1 s loads")
     args = p.parse_args(argv)
     repeat, seconds = (1, 1.0) if args.quick else (args.repeat, 3.0)
-    rivals.ensure_packages()
+    rivals.ensure_packages(["stress-ng", "libbpf-tools", "bpftool"])
     leaks = LeakCheck()
     res: dict[str, dict[str, list]] = {}
     for _ in range(repeat):

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         ap.exit(2, "bench: needs root (BPF)\n")
-    failed = rivals.ensure_packages(["libbpf-tools", "gcc"])
+    failed = rivals.ensure_packages(["libbpf-tools", "gcc", "bpftool"])  # bpftool: the leak check
     if failed:
         ap.exit(1, f"bench: cannot install {failed}\n")
     leaks, runs = LeakCheck(), {name: [] for name in tools()}

@@ -65,14 +65,17 @@ static __always_inline void segment_begin(bool raw, struct blame_ring *r,
 	s->start_ns = start;
 	s->who.tid = task_read(raw, t, pid);
 	s->who.pid = task_read(raw, t, tgid);
-	s->who.cgroup_id = task_cgroup(t);
+	s->who.cgroup_id = task_cgroup(raw, t);
 	if (!s->who.tid)
 		s->who.kind = BLAME_IDLE;
 	else if (task_read(raw, t, flags) & PF_KTHREAD)
 		s->who.kind = BLAME_KERNEL;
 	else
 		s->who.kind = BLAME_OTHER;
-	BPF_CORE_READ_INTO(&s->who.comm, t, comm);
+	if (raw)
+		BPF_CORE_READ_INTO(&s->who.comm, t, comm);
+	else	/* plain loads through the BTF pointer: no helper call */
+		__builtin_memcpy(s->who.comm, t->comm, sizeof(s->who.comm));
 	r->count++;
 }
 
@@ -120,8 +123,8 @@ static __always_inline void blame_unattributed(void *ctx, __u32 why, __u64 ns)
  * here since it was queued here; the part on another CPU's queue before a
  * migration is unattributed.
  */
-static __always_inline void blame_wait(struct task_struct *t, struct wait *w,
-				       void *ctx)
+static __always_inline void blame_wait(bool raw, struct task_struct *t,
+				       struct wait *w, void *ctx)
 {
 	__u64 end = w->now, cgroup, start;
 	struct blame_ring *r;
@@ -148,7 +151,7 @@ static __always_inline void blame_wait(struct task_struct *t, struct wait *w,
 		blame_unattributed(ctx, BLAME_WHY_UNSEEN, w->ns);
 		return;
 	}
-	cgroup = task_cgroup(t);
+	cgroup = task_cgroup(raw, t);
 	for (i = 0; i < BLAME_SEGS && i < r->count; i++) {
 		s = &r->segs[(r->count - 1 - i) & (BLAME_SEGS - 1)];
 		start = s->start_ns > w->then ? s->start_ns : w->then;

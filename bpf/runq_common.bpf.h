@@ -121,9 +121,13 @@ static __always_inline __u32 task_cpu(bool raw, struct task_struct *t)
 	return task_read(raw, (struct task_struct___cpu *)t, cpu);
 }
 
-static __always_inline __u64 task_cgroup(struct task_struct *t)
+/* t's cgroup v2 id: tp_btf walks the pointers with plain (BTF) loads, a
+ * raw_tp must probe-read each one. */
+static __always_inline __u64 task_cgroup(bool raw, struct task_struct *t)
 {
-	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	if (raw)
+		return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	return t->cgroups->dfl_cgrp->kn->id;
 }
 
 /* Is t in the cgroup v2 directory targ_cgroup_id or below it? */
@@ -159,7 +163,7 @@ static __always_inline bool task_wanted(bool raw, struct task_struct *t,
 			return false;
 	}
 	if (filter_cgroup_set) {
-		__u64 id = task_cgroup(t);
+		__u64 id = task_cgroup(raw, t);
 
 		if (!bpf_map_lookup_elem(&cgroup_set, &id))
 			return false;

@@ -172,7 +172,7 @@ static __always_inline void record(bool raw, struct task_struct *t,
 	if (targ_blame) {
 		blamed.h = h;
 		blamed.key = key;
-		blame_wait(t, w, &blamed);
+		blame_wait(raw, t, w, &blamed);
 	}
 }
 

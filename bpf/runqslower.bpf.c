@@ -79,7 +79,7 @@ static __always_inline void emit(bool raw, struct task_struct *prev,
 	b->unattributed_ns = 0;
 	b->why = BLAME_WHY_NONE;
 	b->nculprits = 0;
-	blame_wait(next, w, b);
+	blame_wait(raw, next, w, b);
 	bpf_ringbuf_submit(b, 0);
 }
 

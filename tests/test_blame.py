@@ -151,7 +151,7 @@ def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(k
 def test_cli_blame_json_and_text(kernel, cgroup_tree):
     with Contention() as w:
         path = cgroup_tree(CONTAINER, w.hog)
-        args = ["runqslower", "--blame", "-p", str(w.victim.pid), str(THRESHOLD_US)]
+        args = ["runqslower", "--blame", "-p", str(w.victim.pid), "3000"]  # the hog's bursts
         with cli.spawn(*args, "--json") as p:
             lines = p.wait_line(r"^\{", count=5)
             rc, _, err = p.finish(signal.SIGINT)
@@ -247,3 +247,31 @@ def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
         total - kinds["idle"] - kinds["unattributed"], rel=1e-9
     )
     assert by_culprit[hog] == ("3f2a" * 16, pytest.approx(kinds["container"], rel=1e-9))
+
+
+def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree):
+    """A culprit's entries go when its cgroup is removed, while the key it
+    took the CPU from lives on: a long-lived cgroup must not fill the table
+    with containers long gone."""
+    with Contention() as w:
+        cgroup_tree("victim", w.victim)
+        hogs = cgroup2_mount() + cgroup_tree.parent + "/hogs"  # removed by this test, not the fixture
+        os.mkdir(hogs)
+        try:
+            with RunqLat(per="cgroup", blame=True) as rq:
+                with open(os.path.join(hogs, "cgroup.procs"), "w") as f:
+                    f.write(str(w.hog.pid))
+                hog_id = os.stat(hogs).st_ino
+                entries = lambda: {k.cgroup_id for k in rq.obj.maps["blames"].keys()}  # noqa: E731
+                wait_for(lambda: rq.interval() and hog_id in entries(), seen=entries)
+                w.hog.kill()
+                w.hog.wait()
+                os.rmdir(hogs)
+                rq.interval()  # the last of the hog's time, read before its entries go
+                rq.interval()
+                assert hog_id not in entries()
+        finally:
+            if os.path.exists(hogs):
+                w.hog.kill()
+                w.hog.wait()
+                os.rmdir(hogs)

@@ -244,8 +244,8 @@ class FakeRunqLat:
     def snapshot(self):
         return self.queued.pop(0) if self.queued else {}
 
-    def attribution(self):
-        return self.blamed.pop(0) if self.blamed else {}
+    def interval(self):
+        return self.snapshot(), self.blamed.pop(0) if self.blamed else {}
 
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}

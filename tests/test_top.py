@@ -190,6 +190,8 @@ def test_rows_show_who_held_the_cpu_and_the_victim_culprit_table():
     )
     row = {r.id: r for r in f.rows}
     assert row[10].culprit() == "podman:abababababab hog[42]" and row[11].culprit() == ""
+    idle = Attribution(dict(kinds, idle=7_000_000), (hog,))
+    assert frame_of({victim: hist([8000])}, blame={victim: idle}).rows[0].culprit() == "idle"
     line = row_line(row[10])
     assert line[: NAME_AT - 1].split()[-7:] == [
         "0",
@@ -395,7 +397,7 @@ def test_screen_in_a_real_terminal(kernel, tmux):
     with Contention() as w:
         term = tmux(in_shell("top -d 0.5"), width=60)
         term.wait(lambda s: among_the_first(first_table(s), w.victim.pid))
-        term("resize-window", "-x", "120")  # wider: the names appear, so it redrew at the new size
+        term("resize-window", "-x", "160")  # wider: the names appear, so it redrew at the new size
         term.wait(lambda s: "COMM" in s and VICTIM_COMM in s)
         term.keys("t")
         term.wait(

@@ -235,17 +235,17 @@ class RunqueueCollector:
 
     def update(self) -> None:
         """Fold what the kernel counted since the last update (hold ``lock``)."""
-        for key, hist in self.rq.snapshot().items():
+        snapshot, blame = self.rq.interval() if self.rq.blame else (self.rq.snapshot(), {})
+        for key, hist in snapshot.items():
             series = self._series.get(key) or self._admit(key)
             if series is None:
                 self.samples_dropped += hist.total
             else:
                 series.add(hist)
-        if self.rq.blame:
-            for key, attribution in self.rq.attribution().items():
-                series = self._series.get(key)
-                if series is not None:  # else its samples are counted as dropped
-                    series.blame(attribution, self.blame_top)
+        for key, attribution in blame.items():
+            series = self._series.get(key)
+            if series is not None:  # else its samples are counted as dropped
+                series.blame(attribution, self.blame_top)
 
     def _admit(self, key) -> _Series | None:
         if self.max_series is not None and len(self._series) >= self.max_series:

@@ -148,7 +148,7 @@ def run(args, parser) -> int:
         while remaining > 0:
             stopped = wait(args.interval)  # no interval: until Ctrl-C
             if args.blame:  # the histograms of the Python reference, beside their attribution
-                snapshot, blame = rq.snapshot(), rq.attribution()
+                snapshot, blame = rq.interval()
                 if args.json:
                     out.write(json_lines(snapshot, rq, blame))
                 else:

@@ -2,8 +2,9 @@
 
 The kernel splits each wait among the tasks that ran on the CPU meanwhile,
 as enum blame_kind says: the waiting task's own cgroup, another cgroup, a
-kernel thread, the idle task, or unattributed (the wait moved between CPUs,
-or crossed more switches than the kernel keeps). Here "another cgroup"
+kernel thread, the idle task, or unattributed (the part of a wait spent on
+another CPU's queue, or before the switches the kernel keeps, or when a
+switch was not seen or the culprit table was full). Here "another cgroup"
 becomes "container" when its path names one (``pyrunq.containers``) and
 "host" when not (system.slice, user.slice, the root).
 """
@@ -77,6 +78,7 @@ class Kinds:
         self.names = names if names is not None else Names()  # cgroup id -> path
         self._kind = enum_names(btf, "blame_kind")
         self._why = enum_names(btf, "blame_why")
+        self._other: dict[int, str] = {}  # cgroup id -> "container" or "host"
 
     def path(self, cgroup_id: int) -> str:
         return self.names(cgroup_id)
@@ -89,7 +91,12 @@ class Kinds:
         kind = self._kind[raw]
         if kind != "other":
             return kind
-        return "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
+        other = self._other.get(cgroup_id)
+        if other is None:  # a cgroup's path does not change: parsed once
+            other = self._other[cgroup_id] = (
+                "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
+            )
+        return other
 
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
@@ -127,6 +134,7 @@ class Attribution:
 
     @property
     def total_ns(self) -> int:
+        """The key's waiting in the interval: every kind together."""
         return sum(self.kinds.values())
 
     def shares(self) -> dict[str, float]:
@@ -143,14 +151,17 @@ class Attributions:
         self.kinds, self.per = kinds, per
         self._hists: dict[int, tuple[int, ...]] = {}
         self._pairs: dict[tuple, int] = {}
+        self._keys: dict[int, list] = {}  # victim -> its entries' keys, as read
 
     def diff(self, hists, pairs, clear: bool = True) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
         cleared call; ``hists`` and ``pairs`` are the maps' items."""
         culprits: dict[int, list[Culprit]] = {}
+        self._keys = {}
         for k, v in pairs:
             raw = (k.victim, k.cgroup_id, k.culprit, k.kind)
             ns = v.ns - self._pairs.get(raw, 0)
+            self._keys.setdefault(k.victim, []).append(k)
             if clear:
                 self._pairs[raw] = v.ns
             if ns:
@@ -183,9 +194,28 @@ class Attributions:
                 kinds[c.kind] += c.ns
         return Attribution(kinds, tuple(sorted(culprits, key=lambda c: -c.ns)))
 
-    def forget(self, raws) -> None:
+    def culprit_cgroups(self) -> set[int]:
+        """The cgroups of the culprits in the table, as last read."""
+        return {k.cgroup_id for keys in self._keys.values() for k in keys}
+
+    def forget_culprits(self, cgroup_ids) -> list:
+        """Forget the entries whose culprit is in these cgroups (removed
+        cgroups: nothing more can be added to them); return their keys in
+        the culprit table, for the caller to delete."""
+        gone, out = set(cgroup_ids), []
+        for victim, keys in self._keys.items():
+            out += [k for k in keys if k.cgroup_id in gone]
+            self._keys[victim] = [k for k in keys if k.cgroup_id not in gone]
+        for raw in [r for r in self._pairs if r[1] in gone]:
+            del self._pairs[raw]
+        return out
+
+    def forget(self, raws) -> list:
+        """Forget these keys' baselines; return the keys of their entries in
+        the culprit table (as last read), for the caller to delete."""
         gone = set(raws)
         for raw in gone:
             self._hists.pop(raw, None)
         for key in [k for k in self._pairs if k[0] in gone]:
             del self._pairs[key]
+        return [k for raw in gone for k in self._keys.pop(raw, ())]

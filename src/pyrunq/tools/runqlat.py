@@ -21,7 +21,7 @@ from ..cgroup import Names
 from ..hist import Histogram
 from ..errors import UsageError
 from .base import check_choice, check_positive
-from .blame import Attributions, Kinds
+from .blame import Attribution, Attributions, Kinds
 from .runqtracer import RunqTracer
 
 # What ``per`` takes: enum per_kind's PER_<NAME> (None: PER_NONE), whose
@@ -88,18 +88,11 @@ class RunqLat(RunqTracer):
             return Key("cgroup", raw, self._names()(raw))
         return Key(self.per, raw, comm)
 
-    def attribution(self, clear: bool = True) -> dict:
+    def attribution(self, clear: bool = True) -> dict[Key | None, Attribution]:
         """With ``blame``: {key: Attribution} of what happened since the last
         cleared call, for the keys that waited: who took the CPU from them.
         Baselines of its own, independent of ``snapshot()``'s."""
-        if not self.blame:
-            raise UsageError("attribution() needs RunqLat(blame=True)")
-        if self._attributions is None:
-            self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
-        hists = self.obj.maps["hists"].items()
-        comms = {raw: h.comm for raw, h in hists}
-        diffs = self._attributions.diff(hists, self.obj.maps["blames"].items(), clear)
-        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
+        return self._attribute(self.obj.maps["hists"].items(), clear)
 
     def snapshot(self, clear: bool = True) -> dict:
         """Histograms of what happened since the last cleared snapshot, by key.
@@ -107,11 +100,32 @@ class RunqLat(RunqTracer):
         Keys with no new samples are left out. ``clear=False`` leaves the
         baseline where it is, so the next snapshot covers this time too.
         """
+        return self._snapshot(self.obj.maps["hists"].items(), clear)
+
+    def interval(
+        self, clear: bool = True
+    ) -> tuple[dict[Key | None, Histogram], dict[Key | None, Attribution]]:
+        """``(snapshot(), attribution())`` from one read of the kernel's
+        histograms: the same waits in both, and half the reading."""
+        items = self.obj.maps["hists"].items()
+        blame = self._attribute(items, clear)  # first: the snapshot forgets what is gone
+        return self._snapshot(items, clear), blame
+
+    def _snapshot(self, items, clear: bool) -> dict:
         self._baselines_of("snapshot")
-        out, idle = differences(self.obj.maps["hists"].items(), self._previous, self.unit, self._key, clear)
+        out, idle = differences(items, self._previous, self.unit, self._key, clear)
         if clear:
             self._forget_gone(idle)
         return out
+
+    def _attribute(self, items, clear: bool) -> dict[Key | None, Attribution]:
+        if not self.blame:
+            raise UsageError("attribution() needs RunqLat(blame=True)")
+        if self._attributions is None:
+            self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
+        comms = {raw: h.comm for raw, h in items}
+        diffs = self._attributions.diff(items, self.obj.maps["blames"].items(), clear)
+        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
 
     def interval_text(self, clear: bool = True) -> bytes:
         """What ``snapshot()`` would return, as runqlat prints it: the
@@ -154,9 +168,10 @@ class RunqLat(RunqTracer):
         if self.per in ("pid", "tid"):
             self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
         elif self.per == "cgroup" and idle:
-            if self._cgroup_names is None:
-                self._cgroup_names = Names()
-            self.forget([raw for raw in idle if not self._cgroup_names.exists(raw)])
+            self.forget([raw for raw in idle if not self._names().exists(raw)])
+        if self.per == "cgroup" and self._attributions is not None:  # culprits removed, victims alive
+            gone = [c for c in self._attributions.culprit_cgroups() if not self._names().exists(c)]
+            self._delete_culprits(self._attributions.forget_culprits(gone))
 
     def forget(self, ids) -> None:
         """Drop the kernel entries and baselines of these keys (e.g. cgroups
@@ -176,15 +191,18 @@ class RunqLat(RunqTracer):
             self._forget_culprits_of(set(ids))
 
     def _forget_culprits_of(self, victims: set) -> None:
+        """Delete the culprit table's entries of these keys (those read by
+        the last attribution: an entry made since is deleted next time)."""
         if self._attributions is not None:
-            self._attributions.forget(victims)
+            self._delete_culprits(self._attributions.forget(victims))
+
+    def _delete_culprits(self, keys) -> None:
         blames = self.obj.maps["blames"]
-        for k in blames.keys():
-            if k.victim in victims:
-                try:
-                    del blames[k]
-                except KeyError:
-                    pass
+        for k in keys:
+            try:
+                del blames[k]
+            except KeyError:
+                pass
 
 
 def differences(items, previous: dict, unit: str, key, clear: bool = True) -> tuple[dict, list]:

@@ -65,8 +65,14 @@ class Row:
     blame: Attribution | None = None  # who held the CPU while it waited
 
     def culprit(self) -> str:
-        """The largest culprit, as a person names it ("" for none)."""
-        return self.blame.culprits[0].label() if self.blame and self.blame.culprits else ""
+        """Who held the CPU longest while it waited, as a person names it:
+        a task or cgroup, or "idle" (the CPU was free); "" for nobody known."""
+        if not self.blame:
+            return ""
+        top = self.blame.culprits[0] if self.blame.culprits else None
+        if self.blame.kinds["idle"] > (top.ns if top else 0):
+            return "idle"
+        return top.label() if top else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -514,8 +520,7 @@ class Sampler:
 
     def sample(self) -> Frame:
         assert self.rq is not None
-        snapshot = self.rq.snapshot()
-        blame = self.rq.attribution()
+        snapshot, blame = self.rq.interval()
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
