@@ -286,7 +286,8 @@ static __always_inline bool runq_switch(bool raw, bool preempt,
 					struct task_struct *next,
 					struct wait *w)
 {
-	w->prev_tid = task_read(raw, prev, pid);
+	if (targ_blame)	/* blame_wait() checks the ring against it */
+		w->prev_tid = task_read(raw, prev, pid);
 	if (preempt || task_running(raw, prev))
 		runq_enqueue(raw, prev,
 			     targ_blame ? bpf_get_smp_processor_id() : 0,
