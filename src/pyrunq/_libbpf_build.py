@@ -284,6 +284,17 @@ int pyrunq_rows_sample(void *ctx, void *data, size_t size);
 void pyrunq_rows_start(struct pyrunq_rows *r, unsigned budget);
 unsigned pyrunq_rows_handled(const struct pyrunq_rows *r);
 long pyrunq_rows_take(struct pyrunq_rows *r, const char **text);
+/* runqslower --blame's column (native/culprits.c) */
+struct pyrunq_culprits;
+struct pyrunq_culprits *pyrunq_culprits_new(const size_t *off, size_t comm_len, size_t record_size,
+                                            const unsigned char *kinds, size_t n_kinds, char **whys,
+                                            size_t n_whys);
+void pyrunq_culprits_free(struct pyrunq_culprits *c);
+int pyrunq_culprits_name(struct pyrunq_culprits *c, uint64_t id, const char *label, int container);
+int pyrunq_rows_blame(struct pyrunq_rows *r, struct pyrunq_culprits *c);
+size_t pyrunq_rows_wanted(const struct pyrunq_rows *r, const uint64_t **ids);
+struct pyrunq_culprits *pyrunq_rows_culprits(struct pyrunq_rows *r);
+void pyrunq_rows_release(struct pyrunq_rows *r);
 """
 
 SOURCE = r"""
@@ -389,6 +400,7 @@ static void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize)
 #define PYRUNQ_BUDGET_SPENT (-(1 << 20))  /* not an errno: those are small */
 #include "text.c"
 #include "hists.c"
+#include "culprits.c"
 #include "rows.c"
 """
 

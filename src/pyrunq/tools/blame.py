@@ -98,6 +98,12 @@ class Kinds:
             )
         return other
 
+    def cgroup(self, cgroup_id: int) -> tuple[str, bool]:
+        """How a culprit's cgroup is named (``cgroup_label``), and whether
+        it is a container's."""
+        path = self.path(cgroup_id)
+        return cgroup_label(path), bool(containers.parse(path)["container_id"])
+
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
         return "" if self._why.get(raw) == "none" else self._why.get(raw, str(raw))
