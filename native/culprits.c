@@ -26,18 +26,11 @@ enum { PYRUNQ_KIND_SELF, PYRUNQ_KIND_OTHER, PYRUNQ_KIND_KERNEL, PYRUNQ_KIND_IDLE
 #define PYRUNQ_KINDS_MAX 8
 #define PYRUNQ_WHYS_MAX 8
 
-struct pyrunq_cgroup_name {
-    uint64_t id;
-    char *label;               /* NULL: an empty slot */
-    int container;             /* 1: "label comm[tid]", 0: "comm[tid] label" */
-};
-
 struct pyrunq_culprits {
     size_t off[PYRUNQ_CULPRITS_FIELDS], comm_len, slots;
     unsigned char kind[PYRUNQ_KINDS_MAX];   /* enum blame_kind value -> PYRUNQ_KIND_* */
     char *why[PYRUNQ_WHYS_MAX];             /* enum blame_why value -> its name ("" for none) */
-    struct pyrunq_cgroup_name *names;       /* open addressing, at most half full */
-    size_t cap, used;
+    struct pyrunq_cgroup_names names;       /* native/cgroups.c */
     uint64_t wanted[PYRUNQ_CULPRITS_MAX];   /* cgroups of the held record without a name */
     size_t n_wanted;
 };
@@ -54,11 +47,9 @@ static void pyrunq_culprits_free(struct pyrunq_culprits *c)
 
     if (!c)
         return;
-    for (i = 0; i < c->cap; i++)
-        free(c->names[i].label);
+    pyrunq_cgroup_names_clear(&c->names);
     for (i = 0; i < PYRUNQ_WHYS_MAX; i++)
         free(c->why[i]);
-    free(c->names);
     free(c);
 }
 
@@ -112,53 +103,10 @@ static uint32_t pyrunq_u32_at(const unsigned char *p)
     return v;
 }
 
-static struct pyrunq_cgroup_name *pyrunq_culprits_slot(const struct pyrunq_culprits *c, uint64_t id)
-{
-    size_t mask = c->cap - 1, i = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-
-    while (c->names[i].label && c->names[i].id != id)
-        i = (i + 1) & mask;
-    return &c->names[i];
-}
-
-static const struct pyrunq_cgroup_name *pyrunq_culprits_lookup(const struct pyrunq_culprits *c, uint64_t id)
-{
-    const struct pyrunq_cgroup_name *n = c->cap ? pyrunq_culprits_slot(c, id) : NULL;
-
-    return n && n->label ? n : NULL;
-}
-
 /* Name a cgroup: its label and whether it is a container's. 0 or -ENOMEM. */
 static int pyrunq_culprits_name(struct pyrunq_culprits *c, uint64_t id, const char *label, int container)
 {
-    struct pyrunq_cgroup_name *n;
-    char *copy;
-
-    if ((c->used + 1) * 2 > c->cap) {
-        struct pyrunq_cgroup_name *old = c->names;
-        size_t old_cap = c->cap, i;
-
-        c->cap = c->cap ? c->cap * 2 : 64;
-        if (!(c->names = calloc(c->cap, sizeof(*old)))) {
-            c->names = old;
-            c->cap = old_cap;
-            return -ENOMEM;
-        }
-        for (i = 0; i < old_cap; i++)
-            if (old[i].label)
-                *pyrunq_culprits_slot(c, old[i].id) = old[i];
-        free(old);
-    }
-    if (!(copy = strdup(label)))
-        return -ENOMEM;
-    n = pyrunq_culprits_slot(c, id);
-    if (!n->label)
-        c->used++;
-    free(n->label);
-    n->id = id;
-    n->label = copy;
-    n->container = container;
-    return 0;
+    return pyrunq_cgroup_set(&c->names, id, label, container);
 }
 
 static const unsigned char *pyrunq_culprit_at(const struct pyrunq_culprits *c, const unsigned char *e, size_t i)
@@ -200,7 +148,7 @@ static size_t pyrunq_culprits_want(struct pyrunq_culprits *c, const unsigned cha
         const unsigned char *p = pyrunq_culprit_at(c, e, i);
         uint64_t id = pyrunq_u64_at(p + c->off[PYRUNQ_CULPRIT_CGROUP]);
 
-        if (!pyrunq_culprit_needs_name(c, p) || pyrunq_culprits_lookup(c, id))
+        if (!pyrunq_culprit_needs_name(c, p) || pyrunq_cgroup_lookup(&c->names, id))
             continue;
         for (j = 0; j < c->n_wanted && c->wanted[j] != id; j++)
             ;
@@ -224,7 +172,7 @@ static void pyrunq_put_duration(struct pyrunq_text *t, uint64_t ns)
 /* As pyrunq.tools.blame.Culprit.label(). */
 static void pyrunq_put_label(const struct pyrunq_culprits *c, struct pyrunq_text *t, const unsigned char *p)
 {
-    const struct pyrunq_cgroup_name *cg = pyrunq_culprits_lookup(c, pyrunq_u64_at(p + c->off[PYRUNQ_CULPRIT_CGROUP]));
+    const struct pyrunq_cgroup_name *cg = pyrunq_cgroup_lookup(&c->names, pyrunq_u64_at(p + c->off[PYRUNQ_CULPRIT_CGROUP]));
     const char *label = cg ? cg->label : "<cgroup not named>";
     int kind = pyrunq_culprit_kind(c, p);
     uint32_t tid = pyrunq_u32_at(p + c->off[PYRUNQ_CULPRIT_TID]);
