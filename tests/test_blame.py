@@ -185,6 +185,31 @@ def test_the_hog_in_its_cgroup_takes_the_victims_waits(
     assert sum(c.ns for c in hog) >= 0.9 * waited, [e.culprits for e in events]
 
 
+def test_tops_attribution_in_c_names_the_hog(kernel, cgroup_tree):
+    """RunqLat.interval_stats() (pyrunq top's per-key work in C): the
+    victim's waiting goes to the hog's container, and the hog is its largest
+    culprit; the parts add up to the waiting the histogram counted."""
+    with Contention() as w:
+        path = cgroup_tree(CONTAINER, w.hog)
+        with RunqLat(per="pid", pids=[w.victim.pid], blame=True) as rq:
+            seen: dict = {"kinds": collections.Counter(), "sum": 0}
+
+            def enough():
+                stats, _, blame = rq.interval_stats()
+                for key, s in stats:
+                    seen["sum"] += s.sum_ns
+                    a = blame[key]
+                    seen["kinds"].update(a.kinds)
+                    top = a.culprits[0]
+                    if a.kinds["container"] > a.total_ns / 2:
+                        assert (top.pid, top.cgroup, top.kind) == (w.hog.pid, path, "container"), a
+                return sum(seen["kinds"].values()) > 30e6  # 30 ms of waiting seen
+
+            wait_for(enough, seen=lambda: seen)
+    assert sum(seen["kinds"].values()) == seen["sum"]  # every nanosecond, once
+    assert seen["kinds"]["container"] >= 0.9 * seen["sum"], seen
+
+
 def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
     with Quiet() as w, RunqSlower(min_us=0, tid=w.victim.pid, blame=True) as rs:
         events = collect(rs, lambda e: sum(ev.prev_tid == 0 for ev in e) >= 20)
@@ -308,7 +333,8 @@ def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
     assert by_culprit[hog] == ("3f2a" * 16, pytest.approx(kinds["container"], rel=1e-9))
 
 
-def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree):
+@pytest.mark.parametrize("method", ["interval", "interval_stats"])  # Python's culprit table, C's
+def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree, method):
     """A culprit's entries go when its cgroup is removed, while the key it
     took the CPU from lives on: a long-lived cgroup must not fill the table
     with containers long gone."""
@@ -322,12 +348,13 @@ def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree):
                     f.write(str(w.hog.pid))
                 hog_id = os.stat(hogs).st_ino
                 entries = lambda: {k.cgroup_id for k in rq.obj.maps["blames"].keys()}  # noqa: E731
-                wait_for(lambda: rq.interval() and hog_id in entries(), seen=entries)
+                interval = getattr(rq, method)
+                wait_for(lambda: interval() and hog_id in entries(), seen=entries)
                 w.hog.kill()
                 w.hog.wait()
                 os.rmdir(hogs)
-                rq.interval()  # the last of the hog's time, read before its entries go
-                rq.interval()
+                interval()  # the last of the hog's time, read before its entries go
+                interval()
                 assert hog_id not in entries()
         finally:
             if os.path.exists(hogs):
