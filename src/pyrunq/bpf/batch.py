@@ -1,6 +1,7 @@
 """RawBatch: every entry of a map, read raw with batch lookups into buffers
-that C reads in place (``HistDiffs``, ``BlameDiffs``): no Python object per
-entry."""
+that C reads in place; NativeTable: what ``HistDiffs`` and ``BlameDiffs``
+share, a C table of one map's baselines with one Python owner. No Python
+object per entry."""
 
 from __future__ import annotations
 
@@ -73,3 +74,47 @@ class RawBatch:
             ffi.memmove(keys, self._keys, self._cap * self.key_size)
             ffi.memmove(values, self._values, self._cap * self.value_size)
         self._keys, self._values, self._cap = keys, values, n
+
+
+class NativeTable:
+    """A table kept in C (``ptr``) of the baselines of one map's entries,
+    and the buffers its map is read into. ``free``, ``length`` and ``diff``:
+    the C table's functions; ``what``: its name in errors."""
+
+    def __init__(self, ptr, key_size: int, value_size: int, free, length, diff, what: str) -> None:
+        if ptr == ffi.NULL:
+            raise ValueError(f"not the layout of a {type(self).__name__} (or out of memory)")
+        self._t = ffi.gc(ptr, free)
+        self._batch = RawBatch(key_size, value_size)
+        self._length, self._diff, self._what = length, diff, what  # the C table's functions, its name
+
+    def close(self) -> None:
+        """Free the C side now (otherwise when this object is collected)."""
+        if self._t is not None:
+            ffi.release(self._t)
+            self._t = None
+
+    def _table(self):
+        if self._t is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return self._t
+
+    def __len__(self) -> int:
+        """How many entries have a baseline."""
+        return self._length(self._table())
+
+    def read(self, m) -> tuple[object, object, int]:
+        """Every entry of map ``m``, raw: (keys, values, count), as buffers
+        (no copy) that the next read overwrites."""
+        return self._batch.read(m)
+
+    def diff(self, keys, values, count: int, clear: bool = True) -> None:
+        """Compare ``count`` raw entries (keys and values packed as a batch
+        read returns them, in any buffers) with the baselines; with
+        ``clear``, the baselines move to them."""
+        k, v = ffi.from_buffer(keys), ffi.from_buffer(values)
+        ret = self._diff(self._table(), k, len(k), v, len(v), count, clear)
+        if ret == -errno.EINVAL:
+            raise ValueError(f"buffers too short for {count} entries")
+        if ret < 0:
+            raise MemoryError(f"out of memory for the {self._what}'s baselines")

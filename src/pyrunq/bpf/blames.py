@@ -6,12 +6,11 @@ Attributions``) is the reference the tests compare with."""
 
 from __future__ import annotations
 
-import errno
 import struct
 from typing import NamedTuple
 
 from ..libbpf import ffi, lib
-from .batch import RawBatch
+from .batch import NativeTable
 from .codecs import Layout
 
 # struct blame_key's and struct blame_val's members, in native/blames.c's order
@@ -60,7 +59,7 @@ def _offsets(layout: Layout, names) -> list[int]:
         raise ValueError(f"not runqlat's culprit table: no member {e.args[0]}") from None
 
 
-class BlameDiffs:
+class BlameDiffs(NativeTable):
     """The baselines of the culprit table's entries, kept in C. ``other``:
     enum blame_kind's BLAME_OTHER. Each interval: ``diff()`` a ``read()``,
     name the cgroups ``unnamed()`` lists (``name()``), then ``victims()``
@@ -74,38 +73,9 @@ class BlameDiffs:
         )
         if ptr == ffi.NULL:
             raise ValueError("not runqlat's culprit table layout, or out of memory")
-        self._t = ffi.gc(ptr, lib.pyrunq_blames_free)
-        self._batch = RawBatch(key_layout.size, value_layout.size)
+        c_table = (lib.pyrunq_blames_free, lib.pyrunq_blames_len, lib.pyrunq_blames_diff)
+        super().__init__(ptr, key_layout.size, value_layout.size, *c_table, "culprit table")
         self._n = ffi.new("size_t *")
-
-    def close(self) -> None:
-        """Free the C side now (otherwise when this object is collected)."""
-        if self._t is not None:
-            ffi.release(self._t)
-            self._t = None
-
-    def _table(self):
-        if self._t is None:
-            raise ValueError("BlameDiffs is closed")
-        return self._t
-
-    def __len__(self) -> int:
-        """How many entries have a baseline."""
-        return lib.pyrunq_blames_len(self._table())
-
-    def read(self, m) -> tuple[object, object, int]:
-        """Every entry of the culprit table ``m``, raw (see ``RawBatch``)."""
-        return self._batch.read(m)
-
-    def diff(self, keys, values, count: int, clear: bool = True) -> None:
-        """The entries that grew since the baselines (which move to these
-        counts with ``clear``), from ``count`` raw entries."""
-        k, v = ffi.from_buffer(keys), ffi.from_buffer(values)
-        ret = lib.pyrunq_blames_diff(self._table(), k, len(k), v, len(v), count, clear)
-        if ret == -errno.EINVAL:
-            raise ValueError(f"buffers too short for {count} entries")
-        if ret < 0:
-            raise MemoryError("out of memory for the culprit table's baselines")
 
     def changes(self) -> list[BlameChange]:
         """The last diff's entries that grew, in map order."""

@@ -17,7 +17,7 @@ import struct
 from typing import NamedTuple
 
 from ..libbpf import ffi, lib
-from .batch import RawBatch
+from .batch import NativeTable
 from .codecs import Array, Layout
 
 # how each section's heading is made: None (one histogram, no heading),
@@ -55,7 +55,7 @@ _STATS = struct.Struct(
 )
 
 
-class HistDiffs:
+class HistDiffs(NativeTable):
     """The baselines of a histogram map's keys, kept in C.
 
     ``key_size``: 4 or 8; ``value_layout``: the map's value type (from its
@@ -82,13 +82,13 @@ class HistDiffs:
                 f"not runqlat's histogram layout (or out of memory): key {key_size} bytes, "
                 f"value {value_layout.size} bytes"
             )
-        self._t = ffi.gc(ptr, lib.pyrunq_hists_free)
+        c_table = (lib.pyrunq_hists_free, lib.pyrunq_hists_len, lib.pyrunq_hists_diff)
+        super().__init__(ptr, key_size, value_layout.size, *c_table, "histogram map")
         if stats:
             self._with_stats(members)
         self.key_size, self.value_size = key_size, value_layout.size
         self._n = ffi.new("size_t *")
         self._text = ffi.new("char **")
-        self._batch = RawBatch(key_size, value_layout.size)
 
     def _with_stats(self, members: dict) -> None:
         """Stats from the u64 ``sum_ns`` and ``blame_ns[5]`` where the value has them."""
@@ -99,40 +99,7 @@ class HistDiffs:
         if lib.pyrunq_hists_with_stats(self._t, sum_off, blame_off) < 0:
             raise ValueError("not runqlat's histogram layout: sum_ns or blame_ns out of the value")
 
-    def close(self) -> None:
-        """Free the C side now (otherwise when this object is collected)."""
-        if self._t is not None:
-            ffi.release(self._t)
-            self._t = None
-
-    def _table(self):
-        if self._t is None:
-            raise ValueError("HistDiffs is closed")
-        return self._t
-
-    def __len__(self) -> int:
-        """How many keys have a baseline."""
-        return lib.pyrunq_hists_len(self._table())
-
-    # -- reading --------------------------------------------------------------
-
-    def read(self, m) -> tuple[object, object, int]:
-        """Every entry of map ``m`` (a ``Map`` of this layout), raw: (keys,
-        values, count), keys and values as buffers (no copy) that the next
-        read overwrites."""
-        return self._batch.read(m)
-
     # -- differences and text -------------------------------------------------
-
-    def diff(self, keys, values, count: int, clear: bool = True) -> None:
-        """Compare ``count`` raw entries (keys and values packed as a batch
-        read returns them, in any buffers) with the baselines."""
-        k, v = ffi.from_buffer(keys), ffi.from_buffer(values)
-        ret = lib.pyrunq_hists_diff(self._table(), k, len(k), v, len(v), count, clear)
-        if ret == -errno.EINVAL:
-            raise ValueError(f"buffers too short for {count} entries")
-        if ret < 0:
-            raise MemoryError("out of memory for the histogram baselines")
 
     def changed(self) -> list[int]:
         """The keys with new samples in the last diff, in map order."""
