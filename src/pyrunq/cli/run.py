@@ -459,6 +459,9 @@ class TablePrinter:
                     self.out.write(
                         stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
                     )
+            if rep.merged:
+                note = f"{rep.merged} entries added into others whose stacks name the same functions"
+                self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
 
 

@@ -434,9 +434,8 @@ class Runner(Tool):
         if not (key or value):
             return report
         named = [name for part in (key, value) if part for name in part.ids + part.inline]
-        return dataclasses.replace(
-            report, entries=self.stacks.name_entries(report.entries, key, value), stacks=named
-        )
+        entries, merged = self.stacks.name_entries(report.entries, key, value)
+        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged)
 
     def loop(
         self,
