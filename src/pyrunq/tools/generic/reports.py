@@ -9,7 +9,8 @@ import dataclasses
 
 from ...bpf import ARRAY_TYPES, BPFObject
 from ...bpf import btf as B
-from .introspect import global_hist_shape, hist_shape, presenter, unit_of
+from .introspect import global_hist_shape, hist_shape, unit_of
+from .present import presenter
 from .measures import PerCpu, is_zero, merge_percpu, minus
 
 

@@ -36,12 +36,12 @@ from .introspect import (
     event_map_structs,
     find_struct,
     nameable_structs,
-    presenter,
     struct_of_size,
     value_kind,
     view,
 )
 from .objfile import check_trust, open_object
+from .present import presenter
 from .reports import MapReport, difference, read_global, read_map
 from .settings import apply_max_entries, apply_settings
 from .stacks import Stacks
