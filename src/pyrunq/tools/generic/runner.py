@@ -444,10 +444,13 @@ class Runner(Tool):
         on_maps=None,
         wait=_sleep,
         cumulative: bool = False,
+        on_iterators=None,
     ) -> None:
         """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
         returns True; every ``interval`` seconds call ``on_maps(reports)`` with
-        what happened in that interval (``cumulative``: the totals so far).
+        what happened in that interval (``cumulative``: the totals so far),
+        then ``on_iterators(texts)`` with what the iterators wrote: they run
+        before the maps are read, so what they write there is of this pass.
         Then stop (detach, hand over what is left)."""
         now = time.monotonic()
         deadline = None if duration is None else now + duration
@@ -458,7 +461,10 @@ class Runner(Tool):
             if deadline is not None and now >= deadline:
                 break
             if tick is not None and now >= tick:
+                texts = self.iterators() if on_iterators else {}  # first: what they write is read next
                 on_maps(self.maps(delta=not cumulative))
+                if on_iterators:
+                    on_iterators(texts)
                 tick = max(tick + (interval or 0.0), now)
             waits = [t - now for t in (deadline, tick) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
