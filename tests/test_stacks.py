@@ -144,3 +144,21 @@ def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
     assert re.fullmatch(r"    _*getpgid", block[split + 1])
     assert sum(1 for line in lines if line.startswith("TIME")) == 1  # the records' header
     assert "KSTACK " not in lines[0] and "KSTACK_SZ" in out  # stacks are not columns
+
+
+def test_a_histogram_per_stack_is_named_and_printed_under_its_stack(kernel, objs):
+    """tests/objects/gen_stackhist.bpf.c, in futexctn's shape: the stack in
+    a histogram's key is named, printed above its histogram, and the
+    histograms of stacks that name the same functions added up."""
+    rc, out, err = run_and_fire(objs["gen_stackhist"], [1, 2, 3, 100])
+    assert rc == 0, err
+    heads = [i for i, line in enumerate(out.splitlines()) if line.startswith("hists[")]
+    assert heads, out
+    lines = out.splitlines()
+    for i in heads:
+        assert re.fullmatch(
+            rf"hists\[\{{pid={os.getpid()}\}}\]: contended=\d+ total_elapsed=\d+ min=\d+ max=\d+", lines[i]
+        )
+        assert re.fullmatch(r"    _*getpgid", lines[i + 1]), lines[i : i + 3]  # its user stack, top first
+    contended = sum(int(re.search(r"contended=(\d+)", lines[i]).group(1)) for i in heads)  # type: ignore[union-attr]
+    assert contended == 4

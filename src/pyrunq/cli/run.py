@@ -434,9 +434,10 @@ class TablePrinter:
             if rep.kind == "hist":
                 values = False
                 for key, slots, labels in rep.entries:
-                    head = rep.name if key is None else f"{rep.name}[{text(key)}]"
+                    head = rep.name if key is None else f"{rep.name}[{text(_without(key, rep.stacks))}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
+                    stacks = stack_lines(_only(key, rep.stacks), rep.stacks) if rep.stacks else ""
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
                 continue
             value = _own_value(rep)
             if rep.entries and not (value and values):
