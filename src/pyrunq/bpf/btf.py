@@ -112,7 +112,9 @@ class BTF:
                 return Raw(t.size)
             return Int(t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL))
         if kind in (ENUM, ENUM64):
-            return Int(t.size, bool(t.info >> 31)) if t.size in INT_FORMATS else Raw(t.size)
+            if t.size not in INT_FORMATS:
+                return Raw(t.size)
+            return Int(t.size, bool(t.info >> 31), values=self.enum_values(tid))
         if kind == PTR:
             return Int(8, False)
         if kind == FLOAT:

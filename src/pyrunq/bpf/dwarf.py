@@ -30,10 +30,15 @@ import os
 import weakref
 from typing import Any, NamedTuple
 
-from ...bpf import BTF, Array, BPFObject, Codec, CString, Float, Int, Layout, Raw, Struct
-from ...bpf import btf as B
-from ...bpf import btfcheck
-from ...errors import BPFError, MalformedObject
+from ..errors import BPFError, MalformedObject
+from . import btf as B
+from . import btfcheck
+from .btf import BTF
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Struct
+
+TYPE_CHECKING = False  # see globals.py
+if TYPE_CHECKING:
+    from .object import BPFObject
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +418,9 @@ class DwarfTypes:
             _, signed, is_bool, _ = self.int_info(tid)
             return Int(size, signed, is_bool) if size in (1, 2, 4, 8) else Raw(size)
         if kind == B.ENUM:
-            return Int(size, self.enum_signed(tid)) if size in (1, 2, 4, 8) else Raw(size)
+            if size not in (1, 2, 4, 8):
+                return Raw(size)
+            return Int(size, self.enum_signed(tid), values=self.enum_values(tid))
         if kind == B.PTR:
             return Int(_POINTER_SIZE, False)
         if kind == B.FLOAT and size in (4, 8):
