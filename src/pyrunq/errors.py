@@ -42,6 +42,11 @@ class StateError(PyrunqError, RuntimeError):
     """An operation at the wrong point of the lifecycle (e.g. after close)."""
 
 
+class StaleSkeleton(PyrunqError, ValueError):
+    """A skeleton module (``pyrunq skel``) over an object whose types are no
+    longer those it was generated from: the message says how to regenerate."""
+
+
 class LibbpfUnavailable(PyrunqError, ImportError):
     """libbpf.so.1 is missing or older than pyrunq needs."""
 

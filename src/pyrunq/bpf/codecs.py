@@ -192,11 +192,21 @@ class Array(Codec):
 class Struct(Codec):
     """A struct as a ``Record``; padding is skipped, every member kept."""
 
-    def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        members: list[tuple[str, int, Codec]],
+        record: type[Record] | None = None,
+    ):
         self.size, self.members = size, members
         if keyword.iskeyword(name) or not name.isidentifier():  # the kernel's struct class
             name = f"struct_{name}" if name.isidentifier() else "anon"
-        self.record = record_class(name, [m[0] for m in members])
+        fields = field_names([m[0] for m in members])
+        # a skeleton's class for this struct (``pyrunq skel``), if its members are these
+        if record is None or list(record._fields) != fields:
+            record = record_class(name, [m[0] for m in members])
+        self.record = record
         self._by_c_name = {m[0]: f for m, f in zip(members, self.record._fields) if m[0] and m[0] != f}
         fmt, pos = [], 0
         for _, offset, codec in members:

@@ -34,7 +34,7 @@ from ..errors import BPFError, MalformedObject
 from . import btf as B
 from . import btfcheck
 from .btf import BTF
-from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Struct
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
 
 TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class DwarfTypes:
 
     def __init__(self, dies: dict[int, _Die], files: dict[int, list[str]]):
         self._dies, self._files = dies, files
+        self.records: dict[str, type[Record]] = {}  # as BTF.records: a skeleton's classes
         self._ids: dict[tuple[int, int], int] = {}
         self._keys: list[tuple[int, int]] = [(0, 0)]  # type id -> (DIE offset, array dimension)
         self._types: dict[int, _Type] = {}
@@ -439,7 +440,8 @@ class DwarfTypes:
                 codec = self._codec(mtid)
                 members.append((name, bit_offset // 8, codec))
                 end = bit_offset // 8 + codec.size
-            return Struct(self.name(tid), size, members) if end <= size else Raw(size)
+            name = self.name(tid)
+            return Struct(name, size, members, self.records.get(name)) if end <= size else Raw(size)
         return Raw(size)
 
 
@@ -498,7 +500,9 @@ def dwarf_of(obj: BPFObject) -> DwarfTypes | None:
     when the object has no DWARF or pyelftools cannot read it."""
     if obj not in _cache:
         try:
-            _cache[obj] = DwarfTypes.read(obj.path)
+            _cache[obj] = types = DwarfTypes.read(obj.path)
+            if types is not None:
+                types.records = obj.btf.records
         except Exception as e:  # a foreign object's odd DWARF: go on without it
             log.warning("cannot read the DWARF of %s: %s", obj.path, e)
             _cache[obj] = None

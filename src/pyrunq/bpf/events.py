@@ -112,6 +112,20 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) ->
     return out
 
 
+def likely_struct(obj: BPFObject, map_name: str) -> str | None:
+    """The struct of event map ``map_name`` without a record to measure (for
+    a skeleton): ``event_map_structs``' pairing, else the only struct of the
+    first tier of ``struct_of_size`` that has any; None when that is not one."""
+    paired = event_map_structs(obj).get(map_name)
+    if paired:
+        return paired
+    for tier in (event_structs, dwarf_only_structs, map_structs):
+        names = tier(obj)
+        if names:
+            return names[0] if len(names) == 1 else None
+    return None
+
+
 def no_struct(obj: BPFObject, name: str) -> str:
     """Why ``struct name`` cannot decode records: it is in neither the BTF nor
     the DWARF; the structs there are, and how to keep one in the BTF."""

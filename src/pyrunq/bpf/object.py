@@ -10,7 +10,7 @@ from ..errors import BPFNotFoundError, StateError, UsageError, VerifierError, ve
 from ..libbpf import ffi, lib
 from . import events
 from .btf import BTF
-from .codecs import Layout
+from .codecs import Layout, Record
 from .globals import DATA_SECTIONS, GlobalSection
 from .kernel import check_kernel_btf, kernel_btf_path
 from .maps import RINGBUF, Map
@@ -82,7 +82,9 @@ class BPFObject:
     - ``rodata``, ``bss``, ``data``: its global variables per section
       (``GlobalSection``): ``obj.rodata["min_us"] = 10`` before load (range
       checked), ``obj.bss["count"]`` after;
-    - ``btf``: its types (``BTF``); ``path``, ``name``, ``state``.
+    - ``btf``: its types (``BTF``); ``path``, ``name``, ``state``;
+    - ``skel``: all of it by attribute, for the REPL (``obj.skel.rodata.min_us``);
+      ``pyrunq skel OBJECT -o MODULE.py`` writes a typed module of it.
 
     Events: ``ring_buffer()`` / ``perf_buffer()`` over an event map, its
     records decoded as ``pyrunq run`` decodes them (``pyrunq.bpf.events``:
@@ -98,11 +100,17 @@ class BPFObject:
     data: GlobalSection
     btf: BTF
 
-    def __init__(self, path: str | os.PathLike[str], btf_custom_path: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        btf_custom_path: str | None = None,
+        records: dict[str, type[Record]] | None = None,
+    ):
         path = os.fspath(path)
         self.path = path
         self.state = CLOSED
         self._owned: list = []
+        self._skel: Any = None
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
         self._btf_path = btf_custom_path or kernel_btf_path()
@@ -116,7 +124,7 @@ class BPFObject:
         self.state = OPEN
         self._finalizer = weakref.finalize(self, lib.bpf_object__close, self._ptr)
         self.name = ffi.string(lib.bpf_object__name(self._ptr)).decode()
-        self.btf = BTF(lib.bpf_object__btf(self._ptr))
+        self.btf = BTF(lib.bpf_object__btf(self._ptr), records)  # records: a skeleton's classes
         self.maps: dict[str, Map] = Named("map", self.name)
         self._sections: dict[str, Map] = {}
         m = lib.bpf_object__next_map(self._ptr, ffi.NULL)
@@ -152,6 +160,17 @@ class BPFObject:
 
     def __repr__(self):
         return f"<BPFObject {self.name!r} {self.state}>"
+
+    @property
+    def skel(self) -> Any:
+        """This object as a skeleton, made now for the REPL:
+        ``obj.skel.rodata.min_us``, ``obj.skel.maps.counts.items()``,
+        ``obj.skel.events.rb``... (untyped: ``pyrunq skel`` writes the typed one)."""
+        if self._skel is None:
+            from .skel import runtime
+
+            self._skel = runtime(self)
+        return self._skel
 
     def _require(self, states, action: str) -> None:
         states = (states,) if isinstance(states, str) else states
