@@ -32,9 +32,12 @@ ARCHES = {"x86_64": "x86", "aarch64": "arm64"}
 _HERE = os.path.dirname(os.path.abspath(__file__))  # the packaged objects are in <arch>/ below
 
 
-def packaged_object(name: str) -> str:
-    """Path of an object shipped in the package, for this machine's architecture:
-    ``"runqlat"`` -> ``.../x86/runqlat.bpf.o``."""
+def packaged_object(name: str, package: str | None = None) -> str:
+    """Path of an object shipped in pyrunq (or in ``package``, built by
+    pyrunq's build hook: ``<package>/bpf/<arch>/``), for this machine's
+    architecture: ``"runqlat"`` -> ``.../x86/runqlat.bpf.o``."""
+    if package is not None:
+        return _object_of(package, name)
     machine = os.uname().machine
     if machine not in ARCHES:
         raise BPFNotFoundError(
@@ -51,6 +54,37 @@ def packaged_object(name: str) -> str:
             "find packaged object",
             name,
             "the package is incomplete: reinstall pyrunq, or run: python build.py",
+        )
+    return path
+
+
+def _object_of(package: str, name: str) -> str:
+    """``<package>/bpf/<arch>/<name>.bpf.o`` of an installed package (found, not imported)."""
+    import importlib.util
+
+    machine = os.uname().machine
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BPFNotFoundError(2, "find the objects of package", package, "is it installed?")
+    if machine not in ARCHES:
+        raise BPFNotFoundError(
+            2,
+            "find packaged object",
+            name,
+            f"objects are built for {' and '.join(ARCHES)}; this is {machine}",
+        )
+    here = list(spec.submodule_search_locations)[0]
+    path = os.path.join(here, "bpf", ARCHES[machine], f"{name}.bpf.o")
+    if not os.path.isfile(path):
+        folder = os.path.dirname(path)
+        built = sorted(f[: -len(".bpf.o")] for f in os.listdir(folder)) if os.path.isdir(folder) else []
+        has = ", ".join(built) or "none"
+        raise BPFNotFoundError(
+            2,
+            "find packaged object",
+            name,
+            f"package {package} has no {ARCHES[machine]} object {name!r} (has: {has}): "
+            f"reinstall {package}, built with pyrunq's build hook",
         )
     return path
 
@@ -149,13 +183,19 @@ class BPFObject:
         )
 
     @classmethod
-    def open(cls, name_or_path: str | os.PathLike[str], btf_custom_path: str | None = None) -> BPFObject:
-        """Open a packaged object by name (``"runqlat"``) or any object file
-        by path (a str or any ``os.PathLike``: ``pathlib.Path``)."""
+    def open(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        btf_custom_path: str | None = None,
+        package: str | None = None,
+    ) -> BPFObject:
+        """Open a packaged object by name (``"runqlat"``; with ``package``, an
+        object of that installed package, built by pyrunq's build hook) or any
+        object file by path (a str or any ``os.PathLike``: ``pathlib.Path``)."""
         if isinstance(name_or_path, os.PathLike):
             return cls(name_or_path, btf_custom_path)
-        if os.sep not in name_or_path and not name_or_path.endswith(".o"):
-            name_or_path = packaged_object(name_or_path)
+        if package is not None or (os.sep not in name_or_path and not name_or_path.endswith(".o")):
+            name_or_path = packaged_object(name_or_path, package)
         return cls(name_or_path, btf_custom_path)
 
     def __repr__(self):
