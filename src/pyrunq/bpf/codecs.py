@@ -77,8 +77,19 @@ def record_class(name: str, members: list[str]) -> type[Record]:
     fields = field_names(members)
     body: dict[str, object] = {"__slots__": (), "_fields": tuple(fields)}
     for i, f in enumerate(fields):
-        body[f] = property(operator.itemgetter(i), doc=f"member {members[i] or i}")
+        body[f] = member(i, f"member {members[i] or i}")
     return type(name, (Record,), body)
+
+
+def member(index: int, doc: str) -> object:
+    """The attribute that reads item ``index`` of a record: namedtuple's own
+    accessor (in C, a third faster than a property) where CPython has it."""
+    try:
+        from collections import _tuplegetter  # type: ignore[attr-defined]
+
+        return _tuplegetter(index, doc)
+    except ImportError:
+        return property(operator.itemgetter(index), doc=doc)
 
 
 class Codec:

@@ -17,13 +17,12 @@ the ones it was generated from (``skelgen.digest``), else it refuses with
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from ..errors import StaleSkeleton, StateError
-from .codecs import Record
+from .codecs import Record, member
 from .globals import GlobalSection
 from .maps import RINGBUF, Map
 from .object import ARCHES, BPFObject
@@ -43,7 +42,7 @@ def record(cls: type[R]) -> type[R]:
     """A generated struct class: one property per member, in order (the
     class declares the members' types, for type checkers, and ``_fields``)."""
     for i, name in enumerate(cls._fields):
-        setattr(cls, name, property(operator.itemgetter(i), doc=f"member {name}"))
+        setattr(cls, name, member(i, f"member {name}"))
     return cls
 
 
