@@ -108,6 +108,16 @@ def test_bad_arguments_one_line_exit_2(objs, tmp_path, extra, message):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 
 
+def test_names_that_could_end_the_modules_strings_are_refused(objs, tmp_path):
+    evil = tmp_path / 'x"""; import os #.bpf.o'
+    shutil.copy(objs["gen_own"], evil)
+    out = cli.run("skel", str(evil), "-o", str(tmp_path / "m.py"))
+    assert out.returncode == 2 and "the module's text holds it: letters, digits, _ . + - only" in out.stderr
+    out = cli.run("skel", objs["gen_own"], "-o", str(tmp_path / "m.py"), "--event", 'rb=own_event"""')
+    assert out.returncode == 2 and "a map and a struct are C names" in out.stderr
+    assert not (tmp_path / "m.py").exists()
+
+
 def test_not_an_object_one_line_exit_2(tmp_path):
     (tmp_path / "x.bpf.o").write_text("not an ELF")
     out = cli.run("skel", str(tmp_path / "x.bpf.o"), "-o", str(tmp_path / "m.py"))

@@ -22,8 +22,10 @@ import hashlib
 import json
 import keyword
 import os
+import re
 from typing import Any
 
+from ..errors import UsageError
 from . import events
 from .codecs import Array, Codec, CString, Float, Int, Raw, Struct
 from .globals import DATA_SECTIONS
@@ -35,6 +37,7 @@ _RESERVED = {
     "Skeleton", "Rodata", "Bss", "Data", "Maps", "Progs", "Events", "OBJECT", "DIGEST", "EVENTS",
     "RECORDS", "open", "enum", "os", "BPFObject", "Program", "Record", "annotations",
 }  # fmt: skip
+_SAFE_FILE = re.compile(r"[\w.+-]+\Z", re.ASCII)
 _SECTION_CLASSES = {".rodata": "Rodata", ".bss": "Bss", ".data": "Data"}
 _SECTION_DOCS = {
     ".rodata": "set before load(), read-only after",
@@ -137,6 +140,13 @@ def model_digest(m: dict[str, Any]) -> str:
 def generate(path: str | os.PathLike[str], module: str, explicit: dict[str, str | None] | None = None) -> str:
     """The source of the skeleton module of the object at ``path``, to be
     written to ``module`` (a path: its name goes into the module's header)."""
+    # names that the module's text holds: only what cannot end a string or a comment
+    for what, name in [("object file", os.path.basename(os.fspath(path))), ("module", os.path.basename(module))]:
+        if not _SAFE_FILE.match(name):
+            raise UsageError(f"{what} name {name!r}: the module's text holds it: letters, digits, _ . + - only")
+    for k, v in (explicit or {}).items():
+        if not (k.isidentifier() and (v is None or v.isidentifier())):
+            raise UsageError(f"event {k}={v}: a map and a struct are C names")
     with BPFObject(path) as obj:
         m = model(obj, explicit)
     return source(m, os.path.basename(os.fspath(path)), os.path.basename(module), explicit or {})
