@@ -141,9 +141,12 @@ def generate(path: str | os.PathLike[str], module: str, explicit: dict[str, str 
     """The source of the skeleton module of the object at ``path``, to be
     written to ``module`` (a path: its name goes into the module's header)."""
     # names that the module's text holds: only what cannot end a string or a comment
-    for what, name in [("object file", os.path.basename(os.fspath(path))), ("module", os.path.basename(module))]:
+    names = {"object file": os.path.basename(os.fspath(path)), "module": os.path.basename(module)}
+    for what, name in names.items():
         if not _SAFE_FILE.match(name):
-            raise UsageError(f"{what} name {name!r}: the module's text holds it: letters, digits, _ . + - only")
+            raise UsageError(
+                f"{what} name {name!r}: the module's text holds it: letters, digits, _ . + - only"
+            )
     for k, v in (explicit or {}).items():
         if not (k.isidentifier() and (v is None or v.isidentifier())):
             raise UsageError(f"event {k}={v}: a map and a struct are C names")
