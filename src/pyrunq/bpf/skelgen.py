@@ -35,7 +35,8 @@ from .object import BPFObject
 # names the module defines itself: a struct or enum so named gets a trailing _
 _RESERVED = {
     "Skeleton", "Rodata", "Bss", "Data", "Maps", "Progs", "Events", "OBJECT", "DIGEST", "EVENTS",
-    "RECORDS", "open", "enum", "os", "BPFObject", "Program", "Record", "annotations",
+    "RECORDS", "open", "enum", "os", "BPFObject", "Program", "Record", "annotations", "_skel",
+    "int", "str", "bytes", "bool", "float", "tuple", "list", "dict", "type", "super",
 }  # fmt: skip
 _SAFE_FILE = re.compile(r"[\w.+-]+\Z", re.ASCII)
 _SECTION_CLASSES = {".rodata": "Rodata", ".bss": "Bss", ".data": "Data"}
@@ -172,7 +173,7 @@ def source(m: dict[str, Any], object_file: str, module_file: str, explicit: dict
     out += [
         "import os",
         "",
-        "from pyrunq.bpf import BPFObject, Program, Record",
+        f"from pyrunq.bpf import BPFObject, {'Program, ' if m['programs'] else ''}Record",
         "from pyrunq.bpf import skel as _skel",
         "",
     ]
