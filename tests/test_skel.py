@@ -100,10 +100,14 @@ def test_runtime_skeleton_for_the_repl(kernel, objs):
     [
         (["--event", "rb"], "--event rb: expected MAP=STRUCT"),
         (["-o", "x.txt"], "-o x.txt: a module's file name ends in .py"),
+        (["--event", "rb=nope"], "no struct 'nope' in the object's BTF or DWARF (structs: own_event)"),
+        (["--event", "rbx=own_event"], "event rbx: no such ring buffer or perf event array (has: rb)"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(objs, tmp_path, extra, message):
     args = ["skel", objs["gen_own"], "-o", str(tmp_path / "m.py"), *extra]
+    if "-o" in extra:
+        args[2:4] = []
     out = cli.run(*args)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 

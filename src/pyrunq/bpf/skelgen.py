@@ -117,8 +117,11 @@ def model(obj: BPFObject, explicit: dict[str, str | None] | None = None) -> dict
         if not name.isidentifier():
             continue
         if m.type in EVENT_TYPES:
-            struct = (explicit or {}).get(name) or events.likely_struct(obj, name)
-            found = events.find_struct(obj, struct) if struct else None
+            # a module's EVENTS name every event map's struct (or None): its check at
+            # open() then reads no pairing, which asks the running kernel's BTF
+            explicit = explicit or {}
+            struct = explicit[name] if name in explicit else events.likely_struct(obj, name)
+            found = events.struct_types(obj, struct) if struct else None  # UsageError: which there are
             annotation = "bytes"
             if found is not None:
                 annotation = types.annotation(found[0], found[1], found[0].layout(found[1]).codec)
@@ -127,6 +130,11 @@ def model(obj: BPFObject, explicit: dict[str, str | None] | None = None) -> dict
         key = types.annotation(obj.btf, m.key_type_id, m.key_layout.codec)
         value = types.annotation(obj.btf, m.value_type_id, m.value_layout.codec)
         out["maps"].append([name, key, f"list[{value}]" if m.percpu else value])
+    unknown = set(explicit or {}) - {name for name, _, _ in out["events"]}
+    if unknown:
+        rings = ", ".join(name for name, _, _ in out["events"]) or "none"
+        first = sorted(unknown)[0]
+        raise UsageError(f"event {first}: no such ring buffer or perf event array (has: {rings})")
     out["programs"] = [[name, p.section] for name, p in obj.programs.items() if name.isidentifier()]
     out["structs"] = types.structs
     out["enums"] = types.enums
