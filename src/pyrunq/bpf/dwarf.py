@@ -458,6 +458,8 @@ def _walk(die, cu: int, out: dict[int, _Die]) -> bool:
             value += cu
         elif isinstance(value, bytes):
             value = _text(value)
+        if name == "DW_AT_name" and not isinstance(value, str):  # a broken string form: no name
+            value = ""
         attrs[name] = value
     out[die.offset] = _Die(die.tag, attrs, children, cu)
     return True
