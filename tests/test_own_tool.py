@@ -7,6 +7,7 @@ link per program, the verifier's reason in the error, ``async for``."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import pathlib
 import pydoc
@@ -85,6 +86,7 @@ def test_member_names_are_kept():
     # a dict by C name or Python name
     assert layout.encode({"from": 2, "class_": -1, "_pad": 1}) == b"\x01\x02\xff\xff"
     assert record._replace(from_=3).from_ == 3 and record._asdict()["class_"] == -1
+    assert copy.deepcopy(record) == record and type(copy.copy(record)) is type(record)
 
 
 # -- globals and values: in range or refused, saying the range --------------------

@@ -41,6 +41,9 @@ class Record(tuple):
             raise TypeError(f"{cls.__name__} has {len(cls._fields)} members, got {len(values)} values")
         return tuple.__new__(cls, values)
 
+    def __getnewargs__(self) -> tuple[object, ...]:  # copy and pickle call __new__ with these
+        return tuple(self)
+
     def _asdict(self) -> dict[str, object]:
         return dict(zip(self._fields, self))
 
