@@ -84,3 +84,22 @@ def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
     assert re.fullmatch(r"    _*getpgid", block[split + 1])
     assert sum(1 for line in lines if line.startswith("TIME")) == 1  # the records' header
     assert "KSTACK " not in lines[0] and "KSTACK_SZ" in out  # stacks are not columns
+
+
+def test_cli_folded_and_flame_graph_of_map_stacks(kernel, objs, tmp_path):
+    """--folded: stdout holds only the stacks, the process name at the root,
+    then the user stack, then the kernel's (marked _[k]), each outermost
+    first, weighed by the entry's count; --flamegraph draws the same."""
+    svg = tmp_path / "stacks.svg"
+    rc, out, err = run_and_fire(objs["gen_stacks"], [1, 2, 3], "--folded", "--flamegraph", str(svg))
+    assert rc == 0, err
+    lines = [line.rsplit(" ", 1) for line in out.splitlines()]
+    assert sum(int(n) for _, n in lines) == 3
+    for stack, _ in lines:
+        frames = stack.split(";")
+        kernel = [i for i, f in enumerate(frames) if f.endswith("_[k]")]
+        assert kernel and kernel == list(range(kernel[0], len(frames)))  # the kernel's last, all of it
+        assert f"{SYSCALL_ENTRY}_[k]" in frames[kernel[0] :]
+        assert re.fullmatch(r"_*getpgid", frames[kernel[0] - 1])  # the user stack's innermost
+    doc = svg.read_text()
+    assert 'data-total="3"' in doc and f'data-k="1" data-f="{SYSCALL_ENTRY}"' in doc

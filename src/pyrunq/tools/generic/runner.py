@@ -434,9 +434,9 @@ class Runner(Tool):
         if not (key or value):
             return report
         named = [name for part in (key, value) if part for name in part.ids + part.inline]
-        return dataclasses.replace(
-            report, entries=self.stacks.name_entries(report.entries, key, value), stacks=named
-        )
+        entries = self.stacks.name_entries(report.entries, key, value)
+        kernel = [name for name in named if name in self.stacks.kernel_members]
+        return dataclasses.replace(report, entries=entries, stacks=named, kernel_stacks=kernel)
 
     def loop(
         self,

@@ -87,6 +87,7 @@ class Stacks:
         self.maps = [m for m in obj.maps.values() if m.type == STACK_TRACE]
         self._kernel: KernelSymbols | None = None
         self._user = Symbolizer()
+        self.kernel_members: set[str] = set()  # members seen holding kernel stacks
 
     def members(self, types, tid: int) -> StackMembers | None:
         return stack_members(types, tid, bool(self.maps))
@@ -102,11 +103,11 @@ class Stacks:
             elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
                 out[member] = [f"[missed stack: {errno.errorcode.get(-stack_id, -stack_id)}]"]
             else:
-                out[member] = self._names(stack_addresses(self._map_for(member), stack_id), pid)
+                out[member] = self._names(stack_addresses(self._map_for(member), stack_id), pid, member)
         for member in members.inline:
             addresses = value[member]
             end = addresses.index(0) if 0 in addresses else len(addresses)
-            out[member] = self._names(addresses[:end], pid)
+            out[member] = self._names(addresses[:end], pid, member)
         return out
 
     def name_entries(self, entries: list, key: StackMembers | None, value: StackMembers | None) -> list:
@@ -127,7 +128,9 @@ class Stacks:
         word = member.lower().split("_")[0]
         return next((m for m in self.maps if word in m.name.lower()), self.maps[0])
 
-    def _names(self, addresses: list[int], pid: int | None) -> list[str]:
+    def _names(self, addresses: list[int], pid: int | None, member: str) -> list[str]:
+        if addresses and addresses[0] >= _KERNEL_HALF:
+            self.kernel_members.add(member)
         return [str(f) for f in self.frames(addresses, pid)]
 
     def frames(self, addresses: list[int], pid: int | None) -> list[Frame]:
