@@ -8,20 +8,26 @@ Slow tier: a browser start and a trace each."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import xml.etree.ElementTree as ET
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
+from pyrunq.hist import LOG2_SLOTS, bucket_bounds, slot_of_bucket
 import cli
 from userprogs import Waiting
 from waiting import wait_for
+from workload import BURST_S, HOG, HOG_COMM, IDLE_S, Workload, spawn, victim
 
 pytestmark = pytest.mark.slow
 
 HOSTILE = "<b id=h>&amp;"  # a comm (15 bytes at most, no "/"): markup, an entity, the folded separator
+SVG = "{http://www.w3.org/2000/svg}"
 FULL = 1180.0  # the flame graph's full width: 1200 px less two 10 px margins
 
 
@@ -104,3 +110,79 @@ def test_stackcount_flame_graph(kernel, foobar, browser, tmp_path):
     lit = browser.driver.find_elements(By.CSS_SELECTOR, "#frames > g.match")
     assert sorted(g.get_attribute("data-f") for g in lit) == ["Foo", "Foo", "foobar"]
     assert {g.find_element(By.TAG_NAME, "rect").get_attribute("fill") for g in lit} == {"rgb(230,0,230)"}
+
+
+def heatmap_cells(path) -> dict:
+    """panel label -> {(interval, fine bucket): count}, read from the file."""
+    root = ET.parse(path).getroot()
+    out = {}
+    for g in root.iter(f"{SVG}g"):
+        if g.get("class") == "panel":
+            out[g.get("data-label")] = {
+                (int(c.get("data-i")), int(c.get("data-b"))): int(c.get("data-n"))
+                for c in g.iter(f"{SVG}rect")
+                if c.get("class") == "c"
+            }
+    return out
+
+
+def by_slot(cells: dict, interval: int) -> list[int]:
+    """One interval's cells folded into runqlat's log2 slots (as its JSON has them)."""
+    slots = [0] * LOG2_SLOTS
+    for (i, b), n in cells.items():
+        if i == interval:
+            slots[slot_of_bucket(b)] += n
+    return slots
+
+
+def test_runqlat_heatmap(kernel, browser, tmp_path):
+    """A victim named with markup waits behind a real-time hog (tests/workload.py):
+    runqlat -P prints each interval's histograms as JSON and draws the same
+    in the heatmap, one small heatmap per process."""
+    svg = tmp_path / "latency.svg"
+    with Workload(
+        [victim(0, comm=HOSTILE), spawn(HOG.format(comm=HOG_COMM, burst=BURST_S, idle=IDLE_S), 0, fifo=True)]
+    ) as w:
+        pids = ",".join(str(p.pid) for p in w.procs)
+        done = cli.run("runqlat", "-P", "-p", pids, "--json", "--heatmap", str(svg), "1", "2")
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    ends = sorted({d["time"] for d in docs})
+    assert len(ends) == 2
+    cells = heatmap_cells(svg)
+    victim_label = f"pid = {w.procs[0].pid} {HOSTILE}"
+    assert set(cells) == {"every wait", victim_label, f"pid = {w.procs[1].pid} {HOG_COMM}"}
+    for i, end in enumerate(ends):  # every cell is a count of the interval's histogram
+        every = [0] * LOG2_SLOTS
+        for d in (d for d in docs if d["time"] == end):
+            slots = [b["count"] for b in d["buckets"]]
+            label = f"pid = {d['key']['id']} {d['key']['comm']}"
+            assert by_slot(cells[label], i)[: len(slots)] == slots
+            assert sum(by_slot(cells[label], i)) == d["total"]
+            every = [a + b for a, b in zip(every, slots + [0] * (LOG2_SLOTS - len(slots)))]
+        assert by_slot(cells["every wait"], i) == every
+    assert (
+        sum(n for (i, b), n in cells[victim_label].items() if bucket_bounds(b)[0] >= 1000) > 0
+    )  # the hog's ms
+
+    browser.open(str(svg))
+    opened_cleanly(browser, svg)
+    assert len(browser.driver.find_elements(By.CSS_SELECTOR, "rect.c")) == sum(map(len, cells.values()))
+    title = browser.driver.find_element(By.CSS_SELECTOR, "g.panel[data-panel='1'] > text")
+    assert title.text == victim_label  # markup shown as text
+    assert browser.js("return document.getElementById('h') === null && !document.querySelector('b')")
+    # hover: the cell's panel, interval, bucket and count
+    (i, b), n = max(cells[victim_label].items(), key=lambda kv: kv[1])
+    cell = browser.driver.find_element(
+        By.CSS_SELECTOR, f"g.panel[data-panel='1'] > rect.c[data-i='{i}'][data-b='{b}']"
+    )
+    ActionChains(browser.driver).move_to_element(cell).perform()
+    low, high = bucket_bounds(b)
+    span = f"{low}" if low == high else f"{low}-{high}"
+    details = browser.driver.find_element(By.ID, "details")
+    wait_for(
+        lambda: details.text.startswith(f"{victim_label}: interval {i + 1} (ending "),
+        timeout=5,
+        seen=lambda: details.text,
+    )
+    assert re.fullmatch(rf".*\(ending \d\d:\d\d:\d\d\), {span} us: {n:,} waits?", details.text), details.text

@@ -19,8 +19,6 @@ hundred lines of text; the SVG and its script are our own.
 from __future__ import annotations
 
 import binascii
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -208,19 +206,8 @@ def _frame(box: Box, total: int, span: int, height: int, inverted: bool, unit: s
 
 
 def write(path: str, stacks: Iterable[tuple[Sequence[str], int]], **options) -> None:
-    """``svg_text(stacks, **options)`` written to ``path`` whole: a reader never
-    sees half a file (a tool that rewrites it every interval replaces it)."""
-    data = svg_text(stacks, **options)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".pyrunq-", suffix=".svg", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """``svg_text(stacks, **options)`` written to ``path`` (whole: ``svg.write_file``)."""
+    svg.write_file(path, svg_text(stacks, **options))
 
 
 # The script: our own, inline (nothing is fetched). Frames carry their offset

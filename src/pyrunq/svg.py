@@ -10,7 +10,9 @@ scripts from elsewhere), so opening one fetches nothing.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 
 # Characters XML 1.0 does not allow at all, not even as &#N; references
 # (C0 controls but tab and line breaks, lone surrogates, U+FFFE/U+FFFF).
@@ -45,3 +47,18 @@ def document(width: float, height: float, body: str, style: str = "", onload: st
         f"{style}</style>\n"
         f"{body}</svg>\n"
     )
+
+
+def write_file(path: str, document_text: str) -> None:
+    """``document_text`` written to ``path`` whole: a reader never sees half a
+    file (a tool that rewrites it every interval replaces it)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pyrunq-", suffix=".svg", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(document_text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

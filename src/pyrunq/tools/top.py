@@ -109,6 +109,7 @@ class Frame:
     rows: list
     totals: Totals
     pairs: list = dataclasses.field(default_factory=list)  # by ns_per_s, largest first
+    hists: dict = dataclasses.field(default_factory=dict)  # (kind, id) -> the row's Histogram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +186,8 @@ def make_frame(
             )
         )
     total = totals(snapshot.values(), seconds, ctxt_per_s, lost or {})
-    return Frame(time.time(), seconds, by, rows, total, pairs(rows, seconds))
+    hists = {(key.kind, key.id): hist for key, hist in snapshot.items()}
+    return Frame(time.time(), seconds, by, rows, total, pairs(rows, seconds), hists)
 
 
 def pairs(rows, seconds: float) -> list[Pair]:
