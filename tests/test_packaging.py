@@ -13,6 +13,7 @@ import zipfile
 import pytest
 
 import pyrunq
+from pyrunq.cli import TOOLS
 import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,12 @@ def test_wheel_contains_objects_and_binding(tmp_path):
     assert "pyrunq/cli/__init__.py" in names
     assert "pyrunq/_libbpf_build.py" not in names  # build time only
     assert "pyrunq/py.typed" in names
+    # the manual, installed with the wheel's data files (man and completion find them there)
+    data = f"pyrunq-{pyrunq.__version__}.data/data/share"
+    for tool in ["", *(f"-{t}" for t in TOOLS)]:
+        assert f"{data}/man/man1/pyrunq{tool}.1" in names, tool
+    assert f"{data}/bash-completion/completions/pyrunq" in names
+    assert f"{data}/zsh/site-functions/_pyrunq" in names
     assert f"{dist_info}/licenses/LICENSE" in names
     lines = metadata.splitlines()
     assert f"Version: {pyrunq.__version__}" in lines

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 # Characters XML 1.0 does not allow at all, not even as &#N; references
 # (C0 controls but tab and line breaks, lone surrogates, U+FFFE/U+FFFF).
@@ -52,6 +51,8 @@ def document(width: float, height: float, body: str, style: str = "", onload: st
 def write_file(path: str, document_text: str) -> None:
     """``document_text`` written to ``path`` whole: a reader never sees half a
     file (a tool that rewrites it every interval replaces it)."""
+    import tempfile
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pyrunq-", suffix=".svg", dir=directory)
     try:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
-from ..heatmap import Recorder
 from ..hist import BANNER, Histogram, interval_header, key_heading, render_interval
 from . import pid_list, positive_int, wait, warn_missing
-from .pictures import add_heatmap_argument
 
 EXAMPLES = """examples:
     pyrunq runqlat            # summarize run queue latency as a histogram
@@ -58,6 +56,8 @@ def add_arguments(p) -> None:
         action="store_true",
         help="after each histogram, who held the CPU while its tasks waited: shares by kind, top culprits",
     )
+    from .pictures import add_heatmap_argument
+
     add_heatmap_argument(p)
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
@@ -149,7 +149,11 @@ def run(args, parser) -> int:
         milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup, blame=args.blame
     ) as rq:
         print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
-        recorder = Recorder(rq.unit) if args.heatmap else None
+        recorder = None
+        if args.heatmap:
+            from ..heatmap import Recorder
+
+            recorder = Recorder(rq.unit)
         remaining = args.count or float("inf")
         while remaining > 0:
             stopped = wait(args.interval)  # no interval: until Ctrl-C
