@@ -9,9 +9,15 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+
 from pyrunq.tools.generic import Runner
+import cli
 from cli import run_and_fire
 from testobjects import fire
+from workload import busy
+
+SPIN_COMM = "pyrunq-spin"
 
 SYSCALL_ENTRY = {"x86_64": "do_syscall_64", "aarch64": "invoke_syscall"}[os.uname().machine]
 
@@ -103,3 +109,38 @@ def test_cli_folded_and_flame_graph_of_map_stacks(kernel, objs, tmp_path):
         assert re.fullmatch(r"_*getpgid", frames[kernel[0] - 1])  # the user stack's innermost
     doc = svg.read_text()
     assert 'data-total="3"' in doc and f'data-k="1" data-f="{SYSCALL_ENTRY}"' in doc
+
+
+@pytest.mark.slow  # a second of sampling
+def test_cli_flame_graph_of_a_cpu_profile(kernel, objs, tmp_path):
+    """tests/objects/gen_profile.bpf.c samples every CPU at 499 Hz as
+    libbpf-tools' profile does: a process that spins in user space is most
+    of its CPU's samples, rooted in its name, its frames user frames."""
+    svg = tmp_path / "profile.svg"
+    spinner = busy(0, SPIN_COMM)
+    try:
+        out = cli.run(
+            "run",
+            objs["gen_profile"],
+            "--duration",
+            "1",
+            "--frequency",
+            "499",
+            "--folded",
+            "--flamegraph",
+            str(svg),
+        )
+    finally:
+        spinner.kill()
+        spinner.wait()
+        spinner.stdout.close()
+    assert out.returncode == 0, out.stderr
+    weights = {}
+    for line in out.stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        weights[stack.split(";")[0]] = weights.get(stack.split(";")[0], 0) + int(n)
+    # 499 samples a second on its CPU, but for the ticks others took: most of them
+    assert weights.get(SPIN_COMM, 0) > 499 // 2, weights
+    doc = svg.read_text()
+    assert f'data-total="{sum(weights.values())}"' in doc and 'data-unit="count"' in doc
+    assert f'data-d="1" data-f="{SPIN_COMM}"' in doc
