@@ -136,3 +136,8 @@ def test_write_replaces_the_file_whole(tmp_path):
 )
 def test_bad_picture_flags_one_line_exit_2(tool, args, message):
     assert_usage_error(tool, args, message)
+
+
+def test_no_stacks_draw_an_empty_graph():
+    fs = frames(flamegraph.svg_text([]))
+    assert [(f["name"], f["v"]) for f in fs] == [("all", 0)]

@@ -52,6 +52,34 @@ def test_wheel_contains_objects_and_binding(tmp_path):
         assert f"{data}/man/man1/pyrunq{tool}.1" in names, tool
     assert f"{data}/bash-completion/completions/pyrunq" in names
     assert f"{data}/zsh/site-functions/_pyrunq" in names
+    # installed: man finds the page under the prefix whose bin is on PATH
+    prefix = tmp_path / "prefix"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--prefix",
+            str(prefix),
+            wheel,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    man = subprocess.run(
+        ["man", "-w", "pyrunq-runqlat"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{prefix}/bin:/usr/bin:/bin", "MANPATH": ""},
+        timeout=30,
+    )
+    assert man.stdout.strip() == f"{prefix}/share/man/man1/pyrunq-runqlat.1", man.stderr
+    assert (prefix / "share/bash-completion/completions/pyrunq").is_file()
     assert f"{dist_info}/licenses/LICENSE" in names
     lines = metadata.splitlines()
     assert f"Version: {pyrunq.__version__}" in lines

@@ -144,3 +144,10 @@ def test_cli_flame_graph_of_a_cpu_profile(kernel, objs, tmp_path):
     doc = svg.read_text()
     assert f'data-total="{sum(weights.values())}"' in doc and 'data-unit="count"' in doc
     assert f'data-d="1" data-f="{SPIN_COMM}"' in doc
+
+
+def test_cli_folded_without_stacks_says_so(kernel, objs):
+    rc, out, err = run_and_fire(objs["gen_events"], [1], "--folded")
+    assert rc == 0, err
+    assert out == ""  # neither the records nor the maps: --folded's stdout is stacks only
+    assert "pyrunq run: note: no map of gen_events held stacks: nothing to draw" in err

@@ -191,15 +191,23 @@ def add_arguments(p) -> None:
     add_stack_arguments(p)
 
 
-def run(args, parser) -> int:
-    import os
+class _Discard:
+    """Where records and maps go with --folded: stdout holds the stacks only."""
 
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def run(args, parser) -> int:
     from . import wait
     from .pictures import check_stack_arguments
 
     check_stack_arguments(args, parser)
     out = sys.stdout
-    shown = open(os.devnull, "w") if args.folded else out  # --folded: stdout holds the stacks only
+    shown = _Discard() if args.folded else out
     printer = JsonPrinter(shown) if args.json else TablePrinter(shown)
     printer.raw = args.raw
     with reading():  # open, load, attach: a signal ends it at once
@@ -247,7 +255,7 @@ def run(args, parser) -> int:
         _print_iterators(shown, r.iterators(), args.json)
         shown.flush()
         if args.folded or args.flamegraph:
-            _draw_stacks(args, r, out)
+            _draw_stacks(parser.prog, args, r, out)
         for name, pb in r.perf.items():
             if pb.lost:
                 print(
@@ -316,13 +324,13 @@ def stack_pairs(reports) -> tuple[list, str]:
     return pairs, (units[0] if len(set(units)) == 1 else "weight")
 
 
-def _draw_stacks(args, r, out) -> None:
+def _draw_stacks(prog: str, args, r, out) -> None:
     """--folded and --flamegraph: the stacks of the maps' totals."""
     from .pictures import write_stacks
 
     pairs, unit = stack_pairs(r.maps())
     if not pairs:
-        print(f"pyrunq run: note: no map of {r.obj.name} held stacks: nothing to draw", file=sys.stderr)
+        print(f"{prog}: note: no map of {r.obj.name} held stacks: nothing to draw", file=sys.stderr)
     write_stacks(
         args,
         pairs,
