@@ -52,25 +52,12 @@ def test_wheel_contains_objects_and_binding(tmp_path):
         assert f"{data}/man/man1/pyrunq{tool}.1" in names, tool
     assert f"{data}/bash-completion/completions/pyrunq" in names
     assert f"{data}/zsh/site-functions/_pyrunq" in names
-    # installed: man finds the page under the prefix whose bin is on PATH
-    prefix = tmp_path / "prefix"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            "--prefix",
-            str(prefix),
-            wheel,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    # installed (in a venv of its own: pip --prefix would uninstall this
+    # venv's pyrunq): man finds the page under the prefix whose bin is on PATH
+    prefix = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
+    install = [sys.executable, "-m", "pip", "--python", f"{prefix}/bin/python", "install", "-q"]
+    subprocess.run(install + ["--no-deps", "--no-index", wheel], check=True, capture_output=True, timeout=120)
     man = subprocess.run(
         ["man", "-w", "pyrunq-runqlat"],
         capture_output=True,
