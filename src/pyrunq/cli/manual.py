@@ -31,11 +31,11 @@ FILES = {"FILE.svg", "OBJECT"}  # metavars of arguments that name a file
 
 def _roff_lines(text: str) -> str:
     """Preformatted text as roff: no line read as a request, dashes as dashes."""
-    body = "\n".join("\\&" + line.replace("\\", "\\\\").replace("-", "\\-") for line in text.splitlines())
+    body = "\n".join("\\&" + _escape(line) for line in text.splitlines())
     return f".nf\n{body}\n.fi\n"
 
 
-def _page(parser, name: str, summary: str, see_also: str) -> str:
+def _page(parser, name: str, summary: str, sections: dict[str, str]) -> str:
     from argparse_manpage.manpage import Manpage
 
     from .. import __version__
@@ -46,8 +46,25 @@ def _page(parser, name: str, summary: str, see_also: str) -> str:
     page.source, page.manual = f"pyrunq {__version__}", "pyrunq manual"
     if examples:
         page.add_section("examples", ">", _roff_lines(examples.removeprefix("examples:\n")))
-    page.add_section("see also", ">", see_also)
+    for heading, text in sections.items():
+        page.add_section(heading, ">", text)
     return str(page)
+
+
+def _main_page() -> str:
+    """``pyrunq.1``: the command's own top parser, and a list of the tools."""
+    from . import TOOLS, _top_parser
+
+    top = _top_parser(with_tools=False)
+    top.add_argument("tool", metavar="TOOL", help="the tool to run, one of TOOLS below")
+    top.add_argument("args", metavar="ARGS", nargs="...", help="its arguments: man pyrunq-TOOL")
+    tools = "".join(f".TP\n\\fB{name}\\fR\n{_escape(summary)}\n" for name, summary in TOOLS.items())
+    see_also = ",\n".join(f"\\%\\fBpyrunq\\-{name}\\fR(1)" for name in TOOLS)  # roff: never hyphenated
+    return _page(top, "pyrunq", "scheduler latency tracing with eBPF", {"tools": tools, "see also": see_also})
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("-", "\\-")
 
 
 def tool_parsers(top) -> dict:
@@ -58,13 +75,14 @@ def tool_parsers(top) -> dict:
 
 def man_pages() -> dict[str, str]:
     """File name -> roff text: ``pyrunq.1`` and ``pyrunq-TOOL.1`` for each tool."""
-    from . import TOOLS, _top_parser, full_parser
+    from . import TOOLS, full_parser
 
     tools = tool_parsers(full_parser())
-    every = ",\n".join(f"\\fBpyrunq\\-{name}\\fR(1)" for name in TOOLS)
-    pages = {"pyrunq.1": _page(_top_parser(), "pyrunq", "scheduler latency tracing with eBPF", every)}
+    pages = {"pyrunq.1": _main_page()}
     for name, summary in TOOLS.items():
-        pages[f"pyrunq-{name}.1"] = _page(tools[name], f"pyrunq-{name}", summary, "\\fBpyrunq\\fR(1)")
+        pages[f"pyrunq-{name}.1"] = _page(
+            tools[name], f"pyrunq-{name}", summary, {"see also": "\\fBpyrunq\\fR(1)"}
+        )
     return pages
 
 
