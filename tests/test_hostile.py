@@ -138,6 +138,14 @@ def test_control_characters_in_names_are_escaped(hostile):
     assert "raw_tp/\x1b[2J\x07nter" in sections
 
 
+def test_names_that_are_not_utf8_are_shown_escaped(hostile):
+    # found by the fuzz test: a section name with bytes 0x80 0xff made a UnicodeDecodeError
+    path = hostile("gen_events", mutants.replaced, b"raw_tp/sys_enter", b"raw_tp/\x80\xffs_enter", ".strtab")
+    text = cli.run("inspect", path, timeout=TIMEOUT)
+    assert text.returncode == 0, text.stderr
+    assert "raw_tp/\\x80\\xffs_enter" in text.stdout
+
+
 def test_control_characters_in_file_names_are_escaped(tmp_path):
     path = tmp_path / "\x1b]0;owned\x07.bpf.o"
     path.write_text("not an object\n")

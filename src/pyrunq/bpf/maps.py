@@ -32,7 +32,7 @@ class Map:
 
     def __init__(self, ptr, obj):
         self._ptr, self._obj = ptr, obj
-        self.name = ffi.string(lib.bpf_map__name(ptr)).decode()
+        self.name = ffi.string(lib.bpf_map__name(ptr)).decode(errors="backslashreplace")  # as programs'
         self.type = lib.bpf_map__type(ptr)
         self.key_size = lib.bpf_map__key_size(ptr)
         self.percpu = self.type in PERCPU_TYPES
