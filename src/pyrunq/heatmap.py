@@ -190,6 +190,7 @@ def draw(
         ".p50 { fill: none; stroke: rgb(30,60,200); stroke-width: 1.5; stroke-dasharray: 4 2; }\n"
         ".p99 { fill: none; stroke: rgb(0,0,0); stroke-width: 1.5; }\n"
         ".axis { fill: rgb(90,90,90); font-size: 10px; }\n"
+        ".p50, .p99 { pointer-events: none; }\n"  # the cells under the lines answer the mouse
     )
     times_attr = ",".join(f"{t:.3f}" for t in times)
     attrs = f' data-unit="{svg.text(unit)}" data-times="{times_attr}" data-interval="{interval or 0:g}"'

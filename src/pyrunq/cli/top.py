@@ -116,7 +116,7 @@ def run_batch(sampler, view, args, recorder=None) -> int:
     remaining = args.iterations or float("inf")
     while remaining > 0:
         stopped = wait(args.delay)
-        frame = sampler.sample()
+        frame = sampler.sample(all_culprits=args.json or view.blame, hists=recorder is not None)
         if recorder is not None:
             recorder.add(frame, view)
         if args.json:
@@ -167,7 +167,9 @@ class Screen:
             if time.monotonic() >= due:
                 due = max(due + self.args.delay, time.monotonic())
                 if not self.view.paused:
-                    self.frame = self.sampler.sample()
+                    self.frame = self.sampler.sample(
+                        all_culprits=self.view.blame, hists=self.recorder is not None
+                    )
                     if self.recorder is not None:
                         self.recorder.add(self.frame, self.view)
                     remaining -= 1
@@ -217,7 +219,9 @@ class Screen:
 
     def fit_terminal(self) -> None:
         size = os.get_terminal_size(sys.stdout.fileno())
-        if (size.lines, size.columns) != self.stdscr.getmaxyx():
+        # a terminal that does not know its size says 0x0 (a bare pty, a
+        # serial line): curses' own size (LINES, COLUMNS, terminfo) stays
+        if size.lines and size.columns and (size.lines, size.columns) != self.stdscr.getmaxyx():
             self.curses.resizeterm(size.lines, size.columns)
             self.stdscr.clear()
 
