@@ -63,9 +63,8 @@ class Program:
 
     def __init__(self, ptr, obj: "BPFObject"):
         self._ptr, self._obj = ptr, obj
-        # names from the object: not UTF-8 in a malformed one (shown as \x80, never a crash)
-        self.name = ffi.string(lib.bpf_program__name(ptr)).decode(errors="backslashreplace")
-        self.section = ffi.string(lib.bpf_program__section_name(ptr)).decode(errors="backslashreplace")
+        self.name = libbpf.name(lib.bpf_program__name(ptr))
+        self.section = libbpf.name(lib.bpf_program__section_name(ptr))
 
     def __repr__(self):
         return f"<Program {self.name} SEC({self.section!r})>"

@@ -244,7 +244,8 @@ def run(args, parser) -> int:
         r.loop(
             args.duration,
             args.interval,
-            on_maps=_and_iterators(printer.maps_with_time, r, out, args.json),
+            on_maps=printer.maps_with_time,
+            on_iterators=lambda texts: _print_iterators(out, texts, args.json),
             wait=wait,
             cumulative=args.cumulative,
         )
@@ -388,16 +389,6 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
         else:
             out.write(text)
     out.flush()
-
-
-def _and_iterators(show_maps, r, out, as_json: bool):
-    """At each interval: the maps, then the iterators' text."""
-
-    def show(reports) -> None:
-        show_maps(reports)
-        _print_iterators(out, r.iterators(), as_json)
-
-    return show
 
 
 def _pairing_note(prog: str):
@@ -548,6 +539,9 @@ class TablePrinter:
                     self.out.write(
                         stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
                     )
+            if rep.merged:
+                note = f"{rep.merged} entries added into others whose stacks name the same functions"
+                self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
 
 

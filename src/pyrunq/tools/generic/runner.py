@@ -36,12 +36,12 @@ from .introspect import (
     event_map_structs,
     find_struct,
     nameable_structs,
-    presenter,
     struct_of_size,
     value_kind,
     view,
 )
 from .objfile import check_trust, open_object
+from .present import presenter
 from .reports import MapReport, difference, read_global, read_map
 from .settings import apply_max_entries, apply_settings
 from .stacks import Stacks
@@ -434,9 +434,9 @@ class Runner(Tool):
         if not (key or value):
             return report
         named = [name for part in (key, value) if part for name in part.ids + part.inline]
-        entries = self.stacks.name_entries(report.entries, key, value)
+        entries, merged = self.stacks.name_entries(report.entries, key, value)
         kernel = [name for name in named if name in self.stacks.kernel_members]
-        return dataclasses.replace(report, entries=entries, stacks=named, kernel_stacks=kernel)
+        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged, kernel_stacks=kernel)
 
     def loop(
         self,
@@ -445,10 +445,13 @@ class Runner(Tool):
         on_maps=None,
         wait=_sleep,
         cumulative: bool = False,
+        on_iterators=None,
     ) -> None:
         """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
         returns True; every ``interval`` seconds call ``on_maps(reports)`` with
-        what happened in that interval (``cumulative``: the totals so far).
+        what happened in that interval (``cumulative``: the totals so far),
+        then ``on_iterators(texts)`` with what the iterators wrote: they run
+        before the maps are read, so what they write there is of this pass.
         Then stop (detach, hand over what is left)."""
         now = time.monotonic()
         deadline = None if duration is None else now + duration
@@ -459,7 +462,10 @@ class Runner(Tool):
             if deadline is not None and now >= deadline:
                 break
             if tick is not None and now >= tick:
+                texts = self.iterators() if on_iterators else {}  # first: what they write is read next
                 on_maps(self.maps(delta=not cumulative))
+                if on_iterators:
+                    on_iterators(texts)
                 tick = max(tick + (interval or 0.0), now)
             waits = [t - now for t in (deadline, tick) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
