@@ -211,3 +211,30 @@ def test_cli_folded_without_stacks_says_so(kernel, objs):
     assert rc == 0, err
     assert out == ""  # neither the records nor the maps: --folded's stdout is stacks only
     assert "pyrunq run: note: no map of gen_events held stacks: nothing to draw" in err
+
+
+def test_a_histogram_per_stack_is_named_and_printed_under_its_stack(kernel, objs):
+    """tests/objects/gen_stackhist.bpf.c, in futexctn's shape: the stack in
+    a histogram's key is named, printed above its histogram, and the
+    histograms of stacks that name the same functions added up."""
+    rc, out, err = run_and_fire(objs["gen_stackhist"], [1, 2, 3, 100])
+    assert rc == 0, err
+    heads = [i for i, line in enumerate(out.splitlines()) if line.startswith("hists[")]
+    assert heads, out
+    lines = out.splitlines()
+    for i in heads:
+        assert re.fullmatch(
+            rf"hists\[\{{pid={os.getpid()}\}}\]: contended=\d+ total_elapsed=\d+ min=\d+ max=\d+", lines[i]
+        )
+        assert re.fullmatch(r"    _*getpgid", lines[i + 1]), lines[i : i + 3]  # its user stack, top first
+    contended = sum(int(re.search(r"contended=(\d+)", lines[i]).group(1)) for i in heads)  # type: ignore[union-attr]
+    assert contended == 4
+
+
+def test_cli_folded_histograms_per_stack_weigh_their_samples(kernel, objs):
+    rc, out, err = run_and_fire(objs["gen_stackhist"], [1, 2, 3, 100], "--folded")
+    assert rc == 0, err
+    lines = [line.rsplit(" ", 1) for line in out.splitlines()]
+    assert sum(int(n) for _, n in lines) == 4  # the 4 calls' samples
+    # the user stack's innermost frame last (or the kernel's word for a stack it lost)
+    assert all(re.search(r"(^|;)(_*getpgid|\[missed stack: \w+\])$", stack) for stack, _ in lines), out

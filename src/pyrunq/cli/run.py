@@ -300,19 +300,22 @@ def _process_name(*parts) -> str | None:
 
 
 def stack_pairs(reports) -> tuple[list, str]:
-    """(frames root first, weight) of every map entry with stacks, and what
-    the weight is: the process name (a ``comm`` or ``name`` member) at the
+    """(frames root first, weight) of every map entry with stacks (a
+    histogram's: its samples), and what the weight is: the process name (a ``comm`` or ``name`` member) at the
     root, then the user stack, then the kernel's (each outermost first);
     with stacks in several maps, the map's name below them all."""
     from ..folded import KERNEL_SUFFIX
 
-    with_stacks = [r for r in reports if r.stacks and r.kind == "entries" and r.section is None]
+    with_stacks = [r for r in reports if r.stacks and r.section is None]
     pairs, units = [], []
     for rep in with_stacks:
         user = [m for m in rep.stacks if m not in rep.kernel_stacks]
-        for key, value in rep.entries:
+        for key, value, *_ in rep.entries:
             stacks = {**_only(key, rep.stacks), **_only(value, rep.stacks)}
-            weight, unit = _weight(_without(value, rep.stacks))
+            if rep.kind == "hist":  # a histogram per stack (futexctn): weighed by its samples
+                weight, unit = sum(value), "samples"
+            else:
+                weight, unit = _weight(_without(value, rep.stacks))
             units.append(unit)
             frames = [rep.name] if len(with_stacks) > 1 else []
             comm = _process_name(key, value)
@@ -523,9 +526,10 @@ class TablePrinter:
             if rep.kind == "hist":
                 values = False
                 for key, slots, labels in rep.entries:
-                    head = rep.name if key is None else f"{rep.name}[{text(key)}]"
+                    head = rep.name if key is None else f"{rep.name}[{text(_without(key, rep.stacks))}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
+                    stacks = stack_lines(_only(key, rep.stacks), rep.stacks) if rep.stacks else ""
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
                 continue
             value = _own_value(rep)
             if rep.entries and not (value and values):

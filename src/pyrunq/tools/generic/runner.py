@@ -427,14 +427,21 @@ class Runner(Tool):
     def _name_stacks(self, report: MapReport) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
         difference was taken by id."""
-        if report.section is not None or report.kind != "entries":
+        if report.section is not None:
             return report
         m = self.obj.maps[report.name]
         key, value = (self.stacks.members(self.obj.btf, tid) for tid in (m.key_type_id, m.value_type_id))
+        if report.kind == "hist":  # futexctn's, biostacks': a histogram per stack
+            value = None
         if not (key or value):
             return report
         named = [name for part in (key, value) if part for name in part.ids + part.inline]
-        entries, merged = self.stacks.name_entries(report.entries, key, value)
+        if report.kind == "hist":  # the slots and labels of equal stacks added, as entries' values are
+            packed = [(k, (slots, labels)) for k, slots, labels in report.entries]
+            named_entries, merged = self.stacks.name_entries(packed, key, None)
+            entries = [(k, slots, labels) for k, (slots, labels) in named_entries]
+        else:
+            entries, merged = self.stacks.name_entries(report.entries, key, value)
         kernel = [name for name in named if name in self.stacks.kernel_members]
         return dataclasses.replace(report, entries=entries, stacks=named, merged=merged, kernel_stacks=kernel)
 
