@@ -66,6 +66,7 @@ TOOLS = {
     "memleak": "Report a process's outstanding allocations by stack.",
     "inspect": "List what a BPF object holds: programs, maps, globals, types.",
     "run": "Load, configure and attach any CO-RE object; print its maps and events.",
+    "skel": "Write a typed Python module (a skeleton) for a CO-RE object.",
 }
 
 

@@ -14,6 +14,12 @@ from .base import EventTool, check_threshold
 from .blame import Culprit, Kinds, enum_names, merged
 from .runqtracer import RunqTracer
 
+TYPE_CHECKING = False  # see pyrunq.bpf.globals
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .records import RunqSlowerEvent
+
 
 @dataclasses.dataclass(frozen=True)
 class BlamedEvent:
@@ -97,6 +103,18 @@ class RunqSlower(RunqTracer, EventTool):
             self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
         return obj.ring_buffer(self.ring_map, rows=self._rows)
 
+    def events(self, timeout: float | None = None) -> Iterator[RunqSlowerEvent]:
+        """Yield events as they come; stop after ``timeout`` seconds without
+        any. With ``blame`` each is a ``BlamedEvent`` (``blamed_events()``
+        says so to a type checker)."""
+        return self.ring.events(timeout)
+
+    def blamed_events(self, timeout: float | None = None) -> Iterator[BlamedEvent]:
+        """``events()`` of ``RunqSlower(blame=True)``, typed as what they are."""
+        if not self.blame:
+            raise UsageError("blamed_events() needs RunqSlower(blame=True)")
+        return self.ring.events(timeout)
+
     def take_text(self) -> bytes:
         """The rows of the events polled since the last call (``text=True``)."""
         if self._rows is None:
@@ -115,7 +133,7 @@ class RunqSlower(RunqTracer, EventTool):
             else:
                 callback(event)
 
-        return obj.ring_buffer(self.ring_map, callback=on_record)
+        return obj.ring_buffer(self.ring_map, callback=on_record, raw=True)
 
 
 class BlameRecords:

@@ -34,9 +34,9 @@ from .attach import (
 from .introspect import (
     View,
     event_map_structs,
-    find_struct,
     nameable_structs,
     struct_of_size,
+    struct_types,
     value_kind,
     view,
 )
@@ -328,9 +328,9 @@ class Runner(Tool):
                 on_event(name, decode(data))
 
         if self.obj.maps[name].type != RINGBUF:
-            self.perf[name] = self.obj.perf_buffer(name, callback=on_record)
+            self.perf[name] = self.obj.perf_buffer(name, callback=on_record, raw=True)
         elif self.ring is None:
-            self.ring = self.obj.ring_buffer(name, callback=on_record)
+            self.ring = self.obj.ring_buffer(name, callback=on_record, raw=True)
         else:
             self.ring.add(self.obj.maps[name], callback=on_record)
 
@@ -338,7 +338,7 @@ class Runner(Tool):
         """A function from a record's bytes to plain data by ``struct_name`` (in
         the object's BTF or, when it lacks it, its DWARF), or None when the
         struct has no byte layout (bit-fields): records stay bytes."""
-        types, tid = find_struct(self.obj, struct_name)
+        types, tid = struct_types(self.obj, struct_name)
         layout = types.layout(tid)
         stream.struct, stream.size = struct_name, layout.size
         stream.source = "BTF" if types is self.obj.btf else "DWARF"
