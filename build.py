@@ -15,6 +15,7 @@ objects (``TEST_ONLY``, which the tests find in the source tree) nor
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -135,6 +136,7 @@ class CustomBuildHook(BuildHookInterface):
     def initialize(self, version, build_data):
         try:
             outputs = build_all()
+            manual = build_manual()
         except BuildError as e:
             sys.exit(f"build.py: error: {e}")
         # artifacts override the wheel's `exclude`: leave the test-only objects out here
@@ -143,6 +145,21 @@ class CustomBuildHook(BuildHookInterface):
         ]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+        build_data["shared_data"].update(manual)
+
+
+def build_manual() -> dict[str, str]:
+    """The man pages and shell completion, made from the command's own parsers
+    (``pyrunq.cli.manual``, in a child: it imports every tool, with the binding
+    just built); file -> where the wheel installs it."""
+    out = os.path.join(ROOT, "build", "manual")
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pyrunq.cli.manual", out], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise BuildError(f"making the man pages and completion failed:\n{done.stderr}")
+    return json.loads(done.stdout)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from pyrunq.cgroup import cgroup2_mount
+from browser import Browser, missing as browser_missing
 from cli import Unprivileged
 from leaks import left_since
 from needs import need, skip_or_fail
@@ -112,3 +113,14 @@ def unprivileged():
     need("setpriv")
     with tempfile.TemporaryDirectory(prefix="pyrunq-unprivileged-") as d:
         yield Unprivileged(d)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by selenium (tests/browser.py)."""
+    reason = browser_missing()
+    if reason:
+        skip_or_fail(reason)
+    b = Browser()
+    yield b
+    b.close()

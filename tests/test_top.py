@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -313,9 +314,11 @@ def test_batch_prints_n_tables_victim_among_the_first_rows(kernel):
 
 
 @pytest.mark.slow
-def test_json_one_document_per_interval(kernel):
+def test_json_one_document_per_interval(kernel, tmp_path):
+    """And --heatmap: a column per interval, the row's waits in its cells."""
+    svg = tmp_path / "top.svg"
     with Contention() as w:
-        out = cli.run("top", "--json", "-n", "2", "-d", "0.5", "-p", str(w.victim.pid))
+        out = cli.run("top", "--json", "-n", "2", "-d", "0.5", "-p", str(w.victim.pid), "--heatmap", str(svg))
     assert out.returncode == 0, out.stderr
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(docs) == 2
@@ -323,6 +326,18 @@ def test_json_one_document_per_interval(kernel):
         (row,) = doc["rows"]
         assert row["id"] == w.victim.pid and row["comm"] == VICTIM_COMM and row["p99_us"] >= 1000
         assert row["waits"] == doc["totals"]["waits"] and len(row["trend_p99_us"]) == 10
+    panels = {
+        g.get("data-label"): [
+            int(c.get("data-i"))
+            for c in g.iter()
+            if c.get("class") == "c"
+            for _ in range(int(c.get("data-n")))
+        ]
+        for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g")
+        if g.get("class") == "panel"
+    }
+    waits = [panels[f"pid {w.victim.pid} {VICTIM_COMM}"].count(i) for i in (0, 1)]
+    assert waits == [doc["rows"][0]["waits"] for doc in docs]
 
 
 class Tmux:

@@ -108,6 +108,7 @@ class Frame:
     rows: list
     totals: Totals
     pairs: list = dataclasses.field(default_factory=list)  # by ns_per_s, largest first
+    hists: dict = dataclasses.field(default_factory=dict)  # (kind, id) -> the row's Histogram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +179,8 @@ def make_frame(
     buckets = [sum(column) for column in zip(*(h.buckets for h in snapshot.values()))]
     sums = [h.sum_ns for h in snapshot.values()]
     total_ns = None if None in sums else sum(sums)
-    return frame_of(keys, buckets, total_ns, seconds, by, trends, ctxt_per_s, lost, blame)
+    frame = frame_of(keys, buckets, total_ns, seconds, by, trends, ctxt_per_s, lost, blame)
+    return dataclasses.replace(frame, hists={(k.kind, k.id): h for k, h in snapshot.items()})
 
 
 def frame_of(
@@ -543,14 +545,20 @@ class Sampler:
         assert self.rq is not None
         return time.monotonic(), context_switches(), self.rq.stats()
 
-    def sample(self, all_culprits: bool = False) -> Frame:
+    def sample(self, all_culprits: bool = False, hists: bool = False) -> Frame:
         """The interval since the last one. Each row's attribution names
         its largest culprit only, unless ``all_culprits`` (for the pairs
-        and JSON: with 10,000 threads, many more objects)."""
+        and JSON: with 10,000 threads, many more objects). ``hists``: each
+        key's Histogram too (``Frame.hists``, for a heatmap), read in Python
+        (``make_frame``): slower with thousands of keys. Keep to one of the
+        two for a Sampler's life: each reads from its own baselines."""
         assert self.rq is not None
-        stats, buckets, blame = self.rq.interval_stats(all_culprits=all_culprits)  # the per-key work in C
-        keys = [KeyInterval(k, s.waits, s.sum_ns, s.p50, s.p99, s.max) for k, s in stats]
-        sum_ns = sum(s.sum_ns for _, s in stats)
+        if hists:
+            snapshot, blame = self.rq.interval()
+        else:
+            stats, buckets, blame = self.rq.interval_stats(all_culprits=all_culprits)  # the per-key work in C
+            keys = [KeyInterval(k, s.waits, s.sum_ns, s.p50, s.p99, s.max) for k, s in stats]
+            sum_ns = sum(s.sum_ns for _, s in stats)
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
@@ -558,6 +566,8 @@ class Sampler:
         ctxt = None if ctxt0 is None or ctxt1 is None else (ctxt1 - ctxt0) / seconds
         # clock skew is a discarded stamp, not a lost wait (as runqlat reports it)
         lost = {k: v - stats0.get(k, 0) for k, v in stats1.items() if k != "clock_skew"}
+        if hists:
+            return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
         return frame_of(keys, buckets, sum_ns, seconds, self.by, self.trends, ctxt, lost, blame)
 
     def close(self) -> None:

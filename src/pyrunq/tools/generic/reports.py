@@ -27,6 +27,7 @@ class MapReport:
     unit: str | None = None
     section: str | None = None  # ".bss" or ".data" for a global; None for a map
     stacks: list = dataclasses.field(default_factory=list)  # key/value members that are stacks (names)
+    kernel_stacks: list = dataclasses.field(default_factory=list)  # those of them that hold kernel stacks
     merged: int = 0  # entries added into others: their stacks name the same functions
 
 

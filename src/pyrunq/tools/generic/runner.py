@@ -442,7 +442,8 @@ class Runner(Tool):
             entries = [(k, slots, labels) for k, (slots, labels) in named_entries]
         else:
             entries, merged = self.stacks.name_entries(report.entries, key, value)
-        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged)
+        kernel = [name for name in named if name in self.stacks.kernel_members]
+        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged, kernel_stacks=kernel)
 
     def loop(
         self,

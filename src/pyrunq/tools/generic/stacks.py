@@ -86,6 +86,7 @@ class Stacks:
         self.maps = [m for m in obj.maps.values() if m.type == STACK_TRACE]
         self._kernel: KernelSymbols | None = None
         self._user = Symbolizer()
+        self.kernel_members: set[str] = set()  # members seen holding kernel stacks
 
     def members(self, types, tid: int) -> StackMembers | None:
         return stack_members(types, tid, bool(self.maps))
@@ -103,11 +104,11 @@ class Stacks:
             elif (stack_map := self._map_for(member)) is None:
                 out[member] = [f"[stack {stack_id}: which stack map holds it is not known]"]
             else:
-                out[member] = self._names(stack_addresses(stack_map, stack_id), pid)
+                out[member] = self._names(stack_addresses(stack_map, stack_id), pid, member)
         for member in members.inline:
             addresses = value[member]
             end = addresses.index(0) if 0 in addresses else len(addresses)
-            out[member] = self._names(addresses[:end], pid)
+            out[member] = self._names(addresses[:end], pid, member)
         return out
 
     def name_entries(
@@ -150,7 +151,9 @@ class Stacks:
         ]
         return picked[0] if len(picked) == 1 else None
 
-    def _names(self, addresses: list[int], pid: int | None) -> list[str]:
+    def _names(self, addresses: list[int], pid: int | None, member: str) -> list[str]:
+        if addresses and addresses[0] >= _KERNEL_HALF:
+            self.kernel_members.add(member)
         return [str(f) for f in self.frames(addresses, pid)]
 
     def frames(self, addresses: list[int], pid: int | None) -> list[Frame]:
