@@ -150,16 +150,17 @@ class CustomBuildHook(BuildHookInterface):
 
 def build_manual() -> dict[str, str]:
     """The man pages and shell completion, made from the command's own parsers
-    (``pyrunq.cli.manual``, in a child: it imports every tool, with the binding
-    just built); file -> where the wheel installs it."""
-    out = os.path.join(ROOT, "build", "manual")
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")}
-    done = subprocess.run(
-        [sys.executable, "-m", "pyrunq.cli.manual", out], env=env, capture_output=True, text=True
-    )
-    if done.returncode:
-        raise BuildError(f"making the man pages and completion failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+    (``pyrunq.cli.manual``, imported from src/ with the binding just built);
+    file -> where the wheel installs it."""
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    try:
+        from pyrunq.cli import manual
+
+        return manual.write(os.path.join(ROOT, "build", "manual"))
+    except Exception as e:  # noqa: BLE001 - one line for the build's log
+        raise BuildError(f"making the man pages and completion failed: {type(e).__name__}: {e}") from e
+    finally:
+        sys.path.remove(os.path.join(ROOT, "src"))
 
 
 if __name__ == "__main__":
