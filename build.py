@@ -15,7 +15,6 @@ objects (``TEST_ONLY``, which the tests find in the source tree) nor
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
