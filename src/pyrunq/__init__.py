@@ -22,6 +22,7 @@ _EXPORTS = {
     "Histogram": "pyrunq.hist",
     "RunqLat": "pyrunq.tools.runqlat",
     "RunqSlower": "pyrunq.tools.runqslower",
+    "CpuDist": "pyrunq.tools.cpudist",
     "BlamedEvent": "pyrunq.tools.runqslower",
     "Attribution": "pyrunq.tools.blame",
     "Culprit": "pyrunq.tools.blame",
