@@ -74,6 +74,17 @@ def test_runqlat_fires(kernel, flavour):
     assert hist.total > 0
 
 
+def test_cpudist_counts_our_own_runs(kernel, flavour):
+    """Each of our sleeps ends one run on the CPU and one stay off it."""
+    me = os.getpid()
+    with pyrunq.CpuDist(per="tid", pids=[me]) as on, pyrunq.CpuDist(offcpu=True, per="tid", pids=[me]) as off:
+        assert on.raw_tp == off.raw_tp == runs_raw_tp(flavour)
+        wakeups()
+        runs, rests = on.snapshot(), off.snapshot()
+    assert [(k.kind, k.id) for k in runs] == [("tid", me)] == [(k.kind, k.id) for k in rests]
+    assert min(*runs.values(), *rests.values(), key=lambda h: h.total).total >= 50
+
+
 def test_runqslower_fires(kernel, flavour):
     events = []
     with pyrunq.RunqSlower(min_us=0, callback=events.append) as rs:
