@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {
     "cpudist": (["/usr/sbin/cpudist"], ["cpudist"]),
     "cpudist -O": (["/usr/sbin/cpudist", "-O"], ["cpudist", "-O"]),
+    "runqlen": (["/usr/sbin/runqlen"], ["runqlen"]),
 }
+
+
+def load_failure(argv) -> str | None:
+    """Why the C tool does not run here (one interval of it), or None."""
+    done = subprocess.run([*argv, "1", "1"], capture_output=True, text=True, timeout=60)
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:200]
 
 
 def in_kernel(argv, env, seconds: float, leaks: LeakCheck) -> dict:
@@ -60,19 +70,18 @@ def main(argv=None) -> int:
     env = rivals.commands(None, None)["pyrunq"]["env"]
     leaks = LeakCheck()
     res: dict[str, dict[str, list]] = {}
-    failed: dict[str, str] = {}
+    failed = {f"C {tool}": why for tool, (c, _) in TOOLS.items() if (why := load_failure(c))}
     for _ in range(repeat):
         base = loads.pipe_load(seconds)
         res.setdefault("load_pct", {}).setdefault("none", []).append(100.0)
         for tool, (c_argv, ours) in TOOLS.items():
-            for name, cmd, e in ((f"C {tool}", c_argv, {}), (f"pyrunq {tool}", rivals.pyrunq_cmd() + ours, env)):
-                if name in failed:
+            for name, cmd, e in (
+                (f"C {tool}", c_argv, {}),
+                (f"pyrunq {tool}", rivals.pyrunq_cmd() + ours, env),
+            ):
+                if name in failed:  # e.g. the C runqlen on 6.13+
                     continue
-                try:
-                    got = in_kernel(cmd, e, seconds, leaks)
-                except RuntimeError as err:  # e.g. the C runqlen on 6.13+
-                    failed[name] = str(err).splitlines()[-1][:200]
-                    continue
+                got = in_kernel(cmd, e, seconds, leaks)
                 res.setdefault("ns_per_run", {}).setdefault(name, []).append(got["ns_per_run"])
                 res["load_pct"].setdefault(name, []).append(100 * got["load_ops_per_s"] / base)
     table = {fig: {tool: summary(v) for tool, v in tools.items()} for fig, tools in res.items()}

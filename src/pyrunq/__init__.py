@@ -23,6 +23,7 @@ _EXPORTS = {
     "RunqLat": "pyrunq.tools.runqlat",
     "RunqSlower": "pyrunq.tools.runqslower",
     "CpuDist": "pyrunq.tools.cpudist",
+    "RunqLen": "pyrunq.tools.runqlen",
     "BlamedEvent": "pyrunq.tools.runqslower",
     "Attribution": "pyrunq.tools.blame",
     "Culprit": "pyrunq.tools.blame",

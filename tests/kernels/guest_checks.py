@@ -85,6 +85,29 @@ def test_cpudist_counts_our_own_runs(kernel, flavour):
     assert min(*runs.values(), *rests.values(), key=lambda h: h.total).total >= 50
 
 
+def test_runqlen_counts_the_cpus_queue(kernel):
+    """Three busy children on CPU 1 of a quiet guest: two wait whenever one
+    runs. The CPU's queue, found through the cfs_rq's rq on every kernel."""
+    children = []
+    try:
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:  # busy until killed
+                os.sched_setaffinity(0, {1})
+                while True:
+                    pass
+            children.append(pid)
+        with pyrunq.RunqLen(frequency=199, cpus=[1]) as rl:
+            rl.snapshot()
+            time.sleep(1)
+            q = rl.snapshot()[1]
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert q.samples > 0 and max(range(len(q.counts)), key=q.counts.__getitem__) == 2, q.counts
+
+
 def test_runqslower_fires(kernel, flavour):
     events = []
     with pyrunq.RunqSlower(min_us=0, callback=events.append) as rs:
