@@ -65,11 +65,17 @@ struct cgroup___o {
 /* A scalar field of task t, in the flavour's way of reading it. */
 #define task_read(raw, t, field) ((raw) ? BPF_CORE_READ(t, field) : (t)->field)
 
-static __always_inline bool task_running(bool raw, struct task_struct *t)
+/* t's state: TASK_RUNNING (0), or the bits of how it sleeps. */
+static __always_inline long task_state(bool raw, struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->__state))
-		return task_read(raw, t, __state) == TASK_RUNNING;
-	return task_read(raw, (struct task_struct___o *)t, state) == TASK_RUNNING;
+		return task_read(raw, t, __state);
+	return task_read(raw, (struct task_struct___o *)t, state);
+}
+
+static __always_inline bool task_running(bool raw, struct task_struct *t)
+{
+	return task_state(raw, t) == TASK_RUNNING;
 }
 
 /* The CPU whose run queue t is on (or last ran on). */

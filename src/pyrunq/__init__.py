@@ -24,6 +24,7 @@ _EXPORTS = {
     "RunqSlower": "pyrunq.tools.runqslower",
     "CpuDist": "pyrunq.tools.cpudist",
     "RunqLen": "pyrunq.tools.runqlen",
+    "OffCpuTime": "pyrunq.tools.offcputime",
     "BlamedEvent": "pyrunq.tools.runqslower",
     "Attribution": "pyrunq.tools.blame",
     "Culprit": "pyrunq.tools.blame",

@@ -60,6 +60,7 @@ TOOLS = {
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
     "cpudist": "Summarize on-CPU (or off-CPU) time per run as a histogram.",
     "runqlen": "Summarize run queue length (sampled per CPU) as a histogram.",
+    "offcputime": "Summarize off-CPU time by kernel and user stack.",
     "top": "Show who waits longest for a CPU, refreshed like top.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
     "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",
