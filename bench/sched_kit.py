@@ -29,17 +29,21 @@ from measure import LeakCheck, Tracer, bpf_stats_enabled, prog_stats, run_totals
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# tool -> (the C tool's argv, pyrunq's arguments); each prints "Tracing ..." once attached
+# tool -> (the C tool's argv, pyrunq's arguments); each prints "Tracing ..."
+# or "Sampling ..." once attached, but for the C tools in SILENT
 TOOLS = {
     "cpudist": (["/usr/sbin/cpudist"], ["cpudist"]),
     "cpudist -O": (["/usr/sbin/cpudist", "-O"], ["cpudist", "-O"]),
     "runqlen": (["/usr/sbin/runqlen"], ["runqlen"]),
+    "offcputime": (["/usr/sbin/offcputime"], ["offcputime"]),
 }
+SILENT = {"/usr/sbin/offcputime"}  # Debian's prints no banner: wait for its one program instead
 
 
 def load_failure(argv) -> str | None:
     """Why the C tool does not run here (one interval of it), or None."""
-    done = subprocess.run([*argv, "1", "1"], capture_output=True, text=True, timeout=60)
+    once = ["1"] if argv[0] == "/usr/sbin/offcputime" else ["1", "1"]  # a duration, or interval and count
+    done = subprocess.run([*argv, *once], capture_output=True, text=True, timeout=60)
     if done.returncode == 0:
         return None
     return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:200]
@@ -48,7 +52,10 @@ def load_failure(argv) -> str | None:
 def in_kernel(argv, env, seconds: float, leaks: LeakCheck) -> dict:
     """ns per program run (all of the tool's programs), and the load's throughput."""
     with Tracer(argv, env=env) as t:
-        t.wait_banner(60)
+        if argv[0] in SILENT:
+            t.wait_attached(1)
+        else:
+            t.wait_banner(60)
         ids = t.prog_ids()
         leaks.ours |= ids
         with bpf_stats_enabled():
