@@ -24,7 +24,32 @@ struct offcpu_val {
 	char comm[TASK_COMM_LEN];
 };
 
-/* Indices into offcputime's per-CPU `stats` counters. */
+/* offwaketime: in what context a wakeup was made. */
+enum wake_context {
+	WAKE_TASK = 0,			/* by the current task: it is the waker */
+	WAKE_IRQ = 1,			/* in an interrupt, on top of whatever ran */
+	WAKE_SOFTIRQ = 2,		/* in a softirq run at an interrupt's exit */
+};
+
+/* Kernel frames kept of a wakeup made in an interrupt, leaf first: down to
+ * the interrupt's entry, never the interrupted code's (0 after the last). */
+#define WAKE_FRAMES 16
+
+/* offwaketime: off-CPU time of a thread in its stacks, joined with who woke
+ * it and from where (the waker's stacks, taken at sched_waking). */
+struct offwake_key {
+	struct offcpu_key target;
+	__u32 waker_tgid;		/* as the tracer sees it; 0 in an interrupt */
+	__u32 waker_tid;
+	__s32 waker_kern_stack_id;	/* < 0 in an interrupt: see waker_frames */
+	__s32 waker_user_stack_id;
+	char waker_comm[TASK_COMM_LEN];
+	__u32 waker_context;		/* enum wake_context */
+	__u32 __pad;
+	__u64 waker_frames[WAKE_FRAMES];	/* in an interrupt */
+};
+
+/* Indices into offcputime's and offwaketime's per-CPU `stats` counters. */
 enum offcpu_stat {
 	OFFCPU_STAT_STACK_COLLISIONS = 0,	/* stack id: hash bucket holds another stack */
 	OFFCPU_STAT_STACK_ERRORS = 1,	/* stack id: any other failure */

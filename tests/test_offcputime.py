@@ -180,7 +180,7 @@ def test_cli_text_folded_and_json(kernel, blocker):
             )
     assert rc == frc == jrc == 0, err + ferr + jerr
     assert out.startswith(f"Tracing off-CPU time (us) of PID {pid} by user + kernel stack for 2 secs.\n")
-    block = next(b for b in out.split("\n\n") if "    blocked_in_read\n" in b)
+    block = next(b for b in out.split("\n", 1)[1].split("\n\n") if "    blocked_in_read\n" in b)
     lines = block.splitlines()
     assert lines[-2] == "    %-16s %s (%s)" % ("-", "blocker", pid) and re.fullmatch(
         r"        \d+", lines[-1]

@@ -25,6 +25,7 @@ _EXPORTS = {
     "CpuDist": "pyrunq.tools.cpudist",
     "RunqLen": "pyrunq.tools.runqlen",
     "OffCpuTime": "pyrunq.tools.offcputime",
+    "OffWakeTime": "pyrunq.tools.offwaketime",
     "BlamedEvent": "pyrunq.tools.runqslower",
     "Attribution": "pyrunq.tools.blame",
     "Culprit": "pyrunq.tools.blame",

@@ -291,6 +291,19 @@ class KernelSymbols:
         self._starts = [s[0] for s in spans]
         self._spans = spans
 
+    def span(self, name: str) -> tuple[int, int] | None:
+        """[start, end) of the function (or text marker) ``name``: from its
+        address to the next symbol's; None if kallsyms does not have it."""
+        for i, (start, sym, _) in enumerate(self._spans):
+            if sym == name:
+                end = next((a for a, _, _ in self._spans[i + 1 :] if a > start), start + 1)
+                return start, end
+        return None
+
+    def address(self, name: str) -> int | None:
+        found = self.span(name)
+        return found[0] if found else None
+
     def resolve(self, address: int) -> Frame:
         """The function ``address`` is in: the closest one at or below it
         (kallsyms gives no sizes)."""

@@ -124,6 +124,18 @@ def test_offcputime_names_our_sleeps(kernel, flavour):
     assert all(str(s.kernel[0]) == "__schedule" for s in slept), [str(f) for f in slept[0].kernel]
 
 
+def test_offwaketime_blames_the_timer_for_our_sleeps(kernel, flavour):
+    """Our sleeps are ended by the timer: an interrupt (a softirq where
+    timers expire in one, PREEMPT_RT), never the task it interrupted."""
+    with pyrunq.OffWakeTime(pids=[os.getpid()]) as ow:
+        assert ow.raw_tp == runs_raw_tp(flavour)
+        wakeups()
+        stacks = ow.stacks()
+    slept = [s for s in stacks if s.target.kernel and any("nanosleep" in str(f) for f in s.target.kernel)]
+    by_timer = [s for s in slept if s.waker.context in ("irq", "softirq") and s.waker.pid == 0]
+    assert sum(s.target.count for s in by_timer) >= 40, [(s.waker, s.target.count) for s in slept]
+
+
 def test_runqslower_fires(kernel, flavour):
     events = []
     with pyrunq.RunqSlower(min_us=0, callback=events.append) as rs:

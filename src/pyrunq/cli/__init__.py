@@ -61,6 +61,7 @@ TOOLS = {
     "cpudist": "Summarize on-CPU (or off-CPU) time per run as a histogram.",
     "runqlen": "Summarize run queue length (sampled per CPU) as a histogram.",
     "offcputime": "Summarize off-CPU time by kernel and user stack.",
+    "offwaketime": "Summarize blocked time by off-CPU stack and waker stack.",
     "top": "Show who waits longest for a CPU, refreshed like top.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
     "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",

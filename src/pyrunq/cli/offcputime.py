@@ -4,6 +4,7 @@ each process's own mount namespace, plus several PIDs, a cgroup and JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -121,13 +122,15 @@ def folded(tool, stacks, args) -> str:
     return "".join(line + "\n" for line in lines(tool.folded(stacks, **kw)))
 
 
+def json_frames(frames):
+    """Frames as JSON (null: the stack was not captured)."""
+    if frames is None:
+        return None
+    return [{"address": f.address, "symbol": f.name, "module": f.module} for f in frames]
+
+
 def json_lines(stacks) -> str:
     import json
-
-    def frames(fs):
-        return (
-            None if fs is None else [{"address": f.address, "symbol": f.name, "module": f.module} for f in fs]
-        )
 
     return "".join(
         json.dumps(
@@ -139,8 +142,8 @@ def json_lines(stacks) -> str:
                 "total_us": s.total_us,
                 "total_ns": s.total_ns,
                 "count": s.count,
-                "kernel": frames(s.kernel),
-                "user": frames(s.user),
+                "kernel": json_frames(s.kernel),
+                "user": json_frames(s.user),
             }
         )
         + "\n"
@@ -148,13 +151,15 @@ def json_lines(stacks) -> str:
     )
 
 
-def run(args, parser) -> int:
-    from ..tools.offcputime import OffCpuTime
-
+@contextlib.contextmanager
+def trace(tool_class, args, parser, banner: str):
+    """Trace with ``tool_class`` as the arguments say, until the duration
+    ends or a signal, after the banner (to stderr with -f/--json); yields
+    ``(tool, stacks)`` to print, then says what the kernel side lost."""
     if args.pid:
         warn_missing(parser.prog, args.pid)
     out = sys.stdout
-    with OffCpuTime(
+    with tool_class(
         pids=args.pid,
         tid=args.tid,
         cgroup=args.cgroup,
@@ -164,26 +169,33 @@ def run(args, parser) -> int:
         min_block_us=args.min_block_time,
         max_block_us=args.max_block_time,
         stack_entries=args.stack_storage_size,
-    ) as oc:
-        quiet = args.folded or args.json
-        print(header(args), end="", file=sys.stderr if quiet else out, flush=True)
+    ) as tool:
+        print(banner, end="", file=sys.stderr if args.folded or args.json else out, flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stop_requested():
             left = SYMBOLIZE_EVERY if deadline is None else deadline - time.monotonic()
             if left <= 0 or wait(min(left, SYMBOLIZE_EVERY)):
                 break
-            oc.stacks()  # symbolizes new stacks while their processes live
-        oc.stop()
-        stacks = oc.stacks()
-        if args.folded:
-            out.write(folded(oc, stacks, args))
-        elif args.json:
-            out.write(json_lines(stacks))
-        else:
-            out.write(text(stacks, args))
+            tool.stacks()  # symbolizes new stacks while their processes live
+        tool.stop()
+        yield tool, tool.stacks()
         out.flush()
-        report_lost(parser.prog, oc.stats())
+        report_lost(parser.prog, tool.stats())
+
+
+def run(args, parser) -> int:
+    from ..tools.offcputime import OffCpuTime
+
+    with trace(OffCpuTime, args, parser, header(args)) as (tool, stacks):
+        sys.stdout.write(show(tool, stacks, args, json_lines, text))
     return 0
+
+
+def show(tool, stacks, args, as_json, as_text) -> str:
+    """The stacks in the format the arguments ask for."""
+    if args.folded:
+        return folded(tool, stacks, args)
+    return as_json(stacks) if args.json else as_text(stacks, args)
 
 
 def report_lost(prog: str, stats: dict) -> None:

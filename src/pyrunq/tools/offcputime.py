@@ -87,7 +87,7 @@ class OffCpuTime(TaskTracer):
     """
 
     object_name = "offcputime"
-    programs = ("handle_switch",)
+    programs: tuple[str, ...] = ("handle_switch",)
 
     def __init__(
         self,
@@ -143,22 +143,22 @@ class OffCpuTime(TaskTracer):
     def stacks(self) -> list[OffCpuStack]:
         """Every (thread, stacks) off the CPU so far, the longest first.
         Stacks are symbolized once, the first time they are read."""
-        out = []
-        for key, val in self.obj.maps["counts"].items():
-            out.append(
-                OffCpuStack(
-                    key.tgid,
-                    key.tid,
-                    val.comm,
-                    self._cgroups(val.cgroup_id),
-                    val.total_ns,
-                    val.count,
-                    self._kernel_stack(key.kern_stack_id),
-                    self._user_stack(key.tgid, key.user_stack_id),
-                )
-            )
+        out = [self._decode(key, val) for key, val in self.obj.maps["counts"].items()]
         out.sort(key=lambda s: s.total_ns, reverse=True)
         return out
+
+    def _decode(self, key, val):
+        """One entry of ``counts`` (struct offcpu_key, struct offcpu_val)."""
+        return OffCpuStack(
+            key.tgid,
+            key.tid,
+            val.comm,
+            self._cgroups(val.cgroup_id),
+            val.total_ns,
+            val.count,
+            self._kernel_stack(key.kern_stack_id),
+            self._user_stack(key.tgid, key.user_stack_id),
+        )
 
     def folded(self, stacks=None, **kw) -> Iterator[tuple[list[str], int]]:
         """(frames root to leaf, microseconds) per stack: what
