@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""What the rest of the scheduler kit (cpudist, runqlen, offcputime) costs in
-the kernel, side by side in one run with libbpf-tools' C tools where they load.
+"""What the rest of the scheduler kit (cpudist, runqlen, offcputime, offwaketime) costs in
+the kernel, side by side in one run with libbpf-tools' C tools where they load
+(offwaketime has no C twin).
 
     sudo .venv/bin/python bench/sched_kit.py [--repeat N] [--quick]
 
@@ -36,6 +37,7 @@ TOOLS = {
     "cpudist -O": (["/usr/sbin/cpudist", "-O"], ["cpudist", "-O"]),
     "runqlen": (["/usr/sbin/runqlen"], ["runqlen"]),
     "offcputime": (["/usr/sbin/offcputime"], ["offcputime"]),
+    "offwaketime": (None, ["offwaketime"]),  # libbpf-tools has none (bcc #4041)
 }
 SILENT = {"/usr/sbin/offcputime"}  # Debian's prints no banner: wait for its one program instead
 
@@ -77,7 +79,8 @@ def main(argv=None) -> int:
     env = rivals.commands(None, None)["pyrunq"]["env"]
     leaks = LeakCheck()
     res: dict[str, dict[str, list]] = {}
-    failed = {f"C {tool}": why for tool, (c, _) in TOOLS.items() if (why := load_failure(c))}
+    failed = {f"C {tool}": "no such C tool" for tool, (c, _) in TOOLS.items() if c is None}
+    failed |= {f"C {tool}": why for tool, (c, _) in TOOLS.items() if c and (why := load_failure(c))}
     for _ in range(repeat):
         base = loads.pipe_load(seconds)
         res.setdefault("load_pct", {}).setdefault("none", []).append(100.0)
