@@ -135,6 +135,8 @@ class OffWakeTime(OffCpuTime):
         return (start, end) if start and end and start < end else None
 
     def stacks(self) -> list[OffWakeStack]:  # type: ignore[override]
+        """Every (thread, stacks, waker, waker's stacks) off the CPU so far,
+        the longest first, symbolized once, the first time they are read."""
         return super().stacks()  # type: ignore[return-value]
 
     def _decode(self, key, val):
