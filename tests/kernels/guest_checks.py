@@ -102,7 +102,7 @@ def test_runqlen_counts_the_cpus_queue(kernel):
             children.append(pid)
         with pyrunq.RunqLen(frequency=199, cpus=[1]) as rl:
             rl.snapshot()
-            time.sleep(1)
+            time.sleep(0.5)  # about 100 samples
             q = rl.snapshot()[1]
     finally:
         for pid in children:

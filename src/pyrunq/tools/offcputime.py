@@ -17,7 +17,7 @@ from typing import NamedTuple
 from ..cgroup import Names
 from ..errors import UsageError
 from ..folded import KERNEL_SUFFIX
-from ..symbols import Frame, KernelSymbols
+from ..symbols import Frame, KernelSymbols, kernel_symbols
 from .base import check_positive, check_threshold
 from .tasktracer import TaskTracer
 from .ustack import Symbolizer, stack_addresses
@@ -174,7 +174,7 @@ class OffCpuTime(TaskTracer):
                 self._kernel_frames[stack_id] = None
             else:
                 if self._kernel is None:
-                    self._kernel = KernelSymbols()
+                    self._kernel = kernel_symbols()
                 frames = [self._kernel.resolve(a) for a in addresses]
                 while frames and frames[0].name and frames[0].name.startswith(TRACING_FRAMES):
                     frames.pop(0)

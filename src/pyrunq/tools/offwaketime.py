@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..folded import KERNEL_SUFFIX
-from ..symbols import Frame, KernelSymbols
+from ..symbols import Frame, kernel_symbols
 from .offcputime import TRACING_FRAMES, OffCpuStack, OffCpuTime
 
 __all__ = ["OffWakeStack", "OffWakeTime", "Waker", "wake_context"]
@@ -128,7 +128,7 @@ class OffWakeTime(OffCpuTime):
     def _text_range(self, name: str, end_name: str | None) -> tuple[int, int] | None:
         """[start, end) of a text section between two markers, or of a function."""
         if self._kernel is None:
-            self._kernel = KernelSymbols()
+            self._kernel = kernel_symbols()
         if end_name is None:
             return self._kernel.span(name)
         start, end = self._kernel.address(name), self._kernel.address(end_name)
