@@ -16,7 +16,7 @@ import pytest
 
 from pyrunq.bpf import BPFObject
 from pyrunq.tools.generic import Runner, dwarf
-from pyrunq.tools.generic.introspect import presenter
+from pyrunq.tools.generic.present import presenter
 import cli
 from cli import inspect_json, run_and_fire
 from needs import need

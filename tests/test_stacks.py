@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 from pyrunq.tools.generic import Runner
 from cli import run_and_fire
@@ -59,15 +61,73 @@ def test_missed_stacks_and_merged_entries(kernel, objs):
         raw = {"pid": os.getpid(), "user_stack_id": -17, "kern_stack_id": key.kern_stack_id, "name": "x"}
         missed = r.stacks.name(raw, key_members)
         none = r.stacks.name({**raw, "user_stack_id": -14}, key_members)
-        twice = r.stacks.name_entries(
+        twice, merged = r.stacks.name_entries(
             [(dict(raw), {"delta": 5, "comm": "a"}), (dict(raw), {"delta": 7, "comm": "b"})],
+            key_members,
+            None,
+        )
+        # the same stacks, but another inode: not the same entry, nothing added up
+        apart, none_merged = r.stacks.name_entries(
+            [(dict(raw), {"count": 1, "inode": 3099868}), (dict(raw), {"count": 2, "inode": 29464})],
             key_members,
             None,
         )
     assert missed["user_stack_id"] == ["[missed stack: EEXIST]"]  # lost: its bucket was taken
     assert none["user_stack_id"] == []  # EFAULT: there was no stack to take
     assert missed["kern_stack_id"] == counts.entries[0][0]["kern_stack_id"]
-    assert [value for _, value in twice] == [{"delta": 12, "comm": "a"}]
+    assert [value for _, value in twice] == [{"delta": 12, "comm": "a"}] and merged == 1
+    assert [value for _, value in apart] == [{"count": 1, "inode": 3099868}, {"count": 2, "inode": 29464}]
+    assert none_merged == 0
+
+
+CALLER = """import os, sys
+os.sched_setaffinity(0, {{{cpu}}})
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range({calls}):
+    os.getpgid(0)
+print("done", flush=True)
+sys.stdin.readline()  # alive while its stacks are named: its maps are read then
+"""
+
+
+def test_per_cpu_identities_are_not_added_and_each_side_has_its_stack_map(kernel, objs):
+    """tests/objects/gen_gadget.bpf.c: two processes on two CPUs write their
+    pid into a per-CPU scratch value (pids are not added: the value is shown
+    per CPU); their stack ids go to two stack maps, kstacks and ustacks, and
+    each is named from its own."""
+    callers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CALLER.format(cpu=cpu, calls=calls)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for cpu, calls in ((0, 2), (1, 3))
+    ]
+    try:
+        for c in callers:
+            assert c.stdout.readline() == "ready\n"
+        settings = {"target_a": callers[0].pid, "target_b": callers[1].pid}
+        with Runner(objs["gen_gadget"], settings=settings) as r:
+            for c in callers:
+                c.stdin.write("go\n")
+                c.stdin.flush()
+                assert c.stdout.readline() == "done\n"
+            r.stop()
+            reports = {report.name: report for report in r.maps()}
+    finally:
+        for c in callers:
+            c.kill()
+            c.wait()
+    (scratch,) = [value for _, value in reports["scratch_map"].entries]
+    assert sorted((v["pid"], v["calls"]) for v in scratch) == [(callers[0].pid, 2), (callers[1].pid, 3)]
+    counts = reports["counts"]
+    assert {k["pid"] for k, _ in counts.entries} == {c.pid for c in callers}
+    assert sum(v for _, v in counts.entries) == 5
+    for key, _ in counts.entries:
+        assert SYSCALL_ENTRY in key["kern_stack_id"], key
+        assert re.fullmatch(r"_*getpgid", key["user_stack_id"][0]), key  # libc's wrapper: a user frame
 
 
 def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
@@ -84,3 +144,21 @@ def test_cli_prints_stacks_under_their_entry_and_record(kernel, objs):
     assert re.fullmatch(r"    _*getpgid", block[split + 1])
     assert sum(1 for line in lines if line.startswith("TIME")) == 1  # the records' header
     assert "KSTACK " not in lines[0] and "KSTACK_SZ" in out  # stacks are not columns
+
+
+def test_a_histogram_per_stack_is_named_and_printed_under_its_stack(kernel, objs):
+    """tests/objects/gen_stackhist.bpf.c, in futexctn's shape: the stack in
+    a histogram's key is named, printed above its histogram, and the
+    histograms of stacks that name the same functions added up."""
+    rc, out, err = run_and_fire(objs["gen_stackhist"], [1, 2, 3, 100])
+    assert rc == 0, err
+    heads = [i for i, line in enumerate(out.splitlines()) if line.startswith("hists[")]
+    assert heads, out
+    lines = out.splitlines()
+    for i in heads:
+        assert re.fullmatch(
+            rf"hists\[\{{pid={os.getpid()}\}}\]: contended=\d+ total_elapsed=\d+ min=\d+ max=\d+", lines[i]
+        )
+        assert re.fullmatch(r"    _*getpgid", lines[i + 1]), lines[i : i + 3]  # its user stack, top first
+    contended = sum(int(re.search(r"contended=(\d+)", lines[i]).group(1)) for i in heads)  # type: ignore[union-attr]
+    assert contended == 4

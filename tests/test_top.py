@@ -5,6 +5,7 @@ kernel: the sampler, batch and JSON output, and the screen in a real terminal
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shlex
@@ -390,6 +391,24 @@ def tmux():
     yield start
     for t in made:
         t.close()
+
+
+@pytest.mark.slow
+def test_screen_on_a_terminal_that_does_not_know_its_size(kernel):
+    """script(1)'s pseudo-terminal says 0x0 (as a bare pty or a serial line
+    does): curses' own size (LINES, COLUMNS) stays; top draws and ends."""
+    need("script")
+    command = f"{shlex.join(cli.cmd())} top -d 0.2 -n 2"
+    env = {**os.environ, "TERM": "xterm", "LINES": "30", "COLUMNS": "120"}
+    out = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0 and b"Traceback" not in out.stdout, out.stdout[-2000:]
+    assert b"TOP CULPRIT" in out.stdout and b"pyrunq top - " in out.stdout
 
 
 @pytest.mark.slow

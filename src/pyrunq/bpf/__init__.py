@@ -4,8 +4,9 @@ Also the directory of the packaged CO-RE objects (``<arch>/<name>.bpf.o``), and 
 codecs that turn C data into Python values and back (``Layout``, and the
 parts a type reader of its own builds one from: ``Codec``, ``Int``,
 ``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and the C that
-Python is too slow for: ``HistDiffs`` (runqlat's per-key differences and
-text) and ``EventRows`` (runqslower's rows). Layers above use the
+Python is too slow for: ``HistDiffs`` (runqlat's per-key differences, text
+and stats), ``BlameDiffs`` (its culprit table's) and ``EventRows``
+(runqslower's rows). Layers above use the
 names here, and the modules ``btf`` (its type kinds), ``btfcheck`` (BTF
 checked before libbpf reads it; imported by those who need it) and
 ``features`` (what the kernel supports); the other modules are internal.
@@ -15,7 +16,8 @@ from . import btf, features
 from .btf import BTF
 from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Struct
 from .globals import DATA_SECTIONS, GlobalSection
-from .hists import HistDiffs
+from .blames import BlameChange, BlameDiffs, VictimBlame
+from .hists import HistDiffs, KeyStats
 from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
 from .object import BPFObject, packaged_object
@@ -37,7 +39,11 @@ __all__ = [
     "EventRows",
     "Float",
     "GlobalSection",
+    "BlameChange",
+    "BlameDiffs",
     "HistDiffs",
+    "KeyStats",
+    "VictimBlame",
     "Int",
     "Layout",
     "Link",

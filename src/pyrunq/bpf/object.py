@@ -80,7 +80,7 @@ class BPFObject:
         )
         self.state = OPEN
         self._finalizer = weakref.finalize(self, lib.bpf_object__close, self._ptr)
-        self.name = ffi.string(lib.bpf_object__name(self._ptr)).decode()
+        self.name = libbpf.name(lib.bpf_object__name(self._ptr))
         self.btf = BTF(lib.bpf_object__btf(self._ptr))
         self.maps: dict[str, Map] = Named("map", self.name)
         self._sections: dict[str, Map] = {}

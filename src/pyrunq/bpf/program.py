@@ -63,8 +63,8 @@ class Program:
 
     def __init__(self, ptr, obj: "BPFObject"):
         self._ptr, self._obj = ptr, obj
-        self.name = ffi.string(lib.bpf_program__name(ptr)).decode()
-        self.section = ffi.string(lib.bpf_program__section_name(ptr)).decode()
+        self.name = libbpf.name(lib.bpf_program__name(ptr))
+        self.section = libbpf.name(lib.bpf_program__section_name(ptr))
 
     def __repr__(self):
         return f"<Program {self.name} SEC({self.section!r})>"

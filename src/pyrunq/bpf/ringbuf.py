@@ -121,6 +121,8 @@ class RingBuffer(Records):
         return self._ptr
 
     def _result(self, ret: int, op: str) -> int:
+        for rows in self._rows:
+            rows.settle()
         if self.error is not None:
             err, self.error = self.error, None
             raise err

@@ -226,7 +226,8 @@ def run(args, parser) -> int:
         r.loop(
             args.duration,
             args.interval,
-            on_maps=_and_iterators(printer.maps_with_time, r, out, args.json),
+            on_maps=printer.maps_with_time,
+            on_iterators=lambda texts: _print_iterators(out, texts, args.json),
             wait=wait,
             cumulative=args.cumulative,
         )
@@ -299,16 +300,6 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
         else:
             out.write(text)
     out.flush()
-
-
-def _and_iterators(show_maps, r, out, as_json: bool):
-    """At each interval: the maps, then the iterators' text."""
-
-    def show(reports) -> None:
-        show_maps(reports)
-        _print_iterators(out, r.iterators(), as_json)
-
-    return show
 
 
 def _pairing_note(prog: str):
@@ -443,9 +434,10 @@ class TablePrinter:
             if rep.kind == "hist":
                 values = False
                 for key, slots, labels in rep.entries:
-                    head = rep.name if key is None else f"{rep.name}[{text(key)}]"
+                    head = rep.name if key is None else f"{rep.name}[{text(_without(key, rep.stacks))}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
+                    stacks = stack_lines(_only(key, rep.stacks), rep.stacks) if rep.stacks else ""
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
                 continue
             value = _own_value(rep)
             if rep.entries and not (value and values):
@@ -459,6 +451,9 @@ class TablePrinter:
                     self.out.write(
                         stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
                     )
+            if rep.merged:
+                note = f"{rep.merged} entries added into others whose stacks name the same functions"
+                self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
 
 

@@ -78,7 +78,7 @@ def run_batch(sampler, view, args) -> int:
     remaining = args.iterations or float("inf")
     while remaining > 0:
         stopped = wait(args.delay)
-        frame = sampler.sample()
+        frame = sampler.sample(all_culprits=args.json or view.blame)
         if args.json:
             sys.stdout.write(json.dumps(json_doc(frame, view)) + "\n")
         else:
@@ -126,7 +126,7 @@ class Screen:
             if time.monotonic() >= due:
                 due = max(due + self.args.delay, time.monotonic())
                 if not self.view.paused:
-                    self.frame = self.sampler.sample()
+                    self.frame = self.sampler.sample(all_culprits=self.view.blame)
                     remaining -= 1
             self.draw()
         return 0
@@ -174,7 +174,9 @@ class Screen:
 
     def fit_terminal(self) -> None:
         size = os.get_terminal_size(sys.stdout.fileno())
-        if (size.lines, size.columns) != self.stdscr.getmaxyx():
+        # a terminal that does not know its size says 0x0 (a bare pty, a
+        # serial line): curses' own size (LINES, COLUMNS, terminfo) stays
+        if size.lines and size.columns and (size.lines, size.columns) != self.stdscr.getmaxyx():
             self.curses.resizeterm(size.lines, size.columns)
             self.stdscr.clear()
 

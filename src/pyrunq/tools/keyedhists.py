@@ -97,7 +97,8 @@ class KeyedHists(Tool):
         return d.render(self.per, self.unit, names)
 
     def _baselines_of(self, method: str) -> None:
-        """The first of snapshot() and interval_text() called owns the baselines."""
+        """The first of snapshot() and interval_text() (or a tool's own C
+        method, such as RunqLat.interval_stats()) called owns the baselines."""
         if self._method is None:
             self._method = method
         elif self._method != method:

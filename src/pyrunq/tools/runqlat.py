@@ -7,6 +7,7 @@ with ``blame``, who held the CPU while each key's tasks waited.
 
 from __future__ import annotations
 
+from ..bpf import BlameDiffs, HistDiffs, KeyStats
 from ..hist import Histogram
 from ..errors import UsageError
 from .base import check_positive
@@ -44,6 +45,7 @@ class RunqLat(KeyedHists, RunqTracer):
     ):
         self._max_culprits = check_positive("max_culprits", max_culprits)
         self._attributions: Attributions | None = None
+        self._blame_diffs: BlameDiffs | None = None  # interval_stats()'s culprit baselines, in C
         super().__init__(
             milliseconds=milliseconds,
             per=per,
@@ -76,15 +78,73 @@ class RunqLat(KeyedHists, RunqTracer):
     def _attribute(self, items, clear: bool) -> dict[Key | None, Attribution]:
         if not self.blame:
             raise UsageError("attribution() needs RunqLat(blame=True)")
+        comms = {raw: h.comm for raw, h in items}
+        diffs = self._attributions_of().diff(items, self.obj.maps["blames"].items(), clear)
+        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
+
+    def interval_stats(
+        self, clear: bool = True, all_culprits: bool = False
+    ) -> tuple[list[tuple[Key | None, KeyStats]], list[int], dict[Key | None, Attribution]]:
+        """What ``interval()`` says, computed in C for thousands of keys
+        (``pyrunq top``): each changed key with its ``KeyStats`` (waits,
+        sum_ns, p50, p99, max), in map order; the new counts of all of them
+        together, bucket by bucket; and with ``blame``, {key: Attribution}
+        (else empty), whose culprits are only the largest one unless
+        ``all_culprits``. Baselines as ``interval_text()``'s."""
+        self._baselines_of("interval_stats")
+        hists = self.obj.maps["hists"]
+        if self._diffs is None:
+            self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
+        d = self._diffs
+        d.diff(*d.read(hists), clear)
+        stats, total = d.stats()
+        # a key the kernel has made but not yet counted in has no waits: no row
+        keyed = [(self._key(s.key, s.comm.decode(errors="replace")), s) for s in stats if s.waits]
+        blame = self._blame_stats(keyed, clear, all_culprits) if self.blame else {}
+        if clear:
+            self._forget_gone(d.idle())
+        return keyed, total, blame
+
+    def _blame_stats(self, keyed, clear: bool, all_culprits: bool) -> dict[Key | None, Attribution]:
+        """interval_stats()'s attributions: the culprit table's growth in C."""
+        blames, a = self.obj.maps["blames"], self._attributions_of()
+        if self._blame_diffs is None:
+            other = self.obj.btf.enum("blame_kind")["BLAME_OTHER"]
+            self._blame_diffs = BlameDiffs(blames.key_layout, blames.value_layout, other)
+        d = self._blame_diffs
+        d.diff(*d.read(blames), clear)
+        for cgroup_id in d.unnamed():
+            d.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
+        victims = {v.victim: v for v in d.victims()}
+        everyone: dict[int, list] = {}
+        for c in d.changes() if all_culprits else ():
+            everyone.setdefault(c.victim, []).append(c)
+        out = {}
+        for key, s in keyed:
+            v = victims.get(s.key)
+            if not any(s.blame_ns):
+                continue
+            entries = everyone.get(s.key, []) if all_culprits else [v.top] if v and v.top else []
+            culprits = [a.culprit(c, c.comm.decode(errors="replace"), c.ns) for c in entries]
+            out[key] = a.attribution(s.blame_ns, culprits, (v.container_ns, v.host_ns) if v else (0, 0))
+        return out
+
+    def _attributions_of(self) -> Attributions:
         if self._attributions is None:
             self._attributions = Attributions(Kinds(self.obj.btf, self._names()), self.per)
-        comms = {raw: h.comm for raw, h in items}
-        diffs = self._attributions.diff(items, self.obj.maps["blames"].items(), clear)
-        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
+        return self._attributions
+
+    def close(self) -> None:
+        super().close()
+        if self._blame_diffs is not None:
+            self._blame_diffs.close()
 
     def _forget_gone(self, idle) -> None:
         super()._forget_gone(idle)
-        if self.per == "cgroup" and self._attributions is not None:  # culprits removed, victims alive
+        if self.per == "cgroup" and self._blame_diffs is not None:  # culprits removed, victims alive
+            gone = [c for c in self._blame_diffs.cgroups() if not self._names().exists(c)]
+            self._delete_culprits(self._blame_diffs.forget(cgroups=gone))
+        elif self.per == "cgroup" and self._attributions is not None:
             gone = [c for c in self._attributions.culprit_cgroups() if not self._names().exists(c)]
             self._delete_culprits(self._attributions.forget_culprits(gone))
 
@@ -96,7 +156,9 @@ class RunqLat(KeyedHists, RunqTracer):
     def _forget_culprits_of(self, victims: set) -> None:
         """Delete the culprit table's entries of these keys (those read by
         the last attribution: an entry made since is deleted next time)."""
-        if self._attributions is not None:
+        if self._blame_diffs is not None:
+            self._delete_culprits(self._blame_diffs.forget(victims=victims))
+        elif self._attributions is not None:
             self._delete_culprits(self._attributions.forget(victims))
 
     def _delete_culprits(self, keys) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from ..bpf import EventRows
 from ..errors import UsageError
 from .base import EventTool, check_threshold
-from .blame import Culprit, Kinds, merged
+from .blame import Culprit, Kinds, enum_names, merged
 from .runqtracer import RunqTracer
 
 
@@ -45,7 +45,9 @@ class RunqSlower(RunqTracer, EventTool):
     ``text``: no event objects; each event becomes libbpf-tools' runqslower
     row, written in C (``previous``: with the previous task's columns), and
     ``take_text()`` returns the rows polled so far. ``blame``: each event is
-    a ``BlamedEvent``, which also says who held the CPU during the wait.
+    a ``BlamedEvent``, which also says who held the CPU during the wait
+    (with ``text``: the row ends with the culprits, as
+    ``pyrunq.cli.runqslower.blame_text`` writes them).
     """
 
     object_name = "runqslower"
@@ -64,8 +66,6 @@ class RunqSlower(RunqTracer, EventTool):
         self.min_us = check_threshold("min_us", min_us, "microseconds")
         if text and callback is not None:
             raise UsageError("RunqSlower: text=True writes rows itself: no callback")
-        if text and blame:
-            raise UsageError("RunqSlower: blame events are values: no text=True")
         self._text, self._previous, self._rows = text, previous, None
         super().__init__(
             pids=None if pid is None else [pid],
@@ -80,11 +80,21 @@ class RunqSlower(RunqTracer, EventTool):
         obj.rodata["min_us"] = self.min_us
 
     def open_ring(self, obj):
-        if self.blame:
+        if self.blame and not self._text:
             return self._blame_ring(obj)
         if not self._text:
             return super().open_ring(obj)
-        self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
+        if self.blame:
+            kinds = Kinds(obj.btf)
+            self._rows = EventRows.blamed(
+                obj.btf.layout(obj.btf.find("blame_event")),
+                self._previous,
+                enum_names(obj.btf, "blame_kind"),
+                {raw: kinds.why(raw) for raw in enum_names(obj.btf, "blame_why")},
+                kinds.cgroup,
+            )
+        else:
+            self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
         return obj.ring_buffer(self.ring_map, rows=self._rows)
 
     def take_text(self) -> bytes:

@@ -56,12 +56,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
-import sys
 from typing import NamedTuple
 
 from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject, features
 from ...bpf import btf as B
 from ...errors import UsageError
+from . import present
 from .dwarf import dwarf_of
 from .objfile import open_object
 
@@ -592,7 +592,7 @@ def _describe_global(obj: BPFObject, section: str, name: str, tid: int, result: 
         "section": section,
         "declaration": btf.declaration(tid, name),
         "kind": value_kind(btf, tid),
-        "default": presenter(btf, tid)(default),
+        "default": present.presenter(btf, tid)(default),
         "shown_as": shown,
     }
 
@@ -615,115 +615,3 @@ def value_kind(btf, tid: int) -> str:
 def attach_target(section: str) -> str | None:
     """What a section names after its type: ``raw_tp/sys_enter`` -> ``sys_enter``."""
     return section.split("/", 1)[1] if "/" in section else None
-
-
-# -- values -----------------------------------------------------------------
-
-
-def presenter(btf, tid: int):
-    """A function from a value decoded by ``btf.layout(tid)`` to plain data:
-    enums by name, structs as dicts, arrays as lists, bytes as hex; IP
-    addresses (``_addresses``) as text."""
-    tid = btf.resolve(tid) if tid else 0
-    kind = btf.kind(tid)
-    if kind in (B.ENUM, B.ENUM64):
-        names: dict[int, str] = {}
-        for name, value in btf.enum_values(tid).items():
-            names.setdefault(value, name)
-        return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
-    if kind == B.STRUCT:
-        fields = [presenter(btf, t) for _, t, _, _ in btf.members(tid)]
-        addresses = _addresses(btf, tid)
-
-        def struct(rec):
-            if not hasattr(rec, "_fields"):
-                return _plain(rec)
-            out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
-            for i, size, family in addresses:
-                text = _address(rec[i], size, None if family is None else rec[family])
-                if text is not None:
-                    out[rec._fields[i]] = text
-            return out
-
-        return struct
-    if kind == B.UNION:
-        return _union_presenter(btf, tid)
-    if kind == B.ARRAY:
-        elem = presenter(btf, btf.array(tid)[0])
-
-        def array(v):
-            if isinstance(v, (str, bytes)):  # char[] is text; bytes: no better form
-                return _plain(v)
-            return [elem(x) for x in v]
-
-        return array
-    return _plain
-
-
-_ADDRESS = re.compile(r"addr(_v?[46])?$")
-_FAMILY_NAMES = ("family", "af", "sa_family")
-_FAMILIES = {2: 4, 10: 16}  # AF_INET, AF_INET6 -> the address's bytes
-
-
-def _addresses(btf, tid: int) -> list[tuple[int, int, int | None]]:
-    """(member index, its size, index of the struct's family member or None)
-    of the members of struct ``tid`` that hold an IP address: named ``*addr``
-    (``saddr``, ``daddr_v6``...), 4 or 16 bytes as an integer or an array of
-    integers (tcplife's ``unsigned __int128 saddr``; ``__u8`` arrays read as
-    text and are left alone)."""
-    members = btf.members(tid)
-    names = [m[0] for m in members]
-    family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
-    out = []
-    for i, (name, mtid, _, bits) in enumerate(members):
-        mtid = btf.resolve(mtid)
-        size, kind = btf.size(mtid), btf.kind(mtid)
-        if bits or not _ADDRESS.search(name) or size not in (4, 16):
-            continue
-        if kind == B.INT or kind == B.ARRAY and _is_int(btf, btf.array(mtid)[0]) and not _is_char(btf, mtid):
-            out.append((i, size, family))
-    return out
-
-
-def _is_char(btf, array_tid: int) -> bool:
-    return btf.int_info(btf.resolve(btf.array(array_tid)[0]))[3]
-
-
-def _address(value, size: int, family: int | None) -> str | None:
-    """An address member's value as text: with the struct's family (AF_INET:
-    the first 4 bytes, AF_INET6: all 16; another: None), else by its size."""
-    import ipaddress
-
-    if isinstance(value, int):
-        data = value.to_bytes(size, sys.byteorder)
-    elif isinstance(value, tuple):  # __u32[4]
-        data = b"".join(x.to_bytes(size // len(value), sys.byteorder) for x in value)
-    else:
-        data = bytes(value)
-    n = len(data) if family is None else _FAMILIES.get(family, 0)
-    return str(ipaddress.ip_address(data[:n])) if n in (4, 16) and n <= len(data) else None
-
-
-def _union_presenter(btf, tid: int):
-    """A union (its bytes) as each of its members decoded from them: which
-    one is meant, only the object's own user space knows (mountsnoop's by
-    its ``op``). Bit-field members stay out."""
-    members = []
-    for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
-        if not bits:
-            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid)))
-
-    def union(raw):
-        if not isinstance(raw, (bytes, bytearray)):
-            return _plain(raw)
-        return {
-            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
-            for name, offset, layout, present in members
-            if offset + layout.size <= len(raw)
-        }
-
-    return union
-
-
-def _plain(v):
-    return v.hex() if isinstance(v, (bytes, bytearray)) else v
