@@ -7,8 +7,8 @@
  * The `blames` map (struct blame_key -> struct blame_val, bpf/runq.h) is
  * cumulative. Each interval C subtracts each entry's nanoseconds at the last
  * interval (kept here) and keeps the entries that grew; per victim it sums
- * what top's row shows: the part of other cgroups that are containers and
- * the part of the host's, and the culprit that took the most. Whether a
+ * what top's row needs: the part of other cgroups that are containers', and
+ * the culprit that took the most. Whether a
  * cgroup is a container's only Python can tell (native/cgroups.c). The
  * Python version (pyrunq.tools.blame.Attributions) is the reference the
  * tests compare with. Layouts come from the object's BTF.
@@ -33,10 +33,10 @@ struct pyrunq_blame_base {
     int state;
 };
 
-/* One victim's interval: containers' and the host's part, and the index of
+/* One victim's interval: the part of container cgroups, and the index of
  * its largest culprit in the changes (-1: none). */
 struct pyrunq_victim_blame {
-    uint64_t victim, container_ns, host_ns;
+    uint64_t victim, container_ns;
     int64_t top;
 };
 
@@ -253,10 +253,10 @@ static int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int c
     return pyrunq_cgroup_set(&t->names, cgroup_id, "", container);
 }
 
-/* Sum per victim of the last diff, in the order first seen: its containers'
- * and host's part, and its largest culprit (the first of equals, as
- * Attribution.culprits sorts them). An unnamed cgroup counts as the host's.
- * 0 or -ENOMEM. */
+/* Sum per victim of the last diff, in the order first seen: the part of
+ * container cgroups, and its largest culprit (the first of equals, as
+ * Attribution.culprits sorts them); another cgroup's part that is not a
+ * container's is the host's (an unnamed one too). 0 or -ENOMEM. */
 static int pyrunq_blames_sum(struct pyrunq_blames *t)
 {
     size_t cap = 16, mask, i, j, *at;
@@ -277,13 +277,14 @@ static int pyrunq_blames_sum(struct pyrunq_blames *t)
             ;
         if (at[j] == SIZE_MAX) {
             at[j] = t->n_victims++;
-            t->victims[at[j]] = (struct pyrunq_victim_blame){c->victim, 0, 0, -1};
+            t->victims[at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
         }
         v = &t->victims[at[j]];
         if (c->kind == t->other) {
             const struct pyrunq_cgroup_name *n = pyrunq_cgroup_lookup(&t->names, c->cgroup_id);
 
-            *(n && n->container ? &v->container_ns : &v->host_ns) += c->ns;
+            if (n && n->container)
+                v->container_ns += c->ns;
         }
         if (v->top < 0 || c->ns > t->changes[v->top].ns)
             v->top = (int64_t)i;

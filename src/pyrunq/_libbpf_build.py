@@ -294,7 +294,7 @@ struct pyrunq_blame_entry {
     char comm[17];
 };
 struct pyrunq_victim_blame {
-    uint64_t victim, container_ns, host_ns;
+    uint64_t victim, container_ns;
     int64_t top;
 };
 struct pyrunq_blames *pyrunq_blames_new(size_t key_size, size_t value_size, const size_t *off,

@@ -6,8 +6,8 @@ Attributions``) is the reference the tests compare with."""
 
 from __future__ import annotations
 
+import collections
 import struct
-from typing import NamedTuple
 
 from ..libbpf import ffi, lib
 from .batch import NativeTable
@@ -18,32 +18,20 @@ KEY_FIELDS = ("victim", "cgroup_id", "culprit", "kind")
 VALUE_FIELDS = ("ns", "comm")
 
 
-class BlameChange(NamedTuple):
-    """An entry of the culprit table that grew: its key's members, the
-    nanoseconds it grew by (``ns``) and the culprit's ``comm`` bytes."""
-
-    victim: int
-    cgroup_id: int
-    culprit: int
-    kind: int
-    ns: int
-    comm: bytes
-
-
-class VictimBlame(NamedTuple):
-    """One victim's interval: what containers and the host's other cgroups
-    took from it, and its largest culprit (None: none grew)."""
-
-    victim: int
-    container_ns: int
-    host_ns: int
-    top: BlameChange | None
+# (collections.namedtuples: typing costs every start 2 ms)
+BlameChange = collections.namedtuple("BlameChange", "victim cgroup_id culprit kind ns comm")
+BlameChange.__doc__ = """An entry of the culprit table that grew: its key's members, the
+nanoseconds it grew by (``ns``) and the culprit's ``comm`` bytes."""
+VictimBlame = collections.namedtuple("VictimBlame", "victim container_ns top")
+VictimBlame.__doc__ = """One victim's interval: what container cgroups took from it
+(``container_ns``), and its largest culprit (``top``, a BlameChange; None:
+none grew)."""
 
 
 def _struct(name: str) -> struct.Struct:
     members = {
         "struct pyrunq_blame_entry": "=2Q2IQ17s",
-        "struct pyrunq_victim_blame": "=3Qq",
+        "struct pyrunq_victim_blame": "=2Qq",
     }[name]
     return struct.Struct(f"{members}{ffi.sizeof(name) - struct.calcsize(members)}x")
 
@@ -93,9 +81,9 @@ class BlameDiffs(NativeTable):
             raise MemoryError("out of memory for the cgroups' names")
 
     def victims(self) -> list[VictimBlame]:
-        """Per victim of the last diff, in the order first seen: the parts of
-        containers and of the host's other cgroups (a cgroup not named: the
-        host's), and the largest culprit (the first of equals)."""
+        """Per victim of the last diff, in the order first seen: the part of
+        container cgroups (a cgroup not named is not one), and the largest
+        culprit (the first of equals)."""
         if lib.pyrunq_blames_sum(self._table()) < 0:
             raise MemoryError("out of memory for the victims' sums")
         ptr = lib.pyrunq_blames_victims(self._table(), self._n)
@@ -104,8 +92,8 @@ class BlameDiffs(NativeTable):
             return []
         changes = ffi.buffer(lib.pyrunq_blames_changes(self._table(), self._n), self._n[0] * _ENTRY.size)
         return [
-            VictimBlame(v, c, h, _entry(_ENTRY.unpack_from(changes, top * _ENTRY.size)) if top >= 0 else None)
-            for v, c, h, top in _VICTIM.iter_unpack(ffi.buffer(ptr, n * _VICTIM.size))
+            VictimBlame(v, c, _entry(_ENTRY.unpack_from(changes, top * _ENTRY.size)) if top >= 0 else None)
+            for v, c, top in _VICTIM.iter_unpack(ffi.buffer(ptr, n * _VICTIM.size))
         ]
 
     def forget(self, victims=(), cgroups=()) -> list[tuple[int, int, int, int]]:

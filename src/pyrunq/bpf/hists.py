@@ -12,9 +12,9 @@ is the reference the tests compare with.
 
 from __future__ import annotations
 
+import collections
 import errno
 import struct
-from typing import NamedTuple
 
 from ..libbpf import ffi, lib
 from .batch import NativeTable
@@ -32,22 +32,13 @@ HEADINGS = {
 }
 
 
-class KeyStats(NamedTuple):
-    """One changed key's interval (``HistDiffs(stats=True)``): ``waits``,
-    their exact ``sum_ns``, ``p50``/``p99``/``max`` from the fine buckets (in
-    the histogram's unit, as ``pyrunq.hist.percentiles`` and
-    ``highest_bound`` give them), ``blame_ns`` by enum blame_kind (zeros
-    without them), and the ``comm`` bytes."""
-
-    key: int
-    waits: int
-    sum_ns: int
-    max: int
-    p50: float
-    p99: float
-    blame_ns: tuple[int, ...]
-    comm: bytes
-
+# (a collections.namedtuple: typing costs every start 2 ms)
+KeyStats = collections.namedtuple("KeyStats", "key waits sum_ns max p50 p99 blame_ns comm")
+KeyStats.__doc__ = """One changed key's interval (``HistDiffs(stats=True)``): ``waits``,
+their exact ``sum_ns``, ``p50``/``p99``/``max`` from the fine buckets (in
+the histogram's unit, as ``pyrunq.hist.percentiles`` and ``highest_bound``
+give them), ``blame_ns`` by enum blame_kind (zeros without them), and the
+``comm`` bytes."""
 
 _STATS_MEMBERS = "=4Q2d5Q17s"  # struct pyrunq_key_stats's, then its padding
 _STATS = struct.Struct(

@@ -200,22 +200,22 @@ class Attributions:
             pid, tid, comm if k.culprit else "", self.kinds.path(k.cgroup_id), k.cgroup_id, kind, ns
         )
 
-    def attribution(
-        self, by_kind, culprits: list[Culprit], split: tuple[int, int] | None = None
-    ) -> Attribution:
+    def attribution(self, by_kind, culprits: list[Culprit], containers: int | None = None) -> Attribution:
         """A key's Attribution from its nanoseconds by enum blame_kind (an
         interval's blame_ns) and its culprits (largest first once sorted).
         Another cgroup's part is told apart by the culprits' kinds, or by
-        ``split``: (containers' ns, the host's ns) where the culprits given
-        are not all of them."""
+        ``containers`` (the part of container cgroups) where the culprits
+        given are not all of them."""
         raw = dict(zip(self.kinds.raw_kinds, by_kind))
-        if split is None:
-            split = (
-                sum(c.ns for c in culprits if c.kind == "container"),
-                sum(c.ns for c in culprits if c.kind == "host"),
-            )
+        if containers is None:
+            containers = sum(c.ns for c in culprits if c.kind == "container")
         kinds = {k: raw.get(k, 0) for k in KINDS}
-        kinds["container"], kinds["host"] = split
+        # the histogram's part of other cgroups is the total; the culprit
+        # table, read just after it, says how much of it containers took (a
+        # wait that ended between the two reads is the host's until the next
+        # interval): so the kinds add up to the key's waiting, exactly
+        kinds["container"] = min(containers, raw.get("other", 0))
+        kinds["host"] = raw.get("other", 0) - kinds["container"]
         ordered = tuple(sorted(culprits, key=lambda c: -c.ns)) if len(culprits) > 1 else tuple(culprits)
         return Attribution(kinds, ordered)
 

@@ -126,7 +126,7 @@ class RunqLat(KeyedHists, RunqTracer):
                 continue
             entries = everyone.get(s.key, []) if all_culprits else [v.top] if v and v.top else []
             culprits = [a.culprit(c, c.comm.decode(errors="replace"), c.ns) for c in entries]
-            out[key] = a.attribution(s.blame_ns, culprits, (v.container_ns, v.host_ns) if v else (0, 0))
+            out[key] = a.attribution(s.blame_ns, culprits, v.container_ns if v else 0)
         return out
 
     def _attributions_of(self) -> Attributions:
