@@ -102,6 +102,13 @@ def usdt_prog(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def blocker(tmp_path_factory):
+    """tests/progs/blocker.c: blocks reading stdin in main -> waits_for_a_byte
+    -> blocked_in_read."""
+    return build(tmp_path_factory, "blocker")
+
+
+@pytest.fixture(scope="session")
 def leaker(tmp_path_factory):
     """tests/progs/leaker.c: allocates from known stacks, waits, frees."""
     return build(tmp_path_factory, "leaker")

@@ -58,6 +58,10 @@ _wakeup = -1  # read end of the pipe the C signal handler writes to
 TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
+    "cpudist": "Summarize on-CPU (or off-CPU) time per run as a histogram.",
+    "runqlen": "Summarize run queue length (sampled per CPU) as a histogram.",
+    "offcputime": "Summarize off-CPU time by kernel and user stack.",
+    "offwaketime": "Summarize blocked time by off-CPU stack and waker stack.",
     "top": "Show who waits longest for a CPU, refreshed like top.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
     "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",

@@ -10,14 +10,17 @@ import argparse
 import os
 
 
-def add_stack_arguments(p) -> None:
+def add_stack_arguments(p, folded: bool = True) -> None:
+    """``folded``: also ``--folded`` (not for a tool that has bcc's own
+    ``-f/--folded``)."""
     g = p.add_argument_group("flame graphs")
-    g.add_argument(
-        "--folded",
-        action="store_true",
-        help="print the stacks folded, one line each (frames root first, joined by ';', then the "
-        "weight), as flamegraph.pl, inferno and speedscope read them, instead of the text",
-    )
+    if folded:
+        g.add_argument(
+            "--folded",
+            action="store_true",
+            help="print the stacks folded, one line each (frames root first, joined by ';', then the "
+            "weight), as flamegraph.pl, inferno and speedscope read them, instead of the text",
+        )
     g.add_argument(
         "--flamegraph",
         metavar="FILE.svg",
