@@ -82,7 +82,7 @@ def test_readme_examples_and_user_scripts_under_mypy_strict(tmp_path):
     assert got["reveal.py"] == [
         'note: Revealed type is "pyrunq.tools.runqlat.RunqLat"',
         'note: Revealed type is "dict[tuple[str, int, str, '
-        'fallback=pyrunq.tools.runqlat.Key] | None, pyrunq.hist.Histogram]"',
+        'fallback=pyrunq.tools.keyedhists.Key] | None, pyrunq.hist.Histogram]"',
         'note: Revealed type is "int"',
         'note: Revealed type is "str"',
     ]

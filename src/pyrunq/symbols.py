@@ -279,7 +279,9 @@ _kernel: list[KernelSymbols] = []
 
 def kernel_symbols() -> KernelSymbols:
     """KernelSymbols read once per process (kallsyms takes a second to read
-    on a loaded machine, and only module loads change it)."""
+    on a loaded machine): for the kernel's own text, which module and BPF
+    program loads do not move. Frames of BPF programs loaded since are not
+    in it: read KernelSymbols() after a load to name them."""
     if not _kernel:
         _kernel.append(KernelSymbols())
     return _kernel[0]

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from ..cgroup import Names
 from ..errors import UsageError
 from ..folded import KERNEL_SUFFIX
-from ..symbols import Frame, KernelSymbols, kernel_symbols
+from ..symbols import Frame, KernelSymbols
 from .base import check_positive, check_threshold
 from .tasktracer import TaskTracer
 from .ustack import Symbolizer, stack_addresses
@@ -173,8 +173,8 @@ class OffCpuTime(TaskTracer):
             if addresses is None:
                 self._kernel_frames[stack_id] = None
             else:
-                if self._kernel is None:
-                    self._kernel = kernel_symbols()
+                if self._kernel is None:  # read after the load: our own programs' frames are named
+                    self._kernel = KernelSymbols()
                 frames = [self._kernel.resolve(a) for a in addresses]
                 while frames and frames[0].name and frames[0].name.startswith(TRACING_FRAMES):
                     frames.pop(0)

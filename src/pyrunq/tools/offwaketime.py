@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..folded import KERNEL_SUFFIX
-from ..symbols import Frame, kernel_symbols
+from ..symbols import Frame, KernelSymbols, kernel_symbols
 from .offcputime import TRACING_FRAMES, OffCpuStack, OffCpuTime
 
 __all__ = ["OffWakeStack", "OffWakeTime", "Waker", "wake_context"]
@@ -127,11 +127,10 @@ class OffWakeTime(OffCpuTime):
 
     def _text_range(self, name: str, end_name: str | None) -> tuple[int, int] | None:
         """[start, end) of a text section between two markers, or of a function."""
-        if self._kernel is None:
-            self._kernel = kernel_symbols()
+        kernel = kernel_symbols()  # the kernel's own text: the same for the whole process
         if end_name is None:
-            return self._kernel.span(name)
-        start, end = self._kernel.address(name), self._kernel.address(end_name)
+            return kernel.span(name)
+        start, end = kernel.address(name), kernel.address(end_name)
         return (start, end) if start and end and start < end else None
 
     def stacks(self) -> list[OffWakeStack]:  # type: ignore[override]
@@ -157,7 +156,8 @@ class OffWakeTime(OffCpuTime):
 
     def _frames(self, addresses) -> list[Frame]:
         """Kernel frames from addresses (0 after the last), the tracing's own left out."""
-        assert self._kernel is not None  # configure() read kallsyms
+        if self._kernel is None:  # read after the load: our own programs' frames are named
+            self._kernel = KernelSymbols()
         frames = [self._kernel.resolve(a) for a in addresses if a]
         while frames and frames[0].name and frames[0].name.startswith(TRACING_FRAMES):
             frames.pop(0)
