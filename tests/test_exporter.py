@@ -114,6 +114,7 @@ def concurrent_scrapes(e: Exporter, n: int) -> int:
 DAEMONSET_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all,+bpf,+perfmon,+setuid,+setgid"]
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_comm_and_user_nobody_follow_processes_live(kernel):
     with Exporter(
         "--by",

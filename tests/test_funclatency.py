@@ -23,6 +23,7 @@ class Calls(Waiting):
         self.finish()
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_one_second_calls_land_in_the_one_second_slot(kernel, foobar):
     from pyrunq.tools.funclatency import FuncLatency
 

@@ -152,6 +152,7 @@ def test_cli_text_as_bcc(kernel, leaker):
     assert err == ""
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_json(kernel, leaker):
     with Waiting(*FIXED_ADDRESSES, leaker) as lk:
         with cli.spawn("memleak", "--json", "-p", str(lk.pid), "-o", "0", "-T", "1", "1") as p:

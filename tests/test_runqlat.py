@@ -200,6 +200,7 @@ def test_cli_per_process_milliseconds_timestamps(kernel):
     ]
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_json_lines(kernel):
     with Contention() as w:
         out = cli.run("runqlat", "--json", "-L", "-p", str(w.victim.pid), "1", "2")

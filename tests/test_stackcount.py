@@ -48,6 +48,7 @@ def test_other_processes_not_counted_with_pid(kernel, foobar):
         assert [(s.pid, s.count) for s in sc.counts()] == [(fb.pid, 1)]
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_every_process_each_symbolized_with_its_own_maps(kernel, foobar):
     # Foo sleeps 1 s per call: each process lives on after its first hit,
     # long enough for counts() to read its maps
@@ -120,6 +121,7 @@ def test_cli_text_as_bcc(kernel, foobar):
     assert err == ""
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_text_offsets_and_comm_for_every_process(kernel, foobar):
     with Waiting(foobar, "2", "1") as fb:
         out, _ = run_cli(fb, "-s", f"{foobar}:Foo")
