@@ -137,6 +137,10 @@ class BPFObject:
         """Attach every program that is set to load."""
         return [p.attach() for p in self.programs.values() if p.autoload]
 
+    def attached(self) -> list[str]:
+        """The names of the programs attached now (those with an open link)."""
+        return [o.program.name for o in self._owned if isinstance(o, Link)]
+
     def detach(self) -> None:
         """Detach every program, keeping maps and ring buffers readable."""
         for link in [o for o in self._owned if isinstance(o, Link)]:
