@@ -154,7 +154,8 @@ def _context(path: str, doc: dict, files: dict[str, str]) -> ssl.SSLContext:
         context.load_cert_chain(files["cert_file"], files["key_file"])
     except ssl.SSLError as e:  # an OSError too: first
         raise WebConfigError(
-            f"{path}: {files['cert_file']}, {files['key_file']}: not a certificate and its key ({e.reason})"
+            f"{path}: {files['cert_file']}, {files['key_file']}: not a certificate and its key"
+            + (f" ({e.reason})" if e.reason else "")
         ) from None
     except OSError as e:
         raise WebConfigError(f"{path}: {e.filename or files['key_file']}: {e.strerror}") from None
