@@ -49,6 +49,7 @@ REFRESH = 10  # the exporter's --refresh (its default)
 SCRAPE_EVERY = 5  # Prometheus' scrape interval
 SAMPLE_EVERY = 30
 MAPS = ("hists", "blames", "cgroup_set")  # the exporter's maps that grow with cgroups
+PARTIAL = HERE / "results" / "exporter-day.tmp"
 SERIES = re.compile(rb'^pyrunq_runqueue_latency_seconds_count\{cgroup="([^"]+)"', re.M)
 
 
@@ -156,6 +157,8 @@ def day(cgroups: int, seconds: float, live: int, max_series: int) -> dict:
             if now >= next_sample:
                 samples.append(take_sample(e, churn, stale, now - start))
                 next_sample += SAMPLE_EVERY
+                with open(PARTIAL, "w") as f:  # what an interrupted run had seen
+                    json.dump(samples, f)
             time.sleep(max(0.0, min(next_sample, start + churn.made / rate) - time.monotonic()))
         steady = scrape_time(e, churn, live)
         prometheus_view = {
