@@ -55,9 +55,10 @@ SERIES = re.compile(rb'^pyrunq_runqueue_latency_seconds_count\{cgroup="([^"]+)"'
 
 class Churn:
     """Cgroups under ``parent`` (relative to the cgroup2 mount), each with
-    one process whose thread wakes every 100 ms, made and removed in order."""
+    one process whose thread wakes every ``period_ms``, made and removed in order."""
 
-    def __init__(self, parent: str):
+    def __init__(self, parent: str, period_ms: int):
+        self.period_ms = period_ms
         self.mount = cgroup2_mount()
         self.parent = parent
         os.mkdir(self.mount + parent)
@@ -70,7 +71,7 @@ class Churn:
         path = f"{self.parent}/c{self.made}"
         self.made += 1
         os.mkdir(self.mount + path)
-        argv = [self.binary, "1", "100", str(int(lifetime) + 600)]  # one thread, every 100 ms
+        argv = [self.binary, "1", str(self.period_ms), str(int(lifetime) + 600)]  # one waking thread
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         with open(f"{self.mount}{path}/cgroup.procs", "w") as f:
             f.write(str(proc.pid))
@@ -129,11 +130,11 @@ def lost(body: bytes) -> dict[str, float]:
     }
 
 
-def day(cgroups: int, seconds: float, live: int, max_series: int) -> dict:
+def day(cgroups: int, seconds: float, live: int, max_series: int, period_ms: int) -> dict:
     rate = cgroups / seconds
     lifetime = live / rate
     parent = f"/pyrunq-day-{uuid.uuid4().hex[:8]}"
-    churn = Churn(parent)
+    churn = Churn(parent, period_ms)
     tmp = tempfile.TemporaryDirectory(prefix="pyrunq-day-")
     job = f"  scrape_interval: {SCRAPE_EVERY}s\n  scrape_timeout: {SCRAPE_EVERY}s\n"
     prometheus = Prometheus(tmp.name, job)
@@ -180,7 +181,8 @@ def day(cgroups: int, seconds: float, live: int, max_series: int) -> dict:
         prometheus.stop()
         tmp.cleanup()
         churn.close()
-    return summary(samples, stale, steady, prometheus_view, code, cgroups, seconds, live, max_series)
+    config = {"cgroups": cgroups, "minutes": seconds / 60, "live": live, "max_series": max_series}
+    return summary(samples, stale, steady, prometheus_view, code, {**config, "period_ms": period_ms})
 
 
 def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
@@ -198,8 +200,19 @@ def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
         "made": churn.made,
         "maps": map_entries(e.proc.pid),
         "lost": lost(body),
+        "unattributed_share": unattributed_share(body),
         "bytes": len(body),
     }
+
+
+def unattributed_share(body: bytes) -> float | None:
+    """Of the waiting time of the series exposed now, the share whose culprit was not named."""
+    unattributed = re.findall(
+        rb'^pyrunq_runqueue_wait_attributed_seconds_total\{[^}]*culprit_kind="unattributed"[^}]*\} (\S+)$', body, re.M
+    )
+    waited = re.findall(rb"^pyrunq_runqueue_latency_seconds_sum\{[^}]*\} (\S+)$", body, re.M)
+    total = sum(float(v) for v in waited)
+    return sum(float(v) for v in unattributed) / total if total else None
 
 
 def scrape_time(e: Exporter, churn: Churn, live: int, scrapes: int = 20) -> dict:
@@ -221,14 +234,11 @@ def query(prometheus: Prometheus, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def summary(samples, stale, steady, prometheus_view, code, cgroups, seconds, live, max_series) -> dict:
+def summary(samples, stale, steady, prometheus_view, code, config: dict) -> dict:
     half = samples[len(samples) // 2 :]
     last_maps = samples[-1]["maps"] if samples else {}
     return {
-        "cgroups": cgroups,
-        "minutes": seconds / 60,
-        "live": live,
-        "max_series": max_series,
+        **config,
         "refresh_s": REFRESH,
         "samples": samples,
         "rss_growth_per_min_2nd_half": slope([s["rss"] for s in half], SAMPLE_EVERY),
@@ -270,6 +280,8 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=60, help="over this long (default 60)")
     p.add_argument("--live", type=int, default=1000, help="alive at a time (default 1000)")
     p.add_argument("--max-series", type=int, default=1100, help="the exporter's --max-series (default 1100)")
+    # 1,000 threads waking 10 times a second would crowd a small shared machine's other work
+    p.add_argument("--period-ms", type=int, default=1000, help="each cgroup's thread wakes this often")
     p.add_argument(
         "--out",
         default=str(HERE / "results" / f"exporter-day-{time.strftime('%Y%m%d')}-{platform.node()}.json"),
@@ -278,10 +290,11 @@ def main() -> int:
     failed = ensure_packages(["bpftool", "gcc", "prometheus"])
     if failed:
         sys.exit(f"bench: cannot install {failed}")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleaned up like Ctrl-C
-    s = day(a.cgroups, a.minutes * 60, a.live, a.max_series)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # cleaned up as after Ctrl-C, even started with &
+        signal.signal(signum, signal.default_int_handler)
+    s = day(a.cgroups, a.minutes * 60, a.live, a.max_series, a.period_ms)
     half = s["samples"][len(s["samples"]) // 2 :]
-    rss = [x["rss"] / 2**20 for x in half]
+    rss = [x["rss"] / 2**20 for x in half] or [0.0]
     t = s["scrape_at_live"]
     print(
         f"day: {s['cgroups']} cgroups in {a.minutes:g} min, ~{a.live} alive; second half: rss"
