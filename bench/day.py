@@ -207,8 +207,9 @@ def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
 
 def unattributed_share(body: bytes) -> float | None:
     """Of the waiting time of the series exposed now, the share whose culprit was not named."""
+    kind = rb'culprit_kind="unattributed"'
     unattributed = re.findall(
-        rb'^pyrunq_runqueue_wait_attributed_seconds_total\{[^}]*culprit_kind="unattributed"[^}]*\} (\S+)$', body, re.M
+        rb"^pyrunq_runqueue_wait_attributed_seconds_total\{[^}]*" + kind + rb"[^}]*\} (\S+)$", body, re.M
     )
     waited = re.findall(rb"^pyrunq_runqueue_latency_seconds_sum\{[^}]*\} (\S+)$", body, re.M)
     total = sum(float(v) for v in waited)
