@@ -212,6 +212,10 @@ class RunqueueCollector:
     culprit cgroups named (``BLAME``, the rest as "other"; 0: none named).
     Per cgroup, the cgroup's own CPU pressure (PSI) and quota throttling are
     read from its cgroup files, where they exist.
+
+    ``readiness(max_age)`` says from what the last ``refresh()`` saw (no map
+    read) why the exporter is not ready: programs detached, a refresh failed
+    (``refresh_failed()``) or is overdue, the kernel side losing samples.
     """
 
     def __init__(
