@@ -130,7 +130,7 @@ def lost(body: bytes) -> dict[str, float]:
     }
 
 
-def day(cgroups: int, seconds: float, live: int, max_series: int, period_ms: int) -> dict:
+def day(cgroups: int, seconds: float, live: int, max_series: int, period_ms: int, scrape_at: int) -> dict:
     rate = cgroups / seconds
     lifetime = live / rate
     parent = f"/pyrunq-day-{uuid.uuid4().hex[:8]}"
@@ -161,7 +161,7 @@ def day(cgroups: int, seconds: float, live: int, max_series: int, period_ms: int
                 with open(PARTIAL, "w") as f:  # what an interrupted run had seen
                     json.dump(samples, f)
             time.sleep(max(0.0, min(next_sample, start + churn.made / rate) - time.monotonic()))
-        steady = scrape_time(e, churn, live)
+        steady = scrape_time(e, churn, scrape_at)
         prometheus_view = {
             "up_min": query(prometheus, "min_over_time(up[2h])"),
             "scrape_duration_s_max": query(prometheus, "max_over_time(scrape_duration_seconds[2h])"),
@@ -186,7 +186,9 @@ def day(cgroups: int, seconds: float, live: int, max_series: int, period_ms: int
 
 
 def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
+    t0 = time.monotonic()
     body = e.scrape()
+    scrape_s = time.monotonic() - t0
     rss, fds = sample(e.proc.pid)
     exposed = {m.decode() for m in SERIES.findall(body)}
     cutoff = time.monotonic() - (REFRESH + 2)  # removed before the last refresh
@@ -202,6 +204,7 @@ def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
         "lost": lost(body),
         "unattributed_share": unattributed_share(body),
         "bytes": len(body),
+        "scrape_s": round(scrape_s, 3),
     }
 
 
@@ -217,7 +220,8 @@ def unattributed_share(body: bytes) -> float | None:
 
 
 def scrape_time(e: Exporter, churn: Churn, live: int, scrapes: int = 20) -> dict:
-    """With ``live`` cgroups alive and none coming or going, past a refresh."""
+    """With ``live`` cgroups alive (the oldest go on living) and none coming
+    or going, past a refresh."""
     while len(churn.alive) < live:
         churn.add(3600)
     time.sleep(REFRESH + 2)
@@ -282,6 +286,7 @@ def main() -> int:
     p.add_argument("--live", type=int, default=1000, help="alive at a time (default 1000)")
     p.add_argument("--max-series", type=int, default=1100, help="the exporter's --max-series (default 1100)")
     # 1,000 threads waking 10 times a second would crowd a small shared machine's other work
+    p.add_argument("--scrape-at", type=int, default=1000, help="time scrapes with this many cgroups alive")
     p.add_argument("--period-ms", type=int, default=1000, help="each cgroup's thread wakes this often")
     p.add_argument(
         "--out",
@@ -293,7 +298,7 @@ def main() -> int:
         sys.exit(f"bench: cannot install {failed}")
     for signum in (signal.SIGINT, signal.SIGTERM):  # cleaned up as after Ctrl-C, even started with &
         signal.signal(signum, signal.default_int_handler)
-    s = day(a.cgroups, a.minutes * 60, a.live, a.max_series, a.period_ms)
+    s = day(a.cgroups, a.minutes * 60, a.live, a.max_series, a.period_ms, a.scrape_at)
     half = s["samples"][len(s["samples"]) // 2 :]
     rss = [x["rss"] / 2**20 for x in half] or [0.0]
     t = s["scrape_at_live"]
