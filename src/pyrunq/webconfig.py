@@ -247,18 +247,20 @@ class WebServing:
         if not config.users:
             return True
         user, password = _basic(header)
+        if user is None:  # no credentials at all: nothing to time, no bcrypt to spend
+            return False
         digest = hashlib.sha256(f"{user}\0{password}".encode()).digest()
         with self._lock:
             if self._logins.get(digest) == user and user in config.users:
                 return True
-        hashed = config.users.get(user or "")
+        hashed = config.users.get(user)
         # a user who does not exist takes as long to refuse as a wrong password
         ok = bcrypt.checkpw((password or "").encode(), hashed or _DUMMY_HASH) and hashed is not None
         if ok:
             with self._lock:
                 if len(self._logins) >= CACHED_LOGINS:
                     self._logins.clear()
-                self._logins[digest] = user or ""
+                self._logins[digest] = user
         return ok
 
 
