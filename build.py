@@ -135,6 +135,7 @@ class CustomBuildHook(BuildHookInterface):
     def initialize(self, version, build_data):
         try:
             outputs = build_all()
+            manual = build_manual()
         except BuildError as e:
             sys.exit(f"build.py: error: {e}")
         # artifacts override the wheel's `exclude`: leave the test-only objects out here
@@ -143,6 +144,22 @@ class CustomBuildHook(BuildHookInterface):
         ]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+        build_data["shared_data"].update(manual)
+
+
+def build_manual() -> dict[str, str]:
+    """The man pages and shell completion, made from the command's own parsers
+    (``pyrunq.cli.manual``, imported from src/ with the binding just built);
+    file -> where the wheel installs it."""
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    try:
+        from pyrunq.cli import manual
+
+        return manual.write(os.path.join(ROOT, "build", "manual"))
+    except Exception as e:  # noqa: BLE001 - one line for the build's log
+        raise BuildError(f"making the man pages and completion failed: {type(e).__name__}: {e}") from e
+    finally:
+        sys.path.remove(os.path.join(ROOT, "src"))
 
 
 if __name__ == "__main__":

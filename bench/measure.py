@@ -74,7 +74,7 @@ class Tracer:
                 *done, buf = buf.split(b"\n")
                 for line in done:
                     line = line.decode(errors="replace").rstrip("\r")
-                    if self.lines or line.startswith("Tracing"):
+                    if self.lines or line.startswith(("Tracing", "Sampling")):
                         self.lines.append(line)
                         self._banner.set()
 

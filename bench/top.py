@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -36,20 +37,33 @@ RUN_TIMEOUT = 30
 
 
 def tools() -> dict:
-    """name -> (argv before the interval count, env, what counts as one row)."""
+    """name -> (argv before the interval count, env, what counts as one row:
+    a line's start, None for top's rows, "" for a screen's, not counted)."""
     env = rivals.commands(None, None)["pyrunq"]["env"]
     pyrunq = rivals.pyrunq_cmd()
+    # the screen as a person sees it: curses in a pseudo-terminal of 200x50
+    # (script(1) gives it one; its own CPU is a rounding error)
+    screen = " ".join(shlex.quote(a) for a in [*pyrunq, "top", "--by", "thread", "-d", "1", "-n"])
     return {
         "runqlat -L (C)": (["/usr/sbin/runqlat", "-L", "1"], {}, "tid = "),
         "pyrunq runqlat -L": ([*pyrunq, "runqlat", "-L", "1"], env, "tid = "),
         "pyrunq top -b --by thread": ([*pyrunq, "top", "-b", "--by", "thread", "-d", "1", "-n"], env, None),
+        "pyrunq top --by thread (screen)": (
+            ["script", "-qec", screen + " {n}", "/dev/null"],
+            {**env, "TERM": "xterm-256color", "LINES": "50", "COLUMNS": "200"},
+            "",
+        ),
     }
 
 
 def one_run(argv, env, count: int, row_prefix) -> dict | None:
     """CPU, wall time, rows printed and peak RSS of one run; None if it did not end."""
+    if any("{n}" in a for a in argv):
+        argv = [a.replace("{n}", str(count)) for a in argv]
+    else:
+        argv = [*argv, str(count)]
     with tempfile.NamedTemporaryFile("w+", prefix="pyrunq-bench-", suffix=".out") as out:
-        with Tracer([*argv, str(count)], stdout=out, env=env) as t:
+        with Tracer(argv, stdout=out, env=env) as t:
             try:
                 wall = t.wait(RUN_TIMEOUT)
             except RuntimeError:  # stopped by wait()
@@ -57,6 +71,8 @@ def one_run(argv, env, count: int, row_prefix) -> dict | None:
         text = Path(out.name).read_text()
     if row_prefix:
         rows = sum(1 for line in text.splitlines() if line.startswith(row_prefix))
+    elif row_prefix == "":  # a screen: rows are drawn, not printed
+        rows = 0
     else:  # top's rows: lines that start with an id
         rows = sum(1 for line in text.splitlines() if line[:9].strip().isdigit())
     return {"cpu_s": t.cpu_total, "wall_s": wall, "rows": rows, "rss_mb": t.maxrss_mb}

@@ -11,6 +11,7 @@
 
 #define TASK_COMM_LEN 16	/* a task's comm with its NUL (linux/sched.h) */
 #define TASK_RUNNING 0		/* a task's __state (state before 5.14) */
-#define EEXIST 17		/* uapi/asm-generic/errno-base.h */
+#define EFAULT 14		/* uapi/asm-generic/errno-base.h */
+#define EEXIST 17
 
 #endif

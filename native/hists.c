@@ -27,6 +27,8 @@
 #define PYRUNQ_COMM_MAX 16     /* TASK_COMM_LEN */
 #define PYRUNQ_STARS 40        /* the bar's width in print_log2_hist */
 #define PYRUNQ_ROW_MAX 32      /* "%*lld -> %-*lld : " of a slot, with room to spare */
+#define PYRUNQ_BLAME_KINDS 5   /* enum blame_kind's BLAME_KINDS: struct hist's blame_ns */
+#define PYRUNQ_NO_MEMBER SIZE_MAX
 
 enum { BASE_EMPTY, BASE_USED, BASE_GONE };
 
@@ -35,6 +37,16 @@ struct pyrunq_base {
     uint64_t key;
     uint32_t state;            /* BASE_GONE: forgotten; probes go on past it */
     uint32_t buckets[PYRUNQ_BUCKETS];
+    uint64_t sum_ns, blame_ns[PYRUNQ_BLAME_KINDS];
+};
+
+/* One changed key's interval as pyrunq top shows it (pyrunq.tools.top.
+ * quantiles, in the histogram's unit): with stats only. */
+struct pyrunq_key_stats {
+    uint64_t key, waits, sum_ns, max;
+    double p50, p99;
+    uint64_t blame_ns[PYRUNQ_BLAME_KINDS];   /* 0 without them in the value */
+    char comm[PYRUNQ_COMM_MAX + 1];
 };
 
 /* One key with new samples this interval: what its section prints. */
@@ -45,6 +57,10 @@ struct pyrunq_change {
 
 struct pyrunq_hists {
     size_t key_size, value_size, buckets_off, comm_off, comm_len;
+    size_t sum_off, blame_off;  /* with stats (PYRUNQ_NO_MEMBER: none) */
+    int stats;
+    struct pyrunq_key_stats *stats_of; /* per changed key, as changes */
+    uint64_t total[PYRUNQ_BUCKETS];    /* every changed key's new counts together */
     /* the baselines: open addressing, linear probing, at most half full */
     struct pyrunq_base *base;
     size_t cap, used, gone;
@@ -134,13 +150,15 @@ static void pyrunq_hists_free(struct pyrunq_hists *t)
     free(t->changed_keys);
     free(t->idle_keys);
     free(t->changes);
+    free(t->stats_of);
     free(t->out.buf);
     free(t);
 }
 
 /* A table for map values of value_size bytes whose nbuckets u32 counters
  * start at buckets_off and comm (char[comm_len]) at comm_off; keys of 4 or 8
- * bytes. NULL if the layout is not runqlat's or memory is short. */
+ * bytes. NULL if the layout is not runqlat's or memory is short. Stats per
+ * changed key: pyrunq_hists_with_stats. */
 static struct pyrunq_hists *pyrunq_hists_new(size_t key_size, size_t value_size, size_t buckets_off,
                                              size_t nbuckets, size_t comm_off, size_t comm_len)
 {
@@ -158,12 +176,27 @@ static struct pyrunq_hists *pyrunq_hists_new(size_t key_size, size_t value_size,
     t->buckets_off = buckets_off;
     t->comm_off = comm_off;
     t->comm_len = comm_len;
+    t->sum_off = t->blame_off = PYRUNQ_NO_MEMBER;
     pyrunq_make_rows(t);
     if (pyrunq_base_reserve(t)) {
         pyrunq_hists_free(t);
         return NULL;
     }
     return t;
+}
+
+/* Also each changed key's stats (pyrunq_hists_stats), from the u64 sum_ns
+ * and blame_ns[PYRUNQ_BLAME_KINDS] at these offsets (PYRUNQ_NO_MEMBER: not
+ * in the value). Before the first diff; 0 or -EINVAL. */
+static int pyrunq_hists_with_stats(struct pyrunq_hists *t, size_t sum_off, size_t blame_off)
+{
+    if (t->lists_cap || (sum_off != PYRUNQ_NO_MEMBER && sum_off + 8 > t->value_size) ||
+        (blame_off != PYRUNQ_NO_MEMBER && blame_off + 8 * PYRUNQ_BLAME_KINDS > t->value_size))
+        return -EINVAL;
+    t->stats = 1;
+    t->sum_off = sum_off;
+    t->blame_off = blame_off;
+    return 0;
 }
 
 /* Room for n entries in each of the diff's lists. */
@@ -184,6 +217,11 @@ static int pyrunq_lists_reserve(struct pyrunq_hists *t, size_t n)
     if (!(p = realloc(t->changes, n * sizeof(struct pyrunq_change))))
         return -ENOMEM;
     t->changes = p;
+    if (t->stats) {
+        if (!(p = realloc(t->stats_of, n * sizeof(struct pyrunq_key_stats))))
+            return -ENOMEM;
+        t->stats_of = p;
+    }
     t->lists_cap = n;
     return 0;
 }
@@ -213,10 +251,22 @@ static void pyrunq_fold(uint32_t slots[PYRUNQ_SLOTS], const uint32_t *now, const
         slots[i < PYRUNQ_SUB ? i / 2 : i / PYRUNQ_SUB + 1] += now[i] - (base ? base[i] : 0);
 }
 
-/* Make key's baseline now: 0 or -ENOMEM. */
-static int pyrunq_base_set(struct pyrunq_hists *t, size_t slot, uint64_t key, const uint32_t *now)
+static uint64_t pyrunq_u64_member(const unsigned char *value, size_t off, size_t i)
+{
+    uint64_t v = 0;
+
+    if (off != PYRUNQ_NO_MEMBER)
+        memcpy(&v, value + off + i * sizeof(v), sizeof(v));
+    return v;
+}
+
+/* Make key's baseline now (the value's buckets, and sums with stats): 0 or
+ * -ENOMEM. */
+static int pyrunq_base_set(struct pyrunq_hists *t, size_t slot, uint64_t key, const uint32_t *now,
+                           const unsigned char *value)
 {
     struct pyrunq_base *b = &t->base[slot];
+    int i;
 
     if (b->state != BASE_USED) {
         if (t->used + t->gone + 1 > t->cap / 2) {
@@ -229,7 +279,67 @@ static int pyrunq_base_set(struct pyrunq_hists *t, size_t slot, uint64_t key, co
         t->used++;
     }
     memcpy(b->buckets, now, sizeof(b->buckets));
+    b->sum_ns = pyrunq_u64_member(value, t->sum_off, 0);
+    for (i = 0; i < PYRUNQ_BLAME_KINDS; i++)
+        b->blame_ns[i] = pyrunq_u64_member(value, t->blame_off, i);
     return 0;
+}
+
+/* Inclusive bounds of fine bucket i (pyrunq.hist.bucket_bounds); the last
+ * bucket is open: *open set, high meaningless. */
+static void pyrunq_bucket_bounds(int i, uint64_t *low, uint64_t *high, int *open)
+{
+    int m = i / PYRUNQ_SUB + 1, k = i % PYRUNQ_SUB;
+
+    *open = i == PYRUNQ_BUCKETS - 1;
+    if (i < PYRUNQ_SUB) {
+        *low = *high = (uint64_t)i;
+        return;
+    }
+    *low = (1ull << m) + (uint64_t)k * (1ull << (m - 2));
+    *high = *low + (1ull << (m - 2)) - 1;
+}
+
+/* The q-th percentile of d (total > 0 counts), as pyrunq.hist.percentiles:
+ * the rank's place within its bucket, linearly. */
+static double pyrunq_percentile(const uint32_t *d, uint64_t total, unsigned q)
+{
+    uint64_t rank = (q * total + 99) / 100, cum = 0, low, high;
+    int i, open;
+
+    if (rank < 1)
+        rank = 1;
+    for (i = 0; i < PYRUNQ_BUCKETS - 1 && cum + d[i] < rank; i++)
+        cum += d[i];
+    pyrunq_bucket_bounds(i, &low, &high, &open);
+    if (open)
+        return (double)low;
+    return (double)low + (double)((high - low) * (rank - cum)) / (double)d[i];
+}
+
+/* A changed key's interval: counts since base (NULL: since the start). */
+static void pyrunq_key_stats(struct pyrunq_hists *t, struct pyrunq_key_stats *s, const unsigned char *value,
+                             const struct pyrunq_base *base, const uint32_t *now)
+{
+    uint32_t d[PYRUNQ_BUCKETS];
+    uint64_t low, high;
+    int i, open;
+
+    s->waits = s->max = 0;
+    for (i = 0; i < PYRUNQ_BUCKETS; i++) {
+        d[i] = now[i] - (base ? base->buckets[i] : 0);
+        s->waits += d[i];
+        t->total[i] += d[i];
+        if (d[i]) {
+            pyrunq_bucket_bounds(i, &low, &high, &open);
+            s->max = open ? low : high;
+        }
+    }
+    s->sum_ns = pyrunq_u64_member(value, t->sum_off, 0) - (base ? base->sum_ns : 0);
+    for (i = 0; i < PYRUNQ_BLAME_KINDS; i++)
+        s->blame_ns[i] = pyrunq_u64_member(value, t->blame_off, i) - (base ? base->blame_ns[i] : 0);
+    s->p50 = s->waits ? pyrunq_percentile(d, s->waits, 50) : 0;
+    s->p99 = s->waits ? pyrunq_percentile(d, s->waits, 99) : 0;
 }
 
 /* One map entry: idle (the same counts as last time) or a change. Only the
@@ -249,11 +359,19 @@ static int pyrunq_diff_one(struct pyrunq_hists *t, const unsigned char *key_p, c
         return 0;
     }
     c = &t->changes[t->n_changed];
+    if (t->stats) {
+        struct pyrunq_key_stats *s = &t->stats_of[t->n_changed];
+
+        s->key = key;
+        pyrunq_key_stats(t, s, value, b->state == BASE_USED ? b : NULL, now);
+        memcpy(s->comm, value + t->comm_off, t->comm_len);
+        s->comm[t->comm_len] = '\0';
+    }
     t->changed_keys[t->n_changed++] = key;
     pyrunq_fold(c->slots, now, b->state == BASE_USED ? b->buckets : NULL);
     memcpy(c->comm, value + t->comm_off, t->comm_len);
     c->comm[t->comm_len] = '\0';   /* %s stops at the first NUL, or at the array's end */
-    return clear ? pyrunq_base_set(t, slot, key, now) : 0;
+    return clear ? pyrunq_base_set(t, slot, key, now, value) : 0;
 }
 
 /* The differences of count entries of a batch read (keys and values packed
@@ -268,6 +386,7 @@ static int pyrunq_hists_diff(struct pyrunq_hists *t, const void *keys, size_t ke
     int err;
 
     t->n_changed = t->n_idle = 0;
+    memset(t->total, 0, sizeof(t->total));
     if (count > keys_len / t->key_size || count > values_len / t->value_size)
         return -EINVAL;
     if ((err = pyrunq_lists_reserve(t, count)))
@@ -282,6 +401,16 @@ static const uint64_t *pyrunq_hists_changed(const struct pyrunq_hists *t, size_t
 {
     *count = t->n_changed;
     return t->changed_keys;
+}
+
+/* The last diff's changed keys' stats (with stats), in map order, and
+ * their new counts together (PYRUNQ_BUCKETS of them). */
+static const struct pyrunq_key_stats *pyrunq_hists_stats(const struct pyrunq_hists *t, size_t *count,
+                                                         const uint64_t **total)
+{
+    *count = t->stats ? t->n_changed : 0;
+    *total = t->total;
+    return t->stats_of;
 }
 
 static const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *count)

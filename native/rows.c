@@ -24,12 +24,20 @@ struct pyrunq_rows {
     time_t second;             /* the clock's text is made once a second */
     char clock[16];
     struct pyrunq_text out;    /* the rows since the last take (native/text.c) */
+    /* --blame: the culprits' column (native/culprits.c), and the record
+     * held back until Python names its culprits' cgroups */
+    struct pyrunq_culprits *culprits;
+    unsigned char *held;
+    int holding;
 };
 
 static void pyrunq_rows_free(struct pyrunq_rows *r)
 {
-    if (r)
+    if (r) {
         free(r->out.buf);
+        free(r->held);
+        pyrunq_culprits_free(r->culprits);
+    }
     free(r);
 }
 
@@ -90,21 +98,16 @@ static unsigned pyrunq_rows_u32(const struct pyrunq_rows *r, const unsigned char
     return v;
 }
 
-/* libbpf's ring_buffer_sample_fn: one event's row, as runqslower.c's
- * handle_event prints it. Returns PYRUNQ_BUDGET_SPENT when the poll's budget
- * is spent (libbpf stops there), -EINVAL for a record too short. */
-static int pyrunq_rows_sample(void *ctx, void *data, size_t size)
+/* One event's row, as runqslower.c's handle_event prints it (and, with
+ * culprits, pyrunq's column after it). */
+static void pyrunq_rows_write(struct pyrunq_rows *r, const unsigned char *e)
 {
-    struct pyrunq_rows *r = ctx;
-    const unsigned char *e = data;
     char task[17], prev[17];
     unsigned long long delta_ns;
     int n;
 
-    if (size < r->record_size)
-        return -EINVAL;
     if (pyrunq_text_reserve(&r->out, PYRUNQ_EVENT_ROW_MAX))
-        return -ENOMEM;
+        return;
     pyrunq_rows_comm(r, e, PYRUNQ_ROW_TASK, task);
     memcpy(&delta_ns, e + r->off[PYRUNQ_ROW_DELTA_NS], sizeof(delta_ns));
     n = snprintf(r->out.buf + r->out.len, r->out.cap - r->out.len, "%-8s %-16s %-6u %14llu",
@@ -118,8 +121,65 @@ static int pyrunq_rows_sample(void *ctx, void *data, size_t size)
         if (n > 0)
             r->out.len += (size_t)n;
     }
-    r->out.buf[r->out.len++] = '\n';
-    return ++r->handled == r->budget ? PYRUNQ_BUDGET_SPENT : 0;
+    if (r->culprits) {
+        pyrunq_text_put(&r->out, " ", 1);
+        pyrunq_culprits_put(r->culprits, &r->out, e);
+    }
+    pyrunq_text_put(&r->out, "\n", 1);
+}
+
+/* The held record's row, with the names given since (or none). */
+static void pyrunq_rows_release(struct pyrunq_rows *r)
+{
+    if (r->holding) {
+        r->holding = 0;
+        pyrunq_rows_write(r, r->held);
+    }
+}
+
+/* libbpf's ring_buffer_sample_fn: one event's row. Returns
+ * PYRUNQ_BUDGET_SPENT when the poll's budget is spent, or when the record
+ * is held for names (libbpf stops there); -EINVAL for a record too short. */
+static int pyrunq_rows_sample(void *ctx, void *data, size_t size)
+{
+    struct pyrunq_rows *r = ctx;
+    const unsigned char *e = data;
+
+    if (size < r->record_size)
+        return -EINVAL;
+    pyrunq_rows_release(r); /* never left behind nor out of order, named or not */
+    r->handled++;
+    if (r->culprits && pyrunq_culprits_want(r->culprits, e)) {
+        memcpy(r->held, e, r->record_size);
+        r->holding = 1;
+        return PYRUNQ_BUDGET_SPENT;
+    }
+    pyrunq_rows_write(r, e);
+    return r->handled == r->budget ? PYRUNQ_BUDGET_SPENT : 0;
+}
+
+/* With culprits (owned from now on, freed with the rows): 0 or -ENOMEM. */
+static int pyrunq_rows_blame(struct pyrunq_rows *r, struct pyrunq_culprits *c)
+{
+    if (!(r->held = malloc(r->record_size))) {
+        pyrunq_culprits_free(c);
+        return -ENOMEM;
+    }
+    r->culprits = c;
+    return 0;
+}
+
+/* The cgroups the held record's culprits need names for (none when nothing
+ * is held): give them with pyrunq_culprits_name, then release. */
+static size_t pyrunq_rows_wanted(const struct pyrunq_rows *r, const uint64_t **ids)
+{
+    *ids = r->culprits ? r->culprits->wanted : NULL;
+    return r->holding ? r->culprits->n_wanted : 0;
+}
+
+static struct pyrunq_culprits *pyrunq_rows_culprits(struct pyrunq_rows *r)
+{
+    return r->culprits;
 }
 
 /* Before a poll: at most budget records (0: no limit). */

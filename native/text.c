@@ -44,3 +44,24 @@ static void pyrunq_text_put(struct pyrunq_text *t, const char *s, size_t n)
     memcpy(t->buf + t->len, s, n);
     t->len += n;
 }
+
+/* Append printf's text; as pyrunq_text_put, nothing after a failure. */
+static void pyrunq_text_printf(struct pyrunq_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = t->failed ? -1 : vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n < t->cap - t->len) {
+        if (n > 0)
+            t->len += (size_t)n;
+        return;
+    }
+    if (pyrunq_text_reserve(t, (size_t)n + 1))
+        return;
+    va_start(ap, fmt);
+    t->len += (size_t)vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+}

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from pyrunq.cgroup import cgroup2_mount
+from browser import Browser, missing as browser_missing
 from cli import Unprivileged
 from leaks import left_since
 from needs import need, skip_or_fail
@@ -101,6 +102,13 @@ def usdt_prog(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def blocker(tmp_path_factory):
+    """tests/progs/blocker.c: blocks reading stdin in main -> waits_for_a_byte
+    -> blocked_in_read."""
+    return build(tmp_path_factory, "blocker")
+
+
+@pytest.fixture(scope="session")
 def leaker(tmp_path_factory):
     """tests/progs/leaker.c: allocates from known stacks, waits, frees."""
     return build(tmp_path_factory, "leaker")
@@ -112,3 +120,14 @@ def unprivileged():
     need("setpriv")
     with tempfile.TemporaryDirectory(prefix="pyrunq-unprivileged-") as d:
         yield Unprivileged(d)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by selenium (tests/browser.py)."""
+    reason = browser_missing()
+    if reason:
+        skip_or_fail(reason)
+    b = Browser()
+    yield b
+    b.close()

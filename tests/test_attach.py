@@ -314,6 +314,25 @@ def test_iterator_text_is_read_at_each_call_and_at_the_end(kernel, objs):
     assert [str(os.getpid()), my_comm()] in rows(result.iterators["list_tasks"])
 
 
+def test_an_iterators_globals_are_read_after_that_intervals_pass(kernel, objs):
+    """gen_iter counts its passes in a global: each interval runs the
+    iterator first, then reads the globals, so the k-th shows k passes."""
+    seen, texts = [], []
+
+    def on_maps(reports):
+        (passes,) = [rep for rep in reports if rep.name == "passes"]
+        seen.append(passes.entries[0][1])
+
+    def wait(timeout, fd):
+        time.sleep(min(timeout or 0.01, 0.01))
+        return len(seen) >= 3
+
+    with Runner(objs["gen_iter"]) as r:
+        r.loop(600, 0.01, on_maps=on_maps, on_iterators=texts.append, wait=wait, cumulative=True)
+    assert seen[:3] == [1, 2, 3]
+    assert all(rows(t["list_tasks"])[0] == ["TID", "COMM"] for t in texts[:3])
+
+
 def test_iterator_text_on_the_command_line(kernel, objs):
     with cli.spawn("run", objs["gen_iter"], "--interval", "0.1") as p:
         p.wait_line("^Tracing with 1 program", stream="err")
@@ -325,8 +344,10 @@ def test_iterator_text_on_the_command_line(kernel, objs):
         p.wait_line("^Tracing with 1 program", stream="err")
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
-    (doc,) = json_docs(out)
+    docs = json_docs(out)
+    (doc,) = [d for d in docs if d["type"] == "iterator"]
     assert (doc["type"], doc["program"]) == ("iterator", "list_tasks")
+    assert [(d["global"], d["value"]) for d in docs if d["type"] == "global"] == [("passes", 1)]
     assert any(r[0] == str(p.pid) for r in rows(doc["text"])), doc
 
 

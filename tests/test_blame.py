@@ -92,6 +92,65 @@ def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
     assert a.diff(hists, pairs) == {}  # nothing new: no key
 
 
+def test_culprit_table_sums_in_c_are_the_references():
+    """BlameDiffs (pyrunq top's culprit table, in C) against Attributions
+    over intervals of a seeded random table: the entries that grew, and per
+    victim the part of containers and the largest culprit;
+    victims and cgroups forgotten."""
+    import random
+
+    from pyrunq.bpf import BlameDiffs
+
+    paths = {11: "/", 12: f"/libpod_parent/{CONTAINER}", 13: "/system.slice", 14: "/user.slice"}
+    with BPFObject.open("runqlat") as obj:
+        kinds = Kinds(obj.btf, names=paths.__getitem__)
+        enum = obj.btf.enum("blame_kind")
+        key_layout, value_layout = obj.maps["blames"].key_layout, obj.maps["blames"].value_layout
+    other, culprit_kinds = enum["BLAME_OTHER"], [enum[f"BLAME_{k}"] for k in ("SELF", "OTHER", "KERNEL")]
+    c, ref, asked = BlameDiffs(key_layout, value_layout, other), Attributions(kinds, "tid"), []
+    rng, table, last = random.Random(2612), {}, {}  # seeded: the same intervals every run
+    for step in range(8):
+        for _ in range(60):  # entries grow, and appear (some with 0 ns)
+            k = (rng.randrange(1, 9), rng.choice(list(paths)), rng.randrange(1, 6), rng.choice(culprit_kinds))
+            table[k] = table.get(k, 0) + rng.choice((0, 1, 5, 1000))
+        if step == 5:  # victim 3, and the culprits of cgroup 14, are gone
+            forgotten = c.forget(victims=[3], cgroups=[14])
+            assert sorted(forgotten) == sorted(k for k in last if k[0] == 3 or k[1] == 14)
+            for key in forgotten:
+                del table[key], last[key]
+            ref.forget([3])
+            ref.forget_culprits([14])
+        entries = sorted(table.items())
+        values = [{"ns": ns, "comm": b"t%d" % k[2]} for k, ns in entries]
+        c.diff(
+            b"".join(key_layout.encode(k) for k, _ in entries),
+            b"".join(value_layout.encode(v) for v in values),
+            len(entries),
+        )
+        grown = [(*k, ns - last.get(k, 0)) for k, ns in entries if ns != last.get(k, 0)]
+        assert [(e.victim, e.cgroup_id, e.culprit, e.kind, e.ns) for e in c.changes()] == grown
+        expected = ref.culprits(
+            [
+                (key_layout.decode(key_layout.encode(k)), value_layout.decode(value_layout.encode(v)))
+                for (k, _), v in zip(entries, values)
+            ]
+        )
+        for cgroup_id in c.unnamed():
+            asked.append(cgroup_id)
+            c.name(cgroup_id, kinds.cgroup(cgroup_id)[1])
+        victims = c.victims()
+        assert [v.victim for v in victims] == list(expected)  # in the order first seen
+        for v in victims:
+            want = expected[v.victim]
+            assert v.container_ns == sum(c.ns for c in want if c.kind == "container")
+            top = ref.attribution([0] * 5, want).culprits[0]  # largest first, the first of equals
+            assert (v.top.culprit, v.top.cgroup_id, v.top.ns) == (top.tid, top.cgroup_id, top.ns)
+        last = dict(table)
+        assert len(c) == len(table)
+    assert sorted(asked) == sorted({k[1] for k in table if k[3] == other})  # each asked about once
+    assert sorted(c.cgroups()) == sorted({k[1] for k in table})
+
+
 # -- on the kernel ----------------------------------------------------------------
 
 
@@ -124,6 +183,31 @@ def test_the_hog_in_its_cgroup_takes_the_victims_waits(
     assert {(c.comm, c.pid, c.cgroup, c.kind) for c in hog} == {(HOG_COMM, w.hog.pid, path, kind)}
     waited = sum(e.delta_ns for e in events)
     assert sum(c.ns for c in hog) >= 0.9 * waited, [e.culprits for e in events]
+
+
+def test_tops_attribution_in_c_names_the_hog(kernel, cgroup_tree):
+    """RunqLat.interval_stats() (pyrunq top's per-key work in C): the
+    victim's waiting goes to the hog's container, and the hog is its largest
+    culprit; the parts add up to the waiting the histogram counted."""
+    with Contention() as w:
+        path = cgroup_tree(CONTAINER, w.hog)
+        with RunqLat(per="pid", pids=[w.victim.pid], blame=True) as rq:
+            seen: dict = {"kinds": collections.Counter(), "sum": 0}
+
+            def enough():
+                stats, _, blame = rq.interval_stats()
+                for key, s in stats:
+                    seen["sum"] += s.sum_ns
+                    a = blame[key]
+                    seen["kinds"].update(a.kinds)
+                    top = a.culprits[0]
+                    if a.kinds["container"] > a.total_ns / 2:
+                        assert (top.pid, top.cgroup, top.kind) == (w.hog.pid, path, "container"), a
+                return sum(seen["kinds"].values()) > 30e6  # 30 ms of waiting seen
+
+            wait_for(enough, seen=lambda: seen)
+    assert sum(seen["kinds"].values()) == seen["sum"]  # every nanosecond, once
+    assert seen["kinds"]["container"] >= 0.9 * seen["sum"], seen
 
 
 def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
@@ -249,7 +333,8 @@ def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
     assert by_culprit[hog] == ("3f2a" * 16, pytest.approx(kinds["container"], rel=1e-9))
 
 
-def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree):
+@pytest.mark.parametrize("method", ["interval", "interval_stats"])  # Python's culprit table, C's
+def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree, method):
     """A culprit's entries go when its cgroup is removed, while the key it
     took the CPU from lives on: a long-lived cgroup must not fill the table
     with containers long gone."""
@@ -263,12 +348,13 @@ def test_a_removed_culprit_cgroup_leaves_the_culprit_table(kernel, cgroup_tree):
                     f.write(str(w.hog.pid))
                 hog_id = os.stat(hogs).st_ino
                 entries = lambda: {k.cgroup_id for k in rq.obj.maps["blames"].keys()}  # noqa: E731
-                wait_for(lambda: rq.interval() and hog_id in entries(), seen=entries)
+                interval = getattr(rq, method)
+                wait_for(lambda: interval() and hog_id in entries(), seen=entries)
                 w.hog.kill()
                 w.hog.wait()
                 os.rmdir(hogs)
-                rq.interval()  # the last of the hog's time, read before its entries go
-                rq.interval()
+                interval()  # the last of the hog's time, read before its entries go
+                interval()
                 assert hog_id not in entries()
         finally:
             if os.path.exists(hogs):

@@ -99,7 +99,7 @@ def test_ring_buffer_over_two_maps_with_callbacks(loaded):
 
 
 def test_ring_buffer_raw_records_and_selectors(loaded):
-    rb = loaded.ring_buffer("events")
+    rb = loaded.ring_buffer("events", raw=True)
     sel = selectors.DefaultSelector()
     sel.register(rb.fileno(), selectors.EVENT_READ)
     assert sel.select(0) == []

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -19,6 +20,7 @@ from pyrunq.hist import render_log2_bcc as render_log2
 import cli
 from cli import inspect_json, run_and_fire
 from needs import skip_or_fail
+from pyrunq.tools.generic import Runner
 from testobjects import fire, my_comm
 
 # -- inspect (needs no privileges, loads nothing) ----------------------------------
@@ -374,3 +376,18 @@ def test_pyrunq_run(kernel, objs):
     assert result.events == [] and result.not_attached == []
     with pytest.raises(pyrunq.UsageError, match="out of range"):
         pyrunq.run(objs["gen_hist"], set={"target_tgid": -1})
+
+
+def test_numbers_that_say_what_they_hold_are_shown_so(kernel, objs):
+    """tests/objects/gen_exporter.bpf.c, in ebpf_exporter's style: a key that
+    is a kernel function's address by its name (as bpftrace's ksym()), a
+    dev_t as major:minor, an errno by name, a pid_tgid as pid and tid."""
+    with Runner(objs["gen_exporter"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 2)
+        r.stop()
+        reports = {report.name: report for report in r.maps()}
+    assert reports["function_calls_total"].entries == [("schedule", 2)]
+    ((key, count),) = reports["calls_total"].entries
+    assert count == 2
+    assert key["dev"].split()[0] == "8:0" and key["ret"] == "-ENOENT"
+    assert key["pid_tgid"] == {"pid": os.getpid(), "tid": threading.get_native_id()}

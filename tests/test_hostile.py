@@ -7,6 +7,7 @@ one runs a few hundred seeded mutants (bench/fuzz_objects.py runs more)."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -89,17 +90,26 @@ def test_a_variable_without_its_symbol_names_it_not_enoent(hostile):
     assert "No such file" not in line
 
 
-FOUND = [("gen_stacks", 2240)]  # (object, seed) of mutants bench/fuzz_objects.py found crashing
+# (object, seed) of mutants that crashed pyrunq once: found by bench/fuzz_objects.py, or by
+# the seeded test below when a new test object shifted which object each seed mutates
+# (and whether pyrunq refuses the file, or shows it)
+FOUND = [("gen_stacks", 2240, True), ("gen_tracepoint", 83, False)]
 
 
-@pytest.mark.parametrize("name, seed", FOUND)
-def test_mutants_the_longer_fuzz_run_found(objs, tmp_path, name, seed):
+@pytest.mark.parametrize("name, seed, refused", FOUND)
+def test_mutants_the_longer_fuzz_run_found(objs, tmp_path, name, seed, refused):
     # gen_stacks 2240: an anonymous struct that points to itself; btf_dump recursed until SIGSEGV
+    # gen_tracepoint 83: a program's ELF symbol that is no UTF-8 (UnicodeDecodeError): shown escaped
     with open(objs[name], "rb") as f:
         how, data = mutants.mutant(f.read(), seed)
     path = tmp_path / f"{name}-{seed}.bpf.o"
     path.write_bytes(data)
-    one_line_error(cli.run("inspect", str(path), timeout=TIMEOUT), "inspect")
+    out = cli.run("inspect", str(path), timeout=TIMEOUT)
+    if refused:
+        one_line_error(out, "inspect")
+    else:
+        assert out.returncode == 0 and "programs (" in out.stdout, out.stderr
+        assert not mutants.RAW_CONTROL.search(out.stderr + out.stdout)
 
 
 @pytest.fixture
@@ -136,6 +146,17 @@ def test_control_characters_in_names_are_escaped(hostile):
     assert not mutants.RAW_CONTROL.search(as_json.stdout)
     sections = [p["section"] for p in json.loads(as_json.stdout)["programs"]]
     assert "raw_tp/\x1b[2J\x07nter" in sections
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(hostile):
+    # a program's ELF symbol with bytes that are no UTF-8 (0x9b: CSI to an 8-bit terminal)
+    path = hostile(
+        "gen_tracepoint", mutants.replaced, b"on_missing_raw_tp", b"on_missing_raw\x80\x9b_", ".strtab"
+    )
+    text = subprocess.run([*cli.cmd(), "inspect", path], capture_output=True, timeout=TIMEOUT)
+    assert text.returncode == 0, text.stderr
+    assert b"on_missing_raw\\x80\\x9b_" in text.stdout
+    assert not re.search(rb"[\x80-\xff]", text.stdout + text.stderr)  # no raw byte of the name
 
 
 def test_control_characters_in_file_names_are_escaped(tmp_path):

@@ -217,3 +217,26 @@ def test_static_binary_is_a_usage_error(kernel, tmp_path):
         proc.wait()
     assert out.returncode == 2
     assert out.stderr == f"pyrunq memleak: error: process {proc.pid} maps no libc (statically linked?)\n"
+
+
+@pytest.mark.slow  # a second's interval: out of the quick loop
+def test_cli_folded_and_flame_graph_weigh_bytes(kernel, leaker, tmp_path):
+    """Every stack (not only -T's top), weighed by its outstanding bytes,
+    folded once at the end; the flame graph of the same."""
+    svg = tmp_path / "leaks.svg"
+    with Waiting(*FIXED_ADDRESSES, leaker) as lk:
+        with cli.spawn(
+            "memleak", "-p", str(lk.pid), "-o", "0", "-T", "1", "--folded", "--flamegraph", str(svg), "1", "1"
+        ) as p:
+            p.wait_line("^Attaching ", stream="err")
+            assert lk.go() == "allocated\n"
+            rc, out, err = p.finish()
+        lk.go()
+        lk.go(reply=False)
+        lk.finish()
+    assert rc == 0, err
+    folded = {stack: int(n) for stack, n in (line.rsplit(" ", 1) for line in out.splitlines())}
+    assert sum(folded.values()) == 20000 + 1000 + 3000 + 2000 + 4096  # leaker.c's outstanding bytes
+    (blocks,) = [s for s in folded if s.endswith(";main;alloc_blocks")]
+    assert folded[blocks] == 20000
+    assert f'data-total="{sum(folded.values())}" data-unit="bytes"' in svg.read_text()

@@ -13,6 +13,7 @@ import zipfile
 import pytest
 
 import pyrunq
+from pyrunq.cli import TOOLS
 import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,27 @@ def test_wheel_contains_objects_and_binding(tmp_path):
     assert "pyrunq/cli/__init__.py" in names
     assert "pyrunq/_libbpf_build.py" not in names  # build time only
     assert "pyrunq/py.typed" in names
+    # the manual, installed with the wheel's data files (man and completion find them there)
+    data = f"pyrunq-{pyrunq.__version__}.data/data/share"
+    for tool in ["", *(f"-{t}" for t in TOOLS)]:
+        assert f"{data}/man/man1/pyrunq{tool}.1" in names, tool
+    assert f"{data}/bash-completion/completions/pyrunq" in names
+    assert f"{data}/zsh/site-functions/_pyrunq" in names
+    # installed (in a venv of its own: pip --prefix would uninstall this
+    # venv's pyrunq): man finds the page under the prefix whose bin is on PATH
+    prefix = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
+    install = [sys.executable, "-m", "pip", "--python", f"{prefix}/bin/python", "install", "-q"]
+    subprocess.run(install + ["--no-deps", "--no-index", wheel], check=True, capture_output=True, timeout=120)
+    man = subprocess.run(
+        ["man", "-w", "pyrunq-runqlat"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{prefix}/bin:/usr/bin:/bin", "MANPATH": ""},
+        timeout=30,
+    )
+    assert man.stdout.strip() == f"{prefix}/share/man/man1/pyrunq-runqlat.1", man.stderr
+    assert (prefix / "share/bash-completion/completions/pyrunq").is_file()
     assert f"{dist_info}/licenses/LICENSE" in names
     lines = metadata.splitlines()
     assert f"Version: {pyrunq.__version__}" in lines

@@ -78,7 +78,7 @@ def test_every_trigger_gives_one_record_in_order_decoded(obj):
 
 
 def test_records_without_event_are_the_raw_samples(obj):
-    pb = obj.perf_buffer("events")
+    pb = obj.perf_buffer("events", raw=True)
     size = obj.btf.layout(obj.btf.find("perf_rec")).size
     seqs = [BASE + 7, BASE + 8, BASE + 9]
     with one_cpu() as cpu:

@@ -245,3 +245,40 @@ def all_seen(text: bytes, wanted: list, seen: set) -> bool:
     """Whether each of ``wanted`` was in this text or an earlier one."""
     seen.update(x for x in wanted if x in text)
     return len(seen) == len(wanted)
+
+
+def test_key_stats_in_c_are_the_references(layout):
+    """HistDiffs(stats=True): each changed key's waits, sum, blame and
+    quantiles as pyrunq top's Python reference (differences, quantiles)."""
+    from pyrunq.tools.top import quantiles
+
+    key_size, lay = layout
+    c, previous = HistDiffs(key_size, lay, stats=True), {}
+    fmt = "=Q" if key_size == 8 else "=I"
+    rng = random.Random(26)  # seeded: the same intervals every run
+    blame = {7: [0] * 5, 9: [0] * 5}
+    for step in range(6):
+        entries, last = [], {k: list(v) for k, v in blame.items()}
+        for k in (7, 9):
+            b = [rng.choice((0, 0, 1, 5, 1000)) if k == 7 or step % 2 else 0 for _ in range(HIST_BUCKETS)]
+            blame[k] = [v + rng.randrange(1 << 40) for v in blame[k]]
+            entries.append(
+                (k, {**value(dict(enumerate(b)), b"t%d" % k, sum_ns=step << 33), "blame_ns": blame[k]})
+            )
+        if step == 4:  # counters that wrapped since the last interval still give their difference
+            entries[0][1]["buckets"][3] = (entries[0][1]["buckets"][3] - 7) % U32
+        keys = b"".join(struct.pack(fmt, k) for k, _ in entries)
+        values = b"".join(lay.encode(v) for _, v in entries)
+        items = [(k, lay.decode(lay.encode(v))) for k, v in entries]
+        snap, _ = differences(items, previous, "usecs", lambda raw, comm: raw)
+        c.diff(keys, values, len(entries))
+        stats, total = c.stats()
+        assert [s.key for s in stats] == list(snap)
+        for s in stats:
+            h = snap[s.key]
+            assert (s.waits, s.sum_ns) == (h.total, h.sum_ns)
+            if h.total:  # a key made but not counted in yet has no quantiles
+                assert (s.p50, s.p99, s.max) == quantiles(h.buckets, h.total)
+            assert s.comm == b"t%d" % s.key
+            assert list(s.blame_ns) == [a - b for a, b in zip(blame[s.key], last[s.key])]
+        assert total == [sum(col) for col in zip(*(h.buckets for h in snap.values()))] or not snap

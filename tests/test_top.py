@@ -5,11 +5,13 @@ kernel: the sampler, batch and JSON output, and the screen in a real terminal
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shlex
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -312,9 +314,11 @@ def test_batch_prints_n_tables_victim_among_the_first_rows(kernel):
 
 
 @pytest.mark.slow
-def test_json_one_document_per_interval(kernel):
+def test_json_one_document_per_interval(kernel, tmp_path):
+    """And --heatmap: a column per interval, the row's waits in its cells."""
+    svg = tmp_path / "top.svg"
     with Contention() as w:
-        out = cli.run("top", "--json", "-n", "2", "-d", "0.5", "-p", str(w.victim.pid))
+        out = cli.run("top", "--json", "-n", "2", "-d", "0.5", "-p", str(w.victim.pid), "--heatmap", str(svg))
     assert out.returncode == 0, out.stderr
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(docs) == 2
@@ -322,6 +326,18 @@ def test_json_one_document_per_interval(kernel):
         (row,) = doc["rows"]
         assert row["id"] == w.victim.pid and row["comm"] == VICTIM_COMM and row["p99_us"] >= 1000
         assert row["waits"] == doc["totals"]["waits"] and len(row["trend_p99_us"]) == 10
+    panels = {
+        g.get("data-label"): [
+            int(c.get("data-i"))
+            for c in g.iter()
+            if c.get("class") == "c"
+            for _ in range(int(c.get("data-n")))
+        ]
+        for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g")
+        if g.get("class") == "panel"
+    }
+    waits = [panels[f"pid {w.victim.pid} {VICTIM_COMM}"].count(i) for i in (0, 1)]
+    assert waits == [doc["rows"][0]["waits"] for doc in docs]
 
 
 class Tmux:
@@ -390,6 +406,24 @@ def tmux():
     yield start
     for t in made:
         t.close()
+
+
+@pytest.mark.slow
+def test_screen_on_a_terminal_that_does_not_know_its_size(kernel):
+    """script(1)'s pseudo-terminal says 0x0 (as a bare pty or a serial line
+    does): curses' own size (LINES, COLUMNS) stays; top draws and ends."""
+    need("script")
+    command = f"{shlex.join(cli.cmd())} top -d 0.2 -n 2"
+    env = {**os.environ, "TERM": "xterm", "LINES": "30", "COLUMNS": "120"}
+    out = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0 and b"Traceback" not in out.stdout, out.stdout[-2000:]
+    assert b"TOP CULPRIT" in out.stdout and b"pyrunq top - " in out.stdout
 
 
 @pytest.mark.slow

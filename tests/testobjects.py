@@ -29,8 +29,12 @@ def compile_object(source, out, arch: str = ARCHES[os.uname().machine]) -> str:
     # <bpf/usdt.bpf.h> includes <linux/errno.h>, which wants the multiarch asm/
     # headers (libbpf-bootstrap's Makefile adds them so too)
     multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+    # the same bytes wherever the checkout is (CI's is a fresh temporary
+    # directory): the DWARF names the files relative to it, so the seeded
+    # mutants of test_hostile are the same mutants everywhere
     subprocess.run(
         ["clang", "-target", "bpf", "-O2", "-g", f"-D__TARGET_ARCH_{arch}", "-I", include]
+        + [f"-ffile-prefix-map={ROOT}=.", "-fdebug-compilation-dir=."]
         + ["-idirafter", multiarch, "-c", str(source), "-o", str(out)],
         check=True,
     )

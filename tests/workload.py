@@ -157,3 +157,30 @@ class PingPong(Workload):
         self.victim = victim(cpu)
         self.pair = spawn(PINGPONG.format(comm=PINGPONG_COMM, burst=BURST_S, idle=IDLE_S), cpu, fifo=True)
         super().__init__([self.victim, self.pair])
+
+
+SLICER_COMM = "pyrunq-slicer"
+# A real-time task that runs `run` seconds and sleeps `sleep` seconds, over
+# and over: no normal task can cut a run short, so each time it is on the CPU
+# it stays there `run` seconds (plus the few microseconds of a sleep call),
+# and each time off it about `sleep` (an RT task has no timer slack).
+SLICER = (
+    _PRELUDE
+    + """while os.getppid() == parent:
+    end = time.monotonic() + {run}
+    while time.monotonic() < end:
+        pass
+    time.sleep({sleep})
+"""
+)
+
+
+def slicer(cpu: int, run: float, sleep: float, comm: str = SLICER_COMM) -> Workload:
+    """``with slicer(...) as w:`` ``w.procs[0]`` runs ``run`` s slices on ``cpu``."""
+    return Workload([spawn(SLICER.format(comm=comm, run=run, sleep=sleep), cpu, fifo=True)])
+
+
+def busy_loops(cpu: int, n: int, comm: str = "pyrunq-busy") -> Workload:
+    """``n`` normal tasks that never sleep, all on ``cpu``: each run ends when
+    the scheduler takes the CPU for another, and ``n`` are runnable there."""
+    return Workload([busy(cpu, comm) for _ in range(n)])

@@ -22,6 +22,10 @@ _EXPORTS = {
     "Histogram": "pyrunq.hist",
     "RunqLat": "pyrunq.tools.runqlat",
     "RunqSlower": "pyrunq.tools.runqslower",
+    "CpuDist": "pyrunq.tools.cpudist",
+    "RunqLen": "pyrunq.tools.runqlen",
+    "OffCpuTime": "pyrunq.tools.offcputime",
+    "OffWakeTime": "pyrunq.tools.offwaketime",
     "BlamedEvent": "pyrunq.tools.runqslower",
     "Attribution": "pyrunq.tools.blame",
     "Culprit": "pyrunq.tools.blame",
@@ -43,8 +47,60 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
+TYPE_CHECKING = False  # mypy and editors see the names as they are; Python imports them on use
+if TYPE_CHECKING:
+    from .bpf import (
+        BPFObject as BPFObject,
+        Link as Link,
+        Map as Map,
+        PerfBuffer as PerfBuffer,
+        Program as Program,
+        RingBuffer as RingBuffer,
+    )
+    from .errors import (
+        BPFError as BPFError,
+        BPFNotFoundError as BPFNotFoundError,
+        BPFPermissionError as BPFPermissionError,
+        KernelNotSupported as KernelNotSupported,
+        LibbpfUnavailable as LibbpfUnavailable,
+        PrivilegeError as PrivilegeError,
+        PyrunqError as PyrunqError,
+        StateError as StateError,
+        UsageError as UsageError,
+        VerifierError as VerifierError,
+    )
+    from .hist import (
+        Histogram as Histogram,
+    )
+    from .tools.blame import (
+        Attribution as Attribution,
+        Culprit as Culprit,
+    )
+    from .tools.bootstrap import (
+        Bootstrap as Bootstrap,
+    )
+    from .tools.funclatency import (
+        FuncLatency as FuncLatency,
+    )
+    from .tools.generic import (
+        run as run,
+    )
+    from .tools.memleak import (
+        MemLeak as MemLeak,
+    )
+    from .tools.runqlat import (
+        RunqLat as RunqLat,
+    )
+    from .tools.runqslower import (
+        BlamedEvent as BlamedEvent,
+        RunqSlower as RunqSlower,
+    )
+    from .tools.stackcount import (
+        StackCount as StackCount,
+    )
 
-def __getattr__(name):
+
+def __getattr__(name: str) -> object:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'pyrunq' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -256,6 +256,8 @@ extern "Python" void pyrunq_dump_text(void *ctx, const char *text);
 void pyrunq_route_libbpf_log(void);
 
 /* runqlat's per-key work (differences, log2 slots, text): see the C below */
+#define PYRUNQ_NO_MEMBER ...
+#define PYRUNQ_BUCKETS ...
 #define PYRUNQ_HEADING_NONE 0
 #define PYRUNQ_HEADING_TID 1
 #define PYRUNQ_HEADING_PID 2
@@ -267,12 +269,49 @@ struct pyrunq_hists *pyrunq_hists_new(size_t key_size, size_t value_size, size_t
 void pyrunq_hists_free(struct pyrunq_hists *t);
 int pyrunq_hists_diff(struct pyrunq_hists *t, const void *keys, size_t keys_len, const void *values,
                       size_t values_len, size_t count, int clear);
+struct pyrunq_key_stats {
+    uint64_t key, waits, sum_ns, max;
+    double p50, p99;
+    uint64_t blame_ns[5];
+    char comm[17];
+};
+int pyrunq_hists_with_stats(struct pyrunq_hists *t, size_t sum_off, size_t blame_off);
+const struct pyrunq_key_stats *pyrunq_hists_stats(const struct pyrunq_hists *t, size_t *count,
+                                                  const uint64_t **total);
 const uint64_t *pyrunq_hists_changed(const struct pyrunq_hists *t, size_t *count);
 const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *count);
 void pyrunq_hists_forget(struct pyrunq_hists *t, uint64_t key);
 size_t pyrunq_hists_len(const struct pyrunq_hists *t);
 long pyrunq_hists_render(struct pyrunq_hists *t, int headings, const char *unit, char **names,
                          size_t n_names, const char **text);
+
+/* runqlat's culprit table per interval (native/blames.c) */
+struct pyrunq_blames;
+struct pyrunq_blame_entry {
+    uint64_t victim, cgroup_id;
+    uint32_t culprit, kind;
+    uint64_t ns;
+    char comm[17];
+};
+struct pyrunq_victim_blame {
+    uint64_t victim, container_ns;
+    int64_t top;
+};
+struct pyrunq_blames *pyrunq_blames_new(size_t key_size, size_t value_size, const size_t *off,
+                                        size_t comm_len, uint32_t other);
+void pyrunq_blames_free(struct pyrunq_blames *t);
+int pyrunq_blames_diff(struct pyrunq_blames *t, const void *keys, size_t keys_len, const void *values,
+                       size_t values_len, size_t count, int clear);
+const struct pyrunq_blame_entry *pyrunq_blames_changes(const struct pyrunq_blames *t, size_t *count);
+const uint64_t *pyrunq_blames_unnamed(struct pyrunq_blames *t, size_t *count);
+int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int container);
+int pyrunq_blames_sum(struct pyrunq_blames *t);
+const struct pyrunq_victim_blame *pyrunq_blames_victims(const struct pyrunq_blames *t, size_t *count);
+long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, size_t n_victims, uint64_t *cgroups,
+                          size_t n_cgroups);
+const struct pyrunq_blame_entry *pyrunq_blames_forgotten(const struct pyrunq_blames *t, size_t *count);
+size_t pyrunq_blames_len(const struct pyrunq_blames *t);
+size_t pyrunq_blames_cgroups(const struct pyrunq_blames *t, uint64_t *ids);
 
 /* runqslower's rows (native/rows.c); a ring buffer callback's "budget
  * spent" return (libbpf stops the poll there and returns it) */
@@ -284,6 +323,17 @@ int pyrunq_rows_sample(void *ctx, void *data, size_t size);
 void pyrunq_rows_start(struct pyrunq_rows *r, unsigned budget);
 unsigned pyrunq_rows_handled(const struct pyrunq_rows *r);
 long pyrunq_rows_take(struct pyrunq_rows *r, const char **text);
+/* runqslower --blame's column (native/culprits.c) */
+struct pyrunq_culprits;
+struct pyrunq_culprits *pyrunq_culprits_new(const size_t *off, size_t comm_len, size_t record_size,
+                                            const unsigned char *kinds, size_t n_kinds, char **whys,
+                                            size_t n_whys);
+void pyrunq_culprits_free(struct pyrunq_culprits *c);
+int pyrunq_culprits_name(struct pyrunq_culprits *c, uint64_t id, const char *label, int container);
+int pyrunq_rows_blame(struct pyrunq_rows *r, struct pyrunq_culprits *c);
+size_t pyrunq_rows_wanted(const struct pyrunq_rows *r, const uint64_t **ids);
+struct pyrunq_culprits *pyrunq_rows_culprits(struct pyrunq_rows *r);
+void pyrunq_rows_release(struct pyrunq_rows *r);
 """
 
 SOURCE = r"""
@@ -389,6 +439,9 @@ static void *pyrunq_map_initial_value(struct bpf_map *map, size_t *psize)
 #define PYRUNQ_BUDGET_SPENT (-(1 << 20))  /* not an errno: those are small */
 #include "text.c"
 #include "hists.c"
+#include "cgroups.c"
+#include "culprits.c"
+#include "blames.c"
 #include "rows.c"
 """
 

@@ -42,6 +42,11 @@ class StateError(PyrunqError, RuntimeError):
     """An operation at the wrong point of the lifecycle (e.g. after close)."""
 
 
+class StaleSkeleton(PyrunqError, ValueError):
+    """A skeleton module (``pyrunq skel``) over an object whose types are no
+    longer those it was generated from: the message says how to regenerate."""
+
+
 class LibbpfUnavailable(PyrunqError, ImportError):
     """libbpf.so.1 is missing or older than pyrunq needs."""
 
@@ -134,15 +139,50 @@ def from_errno(
     if err == _errno.EACCES and rejected:
         # EACCES also means "rejected by the verifier": not a privilege matter
         # ("libbpf: prog 'NAME': -- BEGIN PROG LOAD LOG --")
-        prog = rejected[0].split("prog '", 1)[-1].split("'", 1)[0]
-        cls, hint = (
-            VerifierError,
-            (
-                f"the verifier rejected program '{prog}': "
-                f"{VERIFIER_LOG_HINT}; please report this with `uname -r`"
-            ),
-        )
+        cls, hint = VerifierError, verifier_hint(log, report=True)
     return cls(err, op, name, hint, log, strerror, cause)
+
+
+def verifier_hint(log: tuple[str, ...], report: bool) -> str:
+    """What a verifier rejection says: the verifier's reason and the source
+    line it stopped at (``verifier_reason``), where the whole log is, and,
+    for pyrunq's own objects (``report``), to report it: the kernel is one
+    pyrunq does not know. An object of one's own is one's own to fix."""
+    rejected = [line for line in log if "BEGIN PROG LOAD LOG" in line]
+    prog = rejected[-1].split("prog '", 1)[-1].split("'", 1)[0] if rejected else "?"
+    reason, source = verifier_reason(log)
+    text = f"the verifier rejected program '{prog}'"
+    if reason:
+        text += f": {reason}"
+    if source:
+        text += f" at {source}"
+    text += f"; {VERIFIER_LOG_HINT}"
+    return text + ("; please report this with `uname -r`" if report else "")
+
+
+def verifier_reason(log: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(the verifier's reason, "file.bpf.c:16 `the source line`") from a
+    verifier log as libbpf logs it: the reason is the last line before
+    "processed N insns" that is neither an instruction ("7: (79) r1 = ...")
+    nor a source line ("; *count += 1; @ file.bpf.c:20"), which the kernel
+    prints with line info (clang -g); the source is the last of those."""
+    lines = [x for entry in log for x in entry.splitlines()]
+    try:
+        start = max(i for i, x in enumerate(lines) if "BEGIN PROG LOAD LOG" in x)
+    except ValueError:
+        return None, None
+    body = lines[start + 1 :]
+    end = next((i for i, x in enumerate(body) if x.startswith(("processed ", "-- END PROG"))), len(body))
+    reason = source = None
+    for line in body[:end]:
+        text = line.strip()
+        if text.startswith(";"):
+            code, _, where = text[1:].rpartition(" @ ")
+            if where and not where.endswith(":0"):
+                source = f"{where} `{code.strip()}`" if code.strip() else where
+        elif text and not (text.split(":", 1)[0].isdigit()):
+            reason = text
+    return reason, source
 
 
 _KINDS = {  # errno -> (exception, hint)

@@ -396,6 +396,25 @@ def render_section(hist: Histogram, heading: str | None = None) -> str:
     return head + hist.render()
 
 
+def render_linear(counts: Iterable[int], label: str, base: int = 0, step: int = 1) -> str:
+    """Exactly what trace_helpers.c print_linear_hist(vals, len, base, step,
+    label) prints (runqlen's histogram): nothing when every count is zero;
+    else the header "     %-13s : count     distribution" and, for each
+    non-zero count from the first to the last, "        %-10d : %-8d |<40
+    stars>|" with the value base + i * step. Counts are C unsigned ints."""
+    vals = [c & (_U32 - 1) for c in counts]
+    shown = [i for i, v in enumerate(vals) if v]
+    if not shown:
+        return ""
+    val_max = max(vals)
+    rows = [
+        "        %-10d : %-8d |%s|\n"
+        % (_s32(base + i * step), _s32(vals[i]), stars(vals[i], val_max, _STARS_MAX))
+        for i in shown
+    ]
+    return "     %-13s : count     distribution\n" % label + "".join(rows)
+
+
 def interval_header(t: None | float | time.struct_time = None) -> str:
     """Start of each interval in runqlat.c main(): printf("\\n") after the
     sleep, then with -T the local time strftime("%H:%M:%S") as "%-8s\\n".

@@ -95,6 +95,13 @@ def pyrunq_log(level, msg):
 lib.pyrunq_route_libbpf_log()
 
 
+def name(ptr) -> str:
+    """A name libbpf gives (a program's, a map's, an object's: from the ELF
+    file, whatever bytes it holds) as text: bytes that are not UTF-8 kept as
+    surrogates, which the CLI prints escaped."""
+    return ffi.string(ptr).decode("utf-8", "surrogateescape")
+
+
 def strerror(err: int) -> str:
     buf = ffi.new("char[128]")
     lib.libbpf_strerror(err, buf, len(buf))

@@ -9,6 +9,12 @@ import re
 
 from . import cgroup
 
+TYPE_CHECKING = False  # see pyrunq.bpf.globals
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .tools.runqlat import RunqLat
+
 
 class CgroupGlob:
     """A cgroup path pattern: fnmatch within each path segment, ``**`` for
@@ -52,7 +58,12 @@ class Selection:
     matches a regex (searched, as pgrep does) or whose PID is given. Resolved
     anew at each refresh, since cgroups and processes come and go."""
 
-    def __init__(self, cgroups=(), comms=(), pids=()):
+    def __init__(
+        self,
+        cgroups: Iterable[str] = (),
+        comms: Iterable[str | re.Pattern[str]] = (),
+        pids: Iterable[int] = (),
+    ) -> None:
         self.cgroup_globs = [CgroupGlob(g) for g in cgroups]
         self.comms = [re.compile(c) if isinstance(c, str) else c for c in comms]
         self.pids = set(pids)
@@ -71,7 +82,7 @@ class Selection:
             pid for pid, comm in processes() if pid in self.pids or any(r.search(comm) for r in self.comms)
         }
 
-    def open(self, per: str | None = "cgroup", blame: bool = False):
+    def open(self, per: str | None = "cgroup", blame: bool = False) -> RunqLat:
         """A RunqLat traced per ``per`` with this selection's filters in place
         (``blame``: who held the CPU, too)."""
         from .tools.runqlat import RunqLat

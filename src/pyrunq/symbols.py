@@ -274,6 +274,17 @@ def _search_process(pid: int, function: str) -> Target:
     raise UsageError(f"no function {function!r} in process {pid} or its libraries")
 
 
+_kernel: list[KernelSymbols] = []
+
+
+def kernel_symbols() -> KernelSymbols:
+    """KernelSymbols read once per process (kallsyms takes a second to read
+    on a loaded machine, and only module loads change it)."""
+    if not _kernel:
+        _kernel.append(KernelSymbols())
+    return _kernel[0]
+
+
 class KernelSymbols:
     """The kernel's functions, from ``/proc/kallsyms``, read once. Without the
     right to see kernel addresses (kptr_restrict) they read as 0 and nothing
@@ -290,6 +301,25 @@ class KernelSymbols:
         spans.sort()
         self._starts = [s[0] for s in spans]
         self._spans = spans
+        self._by_name: dict[str, int] | None = None
+
+    def span(self, name: str) -> tuple[int, int] | None:
+        """[start, end) of the function (or text marker) ``name``: from its
+        address to the next symbol's; None if kallsyms does not have it."""
+        if self._by_name is None:
+            self._by_name = {}
+            for n, (_, sym, _) in enumerate(self._spans):
+                self._by_name.setdefault(sym, n)
+        found = self._by_name.get(name)
+        if found is None:
+            return None
+        start = self._spans[found][0]
+        end = next((a for a, _, _ in self._spans[found + 1 :] if a > start), start + 1)
+        return start, end
+
+    def address(self, name: str) -> int | None:
+        found = self.span(name)
+        return found[0] if found else None
 
     def resolve(self, address: int) -> Frame:
         """The function ``address`` is in: the closest one at or below it

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import pyrunq
+from pyrunq.hist import bucket_of
 from pyrunq.bpf import BPFObject, features
 from testobjects import ARCHES, compile_object
 from waiting import Command
@@ -72,6 +73,67 @@ def test_runqlat_fires(kernel, flavour):
         wakeups()
         hist = rq.snapshot()[None]
     assert hist.total > 0
+
+
+def test_cpudist_counts_our_own_runs(kernel, flavour):
+    """Our sleeps end runs on the CPU and stay off it 2 ms or more (a sleep
+    whose timer fires before it leaves the CPU has neither: a few may)."""
+    me = os.getpid()
+    with pyrunq.CpuDist(per="tid", pids=[me]) as on, pyrunq.CpuDist(offcpu=True, per="tid", pids=[me]) as off:
+        assert on.raw_tp == off.raw_tp == runs_raw_tp(flavour)
+        wakeups()
+        runs, rests = on.snapshot(), off.snapshot()
+    assert [(k.kind, k.id) for k in runs] == [("tid", me)] == [(k.kind, k.id) for k in rests]
+    ((_, ran),), ((_, off),) = runs.items(), rests.items()
+    assert ran.total >= 40 and sum(off.buckets[bucket_of(1000) :]) >= 40, (ran, off)
+
+
+def test_runqlen_counts_the_cpus_queue(kernel):
+    """Three busy children on CPU 1 of a quiet guest: two wait whenever one
+    runs. The CPU's queue, found through the cfs_rq's rq on every kernel."""
+    children = []
+    try:
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:  # busy until killed
+                os.sched_setaffinity(0, {1})
+                while True:
+                    pass
+            children.append(pid)
+        with pyrunq.RunqLen(frequency=199, cpus=[1]) as rl:
+            rl.snapshot()
+            time.sleep(0.5)  # about 100 samples
+            q = rl.snapshot()[1]
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert q.samples > 0 and max(range(len(q.counts)), key=q.counts.__getitem__) == 2, q.counts
+
+
+def test_offcputime_names_our_sleeps(kernel, flavour):
+    """Our sleeps leave the CPU in the kernel's nanosleep (but a few whose
+    timer fires first), from sched_switch alone (the tracing frames above it
+    left out)."""
+    with pyrunq.OffCpuTime(pids=[os.getpid()]) as oc:
+        assert oc.raw_tp == runs_raw_tp(flavour)
+        wakeups()
+        stacks = oc.stacks()
+    slept = [s for s in stacks if s.kernel and any("nanosleep" in str(f) for f in s.kernel)]
+    assert sum(s.count for s in slept) >= 40, [(s.count, [str(f) for f in s.kernel or []]) for s in stacks]
+    assert all(str(s.kernel[0]) == "__schedule" for s in slept), [str(f) for f in slept[0].kernel]
+
+
+def test_offwaketime_blames_the_timer_for_our_sleeps(kernel, flavour):
+    """Our sleeps are ended by the timer: an interrupt (a softirq where
+    timers expire in one, PREEMPT_RT), never the task it interrupted."""
+    with pyrunq.OffWakeTime(pids=[os.getpid()]) as ow:
+        assert ow.raw_tp == runs_raw_tp(flavour)
+        wakeups()
+        stacks = ow.stacks()
+    slept = [s for s in stacks if s.target.kernel and any("nanosleep" in str(f) for f in s.target.kernel)]
+    by_timer = [s for s in slept if s.waker.context in ("irq", "softirq") and s.waker.pid == 0]
+    assert sum(s.target.count for s in by_timer) >= 40, [(s.waker, s.target.count) for s in slept]
 
 
 def test_runqslower_fires(kernel, flavour):

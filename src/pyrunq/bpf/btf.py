@@ -15,7 +15,7 @@ import re
 from .. import libbpf
 from ..errors import MalformedObject
 from ..libbpf import ffi, lib
-from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Struct
+from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
 
 # BTF kinds (include/uapi/linux/btf.h)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
@@ -38,9 +38,11 @@ class BTF:
     """Types of one object (or of our own, from ``new()``), read and printed
     through libbpf's BTF API."""
 
-    def __init__(self, btf_ptr):
+    def __init__(self, btf_ptr, records: dict[str, type[Record]] | None = None):
         self.ptr = btf_ptr
         self._layouts: dict[int, Layout] = {}
+        # struct name -> the class its values decode to (a skeleton's); others get one made
+        self.records: dict[str, type[Record]] = dict(records or {})
 
     def _type(self, tid: int):
         return lib.btf__type_by_id(self.ptr, tid)
@@ -112,7 +114,9 @@ class BTF:
                 return Raw(t.size)
             return Int(t.size, bool(flags & _INT_SIGNED), bool(flags & _INT_BOOL))
         if kind in (ENUM, ENUM64):
-            return Int(t.size, bool(t.info >> 31)) if t.size in INT_FORMATS else Raw(t.size)
+            if t.size not in INT_FORMATS:
+                return Raw(t.size)
+            return Int(t.size, bool(t.info >> 31), values=self.enum_values(tid))
         if kind == PTR:
             return Int(8, False)
         if kind == FLOAT:
@@ -138,7 +142,8 @@ class BTF:
             if bits or bit_offset % 8:
                 return Raw(t.size)  # bit-fields: no byte layout to give
             members.append((name, bit_offset // 8, self._codec(mtid)))
-        return Struct(self._name(t.name_off), t.size, members)
+        name = self._name(t.name_off)
+        return Struct(name, t.size, members, self.records.get(name) if name else None)
 
     def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:
         """Variables of a data section (``.rodata``, ``.bss``...): name -> (offset, layout)."""

@@ -2,7 +2,7 @@
 
 A ``Layout`` is one precompiled ``struct.Struct`` for a whole type plus a
 small tree of codecs that turns the flat tuple it unpacks into Python values
-(int, float, str for ``char[]``, tuple for other arrays, a namedtuple for
+(int, float, str for ``char[]``, tuple for other arrays, a ``Record`` for
 structs, bytes for what has no better form) and back. Type readers build the
 tree: ``BTF`` (``pyrunq.bpf.btf``) from an object's BTF, and the generic
 loader's DWARF reader for the structs an object's BTF lacks.
@@ -10,12 +10,89 @@ loader's DWARF reader for the structs an object's BTF lacks.
 
 from __future__ import annotations
 
-import collections
 import keyword
+from collections.abc import Iterable
 import operator
 import struct
 
 INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}  # the integer sizes an Int takes
+
+
+class Record(tuple):
+    """A decoded struct: a tuple with one attribute per C member, in order.
+
+    Every member keeps its C name (``_pad``, ``from_``...): a Python keyword
+    gets a trailing ``_``, and so does a name that is one of the record's
+    own (``_fields``, ``_make``, ``_asdict``, ``_replace``); only a member
+    without a name (an anonymous union or struct) is ``_N``, N its position.
+    Like a namedtuple: ``_fields``, ``_make``, ``_asdict()``, ``_replace()``.
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    @classmethod
+    def _make(cls, values: Iterable[object]) -> Record:
+        """From an iterable, unchecked: the decoders' way."""
+        return tuple.__new__(cls, values)
+
+    def __new__(cls, *values: object) -> Record:
+        if len(values) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} has {len(cls._fields)} members, got {len(values)} values")
+        return tuple.__new__(cls, values)
+
+    def __getnewargs__(self) -> tuple[object, ...]:  # copy and pickle call __new__ with these
+        return tuple(self)
+
+    def _asdict(self) -> dict[str, object]:
+        return dict(zip(self._fields, self))
+
+    def _replace(self, **changes: object) -> Record:
+        unknown = set(changes) - set(self._fields)
+        if unknown:
+            raise ValueError(f"no field {sorted(unknown)[0]!r} in {type(self).__name__}")
+        return self._make(changes.get(f, v) for f, v in zip(self._fields, self))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
+        return f"{type(self).__name__}({inner})"
+
+
+_OWN = {"_fields", "_make", "_asdict", "_replace"}
+
+
+def field_names(members: list[str]) -> list[str]:
+    """The Python names of C members (``Record``'s rule): a keyword or one
+    of the record's own names gets a trailing ``_``, a nameless member is
+    ``_N``; a name taken by an earlier member gets one more ``_``."""
+    out: list[str] = []
+    for i, name in enumerate(members):
+        if not name or not name.isidentifier():
+            name = f"_{i}"
+        while keyword.iskeyword(name) or name in _OWN or name in out:
+            name += "_"
+        out.append(name)
+    return out
+
+
+def record_class(name: str, members: list[str]) -> type[Record]:
+    """A ``Record`` subclass named ``name`` for C members ``members``."""
+    fields = field_names(members)
+    body: dict[str, object] = {"__slots__": (), "_fields": tuple(fields)}
+    for i, f in enumerate(fields):
+        body[f] = member(i, f"member {members[i] or i}")
+    return type(name, (Record,), body)
+
+
+def member(index: int, doc: str) -> object:
+    """The attribute that reads item ``index`` of a record: namedtuple's own
+    accessor (in C, a third faster than a property) where CPython has it."""
+    try:
+        from collections import _tuplegetter  # type: ignore[attr-defined]
+
+        return _tuplegetter(index, doc)
+    except ImportError:
+        return property(operator.itemgetter(index), doc=doc)
 
 
 class Codec:
@@ -35,16 +112,37 @@ class Codec:
 
 
 class Int(Codec):
-    """An integer of 1, 2, 4 or 8 bytes (``bool`` for a 1-byte bool)."""
+    """An integer of 1, 2, 4 or 8 bytes (``bool`` for a 1-byte bool); an
+    enum's when ``values`` (enumerator name -> value) is given. Encoding
+    checks the range: a bool takes 0 or 1 only, an enum its enumerators (or
+    their names) only, any other integer what its width and sign hold."""
 
-    def __init__(self, size: int, signed: bool, is_bool: bool = False):
-        self.size = size
+    def __init__(self, size: int, signed: bool, is_bool: bool = False, values: dict[str, int] | None = None):
+        self.size, self.signed, self.is_bool, self.values = size, signed, is_bool, values
         self.fmt = "?" if is_bool and size == 1 else INT_FORMATS[size]
         if not signed and not is_bool:
             self.fmt = self.fmt.upper()
+        bits = size * 8
+        self.lo, self.hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if is_bool:
+            self.lo, self.hi = 0, 1
 
     def flatten(self, value, out):
-        out.append(operator.index(value))
+        if self.values is not None and isinstance(value, str) and value in self.values:
+            value = self.values[value]
+        v = operator.index(value)
+        if self.values is not None and self.values and v not in self.values.values():
+            named = ", ".join(f"{k} ({n})" for k, n in self.values.items())
+            raise ValueError(f"{value!r} is not a value of the enum: one of {named}")
+        if not self.lo <= v <= self.hi:
+            raise ValueError(f"{value!r} is out of range for {self.describe()}: {self.lo}..{self.hi}")
+        out.append(v)
+
+    def describe(self) -> str:
+        """The C type in words: "bool", "a signed 32-bit integer"."""
+        if self.is_bool:
+            return "a bool"
+        return f"{'a signed' if self.signed else 'an unsigned'} {self.size * 8}-bit integer"
 
 
 class Float(Codec):
@@ -106,15 +204,24 @@ class Array(Codec):
 
 
 class Struct(Codec):
-    """A struct as a namedtuple; padding is skipped, every member kept."""
+    """A struct as a ``Record``; padding is skipped, every member kept."""
 
-    def __init__(self, name: str, size: int, members: list[tuple[str, int, Codec]]):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        members: list[tuple[str, int, Codec]],
+        record: type[Record] | None = None,
+    ):
         self.size, self.members = size, members
         if keyword.iskeyword(name) or not name.isidentifier():  # the kernel's struct class
             name = f"struct_{name}" if name.isidentifier() else "anon"
-        self.record = collections.namedtuple(  # type: ignore[misc]  # made from a type at run time
-            name, [m[0] or "_" for m in members], rename=True
-        )
+        fields = field_names([m[0] for m in members])
+        # a skeleton's class for this struct (``pyrunq skel``), if its members are these
+        if record is None or list(record._fields) != fields:
+            record = record_class(name, [m[0] for m in members])
+        self.record = record
+        self._by_c_name = {m[0]: f for m, f in zip(members, self.record._fields) if m[0] and m[0] != f}
         fmt, pos = [], 0
         for _, offset, codec in members:
             fmt.append(f"{offset - pos}x" if offset > pos else "")
@@ -136,10 +243,13 @@ class Struct(Codec):
 
     def flatten(self, value, out):
         if isinstance(value, dict):
-            unknown = set(value) - set(self.record._fields)
+            # a member by its Python name (``from_``) or its C name (``from``)
+            fields = self.record._fields
+            value = {self._by_c_name.get(k, k): v for k, v in value.items()}
+            unknown = set(value) - set(fields)
             if unknown:
                 raise ValueError(f"no field {sorted(unknown)[0]!r} in struct {self.record.__name__}")
-            value = [value.get(f, 0) for f in self.record._fields]
+            value = [value.get(f, 0) for f in fields]
         elif len(value) != len(self.members):
             raise ValueError(
                 f"struct {self.record.__name__} has {len(self.members)} fields, got {len(value)} values"

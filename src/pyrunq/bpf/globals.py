@@ -70,7 +70,10 @@ class GlobalSection:
 
     def __setitem__(self, name: str, value) -> None:
         offset, layout = self._var(name)
-        data = layout.encode(value)
+        try:
+            data = layout.encode(value)
+        except ValueError as e:
+            raise ValueError(f"{self.section} global {name!r} ({layout.name}): {e}") from None
         if self._obj.state == OPEN:
             self._image()[offset : offset + len(data)] = data
             return

@@ -12,10 +12,12 @@ is the reference the tests compare with.
 
 from __future__ import annotations
 
+import collections
 import errno
+import struct
 
-from .. import libbpf
 from ..libbpf import ffi, lib
+from .batch import NativeTable
 from .codecs import Array, Layout
 
 # how each section's heading is made: None (one histogram, no heading),
@@ -29,12 +31,22 @@ HEADINGS = {
     "cgroup": lib.PYRUNQ_HEADING_CGROUP,
 }
 
-# the read buffers are malloc'd, not zeroed: untouched pages of a large map's
-# buffer stay out of the resident set
-_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+
+# (a collections.namedtuple: typing costs every start 2 ms)
+KeyStats = collections.namedtuple("KeyStats", "key waits sum_ns max p50 p99 blame_ns comm")
+KeyStats.__doc__ = """One changed key's interval (``HistDiffs(stats=True)``): ``waits``,
+their exact ``sum_ns``, ``p50``/``p99``/``max`` from the fine buckets (in
+the histogram's unit, as ``pyrunq.hist.percentiles`` and ``highest_bound``
+give them), ``blame_ns`` by enum blame_kind (zeros without them), and the
+``comm`` bytes."""
+
+_STATS_MEMBERS = "=4Q2d5Q17s"  # struct pyrunq_key_stats's, then its padding
+_STATS = struct.Struct(
+    f"{_STATS_MEMBERS}{ffi.sizeof('struct pyrunq_key_stats') - struct.calcsize(_STATS_MEMBERS)}x"
+)
 
 
-class HistDiffs:
+class HistDiffs(NativeTable):
     """The baselines of a histogram map's keys, kept in C.
 
     ``key_size``: 4 or 8; ``value_layout``: the map's value type (from its
@@ -45,7 +57,7 @@ class HistDiffs:
     time may use it.
     """
 
-    def __init__(self, key_size: int, value_layout: Layout):
+    def __init__(self, key_size: int, value_layout: Layout, stats: bool = False):
         members = {
             name: (offset, codec) for name, offset, codec in getattr(value_layout.codec, "members", ())
         }
@@ -61,93 +73,24 @@ class HistDiffs:
                 f"not runqlat's histogram layout (or out of memory): key {key_size} bytes, "
                 f"value {value_layout.size} bytes"
             )
-        self._t = ffi.gc(ptr, lib.pyrunq_hists_free)
+        c_table = (lib.pyrunq_hists_free, lib.pyrunq_hists_len, lib.pyrunq_hists_diff)
+        super().__init__(ptr, key_size, value_layout.size, *c_table, "histogram map")
+        if stats:
+            self._with_stats(members)
         self.key_size, self.value_size = key_size, value_layout.size
         self._n = ffi.new("size_t *")
         self._text = ffi.new("char **")
-        self._keys = self._values = ffi.NULL  # the read buffers, room for _cap entries
-        self._cap = 0
 
-    def close(self) -> None:
-        """Free the C side now (otherwise when this object is collected)."""
-        if self._t is not None:
-            ffi.release(self._t)
-            self._t = None
-
-    def _table(self):
-        if self._t is None:
-            raise ValueError("HistDiffs is closed")
-        return self._t
-
-    def __len__(self) -> int:
-        """How many keys have a baseline."""
-        return lib.pyrunq_hists_len(self._table())
-
-    # -- reading --------------------------------------------------------------
-
-    def read(self, m) -> tuple[object, object, int]:
-        """Every entry of map ``m`` (a ``Map`` of this layout), raw: (keys,
-        values, count), keys and values as buffers (no copy) that the next
-        read overwrites."""
-        if (m.key_size, m.value_size) != (self.key_size, self.value_size) or m.percpu:
-            raise ValueError(f"map {m.name!r} does not hold this histogram layout")
-        fd = m.fileno()
-        opts = ffi.new("struct bpf_map_batch_opts *")
-        opts.sz = ffi.sizeof("struct bpf_map_batch_opts")
-        cursor = max(self.key_size, 8)
-        in_batch, out_batch = ffi.new("char[]", cursor), ffi.new("char[]", cursor)
-        count = ffi.new("__u32 *")
-        self._reserve(m.max_entries)
-        total, start = 0, ffi.NULL
-        while True:
-            if total == self._cap:
-                self._reserve(2 * self._cap)
-            count[0] = self._cap - total
-            ret = lib.bpf_map_lookup_batch(
-                fd,
-                start,
-                out_batch,
-                self._keys + total * self.key_size,
-                self._values + total * self.value_size,
-                count,
-                opts,
-            )
-            if ret == -errno.ENOSPC:  # a hash bucket larger than the room left
-                self._reserve(2 * self._cap)
-                continue
-            if ret < 0 and ret != -errno.ENOENT:
-                libbpf.check(ret, "lookup batch", m.name)
-            total += count[0]
-            if ret == -errno.ENOENT:
-                return (
-                    ffi.buffer(self._keys, total * self.key_size),
-                    ffi.buffer(self._values, total * self.value_size),
-                    total,
-                )
-            ffi.memmove(in_batch, out_batch, cursor)
-            start = in_batch
-
-    def _reserve(self, n: int) -> None:
-        """Read buffers for n entries, keeping what they hold."""
-        if n <= self._cap:
-            return
-        keys, values = _alloc("char[]", n * self.key_size), _alloc("char[]", n * self.value_size)
-        if self._cap:
-            ffi.memmove(keys, self._keys, self._cap * self.key_size)
-            ffi.memmove(values, self._values, self._cap * self.value_size)
-        self._keys, self._values, self._cap = keys, values, n
+    def _with_stats(self, members: dict) -> None:
+        """Stats from the u64 ``sum_ns`` and ``blame_ns[5]`` where the value has them."""
+        none = lib.PYRUNQ_NO_MEMBER
+        sum_off = members["sum_ns"][0] if "sum_ns" in members else none
+        blame = members.get("blame_ns")
+        blame_off = blame[0] if blame and isinstance(blame[1], Array) and blame[1].n == 5 else none
+        if lib.pyrunq_hists_with_stats(self._t, sum_off, blame_off) < 0:
+            raise ValueError("not runqlat's histogram layout: sum_ns or blame_ns out of the value")
 
     # -- differences and text -------------------------------------------------
-
-    def diff(self, keys, values, count: int, clear: bool = True) -> None:
-        """Compare ``count`` raw entries (keys and values packed as a batch
-        read returns them, in any buffers) with the baselines."""
-        k, v = ffi.from_buffer(keys), ffi.from_buffer(values)
-        ret = lib.pyrunq_hists_diff(self._table(), k, len(k), v, len(v), count, clear)
-        if ret == -errno.EINVAL:
-            raise ValueError(f"buffers too short for {count} entries")
-        if ret < 0:
-            raise MemoryError("out of memory for the histogram baselines")
 
     def changed(self) -> list[int]:
         """The keys with new samples in the last diff, in map order."""
@@ -156,6 +99,18 @@ class HistDiffs:
     def idle(self) -> list[int]:
         """The keys without new samples in the last diff."""
         return self._keys_of(lib.pyrunq_hists_idle)
+
+    def stats(self) -> tuple[list[KeyStats], list[int]]:
+        """The last diff's changed keys as ``KeyStats``, in map order, and
+        their new counts together, bucket by bucket (``stats=True``)."""
+        total = ffi.new("const uint64_t **")
+        ptr = lib.pyrunq_hists_stats(self._table(), self._n, total)
+        raw = ffi.buffer(ptr, self._n[0] * _STATS.size) if self._n[0] else b""
+        rows = [
+            KeyStats(k, w, s, m, p50, p99, tuple(b), comm.split(b"\0", 1)[0])
+            for k, w, s, m, p50, p99, *b, comm in _STATS.iter_unpack(raw)
+        ]
+        return rows, ffi.unpack(total[0], lib.PYRUNQ_BUCKETS)
 
     def _keys_of(self, fn) -> list[int]:
         ptr = fn(self._table(), self._n)
@@ -185,4 +140,4 @@ class HistDiffs:
         lib.pyrunq_hists_forget(self._table(), key)
 
 
-__all__ = ["HEADINGS", "HistDiffs"]
+__all__ = ["HEADINGS", "HistDiffs", "KeyStats"]

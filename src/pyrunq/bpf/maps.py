@@ -32,7 +32,7 @@ class Map:
 
     def __init__(self, ptr, obj):
         self._ptr, self._obj = ptr, obj
-        self.name = ffi.string(lib.bpf_map__name(ptr)).decode()
+        self.name = libbpf.name(lib.bpf_map__name(ptr))
         self.type = lib.bpf_map__type(ptr)
         self.key_size = lib.bpf_map__key_size(ptr)
         self.percpu = self.type in PERCPU_TYPES
@@ -57,7 +57,7 @@ class Map:
     def pin_path(self) -> str | None:
         """Where libbpf pins this map at load (``LIBBPF_PIN_BY_NAME``), or None."""
         path = lib.bpf_map__pin_path(self._ptr)
-        return ffi.string(path).decode() if path != ffi.NULL else None
+        return libbpf.name(path) if path != ffi.NULL else None
 
     @pin_path.setter
     def pin_path(self, path: str | None) -> None:

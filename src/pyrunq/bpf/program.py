@@ -63,8 +63,9 @@ class Program:
 
     def __init__(self, ptr, obj: "BPFObject"):
         self._ptr, self._obj = ptr, obj
-        self.name = ffi.string(lib.bpf_program__name(ptr)).decode()
-        self.section = ffi.string(lib.bpf_program__section_name(ptr)).decode()
+        self._link: Link | None = None  # attach()'s, by section: one at a time
+        self.name = libbpf.name(lib.bpf_program__name(ptr))
+        self.section = libbpf.name(lib.bpf_program__section_name(ptr))
 
     def __repr__(self):
         return f"<Program {self.name} SEC({self.section!r})>"
@@ -104,10 +105,14 @@ class Program:
         return info.run_cnt, info.run_time_ns
 
     def attach(self) -> Link:
-        """Attach by section name; the object owns the link (closed with it)."""
+        """Attach by section name; the object owns the link (closed with it).
+        Attached so already (and not detached since): that same link."""
         self._obj._require(LOADED, f"attach program {self.name!r}")
+        if self._link is not None and self._link._ptr is not None:
+            return self._link  # a second link would run the program twice per event
         libbpf.reset_warnings()
-        return self._own(lib.bpf_program__attach(self._ptr), "attach program")
+        self._link = self._own(lib.bpf_program__attach(self._ptr), "attach program")
+        return self._link
 
     def attach_uprobe(self, binary: str, offset: int, pid: int = -1, retprobe: bool = False) -> Link:
         """Attach to the instruction at file ``offset`` of ``binary`` (an ELF

@@ -2,7 +2,7 @@
 
 Each map has either a callback, called with every record, or none, in which
 case records queue up for ``events()``. Records are decoded by a BTF layout
-(``event="event"``) or handed over as bytes; or, with ``rows``
+(``event="event"``, or as ``pyrunq.bpf.events`` pairs them) or handed over as bytes; or, with ``rows``
 (``pyrunq.bpf.rows.EventRows``), written as text rows in C. An exception raised by a callback
 stops the poll and is re-raised from ``poll()``/``consume()``.
 """
@@ -15,6 +15,10 @@ import errno
 from .. import libbpf
 from ..errors import StateError
 from ..libbpf import ffi, lib
+
+TYPE_CHECKING = False  # see globals.py
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 # What a callback returns when a poll's budget is spent: libbpf stops there
 # and hands the value back from poll (native/rows.c's callback too).
@@ -72,6 +76,31 @@ class Records:
 
     __iter__ = events
 
+    def fileno(self) -> int:
+        raise NotImplementedError
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        """``async for record in buffer``: the queued records, waiting for more
+        in the running event loop (a reader on ``fileno()``) until close."""
+        return self._arecords()
+
+    async def _arecords(self) -> AsyncIterator[object]:
+        import asyncio  # only for those who iterate so: it costs every start 10 ms
+
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        fd = self.fileno()
+        loop.add_reader(fd, ready.set)
+        try:
+            while self._ptr is not None:
+                while self.pending:
+                    yield self.pending.popleft()
+                ready.clear()  # before the poll: a record after it sets it again
+                if self.poll(0) == 0 and not self.pending:
+                    await ready.wait()
+        finally:
+            loop.remove_reader(fd)
+
 
 class RingBuffer(Records):
     """The records of one or more ring buffer maps, read together (one epoll).
@@ -121,6 +150,8 @@ class RingBuffer(Records):
         return self._ptr
 
     def _result(self, ret: int, op: str) -> int:
+        for rows in self._rows:
+            rows.settle()
         if self.error is not None:
             err, self.error = self.error, None
             raise err

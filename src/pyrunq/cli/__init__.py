@@ -58,6 +58,10 @@ _wakeup = -1  # read end of the pipe the C signal handler writes to
 TOOLS = {
     "runqlat": "Summarize run queue (scheduler) latency as a histogram.",
     "runqslower": "Trace each wakeup-to-run delay above a threshold.",
+    "cpudist": "Summarize on-CPU (or off-CPU) time per run as a histogram.",
+    "runqlen": "Summarize run queue length (sampled per CPU) as a histogram.",
+    "offcputime": "Summarize off-CPU time by kernel and user stack.",
+    "offwaketime": "Summarize blocked time by off-CPU stack and waker stack.",
     "top": "Show who waits longest for a CPU, refreshed like top.",
     "exporter": "Serve run queue latency as Prometheus metrics.",
     "bootstrap": "Trace process execs and exits, with exit codes and lifetimes.",
@@ -66,6 +70,7 @@ TOOLS = {
     "memleak": "Report a process's outstanding allocations by stack.",
     "inspect": "List what a BPF object holds: programs, maps, globals, types.",
     "run": "Load, configure and attach any CO-RE object; print its maps and events.",
+    "skel": "Write a typed Python module (a skeleton) for a CO-RE object.",
 }
 
 
@@ -222,14 +227,8 @@ def _main(argv) -> int:
         _top_parser().parse_args(argv[:1] or argv)  # prints help, the version or the one-line error
         return 2
     tool = importlib.import_module(f"pyrunq.cli.{argv[0]}")
-    parser = Parser(
-        prog=f"pyrunq {argv[0]}",
-        description=TOOLS[argv[0]],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=getattr(tool, "EXAMPLES", None),
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
-    tool.add_arguments(parser)
+    parser = Parser(prog=f"pyrunq {argv[0]}", **_tool_settings(argv[0], tool))
+    _add_tool_arguments(parser, tool)
     args = parser.parse_args(argv[1:])
     saved = sys.stdout, sys.stderr
     if getattr(tool, "FOREIGN_FILES", False):  # names in those files may hold control characters
@@ -244,6 +243,31 @@ def _main(argv) -> int:
         return _run(tool, args, parser)
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def _tool_settings(name: str, tool) -> dict:
+    return {
+        "description": TOOLS[name],
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+        "epilog": getattr(tool, "EXAMPLES", None),
+    }
+
+
+def _add_tool_arguments(parser: Parser, tool) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
+    tool.add_arguments(parser)
+
+
+def full_parser() -> Parser:
+    """``pyrunq`` with every tool's own parser as a subcommand: what the man
+    pages and shell completion are made from (``cli.manual``), so they name
+    every tool and flag there is. It imports every tool: not for a start."""
+    top = _top_parser(with_tools=False)
+    sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
+    for name, help_text in TOOLS.items():
+        tool = importlib.import_module(f"pyrunq.cli.{name}")
+        _add_tool_arguments(sub.add_parser(name, help=help_text, **_tool_settings(name, tool)), tool)
+    return top
 
 
 def _run(tool, args, parser: Parser) -> int:
@@ -267,11 +291,13 @@ def _run(tool, args, parser: Parser) -> int:
         parser.exit(1, f"{parser.prog}: error: {escape(text, one_line=True)}\n")
 
 
-def _top_parser() -> Parser:
+def _top_parser(with_tools: bool = True) -> Parser:
     """``pyrunq`` itself: made only when no tool is named (a parser a tool
     costs a start 4 ms)."""
     top = Parser(prog="pyrunq", description="Scheduler latency tracing with eBPF.")
     top.add_argument("--version", action="version", version=f"pyrunq {__version__}")
+    if not with_tools:
+        return top
     sub = top.add_subparsers(dest="tool", metavar="TOOL", required=True, parser_class=Parser)
     for name, help_text in TOOLS.items():
         sub.add_parser(name, help=help_text, add_help=False)

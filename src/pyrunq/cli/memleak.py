@@ -11,11 +11,14 @@ EXAMPLES = """examples:
     pyrunq memleak -p $(pidof allocs)        # top 10 stacks every 5 seconds
     pyrunq memleak -p $(pidof allocs) 10 3   # every 10 seconds, 3 times
     pyrunq memleak -p 185 -T 5 -o 0          # top 5, allocations of any age
-    pyrunq memleak -p 185 --json             # one JSON document per interval"""
+    pyrunq memleak -p 185 --json             # one JSON document per interval
+    pyrunq memleak -p 185 --flamegraph m.svg # and a flame graph of the bytes, every interval
+    pyrunq memleak -p 185 --folded 5 1       # the bytes by stack, folded, after 5 s"""
 
 
 def add_arguments(p) -> None:
     from . import non_negative_int, positive_int
+    from .pictures import add_stack_arguments
 
     p.add_argument("-p", "--pid", type=positive_int, required=True, help="the PID to trace")
     p.add_argument(
@@ -43,6 +46,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "count", nargs="?", type=positive_int, help="number of times to print the report before exiting"
     )
+    add_stack_arguments(p)
 
 
 def frame_text(frame) -> str:
@@ -87,6 +91,18 @@ def print_json(out, pid: int, stacks, stats) -> None:
     )
 
 
+def folded_pairs(stacks) -> list:
+    """(frames root first, outstanding bytes) of each stack."""
+    return [([frame_text_short(f) for f in reversed(s.frames)], s.bytes) for s in stacks]
+
+
+def frame_text_short(frame) -> str:
+    """A frame in a flame graph: the function, or ``[unknown]`` and its module."""
+    if frame.name is not None:
+        return frame.name
+    return f"[unknown] [{os.path.basename(frame.module)}]" if frame.module else "[unknown]"
+
+
 def report_lost(prog: str, stats: dict, reported: int) -> int:
     """Say on stderr, when it grows, how many allocations were not tracked fully."""
     lost = sum(stats.values())
@@ -106,23 +122,38 @@ def report_lost(prog: str, stats: dict, reported: int) -> int:
 def run(args, parser) -> int:
     from ..tools.memleak import MemLeak
     from . import wait
+    from .pictures import check_stack_arguments, write_stacks
 
+    check_stack_arguments(args, parser)
     out = sys.stdout
     with MemLeak(args.pid) as ml:
-        print(
-            f"Attaching to pid {args.pid}, Ctrl+C to quit.", file=sys.stderr if args.json else out, flush=True
-        )
+        banner = sys.stderr if args.json or args.folded else out
+        print(f"Attaching to pid {args.pid}, Ctrl+C to quit.", file=banner, flush=True)
         printed, reported = 0, 0
         while args.count is None or printed < args.count:
-            if wait(args.interval):
+            stopped = wait(args.interval)
+            if stopped and not (args.folded or args.flamegraph):
                 break  # as bcc: Ctrl-C ends without a last report
-            stacks = ml.outstanding(args.top, min_age_ns=args.older * 1_000_000)
+            min_age_ns = args.older * 1_000_000
+            stacks = ml.outstanding(args.top, min_age_ns=min_age_ns)
             stats = ml.stats()
+            last = stopped or (args.count is not None and printed + 1 == args.count)
+            if args.flamegraph or (args.folded and last):  # --folded: once, the state at the end
+                write_stacks(
+                    args,
+                    folded_pairs(ml.outstanding(None, min_age_ns=min_age_ns)),  # every stack, not the top
+                    title=f"memleak: outstanding allocations of PID {args.pid}",
+                    unit="bytes",
+                    subtitle=f"at {time.strftime('%H:%M:%S')}, allocations at least {args.older} ms old",
+                    folded_to=out if args.folded and last else None,
+                )
             if args.json:
                 print_json(out, args.pid, stacks, stats)
-            else:
+            elif not args.folded:
                 print_text(out, stacks, args.top)
             out.flush()
             reported = report_lost(parser.prog, stats, reported)
             printed += 1
+            if stopped:
+                break
     return 0

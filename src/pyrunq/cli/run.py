@@ -21,6 +21,8 @@ EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o --json               # JSON lines
     pyrunq run runqlat.bpf.o --program handle_sched_switch  # this program (not its twins) only
     pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
+    pyrunq run profile.bpf.o --duration 10 --flamegraph profile.svg   # maps' stacks, drawn
+    pyrunq run profile.bpf.o --duration 10 --folded  # maps' stacks, folded (flamegraph.pl input)
 
 rules (how maps are shown, which struct decodes a ring buffer): see
 `pyrunq inspect OBJECT`, column SHOWN AS."""
@@ -184,13 +186,29 @@ def add_arguments(p) -> None:
         action="store_true",
         help="load an object that is writable by others or owned by another user",
     )
+    from .pictures import add_stack_arguments
+
+    add_stack_arguments(p)
+
+
+class _Discard:
+    """Where records and maps go with --folded: stdout holds the stacks only."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def run(args, parser) -> int:
     from . import wait
+    from .pictures import check_stack_arguments
 
+    check_stack_arguments(args, parser)
     out = sys.stdout
-    printer = JsonPrinter(out) if args.json else TablePrinter(out)
+    shown = _Discard() if args.folded else out
+    printer = JsonPrinter(shown) if args.json else TablePrinter(shown)
     printer.raw = args.raw
     with reading():  # open, load, attach: a signal ends it at once
         runner = _runner(args, printer.event, _pairing_note(parser.prog))
@@ -226,7 +244,8 @@ def run(args, parser) -> int:
         r.loop(
             args.duration,
             args.interval,
-            on_maps=_and_iterators(printer.maps_with_time, r, out, args.json),
+            on_maps=printer.maps_with_time,
+            on_iterators=lambda texts: _print_iterators(out, texts, args.json),
             wait=wait,
             cumulative=args.cumulative,
         )
@@ -234,8 +253,10 @@ def run(args, parser) -> int:
             printer.maps_with_time(r.maps(delta=not args.cumulative))
         else:
             printer.maps(r.maps())
-        _print_iterators(out, r.iterators(), args.json)
-        out.flush()
+        _print_iterators(shown, r.iterators(), args.json)
+        shown.flush()
+        if args.folded or args.flamegraph:
+            _draw_stacks(parser.prog, args, r, out)
         for name, pb in r.perf.items():
             if pb.lost:
                 print(
@@ -250,6 +271,78 @@ def run(args, parser) -> int:
                     file=sys.stderr,
                 )
     return 0
+
+
+WEIGHTS = ("count", "counts", "delta", "total", "ns", "us", "bytes", "size", "value")  # by preference
+
+
+def _weight(value) -> tuple[int, str]:
+    """What an entry with stacks weighs, and the name of that: the value
+    itself when a number, else its first member named like a count or a
+    time (``WEIGHTS``), else its first number; 1 when it has none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, "count"
+    if isinstance(value, dict):
+        numbers = {k: v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
+        name = next((w for w in WEIGHTS if w in numbers), next(iter(numbers), None))
+        if name is not None:
+            return numbers[name], name
+    return 1, "entries"
+
+
+def _process_name(*parts) -> str | None:
+    for part in parts:
+        if isinstance(part, dict):
+            for member in ("comm", "name", "task"):
+                if isinstance(part.get(member), str) and part[member]:
+                    return part[member]
+    return None
+
+
+def stack_pairs(reports) -> tuple[list, str]:
+    """(frames root first, weight) of every map entry with stacks (a
+    histogram's: its samples), and what the weight is: the process name (a ``comm`` or ``name`` member) at the
+    root, then the user stack, then the kernel's (each outermost first);
+    with stacks in several maps, the map's name below them all."""
+    from ..folded import KERNEL_SUFFIX
+
+    with_stacks = [r for r in reports if r.stacks and r.section is None]
+    pairs, units = [], []
+    for rep in with_stacks:
+        user = [m for m in rep.stacks if m not in rep.kernel_stacks]
+        for key, value, *_ in rep.entries:
+            stacks = {**_only(key, rep.stacks), **_only(value, rep.stacks)}
+            if rep.kind == "hist":  # a histogram per stack (futexctn): weighed by its samples
+                weight, unit = sum(value), "samples"
+            else:
+                weight, unit = _weight(_without(value, rep.stacks))
+            units.append(unit)
+            frames = [rep.name] if len(with_stacks) > 1 else []
+            comm = _process_name(key, value)
+            frames += [comm] if comm else []
+            for member in user:
+                frames += reversed(stacks.get(member) or [])
+            for member in rep.kernel_stacks:
+                frames += [f + KERNEL_SUFFIX for f in reversed(stacks.get(member) or [])]
+            pairs.append((frames, weight))
+    return pairs, (units[0] if len(set(units)) == 1 else "weight")
+
+
+def _draw_stacks(prog: str, args, r, out) -> None:
+    """--folded and --flamegraph: the stacks of the maps' totals."""
+    from .pictures import write_stacks
+
+    pairs, unit = stack_pairs(r.maps())
+    if not pairs:
+        print(f"{prog}: note: no map of {r.obj.name} held stacks: nothing to draw", file=sys.stderr)
+    write_stacks(
+        args,
+        pairs,
+        title=f"pyrunq run {r.obj.name}",
+        unit=unit,
+        folded_to=out if args.folded else None,
+    )
+    out.flush()
 
 
 def _printk_where(name: str) -> str:
@@ -299,16 +392,6 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
         else:
             out.write(text)
     out.flush()
-
-
-def _and_iterators(show_maps, r, out, as_json: bool):
-    """At each interval: the maps, then the iterators' text."""
-
-    def show(reports) -> None:
-        show_maps(reports)
-        _print_iterators(out, r.iterators(), as_json)
-
-    return show
 
 
 def _pairing_note(prog: str):
@@ -443,9 +526,10 @@ class TablePrinter:
             if rep.kind == "hist":
                 values = False
                 for key, slots, labels in rep.entries:
-                    head = rep.name if key is None else f"{rep.name}[{text(key)}]"
+                    head = rep.name if key is None else f"{rep.name}[{text(_without(key, rep.stacks))}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    self.out.write(f"\n{head}:{extra}\n{render_log2_bcc(slots, rep.unit)}")
+                    stacks = stack_lines(_only(key, rep.stacks), rep.stacks) if rep.stacks else ""
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
                 continue
             value = _own_value(rep)
             if rep.entries and not (value and values):
@@ -459,6 +543,9 @@ class TablePrinter:
                     self.out.write(
                         stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
                     )
+            if rep.merged:
+                note = f"{rep.merged} entries added into others whose stacks name the same functions"
+                self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
 
 

@@ -17,7 +17,9 @@ EXAMPLES = """examples:
     pyrunq runqlat -p 185,186 # trace these PIDs only
     pyrunq runqlat -c CG      # trace tasks in cgroup v2 directory CG and below
     pyrunq runqlat --cgroups 5 --json   # per-cgroup histograms as JSON lines
-    pyrunq runqlat --blame 1 1          # and who held the CPU while tasks waited"""
+    pyrunq runqlat --blame 1 1          # and who held the CPU while tasks waited
+    pyrunq runqlat --heatmap lat.svg 1 60   # a latency heatmap of 60 one-second intervals
+    pyrunq runqlat -P --heatmap lat.svg 1 60    # and one small heatmap per busiest process"""
 
 
 def add_arguments(p) -> None:
@@ -54,6 +56,9 @@ def add_arguments(p) -> None:
         action="store_true",
         help="after each histogram, who held the CPU while its tasks waited: shares by kind, top culprits",
     )
+    from .pictures import add_heatmap_argument
+
+    add_heatmap_argument(p)
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
 
@@ -144,9 +149,15 @@ def run(args, parser) -> int:
         milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup, blame=args.blame
     ) as rq:
         print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
+        recorder = None
+        if args.heatmap:
+            from ..heatmap import Recorder
+
+            recorder = Recorder(rq.unit)
         remaining = args.count or float("inf")
         while remaining > 0:
             stopped = wait(args.interval)  # no interval: until Ctrl-C
+            snapshot = None
             if args.blame:  # the histograms of the Python reference, beside their attribution
                 snapshot, blame = rq.interval()
                 if args.json:
@@ -154,15 +165,32 @@ def run(args, parser) -> int:
                 else:
                     out.write(text(snapshot, args.timestamp) + blame_lines(snapshot, blame))
             elif args.json:
-                out.write(json_lines(rq.snapshot(), rq))
+                snapshot = rq.snapshot()
+                out.write(json_lines(snapshot, rq))
+            elif recorder is not None:  # the same text, from the snapshot the heatmap needs
+                snapshot = rq.snapshot()
+                out.write(text(snapshot, args.timestamp))
             else:
                 write_bytes(out, fast_text(rq, args.timestamp))
             out.flush()
+            if recorder is not None and snapshot is not None:
+                recorder.add(
+                    time.time(), {heading(key) or "": hist.buckets for key, hist in snapshot.items()}
+                )
             remaining -= 1
             if stopped:
                 break
         report_drops(parser.prog, rq.stats())
+        if recorder is not None:
+            recorder.write(args.heatmap, **heatmap_titles(args, rq.unit))
     return 0
+
+
+def heatmap_titles(args, unit: str) -> dict:
+    what = {"pid": "per process", "tid": "per thread", "pidns": "per PID namespace", "cgroup": "per cgroup"}
+    title = "Run queue latency" + (f", {what[args.per]}" if args.per else "")
+    every = f"one column per {args.interval} s interval" if args.interval else "one column: the whole run"
+    return {"title": title, "subtitle": f"{every}; latency in {unit}", "interval": args.interval}
 
 
 def report_drops(prog: str, stats: dict) -> None:

@@ -133,12 +133,7 @@ def run(args, parser) -> int:
     if args.pid:
         warn_missing(parser.prog, [args.pid])
     out = sys.stdout
-    if args.json:
-        callback = json_writer(out)
-    elif args.blame:
-        callback = Rows(out, args.previous)
-    else:
-        callback = None
+    callback = json_writer(out) if args.json else None
     with RunqSlower(
         min_us=args.min_us,
         pid=args.pid,
@@ -158,8 +153,5 @@ def run(args, parser) -> int:
         else:
             out.write(Rows.header(args.previous, args.blame))
             out.flush()
-            if args.blame:
-                stream(parser.prog, rs, out)
-            else:
-                stream(parser.prog, rs, out, drain=lambda: out.buffer.write(rs.take_text()))
+            stream(parser.prog, rs, out, drain=lambda: out.buffer.write(rs.take_text()))
     return 0

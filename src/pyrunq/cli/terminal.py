@@ -5,7 +5,8 @@ records and file names can hold control characters: raw, they would let a
 file clear the screen, set the terminal's title or forge lines of output.
 What ``escape`` gives instead is the character's Python escape, ``\\x1b``
 (C0 controls but newline and tab, DEL, and the C1 controls U+0080..U+009F,
-which some terminals act on as ESC sequences). JSON needs nothing here:
+which some terminals act on as ESC sequences); a byte that was not UTF-8,
+``\\x80`` too. JSON needs nothing here:
 ``json.dumps`` writes every non-ASCII and control character as ``\\u001b``,
 valid JSON that gives the name back exactly.
 
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import re
 
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but \t and \n
+# all but \t and \n; and the bytes of a name that were not UTF-8, which
+# pyrunq keeps as surrogates (U+DC80..U+DCFF: pyrunq.libbpf.name)
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]")
 _LINE_BREAKS = re.compile("[\n\t]")
 
 
 def _hex(match: re.Match) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
 
 
 def escape(text: str, one_line: bool = False) -> str:

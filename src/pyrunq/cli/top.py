@@ -23,6 +23,7 @@ EXAMPLES = """examples:
     pyrunq top -p 185,186       # these processes only
     pyrunq top -b -n 3 -d 2     # three plain tables, 2 seconds apart
     pyrunq top --json -n 10     # one JSON document per interval
+    pyrunq top --heatmap top.svg    # at the end, a latency heatmap of the rows it showed
 
 keys: p t c (process/thread/cgroup), < > (sort column), / (filter), space (pause),
 h (help), q (quit). P50, P99 and MAX have the kernel buckets' resolution (within 25%)."""
@@ -54,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--blame", action="store_true", help="a victim -> culprit table: who took the CPU from whom (key b)"
     )
+    from .pictures import add_heatmap_argument
+
+    add_heatmap_argument(p)
 
 
 def run(args, parser) -> int:
@@ -63,22 +67,58 @@ def run(args, parser) -> int:
         warn_missing(parser.prog, args.pid)
     view = View(by=args.by, sort=args.sort, blame=args.blame)
     batch = args.batch or args.json or not (sys.stdout.isatty() and sys.stdin.isatty())
+    recorder = Heatmap() if args.heatmap else None
     with Sampler(args.by, pids=args.pid, cgroup=args.cgroup) as sampler:
         if batch:
-            return run_batch(sampler, view, args)
-        import curses
+            rc = run_batch(sampler, view, args, recorder)
+        else:
+            import curses
 
-        return curses.wrapper(lambda stdscr: Screen(stdscr, sampler, view, args).loop())
+            rc = curses.wrapper(lambda stdscr: Screen(stdscr, sampler, view, args, recorder).loop())
+    if recorder is not None:
+        recorder.write(args.heatmap, args)
+    return rc
 
 
-def run_batch(sampler, view, args) -> int:
+class Heatmap:
+    """--heatmap: each frame's rows, as the view shows them (its filter)."""
+
+    def __init__(self):
+        from ..heatmap import Recorder
+
+        self.recorder = Recorder("usecs")
+
+    def add(self, frame, view) -> None:
+        from ..tools.top import visible
+
+        rows = visible(frame.rows, view)
+        self.recorder.add(frame.time, {row_label(r): frame.hists[r.kind, r.id].buckets for r in rows})
+
+    def write(self, path: str, args) -> None:
+        self.recorder.write(
+            path,
+            title=f"pyrunq top: run queue latency by {args.by}",
+            subtitle=f"one column per {args.delay:g} s refresh; the rows shown that waited most",
+            interval=args.delay,
+        )
+
+
+def row_label(r) -> str:
+    if r.kind == "cgroup":
+        return f"cgroup {r.label}"
+    return f"{'pid' if r.kind == 'pid' else 'tid'} {r.id} {r.label}"
+
+
+def run_batch(sampler, view, args, recorder=None) -> int:
     from ..tools.top import batch_text, json_doc
 
     utf8 = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
     remaining = args.iterations or float("inf")
     while remaining > 0:
         stopped = wait(args.delay)
-        frame = sampler.sample()
+        frame = sampler.sample(all_culprits=args.json or view.blame, hists=recorder is not None)
+        if recorder is not None:
+            recorder.add(frame, view)
         if args.json:
             sys.stdout.write(json.dumps(json_doc(frame, view)) + "\n")
         else:
@@ -93,11 +133,12 @@ def run_batch(sampler, view, args) -> int:
 class Screen:
     """The curses screen: keys in, lines out, a frame every ``args.delay``."""
 
-    def __init__(self, stdscr, sampler, view, args):
+    def __init__(self, stdscr, sampler, view, args, recorder=None):
         import curses
         import locale
 
         self.curses, self.stdscr, self.sampler, self.view, self.args = curses, stdscr, sampler, view, args
+        self.recorder = recorder
         self.utf8 = locale.getpreferredencoding(False).lower().replace("-", "") == "utf8"
         self.frame = None
         stdscr.nodelay(True)
@@ -126,7 +167,11 @@ class Screen:
             if time.monotonic() >= due:
                 due = max(due + self.args.delay, time.monotonic())
                 if not self.view.paused:
-                    self.frame = self.sampler.sample()
+                    self.frame = self.sampler.sample(
+                        all_culprits=self.view.blame, hists=self.recorder is not None
+                    )
+                    if self.recorder is not None:
+                        self.recorder.add(self.frame, self.view)
                     remaining -= 1
             self.draw()
         return 0
@@ -174,7 +219,9 @@ class Screen:
 
     def fit_terminal(self) -> None:
         size = os.get_terminal_size(sys.stdout.fileno())
-        if (size.lines, size.columns) != self.stdscr.getmaxyx():
+        # a terminal that does not know its size says 0x0 (a bare pty, a
+        # serial line): curses' own size (LINES, COLUMNS, terminfo) stays
+        if size.lines and size.columns and (size.lines, size.columns) != self.stdscr.getmaxyx():
             self.curses.resizeterm(size.lines, size.columns)
             self.stdscr.clear()
 

@@ -77,6 +77,8 @@ class Kinds:
     def __init__(self, btf: BTF, names: Callable[[int], str] | None = None):
         self.names = names if names is not None else Names()  # cgroup id -> path
         self._kind = enum_names(btf, "blame_kind")
+        # the kind of each count of a struct hist's blame_ns, in order
+        self.raw_kinds = [self._kind[v] for v in range(btf.enum("blame_kind")["BLAME_KINDS"])]
         self._why = enum_names(btf, "blame_why")
         self._other: dict[int, str] = {}  # cgroup id -> "container" or "host"
 
@@ -97,6 +99,12 @@ class Kinds:
                 "container" if containers.parse(self.path(cgroup_id))["container_id"] else "host"
             )
         return other
+
+    def cgroup(self, cgroup_id: int) -> tuple[str, bool]:
+        """How a culprit's cgroup is named (``cgroup_label``), and whether
+        it is a container's."""
+        path = self.path(cgroup_id)
+        return cgroup_label(path), bool(containers.parse(path)["container_id"])
 
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
@@ -149,6 +157,7 @@ class Attributions:
 
     def __init__(self, kinds: Kinds, per: str | None):
         self.kinds, self.per = kinds, per
+
         self._hists: dict[int, tuple[int, ...]] = {}
         self._pairs: dict[tuple, int] = {}
         self._keys: dict[int, list] = {}  # victim -> its entries' keys, as read
@@ -156,6 +165,20 @@ class Attributions:
     def diff(self, hists, pairs, clear: bool = True) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
         cleared call; ``hists`` and ``pairs`` are the maps' items."""
+        culprits = self.culprits(pairs, clear)
+        out = {}
+        for raw, h in hists:
+            now = tuple(h.blame_ns)
+            before = self._hists.get(raw, (0,) * len(now))
+            if clear:
+                self._hists[raw] = now
+            if now != before:
+                out[raw] = self.attribution([a - b for a, b in zip(now, before)], culprits.get(raw, []))
+        return out
+
+    def culprits(self, pairs, clear: bool = True) -> dict[int, list[Culprit]]:
+        """{raw key: its culprits} since the last cleared call, from the
+        culprit table's items (``pairs``)."""
         culprits: dict[int, list[Culprit]] = {}
         self._keys = {}
         for k, v in pairs:
@@ -165,34 +188,36 @@ class Attributions:
             if clear:
                 self._pairs[raw] = v.ns
             if ns:
-                culprits.setdefault(k.victim, []).append(self._culprit(k, v.comm, ns))
-        out = {}
-        for raw, h in hists:
-            now = tuple(h.blame_ns)
-            before = self._hists.get(raw, (0,) * len(now))
-            if clear:
-                self._hists[raw] = now
-            if now != before:
-                out[raw] = self._attribution([a - b for a, b in zip(now, before)], culprits.get(raw, []))
-        return out
+                culprits.setdefault(k.victim, []).append(self.culprit(k, v.comm, ns))
+        return culprits
 
-    def _culprit(self, k, comm: str, ns: int) -> Culprit:
+    def culprit(self, k, comm: str, ns: int) -> Culprit:
+        """A Culprit of the culprit table's key ``k`` (its ``culprit``,
+        ``kind`` and ``cgroup_id``): a thread or a process, as ``per`` is."""
         pid, tid = (0, k.culprit) if self.per == "tid" else (k.culprit, 0)
         kind = self.kinds.kind(k.kind, k.cgroup_id)
         return Culprit(
             pid, tid, comm if k.culprit else "", self.kinds.path(k.cgroup_id), k.cgroup_id, kind, ns
         )
 
-    def _attribution(self, by_kind: list[int], culprits: list[Culprit]) -> Attribution:
-        kinds = dict.fromkeys(KINDS, 0)
-        for raw, ns in enumerate(by_kind):
-            kind = self.kinds.kind_name(raw)
-            if kind != "other":
-                kinds[kind] = ns
-        for c in culprits:  # another cgroup's part, told apart by its path
-            if c.kind in ("container", "host"):
-                kinds[c.kind] += c.ns
-        return Attribution(kinds, tuple(sorted(culprits, key=lambda c: -c.ns)))
+    def attribution(self, by_kind, culprits: list[Culprit], containers: int | None = None) -> Attribution:
+        """A key's Attribution from its nanoseconds by enum blame_kind (an
+        interval's blame_ns) and its culprits (largest first once sorted).
+        Another cgroup's part is told apart by the culprits' kinds, or by
+        ``containers`` (the part of container cgroups) where the culprits
+        given are not all of them."""
+        raw = dict(zip(self.kinds.raw_kinds, by_kind))
+        if containers is None:
+            containers = sum(c.ns for c in culprits if c.kind == "container")
+        kinds = {k: raw.get(k, 0) for k in KINDS}
+        # the histogram's part of other cgroups is the total; the culprit
+        # table, read just after it, says how much of it containers took (a
+        # wait that ended between the two reads is the host's until the next
+        # interval): so the kinds add up to the key's waiting, exactly
+        kinds["container"] = min(containers, raw.get("other", 0))
+        kinds["host"] = raw.get("other", 0) - kinds["container"]
+        ordered = tuple(sorted(culprits, key=lambda c: -c.ns)) if len(culprits) > 1 else tuple(culprits)
+        return Attribution(kinds, ordered)
 
     def culprit_cgroups(self) -> set[int]:
         """The cgroups of the culprits in the table, as last read."""

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from .base import EventTool, check_threshold
 
+TYPE_CHECKING = False  # see pyrunq.bpf.globals
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .records import BootstrapEvent
+
 
 class Bootstrap(EventTool):
     """Every exec and every process exit (threads' exits are not reported).
@@ -30,6 +36,10 @@ class Bootstrap(EventTool):
     def configure(self, obj) -> None:
         super().configure(obj)
         obj.rodata["min_duration_ns"] = self.min_duration_ms * 1_000_000
+
+    def events(self, timeout: float | None = None) -> Iterator[BootstrapEvent]:
+        """Yield events as they come; stop after ``timeout`` seconds without any."""
+        return self.ring.events(timeout)
 
     @property
     def max_processes(self) -> int:

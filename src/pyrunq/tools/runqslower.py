@@ -11,8 +11,14 @@ import dataclasses
 from ..bpf import EventRows
 from ..errors import UsageError
 from .base import EventTool, check_threshold
-from .blame import Culprit, Kinds, merged
+from .blame import Culprit, Kinds, enum_names, merged
 from .runqtracer import RunqTracer
+
+TYPE_CHECKING = False  # see pyrunq.bpf.globals
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .records import RunqSlowerEvent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +51,9 @@ class RunqSlower(RunqTracer, EventTool):
     ``text``: no event objects; each event becomes libbpf-tools' runqslower
     row, written in C (``previous``: with the previous task's columns), and
     ``take_text()`` returns the rows polled so far. ``blame``: each event is
-    a ``BlamedEvent``, which also says who held the CPU during the wait.
+    a ``BlamedEvent``, which also says who held the CPU during the wait
+    (with ``text``: the row ends with the culprits, as
+    ``pyrunq.cli.runqslower.blame_text`` writes them).
     """
 
     object_name = "runqslower"
@@ -64,8 +72,6 @@ class RunqSlower(RunqTracer, EventTool):
         self.min_us = check_threshold("min_us", min_us, "microseconds")
         if text and callback is not None:
             raise UsageError("RunqSlower: text=True writes rows itself: no callback")
-        if text and blame:
-            raise UsageError("RunqSlower: blame events are values: no text=True")
         self._text, self._previous, self._rows = text, previous, None
         super().__init__(
             pids=None if pid is None else [pid],
@@ -80,12 +86,34 @@ class RunqSlower(RunqTracer, EventTool):
         obj.rodata["min_us"] = self.min_us
 
     def open_ring(self, obj):
-        if self.blame:
+        if self.blame and not self._text:
             return self._blame_ring(obj)
         if not self._text:
             return super().open_ring(obj)
-        self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
+        if self.blame:
+            kinds = Kinds(obj.btf)
+            self._rows = EventRows.blamed(
+                obj.btf.layout(obj.btf.find("blame_event")),
+                self._previous,
+                enum_names(obj.btf, "blame_kind"),
+                {raw: kinds.why(raw) for raw in enum_names(obj.btf, "blame_why")},
+                kinds.cgroup,
+            )
+        else:
+            self._rows = EventRows(obj.btf.layout(obj.btf.find(self.event_struct)), self._previous)
         return obj.ring_buffer(self.ring_map, rows=self._rows)
+
+    def events(self, timeout: float | None = None) -> Iterator[RunqSlowerEvent]:
+        """Yield events as they come; stop after ``timeout`` seconds without
+        any. With ``blame`` each is a ``BlamedEvent`` (``blamed_events()``
+        says so to a type checker)."""
+        return self.ring.events(timeout)
+
+    def blamed_events(self, timeout: float | None = None) -> Iterator[BlamedEvent]:
+        """``events()`` of ``RunqSlower(blame=True)``, typed as what they are."""
+        if not self.blame:
+            raise UsageError("blamed_events() needs RunqSlower(blame=True)")
+        return self.ring.events(timeout)
 
     def take_text(self) -> bytes:
         """The rows of the events polled since the last call (``text=True``)."""
@@ -105,7 +133,7 @@ class RunqSlower(RunqTracer, EventTool):
             else:
                 callback(event)
 
-        return obj.ring_buffer(self.ring_map, callback=on_record)
+        return obj.ring_buffer(self.ring_map, callback=on_record, raw=True)
 
 
 class BlameRecords:

@@ -12,11 +12,11 @@ the kernel's exact attribution of every wait (``pyrunq.tools.blame``).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import re
 import time
+from typing import Any, NamedTuple
 
 from .. import containers
 from ..hist import highest_bound, percentiles
@@ -42,12 +42,11 @@ def quantiles(buckets, total: int) -> tuple[float, float, int]:
     return p50, p99, top
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One key's interval. Times in microseconds; ``wait_pct``: the share of
     the interval spent runnable but not running (over 100 for a process or
     cgroup whose tasks wait at once); ``trend``: the last p99s, None where
-    the key did not wait."""
+    the key did not wait. (A NamedTuple: 10,000 of them a refresh.)"""
 
     kind: str
     id: int
@@ -60,7 +59,7 @@ class Row:
     p99_us: float
     max_us: int
     wait_pct: float | None
-    trend: tuple
+    trend: tuple[float | None, ...]
     container: dict | None = None
     blame: Attribution | None = None  # who held the CPU while it waited
 
@@ -109,6 +108,7 @@ class Frame:
     rows: list
     totals: Totals
     pairs: list = dataclasses.field(default_factory=list)  # by ns_per_s, largest first
+    hists: dict = dataclasses.field(default_factory=dict)  # (kind, id) -> the row's Histogram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,21 +128,23 @@ class Trends:
 
     def __init__(self, length: int = TREND):
         self.length = length
-        self._history: dict = {}
+        self._n = 0  # intervals so far
+        self._history: dict = {}  # key -> (its trend, the interval it last waited in)
 
     def update(self, p99s: dict) -> dict:
         """Add one interval (key -> p99 of the keys that waited); return key -> trend."""
-        for key, history in list(self._history.items()):
-            if key not in p99s:
-                history.append(None)
-                if history.count(None) == self.length:
-                    del self._history[key]
+        self._n += 1
+        n, length, out = self._n, self.length, {}
+        empty = (None,) * length
         for key, p99 in p99s.items():
-            history = self._history.get(key)
-            if history is None:
-                history = self._history[key] = collections.deque([None] * self.length, self.length)
-            history.append(p99)
-        return {key: tuple(self._history[key]) for key in p99s}
+            h = self._history.get(key)
+            before = empty if h is None else h[0] + empty[: min(length, n - h[1] - 1)]  # None: no wait
+            trend = (before + (p99,))[-length:]
+            self._history[key] = (trend, n)
+            out[key] = trend
+        if n % length == 0:  # now and then: forget the keys idle for a whole trend
+            self._history = {k: h for k, h in self._history.items() if n - h[1] < length}
+        return out
 
 
 def label_of(kind: str, name: str) -> tuple[str, dict | None]:
@@ -154,17 +156,43 @@ def label_of(kind: str, name: str) -> tuple[str, dict | None]:
     return cgroup_label(name), found if found["container_id"] else None
 
 
+class KeyInterval(NamedTuple):
+    """One key's waits in an interval, as a row needs them: ``sum_ns``
+    None where the kernel did not keep it; p50, p99 and max in usecs."""
+
+    key: Any  # RunqLat's Key
+    waits: int
+    sum_ns: int | None
+    p50: float
+    p99: float
+    max: int
+
+
 def make_frame(
     snapshot: dict, seconds: float, by: str, trends: Trends, ctxt_per_s=None, lost=None, blame=None
 ) -> Frame:
     """One interval: ``snapshot`` is RunqLat's {Key: Histogram} (usecs) of
     ``seconds``; keys without waits are absent, so they have no row.
-    ``blame``: RunqLat's {Key: Attribution} of the same interval."""
+    ``blame``: RunqLat's {Key: Attribution} of the same interval. The
+    reference of what ``Sampler`` makes from ``RunqLat.interval_stats()``."""
+    keys = [KeyInterval(k, h.total, h.sum_ns, *quantiles(h.buckets, h.total)) for k, h in snapshot.items()]
+    buckets = [sum(column) for column in zip(*(h.buckets for h in snapshot.values()))]
+    sums = [h.sum_ns for h in snapshot.values()]
+    total_ns = None if None in sums else sum(sums)
+    frame = frame_of(keys, buckets, total_ns, seconds, by, trends, ctxt_per_s, lost, blame)
+    return dataclasses.replace(frame, hists={(k.kind, k.id): h for k, h in snapshot.items()})
+
+
+def frame_of(
+    keys, buckets, sum_ns, seconds: float, by: str, trends: Trends, ctxt_per_s=None, lost=None, blame=None
+) -> Frame:
+    """One interval from its keys' ``KeyInterval``s, all keys' new counts
+    together bucket by bucket (``buckets``) and their ``sum_ns``."""
     blame = {(k.kind, k.id): a for k, a in (blame or {}).items()}
-    stats = {key: (hist, quantiles(hist.buckets, hist.total)) for key, hist in snapshot.items()}
-    trend = trends.update({(k.kind, k.id): q[1] for k, (_, q) in stats.items()})
+    trend = trends.update({(k.key.kind, k.key.id): k.p99 for k in keys})
     rows = []
-    for key, (hist, (p50, p99, top)) in stats.items():
+    for k in keys:
+        key = k.key
         label, container = label_of(key.kind, key.name)
         rows.append(
             Row(
@@ -172,19 +200,19 @@ def make_frame(
                 key.id,
                 key.name,
                 label,
-                hist.total,
-                hist.total / seconds,
-                None if hist.sum_ns is None else hist.sum_ns / hist.total / 1000,
-                p50,
-                p99,
-                top,
-                None if hist.sum_ns is None else hist.sum_ns / seconds / 1e7,
+                k.waits,
+                k.waits / seconds,
+                None if k.sum_ns is None else k.sum_ns / k.waits / 1000,
+                k.p50,
+                k.p99,
+                k.max,
+                None if k.sum_ns is None else k.sum_ns / seconds / 1e7,
                 trend[key.kind, key.id],
                 container,
                 blame.get((key.kind, key.id)),
             )
         )
-    total = totals(snapshot.values(), seconds, ctxt_per_s, lost or {})
+    total = totals(buckets, sum_ns, seconds, ctxt_per_s, lost or {})
     return Frame(time.time(), seconds, by, rows, total, pairs(rows, seconds))
 
 
@@ -199,12 +227,11 @@ def pairs(rows, seconds: float) -> list[Pair]:
     return sorted(out, key=lambda p: -p.ns_per_s)
 
 
-def totals(hists, seconds: float, ctxt_per_s, lost: dict) -> Totals:
-    hists = list(hists)
-    buckets = [sum(column) for column in zip(*(h.buckets for h in hists))]
+def totals(buckets, sum_ns: int | None, seconds: float, ctxt_per_s, lost: dict) -> Totals:
+    """Every key's waits together: their counts bucket by bucket, and the
+    sum of their latencies (None if the kernel did not keep it)."""
     count = sum(buckets)
-    sums = [h.sum_ns for h in hists]
-    avg = sum(sums) / count / 1000 if count and None not in sums else None
+    avg = sum_ns / count / 1000 if count and sum_ns is not None else None
     p50, p99, top = quantiles(buckets, count) if count else (None, None, None)
     return Totals(count, count / seconds, avg, p50, p99, top, ctxt_per_s, lost)
 
@@ -518,9 +545,20 @@ class Sampler:
         assert self.rq is not None
         return time.monotonic(), context_switches(), self.rq.stats()
 
-    def sample(self) -> Frame:
+    def sample(self, all_culprits: bool = False, hists: bool = False) -> Frame:
+        """The interval since the last one. Each row's attribution names
+        its largest culprit only, unless ``all_culprits`` (for the pairs
+        and JSON: with 10,000 threads, many more objects). ``hists``: each
+        key's Histogram too (``Frame.hists``, for a heatmap), read in Python
+        (``make_frame``): slower with thousands of keys. Keep to one of the
+        two for a Sampler's life: each reads from its own baselines."""
         assert self.rq is not None
-        snapshot, blame = self.rq.interval()
+        if hists:
+            snapshot, blame = self.rq.interval()
+        else:
+            stats, buckets, blame = self.rq.interval_stats(all_culprits=all_culprits)  # the per-key work in C
+            keys = [KeyInterval(k, s.waits, s.sum_ns, s.p50, s.p99, s.max) for k, s in stats]
+            sum_ns = sum(s.sum_ns for _, s in stats)
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
@@ -528,7 +566,9 @@ class Sampler:
         ctxt = None if ctxt0 is None or ctxt1 is None else (ctxt1 - ctxt0) / seconds
         # clock skew is a discarded stamp, not a lost wait (as runqlat reports it)
         lost = {k: v - stats0.get(k, 0) for k, v in stats1.items() if k != "clock_skew"}
-        return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
+        if hists:
+            return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
+        return frame_of(keys, buckets, sum_ns, seconds, self.by, self.trends, ctxt, lost, blame)
 
     def close(self) -> None:
         if self.rq is not None:

@@ -2,32 +2,8 @@
 structs its BTF lacks, its DWARF), and the rules that decide how the generic
 tool shows it:
 
-- An event map ``M`` (a ring buffer or a perf event array) carries records
-  of, in this order: the struct named by ``events={M: STRUCT}`` (``--event
-  M=STRUCT``), from BTF or DWARF; ``struct M`` or ``struct M`` without a
-  trailing "s" (``events`` -> ``struct event``) in BTF; the only event struct
-  (see below) when the object has one event map and one such struct; ``struct
-  M`` or ``struct M`` without its "s" in DWARF (by name, never a struct the
-  kernel has: ``vmlinux.h`` brought it in). Otherwise the first record
-  decides, once: the only struct of its size (``struct_of_size``) among the
-  event structs, or when none fits among the structs only DWARF has
-  (``dwarf_only_structs``), or then among the object's own structs that its
-  maps hold (``map_structs``). If none or several fit, records stay bytes.
-- A perf event array's record is its raw sample, padded with zeros so that
-  with its 4-byte size it fills whole 8-byte words: a 32-byte struct arrives
-  as 36 bytes. A struct fits a record of a perf event array when the record
-  is at most 7 bytes longer, and a ring buffer's record only when it is
-  exactly the struct's size.
-- Structs only DWARF has: clang writes no BTF for a struct that a program
-  keeps only in local variables, the usual case in published tools. They are
-  read from the object's DWARF (``dwarf``) when a rule above needs them, and
-  only then. The ones that can be records are the object's own: named, not
-  part of another struct, not from ``vmlinux.h``.
-- Event structs: named structs that a global variable points to (through
-  qualifiers, typedefs and arrays too) and that no map uses as key or value.
-  That is the idiom that keeps a record type in the object's BTF:
-  ``const struct event *unused __attribute__((unused));``. A global that holds
-  a struct by value is data, not an event type.
+- Event maps: which struct their records are is ``pyrunq.bpf.events``'s
+  reading (the one ``BPFObject.ring_buffer()`` uses too).
 - Log2 histograms: a map whose value is a struct with an integer array member
   ``slots`` (libbpf-tools' ``struct hist``); or whose name contains "hist" or
   "slots" and whose value is an integer array; or an array map of integers
@@ -56,13 +32,26 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
-import sys
 from typing import NamedTuple
 
-from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject, features
+from ...bpf import ARRAY_TYPES, BATCH_TYPES, DATA_SECTIONS, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...errors import UsageError
-from .dwarf import dwarf_of
+from ...bpf.dwarf import dwarf_of
+from ...bpf.events import (  # noqa: F401  # the pairing, read here by the generic tool's modules
+    EVENT,
+    through_pointers,
+    dwarf_only_structs,
+    event_map_structs,
+    event_structs,
+    find_struct,
+    struct_types,
+    fits,
+    map_structs,
+    nameable_structs,
+    struct_of_size,
+)
+from . import present
 from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
@@ -78,156 +67,9 @@ _UNITS = {
     "kbytes": "kbytes",
 }
 # How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --event) puts its flag in its place.
-EVENT = "event"
+# front end with a flag for it (the CLI's --show) puts its flag in its place.
 SHOW, UNITS = "show", "units"
 RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
-
-
-def event_structs(obj: BPFObject) -> list[str]:
-    """Names of the event structs (rule in the module docstring), in BTF order."""
-    btf = obj.btf
-    used = {btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t}
-    found: dict[int, str] = {}
-    for section in DATA_SECTIONS:
-        for _, tid, _, _ in btf.variables(section, static=False):
-            tid, pointed = _through_pointers(btf, tid)
-            if pointed and btf.kind(tid) == B.STRUCT and btf.name(tid) and tid not in used:
-                found[tid] = btf.name(tid)
-    return [found[t] for t in sorted(found)]
-
-
-def _through_pointers(btf, tid: int) -> tuple[int, bool]:
-    """The type under pointers and arrays, and whether a pointer was passed."""
-    pointed = False
-    while True:
-        tid = btf.resolve(tid)
-        kind = btf.kind(tid)
-        if kind == B.PTR:
-            tid, pointed = btf.pointee(tid), True
-        elif kind == B.ARRAY:
-            tid = btf.array(tid)[0]
-        else:
-            return tid, pointed
-
-
-def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) -> dict[str, str | None]:
-    """Event map (ring buffer, perf event array) name -> the struct its records
-    are decoded by, as far as the object tells before any record (None: by
-    the first record's size, see ``struct_of_size``, or raw bytes)."""
-    explicit = dict(explicit or {})
-    rings = [m.name for m in obj.maps.values() if m.type in EVENT_TYPES]
-    for name, struct_name in explicit.items():
-        if name not in rings:
-            raise UsageError(
-                f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
-                f"perf event array {name!r} (has: {', '.join(rings) or 'none'})"
-            )
-        if find_struct(obj, struct_name) is None:
-            known = ", ".join(nameable_structs(obj)) or "none"
-            raise UsageError(
-                f"{EVENT} {name}={struct_name}: no struct {struct_name!r} in the "
-                f"object's BTF or DWARF (structs: {known})"
-            )
-    candidates = event_structs(obj)
-    # not the kernel's own structs, which vmlinux.h brought in (bootstrap_legacy's
-    # map "perf_buffer" carries no struct perf_buffer)
-    kernels = _kernel_structs({g for ring in rings for g in _named_after(ring)})
-    out = {}
-    for ring in rings:
-        out[ring] = explicit.get(ring) or next(
-            (g for g in _named_after(ring) if g not in kernels and _in_btf(obj, g)), None
-        )
-        if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
-            out[ring] = candidates[0]
-    for ring in [r for r in rings if out[r] is None]:  # DWARF only for what BTF left
-        dwarf = dwarf_of(obj)
-        if dwarf is None:
-            break
-        out[ring] = next((g for g in _named_after(ring) if g not in kernels and g in dwarf.structs()), None)
-    return out
-
-
-def _named_after(ring: str) -> list[str]:
-    return [ring, ring[:-1]] if ring.endswith("s") and len(ring) > 1 else [ring]
-
-
-def _in_btf(obj, name: str) -> bool:
-    try:
-        obj.btf.find(name)
-        return True
-    except KeyError:
-        return False
-
-
-def find_struct(obj: BPFObject, name: str):
-    """(types, type id) of ``struct name``: from the object's BTF, or else from
-    its DWARF (a ``dwarf.DwarfTypes``, read then); None if neither has it.
-    Both answer the same reading API (``layout``, ``members``...)."""
-    try:
-        return obj.btf, obj.btf.find(name)
-    except KeyError:
-        pass
-    dwarf = dwarf_of(obj)
-    if dwarf is not None and name in dwarf.structs():
-        return dwarf, dwarf.find(name)
-    return None
-
-
-def dwarf_only_structs(obj: BPFObject) -> list[str]:
-    """The object's own structs (see ``dwarf.DwarfTypes.own_structs``) that
-    only its DWARF has: a program keeps them in local variables only."""
-    dwarf = dwarf_of(obj)
-    return [] if dwarf is None else [s for s in dwarf.own_structs() if not _in_btf(obj, s)]
-
-
-def map_structs(obj: BPFObject) -> list[str]:
-    """The object's own named structs that its maps hold as keys or values
-    (javagc sends the struct data_t that its map data_map holds too), not
-    the kernel's."""
-    btf = obj.btf
-    tids = [btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t]
-    names = [btf.name(t) for t in tids if btf.kind(t) == B.STRUCT and btf.name(t)]
-    kernels = _kernel_structs(set(names))
-    return [n for n in dict.fromkeys(names) if n not in kernels]
-
-
-def _kernel_structs(names: set[str]) -> set[str]:
-    """Those of ``names`` that are structs of the running kernel too: vmlinux.h
-    brought them into the object, they are not its own."""
-    return {n for n, _ in features.kernel_btf_has(*((n, B.STRUCT) for n in names))} if names else set()
-
-
-def nameable_structs(obj: BPFObject) -> list[str]:
-    """The structs a user would pick from to decode records: event structs,
-    the structs only DWARF has, then those the object's maps hold."""
-    return list(dict.fromkeys(event_structs(obj) + dwarf_only_structs(obj) + map_structs(obj)))
-
-
-def fits(struct_size: int, record_size: int, perf: bool) -> bool:
-    """Whether a record of ``record_size`` bytes can hold one struct of
-    ``struct_size``: exactly in a ring buffer; in a perf event array, whose
-    samples are padded to 8 bytes with their 4-byte size, up to 7 bytes more."""
-    if struct_size <= 0:
-        return False
-    return 0 <= record_size - struct_size < 8 if perf else record_size == struct_size
-
-
-def struct_of_size(obj: BPFObject, record_size: int, perf: bool) -> tuple[str | None, list[str]]:
-    """The struct that records of ``record_size`` bytes are decoded by when
-    nothing else names one, and the structs that fit: the only event struct
-    that fits, or if none does, the only struct only DWARF has that fits
-    (DWARF is read only then), or the only struct of the object's maps that
-    fits. None when none or several fit."""
-    for tier in (event_structs, dwarf_only_structs, map_structs):
-        fitting = []
-        for name in tier(obj):
-            types, tid = find_struct(obj, name)
-            if fits(types.size(tid), record_size, perf):
-                fitting.append(name)
-        if fitting:
-            return (fitting[0] if len(fitting) == 1 else None), fitting
-    return None, []
 
 
 def hist_shape(obj: BPFObject, m) -> str | None:
@@ -277,7 +119,7 @@ def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
     for section in RESULT_SECTIONS:
         held = getattr(obj, section[1:])
         for name, tid, _, _ in obj.btf.variables(section, static=False):
-            if name in held and not _through_pointers(obj.btf, tid)[1]:
+            if name in held and not through_pointers(obj.btf, tid)[1]:
                 out.append((section, name, tid))
     return out
 
@@ -508,7 +350,7 @@ def describe(path: str) -> dict:
         rings = event_map_structs(obj)
         btf = obj.btf
         dwarf = dwarf_of(obj)
-        own = [find_struct(obj, s) for s in dwarf_only_structs(obj)]
+        own = [struct_types(obj, s) for s in dwarf_only_structs(obj)]
         hidden = view(obj, path).hidden
         results = {(section, name) for section, name, _ in result_globals(obj)}
         return {
@@ -551,7 +393,7 @@ def _describe_map(obj: BPFObject, m, rings: dict, hidden: dict) -> dict:
     if m.type in EVENT_TYPES:
         struct_name = rings[m.name]
         if struct_name:
-            types, _ = find_struct(obj, struct_name)
+            types, _ = struct_types(obj, struct_name)
             shown = f"events of struct {struct_name}" + (" (DWARF)" if types is not btf else "")
         else:
             choices = nameable_structs(obj)
@@ -592,7 +434,7 @@ def _describe_global(obj: BPFObject, section: str, name: str, tid: int, result: 
         "section": section,
         "declaration": btf.declaration(tid, name),
         "kind": value_kind(btf, tid),
-        "default": presenter(btf, tid)(default),
+        "default": present.presenter(btf, tid)(default),
         "shown_as": shown,
     }
 
@@ -615,115 +457,3 @@ def value_kind(btf, tid: int) -> str:
 def attach_target(section: str) -> str | None:
     """What a section names after its type: ``raw_tp/sys_enter`` -> ``sys_enter``."""
     return section.split("/", 1)[1] if "/" in section else None
-
-
-# -- values -----------------------------------------------------------------
-
-
-def presenter(btf, tid: int):
-    """A function from a value decoded by ``btf.layout(tid)`` to plain data:
-    enums by name, structs as dicts, arrays as lists, bytes as hex; IP
-    addresses (``_addresses``) as text."""
-    tid = btf.resolve(tid) if tid else 0
-    kind = btf.kind(tid)
-    if kind in (B.ENUM, B.ENUM64):
-        names: dict[int, str] = {}
-        for name, value in btf.enum_values(tid).items():
-            names.setdefault(value, name)
-        return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
-    if kind == B.STRUCT:
-        fields = [presenter(btf, t) for _, t, _, _ in btf.members(tid)]
-        addresses = _addresses(btf, tid)
-
-        def struct(rec):
-            if not hasattr(rec, "_fields"):
-                return _plain(rec)
-            out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
-            for i, size, family in addresses:
-                text = _address(rec[i], size, None if family is None else rec[family])
-                if text is not None:
-                    out[rec._fields[i]] = text
-            return out
-
-        return struct
-    if kind == B.UNION:
-        return _union_presenter(btf, tid)
-    if kind == B.ARRAY:
-        elem = presenter(btf, btf.array(tid)[0])
-
-        def array(v):
-            if isinstance(v, (str, bytes)):  # char[] is text; bytes: no better form
-                return _plain(v)
-            return [elem(x) for x in v]
-
-        return array
-    return _plain
-
-
-_ADDRESS = re.compile(r"addr(_v?[46])?$")
-_FAMILY_NAMES = ("family", "af", "sa_family")
-_FAMILIES = {2: 4, 10: 16}  # AF_INET, AF_INET6 -> the address's bytes
-
-
-def _addresses(btf, tid: int) -> list[tuple[int, int, int | None]]:
-    """(member index, its size, index of the struct's family member or None)
-    of the members of struct ``tid`` that hold an IP address: named ``*addr``
-    (``saddr``, ``daddr_v6``...), 4 or 16 bytes as an integer or an array of
-    integers (tcplife's ``unsigned __int128 saddr``; ``__u8`` arrays read as
-    text and are left alone)."""
-    members = btf.members(tid)
-    names = [m[0] for m in members]
-    family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
-    out = []
-    for i, (name, mtid, _, bits) in enumerate(members):
-        mtid = btf.resolve(mtid)
-        size, kind = btf.size(mtid), btf.kind(mtid)
-        if bits or not _ADDRESS.search(name) or size not in (4, 16):
-            continue
-        if kind == B.INT or kind == B.ARRAY and _is_int(btf, btf.array(mtid)[0]) and not _is_char(btf, mtid):
-            out.append((i, size, family))
-    return out
-
-
-def _is_char(btf, array_tid: int) -> bool:
-    return btf.int_info(btf.resolve(btf.array(array_tid)[0]))[3]
-
-
-def _address(value, size: int, family: int | None) -> str | None:
-    """An address member's value as text: with the struct's family (AF_INET:
-    the first 4 bytes, AF_INET6: all 16; another: None), else by its size."""
-    import ipaddress
-
-    if isinstance(value, int):
-        data = value.to_bytes(size, sys.byteorder)
-    elif isinstance(value, tuple):  # __u32[4]
-        data = b"".join(x.to_bytes(size // len(value), sys.byteorder) for x in value)
-    else:
-        data = bytes(value)
-    n = len(data) if family is None else _FAMILIES.get(family, 0)
-    return str(ipaddress.ip_address(data[:n])) if n in (4, 16) and n <= len(data) else None
-
-
-def _union_presenter(btf, tid: int):
-    """A union (its bytes) as each of its members decoded from them: which
-    one is meant, only the object's own user space knows (mountsnoop's by
-    its ``op``). Bit-field members stay out."""
-    members = []
-    for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
-        if not bits:
-            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid)))
-
-    def union(raw):
-        if not isinstance(raw, (bytes, bytearray)):
-            return _plain(raw)
-        return {
-            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
-            for name, offset, layout, present in members
-            if offset + layout.size <= len(raw)
-        }
-
-    return union
-
-
-def _plain(v):
-    return v.hex() if isinstance(v, (bytes, bytearray)) else v

@@ -1,15 +1,17 @@
 """What the generic tool reads from an object's maps and globals: reports of
-their entries (histograms as slot lists, per-CPU values summed), and the
-difference between two readings (each interval's own counts)."""
+their entries (histograms as slot lists, per-CPU values as one where they
+can be, ``measures``), and the difference between two readings (each
+interval's own counts)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from ...bpf import ARRAY_TYPES, BPFObject
 from ...bpf import btf as B
-from .introspect import global_hist_shape, hist_shape, presenter, unit_of
+from .introspect import global_hist_shape, hist_shape, unit_of
+from .present import presenter
+from .measures import PerCpu, is_zero, merge_percpu, minus
 
 
 @dataclasses.dataclass
@@ -25,28 +27,8 @@ class MapReport:
     unit: str | None = None
     section: str | None = None  # ".bss" or ".data" for a global; None for a map
     stacks: list = dataclasses.field(default_factory=list)  # key/value members that are stacks (names)
-
-
-def merge_percpu(values: list):
-    """One value from per-CPU values: numbers summed, recursively through
-    structs and arrays; anything else from the first CPU that has it."""
-    first = values[0]
-    if isinstance(first, bool):
-        return any(values)
-    if isinstance(first, (int, float)):
-        return sum(values)
-    if isinstance(first, tuple):
-        merged = [merge_percpu(list(col)) for col in zip(*values)]
-        return type(first)(*merged) if hasattr(first, "_fields") else tuple(merged)
-    return next((v for v in values if v), first)
-
-
-def _is_zero(v) -> bool:
-    if isinstance(v, (tuple, list)):
-        return all(_is_zero(x) for x in v)
-    if isinstance(v, (bytes, str)):
-        return not (v.strip(b"\0") if isinstance(v, bytes) else v.strip("\0"))
-    return not v
+    kernel_stacks: list = dataclasses.field(default_factory=list)  # those of them that hold kernel stacks
+    merged: int = 0  # entries added into others: their stacks name the same functions
 
 
 def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
@@ -77,9 +59,13 @@ def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
             )
             hists.append((present_key(k), list(slots), labels))
         return MapReport(m.name, "hist", hists, unit)
-    present_value = presenter(btf, m.value_type_id)
+    present_one = presenter(btf, m.value_type_id)
+
+    def present_value(v):
+        return [present_one(x) for x in v] if isinstance(v, PerCpu) else present_one(v)
+
     if m.type in ARRAY_TYPES:
-        items = [(k, v) for k, v in items if not _is_zero(v)]
+        items = [(k, v) for k, v in items if not is_zero(v)]
     return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
 
 
@@ -112,17 +98,18 @@ def read_global(obj: BPFObject, section: str, name: str, tid: int, unit: str | N
     if btf.kind(rid) == B.ARRAY and isinstance(value, tuple):  # not char[]: that is text
         present = presenter(btf, btf.array(rid)[0])
         return MapReport(
-            name, "entries", [(i, present(v)) for i, v in enumerate(value) if not _is_zero(v)], None, section
+            name, "entries", [(i, present(v)) for i, v in enumerate(value) if not is_zero(v)], None, section
         )
     return MapReport(name, "entries", [(None, presenter(btf, tid)(value))], None, section)
 
 
 def difference(now: MapReport, before: MapReport | None) -> MapReport:
-    """What happened between two readings of one map or global: numbers (counts,
-    histogram slots, integer fields) minus the earlier reading; entries that
-    did not change left out (but a global's own value, key None); an entry
-    whose numbers went down was restarted (deleted and made anew by the
-    object's programs): shown as it is now. Nothing is deleted in the kernel."""
+    """What happened between two readings of one map or global: measures
+    (counts, histogram slots, sums: ``measures``) minus the earlier reading;
+    entries that did not change left out (but a global's own value, key
+    None); an entry whose sums went down or whose identities changed was
+    restarted (deleted and made anew by the object's programs): shown as it
+    is now. Nothing is deleted in the kernel."""
     old = {} if before is None else {frozen(e[0]): e for e in before.entries}
     out = []
     for entry in now.entries:
@@ -131,28 +118,12 @@ def difference(now: MapReport, before: MapReport | None) -> MapReport:
         if prev is not None and value == prev[1] and key is not None:
             continue  # unchanged
         if prev is not None:
-            delta, went_down = _minus(value, prev[1])
+            delta, went_down = minus(value, prev[1])
             value = value if went_down else delta
         if now.kind == "hist" and key is not None and not any(value):
             continue
         out.append((key, value, *entry[2:]))
     return dataclasses.replace(now, entries=out)
-
-
-def _minus(now, before) -> tuple[Any, bool]:
-    """now - before through dicts and lists (anything but numbers stays as it
-    is now), and whether any number went down."""
-    if isinstance(now, bool) or isinstance(before, bool):
-        return now, False
-    if isinstance(now, (int, float)) and isinstance(before, (int, float)):
-        return now - before, now < before
-    if isinstance(now, dict) and isinstance(before, dict):
-        pairs = {k: _minus(v, before[k]) if k in before else (v, False) for k, v in now.items()}
-        return {k: d for k, (d, _) in pairs.items()}, any(down for _, down in pairs.values())
-    if isinstance(now, list) and isinstance(before, list) and len(now) == len(before):
-        diffs = [_minus(a, b) for a, b in zip(now, before)]
-        return [d for d, _ in diffs], any(down for _, down in diffs)
-    return now, False
 
 
 def frozen(key):

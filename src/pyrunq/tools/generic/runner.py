@@ -34,14 +34,14 @@ from .attach import (
 from .introspect import (
     View,
     event_map_structs,
-    find_struct,
     nameable_structs,
-    presenter,
     struct_of_size,
+    struct_types,
     value_kind,
     view,
 )
 from .objfile import check_trust, open_object
+from .present import presenter
 from .reports import MapReport, difference, read_global, read_map
 from .settings import apply_max_entries, apply_settings
 from .stacks import Stacks
@@ -328,9 +328,9 @@ class Runner(Tool):
                 on_event(name, decode(data))
 
         if self.obj.maps[name].type != RINGBUF:
-            self.perf[name] = self.obj.perf_buffer(name, callback=on_record)
+            self.perf[name] = self.obj.perf_buffer(name, callback=on_record, raw=True)
         elif self.ring is None:
-            self.ring = self.obj.ring_buffer(name, callback=on_record)
+            self.ring = self.obj.ring_buffer(name, callback=on_record, raw=True)
         else:
             self.ring.add(self.obj.maps[name], callback=on_record)
 
@@ -338,7 +338,7 @@ class Runner(Tool):
         """A function from a record's bytes to plain data by ``struct_name`` (in
         the object's BTF or, when it lacks it, its DWARF), or None when the
         struct has no byte layout (bit-fields): records stay bytes."""
-        types, tid = find_struct(self.obj, struct_name)
+        types, tid = struct_types(self.obj, struct_name)
         layout = types.layout(tid)
         stream.struct, stream.size = struct_name, layout.size
         stream.source = "BTF" if types is self.obj.btf else "DWARF"
@@ -427,16 +427,23 @@ class Runner(Tool):
     def _name_stacks(self, report: MapReport) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
         difference was taken by id."""
-        if report.section is not None or report.kind != "entries":
+        if report.section is not None:
             return report
         m = self.obj.maps[report.name]
         key, value = (self.stacks.members(self.obj.btf, tid) for tid in (m.key_type_id, m.value_type_id))
+        if report.kind == "hist":  # futexctn's, biostacks': a histogram per stack
+            value = None
         if not (key or value):
             return report
         named = [name for part in (key, value) if part for name in part.ids + part.inline]
-        return dataclasses.replace(
-            report, entries=self.stacks.name_entries(report.entries, key, value), stacks=named
-        )
+        if report.kind == "hist":  # the slots and labels of equal stacks added, as entries' values are
+            packed = [(k, (slots, labels)) for k, slots, labels in report.entries]
+            named_entries, merged = self.stacks.name_entries(packed, key, None)
+            entries = [(k, slots, labels) for k, (slots, labels) in named_entries]
+        else:
+            entries, merged = self.stacks.name_entries(report.entries, key, value)
+        kernel = [name for name in named if name in self.stacks.kernel_members]
+        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged, kernel_stacks=kernel)
 
     def loop(
         self,
@@ -445,10 +452,13 @@ class Runner(Tool):
         on_maps=None,
         wait=_sleep,
         cumulative: bool = False,
+        on_iterators=None,
     ) -> None:
         """Deliver records until ``duration`` seconds pass or ``wait(timeout, fd)``
         returns True; every ``interval`` seconds call ``on_maps(reports)`` with
-        what happened in that interval (``cumulative``: the totals so far).
+        what happened in that interval (``cumulative``: the totals so far),
+        then ``on_iterators(texts)`` with what the iterators wrote: they run
+        before the maps are read, so what they write there is of this pass.
         Then stop (detach, hand over what is left)."""
         now = time.monotonic()
         deadline = None if duration is None else now + duration
@@ -459,7 +469,10 @@ class Runner(Tool):
             if deadline is not None and now >= deadline:
                 break
             if tick is not None and now >= tick:
+                texts = self.iterators() if on_iterators else {}  # first: what they write is read next
                 on_maps(self.maps(delta=not cumulative))
+                if on_iterators:
+                    on_iterators(texts)
                 tick = max(tick + (interval or 0.0), now)
             waits = [t - now for t in (deadline, tick) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):

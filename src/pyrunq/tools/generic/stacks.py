@@ -29,6 +29,7 @@ from typing import NamedTuple
 from ...bpf import btf as B
 from ...symbols import Frame, KernelSymbols
 from ..ustack import Symbolizer, stack_addresses
+from .measures import Apart, plus
 from .reports import frozen
 
 STACK_TRACE = 7  # enum bpf_map_type
@@ -66,17 +67,15 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     return StackMembers(ids, inline, pid)
 
 
-def _plus(a, b):
-    """a + b through dicts and lists; anything but numbers as in ``a``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a + b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {k: _plus(v, b[k]) if k in b else v for k, v in a.items()}
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [_plus(x, y) for x, y in zip(a, b)]
-    return a
+def _side(name: str) -> str:
+    """ "user" or "kernel" as a stack member's or map's name says (``user_``,
+    ``u``stack, ``kern``, ``k``stack), else ""."""
+    n = name.lower()
+    if n.startswith(("user", "ustack", "u_stack")) or "_user" in n:
+        return "user"
+    if n.startswith(("kern", "kstack", "k_stack")) or "_kern" in n:
+        return "kernel"
+    return ""
 
 
 class Stacks:
@@ -87,6 +86,7 @@ class Stacks:
         self.maps = [m for m in obj.maps.values() if m.type == STACK_TRACE]
         self._kernel: KernelSymbols | None = None
         self._user = Symbolizer()
+        self.kernel_members: set[str] = set()  # members seen holding kernel stacks
 
     def members(self, types, tid: int) -> StackMembers | None:
         return stack_members(types, tid, bool(self.maps))
@@ -101,33 +101,59 @@ class Stacks:
                 out[member] = []
             elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
                 out[member] = [f"[missed stack: {errno.errorcode.get(-stack_id, -stack_id)}]"]
+            elif (stack_map := self._map_for(member)) is None:
+                out[member] = [f"[stack {stack_id}: which stack map holds it is not known]"]
             else:
-                out[member] = self._names(stack_addresses(self._map_for(member), stack_id), pid)
+                out[member] = self._names(stack_addresses(stack_map, stack_id), pid, member)
         for member in members.inline:
             addresses = value[member]
             end = addresses.index(0) if 0 in addresses else len(addresses)
-            out[member] = self._names(addresses[:end], pid)
+            out[member] = self._names(addresses[:end], pid, member)
         return out
 
-    def name_entries(self, entries: list, key: StackMembers | None, value: StackMembers | None) -> list:
+    def name_entries(
+        self, entries: list, key: StackMembers | None, value: StackMembers | None
+    ) -> tuple[list, int]:
         """(key, value) entries with their stacks named; entries whose stacks
         name the same functions (samples at other instructions of them) are
-        one entry, their numbers added."""
-        merged: dict = {}
+        one entry, their measures added (``measures``), unless their
+        identities (a pid, an inode...) differ. Returns the entries and how
+        many were merged into others."""
+        groups: dict = {}  # named key -> [its entries, as merged so far]
+        merged = 0
         for k, v in entries:
             k = self.name(k, key) if key and isinstance(k, dict) else k
             v = self.name(v, value) if value and isinstance(v, dict) else v
-            h = frozen(k) if key else object()  # values' stacks alone do not merge entries
-            merged[h] = (k, _plus(merged[h][1], v)) if h in merged else (k, v)
-        return list(merged.values())
+            same = groups.setdefault(frozen(k) if key else object(), [])  # values' stacks alone merge nothing
+            for i, (_, w) in enumerate(same):
+                try:
+                    same[i] = (k, plus(w, v))
+                    merged += 1
+                    break
+                except Apart:
+                    continue
+            else:
+                same.append((k, v))
+        return [e for same in groups.values() for e in same], merged
 
     def _map_for(self, member: str):
-        """The stack map of a stack id member: the only one, or the one whose
-        name shares the member's first word (``user_stack_id`` -> ``user_stacks``)."""
+        """The stack map of a stack id member: the only one; else the one
+        named for the same side (user or kernel: ``user_stack_id`` ->
+        ``ustacks``, ``kern_stack_id`` -> ``kstacks``), or sharing the
+        member's first word. None when that does not pick one: an id is
+        never looked up in the other side's map."""
+        if len(self.maps) == 1:
+            return self.maps[0]
         word = member.lower().split("_")[0]
-        return next((m for m in self.maps if word in m.name.lower()), self.maps[0])
+        side = _side(member)
+        picked = [m for m in self.maps if side and _side(m.name) == side] or [
+            m for m in self.maps if word in m.name.lower()
+        ]
+        return picked[0] if len(picked) == 1 else None
 
-    def _names(self, addresses: list[int], pid: int | None) -> list[str]:
+    def _names(self, addresses: list[int], pid: int | None, member: str) -> list[str]:
+        if addresses and addresses[0] >= _KERNEL_HALF:
+            self.kernel_members.add(member)
         return [str(f) for f in self.frames(addresses, pid)]
 
     def frames(self, addresses: list[int], pid: int | None) -> list[Frame]:

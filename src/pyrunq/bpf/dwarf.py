@@ -30,10 +30,15 @@ import os
 import weakref
 from typing import Any, NamedTuple
 
-from ...bpf import BTF, Array, BPFObject, Codec, CString, Float, Int, Layout, Raw, Struct
-from ...bpf import btf as B
-from ...bpf import btfcheck
-from ...errors import BPFError, MalformedObject
+from ..errors import BPFError, MalformedObject
+from . import btf as B
+from . import btfcheck
+from .btf import BTF
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
+
+TYPE_CHECKING = False  # see globals.py
+if TYPE_CHECKING:
+    from .object import BPFObject
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,7 @@ class DwarfTypes:
 
     def __init__(self, dies: dict[int, _Die], files: dict[int, list[str]]):
         self._dies, self._files = dies, files
+        self.records: dict[str, type[Record]] = {}  # as BTF.records: a skeleton's classes
         self._ids: dict[tuple[int, int], int] = {}
         self._keys: list[tuple[int, int]] = [(0, 0)]  # type id -> (DIE offset, array dimension)
         self._types: dict[int, _Type] = {}
@@ -413,7 +419,9 @@ class DwarfTypes:
             _, signed, is_bool, _ = self.int_info(tid)
             return Int(size, signed, is_bool) if size in (1, 2, 4, 8) else Raw(size)
         if kind == B.ENUM:
-            return Int(size, self.enum_signed(tid)) if size in (1, 2, 4, 8) else Raw(size)
+            if size not in (1, 2, 4, 8):
+                return Raw(size)
+            return Int(size, self.enum_signed(tid), values=self.enum_values(tid))
         if kind == B.PTR:
             return Int(_POINTER_SIZE, False)
         if kind == B.FLOAT and size in (4, 8):
@@ -432,7 +440,8 @@ class DwarfTypes:
                 codec = self._codec(mtid)
                 members.append((name, bit_offset // 8, codec))
                 end = bit_offset // 8 + codec.size
-            return Struct(self.name(tid), size, members) if end <= size else Raw(size)
+            name = self.name(tid)
+            return Struct(name, size, members, self.records.get(name)) if end <= size else Raw(size)
         return Raw(size)
 
 
@@ -449,6 +458,8 @@ def _walk(die, cu: int, out: dict[int, _Die]) -> bool:
             value += cu
         elif isinstance(value, bytes):
             value = _text(value)
+        if name == "DW_AT_name" and not isinstance(value, str):  # a broken string form: no name
+            value = ""
         attrs[name] = value
     out[die.offset] = _Die(die.tag, attrs, children, cu)
     return True
@@ -491,7 +502,9 @@ def dwarf_of(obj: BPFObject) -> DwarfTypes | None:
     when the object has no DWARF or pyelftools cannot read it."""
     if obj not in _cache:
         try:
-            _cache[obj] = DwarfTypes.read(obj.path)
+            _cache[obj] = types = DwarfTypes.read(obj.path)
+            if types is not None:
+                types.records = obj.btf.records
         except Exception as e:  # a foreign object's odd DWARF: go on without it
             log.warning("cannot read the DWARF of %s: %s", obj.path, e)
             _cache[obj] = None

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * runqlat's culprit table, one interval at a time, in C (pyrunq top with
+ * thousands of keys: 40,960 entries decoded in Python took most of a
+ * refresh).
+ *
+ * The `blames` map (struct blame_key -> struct blame_val, bpf/runq.h) is
+ * cumulative. Each interval C subtracts each entry's nanoseconds at the last
+ * interval (kept here) and keeps the entries that grew; per victim it sums
+ * what top's row needs: the part of other cgroups that are containers', and
+ * the culprit that took the most. Whether a
+ * cgroup is a container's only Python can tell (native/cgroups.c). The
+ * Python version (pyrunq.tools.blame.Attributions) is the reference the
+ * tests compare with. Layouts come from the object's BTF.
+ */
+
+/* Offsets of struct blame_key's and struct blame_val's members */
+enum { PYRUNQ_BLAME_VICTIM, PYRUNQ_BLAME_CGROUP, PYRUNQ_BLAME_CULPRIT, PYRUNQ_BLAME_KIND, PYRUNQ_BLAME_NS,
+       PYRUNQ_BLAME_COMM, PYRUNQ_BLAME_FIELDS };
+
+enum { BLAME_BASE_EMPTY, BLAME_BASE_USED, BLAME_BASE_GONE };
+
+/* One entry of the table: its key, and its ns at the last interval. */
+struct pyrunq_blame_entry {
+    uint64_t victim, cgroup_id;
+    uint32_t culprit, kind;
+    uint64_t ns;
+    char comm[PYRUNQ_COMM_MAX + 1];
+};
+
+struct pyrunq_blame_base {
+    struct pyrunq_blame_entry e;
+    int state;
+};
+
+/* One victim's interval: the part of container cgroups, and the index of
+ * its largest culprit in the changes (-1: none). */
+struct pyrunq_victim_blame {
+    uint64_t victim, container_ns;
+    int64_t top;
+};
+
+struct pyrunq_blames {
+    size_t key_size, value_size, off[PYRUNQ_BLAME_FIELDS], comm_len;
+    uint32_t other;             /* enum blame_kind's BLAME_OTHER */
+    struct pyrunq_blame_base *base;  /* open addressing, at most half full */
+    size_t cap, used, gone;
+    struct pyrunq_blame_entry *changes;  /* the last diff's grown entries: ns is the growth */
+    size_t n_changes, changes_cap;
+    struct pyrunq_victim_blame *victims;
+    size_t n_victims;
+    uint64_t *asked;            /* cgroups to name */
+    size_t n_asked;
+    struct pyrunq_blame_entry *forgotten;  /* by the last pyrunq_blames_forget */
+    size_t n_forgotten;
+    struct pyrunq_cgroup_names names;
+};
+
+static void pyrunq_blames_free(struct pyrunq_blames *t)
+{
+    if (!t)
+        return;
+    free(t->base);
+    free(t->changes);
+    free(t->victims);
+    free(t->asked);
+    free(t->forgotten);
+    pyrunq_cgroup_names_clear(&t->names);
+    free(t);
+}
+
+/* For keys of key_size and values of value_size bytes with their members at
+ * off[] (PYRUNQ_BLAME_*: three u64, two u32, a u64, a char[comm_len]); other
+ * is BLAME_OTHER's value. NULL if the layout does not fit or memory is short. */
+static struct pyrunq_blames *pyrunq_blames_new(size_t key_size, size_t value_size, const size_t *off,
+                                               size_t comm_len, uint32_t other)
+{
+    struct pyrunq_blames *t;
+
+    if (comm_len > PYRUNQ_COMM_MAX || off[PYRUNQ_BLAME_VICTIM] + 8 > key_size ||
+        off[PYRUNQ_BLAME_CGROUP] + 8 > key_size || off[PYRUNQ_BLAME_CULPRIT] + 4 > key_size ||
+        off[PYRUNQ_BLAME_KIND] + 4 > key_size || off[PYRUNQ_BLAME_NS] + 8 > value_size ||
+        off[PYRUNQ_BLAME_COMM] + comm_len > value_size)
+        return NULL;
+    if (!(t = calloc(1, sizeof(*t))))
+        return NULL;
+    t->key_size = key_size;
+    t->value_size = value_size;
+    memcpy(t->off, off, sizeof(t->off));
+    t->comm_len = comm_len;
+    t->other = other;
+    return t;
+}
+
+static size_t pyrunq_blame_hash(const struct pyrunq_blame_entry *e)
+{
+    uint64_t h = e->victim * 0x9E3779B97F4A7C15ull;
+
+    h = (h ^ e->cgroup_id) * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (((uint64_t)e->culprit << 32) | e->kind)) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32);
+}
+
+static int pyrunq_blame_same(const struct pyrunq_blame_entry *a, const struct pyrunq_blame_entry *b)
+{
+    return a->victim == b->victim && a->cgroup_id == b->cgroup_id && a->culprit == b->culprit &&
+           a->kind == b->kind;
+}
+
+/* The slot holding e's key, or the empty slot where it would go. */
+static size_t pyrunq_blame_find(const struct pyrunq_blames *t, const struct pyrunq_blame_entry *e)
+{
+    size_t mask = t->cap - 1, i = pyrunq_blame_hash(e) & mask;
+
+    while (t->base[i].state != BLAME_BASE_EMPTY) {
+        if (t->base[i].state == BLAME_BASE_USED && pyrunq_blame_same(&t->base[i].e, e))
+            return i;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* Room for one more key, the table at most half full: 0 or -ENOMEM. */
+static int pyrunq_blame_reserve(struct pyrunq_blames *t)
+{
+    struct pyrunq_blame_base *old = t->base;
+    size_t old_cap = t->cap, cap = 64, i;
+
+    if (old && t->used + t->gone + 1 <= t->cap / 2)
+        return 0;
+    while (cap / 2 < t->used + 1) {
+        if (cap > SIZE_MAX / 4 / sizeof(*old))
+            return -ENOMEM;
+        cap *= 2;
+    }
+    if (!(t->base = calloc(cap, sizeof(*old)))) {
+        t->base = old;
+        return -ENOMEM;
+    }
+    t->cap = cap;
+    t->gone = 0;
+    for (i = 0; i < old_cap; i++)
+        if (old[i].state == BLAME_BASE_USED)
+            t->base[pyrunq_blame_find(t, &old[i].e)] = old[i];
+    free(old);
+    return 0;
+}
+
+static int pyrunq_blame_room(struct pyrunq_blames *t, size_t n)
+{
+    void *p;
+
+    if (n <= t->changes_cap)
+        return 0;
+    if (n > SIZE_MAX / sizeof(struct pyrunq_blame_entry) || !(p = realloc(t->changes, n * sizeof(*t->changes))))
+        return -ENOMEM;
+    t->changes = p;
+    if (!(p = realloc(t->victims, n * sizeof(*t->victims))))
+        return -ENOMEM;
+    t->victims = p;
+    if (!(p = realloc(t->asked, n * sizeof(*t->asked))))
+        return -ENOMEM;
+    t->asked = p;
+    t->changes_cap = n;
+    return 0;
+}
+
+/* One raw entry as a struct pyrunq_blame_entry (ns: the cumulative count). */
+static void pyrunq_blame_decode(const struct pyrunq_blames *t, const unsigned char *k, const unsigned char *v,
+                                struct pyrunq_blame_entry *e)
+{
+    memset(e, 0, sizeof(*e));
+    memcpy(&e->victim, k + t->off[PYRUNQ_BLAME_VICTIM], 8);
+    memcpy(&e->cgroup_id, k + t->off[PYRUNQ_BLAME_CGROUP], 8);
+    memcpy(&e->culprit, k + t->off[PYRUNQ_BLAME_CULPRIT], 4);
+    memcpy(&e->kind, k + t->off[PYRUNQ_BLAME_KIND], 4);
+    memcpy(&e->ns, v + t->off[PYRUNQ_BLAME_NS], 8);
+    memcpy(e->comm, v + t->off[PYRUNQ_BLAME_COMM], t->comm_len);
+}
+
+/* The growth of count raw entries of a batch read since the baselines,
+ * which move to these counts when clear is set. 0, -EINVAL (buffers
+ * shorter than count entries) or -ENOMEM. */
+static int pyrunq_blames_diff(struct pyrunq_blames *t, const void *keys, size_t keys_len, const void *values,
+                              size_t values_len, size_t count, int clear)
+{
+    const unsigned char *k = keys, *v = values;
+    size_t i, slot;
+    int err;
+
+    t->n_changes = t->n_victims = t->n_asked = 0;
+    if (count > keys_len / t->key_size || count > values_len / t->value_size)
+        return -EINVAL;
+    if ((err = pyrunq_blame_room(t, count)) || (err = pyrunq_blame_reserve(t)))
+        return err;
+    for (i = 0; i < count; i++) {
+        struct pyrunq_blame_entry e;
+        struct pyrunq_blame_base *b;
+        uint64_t before;
+
+        pyrunq_blame_decode(t, k + i * t->key_size, v + i * t->value_size, &e);
+        slot = pyrunq_blame_find(t, &e);
+        before = t->base[slot].state == BLAME_BASE_USED ? t->base[slot].e.ns : 0;
+        if (e.ns != before) {
+            t->changes[t->n_changes] = e;
+            t->changes[t->n_changes++].ns -= before;
+        }
+        if (!clear)
+            continue;
+        if (t->base[slot].state != BLAME_BASE_USED) {
+            if ((err = pyrunq_blame_reserve(t)))
+                return err;
+            slot = pyrunq_blame_find(t, &e);
+            t->base[slot].state = BLAME_BASE_USED;
+            t->used++;
+        }
+        b = &t->base[slot];
+        b->e = e;
+    }
+    return 0;
+}
+
+/* The last diff's grown entries, in map order. */
+static const struct pyrunq_blame_entry *pyrunq_blames_changes(const struct pyrunq_blames *t, size_t *count)
+{
+    *count = t->n_changes;
+    return t->changes;
+}
+
+/* The cgroups of the last diff's other-cgroup culprits that Python has not
+ * named yet: name them (pyrunq_blames_name) before pyrunq_blames_sum. */
+static const uint64_t *pyrunq_blames_unnamed(struct pyrunq_blames *t, size_t *count)
+{
+    size_t i, j;
+
+    t->n_asked = 0;
+    for (i = 0; i < t->n_changes; i++) {
+        uint64_t id = t->changes[i].cgroup_id;
+
+        if (t->changes[i].kind != t->other || pyrunq_cgroup_lookup(&t->names, id))
+            continue;
+        for (j = 0; j < t->n_asked && t->asked[j] != id; j++)
+            ;
+        if (j == t->n_asked)
+            t->asked[t->n_asked++] = id;
+    }
+    *count = t->n_asked;
+    return t->asked;
+}
+
+static int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int container)
+{
+    return pyrunq_cgroup_set(&t->names, cgroup_id, "", container);
+}
+
+/* Sum per victim of the last diff, in the order first seen: the part of
+ * container cgroups, and its largest culprit (the first of equals, as
+ * Attribution.culprits sorts them); another cgroup's part that is not a
+ * container's is the host's (an unnamed one too). 0 or -ENOMEM. */
+static int pyrunq_blames_sum(struct pyrunq_blames *t)
+{
+    size_t cap = 16, mask, i, j, *at;
+
+    while (cap < 2 * t->n_changes)
+        cap *= 2;
+    t->n_victims = 0;
+    if (!(at = malloc(cap * sizeof(*at))))
+        return -ENOMEM;
+    memset(at, 0xff, cap * sizeof(*at));  /* SIZE_MAX: an empty slot */
+    mask = cap - 1;
+    for (i = 0; i < t->n_changes; i++) {
+        const struct pyrunq_blame_entry *c = &t->changes[i];
+        struct pyrunq_victim_blame *v;
+
+        for (j = (size_t)((c->victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+             at[j] != SIZE_MAX && t->victims[at[j]].victim != c->victim; j = (j + 1) & mask)
+            ;
+        if (at[j] == SIZE_MAX) {
+            at[j] = t->n_victims++;
+            t->victims[at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
+        }
+        v = &t->victims[at[j]];
+        if (c->kind == t->other) {
+            const struct pyrunq_cgroup_name *n = pyrunq_cgroup_lookup(&t->names, c->cgroup_id);
+
+            if (n && n->container)
+                v->container_ns += c->ns;
+        }
+        if (v->top < 0 || c->ns > t->changes[v->top].ns)
+            v->top = (int64_t)i;
+    }
+    free(at);
+    return 0;
+}
+
+/* The sums of pyrunq_blames_sum. */
+static const struct pyrunq_victim_blame *pyrunq_blames_victims(const struct pyrunq_blames *t, size_t *count)
+{
+    *count = t->n_victims;
+    return t->victims;
+}
+
+static int pyrunq_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int pyrunq_u64_in(uint64_t v, const uint64_t *sorted, size_t n)
+{
+    return n && bsearch(&v, sorted, n, sizeof(v), pyrunq_u64_cmp) != NULL;
+}
+
+/* Forget the entries of these victims, and of culprits in these cgroups
+ * (gone: nothing more is added to them); both arrays are sorted here. Their
+ * number, or -ENOMEM; their keys in pyrunq_blames_forgotten, for the
+ * caller to delete from the map. */
+static long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, size_t n_victims,
+                                 uint64_t *cgroups, size_t n_cgroups)
+{
+    size_t i, n = 0;
+
+    free(t->forgotten);
+    t->n_forgotten = 0;
+    if (!(t->forgotten = malloc((t->used + 1) * sizeof(*t->forgotten))))
+        return -ENOMEM;
+    qsort(victims, n_victims, sizeof(*victims), pyrunq_u64_cmp);
+    qsort(cgroups, n_cgroups, sizeof(*cgroups), pyrunq_u64_cmp);
+    for (i = 0; i < t->cap; i++) {
+        struct pyrunq_blame_base *b = &t->base[i];
+
+        if (b->state != BLAME_BASE_USED || !(pyrunq_u64_in(b->e.victim, victims, n_victims) ||
+                                             pyrunq_u64_in(b->e.cgroup_id, cgroups, n_cgroups)))
+            continue;
+        t->forgotten[n++] = b->e;
+        b->state = BLAME_BASE_GONE;
+        t->used--;
+        t->gone++;
+    }
+    t->n_forgotten = n;
+    return (long)n;
+}
+
+static const struct pyrunq_blame_entry *pyrunq_blames_forgotten(const struct pyrunq_blames *t, size_t *count)
+{
+    *count = t->n_forgotten;
+    return t->forgotten;
+}
+
+/* How many entries have a baseline. */
+static size_t pyrunq_blames_len(const struct pyrunq_blames *t)
+{
+    return t->used;
+}
+
+/* The distinct cgroups of the culprits kept, into ids (room for
+ * pyrunq_blames_len of them): how many. */
+static size_t pyrunq_blames_cgroups(const struct pyrunq_blames *t, uint64_t *ids)
+{
+    size_t i, j, n = 0;
+
+    for (i = 0; i < t->cap; i++) {
+        if (t->base[i].state != BLAME_BASE_USED)
+            continue;
+        for (j = 0; j < n && ids[j] != t->base[i].e.cgroup_id; j++)
+            ;
+        if (j == n)
+            ids[n++] = t->base[i].e.cgroup_id;
+    }
+    return n;
+}

@@ -1,0 +1,186 @@
+"""Values as ``pyrunq run`` shows them: from what a BTF (or DWARF) layout
+decoded to plain data (dicts, lists, numbers, text). Enums by name, bytes as
+hex, and numbers whose member says what they hold as a person reads them:
+IP addresses as text, kernel addresses as the function (``process_timeout``,
+as bpftrace's ``ksym()``), a ``dev_t`` as ``major:minor`` and its disk, a
+``pid_tgid`` as its pid and tid, a negative errno by its name (``-ENOENT``).
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import sys
+
+from ...bpf import btf as B
+from ...symbols import KernelSymbols
+
+
+def presenter(btf, tid: int, name: str = ""):
+    """A function from a value decoded by ``btf.layout(tid)`` to plain data:
+    enums by name, structs as dicts, arrays as lists, bytes as hex; IP
+    addresses (``_addresses``) as text; integers as ``named_number`` says
+    for a member called ``name`` (a bare key or value: "")."""
+    tid = btf.resolve(tid) if tid else 0
+    kind = btf.kind(tid)
+    if kind == B.INT:
+        return named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain
+    if kind in (B.ENUM, B.ENUM64):
+        names: dict[int, str] = {}
+        for name, value in btf.enum_values(tid).items():
+            names.setdefault(value, name)
+        return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
+    if kind == B.STRUCT:
+        fields = [presenter(btf, t, n) for n, t, _, _ in btf.members(tid)]
+        addresses = _addresses(btf, tid)
+
+        def struct(rec):
+            if not hasattr(rec, "_fields"):
+                return _plain(rec)
+            out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
+            for i, size, family in addresses:
+                text = _address(rec[i], size, None if family is None else rec[family])
+                if text is not None:
+                    out[rec._fields[i]] = text
+            return out
+
+        return struct
+    if kind == B.UNION:
+        return _union_presenter(btf, tid)
+    if kind == B.ARRAY:
+        elem = presenter(btf, btf.array(tid)[0], name)
+
+        def array(v):
+            if isinstance(v, (str, bytes)):  # char[] is text; bytes: no better form
+                return _plain(v)
+            return [elem(x) for x in v]
+
+        return array
+    return _plain
+
+
+_ADDRESS = re.compile(r"addr(_v?[46])?$")
+_FAMILY_NAMES = ("family", "af", "sa_family")
+_FAMILIES = {2: 4, 10: 16}  # AF_INET, AF_INET6 -> the address's bytes
+
+
+def _addresses(btf, tid: int) -> list[tuple[int, int, int | None]]:
+    """(member index, its size, index of the struct's family member or None)
+    of the members of struct ``tid`` that hold an IP address: named ``*addr``
+    (``saddr``, ``daddr_v6``...), 4 or 16 bytes as an integer or an array of
+    integers (tcplife's ``unsigned __int128 saddr``; ``__u8`` arrays read as
+    text and are left alone)."""
+    members = btf.members(tid)
+    names = [m[0] for m in members]
+    family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
+    out = []
+    for i, (name, mtid, _, bits) in enumerate(members):
+        mtid = btf.resolve(mtid)
+        size, kind = btf.size(mtid), btf.kind(mtid)
+        if bits or not _ADDRESS.search(name) or size not in (4, 16):
+            continue
+        if kind == B.INT or kind == B.ARRAY and _is_int(btf, btf.array(mtid)[0]) and not _is_char(btf, mtid):
+            out.append((i, size, family))
+    return out
+
+
+def _is_char(btf, array_tid: int) -> bool:
+    return btf.int_info(btf.resolve(btf.array(array_tid)[0]))[3]
+
+
+def _address(value, size: int, family: int | None) -> str | None:
+    """An address member's value as text: with the struct's family (AF_INET:
+    the first 4 bytes, AF_INET6: all 16; another: None), else by its size."""
+    import ipaddress
+
+    if isinstance(value, int):
+        data = value.to_bytes(size, sys.byteorder)
+    elif isinstance(value, tuple):  # __u32[4]
+        data = b"".join(x.to_bytes(size // len(value), sys.byteorder) for x in value)
+    else:
+        data = bytes(value)
+    n = len(data) if family is None else _FAMILIES.get(family, 0)
+    return str(ipaddress.ip_address(data[:n])) if n in (4, 16) and n <= len(data) else None
+
+
+def _union_presenter(btf, tid: int):
+    """A union (its bytes) as each of its members decoded from them: which
+    one is meant, only the object's own user space knows (mountsnoop's by
+    its ``op``). Bit-field members stay out."""
+    members = []
+    for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
+        if not bits:
+            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid, name)))
+
+    def union(raw):
+        if not isinstance(raw, (bytes, bytearray)):
+            return _plain(raw)
+        return {
+            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
+            for name, offset, layout, present in members
+            if offset + layout.size <= len(raw)
+        }
+
+    return union
+
+
+def _plain(v):
+    return v.hex() if isinstance(v, (bytes, bytearray)) else v
+
+
+def _is_int(btf, tid: int) -> bool:
+    return btf.kind(btf.resolve(tid)) == B.INT
+
+
+# -- numbers that say what they hold -----------------------------------------------
+
+_KERNEL_ADDRESS = re.compile(
+    r"(^|_)(ip|pc|addr|kaddr|func|function|fn|caller|callsite|sym|ksym|handler|callback)$"
+)
+_DEV = re.compile(r"(^|_)(dev|devt|dev_t|device)$")
+_ERRNO = re.compile(r"(^|_)(ret|retval|err|error|errno)$")
+_KERNEL_HALF = 1 << 63
+_NEAR = 1 << 20  # an address this far past a kernel function's start is not in it
+
+
+def named_number(name: str, size: int, signed: bool):
+    """How an integer member called ``name`` is shown, if its name (or, for
+    a bare 8-byte key or value, its value) says what it holds; else None."""
+    lowered = name.lower()
+    if size == 8 and not signed and (not name or _KERNEL_ADDRESS.search(lowered)):
+        return _kernel_function
+    if lowered == "pid_tgid" and size == 8:
+        return lambda v: {"pid": v >> 32, "tid": v & 0xFFFFFFFF}
+    if size == 4 and not signed and _DEV.search(lowered):
+        return _device
+    if signed and _ERRNO.search(lowered):
+        return lambda v: f"-{errno.errorcode[-v]}" if -v in errno.errorcode else v
+    return None
+
+
+_kernel: list[KernelSymbols] = []  # read once, when a value first needs it
+
+
+def _kernel_function(v: int):
+    """A kernel text address as its function (``name+0x1a`` inside it);
+    any other number as it is."""
+    if v < _KERNEL_HALF:
+        return v
+    if not _kernel:
+        _kernel.append(KernelSymbols())
+    frame = _kernel[0].resolve(v)
+    if frame.name is None or frame.offset >= _NEAR:
+        return v
+    return frame.name if not frame.offset else f"{frame.name}+{frame.offset:#x}"
+
+
+def _device(v: int) -> str:
+    """A kernel dev_t (12 bits of major, 20 of minor) as ``major:minor``,
+    with its block device's name where there is one (``8:0 sda``)."""
+    major, minor = v >> 20, v & 0xFFFFF
+    try:
+        with open(f"/sys/dev/block/{major}:{minor}/uevent") as f:
+            disk = next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
+    except OSError:
+        disk = ""
+    return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
