@@ -36,6 +36,7 @@ from soak import sample, slope  # noqa: E402
 from workload import Contention  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+SCRAPE_TIMEOUT = 120  # a slow scrape is a result to report, not a reason to stop
 CHILD = "soak-child"
 
 
@@ -69,7 +70,7 @@ class Exporter:
         request = urllib.request.Request(
             self.url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
         )
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=SCRAPE_TIMEOUT) as r:
             body = r.read()
             return gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body
 

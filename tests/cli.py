@@ -71,8 +71,8 @@ class Exporter(Command):
 
     def __init__(self, *args, wrapper=()):
         super().__init__([*wrapper, *cmd("exporter", "--listen", "127.0.0.1:0", *args)])
-        [line] = self.wait_line(r"serving http://\S+", stream="err")
-        self.url = line[line.index("http://") :].split()[0]
+        [line] = self.wait_line(r"serving https?://\S+", stream="err")
+        self.url = line[line.index("serving ") + len("serving ") :].split()[0]
 
     def stderr(self) -> str:
         return "".join(f"{line}\n" for line in list(self.err))

@@ -22,9 +22,11 @@ def free_port() -> int:
 
 class Prometheus:
     """Prometheus scraping every second the targets written with
-    ``scrape()``; its data in the directory ``tmp``."""
+    ``scrape()``; its data in the directory ``tmp``. ``job``: more of the
+    scrape job's settings, YAML lines indented as its keys (scheme,
+    tls_config, basic_auth...)."""
 
-    def __init__(self, tmp: str):
+    def __init__(self, tmp: str, job: str = ""):
         self.targets = os.path.join(tmp, "targets.json")
         self.scrape([])
         config = os.path.join(tmp, "prometheus.yml")
@@ -32,7 +34,7 @@ class Prometheus:
             f.write(
                 "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
                 "scrape_configs:\n- job_name: pyrunq\n  file_sd_configs:\n"
-                f"  - files: [{self.targets}]\n    refresh_interval: 1s\n"
+                f"  - files: [{self.targets}]\n    refresh_interval: 1s\n" + job
             )
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(os.path.join(tmp, "prometheus.log"), "w")

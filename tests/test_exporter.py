@@ -236,7 +236,7 @@ def test_port_in_use_one_line_exit_2():
 class FakeRunqLat:
     """Hands out the snapshots a test queues, like RunqLat.snapshot() deltas."""
 
-    unit, pids, cgroup_ids = "usecs", None, None
+    unit, pids, cgroup_ids, lost = "usecs", None, None, 0
 
     def __init__(self, per="cgroup", blame=False):
         self.per, self.queued, self.forgotten = per, [], []
@@ -256,6 +256,9 @@ class FakeRunqLat:
 
     def forget(self, ids):
         self.forgotten.extend(ids)
+
+    def detached(self):
+        return []
 
 
 def cgroup_series(path: str, **labels: str) -> frozenset:

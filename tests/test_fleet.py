@@ -5,7 +5,11 @@ container id."""
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -14,6 +18,7 @@ import uuid
 import pytest
 import yaml
 
+import podman_images
 from needs import need
 from promserver import Prometheus
 from waiting import wait_for
@@ -46,9 +51,7 @@ def podman(*args: str) -> str:
 def image() -> str:
     need("podman")
     need("prometheus")
-    done = subprocess.run([os.path.join(ROOT, "dev"), "image"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()[-1]
+    return podman_images.build()
 
 
 def test_image_is_small_and_has_no_compiler(image):
@@ -61,6 +64,46 @@ def test_image_is_small_and_has_no_compiler(image):
     assert found == ""
     version = podman("run", "--rm", "--entrypoint", "pyrunq", image, "--version")
     assert version == f"pyrunq {pyrunq.__version__}"
+
+
+def test_the_name_is_a_manifest_list_over_amd64_and_arm64(image):
+    listed = json.loads(podman("manifest", "inspect", image))["manifests"]
+    assert sorted(m["platform"]["architecture"] for m in listed) == ["amd64", "arm64"]
+    for arch in ("amd64", "arm64"):
+        assert podman("image", "inspect", "--format", "{{.Architecture}}", f"{image}-{arch}") == arch
+
+
+# In the arm64 image, under qemu-user: the version, `pyrunq inspect` of each
+# packaged object (ELF, BTF, programs, maps: no kernel needed), their digests.
+ARM64_CHECK = """set -e
+uname -m
+pyrunq --version
+cd "$(python3 -c 'import os, pyrunq.bpf; print(os.path.dirname(pyrunq.bpf.__file__))')/arm64"
+for o in *.bpf.o; do pyrunq inspect --json "$o" >/dev/null; echo "inspected $o"; done
+sha256sum *.bpf.o
+"""
+
+
+def test_arm64_image_runs_under_emulation_with_the_objects_the_arm64_kernel_loads(image):
+    import pyrunq
+
+    out = podman("run", "--rm", "--arch", "arm64", "--entrypoint", "sh", f"{image}-arm64", "-c", ARM64_CHECK)
+    lines = out.splitlines()
+    assert lines[:2] == ["aarch64", f"pyrunq {pyrunq.__version__}"], out
+    # the checkout's arm64 objects, which the kernel matrix's arm64 guest loads (less the tests' own)
+    objects = sorted(
+        p for p in glob.glob(os.path.join(ROOT, "src/pyrunq/bpf/arm64/*.bpf.o")) if "selftest" not in p
+    )
+    assert [line for line in lines if line.startswith("inspected ")] == [
+        f"inspected {os.path.basename(p)}" for p in objects
+    ]
+    digests = dict(reversed(line.split()) for line in lines if re.fullmatch(r"[0-9a-f]{64}  \S+", line))
+    assert digests == {os.path.basename(p): sha256(p) for p in objects}
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def pod_manifest(tmp: str, name: str, image: str) -> str:

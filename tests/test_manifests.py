@@ -10,6 +10,7 @@ import functools
 import glob
 import os
 
+import jsonpatch
 import kubernetes_validate
 import pytest
 import yaml
@@ -34,7 +35,8 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-MANIFESTS = sorted(glob.glob(os.path.join(DEPLOY, "*.yaml")))
+KUSTOMIZATION = "kustomization.yaml"  # kustomize's, not a Kubernetes object
+MANIFESTS = sorted(p for p in glob.glob(os.path.join(DEPLOY, "*.yaml")) if not p.endswith(KUSTOMIZATION))
 
 
 @functools.lru_cache(maxsize=None)
@@ -168,3 +170,70 @@ def test_image_is_the_one_dev_image_builds():
     name, _, tag = container()["image"].rpartition(":")
     assert name == "localhost/pyrunq"
     assert tag == pyrunq.__version__  # a version bump must bump the manifest too
+
+
+# ---- the kustomizations: the base and the TLS overlay ------------------------
+
+
+def kustomization(directory: str) -> dict:
+    with open(os.path.join(directory, KUSTOMIZATION)) as f:
+        return yaml.load(f, Loader=StrictLoader)
+
+
+def test_the_base_kustomization_holds_every_manifest():
+    base = kustomization(DEPLOY)
+    assert sorted(os.path.join(DEPLOY, r) for r in base["resources"]) == MANIFESTS
+
+
+def tls_documents() -> list[dict]:
+    """The TLS overlay as kustomize builds it: the base, its JSON patches
+    (RFC 6902) applied to their targets."""
+    overlay = os.path.join(os.path.dirname(DEPLOY), "kubernetes-tls")  # not below its base: kustomize refuses
+    spec = kustomization(overlay)
+    assert [os.path.normpath(os.path.join(overlay, r)) for r in spec["resources"]] == [DEPLOY]
+    docs = [dict(doc) for doc in all_documents()]
+    for patch in spec["patches"]:
+        with open(os.path.join(overlay, patch["path"])) as f:
+            ops = jsonpatch.JsonPatch(yaml.load(f, Loader=StrictLoader))
+        target = patch["target"]
+        hits = [
+            i
+            for i, d in enumerate(docs)
+            if (d["kind"], d["metadata"]["name"]) == (target["kind"], target["name"])
+        ]
+        assert len(hits) == 1, target
+        docs[hits[0]] = ops.apply(docs[hits[0]])
+    return docs
+
+
+def test_the_tls_overlay_is_valid_for_kubernetes():
+    for doc in tls_documents():
+        if (doc.get("apiVersion"), doc.get("kind")) not in CUSTOM:
+            assert validated(doc) == KUBERNETES_VERSION
+
+
+def test_the_tls_overlay_serves_what_it_mounts_and_scrapes_with_https():
+    from pyrunq.cli import Parser, exporter
+
+    docs = {doc["kind"]: doc for doc in tls_documents()}
+    spec = docs["DaemonSet"]["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    parser = Parser(prog="pyrunq exporter")
+    exporter.add_arguments(parser)
+    web_config = parser.parse_args(c["args"]).web_config
+    (mount,) = [m for m in c["volumeMounts"] if web_config.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    files = {i["path"] for s in volume["projected"]["sources"] for i in s["secret"]["items"]}
+    assert files == {os.path.basename(web_config), "tls.crt", "tls.key"}
+    # nobody, the exporter once it dropped root, reads renewed files through the group
+    assert volume["projected"]["defaultMode"] == 0o440 and spec["securityContext"]["fsGroup"] == 65534
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"]["scheme"] == "HTTPS"
+    (endpoint,) = docs["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    assert endpoint["scheme"] == "https" and set(endpoint["basicAuth"]) == {"username", "password"}
+
+
+def test_probes_ask_the_health_endpoints():
+    assert container()["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container()["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container()["readinessProbe"]["httpGet"]["port"] in [p["name"] for p in container()["ports"]]

@@ -64,6 +64,9 @@ LABELS = {
     "pidns": ("pidns",),
 }
 BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+# Not ready while the kernel side loses more than this share of the samples
+# of a refresh interval: a lost sample or two (clock skew) is no reason.
+LOSS_LIMIT = 0.01
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +212,10 @@ class RunqueueCollector:
     culprit cgroups named (``BLAME``, the rest as "other"; 0: none named).
     Per cgroup, the cgroup's own CPU pressure (PSI) and quota throttling are
     read from its cgroup files, where they exist.
+
+    ``readiness(max_age)`` says from what the last ``refresh()`` saw (no map
+    read) why the exporter is not ready: programs detached, a refresh failed
+    (``refresh_failed()``) or is overdue, the kernel side losing samples.
     """
 
     def __init__(
@@ -231,12 +238,17 @@ class RunqueueCollector:
         self._series: dict = {}
         self._refused: set = set()  # keys the cap keeps out, each counted once
         self.series_dropped = self.samples_dropped = 0
+        self.samples = 0  # every sample the kernel counted, with a series or not
         self._closed = False
+        # readiness, from what the last refresh saw: the selection was resolved when opened
+        self.refreshed, self.refresh_error = time.monotonic(), ""
+        self._last_lost, self._last_samples, self.interval_loss = self.rq.lost, 0, 0.0
 
     def update(self) -> None:
         """Fold what the kernel counted since the last update (hold ``lock``)."""
         snapshot, blame = self.rq.interval() if self.rq.blame else (self.rq.snapshot(), {})
         for key, hist in snapshot.items():
+            self.samples += hist.total
             series = self._series.get(key) or self._admit(key)
             if series is None:
                 self.samples_dropped += hist.total
@@ -270,6 +282,8 @@ class RunqueueCollector:
             if pids is not None:
                 self.rq.set_pids(pids)
             gone = self.prune()
+            self._measure_loss()
+        self.refreshed, self.refresh_error = time.monotonic(), ""
         log.debug(
             "refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
             "all" if ids is None else len(ids),
@@ -277,6 +291,38 @@ class RunqueueCollector:
             len(gone),
             (time.monotonic() - start) * 1e3,
         )
+
+    def _measure_loss(self) -> None:
+        """The share of the samples of this refresh interval that the kernel
+        side could not count (hold ``lock``)."""
+        lost, samples = self.rq.lost, self.samples
+        new_lost, new_samples = lost - self._last_lost, samples - self._last_samples
+        self._last_lost, self._last_samples = lost, samples
+        self.interval_loss = new_lost / (new_lost + new_samples) if new_lost else 0.0
+
+    def refresh_failed(self, error: str) -> None:
+        """Note that a refresh did not complete, for ``readiness()``."""
+        self.refresh_error = error
+
+    def readiness(self, max_age: float) -> list[str]:
+        """Why the exporter is not ready; none: it is. From what the last
+        refresh saw (no map read, no lock): the programs are attached, the
+        last refresh succeeded less than ``max_age`` seconds ago, and in its
+        interval the kernel side lost at most LOSS_LIMIT of the samples."""
+        problems = []
+        if self._closed:
+            problems.append("stopping")
+        detached = self.rq.detached()
+        if detached:
+            problems.append(f"programs not attached: {', '.join(detached)}")
+        if self.refresh_error:
+            problems.append(f"the last refresh failed: {self.refresh_error}")
+        age = time.monotonic() - self.refreshed
+        if age > max_age:
+            problems.append(f"no refresh for {age:.0f} s")
+        if self.interval_loss > LOSS_LIMIT:
+            problems.append(f"{self.interval_loss:.1%} of the samples lost in the last refresh interval")
+        return problems
 
     def _resolve(self) -> tuple[set | None, set | None]:
         """Outside the lock: scanning /proc and the cgroup tree takes a while."""

@@ -25,6 +25,7 @@ import argparse
 import codecs
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,8 +129,12 @@ def run(
     cwd: str | None = None,
     out=None,
     console: bool = False,
+    image_root: Path | None = None,
 ) -> tuple[int, str]:
-    """Run argv in the guest: (exit status, its output). Output also goes to `out`."""
+    """Run argv in the guest: (exit status, its output). Output also goes to `out`.
+    `image_root` (an arm64 guest's): boot into this directory (a container
+    image's files) instead, with nothing of the checkout and only the
+    userland root's busybox added (for init and poweroff)."""
     out = out or sys.stdout
     arch = kernels.arch(kernel)
     try:
@@ -141,9 +146,15 @@ def run(
         job = Path(tmp)
         kernels.initrd(kernel_dir, job / "initrd", arch, root / "bin/busybox")
         overlays = ["/=/lower" if root == Path("/") else f"/=/lower{root}"]
-        if binding:  # the checkout and the job in the arm64 root, at their own paths
+        env = GUEST_ENV
+        if image_root:  # busybox below the image's files (usr/bin: /bin may be a link)
+            (job / "busybox/usr/bin").mkdir(parents=True)
+            shutil.copy(root / "bin/busybox", job / "busybox/usr/bin")
+            overlays = [f"/=/lower{image_root}:/lower{job}/busybox", f"{job}=/lower{job}"]
+            env = dict(GUEST_ENV, PATH=SYSTEM_PATH)
+        elif binding:  # the checkout and the job in the arm64 root, at their own paths
             overlays += [f"{REPO}=/lower{binding}:/lower{REPO}", f"{job}=/lower{job}"]
-        env = ARM64_ENV if binding else GUEST_ENV
+            env = ARM64_ENV
         (job / "job.sh").write_text(
             JOB.format(
                 env="".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()),

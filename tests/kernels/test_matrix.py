@@ -80,3 +80,40 @@ def test_runner_reports_a_guest_panic():
 
 def test_runner_reports_a_time_out():
     assert guest("6.1", ["sleep", "600"], timeout=20)[0] == run.TIMEOUT
+
+
+# The arm64 image on an arm64 kernel: what qemu-user cannot show (it has no
+# bpf()), the exporter attached and answering its probes.
+IMAGE_HEALTH = """if True:
+    import subprocess, sys, urllib.request
+    exporter = subprocess.Popen(["pyrunq", "exporter", "--by", "total", "--listen", "127.0.0.1:9864",
+                                 "--refresh", "2"], stderr=subprocess.PIPE, text=True)
+    for line in exporter.stderr:
+        print(line, end="")
+        if "serving" in line:
+            break
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen("http://127.0.0.1:9864" + path, timeout=60) as r:
+            print(path, r.status, r.read().decode().strip())
+    exporter.terminate()
+    print("exit", exporter.wait())
+"""
+
+
+def test_arm64_image_attaches_and_answers_health_on_an_arm64_kernel():
+    import podman_images
+
+    arm64 = podman_images.build() + "-arm64"
+    with podman_images.mounted(arm64) as root:
+        prepared("6.1-arm64")
+        status, output = run.run(
+            "6.1-arm64",
+            # the guest's init leaves loopback down; the image has no ip(8): busybox's
+            ["sh", "-c", 'busybox ip link set lo up && exec python3 -c "$0"', IMAGE_HEALTH],
+            timeout=BOOT_TIMEOUT,
+            cwd="/",
+            image_root=root,
+        )
+    assert status == 0, output
+    assert "pyrunq exporter: serving http://127.0.0.1:9864/metrics" in output
+    assert "/healthz 200 ok\n/readyz 200 ready\nexit 0" in output, output

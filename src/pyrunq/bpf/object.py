@@ -245,6 +245,10 @@ class BPFObject:
         attached so already keeps its link (twice is fine: never two links)."""
         return [p.attach() for p in self.programs.values() if p.autoload]
 
+    def attached(self) -> list[str]:
+        """The names of the programs attached now (those with an open link)."""
+        return [o.program.name for o in self._owned if isinstance(o, Link)]
+
     def detach(self) -> None:
         """Detach every program, keeping maps and ring buffers readable."""
         for link in [o for o in self._owned if isinstance(o, Link)]:

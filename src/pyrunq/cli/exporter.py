@@ -10,6 +10,7 @@ import gzip
 import pwd
 import re
 import socket
+import ssl
 import sys
 import threading
 from socketserver import ThreadingMixIn
@@ -99,6 +100,12 @@ def add_arguments(p) -> None:
         'the rest as "other" (default 3; 0: none named, the split by kind stays)',
     )
     p.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="TLS and basic auth for /metrics: a web configuration file in the format of the Prometheus "
+        "exporter-toolkit (tls_server_config, basic_auth_users); its files are read again when they change",
+    )
+    p.add_argument(
         "--user", type=user_entry, metavar="USER", help="drop root for USER once the programs are attached"
     )
 
@@ -165,23 +172,47 @@ def user_entry(text: str) -> pwd.struct_passwd:
 
 
 class _Server(ThreadingMixIn, WSGIServer):
+    """Serves plain HTTP, or with ``web`` (webconfig.WebServing) TLS and basic
+    auth as its configuration says, checked again at each connection."""
+
     daemon_threads = True
     request_queue_size = 128  # dozens of scrapers at once must not overflow the backlog
+    web = None
+
+    def get_request(self):
+        conn, address = super().get_request()
+        config = self.web.current() if self.web is not None else None
+        if config is not None and config.tls is not None:
+            # the handshake runs in the connection's thread (_Handler.setup), not in the accepting one
+            conn = config.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
+    def handle_error(self, request, client_address) -> None:
+        # a client that is refused (no TLS, no certificate) or goes away is not the server's error
+        if not isinstance(sys.exc_info()[1], (OSError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(WSGIRequestHandler):
+    timeout = 30  # a client that says nothing does not hold a thread for ever
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
     def log_message(self, *args) -> None:  # one stderr line per scrape is noise
         pass
 
 
-def bind(listen: tuple[int, tuple]) -> WSGIServer:
+def bind(listen: tuple[int, tuple]) -> _Server:
     """Bind before anything is loaded: a bad --listen is a usage error."""
     from ..errors import UsageError
 
     family, address = listen
     server_class = type("Server", (_Server,), {"address_family": family})
     try:
-        return server_class(address, _QuietHandler)
+        return server_class(address, _Handler)
     except OSError as e:
         raise UsageError(f"--listen {url(address)}: cannot listen: {e.strerror}") from None
 
@@ -191,18 +222,29 @@ def url(address: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def metrics_app(collector):
+def metrics_app(collector, web=None, max_age: float = float("inf")):
     """A WSGI app serving the collector's metrics and the exporter's own
-    (process_*), in the format the scraper asks for, gzipped when it may be."""
+    (process_*), in the format the scraper asks for, gzipped when it may be;
+    behind basic auth when ``web`` has users. /healthz and /readyz answer
+    without auth and without a scrape (they name nothing traced): the
+    process serves; it is ready (``collector.readiness(max_age)``)."""
     from prometheus_client import ProcessCollector
     from prometheus_client.exposition import choose_encoder
 
     process = ProcessCollector(registry=None)  # the exporter's own CPU and memory
 
     def app(environ, start_response):
-        if environ.get("PATH_INFO") == "/favicon.ico":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b""]
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
+            return _text(start_response, "200 OK", "ok\n")
+        if path == "/readyz":
+            problems = collector.readiness(max_age)
+            body = "".join(f"{p}\n" for p in problems) or "ready\n"
+            return _text(start_response, "503 Service Unavailable" if problems else "200 OK", body)
+        if web is not None and not web.authorized(web.current(), environ.get("HTTP_AUTHORIZATION")):
+            return _text(start_response, "401 Unauthorized", "Unauthorized\n", [AUTHENTICATE])
+        if path == "/favicon.ico":
+            return _text(start_response, "200 OK", "")
         encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
         body = collector.exposition(encoder, content_type, extra=process.collect())
         headers = [("Content-Type", content_type)]
@@ -215,9 +257,20 @@ def metrics_app(collector):
     return app
 
 
+AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="pyrunq"')
+
+
+def _text(start_response, status: str, text: str, headers=()) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *headers]
+    )
+    return [body]
+
+
 @contextlib.contextmanager
-def serving(server: WSGIServer, collector):
-    server.set_app(metrics_app(collector))
+def serving(server: WSGIServer, collector, max_age: float):
+    server.set_app(metrics_app(collector, getattr(server, "web", None), max_age))
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     try:
@@ -246,7 +299,9 @@ def run(args, parser) -> int:
     pids = [p for group in args.pid for p in group]
     warn_missing(parser.prog, pids)
     selection = Selection(args.cgroup, args.comm, pids)
+    web = serving_config(parser.prog, args.web_config) if args.web_config else None
     server = bind(args.listen)
+    server.web = web
     try:
         with selection.open(per=PER[args.by], blame=True) as rq:
             if args.user:
@@ -254,19 +309,49 @@ def run(args, parser) -> int:
 
                 say(parser.prog, drop_privileges(args.user))
             collector = RunqueueCollector(rq, args.max_series, selection, args.cgroup_label, args.blame_top)
-            with serving(server, collector):
-                say(parser.prog, f"serving http://{url(server.server_address)}/metrics")
-                refresh_until_stopped(collector, args.refresh)
+            with serving(server, collector, max_age=3 * args.refresh + 5):
+                scheme = web.config.scheme if web else "http"
+                say(parser.prog, f"serving {scheme}://{url(server.server_address)}/metrics")
+                refresh_until_stopped(parser.prog, collector, args.refresh)
     finally:
         server.server_close()
     return 0
 
 
-def refresh_until_stopped(collector, every: float) -> None:
+def serving_config(prog: str, path: str):
+    """The web configuration, read now: what is wrong with it is a usage error."""
+    from ..errors import UsageError
+    from ..webconfig import WebServing
+
+    import logging
+
+    # a file that changes and does not load is said like every other line of the exporter
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
+    log = logging.getLogger("pyrunq.webconfig")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        return WebServing(path)
+    except UsageError as e:
+        raise UsageError(f"--web-config {e}") from None
+    except ModuleNotFoundError as e:
+        raise UsageError(f"--web-config needs {e.name}: pip install 'pyrunq[exporter]'") from None
+
+
+def refresh_until_stopped(prog: str, collector, every: float) -> None:
     """Until SIGINT / SIGTERM: then serving stops and the programs are
-    detached on the way out."""
+    detached on the way out. A refresh that fails is said and keeps the
+    exporter unready (/readyz) until one succeeds."""
+    from ..errors import PyrunqError
+
     while not wait(every):
-        collector.refresh()
+        try:
+            collector.refresh()
+        except (PyrunqError, OSError) as e:
+            say(prog, f"refresh failed: {e}")
+            collector.refresh_failed(str(e))
 
 
 def say(prog: str, message: str) -> None:

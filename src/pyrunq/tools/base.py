@@ -65,6 +65,11 @@ class Tool:
         only while kernel.bpf_stats_enabled is 1."""
         return {name: prog.stats() for name, prog in self.obj.programs.items() if prog.autoload}
 
+    def detached(self) -> list[str]:
+        """The loaded programs that have no link now (none while attached)."""
+        linked = set(self.obj.attached())
+        return [name for name, prog in self.obj.programs.items() if prog.autoload and name not in linked]
+
     @property
     def lost(self) -> int:
         """What the kernel side could not count so far, for any reason."""
@@ -131,6 +136,11 @@ class EventTool(Tool):
         """Detach, then hand over what is already in the ring buffer."""
         super().stop()
         return self.ring.consume()
+
+    def detached(self) -> list[str]:
+        """The loaded programs that have no link now (none while attached)."""
+        linked = set(self.obj.attached())
+        return [name for name, prog in self.obj.programs.items() if prog.autoload and name not in linked]
 
     @property
     def lost(self) -> int:
