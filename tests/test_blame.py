@@ -77,7 +77,7 @@ def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
         (key(5, 13, 43, other), val(20, "sshd")),
         (key(5, 11, 5, self_), val(10, "app")),
     ]
-    first = a.diff(hists, pairs)[5]
+    first = a.diff(hists, a.culprits(pairs))[5]
     assert first.kinds == {"self": 10, "container": 30, "host": 20, "kernel": 0, "idle": 4, "unattributed": 1}
     assert [(c.label(), c.kind, c.ns) for c in first.culprits] == [
         ("podman:3f2a3f2a3f2a hog[42]", "container", 30),
@@ -86,10 +86,10 @@ def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
     ]
     hists = [(5, rec([10, 50 + 7, 0, 4, 1]))]
     pairs[0] = (key(5, 12, 42, other), val(37, "hog"))
-    second = a.diff(hists, pairs)[5]  # only what is new
+    second = a.diff(hists, a.culprits(pairs))[5]  # only what is new
     assert second.kinds == {"self": 0, "container": 7, "host": 0, "kernel": 0, "idle": 0, "unattributed": 0}
     assert [(c.comm, c.ns) for c in second.culprits] == [("hog", 7)]
-    assert a.diff(hists, pairs) == {}  # nothing new: no key
+    assert a.diff(hists, a.culprits(pairs)) == {}  # nothing new: no key
 
 
 def test_culprit_table_sums_in_c_are_the_references():

@@ -153,19 +153,19 @@ class Attribution:
 
 class Attributions:
     """Interval differences of runqlat's cumulative blame counters: the
-    ``blame_ns`` of each histogram (struct hist) and the ``blames`` table."""
+    ``blame_ns`` of each histogram (struct hist), and (the reference of
+    ``pyrunq.bpf.BlameDiffs``, which RunqLat reads it with) the ``blames``
+    table."""
 
     def __init__(self, kinds: Kinds, per: str | None):
         self.kinds, self.per = kinds, per
-
         self._hists: dict[int, tuple[int, ...]] = {}
         self._pairs: dict[tuple, int] = {}
-        self._keys: dict[int, list] = {}  # victim -> its entries' keys, as read
 
-    def diff(self, hists, pairs, clear: bool = True) -> dict[int, Attribution]:
+    def diff(self, hists, culprits: dict, clear: bool = True) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
-        cleared call; ``hists`` and ``pairs`` are the maps' items."""
-        culprits = self.culprits(pairs, clear)
+        cleared call; ``hists`` are the histograms' items, ``culprits`` the
+        interval's culprits of each raw key."""
         out = {}
         for raw, h in hists:
             now = tuple(h.blame_ns)
@@ -180,11 +180,9 @@ class Attributions:
         """{raw key: its culprits} since the last cleared call, from the
         culprit table's items (``pairs``)."""
         culprits: dict[int, list[Culprit]] = {}
-        self._keys = {}
         for k, v in pairs:
             raw = (k.victim, k.cgroup_id, k.culprit, k.kind)
             ns = v.ns - self._pairs.get(raw, 0)
-            self._keys.setdefault(k.victim, []).append(k)
             if clear:
                 self._pairs[raw] = v.ns
             if ns:
@@ -219,28 +217,16 @@ class Attributions:
         ordered = tuple(sorted(culprits, key=lambda c: -c.ns)) if len(culprits) > 1 else tuple(culprits)
         return Attribution(kinds, ordered)
 
-    def culprit_cgroups(self) -> set[int]:
-        """The cgroups of the culprits in the table, as last read."""
-        return {k.cgroup_id for keys in self._keys.values() for k in keys}
-
-    def forget_culprits(self, cgroup_ids) -> list:
-        """Forget the entries whose culprit is in these cgroups (removed
-        cgroups: nothing more can be added to them); return their keys in
-        the culprit table, for the caller to delete."""
-        gone, out = set(cgroup_ids), []
-        for victim, keys in self._keys.items():
-            out += [k for k in keys if k.cgroup_id in gone]
-            self._keys[victim] = [k for k in keys if k.cgroup_id not in gone]
+    def forget_culprits(self, cgroup_ids) -> None:
+        """Forget the culprit table's entries of culprits in these cgroups."""
+        gone = set(cgroup_ids)
         for raw in [r for r in self._pairs if r[1] in gone]:
             del self._pairs[raw]
-        return out
 
-    def forget(self, raws) -> list:
-        """Forget these keys' baselines; return the keys of their entries in
-        the culprit table (as last read), for the caller to delete."""
+    def forget(self, raws) -> None:
+        """Forget these keys' baselines (and their culprit table entries')."""
         gone = set(raws)
         for raw in gone:
             self._hists.pop(raw, None)
         for key in [k for k in self._pairs if k[0] in gone]:
             del self._pairs[key]
-        return [k for raw in gone for k in self._keys.pop(raw, ())]

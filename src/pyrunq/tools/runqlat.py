@@ -79,8 +79,12 @@ class RunqLat(KeyedHists, RunqTracer):
         if not self.blame:
             raise UsageError("attribution() needs RunqLat(blame=True)")
         comms = {raw: h.comm for raw, h in items}
-        diffs = self._attributions_of().diff(items, self.obj.maps["blames"].items(), clear)
-        return {self._key(raw, comms[raw]): a for raw, a in diffs.items()}
+        d, a = self._culprit_table(clear), self._attributions_of()
+        culprits: dict[int, list] = {}
+        for c in d.changes():  # only the entries that grew are decoded
+            culprits.setdefault(c.victim, []).append(a.culprit(c, c.comm.decode(errors="replace"), c.ns))
+        diffs = a.diff(items, culprits, clear)
+        return {self._key(raw, comms[raw]): attribution for raw, attribution in diffs.items()}
 
     def interval_stats(
         self, clear: bool = True, all_culprits: bool = False
@@ -105,14 +109,22 @@ class RunqLat(KeyedHists, RunqTracer):
             self._forget_gone(d.idle())
         return keyed, total, blame
 
-    def _blame_stats(self, keyed, clear: bool, all_culprits: bool) -> dict[Key | None, Attribution]:
-        """interval_stats()'s attributions: the culprit table's growth in C."""
-        blames, a = self.obj.maps["blames"], self._attributions_of()
+    def _culprit_table(self, clear: bool) -> BlameDiffs:
+        """The culprit table read, and its growth since the last cleared
+        read taken, in C (``BlameDiffs``): tens of thousands of entries, of
+        which an interval changes a few."""
         if self._blame_diffs is None:
+            blames = self.obj.maps["blames"]
             other = self.obj.btf.enum("blame_kind")["BLAME_OTHER"]
             self._blame_diffs = BlameDiffs(blames.key_layout, blames.value_layout, other)
         d = self._blame_diffs
-        d.diff(*d.read(blames), clear)
+        d.diff(*d.read(self.obj.maps["blames"]), clear)
+        return d
+
+    def _blame_stats(self, keyed, clear: bool, all_culprits: bool) -> dict[Key | None, Attribution]:
+        """interval_stats()'s attributions: per victim, its largest culprit
+        and the containers' part summed in C."""
+        d, a = self._culprit_table(clear), self._attributions_of()
         for cgroup_id in d.unnamed():
             d.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
         victims = {v.victim: v for v in d.victims()}
@@ -144,9 +156,6 @@ class RunqLat(KeyedHists, RunqTracer):
         if self.per == "cgroup" and self._blame_diffs is not None:  # culprits removed, victims alive
             gone = [c for c in self._blame_diffs.cgroups() if not self._names().exists(c)]
             self._delete_culprits(self._blame_diffs.forget(cgroups=gone))
-        elif self.per == "cgroup" and self._attributions is not None:
-            gone = [c for c in self._attributions.culprit_cgroups() if not self._names().exists(c)]
-            self._delete_culprits(self._attributions.forget_culprits(gone))
 
     def forget(self, ids) -> None:
         super().forget(ids)
@@ -156,10 +165,10 @@ class RunqLat(KeyedHists, RunqTracer):
     def _forget_culprits_of(self, victims: set) -> None:
         """Delete the culprit table's entries of these keys (those read by
         the last attribution: an entry made since is deleted next time)."""
+        if self._attributions is not None:
+            self._attributions.forget(victims)
         if self._blame_diffs is not None:
             self._delete_culprits(self._blame_diffs.forget(victims=victims))
-        elif self._attributions is not None:
-            self._delete_culprits(self._attributions.forget(victims))
 
     def _delete_culprits(self, keys) -> None:
         blames = self.obj.maps["blames"]
