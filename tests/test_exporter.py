@@ -24,6 +24,7 @@ import pyrunq.containers
 from pyrunq.errors import UsageError
 from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
+from pyrunq.tools.blame import Attribution, Culprit
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
 import cli
@@ -345,8 +346,9 @@ TENANT = re.compile(r"^/tenants/(?P<tenant>[^/]+)/")
         ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')], []),
     ],
 )
-def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns):
-    rq = FakeRunqLat(per=per)
+@pytest.mark.parametrize("blame", [False, True])
+def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, blame):
+    rq = FakeRunqLat(per=per, blame=blame)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
     rq.queued = [
         {k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h) in enumerate(zip(keys, hists))},
@@ -355,7 +357,20 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns):
         {},
         {keys[0]: hists[1]},
     ]
-    collector = RunqueueCollector(rq, max_series=len(keys), cgroup_labels=patterns)
+    culprits = [  # named culprits beyond the top 2 go to "other"; odd paths escaped
+        Culprit(7, 7, "hog", f"/libpod_parent/libpod-{CONTAINERD}", 5, "container", 3_000_000),
+        Culprit(8, 8, "sshd", '/system.slice/we"ird\\x', 6, "host", 1_234_567),
+        Culprit(9, 9, "cron", "/system.slice/cron.service", 7, "host", 10),
+    ]
+    kinds = {"self": 5, "container": 3_000_000, "host": 1_234_577, "kernel": 1, "idle": 2, "unattributed": 3}
+    rq.blamed = [
+        {keys[0]: Attribution(kinds, tuple(culprits))},
+        {},
+        {},
+        {},
+        {keys[0]: Attribution(kinds, ())},
+    ]
+    collector = RunqueueCollector(rq, max_series=len(keys), cgroup_labels=patterns, blame_top=2)
     registry = CollectorRegistry()
     registry.register(collector)
     for accept in ("", "application/openmetrics-text; version=1.0.0"):
@@ -364,6 +379,9 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns):
         fast = collector.exposition(encoder, content_type)
         assert fast == encoder(registry), content_type  # what the library writes
         assert fast.count(b"_bucket{") == 26 * len(keys)  # 25 bounds, +Inf
+        assert fast.count(b"pyrunq_runqueue_wait_attributed_seconds_total{") == (
+            6 * len(keys) if blame else 0
+        )
 
 
 def test_counts_are_written_as_the_library_writes_them():

@@ -123,8 +123,45 @@ def _line_prefixes(encoder, labelnames, values) -> list[str]:
     prometheus_client's ``encoder`` itself (label order, escaping)."""
     h = _latency_family(labelnames)
     h.add_metric(values, [(le, 0) for le in BOUNDS] + [("+Inf", 0)], 0)
-    lines = encoder(_Families([h])).decode().splitlines()
+    return _prefixes(encoder, h)
+
+
+def _prefixes(encoder, family) -> list[str]:
+    """The sample lines of ``family`` up to their values, as ``encoder`` writes them."""
+    lines = encoder(_Families([family])).decode().splitlines()
     return [line.rsplit(" ", 1)[0] + " " for line in lines if not line.startswith("#")]
+
+
+def _header(encoder, family) -> str:
+    """An empty ``family``'s lines (# HELP, # TYPE) as ``encoder`` writes them."""
+    return encoder(_Families([family])).decode().removesuffix("# EOF\n")
+
+
+def _attributed_family(labelnames) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        ATTRIBUTED.removesuffix("_total"),
+        "Run queue waiting time by what held the CPU meanwhile: the series' own cgroup (self), "
+        "another container, another cgroup of the host, a kernel thread, the idle task, or "
+        "unattributed; adds up to the latency histogram's _sum.",
+        labels=[*labelnames, "culprit_kind"],
+    )
+
+
+def _blame_family(labelnames) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        BLAME.removesuffix("_total"),
+        "Run queue waiting time by the cgroup whose tasks held the CPU: the largest few per "
+        'series by name, from when they were named, the rest as culprit_cgroup="other".',
+        labels=[*labelnames, *CULPRIT_LABELS],
+    )
+
+
+def _culprit_values(path: str) -> list[str]:
+    """culprit_cgroup, culprit_container_id, culprit_pod_uid of a culprit cgroup."""
+    if path == OTHER_CULPRITS:
+        return [path, "", ""]
+    c = containers.parse(path)
+    return [path, c["container_id"], c["pod_uid"]]
 
 
 class _Series:
@@ -132,7 +169,7 @@ class _Series:
     sum; and who took the CPU from it: nanoseconds by culprit kind and by
     named culprit cgroup."""
 
-    __slots__ = ("values", "slots", "sum_ns", "prefixes", "kinds", "named", "other_ns")
+    __slots__ = ("values", "slots", "sum_ns", "prefixes", "kinds", "named", "other_ns", "culprit_prefixes")
 
     def __init__(self, values: tuple[str, ...]):
         self.values = values
@@ -141,6 +178,7 @@ class _Series:
         self.kinds = dict.fromkeys(KINDS, 0)
         self.named: dict[str, int] = {}  # culprit cgroup -> ns since it was named
         self.other_ns = 0
+        self.culprit_prefixes: dict[tuple[str, str], str] = {}  # (content type, culprit) -> its line's start
 
     def add(self, hist) -> None:
         self.slots = [a + b for a, b in zip(self.slots, hist.slots)]
@@ -180,6 +218,31 @@ class _Series:
         counts = [go_int(n) for _, n in self.buckets()]
         numbers = [*counts, counts[-1], floatToGoString(self.sum_ns / 1e9)]  # _count, _sum
         return "".join([p + n + "\n" for p, n in zip(prefixes, numbers)])
+
+    def kinds_text(self, encoder, content_type: str, labelnames) -> str:
+        """This series' attributed counters (one per culprit kind), as the
+        encoder writes them, from lines made once per format."""
+        key = content_type + " attributed"
+        prefixes = self.prefixes.get(key)
+        if prefixes is None:
+            family = _attributed_family(labelnames)
+            for kind in self.kinds:
+                family.add_metric([*self.values, kind], 0)
+            prefixes = self.prefixes[key] = _prefixes(encoder, family)
+        return "".join(p + floatToGoString(ns / 1e9) + "\n" for p, ns in zip(prefixes, self.kinds.values()))
+
+    def culprits_text(self, encoder, content_type: str, labelnames) -> str:
+        """This series' named culprit cgroups' counters and "other"'s."""
+        lines = []
+        for path, ns in [*self.named.items(), (OTHER_CULPRITS, self.other_ns)]:
+            prefix = self.culprit_prefixes.get((content_type, path))
+            if prefix is None:  # a culprit is named once: its line is made once
+                family = _blame_family(labelnames)
+                family.add_metric([*self.values, *_culprit_values(path)], 0)
+                (prefix,) = _prefixes(encoder, family)
+                self.culprit_prefixes[content_type, path] = prefix
+            lines.append(prefix + floatToGoString(ns / 1e9) + "\n")
+        return "".join(lines)
 
 
 def go_int(n: int) -> str:
@@ -382,43 +445,38 @@ class RunqueueCollector:
             self.update()
             names = self.labelnames
             # OpenMetrics ends each document with "# EOF": only the last one here
-            head = encoder(_Families([_latency_family(names)])).decode().removesuffix("# EOF\n")
-            series = [s.text(encoder, content_type, names) for s in self._series.values()]
-            rest = encoder(_Families([*self._others(), *extra]))
-            return (head + "".join(series)).encode() + rest
+            parts = [_header(encoder, _latency_family(names))]
+            parts += [s.text(encoder, content_type, names) for s in self._series.values()]
+            if self.rq.blame:  # the same prepared lines for attribution: 7 more samples per series
+                parts.append(_header(encoder, _attributed_family(names)))
+                parts += [s.kinds_text(encoder, content_type, names) for s in self._series.values()]
+                if self.blame_top:
+                    parts.append(_header(encoder, _blame_family(names)))
+                    parts += [s.culprits_text(encoder, content_type, names) for s in self._series.values()]
+            rest = encoder(_Families([*self._others(blame=False), *extra]))
+            return "".join(parts).encode() + rest
 
     def _families(self) -> list:
         return [self._latency(), *self._others()]
 
-    def _others(self) -> list:
-        blame = self._blame() if self.rq.blame else []
+    def _others(self, blame: bool = True) -> list:
+        """The families after the latency's (``blame``: with attribution's)."""
+        attribution = self._blame() if self.rq.blame and blame else []
         pressure = (
             cgroup_cpu_families(self.labelnames, self._series.values()) if self.rq.per == "cgroup" else []
         )
-        return [*blame, *pressure, self._lost(), *self._gauges(), *self._programs()]
+        return [*attribution, *pressure, self._lost(), *self._gauges(), *self._programs()]
 
     def _blame(self) -> list:
-        kinds = CounterMetricFamily(
-            ATTRIBUTED.removesuffix("_total"),
-            "Run queue waiting time by what held the CPU meanwhile: the series' own cgroup (self), "
-            "another container, another cgroup of the host, a kernel thread, the idle task, or "
-            "unattributed; adds up to the latency histogram's _sum.",
-            labels=[*self.labelnames, "culprit_kind"],
-        )
-        named = CounterMetricFamily(
-            BLAME.removesuffix("_total"),
-            "Run queue waiting time by the cgroup whose tasks held the CPU: the largest few per "
-            'series by name, from when they were named, the rest as culprit_cgroup="other".',
-            labels=[*self.labelnames, *CULPRIT_LABELS],
-        )
+        """The attribution families, for ``collect()`` (``exposition()``
+        writes the same lines from prepared prefixes)."""
+        kinds, named = _attributed_family(self.labelnames), _blame_family(self.labelnames)
         for series in self._series.values():
             for kind, ns in series.kinds.items():
                 kinds.add_metric([*series.values, kind], ns / 1e9)
             if self.blame_top:
-                for path, ns in series.named.items():
-                    c = containers.parse(path)
-                    named.add_metric([*series.values, path, c["container_id"], c["pod_uid"]], ns / 1e9)
-                named.add_metric([*series.values, OTHER_CULPRITS, "", ""], series.other_ns / 1e9)
+                for path, ns in [*series.named.items(), (OTHER_CULPRITS, series.other_ns)]:
+                    named.add_metric([*series.values, *_culprit_values(path)], ns / 1e9)
         return [kinds, named] if self.blame_top else [kinds]
 
     def _latency(self):
