@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from . import pid_list, positive_int, wait, warn_missing
-from .runqlat import fast_text, json_lines, report_drops, write_bytes
+from . import positive_int, wait, warn_missing
+from .runqlat import add_histogram_arguments, fast_text, json_lines, report_drops, write_bytes
 
 EXAMPLES = """examples:
     pyrunq cpudist              # summarize on-CPU time as a histogram
@@ -25,34 +25,7 @@ def banner(offcpu: bool) -> str:
 
 def add_arguments(p) -> None:
     p.add_argument("-O", "--offcpu", action="store_true", help="measure off-CPU time")
-    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
-    p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
-    per = p.add_mutually_exclusive_group()
-    per.add_argument(
-        "-P", "--pids", dest="per", action="store_const", const="pid", help="print a histogram per process ID"
-    )
-    per.add_argument(
-        "-L", "--tids", dest="per", action="store_const", const="tid", help="print a histogram per thread ID"
-    )
-    per.add_argument(
-        "--pidnss",
-        dest="per",
-        action="store_const",
-        const="pidns",
-        help="print a histogram per PID namespace",
-    )
-    per.add_argument(
-        "--cgroups",
-        dest="per",
-        action="store_const",
-        const="cgroup",
-        help="print a histogram per cgroup v2 cgroup",
-    )
-    p.add_argument("-p", "--pid", type=pid_list, metavar="PID[,PID...]", help="trace these processes only")
-    p.add_argument(
-        "-c", "--cgroup", metavar="CGROUP", help="trace tasks in this cgroup v2 directory (and below)"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON document per histogram per line")
+    add_histogram_arguments(p)  # runqlat's
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
 

@@ -22,7 +22,10 @@ EXAMPLES = """examples:
     pyrunq runqlat -P --heatmap lat.svg 1 60    # and one small heatmap per busiest process"""
 
 
-def add_arguments(p) -> None:
+def add_histogram_arguments(p) -> None:
+    """The flags of runqlat that every keyed histogram tool shares (cpudist):
+    -T, -m, a histogram per process, thread, PID namespace or cgroup, the
+    task filters and --json."""
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
     per = p.add_mutually_exclusive_group()
@@ -51,6 +54,10 @@ def add_arguments(p) -> None:
         "-c", "--cgroup", metavar="CGROUP", help="trace tasks in this cgroup v2 directory (and below)"
     )
     p.add_argument("--json", action="store_true", help="one JSON document per histogram per line")
+
+
+def add_arguments(p) -> None:
+    add_histogram_arguments(p)
     p.add_argument(
         "--blame",
         action="store_true",
