@@ -4,6 +4,7 @@ runs, its filters and keys (inside a container too), its command line."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 import shlex
 import sys
 
@@ -110,13 +111,17 @@ def test_cli_bad_input_one_line_exit_2():
 
 
 @pytest.mark.slow  # two one-second intervals
-def test_cli_per_thread_intervals_end_and_json(kernel):
-    """-L with an interval prints that many intervals and ends (bcc #4148)."""
+def test_cli_per_thread_intervals_end_and_json(kernel, tmp_path):
+    """-L with an interval prints that many intervals and ends (bcc #4148);
+    --heatmap draws the JSON's counts."""
+    svg = tmp_path / "offcpu.svg"
     with busy_loops(cpu=1, n=2) as w:
         pid = w.procs[0].pid
         with (
             cli.spawn("cpudist", "-L", "-m", "-p", str(pid), "1", "2") as text,
-            cli.spawn("cpudist", "--json", "-O", "-P", "-p", str(pid), "1", "1") as docs,
+            cli.spawn(
+                "cpudist", "--json", "-O", "-P", "-p", str(pid), "--heatmap", str(svg), "1", "1"
+            ) as docs,
         ):
             (rc, out, err), (jrc, jout, jerr) = text.finish(), docs.finish()
     assert rc == 0, err
@@ -128,6 +133,15 @@ def test_cli_per_thread_intervals_end_and_json(kernel):
     (doc,) = [json.loads(line) for line in jout.splitlines()]
     assert doc["key"] == {"kind": "pid", "id": pid, "comm": "pyrunq-busy"} and doc["total"] > 0
     assert jerr == "Tracing off-CPU time... Hit Ctrl-C to end.\n"
+    root = ET.parse(svg).getroot()
+    assert "Off-CPU time per sleep, per process" in ET.tostring(root, encoding="unicode")
+    assert root.get("data-what") == "sleep"  # hover: "N sleeps", not waits
+    (panel,) = [
+        g
+        for g in root.iter("{http://www.w3.org/2000/svg}g")
+        if g.get("data-label") == f"pid = {pid} pyrunq-busy"
+    ]
+    assert sum(int(c.get("data-n")) for c in panel.iter() if c.get("class") == "c") == doc["total"]
 
 
 @pytest.mark.slow  # a container, a second of tracing

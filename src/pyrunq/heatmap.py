@@ -50,6 +50,7 @@ class Recorder:
     the label "" for a tool without keys. ``unit``: usecs or msecs."""
 
     unit: str = "usecs"
+    what: str = "wait"  # one sample, as the hover names it: a wait, a run (cpudist), a sleep
     times: list[float] = field(default_factory=list)
     everything: list[Sparse] = field(default_factory=list)
     keys: dict[str, dict[int, Sparse]] = field(default_factory=dict)
@@ -83,7 +84,7 @@ class Recorder:
     def panels(self, top: int = TOP_KEYS) -> list[Panel]:
         """Every wait first, then the ``top`` keys that waited most."""
         n = len(self.times)
-        out = [Panel("every wait" if self.keys else "", self.everything)]
+        out = [Panel(f"every {self.what}" if self.keys else "", self.everything)]
         ranked = sorted(self.keys, key=lambda k: (-self.waits[k], k))[:top]
         for label in ranked:
             cols = self.keys[label]
@@ -96,7 +97,7 @@ class Recorder:
         notes = [subtitle] if subtitle else []
         if self.dropped_columns:
             notes.append(f"the first {self.dropped_columns} intervals left out (at most {MAX_COLUMNS})")
-        return draw(self.panels(), self.times, self.unit, title, "; ".join(notes), interval)
+        return draw(self.panels(), self.times, self.unit, title, "; ".join(notes), interval, self.what)
 
     def write(self, path: str, title: str, subtitle: str = "", interval: float | None = None) -> None:
         svg.write_file(path, self.svg_text(title, subtitle, interval))
@@ -156,6 +157,7 @@ def draw(
     title: str,
     subtitle: str = "",
     interval: float | None = None,
+    what: str = "wait",
 ) -> str:
     n = max(len(times), 1)
     col = max(2.0, 900 / n)  # 900 px, until columns of 2 px
@@ -194,6 +196,7 @@ def draw(
     )
     times_attr = ",".join(f"{t:.3f}" for t in times)
     attrs = f' data-unit="{svg.text(unit)}" data-times="{times_attr}" data-interval="{interval or 0:g}"'
+    attrs += f' data-what="{svg.text(what)}"'
     doc = svg.document(width, total_h, body, style, onload="init(evt)")
     return doc.replace("<svg ", "<svg" + attrs + " ", 1)
 
@@ -288,12 +291,13 @@ _SCRIPT = (
 var BOUNDS = ["""
     + _bounds_table()
     + r"""];
-var details, times, unit, interval;
+var details, times, unit, interval, what;
 
 function init(evt) {
   var root = document.documentElement;
   details = document.getElementById("details");
   times = root.getAttribute("data-times").split(",").map(Number);
+  what = root.getAttribute("data-what") || "wait";
   unit = root.getAttribute("data-unit") === "msecs" ? "ms" : "us";
   interval = Number(root.getAttribute("data-interval"));
   root.addEventListener("mouseover", function (e) {
@@ -319,7 +323,7 @@ function describe(c) {
     (bounds[0] === bounds[1] ? bounds[0] : bounds[0] + "-" + bounds[1]) + " " + unit;
   var panel = c.parentNode.getAttribute("data-label");
   return (panel ? panel + ": " : "") + "interval " + (i + 1) + " (ending " + clock(times[i]) + "), " +
-    range + ": " + n.toLocaleString("en-US") + (n === 1 ? " wait" : " waits");
+    range + ": " + n.toLocaleString("en-US") + " " + what + (n === 1 ? "" : "s");
 }
 """
 )

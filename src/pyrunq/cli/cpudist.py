@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from . import positive_int, wait, warn_missing
-from .runqlat import add_histogram_arguments, fast_text, json_lines, report_drops, write_bytes
+from . import positive_int, warn_missing
+from .pictures import add_heatmap_argument
+from .runqlat import add_histogram_arguments, intervals, report_drops
 
 EXAMPLES = """examples:
     pyrunq cpudist              # summarize on-CPU time as a histogram
@@ -16,7 +17,8 @@ EXAMPLES = """examples:
     pyrunq cpudist -P           # show each PID separately
     pyrunq cpudist -p 185       # trace PID 185 only
     pyrunq cpudist -c CG        # trace tasks in cgroup v2 directory CG and below
-    pyrunq cpudist --cgroups 5 --json   # per-cgroup histograms as JSON lines"""
+    pyrunq cpudist --cgroups 5 --json   # per-cgroup histograms as JSON lines
+    pyrunq cpudist --heatmap runs.svg 1 60   # a heatmap of 60 one-second intervals"""
 
 
 def banner(offcpu: bool) -> str:
@@ -26,6 +28,7 @@ def banner(offcpu: bool) -> str:
 def add_arguments(p) -> None:
     p.add_argument("-O", "--offcpu", action="store_true", help="measure off-CPU time")
     add_histogram_arguments(p)  # runqlat's
+    add_heatmap_argument(p)
     p.add_argument("interval", nargs="?", type=positive_int, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_int, help="number of outputs")
 
@@ -35,21 +38,11 @@ def run(args, parser) -> int:
 
     if args.pid:
         warn_missing(parser.prog, args.pid)
-    out = sys.stdout
     with CpuDist(
         offcpu=args.offcpu, milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup
     ) as cd:
-        print(banner(args.offcpu), end="", file=sys.stderr if args.json else out, flush=True)
-        remaining = args.count or float("inf")
-        while remaining > 0:
-            stopped = wait(args.interval)  # no interval: until Ctrl-C
-            if args.json:
-                out.write(json_lines(cd.snapshot(), cd))
-            else:  # the text in C: -L with thousands of threads takes milliseconds, never hangs
-                write_bytes(out, fast_text(cd, args.timestamp))
-            out.flush()
-            remaining -= 1
-            if stopped:
-                break
+        print(banner(args.offcpu), end="", file=sys.stderr if args.json else sys.stdout, flush=True)
+        title, what = ("Off-CPU time per sleep", "sleep") if args.offcpu else ("On-CPU time per run", "run")
+        intervals(cd, args, title, "time", what)
         report_drops(parser.prog, cd.stats())
     return 0

@@ -151,53 +151,60 @@ def run(args, parser) -> int:
 
     if args.pid:
         warn_missing(parser.prog, args.pid)
-    out = sys.stdout
     with RunqLat(
         milliseconds=args.milliseconds, per=args.per, pids=args.pid, cgroup=args.cgroup, blame=args.blame
     ) as rq:
-        print(BANNER, end="", file=sys.stderr if args.json else out, flush=True)
-        recorder = None
-        if args.heatmap:
-            from ..heatmap import Recorder
-
-            recorder = Recorder(rq.unit)
-        remaining = args.count or float("inf")
-        while remaining > 0:
-            stopped = wait(args.interval)  # no interval: until Ctrl-C
-            snapshot = None
-            if args.blame:  # the histograms of the Python reference, beside their attribution
-                snapshot, blame = rq.interval()
-                if args.json:
-                    out.write(json_lines(snapshot, rq, blame))
-                else:
-                    out.write(text(snapshot, args.timestamp) + blame_lines(snapshot, blame))
-            elif args.json:
-                snapshot = rq.snapshot()
-                out.write(json_lines(snapshot, rq))
-            elif recorder is not None:  # the same text, from the snapshot the heatmap needs
-                snapshot = rq.snapshot()
-                out.write(text(snapshot, args.timestamp))
-            else:
-                write_bytes(out, fast_text(rq, args.timestamp))
-            out.flush()
-            if recorder is not None and snapshot is not None:
-                recorder.add(
-                    time.time(), {heading(key) or "": hist.buckets for key, hist in snapshot.items()}
-                )
-            remaining -= 1
-            if stopped:
-                break
+        print(BANNER, end="", file=sys.stderr if args.json else sys.stdout, flush=True)
+        intervals(rq, args, "Run queue latency", "latency")
         report_drops(parser.prog, rq.stats())
-        if recorder is not None:
-            recorder.write(args.heatmap, **heatmap_titles(args, rq.unit))
     return 0
 
 
-def heatmap_titles(args, unit: str) -> dict:
+def intervals(tool, args, title: str, measure: str, what: str = "wait") -> None:
+    """Each interval's histograms of a keyed histogram tool (runqlat,
+    cpudist) as the arguments ask: text (in C, unless a heatmap or --blame
+    needs the Python snapshot), JSON, --blame's lines; and the --heatmap
+    of them all at the end (``title``; the y axis is the ``measure`` of
+    each ``what``)."""
+    out, blame = sys.stdout, getattr(args, "blame", False)
+    recorder = None
+    if args.heatmap:
+        from ..heatmap import Recorder
+
+        recorder = Recorder(tool.unit, what)
+    remaining = args.count or float("inf")
+    while remaining > 0:
+        stopped = wait(args.interval)  # no interval: until Ctrl-C
+        snapshot = None
+        if blame:  # the histograms of the Python reference, beside their attribution
+            snapshot, attribution = tool.interval()
+            if args.json:
+                out.write(json_lines(snapshot, tool, attribution))
+            else:
+                out.write(text(snapshot, args.timestamp) + blame_lines(snapshot, attribution))
+        elif args.json:
+            snapshot = tool.snapshot()
+            out.write(json_lines(snapshot, tool))
+        elif recorder is not None:  # the same text, from the snapshot the heatmap needs
+            snapshot = tool.snapshot()
+            out.write(text(snapshot, args.timestamp))
+        else:  # the text in C: -L with thousands of threads takes milliseconds, never hangs
+            write_bytes(out, fast_text(tool, args.timestamp))
+        out.flush()
+        if recorder is not None and snapshot is not None:
+            recorder.add(time.time(), {heading(key) or "": hist.buckets for key, hist in snapshot.items()})
+        remaining -= 1
+        if stopped:
+            break
+    if recorder is not None:
+        recorder.write(args.heatmap, **heatmap_titles(args, tool.unit, title, measure))
+
+
+def heatmap_titles(args, unit: str, title: str, measure: str) -> dict:
     what = {"pid": "per process", "tid": "per thread", "pidns": "per PID namespace", "cgroup": "per cgroup"}
-    title = "Run queue latency" + (f", {what[args.per]}" if args.per else "")
+    title += f", {what[args.per]}" if args.per else ""
     every = f"one column per {args.interval} s interval" if args.interval else "one column: the whole run"
-    return {"title": title, "subtitle": f"{every}; latency in {unit}", "interval": args.interval}
+    return {"title": title, "subtitle": f"{every}; {measure} in {unit}", "interval": args.interval}
 
 
 def report_drops(prog: str, stats: dict) -> None:
