@@ -22,7 +22,6 @@ from waiting import collect, wait_for
 from workload import (
     HOG_COMM,
     PINGPONG_COMM,
-    THRESHOLD_US,
     Contention,
     PingPong,
     Quiet,
@@ -154,12 +153,24 @@ def test_culprit_table_sums_in_c_are_the_references():
 # -- on the kernel ----------------------------------------------------------------
 
 
+@pytest.fixture
+def off_the_victims_cpu():
+    """This test's process, and the tools it starts, kept off CPU 0, where
+    the victim waits: a real-time victim still waits out the kernel code of
+    whatever runs there (its system calls: a scrape, a ring buffer's poll)."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {1})
+    yield
+    os.sched_setaffinity(0, before)
+
+
 def exact(events) -> None:
     for e in events:
         assert sum(c.ns for c in e.culprits) + e.unattributed_ns == e.delta_ns, e
         assert [c.ns for c in e.culprits] == sorted((c.ns for c in e.culprits), reverse=True), e
 
 
+@pytest.mark.usefixtures("off_the_victims_cpu")
 @pytest.mark.parametrize(
     "flavour, cgroup, kind",
     [
@@ -172,12 +183,12 @@ def test_the_hog_in_its_cgroup_takes_the_victims_waits(
     kernel, cgroup_tree, monkeypatch, flavour, cgroup, kind
 ):
     monkeypatch.setenv("PYRUNQ_RAW_TP", "1" if flavour == "raw_tp" else "0")
-    with Contention() as w:
+    with Contention(realtime=True) as w:  # the victim waits behind the hog alone
         path = cgroup_tree(cgroup, w.hog)
         # waits of 3 ms and more: the hog's 8 ms bursts, not the odd task
         # that ran on the CPU for a moment before a burst began
         with RunqSlower(min_us=3000, pid=w.victim.pid, blame=True) as rs:
-            events = collect(rs, lambda e: len(e) >= 10)
+            events = collect(rs, lambda e: len(e) >= 30)  # 30 bursts: one odd wait is not 10%
     exact(events)
     hog = [c for e in events for c in e.culprits if c.tid == w.hog.pid]
     assert {(c.comm, c.pid, c.cgroup, c.kind) for c in hog} == {(HOG_COMM, w.hog.pid, path, kind)}
@@ -185,11 +196,12 @@ def test_the_hog_in_its_cgroup_takes_the_victims_waits(
     assert sum(c.ns for c in hog) >= 0.9 * waited, [e.culprits for e in events]
 
 
+@pytest.mark.usefixtures("off_the_victims_cpu")
 def test_tops_attribution_in_c_names_the_hog(kernel, cgroup_tree):
     """RunqLat.interval_stats() (pyrunq top's per-key work in C): the
     victim's waiting goes to the hog's container, and the hog is its largest
     culprit; the parts add up to the waiting the histogram counted."""
-    with Contention() as w:
+    with Contention(realtime=True) as w:  # the victim waits behind the hog alone
         path = cgroup_tree(CONTAINER, w.hog)
         with RunqLat(per="pid", pids=[w.victim.pid], blame=True) as rq:
             seen: dict = {"kinds": collections.Counter(), "sum": 0}
@@ -200,10 +212,10 @@ def test_tops_attribution_in_c_names_the_hog(kernel, cgroup_tree):
                     seen["sum"] += s.sum_ns
                     a = blame[key]
                     seen["kinds"].update(a.kinds)
-                    top = a.culprits[0]
-                    if a.kinds["container"] > a.total_ns / 2:
+                    if a.kinds["container"] > a.total_ns / 2:  # then the hog is the largest culprit
+                        top = a.culprits[0]
                         assert (top.pid, top.cgroup, top.kind) == (w.hog.pid, path, "container"), a
-                return sum(seen["kinds"].values()) > 30e6  # 30 ms of waiting seen
+                return sum(seen["kinds"].values()) > 250e6  # 250 ms: 30 bursts, one odd interval is not 10%
 
             wait_for(enough, seen=lambda: seen)
     assert sum(seen["kinds"].values()) == seen["sum"]  # every nanosecond, once
@@ -222,7 +234,8 @@ def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
 
 
 def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(kernel):
-    with PingPong() as w, RunqSlower(min_us=THRESHOLD_US, pid=w.victim.pid, blame=True) as rs:
+    # 3 ms: the pair's 8 ms bursts, not a normal task that held the CPU a millisecond
+    with PingPong() as w, RunqSlower(min_us=3000, pid=w.victim.pid, blame=True) as rs:
         events = collect(rs, lambda e: len(e) >= 5)
         counted = rs.unattributed()["history"]
     exact(events)
@@ -232,8 +245,9 @@ def test_a_wait_across_more_switches_than_kept_is_unattributed_with_its_reason(k
     assert counted >= len(events)
 
 
+@pytest.mark.usefixtures("off_the_victims_cpu")
 def test_cli_blame_json_and_text(kernel, cgroup_tree):
-    with Contention() as w:
+    with Contention(realtime=True) as w:  # the victim waits behind the hog alone
         path = cgroup_tree(CONTAINER, w.hog)
         args = ["runqslower", "--blame", "-p", str(w.victim.pid), "3000"]  # the hog's bursts
         with cli.spawn(*args, "--json") as p:
@@ -300,8 +314,9 @@ def test_two_hogs_take_the_victims_wait_in_their_share_of_the_cpu(kernel, cgroup
     assert abs(blamed / ran - 1) < 0.2, (blamed, ran, taken)
 
 
+@pytest.mark.usefixtures("off_the_victims_cpu")
 def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
-    with Contention() as w:
+    with Contention(realtime=True) as w:  # the victim waits behind the hog alone
         victims = cgroup_tree("victim", w.victim)
         hog = cgroup_tree(CONTAINER, w.hog)
         with Exporter("--cgroup", cgroup_tree.parent + "/**", "--refresh", "1") as e:
@@ -313,7 +328,7 @@ def test_exporter_counters_add_up_to_the_histograms_sum(kernel, cgroup_tree):
                     if dict(k)["cgroup"] == victims
                 }
 
-            wait_for(lambda: named().get(hog, ("", 0))[1] > 0.05, seen=named)
+            wait_for(lambda: named().get(hog, ("", 0))[1] > 0.25, seen=named)  # 30 bursts: one odd is not 10%
             w.stop()  # at rest: the victim's cgroup waits no more
             e.scrape()
             kinds = {

@@ -92,11 +92,15 @@ class Workload:
 
 class Contention(Workload):
     """``with Contention() as w:`` ``w.victim`` (and ``w.victims``) wait on
-    ``cpu``'s run queue behind ``w.hog``; ``hog=False``: victims alone."""
+    ``cpu``'s run queue behind ``w.hog``; ``hog=False``: victims alone.
+    ``realtime``: the victims are SCHED_FIFO too, at the hog's priority, so
+    they wait behind the hog alone (a woken one waits out the burst, then
+    runs before every normal task): who held the CPU is known, whatever else
+    the machine runs."""
 
-    def __init__(self, cpu: int = 0, victims: int = 1, hog: bool = True):
+    def __init__(self, cpu: int = 0, victims: int = 1, hog: bool = True, realtime: bool = False):
         # victims first: an interpreter starting behind a hog is slow to start
-        self.victims = [victim(cpu) for _ in range(victims)]
+        self.victims = [victim(cpu, fifo=realtime) for _ in range(victims)]
         self.victim = self.victims[0]
         self.hog = (
             spawn(HOG.format(comm=HOG_COMM, burst=BURST_S, idle=IDLE_S), cpu, fifo=True) if hog else None
@@ -151,7 +155,9 @@ def busy(cpu: int, comm: str, nice: int = 0) -> subprocess.Popen:
 
 class PingPong(Workload):
     """``with PingPong() as w:`` ``w.victim`` waits on ``cpu`` behind bursts
-    of ``w.pair``, two real-time processes switching every few microseconds."""
+    of ``w.pair``, two real-time processes switching every few microseconds.
+    (The victim stays a normal task: a real-time one would run between two
+    of their switches, as FIFO queues it, instead of waiting out the burst.)"""
 
     def __init__(self, cpu: int = 0):
         self.victim = victim(cpu)

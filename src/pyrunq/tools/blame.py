@@ -161,6 +161,7 @@ class Attributions:
         self.kinds, self.per = kinds, per
         self._hists: dict[int, tuple[int, ...]] = {}
         self._pairs: dict[tuple, int] = {}
+        self._pending: dict[int, int] = {}  # raw key -> containers' ns the histogram has not shown yet
 
     def diff(self, hists, culprits: dict, clear: bool = True) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
@@ -173,7 +174,9 @@ class Attributions:
             if clear:
                 self._hists[raw] = now
             if now != before:
-                out[raw] = self.attribution([a - b for a, b in zip(now, before)], culprits.get(raw, []))
+                out[raw] = self.attribution(
+                    [a - b for a, b in zip(now, before)], culprits.get(raw, []), raw=raw
+                )
         return out
 
     def culprits(self, pairs, clear: bool = True) -> dict[int, list[Culprit]]:
@@ -198,22 +201,30 @@ class Attributions:
             pid, tid, comm if k.culprit else "", self.kinds.path(k.cgroup_id), k.cgroup_id, kind, ns
         )
 
-    def attribution(self, by_kind, culprits: list[Culprit], containers: int | None = None) -> Attribution:
+    def attribution(
+        self, by_kind, culprits: list[Culprit], containers: int | None = None, raw=None
+    ) -> Attribution:
         """A key's Attribution from its nanoseconds by enum blame_kind (an
         interval's blame_ns) and its culprits (largest first once sorted).
         Another cgroup's part is told apart by the culprits' kinds, or by
         ``containers`` (the part of container cgroups) where the culprits
-        given are not all of them."""
-        raw = dict(zip(self.kinds.raw_kinds, by_kind))
+        given are not all of them. ``raw``: the key, whose containers' part
+        the histogram has not shown yet is carried to its next interval."""
+        by_name = dict(zip(self.kinds.raw_kinds, by_kind))
         if containers is None:
             containers = sum(c.ns for c in culprits if c.kind == "container")
-        kinds = {k: raw.get(k, 0) for k in KINDS}
+        kinds = {k: by_name.get(k, 0) for k in KINDS}
         # the histogram's part of other cgroups is the total; the culprit
-        # table, read just after it, says how much of it containers took (a
-        # wait that ended between the two reads is the host's until the next
-        # interval): so the kinds add up to the key's waiting, exactly
-        kinds["container"] = min(containers, raw.get("other", 0))
-        kinds["host"] = raw.get("other", 0) - kinds["container"]
+        # table, read just after it, says how much of it containers took. A
+        # wait that ended between the two reads is in the table and not yet
+        # in the histogram: it is carried to the key's next interval, so the
+        # kinds add up to its waiting exactly, and containers get all theirs
+        other = by_name.get("other", 0)
+        available = containers + self._pending.pop(raw, 0)
+        kinds["container"] = min(available, other)
+        kinds["host"] = other - kinds["container"]
+        if available > other and raw is not None:
+            self._pending[raw] = available - other
         ordered = tuple(sorted(culprits, key=lambda c: -c.ns)) if len(culprits) > 1 else tuple(culprits)
         return Attribution(kinds, ordered)
 
@@ -228,5 +239,6 @@ class Attributions:
         gone = set(raws)
         for raw in gone:
             self._hists.pop(raw, None)
+            self._pending.pop(raw, None)
         for key in [k for k in self._pairs if k[0] in gone]:
             del self._pairs[key]
