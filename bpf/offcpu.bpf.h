@@ -121,4 +121,27 @@ static __always_inline bool resumed(bool raw, struct task_struct *t,
 	return *ns >= min_block_ns && *ns <= max_block_ns;
 }
 
+/* Add a block of ns under key in the tool's counts map, the entry made
+ * (with t's comm and cgroup) if new. */
+static __always_inline void add_block(bool raw, void *counts, const void *key,
+				      struct task_struct *t, __u64 ns)
+{
+	struct offcpu_val *val, init = {};
+
+	val = bpf_map_lookup_elem(counts, key);
+	if (!val) {
+		BPF_CORE_READ_INTO(&init.comm, t, comm);
+		init.cgroup_id = task_cgroup(raw, t);
+		/* another CPU may create it first: NOEXIST keeps its sums */
+		bpf_map_update_elem(counts, key, &init, BPF_NOEXIST);
+		val = bpf_map_lookup_elem(counts, key);
+		if (!val) {
+			stat_inc(OFFCPU_STAT_COUNTS_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&val->total_ns, ns);
+	__sync_fetch_and_add(&val->count, 1);
+}
+
 #endif

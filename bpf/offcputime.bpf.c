@@ -29,26 +29,12 @@ static __always_inline void count(bool raw, struct task_struct *t,
 				  const struct block *b, __u64 ns)
 {
 	struct offcpu_key key = {};
-	struct offcpu_val *val, init = {};
 
 	key.tgid = task_nr(raw, t, false);
 	key.tid = task_nr(raw, t, true);
 	key.kern_stack_id = b->kern_stack_id;
 	key.user_stack_id = b->user_stack_id;
-	val = bpf_map_lookup_elem(&counts, &key);
-	if (!val) {
-		BPF_CORE_READ_INTO(&init.comm, t, comm);
-		init.cgroup_id = task_cgroup(raw, t);
-		/* another CPU may create it first: NOEXIST keeps its sums */
-		bpf_map_update_elem(&counts, &key, &init, BPF_NOEXIST);
-		val = bpf_map_lookup_elem(&counts, &key);
-		if (!val) {
-			stat_inc(OFFCPU_STAT_COUNTS_FULL);
-			return;
-		}
-	}
-	__sync_fetch_and_add(&val->total_ns, ns);
-	__sync_fetch_and_add(&val->count, 1);
+	add_block(raw, &counts, &key, t, ns);
 }
 
 SEC("tp_btf/sched_switch")

@@ -166,7 +166,6 @@ static __always_inline void count(bool raw, struct task_struct *t,
 {
 	__u32 tid = task_read(raw, t, pid);
 	struct offwake_key key = {};
-	struct offcpu_val *val, init = {};
 	struct wake *w;
 
 	if (raw)
@@ -190,19 +189,7 @@ static __always_inline void count(bool raw, struct task_struct *t,
 		bpf_map_delete_elem(&wakes_hash, &tid);
 	else
 		w->ns = 0;
-	val = bpf_map_lookup_elem(&counts, &key);
-	if (!val) {
-		BPF_CORE_READ_INTO(&init.comm, t, comm);
-		init.cgroup_id = task_cgroup(raw, t);
-		bpf_map_update_elem(&counts, &key, &init, BPF_NOEXIST);
-		val = bpf_map_lookup_elem(&counts, &key);
-		if (!val) {
-			stat_inc(OFFCPU_STAT_COUNTS_FULL);
-			return;
-		}
-	}
-	__sync_fetch_and_add(&val->total_ns, ns);
-	__sync_fetch_and_add(&val->count, 1);
+	add_block(raw, &counts, &key, t, ns);
 }
 
 static __always_inline void switched(bool raw, void *ctx,
