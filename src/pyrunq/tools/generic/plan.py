@@ -40,8 +40,8 @@ from .settings import value_kind
 from .shapes import global_hist_shape, map_hist_shape, unit_of
 from .stacks import STACK_TRACE, StackMembers, stack_members
 
-# How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --map, --unit) puts its flag in its place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for one (the CLI's --map, --unit) says its flag.
 SHOW, UNITS = "show", "units"
 RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 
@@ -186,8 +186,9 @@ def view(
         elif name not in obj.maps or obj.maps[name].type not in BATCH_TYPES | EVENT_TYPES:
             readable = [m.name for m in obj.maps.values() if m.type in BATCH_TYPES | EVENT_TYPES]
             raise UsageError(
-                f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
-                f"(has: {', '.join(readable) or 'none'}; or all)"
+                f"{name}: no hash, array or event map {name!r} in {obj.name} "
+                f"(has: {', '.join(readable) or 'none'}; or all)",
+                SHOW,
             )
         elif hidden.pop(name, None) is not None:
             why_shown[name] = NAMED
@@ -229,13 +230,12 @@ def _hidden(calls: list[Calls], batch: list, hists: list[str]) -> dict[str, str]
 def _checked_units(units: dict | None, hists: list[str], obj_name: str) -> dict:
     units = dict(units or {})
     for name, unit in units.items():
-        what = f"{UNITS} {unit}" if name is None else f"{UNITS} {name}={unit}"
+        what = f"{unit}" if name is None else f"{name}={unit}"
         if not re.fullmatch(r"[A-Za-z][\w/]*", str(unit)):
-            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)")
+            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)", UNITS)
         if name is not None and name not in hists:
-            raise UsageError(
-                f"{what}: no histogram {name!r} in {obj_name} (has: {', '.join(hists) or 'none'})"
-            )
+            known = ", ".join(hists) or "none"
+            raise UsageError(f"{what}: no histogram {name!r} in {obj_name} (has: {known})", UNITS)
     return units
 
 

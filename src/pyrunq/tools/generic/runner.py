@@ -19,7 +19,7 @@ import time
 from ...bpf import RINGBUF, BPFObject, Link, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
-from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, reason, refused_program
+from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
 from .objfile import ObjectFile, check_trust
 from .plan import View, view
 from .reports import MapReport, difference, read
@@ -236,13 +236,14 @@ class Runner(Tool):
             try:
                 links = attach_program(prog, self._frequency, now.targets.get(prog.name))
             except OSError as e:
-                why = reason(prog, e, self.tracefs_problem is not None)
+                missed = not_attached(prog, e, self.tracefs_problem is not None)
+                why = missed.reason
                 if prog.name in now.selection.fallbacks:
                     for twin in now.selection.fallbacks[prog.name]:
                         failed.setdefault(twin, f"passed over with {prog.name}")
                     failed[prog.name] = f"failed to attach: {why}"
                 else:
-                    now.not_attached.append(NotAttached(prog.name, prog.section, why))
+                    now.not_attached.append(missed)
                 continue
             now.links += links
             now.attached.append(prog.name)
