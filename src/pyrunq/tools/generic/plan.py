@@ -15,12 +15,16 @@ what the maps hold; ``describe`` (``pyrunq inspect``) shows them.
 - What is shown by default: event maps, histograms, globals, and the other
   hash and array maps but working state, which is: a map the object's own
   programs delete entries from (start times kept from one probe to the
-  next), or one that a program only writes and another only reads (start
-  times never deleted), libbpf's own (``__bpf_usdt_specs``...), and, in an
-  object that keeps histograms, every other map (what the histograms are
-  made of). Working state is shown when named, and every map when the
-  object has nothing else to show. A plan says why a map is hidden; nothing
-  is hidden without a reason the front ends can say.
+  next) unless one of them adds to it (reads and writes it without
+  deleting: a per-process summary that another program drops when the
+  process exits is a result), or one that a program only writes and
+  another only reads (start times never deleted), libbpf's own
+  (``__bpf_usdt_specs``...), and, in an object that keeps histograms,
+  every other map (what the histograms are made of) but those whose keys
+  are kernel addresses (counts by function). Working state is shown when
+  named, and every map when the object has nothing else to show. A plan
+  says why a map is hidden; nothing is hidden without a reason the front
+  ends can say.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ...bpf.events import event_map_structs, find_struct, through_pointers
 from ...errors import UsageError
 from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
 from .objfile import ObjectFile
-from .present import presenter
+from .present import is_kernel_address, presenter
 from .settings import value_kind
 from .shapes import global_hist_shape, map_hist_shape, unit_of
 from .stacks import STACK_TRACE, StackMembers, stack_members
@@ -52,6 +56,8 @@ BESIDE_HISTOGRAMS = "working state beside the object's histograms"
 LIBBPF_OWN = "libbpf's own: where USDT arguments are"
 NAMED = "named to be shown"
 RESULTS = "results: its programs keep them there"
+SUMMARY = "results: a program adds to its entries, another deletes them (as a process exits)"
+BY_ADDRESS = "results: counts by kernel address beside the histograms"
 ONLY_MAPS = "the object shows nothing else"
 HISTOGRAM = "log2 histograms"
 EVENTS = "records its programs send"
@@ -131,20 +137,41 @@ class View:
 
 def working_state(calls: list[Calls]) -> dict[str, str]:
     """Maps the object's own programs keep state in (map -> why): those they
-    delete entries from (runqslower's start times), and those one program
-    only writes and another only reads (syscount's start times, never
-    deleted). A program that both reads and writes a map keeps results there."""
-    state = {}
-    only: dict[int, set[str]] = {MAP_UPDATE_ELEM: set(), MAP_LOOKUP_ELEM: set()}
+    delete entries from (runqslower's start times: read once, then
+    deleted), and those one program only writes and another only reads
+    (syscount's start times, never deleted). A program that both reads and
+    writes a map, and does not delete from it, adds to it: results, even
+    when another program deletes its entries (a per-process summary,
+    dropped when the process exits)."""
+    use = _uses(calls)
+    state = dict.fromkeys(use["deleted"] - use["added"], DELETED)
+    for m in use["written only"] & use["read only"]:
+        state.setdefault(m, HANDED_OVER)
+    return state
+
+
+def summaries(calls: list[Calls]) -> set[str]:
+    """The maps one program adds to (reads and writes) and another deletes
+    from: results kept per process, thread or object, dropped when it goes."""
+    use = _uses(calls)
+    return use["deleted"] & use["added"]
+
+
+def _uses(calls: list[Calls]) -> dict[str, set[str]]:
+    """The maps some program deletes from ("deleted"), adds to (reads and
+    writes, no delete: "added"), only writes or only reads."""
+    use: dict[str, set[str]] = {"deleted": set(), "added": set(), "written only": set(), "read only": set()}
     for section in calls:
         for m, helpers in section.maps.items():
             if MAP_DELETE_ELEM in helpers:
-                state[m] = DELETED
-            elif len(helpers) == 1 and next(iter(helpers)) in only:
-                only[next(iter(helpers))].add(m)
-    for m in only[MAP_UPDATE_ELEM] & only[MAP_LOOKUP_ELEM]:
-        state.setdefault(m, HANDED_OVER)
-    return state
+                use["deleted"].add(m)
+            elif {MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM} <= helpers:
+                use["added"].add(m)
+            elif helpers == {MAP_UPDATE_ELEM}:
+                use["written only"].add(m)
+            elif helpers == {MAP_LOOKUP_ELEM}:
+                use["read only"].add(m)
+    return use
 
 
 def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
@@ -174,7 +201,8 @@ def view(
     shapes = {m.name: map_hist_shape(btf, m) for m in batch}
     hists = [name for name, shape in shapes.items() if shape]
     hists += [name for _, name, tid in results if global_hist_shape(btf, name, tid)]
-    hidden = _hidden(objfile.calls, batch, hists)
+    hidden = _hidden(btf, objfile.calls, batch, hists)
+    kept = summaries(objfile.calls)
     anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
     why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
     if not anything:
@@ -206,12 +234,16 @@ def view(
             shape = shapes[m.name]
             shown = m.name not in hidden
             why = hidden.get(m.name) or why_shown.get(m.name) or (HISTOGRAM if shape else RESULTS)
+            if why == RESULTS and m.name in kept:
+                why = SUMMARY
+            elif why == RESULTS and hists and kernel_address_key(btf, m.key_type_id):
+                why = BY_ADDRESS
             plans.append(_map_plan(btf, m, shape, shown, why, unit(m.name), stack_map))
     plans += [_global_plan(btf, section, name, tid, unit(name)) for section, name, tid in results]
     return View(plans, writes_trace_pipe(objfile.calls))
 
 
-def _hidden(calls: list[Calls], batch: list, hists: list[str]) -> dict[str, str]:
+def _hidden(btf, calls: list[Calls], batch: list, hists: list[str]) -> dict[str, str]:
     """Map -> why it is working state (the rules in the module docstring)."""
     state = working_state(calls)
     hidden = {}
@@ -222,9 +254,30 @@ def _hidden(calls: list[Calls], batch: list, hists: list[str]) -> dict[str, str]
             hidden[m.name] = LIBBPF_OWN
         elif m.name in state:
             hidden[m.name] = state[m.name]
-        elif hists:
+        elif hists and not kernel_address_key(btf, m.key_type_id):
             hidden[m.name] = BESIDE_HISTOGRAMS
     return hidden
+
+
+def kernel_address_key(btf, tid: int) -> bool:
+    """Whether a map's keys are kernel addresses (a function counted by its
+    address, as bpftrace's ``@[ksym(ip)]``): a bare unsigned 64-bit key, or
+    a struct with a member named for one (``present.named_number``'s rule:
+    ``ip``, ``func``, ``caller``...). Counts by function are results, not
+    what a histogram is made of."""
+    tid = btf.resolve(tid) if tid else 0
+    if not tid:
+        return False
+    if btf.kind(tid) == B.INT:
+        return is_kernel_address("", btf.size(tid), btf.int_info(tid)[1])
+    if btf.kind(tid) != B.STRUCT:
+        return False
+    for name, member, _, bits in btf.members(tid):
+        member = btf.resolve(member)
+        if not bits and btf.kind(member) == B.INT and name:
+            if is_kernel_address(name, btf.size(member), btf.int_info(member)[1]):
+                return True
+    return False
 
 
 def _checked_units(units: dict | None, hists: list[str], obj_name: str) -> dict:
