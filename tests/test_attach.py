@@ -572,7 +572,7 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
         r.stop()
         assert (r.obj.bss["ticks"], r.obj.bss["sum"]) == (5, 0 + 1 + 2 + 3 + 4)  # its argument too
         # decoded by the only struct of their size: one that only a map's value type brings
-        events = sorted((e for _, e in r.events), key=lambda e: e["i"])  # a CPU's buffer at a time
+        events = sorted((e._asdict() for _, e in r.events), key=lambda e: e["i"])  # a CPU's buffer at a time
         assert events == [{"i": i, "pid": prog.pid} for i in range(5)]
         assert r.streams["out"].struct == "tick" and r.streams["out"].by_size
     with pytest.raises(

@@ -53,6 +53,7 @@ RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
 BESIDE_HISTOGRAMS = "working state beside the object's histograms"
+UNLESS_FUNCTIONS = f"{BESIDE_HISTOGRAMS}, unless its keys are kernel functions (counts by function)"
 LIBBPF_OWN = "libbpf's own: where USDT arguments are"
 NAMED = "named to be shown"
 RESULTS = "results: its programs keep them there"
@@ -92,6 +93,9 @@ class MapPlan:
     type_id: int = 0  # a global's type
     struct: str | None = None
     source: str | None = None
+    # hidden, but shown when every key read is a kernel function (a bare
+    # 64-bit key beside histograms: a count by function, or a start time)
+    reveal: bool = False
 
     @property
     def stacks(self) -> list[str]:
@@ -110,8 +114,14 @@ class View:
 
     @property
     def shown(self) -> list[MapPlan]:
-        """What is read at each interval: shown maps, then globals."""
+        """What is shown at each interval: shown maps, then globals."""
         return [p for p in self.plans if p.shown and p.kind != "events"]
+
+    @property
+    def read(self) -> list[MapPlan]:
+        """What is read at each interval: ``shown``, and the hidden maps
+        whose keys may show them (``MapPlan.reveal``), in object order."""
+        return [p for p in self.plans if (p.shown or p.reveal) and p.kind != "events"]
 
     @property
     def maps(self) -> list[str]:
@@ -236,9 +246,10 @@ def view(
             why = hidden.get(m.name) or why_shown.get(m.name) or (HISTOGRAM if shape else RESULTS)
             if why == RESULTS and m.name in kept:
                 why = SUMMARY
-            elif why == RESULTS and hists and kernel_address_key(btf, m.key_type_id):
+            elif why == RESULTS and hists and address_key(btf, m.key_type_id) == "named":
                 why = BY_ADDRESS
-            plans.append(_map_plan(btf, m, shape, shown, why, unit(m.name), stack_map))
+            plan = _map_plan(btf, m, shape, shown, why, unit(m.name), stack_map)
+            plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS))
     plans += [_global_plan(btf, section, name, tid, unit(name)) for section, name, tid in results]
     return View(plans, writes_trace_pipe(objfile.calls))
 
@@ -254,30 +265,33 @@ def _hidden(btf, calls: list[Calls], batch: list, hists: list[str]) -> dict[str,
             hidden[m.name] = LIBBPF_OWN
         elif m.name in state:
             hidden[m.name] = state[m.name]
-        elif hists and not kernel_address_key(btf, m.key_type_id):
-            hidden[m.name] = BESIDE_HISTOGRAMS
+        elif hists:
+            address = address_key(btf, m.key_type_id)
+            if address != "named":
+                hidden[m.name] = UNLESS_FUNCTIONS if address == "bare" else BESIDE_HISTOGRAMS
     return hidden
 
 
-def kernel_address_key(btf, tid: int) -> bool:
-    """Whether a map's keys are kernel addresses (a function counted by its
-    address, as bpftrace's ``@[ksym(ip)]``): a bare unsigned 64-bit key, or
-    a struct with a member named for one (``present.named_number``'s rule:
-    ``ip``, ``func``, ``caller``...). Counts by function are results, not
-    what a histogram is made of."""
+def address_key(btf, tid: int) -> str | None:
+    """Whether a map's keys may be kernel addresses (a function counted by
+    its address, as bpftrace's ``@[ksym(ip)]``: results, not what a
+    histogram is made of): "named" when the key is a struct with a member
+    named for one (``present.named_number``'s rule: ``ip``, ``func``,
+    ``caller``...); "bare" when it is a bare unsigned 64-bit integer (only
+    its values can tell: ``MapPlan.reveal``); else None."""
     tid = btf.resolve(tid) if tid else 0
     if not tid:
-        return False
+        return None
     if btf.kind(tid) == B.INT:
-        return is_kernel_address("", btf.size(tid), btf.int_info(tid)[1])
+        return "bare" if is_kernel_address("", btf.size(tid), btf.int_info(tid)[1]) else None
     if btf.kind(tid) != B.STRUCT:
-        return False
+        return None
     for name, member, _, bits in btf.members(tid):
         member = btf.resolve(member)
         if not bits and btf.kind(member) == B.INT and name:
             if is_kernel_address(name, btf.size(member), btf.int_info(member)[1]):
-                return True
-    return False
+                return "named"
+    return None
 
 
 def _checked_units(units: dict | None, hists: list[str], obj_name: str) -> dict:
@@ -326,3 +340,9 @@ def _global_plan(btf, section: str, name: str, tid: int, unit: str) -> MapPlan:
     return MapPlan(
         name, "entries", "value", True, RESULT_GLOBAL, section, None, None, presenter(btf, tid), type_id=tid
     )
+
+
+def reveals(report) -> bool:
+    """Whether a hidden map's reading shows it (``MapPlan.reveal``): it has
+    entries, and every key is a kernel function (``present`` named it)."""
+    return bool(report.entries) and all(isinstance(key, str) for key, *_ in report.entries)

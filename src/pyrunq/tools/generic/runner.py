@@ -16,12 +16,12 @@ import dataclasses
 import select
 import time
 
-from ...bpf import RINGBUF, BPFObject, Link, features
+from ...bpf import RINGBUF, BPFObject, Link, Record, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
 from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
 from .objfile import ObjectFile, check_trust
-from .plan import View, view
+from .plan import View, reveals, view
 from .reports import MapReport, difference, read
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
@@ -89,9 +89,11 @@ class Runner(Tool):
 
     ``settings``: global name -> value (str parsed by its type, or a Python
     value); ``events``: event map -> struct name (in BTF or DWARF);
-    ``on_event(map, record)`` receives each record as plain data (without it
-    records queue in ``events``); a record no struct decodes is ``{"size": N,
-    "data": hex}``. ``streams`` says how each event map is decoded; when its
+    ``on_event(map, record)`` receives each record (without it records
+    queue in ``events``): a ``pyrunq.bpf.Record`` of its struct, as
+    ``BPFObject.ring_buffer()`` gives, holding its values as shown (enums by
+    name, stacks as lists of function names, addresses as text); bytes when
+    no struct decodes it. ``streams`` says how each event map is decoded; when its
     first record decided it (by size, or that nothing decodes it),
     ``on_pairing(stream)`` is called once, before that record.
 
@@ -155,7 +157,7 @@ class Runner(Tool):
         self.tracefs_mounted: str | None = None  # where this Runner mounted it
         self.tracefs_problem: str | None = None  # why it is missing
         self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, Record | bytes]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self._on_pairing = on_pairing or (lambda stream: None)
         self._stopped = False
@@ -329,8 +331,12 @@ class Runner(Tool):
         .data globals, read as their plans say. ``delta``: what happened since
         the previous ``delta`` reading (the first: since load), by
         ``difference``; the kernel's maps are left as they are."""
-        plans = self.now.view.shown
-        reports = [read(self.obj, plan) for plan in plans]
+        plans, reports = [], []
+        for plan in self.now.view.read:
+            report = read(self.obj, plan)
+            if plan.shown or reveals(report):
+                plans.append(plan)
+                reports.append(report)
         if delta:
             previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
@@ -404,7 +410,7 @@ class Runner(Tool):
 
 @dataclasses.dataclass
 class RunResult:
-    events: list  # (event map, record) pairs, unless on_event took them
+    events: list  # (event map, Record or bytes) pairs, unless on_event took them
     maps: list  # MapReport (maps, then globals), totals read after the programs were detached
     not_attached: list  # (program, section, reason) of each program that did not attach
     lost: dict  # perf event array -> records its perf buffer dropped (when full)
