@@ -132,6 +132,19 @@ def test_working_state_not_shown_unless_named(kernel, objs):
     assert seen == [f"seen[{v}]" for v in values]
 
 
+def test_working_state_is_read_from_the_instructions(objs):
+    """Without loading anything: the rules of plan.working_state on the
+    objects' helper calls (bytecode), read once per file (ObjectFile)."""
+    from pyrunq.tools.generic import plan
+    from pyrunq.tools.generic.objfile import ObjectFile
+
+    calls = {name: ObjectFile(objs[name]).calls for name in ("gen_state", "gen_summary", "gen_ksyms")}
+    assert plan.working_state(calls["gen_state"]) == {"pending": plan.DELETED, "entered": plan.HANDED_OVER}
+    assert plan.working_state(calls["gen_summary"]) == {"start": plan.DELETED}
+    assert plan.summaries(calls["gen_summary"]) == {"summaries"}
+    assert plan.working_state(calls["gen_ksyms"]) == {}  # last is read and written by one program
+
+
 @pytest.mark.slow  # two loads
 def test_summaries_and_counts_by_kernel_address_are_results(kernel, objs):
     """Issue 29, item 7: a per-process summary that one program adds to and

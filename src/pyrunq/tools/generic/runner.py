@@ -32,14 +32,6 @@ from .twins import Choice, Selection, choose
 from ...bpf.events import struct_of_size, struct_types
 
 
-class _Fallback(Exception):
-    """Chosen twins failed to attach: load again without them."""
-
-    def __init__(self, passed_over: dict[str, str]):
-        super().__init__(passed_over)
-        self.passed_over = passed_over
-
-
 def _text_or_bytes(data: bytes) -> str | bytes:
     """Text when ``data`` is printable UTF-8 (tabs and newlines allowed)."""
     try:
@@ -71,6 +63,8 @@ class Attempt:
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
     sources: Sources = dataclasses.field(default_factory=Sources)
     stacks: Stacks | None = None
+    # chosen twins that failed to attach: loaded again without them
+    passed_over: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class _OfAttempt:
@@ -175,19 +169,20 @@ class Runner(Tool):
             self.now = Attempt()
             try:
                 super().__init__()
-                return
-            except (_Fallback, BPFError) as e:  # Tool.__init__ closed the object
+            except BPFError as e:  # Tool.__init__ closed the object
                 self.now.sources.close()
-                if isinstance(e, _Fallback):
-                    self._passed_over.update(e.passed_over)
-                    continue
                 refused = refused_program(e)
                 if refused is None or refused[0] in self._load_refused:
                     raise
                 self._load_refused[refused[0]] = refused[1]
+                continue
             except BaseException:
                 self.now.sources.close()
                 raise
+            if not self.now.passed_over:
+                return
+            self._passed_over.update(self.now.passed_over)  # chosen twins failed to attach
+            self.close()
 
     def open(self) -> BPFObject:
         return self.objfile.open()
@@ -251,8 +246,9 @@ class Runner(Tool):
             now.attached.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
-        if failed:
-            raise _Fallback(failed)
+        if failed:  # loaded again without them (_start)
+            now.passed_over = failed
+            return
         if not now.attached:
             raise NothingAttached(
                 obj.name,
