@@ -53,3 +53,12 @@ def fire(*values) -> None:
 def my_comm() -> str:
     with open("/proc/self/comm") as f:
         return f.read().strip()
+
+
+def as_dict(record):
+    """A pyrunq.bpf.Record as a dict of its members, nested records and lists too."""
+    if hasattr(record, "_asdict"):
+        return {k: as_dict(v) for k, v in record._asdict().items()}
+    if isinstance(record, list):
+        return [as_dict(v) for v in record]
+    return record

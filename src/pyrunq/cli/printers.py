@@ -37,6 +37,19 @@ def prefix(data: str) -> str:
     return data[: 2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
 
 
+def plain(record):
+    """A record (a ``pyrunq.bpf.Record``, or bytes no struct decodes) as plain
+    data: a dict of its members, nested records too; bytes as their size
+    and hex."""
+    if isinstance(record, (bytes, bytearray)):
+        return {"size": len(record), "data": record.hex()}
+    if hasattr(record, "_asdict"):
+        return {k: plain(v) for k, v in record._asdict().items()}
+    if isinstance(record, list):
+        return [plain(v) for v in record]
+    return record
+
+
 def text(v) -> str:
     """A decoded value on one line: numbers and strings as they are, structs
     as {field=value, ...}, arrays as [a, b]."""
@@ -58,9 +71,10 @@ class TablePrinter:
     def __init__(self, out):
         self.out, self.streams, self._last = out, {}, None
 
-    def event(self, map_name: str, record: dict) -> None:
+    def event(self, map_name: str, record) -> None:
         stream = self.streams[map_name]
         shown = columns(stream)
+        record = plain(record)
         if stream.raw and not self.raw:
             record = {"size": record["size"], "data": prefix(record["data"])}
         if map_name != self._last:  # a header again whenever the event map changes
@@ -139,7 +153,8 @@ class JsonPrinter:
 
         self.out, self.dumps, self.streams = out, json.dumps, {}
 
-    def event(self, map_name: str, record: dict) -> None:
+    def event(self, map_name: str, record) -> None:
+        record = plain(record)
         if self.streams[map_name].raw and not self.raw:
             record = {"size": record["size"], "prefix": record["data"][: 2 * PREFIX_BYTES]}
         self.out.write(

@@ -359,7 +359,7 @@ def _printk_where(name: str) -> str:
 
 def _program_notes(prog: str, r) -> None:
     """On stderr: which twins run, tracefs, and each program that did not attach."""
-    from ..tools.generic import TRACEFS_HOW
+    from ..tools.generic import TRACEFS_HOW, UPROBE
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
@@ -374,8 +374,15 @@ def _program_notes(prog: str, r) -> None:
             f"{prog}: note: {r.tracefs_problem}: tracepoint programs cannot attach; {TRACEFS_HOW}",
             file=sys.stderr,
         )
-    for name, section, why in r.not_attached:
-        print(f'{prog}: note: program {name} (SEC("{section}")) not attached: {why}', file=sys.stderr)
+    for n in r.not_attached:
+        how = ""
+        if n.param:  # the flag that gives it a target
+            form = "BINARY:FUNCTION" if n.param == UPROBE else "BINARY:PROVIDER:NAME"
+            how = f" with {_flag(n.param)} {n.program}={form}"
+        print(
+            f'{prog}: note: program {n.program} (SEC("{n.section}")) not attached: {n.reason}{how}',
+            file=sys.stderr,
+        )
 
 
 def _print_iterators(out, texts: dict, as_json: bool) -> None:
@@ -435,12 +442,11 @@ def _runner(args, on_event, on_pairing=None):
             on_pairing=on_pairing,
         )
     except UsageError as e:
-        raise UsageError(_with_flags(str(e))) from None
+        raise UsageError(e.text(_flag(e.param))) from None
 
 
-def _with_flags(message: str) -> str:
-    """A message of the generic tool, which names the Python parameters,
-    as a command-line user needs it: with the flags that set them."""
+def _flag(param: str | None) -> str | None:
+    """The flag that sets a parameter of the generic tool (``UsageError.param``)."""
     from ..tools.generic import (
         ALLOW_UNTRUSTED,
         EVENT,
@@ -454,17 +460,16 @@ def _with_flags(message: str) -> str:
         USDT,
     )
 
-    for word, flag in (
-        (SETTING, "--set"),
-        (EVENT, "--event"),
-        (MAX_ENTRIES, "--max-entries"),
-        (SHOW, "--map"),
-        (UNITS, "--unit"),
-        (PROGRAMS, "--program"),
-        (SKIP, "--no-program"),
-        (UPROBE, "--uprobe"),
-        (USDT, "--usdt"),
-    ):
-        if message.startswith(f"{word} "):
-            return flag + message[len(word) :]
-    return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
+    flags = {
+        SETTING: "--set",
+        EVENT: "--event",
+        MAX_ENTRIES: "--max-entries",
+        SHOW: "--map",
+        UNITS: "--unit",
+        PROGRAMS: "--program",
+        SKIP: "--no-program",
+        UPROBE: "--uprobe",
+        USDT: "--usdt",
+        ALLOW_UNTRUSTED: "--allow-untrusted-object",
+    }
+    return flags.get(param, param) if param else None

@@ -158,6 +158,13 @@ def named_number(name: str, size: int, signed: bool):
     return None
 
 
+def is_kernel_address(name: str, size: int, signed: bool) -> bool:
+    """Whether an integer member called ``name`` (a bare key or value: "")
+    is shown as a kernel function: its name, or its size, says it holds an
+    address."""
+    return named_number(name, size, signed) is _kernel_function
+
+
 _kernel: list[KernelSymbols] = []  # read once, when a value first needs it
 
 

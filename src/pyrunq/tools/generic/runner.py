@@ -16,12 +16,12 @@ import dataclasses
 import select
 import time
 
-from ...bpf import RINGBUF, BPFObject, Link, features
+from ...bpf import RINGBUF, BPFObject, Link, Record, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
-from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, reason, refused_program
+from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
 from .objfile import ObjectFile, check_trust
-from .plan import View, view
+from .plan import View, reveals, view
 from .reports import MapReport, difference, read
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
@@ -30,14 +30,6 @@ from .streams import RecordDecoder, Stream
 from .targets import uprobe_targets, usdt_targets
 from .twins import Choice, Selection, choose
 from ...bpf.events import struct_of_size, struct_types
-
-
-class _Fallback(Exception):
-    """Chosen twins failed to attach: load again without them."""
-
-    def __init__(self, passed_over: dict[str, str]):
-        super().__init__(passed_over)
-        self.passed_over = passed_over
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:
@@ -71,6 +63,8 @@ class Attempt:
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
     sources: Sources = dataclasses.field(default_factory=Sources)
     stacks: Stacks | None = None
+    # chosen twins that failed to attach: loaded again without them
+    passed_over: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class _OfAttempt:
@@ -89,9 +83,11 @@ class Runner(Tool):
 
     ``settings``: global name -> value (str parsed by its type, or a Python
     value); ``events``: event map -> struct name (in BTF or DWARF);
-    ``on_event(map, record)`` receives each record as plain data (without it
-    records queue in ``events``); a record no struct decodes is ``{"size": N,
-    "data": hex}``. ``streams`` says how each event map is decoded; when its
+    ``on_event(map, record)`` receives each record (without it records
+    queue in ``events``): a ``pyrunq.bpf.Record`` of its struct, as
+    ``BPFObject.ring_buffer()`` gives, holding its values as shown (enums by
+    name, stacks as lists of function names, addresses as text); bytes when
+    no struct decodes it. ``streams`` says how each event map is decoded; when its
     first record decided it (by size, or that nothing decodes it),
     ``on_pairing(stream)`` is called once, before that record.
 
@@ -155,7 +151,7 @@ class Runner(Tool):
         self.tracefs_mounted: str | None = None  # where this Runner mounted it
         self.tracefs_problem: str | None = None  # why it is missing
         self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, Record | bytes]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self._on_pairing = on_pairing or (lambda stream: None)
         self._stopped = False
@@ -173,19 +169,20 @@ class Runner(Tool):
             self.now = Attempt()
             try:
                 super().__init__()
-                return
-            except (_Fallback, BPFError) as e:  # Tool.__init__ closed the object
+            except BPFError as e:  # Tool.__init__ closed the object
                 self.now.sources.close()
-                if isinstance(e, _Fallback):
-                    self._passed_over.update(e.passed_over)
-                    continue
                 refused = refused_program(e)
                 if refused is None or refused[0] in self._load_refused:
                     raise
                 self._load_refused[refused[0]] = refused[1]
+                continue
             except BaseException:
                 self.now.sources.close()
                 raise
+            if not self.now.passed_over:
+                return
+            self._passed_over.update(self.now.passed_over)  # chosen twins failed to attach
+            self.close()
 
     def open(self) -> BPFObject:
         return self.objfile.open()
@@ -236,20 +233,22 @@ class Runner(Tool):
             try:
                 links = attach_program(prog, self._frequency, now.targets.get(prog.name))
             except OSError as e:
-                why = reason(prog, e, self.tracefs_problem is not None)
+                missed = not_attached(prog, e, self.tracefs_problem is not None)
+                why = missed.reason
                 if prog.name in now.selection.fallbacks:
                     for twin in now.selection.fallbacks[prog.name]:
                         failed.setdefault(twin, f"passed over with {prog.name}")
                     failed[prog.name] = f"failed to attach: {why}"
                 else:
-                    now.not_attached.append(NotAttached(prog.name, prog.section, why))
+                    now.not_attached.append(missed)
                 continue
             now.links += links
             now.attached.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
-        if failed:
-            raise _Fallback(failed)
+        if failed:  # loaded again without them (_start)
+            now.passed_over = failed
+            return
         if not now.attached:
             raise NothingAttached(
                 obj.name,
@@ -328,8 +327,12 @@ class Runner(Tool):
         .data globals, read as their plans say. ``delta``: what happened since
         the previous ``delta`` reading (the first: since load), by
         ``difference``; the kernel's maps are left as they are."""
-        plans = self.now.view.shown
-        reports = [read(self.obj, plan) for plan in plans]
+        plans, reports = [], []
+        for plan in self.now.view.read:
+            report = read(self.obj, plan)
+            if plan.shown or reveals(report):
+                plans.append(plan)
+                reports.append(report)
         if delta:
             previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
@@ -403,7 +406,7 @@ class Runner(Tool):
 
 @dataclasses.dataclass
 class RunResult:
-    events: list  # (event map, record) pairs, unless on_event took them
+    events: list  # (event map, Record or bytes) pairs, unless on_event took them
     maps: list  # MapReport (maps, then globals), totals read after the programs were detached
     not_attached: list  # (program, section, reason) of each program that did not attach
     lost: dict  # perf event array -> records its perf buffer dropped (when full)
