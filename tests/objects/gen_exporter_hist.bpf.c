@@ -7,7 +7,8 @@
  * - v, as microseconds, in getpgid_value_seconds: exp2 buckets (bucket b
  *   holds (2^(b-1), 2^b], 0 and 1 in bucket 0) up to MAX_EXP2, keyed by a
  *   disk (global disk_dev, user space's dev_t encoding) and v's parity;
- * - v in getpgid_linear: buckets of 50 (v / 50) up to MAX_LINEAR;
+ * - v in getpgid_linear: buckets of 50 (v / 50) up to MAX_LINEAR, and no
+ *   sum (as the exporter's tcp-syn-backlog);
  * - v in getpgid_zero: exp2zero buckets (0 alone in bucket 0) in a per-CPU
  *   array of MAX_ZERO + 2 elements (the sum in the last);
  * - once in calls_by_function_total under schedule()'s address, in
@@ -154,10 +155,6 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	if (lkey.bucket > MAX_LINEAR)
 		lkey.bucket = MAX_LINEAR;
 	add(&getpgid_linear, &lkey, 1);
-	if (v) {
-		lkey.bucket = MAX_LINEAR + 1;
-		add(&getpgid_linear, &lkey, v);
-	}
 
 	zkey.bucket = v ? exp2_bucket(v) + 1 : 0;
 	if (zkey.bucket > MAX_ZERO)

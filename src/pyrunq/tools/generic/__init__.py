@@ -6,6 +6,8 @@ lifecycle as every other tool; stacks are named (``stacks``). ``pyrunq
 inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
 whole of it in one call."""
 
+from .exporter_config import CONFIG, ConfigError
+from .exporter_maps import CONFIG_AUTO
 from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, USDT, Choice, NotAttached, NothingAttached
 from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
@@ -14,6 +16,9 @@ from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 
 __all__ = [
+    "CONFIG",
+    "CONFIG_AUTO",
+    "ConfigError",
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",

@@ -51,7 +51,7 @@ from ...bpf.events import (  # noqa: F401  # the pairing, read here by the gener
     nameable_structs,
     struct_of_size,
 )
-from . import present
+from . import exporter_maps, present
 from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
@@ -292,22 +292,30 @@ class View:
     trace_pipe: bool = False
 
     def unit(self, name: str) -> str:
-        return self.units.get(name) or self.units.get(None) or unit_of(name)
+        return self.given_unit(name) or unit_of(name)
+
+    def given_unit(self, name: str) -> str | None:
+        """The unit the caller gave for this histogram, if any."""
+        return self.units.get(name) or self.units.get(None)
 
 
-def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
+def view(obj: BPFObject, path: str, show=(), units: dict | None = None, metrics=None) -> View:
     """The view of ``obj`` (opened from ``path``): the default, plus the maps
     named in ``show`` ("all": every map). ``units``: histogram name (None: all
-    of them) -> the unit shown instead of the one its name suggests."""
+    of them) -> the unit shown instead of the one its name suggests.
+    ``metrics`` (``exporter_maps.Metrics``): maps its YAML names are
+    results, never working state; ebpf_exporter's histograms are histograms."""
+    metrics = metrics or exporter_maps.Metrics(None)
     batch = [m for m in obj.maps.values() if m.type in BATCH_TYPES]
     results = result_globals(obj)
-    hists = [m.name for m in batch if hist_shape(obj, m)]
+    hists = [m.name for m in batch if hist_shape(obj, m) or exporter_maps.is_histogram(obj, m, metrics)]
+    named = {m.name for m in batch if metrics.metric(m.name) is not None}
     hists += [name for _, name, tid in results if global_hist_shape(obj.btf, name, tid)]
     calls = helper_calls(path)  # the object's instructions, read once
     state = working_state(calls)
     hidden = {}
     for m in batch:
-        if m.name in hists:
+        if m.name in hists or m.name in named:
             continue
         if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
             hidden[m.name] = LIBBPF_OWN
@@ -343,15 +351,18 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     return View(shown, results, hidden, hists, units, writes_trace_pipe(calls))
 
 
-def describe(path: str) -> dict:
-    """Everything ``pyrunq inspect`` shows, as plain data (no privileges needed)."""
+def describe(path: str, config=exporter_maps.CONFIG_AUTO) -> dict:
+    """Everything ``pyrunq inspect`` shows, as plain data (no privileges
+    needed); ``config``: the object's ebpf_exporter YAML (default: the one
+    beside it, if any; None: none)."""
     obj, facts = open_object(path)
     with obj:
         rings = event_map_structs(obj)
         btf = obj.btf
         dwarf = dwarf_of(obj)
         own = [struct_types(obj, s) for s in dwarf_only_structs(obj)]
-        hidden = view(obj, path).hidden
+        metrics = exporter_maps.setup(obj, path, config)
+        hidden = view(obj, path, metrics=metrics).hidden
         results = {(section, name) for section, name, _ in result_globals(obj)}
         return {
             "object": obj.name,
@@ -369,7 +380,8 @@ def describe(path: str) -> dict:
                 }
                 for p in obj.programs.values()
             ],
-            "maps": [_describe_map(obj, m, rings, hidden) for m in obj.maps.values()],
+            "maps": [_describe_map(obj, m, rings, hidden, metrics) for m in obj.maps.values()],
+            "config": metrics.config.path if metrics.config else None,
             "globals": [
                 _describe_global(obj, section, name, tid, (section, name) in results)
                 for section in DATA_SECTIONS
@@ -387,10 +399,13 @@ def describe(path: str) -> dict:
         }
 
 
-def _describe_map(obj: BPFObject, m, rings: dict, hidden: dict) -> dict:
+def _describe_map(obj: BPFObject, m, rings: dict, hidden: dict, metrics) -> dict:
     btf = obj.btf
     shown: str | None
-    if m.type in EVENT_TYPES:
+    exporter = exporter_maps.describe(obj, m, metrics)
+    if exporter:
+        shown = exporter
+    elif m.type in EVENT_TYPES:
         struct_name = rings[m.name]
         if struct_name:
             types, _ = struct_types(obj, struct_name)

@@ -9,6 +9,7 @@ import dataclasses
 
 from ...bpf import ARRAY_TYPES, BPFObject
 from ...bpf import btf as B
+from . import exporter_maps
 from .introspect import global_hist_shape, hist_shape, unit_of
 from .present import presenter
 from .measures import PerCpu, is_zero, merge_percpu, minus
@@ -29,11 +30,21 @@ class MapReport:
     stacks: list = dataclasses.field(default_factory=list)  # key/value members that are stacks (names)
     kernel_stacks: list = dataclasses.field(default_factory=list)  # those of them that hold kernel stacks
     merged: int = 0  # entries added into others: their stacks name the same functions
+    # ebpf_exporter's maps (``exporter_maps``): how its histograms' slots are
+    # bucketed, which slot holds the sum, what one unit of a slot is in ``unit``
+    buckets: object = None  # buckets.Buckets
+    sum_slot: int | None = None
+    scale: float = 1.0
+    help: str | None = None  # the metric's help, from its YAML
+    labelled: bool = False  # keys are the metric's labels (name -> value), from its YAML
 
 
-def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
+def read_map(obj: BPFObject, m, unit: str | None = None, metrics=None) -> MapReport:
     """Map ``m`` decoded by the rules in ``introspect`` (``unit``: of its histograms,
-    instead of the one its name suggests)."""
+    instead of the one its name suggests); ebpf_exporter's maps as ``metrics``
+    (``exporter_maps.Metrics``) says."""
+    if metrics is not None and exporter_maps.shape(obj, m, metrics):
+        return exporter_maps.read(obj, m, metrics, unit, MapReport)
     btf = obj.btf
     unit = unit or unit_of(m.name)
     items = [(k, merge_percpu(v) if m.percpu else v) for k, v in m.items()]

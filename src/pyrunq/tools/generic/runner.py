@@ -40,6 +40,9 @@ from .introspect import (
     value_kind,
     view,
 )
+from . import exporter_maps
+from .exporter_config import kaddr_settings
+from .exporter_maps import CONFIG_AUTO
 from .objfile import check_trust, open_object
 from .present import presenter
 from .reports import MapReport, difference, read_global, read_map
@@ -141,6 +144,10 @@ class Runner(Tool):
     a default, listed in ``sized``); ``show``: maps to show beside the
     default view ("all": every map; ``view.hidden`` says what is not shown,
     and why); ``units``: histogram name (None: all) -> unit.
+
+    ``config``: the object's ebpf_exporter YAML (default: the one beside
+    it, ``NAME.yaml`` for ``NAME.bpf.o``, if any; None: none): its metrics'
+    names, help, labels and buckets (``metrics``; ``exporter_maps``).
     """
 
     def __init__(
@@ -159,6 +166,7 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        config=CONFIG_AUTO,
     ):
         if not allow_untrusted:
             check_trust(path)
@@ -175,6 +183,7 @@ class Runner(Tool):
         self.tracefs_problem: str | None = None  # why it is missing
         self.path, self._settings, self._events = path, settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
+        self._config = config
         self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
         self.events: list[tuple[str, dict]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
@@ -227,9 +236,11 @@ class Runner(Tool):
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
         for name, why in self._load_refused.items():
             self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
-        apply_settings(obj, self._settings)
+        self.metrics = exporter_maps.setup(obj, self.path, self._config)
+        kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
+        apply_settings(obj, {**kaddrs, **self._settings})
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
-        self.view: View = view(obj, self.path, self._show, self._units)
+        self.view: View = view(obj, self.path, self._show, self._units, self.metrics)
         self._rings = event_map_structs(obj, self._events)
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
@@ -415,7 +426,7 @@ class Runner(Tool):
         happened since the previous ``delta`` reading (the first: since load),
         by ``difference``; the kernel's maps are left as they are."""
         v = self.view
-        reports = [read_map(self.obj, self.obj.maps[name], v.unit(name)) for name in v.maps]
+        reports = [self._read_map(name) for name in v.maps]
         reports += [
             read_global(self.obj, section, name, tid, v.unit(name)) for section, name, tid in v.globals
         ]
@@ -424,11 +435,17 @@ class Runner(Tool):
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
         return [self._name_stacks(r) for r in reports]
 
+    def _read_map(self, name: str) -> MapReport:
+        m, v = self.obj.maps[name], self.view
+        if exporter_maps.shape(self.obj, m, self.metrics):  # its own unit, unless one was given
+            return read_map(self.obj, m, v.given_unit(name), self.metrics)
+        return read_map(self.obj, m, v.unit(name))
+
     def _name_stacks(self, report: MapReport) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
         difference was taken by id."""
-        if report.section is not None:
-            return report
+        if report.section is not None or report.buckets is not None or report.labelled:
+            return report  # ebpf_exporter's maps: their labels say what keys hold
         m = self.obj.maps[report.name]
         key, value = (self.stacks.members(self.obj.btf, tid) for tid in (m.key_type_id, m.value_type_id))
         if report.kind == "hist":  # futexctn's, biostacks': a histogram per stack
@@ -526,6 +543,7 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    config=CONFIG_AUTO,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -536,7 +554,9 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    a list) for USDT programs; ``config``: the object's ebpf_exporter YAML
+    (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
+    and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -551,6 +571,7 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        config=config,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
