@@ -130,6 +130,7 @@ class ExporterConfig:
     kaddrs: tuple = ()  # kernel symbols whose addresses go into kaddr_<name> globals
     spans: tuple = ()  # ring buffers of tracing spans (not read as spans here)
     cgroup_id_map: str | None = None  # a map the exporter fills from cgroup paths
+    given: bool = True  # named by the caller (not found beside the object)
 
     def notes(self) -> list[str]:
         """What of the file pyrunq does not do, one line each."""
@@ -165,26 +166,33 @@ def beside(object_path: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def load(path: str) -> ExporterConfig:
-    """The configuration in file ``path``; ConfigError when it cannot be read or used."""
+def named(path: str, given: bool = True) -> str:
+    """How messages name the file: as given (``config PATH``), or found
+    beside the object."""
+    return f"{CONFIG} {path}" if given else f"{path} (ebpf_exporter's YAML beside the object)"
+
+
+def load(path: str, given: bool = True) -> ExporterConfig:
+    """The configuration in file ``path`` (``given``: named by the caller,
+    not found beside the object); ConfigError when it cannot be read or used."""
     import yaml  # type: ignore[import-untyped]
 
     try:
         with open(path) as f:
             doc = yaml.safe_load(f)
     except OSError as e:
-        raise ConfigError(f"{CONFIG} {path}: {e.strerror}") from None
+        raise ConfigError(f"{named(path, given)}: {e.strerror}") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{CONFIG} {path}: not valid YAML{at}: {problem}") from None
-    return parse(doc, path)
+        raise ConfigError(f"{named(path, given)}: not valid YAML{at}: {problem}") from None
+    return parse(doc, path, given)
 
 
-def parse(doc, path: str = "<config>") -> ExporterConfig:
+def parse(doc, path: str = "<config>", given: bool = True) -> ExporterConfig:
     """The configuration a loaded YAML document describes."""
-    p = _Parser(path)
+    p = _Parser(named(path, given))
     doc = p.mapping(doc, "the file", _TOP)
     metrics_doc = p.mapping(doc.get("metrics") or {}, "metrics", {"counters", "histograms"})
     metrics: dict[str, Metric] = {}
@@ -209,17 +217,17 @@ def parse(doc, path: str = "<config>") -> ExporterConfig:
             p.mapping(cgroup_map, "cgroup_id_map", {"name", "type", "regexps"}).get("name"),
             "cgroup_id_map.name",
         )
-    return ExporterConfig(path, metrics, kaddrs, spans, cgroup_name)
+    return ExporterConfig(path, metrics, kaddrs, spans, cgroup_name, given)
 
 
 class _Parser:
     """Checks each part of the document as it is read; errors name where."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, name: str):
+        self.name = name
 
     def error(self, what: str) -> ConfigError:
-        return ConfigError(f"{CONFIG} {self.path}: {what}")
+        return ConfigError(f"{self.name}: {what}")
 
     def mapping(self, value, where: str, known: set) -> dict:
         if not isinstance(value, dict):
@@ -365,7 +373,7 @@ def check(config: ExporterConfig, maps: dict, object_name: str) -> None:
         if m.perf_event_array:
             continue  # its map is a perf event array of the object's own records
         facts = maps.get(m.name)
-        what = f"{CONFIG} {config.path}: {m.kind} {m.name}"
+        what = f"{named(config.path, config.given)}: {m.kind} {m.name}"
         if facts is None or not facts.readable:
             has = ", ".join(sorted(n for n, f in maps.items() if f.readable)) or "none"
             raise ConfigError(f"{what}: {object_name} has no hash or array map {m.name} (has: {has})")
@@ -399,7 +407,7 @@ def kaddr_settings(config: ExporterConfig, kallsyms: str = "/proc/kallsyms") -> 
                 found[symbol] = int(address, 16)
     missing = sorted(wanted - set(found))
     if missing:
-        raise ConfigError(f"{CONFIG} {config.path}: kaddrs: {missing[0]} is not in {kallsyms}")
+        raise ConfigError(f"{named(config.path, config.given)}: kaddrs: {missing[0]} is not in {kallsyms}")
     return {f"kaddr_{s}": found[s] for s in config.kaddrs}
 
 

@@ -41,7 +41,7 @@ def setup(obj, path: str, config=CONFIG_AUTO) -> Metrics:
     where = C.beside(path) if config == CONFIG_AUTO else config
     if not where:
         return Metrics(None)
-    loaded = C.load(where)
+    loaded = C.load(where, given=config != CONFIG_AUTO)
     facts = {
         m.name: C.MapFacts(m.key_size, m.value_size, m.percpu, m.type in BATCH_TYPES)
         for m in obj.maps.values()
