@@ -167,5 +167,5 @@ def test_a_yaml_that_does_not_fit_is_one_line_before_load(kernel, objs, tmp_path
     other.write_text("metrics: {counters: [")
     done = cli.run("run", alone, "--config", str(other))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.startswith(f"pyrunq run: error: --config {other}: not valid YAML (line 1, column 22): ")
+    assert done.stderr.startswith(f"pyrunq run: error: --config {other}: not valid YAML (line 1, column 22)")
     assert len(done.stderr.splitlines()) == 1
