@@ -175,3 +175,29 @@ def test_units_from_the_metric_name_and_multiplier():
     assert B.display_unit("softirq_wait_seconds", 1e-9) == ("nsecs", 1.0)
     assert B.display_unit("lock_wait_seconds", 1e-7) == ("nsecs", 100.0)
     assert B.display_unit("tcp_syn_backlog", 50) == ("value", 50)
+
+
+def test_a_tracing_span_cuts_records_into_its_labels():
+    config = C.parse(
+        {
+            "tracing": {
+                "spans": [
+                    {
+                        "name": "io",
+                        "ringbuf": "io_spans",
+                        "labels": [
+                            {"name": "trace_id", "size": 16, "decoders": [{"name": "hex"}]},
+                            {"name": "operation", "size": 4, "decoders": [{"name": "uint"}]},
+                            {"name": "peer", "size": 4, "decoders": [{"name": "inet_ip"}]},
+                        ],
+                    }
+                ]
+            }
+        }
+    )
+    labels = C.Labels(config.spans["io_spans"])
+    assert labels.size == 24
+    record = bytes(range(16)) + struct.pack("=I", 1) + bytes([127, 0, 0, 1])
+    assert labels.of(record) == (bytes(range(16)).hex(), "1", "127.0.0.1")
+    with pytest.raises(C.ConfigError, match="span io: obj has no ring buffer io_spans"):
+        C.check(config, {}, "obj")

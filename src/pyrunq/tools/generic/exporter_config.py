@@ -128,7 +128,7 @@ class ExporterConfig:
     path: str
     metrics: dict  # map name -> Metric
     kaddrs: tuple = ()  # kernel symbols whose addresses go into kaddr_<name> globals
-    spans: tuple = ()  # ring buffers of tracing spans (not read as spans here)
+    spans: dict = dataclasses.field(default_factory=dict)  # ring buffer -> Metric of kind "span"
     cgroup_id_map: str | None = None  # a map the exporter fills from cgroup paths
     given: bool = True  # named by the caller (not found beside the object)
 
@@ -144,7 +144,10 @@ class ExporterConfig:
                             "(it needs the pci.ids database): the number is shown"
                         )
         if self.spans:
-            out.append(f"tracing spans of {', '.join(self.spans)}: shown as records, not as spans")
+            out.append(
+                f"tracing spans of {', '.join(self.spans)}: records shown with the span's labels "
+                "(they are not sent anywhere)"
+            )
         if self.cgroup_id_map:
             out.append(
                 f"cgroup_id_map {self.cgroup_id_map}: not filled (the exporter fills it "
@@ -203,10 +206,10 @@ def parse(doc, path: str = "<config>", given: bool = True) -> ExporterConfig:
                 raise p.error(f"metric {metric.name} is defined twice")
             metrics[metric.name] = metric
     tracing = p.mapping(doc.get("tracing") or {}, "tracing", {"spans"})
-    spans = tuple(
-        str(p.mapping(s, f"tracing.spans[{i}]", {"ringbuf", "name", "service", "labels"}).get("ringbuf"))
-        for i, s in enumerate(p.sequence(tracing.get("spans") or [], "tracing.spans"))
-    )
+    spans = {}
+    for i, entry in enumerate(p.sequence(tracing.get("spans") or [], "tracing.spans")):
+        span = p.span(entry, f"tracing.spans[{i}]")
+        spans[span.help] = span
     if not metrics and not spans:
         raise p.error("neither metrics nor tracing are defined")
     kaddrs = tuple(p.text(k, "kaddrs") for k in p.sequence(doc.get("kaddrs") or [], "kaddrs"))
@@ -290,6 +293,18 @@ class _Parser:
             raise self.error(f"{where}: bucket_max {high} must be above bucket_min {low}")
         return Metric(kind, name, help_text, labels, bucket_type, low, high, multiplier, keys_list)
 
+    def span(self, entry, where: str) -> Metric:
+        """A tracing span: records of ring buffer ``ringbuf`` (kept as the
+        Metric's ``help``), each cut into labels as a key is."""
+        entry = self.mapping(entry, where, {"ringbuf", "name", "service", "labels"})
+        name = self.text(entry.get("name"), f"{where}.name")
+        ring = self.text(entry.get("ringbuf"), f"span {name}: ringbuf")
+        labels = tuple(
+            self.label(x, f"span {name}: labels[{i}]")
+            for i, x in enumerate(self.sequence(entry.get("labels") or [], f"span {name}: labels"))
+        )
+        return Metric("span", name, ring, labels)
+
     def label(self, entry, where: str) -> Label:
         entry = self.mapping(entry, where, _LABEL)
         name = self.text(entry.get("name"), f"{where}.name")
@@ -369,6 +384,10 @@ def check(config: ExporterConfig, maps: dict, object_name: str) -> None:
     """ConfigError unless every metric names a hash or array map of the
     object (``maps``: name -> MapFacts) whose key its labels fill and whose
     value is a 64-bit counter."""
+    where = named(config.path, config.given)
+    for ring, span in config.spans.items():
+        if ring not in maps or maps[ring].readable:
+            raise ConfigError(f"{where}: span {span.name}: {object_name} has no ring buffer {ring}")
     for m in config.metrics.values():
         if m.perf_event_array:
             continue  # its map is a perf event array of the object's own records
@@ -426,6 +445,11 @@ class Labels:
         self.metric = metric
         self._cache: dict[bytes, tuple | None] = {}
         self._context = _Context()
+
+    @property
+    def size(self) -> int:
+        """The bytes the labels take."""
+        return sum(label.size + label.padding for label in self.metric.labels)
 
     def of(self, raw: bytes) -> tuple | None:
         """The label values of a key (for a per-CPU metric, with the CPU

@@ -27,6 +27,24 @@ class Metrics:
     config: C.ExporterConfig | None
     labels: dict = dataclasses.field(default_factory=dict)  # map -> Labels
 
+    def span(self, ring: str):
+        """A decoder of ring buffer ``ring``'s records into the labels of the
+        tracing span its YAML reads from it (label -> value), and the label
+        names; None when the YAML has no span there."""
+        if self.config is None or ring not in self.config.spans:
+            return None
+        span = self.config.spans[ring]
+        labels = self.labels.setdefault(f"span {ring}", C.Labels(span))
+        names = [label.name for label in span.labels]
+
+        def decode(data: bytes):
+            if len(data) != labels.size:
+                return None  # not the record the YAML describes
+            values = labels.of(data)
+            return None if values is None else dict(zip(names, values))
+
+        return decode, names
+
     def metric(self, name: str) -> C.Metric | None:
         if self.config is None:
             return None

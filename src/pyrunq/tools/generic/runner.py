@@ -326,6 +326,9 @@ class Runner(Tool):
         decode = self._decoder(stream, struct_name) if struct_name else None
         pending = struct_name is None
         on_event = self._on_event
+        span = self.metrics.span(name)
+        if span is not None:  # ebpf_exporter's tracing span: its YAML's labels are the columns
+            decode, pending = self._span_decoder(stream, span, decode), False
 
         def on_record(data: bytes) -> None:
             nonlocal decode, pending
@@ -344,6 +347,22 @@ class Runner(Tool):
             self.ring = self.obj.ring_buffer(name, callback=on_record, raw=True)
         else:
             self.ring.add(self.obj.maps[name], callback=on_record)
+
+    def _span_decoder(self, stream: Stream, span, by_struct):
+        """Records cut into the labels of the span the object's YAML reads
+        from this ring buffer; one of another size (or whose labels the YAML
+        leaves out) as its struct decodes it."""
+        labelled, names = span
+        stream.columns = [(n, max(len(n), 8)) for n in names]
+        stream.raw, stream.struct = False, "span"
+
+        def decode(data: bytes):
+            record = labelled(data)
+            if record is not None:
+                return record
+            return by_struct(data) if by_struct else {"size": len(data), "data": data.hex()}
+
+        return decode
 
     def _decoder(self, stream: Stream, struct_name: str):
         """A function from a record's bytes to plain data by ``struct_name`` (in
