@@ -118,7 +118,7 @@ def test_without_its_yaml_bucket_maps_are_histograms_with_their_sums(kernel, obj
     exp2 histograms, the sum taken out of the bucket above the others; then
     the same run with its YAML (the sum's bucket said), in JSON."""
     alone = shutil.copy(objs["gen_exporter_hist"], tmp_path)
-    dev, _ = disk()
+    dev, name = disk()
     settings = {"target_tgid": os.getpid(), "disk_dev": dev}
     with Runner(alone, settings=settings) as r:
         fire(*VALUES)
@@ -127,6 +127,9 @@ def test_without_its_yaml_bucket_maps_are_histograms_with_their_sums(kernel, obj
     values = reports["getpgid_value_seconds"]
     assert values.kind == "hist" and values.sum_slot == MAX_EXP2 + 1 and not values.labelled
     by_op = {key["op"]: slots for key, slots, _ in values.entries}
+    # a dev_t in user space's encoding (as ebpf_exporter's MKDEV makes it) named as its disk
+    shown = f"{os.major(dev)}:{os.minor(dev)}" + ("" if name.startswith("unknown:") else f" {name}")
+    assert {key["dev"] for key, _, _ in values.entries} == {shown}
     for parity in (0, 1):
         mine = [v for v in VALUES if v & 1 == parity]
         expected = [sum(1 for v in mine if exp2_bucket(v) == b) for b in range(MAX_EXP2 + 1)] + [sum(mine)]
