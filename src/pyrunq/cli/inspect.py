@@ -17,13 +17,25 @@ EXAMPLES = """examples:
 def add_arguments(p) -> None:
     p.add_argument("object", metavar="OBJECT", help="a BPF object file (clang -target bpf -g)")
     p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the object's ebpf_exporter YAML (default: NAME.yaml beside NAME.bpf.o, if there is one)",
+    )
 
 
 def run(args, parser) -> int:
-    from ..tools.generic import describe
+    from ..errors import UsageError
+    from ..tools.generic import CONFIG, CONFIG_AUTO, describe
 
-    with reading():
-        d = describe(args.object)
+    try:
+        with reading():
+            d = describe(args.object, args.config or CONFIG_AUTO)
+    except UsageError as e:
+        message = str(e)
+        raise UsageError(
+            "--config" + message[len(CONFIG) :] if message.startswith(f"{CONFIG} ") else message
+        ) from None
     if args.json:
         import json
 
