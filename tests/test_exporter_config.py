@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import struct
 
 import pytest
@@ -201,3 +202,18 @@ def test_a_tracing_span_cuts_records_into_its_labels():
     assert labels.of(record) == (bytes(range(16)).hex(), "1", "127.0.0.1")
     with pytest.raises(C.ConfigError, match="span io: obj has no ring buffer io_spans"):
         C.check(config, {}, "obj")
+
+
+def test_inspect_says_how_each_map_is_shown(objs, tmp_path):
+    from pyrunq.tools.generic import describe
+
+    shown = {m["name"]: m["shown_as"] for m in describe(objs["gen_exporter_hist"])["maps"]}
+    assert shown["getpgid_value_seconds"] == (
+        "exp2 histogram getpgid_value_seconds (device, operation), with its sum: "
+        "getpgid arguments taken as microseconds"
+    )
+    assert shown["syscalls_total"] == "counter syscalls_total (syscall): System calls of the target process by name"
+    alone = shutil.copy(objs["gen_exporter_hist"], tmp_path)
+    shown = {m["name"]: m["shown_as"] for m in describe(alone)["maps"]}
+    assert shown["getpgid_value_seconds"].startswith("exp2 histograms, one entry per bucket (ebpf_exporter's shape)")
+    assert shown["syscalls_total"].startswith("entries (not by default")
