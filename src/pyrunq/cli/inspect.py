@@ -26,11 +26,11 @@ def add_arguments(p) -> None:
 
 def run(args, parser) -> int:
     from ..errors import UsageError
-    from ..tools.generic import CONFIG, CONFIG_AUTO, describe
+    from ..tools.generic import CONFIG, describe
 
     try:
         with reading():
-            d = describe(args.object, args.config or CONFIG_AUTO)
+            d = describe(args.object) if args.config is None else describe(args.object, args.config)
     except UsageError as e:
         message = str(e)
         raise UsageError(
