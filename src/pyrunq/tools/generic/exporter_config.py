@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import ipaddress
 import os
 import re
-import socket
 import struct
 import sys
 
@@ -621,6 +619,8 @@ def _cgroup(data: bytes, d, ctx) -> bytes:
 
 
 def _inet_ip(data: bytes, d, ctx) -> bytes:
+    import ipaddress
+
     address = ipaddress.ip_address(data) if len(data) in (4, 16) else None
     if address is None:
         return b"?" + data.hex().encode()
@@ -634,6 +634,8 @@ def _hex(data: bytes, d, ctx) -> bytes:
 
 
 def _ifname(data: bytes, d, ctx) -> bytes:
+    import socket
+
     index = int.from_bytes(data[:4], sys.byteorder)
     try:
         return socket.if_indextoname(index).encode()

@@ -17,6 +17,7 @@ from . import exporter_config as C
 from .present import presenter
 
 CONFIG_AUTO = "beside"  # the default: the YAML beside the object, if there is one
+WHY = "ebpf_exporter's metrics: its histograms and counters"
 
 
 @dataclasses.dataclass
@@ -27,23 +28,12 @@ class Metrics:
     config: C.ExporterConfig | None
     labels: dict = dataclasses.field(default_factory=dict)  # map -> Labels
 
-    def span(self, ring: str):
-        """A decoder of ring buffer ``ring``'s records into the labels of the
-        tracing span its YAML reads from it (label -> value), and the label
-        names; None when the YAML has no span there."""
+    def span(self, ring: str) -> C.Labels | None:
+        """The labels of the tracing span the YAML reads from ring buffer
+        ``ring``'s records; None when it has no span there."""
         if self.config is None or ring not in self.config.spans:
             return None
-        span = self.config.spans[ring]
-        labels = self.labels.setdefault(f"span {ring}", C.Labels(span))
-        names = [label.name for label in span.labels]
-
-        def decode(data: bytes):
-            if len(data) != labels.size:
-                return None  # not the record the YAML describes
-            values = labels.of(data)
-            return None if values is None else dict(zip(names, values))
-
-        return decode, names
+        return self.labels.setdefault(f"span {ring}", C.Labels(self.config.spans[ring]))
 
     def metric(self, name: str) -> C.Metric | None:
         if self.config is None:
@@ -139,7 +129,7 @@ def _read_shape(obj, m, items, unit, report):
         entries.append((key, k.bucket, v))
     # an array's last element is the sum (ebpf_exporter sizes them bucket_max + 2)
     last = m.max_entries - 1 if m.type in ARRAY_TYPES else None
-    from .introspect import unit_of
+    from .shapes import unit_of
 
     return _histograms(m.name, entries, B.Buckets(), last, unit or unit_of(m.name), 1.0, report, None, False)
 
@@ -184,3 +174,25 @@ def _sum_bucket(entries, found) -> int | None:
 def _order(entry):
     key = entry[0]
     return tuple(str(v) for v in key.values()) if isinstance(key, dict) else (str(key),)
+
+
+class SpanDecoder:
+    """Records of a ring buffer ebpf_exporter reads tracing spans from, cut
+    into the span's labels (its YAML's names are the stream's columns); a
+    record of another size, or whose labels the YAML leaves out, as
+    ``by_struct`` (the stream's own decoder) decodes it."""
+
+    def __init__(self, stream, labels: C.Labels, by_struct):
+        from .streams import Column
+
+        self.stream, self.labels, self.by_struct = stream, labels, by_struct
+        self.names = [label.name for label in labels.metric.labels]
+        stream.columns = [Column(n, "other", 0) for n in self.names]
+        stream.raw, stream.struct = False, f"span {labels.metric.name}"
+
+    def __call__(self, data: bytes) -> dict:
+        values = self.labels.of(data) if len(data) == self.labels.size else None
+        if values is None:
+            return self.by_struct(data)
+        self.stream.count += 1
+        return dict(zip(self.names, values))
