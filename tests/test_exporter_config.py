@@ -219,3 +219,11 @@ def test_inspect_says_how_each_map_is_shown(objs, tmp_path):
     shown = {m["name"]: m["shown_as"] for m in describe(alone)["maps"]}
     assert shown["getpgid_value_seconds"].startswith("exp2 histograms, one entry per bucket")
     assert shown["syscalls_total"].startswith("entries (not by default")
+
+
+def test_fixed_buckets_are_the_keys_the_yaml_lists():
+    fixed = B.Buckets("fixed", keys=(1, 5, 10), multiplier=0.001)
+    assert fixed.sum_bucket == 11
+    (h,) = B.histograms([((), 1, 2), ((), 10, 3), ((), 11, 40)], fixed)
+    assert (h.counts, h.sum) == ({1: 2, 10: 3}, 40)
+    assert B.rows(h, fixed, 1.0) == [("<= 1", 2), ("<= 5", 0), (">= 10", 3)]
