@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import struct
 
 import pytest
@@ -227,3 +228,35 @@ def test_fixed_buckets_are_the_keys_the_yaml_lists():
     (h,) = B.histograms([((), 1, 2), ((), 10, 3), ((), 11, 40)], fixed)
     assert (h.counts, h.sum) == ({1: 2, 10: 3}, 40)
     assert B.rows(h, fixed, 1.0) == [("<= 1", 2), ("<= 5", 0), (">= 10", 3)]
+
+
+def _label(decoders, size=8, **decoder):
+    chain = tuple(C.Decoder(name, **(decoder if name == decoders[-1] else {})) for name in decoders)
+    return C.Labels(C.Metric("counter", "m_total", "x", (C.Label("l", size, 0, chain),)))
+
+
+def test_decoders_that_read_this_machine():
+    from pyrunq.cgroup import cgroup2_mount
+    from pyrunq.symbols import kernel_symbols
+
+    address = kernel_symbols().address("schedule")
+    assert _label(["ksym"]).of(struct.pack("=Q", address)) == ("schedule",)
+    assert _label(["ksym"]).of(struct.pack("=Q", address + 1)) == (f"unknown_addr:0x{address + 1:x}",)
+    stack = struct.pack("=QQQ", address + 4, address, 0) + bytes(8)
+    assert _label(["kstack"], 32).of(stack) == ("schedule\nschedule",)
+    mount = cgroup2_mount()
+    assert _label(["uint", "cgroup"]).of(struct.pack("=Q", os.stat(mount).st_ino)) == (mount,)
+    assert _label(["ifname"], 4).of(struct.pack("=I", socket.if_nametoindex("lo"))) == ("lo",)
+    assert _label(["hex"], 2).of(b"\x0a\xff") == ("0aff",)
+    assert _label(["dname"], 9).of(b"\x03www\x02io\x00") == ("www.io.",)
+    assert _label(["inet_ip"], 16).of(bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1])) == ("10.0.0.1",)
+
+
+def test_kaddrs_are_the_symbols_addresses(tmp_path):
+    kallsyms = tmp_path / "kallsyms"
+    kallsyms.write_text("ffffffff81000000 T _text\nffffffff82a0b1c0 d bpf_jit_current\n")
+    config = C.parse({"metrics": {"counters": [{"name": "c", "help": "x"}]}, "kaddrs": ["bpf_jit_current"]})
+    assert C.kaddr_settings(config, str(kallsyms)) == {"kaddr_bpf_jit_current": 0xFFFFFFFF82A0B1C0}
+    config = C.parse({"metrics": {"counters": [{"name": "c", "help": "x"}]}, "kaddrs": ["gone"]})
+    with pytest.raises(C.ConfigError, match=f"kaddrs: gone is not in {kallsyms}"):
+        C.kaddr_settings(config, str(kallsyms))
