@@ -170,6 +170,9 @@ def test_the_sum_is_found_without_the_yaml_only_where_the_counts_allow_it():
     )  # 500 is no sum of them
     assert B.histograms([((), 5, 3), ((), 6, 1000)], guess)[0].sum == 1000  # 6 may be the clamped bucket
     assert B.histograms([((), 28, 5)], guess)[0].sum is None  # nothing else: a count
+    # a key that counted values above 1 has a sum too: one without is a sign there is none
+    keyed = [(("a",), 5, 3), (("a",), 0, 1), (("a",), 28, 70), (("b",), 4, 2)]
+    assert [h.sum for h in B.histograms(keyed, guess)] == [None, None]
 
 
 def test_units_from_the_metric_name_and_multiplier():

@@ -149,13 +149,17 @@ def histograms(entries, buckets: Buckets, sum_bucket: int | None = None) -> list
 def find_sum_bucket(found: list[BucketHistogram], buckets: Buckets) -> int | None:
     """The bucket the sums are in, when the configuration does not say: the
     highest bucket of the map, when for every histogram that has it the
-    number there is a sum its other buckets' counts allow (``sum_fits``).
-    None when nothing says so (then every bucket is shown as a count)."""
+    number there is a sum its other buckets' counts allow (``sum_fits``),
+    and every histogram that counted a value above 0 has it. None when
+    nothing says so (then every bucket is shown as a count)."""
     top = max((b for h in found for b in h.counts), default=None)
     if top is None:
         return None
     holders = [h for h in found if top in h.counts]
-    if all(sum_fits(h.counts, top, buckets) for h in holders):
+    # the exporter's programs add to the sum with every value above 0: a key
+    # that counted one (in a bucket above 0) but has no sum there has none
+    lacking = any(top not in h.counts and any(b > 0 for b in h.counts) for h in found)
+    if not lacking and all(sum_fits(h.counts, top, buckets) for h in holders):
         return top
     return None
 
