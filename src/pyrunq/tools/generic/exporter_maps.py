@@ -114,7 +114,9 @@ def read(obj, m, metrics: Metrics, unit: str | None, report):
             continue  # a bucket label that is no number: the exporter skips the map
         entries.append((dict(zip(names, values[:-1])), bucket, v))
     word, scale = B.display_unit(metric.name, metric.bucket_multiplier)
-    return _histograms(m.name, entries, spec, None, unit or word, scale, report, metric.help, True)
+    if unit:  # the caller names the unit of the object's own values: they are shown as they are
+        word, scale = unit, 1.0
+    return _histograms(m.name, entries, spec, None, word, scale, report, metric.help, True)
 
 
 def _read_shape(obj, m, items, unit, report):
