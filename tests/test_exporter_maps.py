@@ -140,11 +140,16 @@ def test_without_its_yaml_bucket_maps_are_histograms_with_their_sums(kernel, obj
 
     from pyrunq.cli.run import JsonPrinter
 
-    with Runner(objs["gen_exporter_hist"], settings=settings) as r:
+    # with its YAML, and a unit named for one histogram: the object's own numbers, unscaled
+    units = {"getpgid_zero": "ticks"}
+    with Runner(objs["gen_exporter_hist"], settings=settings, units=units) as r:
         fire(*VALUES)
         r.stop()
+        reports = {report.name: report for report in r.maps()}
         text = io.StringIO()
-        JsonPrinter(text).maps(r.maps())
+        JsonPrinter(text).maps(list(reports.values()))
+    assert (reports["getpgid_zero"].unit, reports["getpgid_zero"].scale) == ("ticks", 1.0)
+    assert (reports["getpgid_value_seconds"].unit, reports["getpgid_value_seconds"].scale) == ("usecs", 1.0)
     docs = {d["map"]: d for d in map(json.loads, text.getvalue().splitlines())}
     (even, _) = sorted(docs["getpgid_value_seconds"]["histograms"], key=lambda h: h["key"]["operation"])
     assert (even["count"], even["sum"], even["le"][:3]) == (
