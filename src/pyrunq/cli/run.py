@@ -181,6 +181,12 @@ def add_arguments(p) -> None:
         help='attach USDT program PROGRAM, whose SEC("usdt") names no probe, to probe PROVIDER:NAME '
         "of BINARY (a path, or a library name) in every process; repeatable, for one program too",
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the object's ebpf_exporter YAML: its metrics' names, help, labels and buckets "
+        "(default: NAME.yaml beside NAME.bpf.o, if there is one)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
         "--allow-untrusted-object",
@@ -227,6 +233,13 @@ def run(args, parser) -> int:
                 f"sizes it): sized {size}; choose with --max-entries {name}=N",
                 file=sys.stderr,
             )
+        if r.metrics.config is not None:
+            print(
+                f"{parser.prog}: note: metrics named, labelled and bucketed as {r.metrics.config.path} says",
+                file=sys.stderr,
+            )
+            for line in r.metrics.config.notes():
+                print(f"{parser.prog}: note: {line}", file=sys.stderr)
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         if r.view.hidden:
@@ -422,7 +435,7 @@ def _pairing_note(prog: str):
 def _runner(args, on_event, on_pairing=None):
     """The Runner for these arguments; its usage errors name the flags."""
     from ..errors import UsageError
-    from ..tools.generic import Runner
+    from ..tools.generic import CONFIG_AUTO, Runner
 
     try:
         return Runner(
@@ -440,6 +453,7 @@ def _runner(args, on_event, on_pairing=None):
             uprobes=_targets(args.uprobe),
             usdts=_targets(args.usdt),
             on_pairing=on_pairing,
+            config=args.config or CONFIG_AUTO,
         )
     except UsageError as e:
         raise UsageError(e.text(_flag(e.param))) from None
@@ -449,6 +463,7 @@ def _flag(param: str | None) -> str | None:
     """The flag that sets a parameter of the generic tool (``UsageError.param``)."""
     from ..tools.generic import (
         ALLOW_UNTRUSTED,
+        CONFIG,
         EVENT,
         MAX_ENTRIES,
         PROGRAMS,
@@ -470,6 +485,7 @@ def _flag(param: str | None) -> str | None:
         SKIP: "--no-program",
         UPROBE: "--uprobe",
         USDT: "--usdt",
+        CONFIG: "--config",
         ALLOW_UNTRUSTED: "--allow-untrusted-object",
     }
     return flags.get(param, param) if param else None

@@ -37,6 +37,7 @@ from ...bpf import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...bpf.events import event_map_structs, find_struct, through_pointers
 from ...errors import UsageError
+from . import exporter_maps
 from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
 from .objfile import ObjectFile
 from .present import is_kernel_address, presenter
@@ -96,6 +97,8 @@ class MapPlan:
     # hidden, but shown when every key read is a kernel function (a bare
     # 64-bit key beside histograms: a count by function, or a start time)
     reveal: bool = False
+    exporter: exporter_maps.Metrics | None = None  # an ebpf_exporter map (shape "exporter")
+    shown_as: str | None = None  # what inspect says of it, when its shape decides it
 
     @property
     def stacks(self) -> list[str]:
@@ -198,20 +201,30 @@ def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
 
 
 def view(
-    objfile: ObjectFile, obj: BPFObject, show=(), units: dict | None = None, events: dict | None = None
+    objfile: ObjectFile,
+    obj: BPFObject,
+    show=(),
+    units: dict | None = None,
+    events: dict | None = None,
+    metrics=None,
 ) -> View:
     """The plans of ``obj`` (a load of ``objfile``): the default view, plus
     the maps named in ``show`` ("all": every map). ``units``: histogram name
     (None: all of them) -> the unit shown instead of the one its name
-    suggests; ``events``: event map -> the struct its records are."""
+    suggests; ``events``: event map -> the struct its records are;
+    ``metrics`` (``exporter_maps.Metrics``): ebpf_exporter's maps, as its
+    YAML (or, without one, their shape) says: results, never working state."""
     btf = obj.btf
+    metrics = metrics or exporter_maps.Metrics(None)
     stack_map = any(m.type == STACK_TRACE for m in obj.maps.values())
     batch = [m for m in obj.maps.values() if m.type in BATCH_TYPES]
     results = result_globals(obj)
-    shapes = {m.name: map_hist_shape(btf, m) for m in batch}
+    exporter = {m.name for m in batch if exporter_maps.shape(obj, m, metrics)}
+    shapes = {m.name: None if m.name in exporter else map_hist_shape(btf, m) for m in batch}
     hists = [name for name, shape in shapes.items() if shape]
+    hists += [m.name for m in batch if m.name in exporter and exporter_maps.is_histogram(obj, m, metrics)]
     hists += [name for _, name, tid in results if global_hist_shape(btf, name, tid)]
-    hidden = _hidden(btf, objfile.calls, batch, hists)
+    hidden = {k: v for k, v in _hidden(btf, objfile.calls, batch, hists).items() if k not in exporter}
     kept = summaries(objfile.calls)
     anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
     why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
@@ -240,6 +253,15 @@ def view(
     for m in obj.maps.values():
         if m.type in EVENT_TYPES:
             plans.append(_event_plan(obj, m.name, pairing[m.name]))
+        elif m.name in exporter:
+            shown = m.name not in hidden
+            why = why_shown.get(m.name) or exporter_maps.WHY
+            given = units.get(m.name) or units.get(None)  # else the YAML's, or the name's
+            kind = "hist" if m.name in hists else "entries"
+            text = exporter_maps.describe(obj, m, metrics)
+            plans.append(
+                MapPlan(m.name, kind, "exporter", shown, why, None, given, exporter=metrics, shown_as=text)
+            )
         elif m.type in BATCH_TYPES:
             shape = shapes[m.name]
             shown = m.name not in hidden

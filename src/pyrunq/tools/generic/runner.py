@@ -20,6 +20,9 @@ from ...bpf import RINGBUF, BPFObject, Link, Record, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
 from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
+from . import exporter_maps
+from .exporter_config import kaddr_settings
+from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
 from .reports import MapReport, difference, read
@@ -107,6 +110,10 @@ class Runner(Tool):
     default view ("all": every map; ``view.hidden`` says what is not shown,
     and why: ``view.plans``, how each map is shown); ``units``: histogram
     name (None: all) -> unit.
+
+    ``config``: the object's ebpf_exporter YAML (default: the one beside
+    it, ``NAME.yaml`` for ``NAME.bpf.o``, if any; None: none): its metrics'
+    names, help, labels and buckets (``metrics``; ``exporter_maps``).
     """
 
     # the current load's (``now``): a retry starts from a new Attempt
@@ -136,6 +143,7 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        config=CONFIG_AUTO,
     ):
         if not allow_untrusted:
             check_trust(path)
@@ -145,6 +153,8 @@ class Runner(Tool):
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
+        self._config = config
+        self.metrics = Metrics(None)  # the object's ebpf_exporter YAML, once configured
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self._iterator_text: dict[str, str | bytes] = {}  # as read when the Runner stopped
@@ -196,9 +206,11 @@ class Runner(Tool):
         now.not_attached = list(now.selection.refused)
         for name, why in self._load_refused.items():
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
-        apply_settings(obj, self._settings)
+        self.metrics = exporter_maps.setup(obj, self.path, self._config)
+        kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
+        apply_settings(obj, {**kaddrs, **self._settings})
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
-        now.view = view(self.objfile, obj, self._show, self._units, self._events)
+        now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
         # a pinned map would outlive the run, and could be another program's
         now.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
@@ -302,7 +314,10 @@ class Runner(Tool):
             stacks.name,
         )
         on_event = self._on_event
-        self.now.sources.add(obj, name, lambda data: on_event(name, decode(data)))
+        span = self.metrics.span(name)
+        # ebpf_exporter's tracing span: its YAML's labels are the columns
+        records = decode if span is None else SpanDecoder(stream, span, decode)
+        self.now.sources.add(obj, name, lambda data: on_event(name, records(data)))
 
     def poll(self, timeout: float | None = 0, limit: int = 4096) -> int:
         """Wait up to ``timeout`` seconds, then hand over the records of every
@@ -435,6 +450,7 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    config=CONFIG_AUTO,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -445,7 +461,9 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    a list) for USDT programs; ``config``: the object's ebpf_exporter YAML
+    (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
+    and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -460,6 +478,7 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        config=config,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
