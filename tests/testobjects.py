@@ -4,7 +4,6 @@ getpgid(value) from this test process (their tgid filter is set per test)."""
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 
@@ -13,13 +12,27 @@ ROOT = os.path.dirname(HERE)
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname's machine -> vmlinux/<arch>
 
 
-def compile_all(directory) -> dict[str, str]:
-    """name -> path of each tests/objects/NAME.bpf.c compiled into ``directory``."""
-    out = {}
-    for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
-        name = os.path.basename(source)[: -len(".bpf.c")]
-        out[name] = compile_object(source, os.path.join(str(directory), f"{name}.bpf.o"))
-    return out
+class Objects(dict):
+    """name -> path of tests/objects/NAME.bpf.c, compiled into ``directory``
+    the first time a test asks for it: a run compiles only what its tests use
+    (the quick tier leaves out the objects only slow tests load)."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self._directory = str(directory)
+
+    def __missing__(self, name: str) -> str:
+        source = os.path.join(HERE, "objects", f"{name}.bpf.c")
+        if not os.path.isfile(source):
+            raise KeyError(f"no test object {name!r} in tests/objects")
+        self[name] = compile_object(source, os.path.join(self._directory, f"{name}.bpf.o"))
+        return self[name]
+
+
+def compile_all(directory) -> Objects:
+    """name -> path of each tests/objects/NAME.bpf.c, compiled into ``directory``
+    as tests ask for them."""
+    return Objects(directory)
 
 
 def compile_object(source, out, arch: str = ARCHES[os.uname().machine]) -> str:

@@ -21,6 +21,7 @@ EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o --json               # JSON lines
     pyrunq run runqlat.bpf.o --program handle_sched_switch  # this program (not its twins) only
     pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
+    pyrunq run cgroup_skb.o --cgroup /sys/fs/cgroup/my.slice   # attach cgroup programs there
     pyrunq run profile.bpf.o --duration 10 --flamegraph profile.svg   # maps' stacks, drawn
     pyrunq run profile.bpf.o --duration 10 --folded  # maps' stacks, folded (flamegraph.pl input)
 
@@ -179,6 +180,12 @@ def add_arguments(p) -> None:
         default=[],
         help='attach USDT program PROGRAM, whose SEC("usdt") names no probe, to probe PROVIDER:NAME '
         "of BINARY (a path, or a library name) in every process; repeatable, for one program too",
+    )
+    p.add_argument(
+        "--cgroup",
+        metavar="PATH",
+        help="attach the cgroup programs (cgroup_skb/egress, sockops, cgroup/sock_create...) to "
+        "this cgroup v2 directory (absolute, or below the cgroup2 mount)",
     )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
@@ -440,6 +447,7 @@ def _runner(args, on_event, on_pairing=None):
             uprobes=_targets(args.uprobe),
             usdts=_targets(args.usdt),
             on_pairing=on_pairing,
+            cgroup=args.cgroup,
         )
     except UsageError as e:
         raise UsageError(_with_flags(str(e))) from None
@@ -450,6 +458,7 @@ def _with_flags(message: str) -> str:
     as a command-line user needs it: with the flags that set them."""
     from ..tools.generic import (
         ALLOW_UNTRUSTED,
+        CGROUP,
         EVENT,
         MAX_ENTRIES,
         PROGRAMS,
@@ -471,6 +480,7 @@ def _with_flags(message: str) -> str:
         (SKIP, "--no-program"),
         (UPROBE, "--uprobe"),
         (USDT, "--usdt"),
+        (CGROUP, "--cgroup"),
     ):
         if message.startswith(f"{word} "):
             return flag + message[len(word) :]

@@ -6,7 +6,7 @@ lifecycle as every other tool; stacks are named (``stacks``). ``pyrunq
 inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
 whole of it in one call."""
 
-from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, USDT, Choice, NotAttached, NothingAttached
+from .attach import CGROUP, PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, USDT, Choice, NotAttached, NothingAttached
 from .introspect import EVENT, SHOW, UNITS, View, describe
 from .objfile import ALLOW_UNTRUSTED
 from .reports import MapReport, difference
@@ -14,6 +14,7 @@ from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 
 __all__ = [
+    "CGROUP",
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",

@@ -13,7 +13,10 @@ either, and is reported as ``NotAttached`` with the reason: one program
 that cannot run must not stop the others.
 
 ``SEC("perf_event")`` programs attach to the software CPU clock of every
-online CPU; ``iter/*`` programs attach as iterators, read as text.
+online CPU, ``SEC("perf_event/type=T,config=C,...")`` ones (ebpf_exporter's
+way of naming the event) to that perf event on every online CPU; cgroup
+programs (``cgroup_skb/egress``, ``sockops``, ``cgroup/sock_create``...) to
+the cgroup given; ``iter/*`` programs attach as iterators, read as text.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import re
 from typing import NamedTuple
 
+from ... import cgroup as cgroups
 from ...bpf import BPFObject, Link, Program, features
 from ...bpf import btf as B
 from ...errors import BPFError, PyrunqError, UsageError
@@ -35,6 +39,7 @@ PROGRAMS = "programs"
 SKIP = "skip"
 UPROBE = "uprobe"
 USDT = "usdt"
+CGROUP = "cgroup"
 
 # section prefix -> mechanism
 MECHANISMS = {
@@ -60,6 +65,28 @@ POINTS = {
 }
 TRACEFS_HOW = "as root: mount -t tracefs nodev /sys/kernel/tracing"
 CANNOT_AUTO_ATTACH = "libbpf cannot attach that section by itself"
+# libbpf's names of the program types that attach to a cgroup
+CGROUP_TYPES = {
+    "cgroup_skb",
+    "cgroup_sock",
+    "cgroup_sock_addr",
+    "sock_ops",
+    "cgroup_sockopt",
+    "cgroup_sysctl",
+    "cgroup_device",
+}
+PERF_EVENT_PREFIX = "perf_event/"
+# the items of SEC("perf_event/type=T,config=C,...") -> perf_event_attr's field
+# (ebpf_exporter reads type, config and frequency; a period samples every N events)
+PERF_EVENT_ITEMS = {
+    "type": "type",
+    "config": "config",
+    "frequency": "frequency",
+    "freq": "frequency",
+    "sample_freq": "frequency",
+    "sample_period": "period",
+    "period": "period",
+}
 
 
 class NotAttached(NamedTuple):
@@ -131,6 +158,55 @@ def target_of(section: str) -> str:
     return section.rsplit("/", 1)[-1]
 
 
+class PerfEvent(NamedTuple):
+    """The perf event a ``SEC("perf_event/type=T,config=C,...")`` names, and how
+    often it samples: ``frequency`` times a second or every ``period`` events
+    (neither: the caller's frequency)."""
+
+    type: int
+    config: int
+    frequency: int | None = None
+    period: int | None = None
+
+
+def perf_event_of(section: str) -> PerfEvent | None:
+    """The perf event a section names (``perf_event/type=1,config=2,frequency=99``,
+    as ebpf_exporter writes them), None when it names none (``perf_event``, or
+    ``perf_event/NAME``); ValueError, saying why, when it names one badly."""
+    if not section.startswith(PERF_EVENT_PREFIX) or "=" not in section:
+        return None
+    fields: dict[str, int] = {}
+    for item in section[len(PERF_EVENT_PREFIX) :].split(","):
+        key, sep, text = item.partition("=")
+        if not sep or key not in PERF_EVENT_ITEMS:
+            raise ValueError(f"unknown item {item!r} in its section (knows: {', '.join(PERF_EVENT_ITEMS)})")
+        try:
+            fields[PERF_EVENT_ITEMS[key]] = int(text, 0)
+        except ValueError:
+            raise ValueError(f"{key}={text} in its section is not an integer") from None
+    if "type" not in fields or "config" not in fields:
+        raise ValueError("its section names no perf event (type=T,config=C)")
+    if "frequency" in fields and "period" in fields:
+        raise ValueError("its section gives both a frequency and a period")
+    if any(fields.get(k) == 0 for k in ("frequency", "period")):
+        raise ValueError("its section samples at 0 (frequency or period)")
+    return PerfEvent(**fields)
+
+
+def set_section_types(obj: BPFObject) -> None:
+    """Before load: programs whose section libbpf does not know but their
+    loaders do get the type those give them: ``perf_event/...`` is a perf_event
+    program (libbpf 1.1 knows only a bare ``perf_event``)."""
+    for p in obj.programs.values():
+        if p.section.startswith(PERF_EVENT_PREFIX) and p.type_name != "perf_event":
+            p.type_name = "perf_event"
+
+
+def is_cgroup(prog: Program) -> bool:
+    """Whether a program attaches to a cgroup (cgroup_skb/egress, sockops...)."""
+    return prog.type_name in CGROUP_TYPES
+
+
 def unsupported(sections: dict[str, str], btf_has: set) -> dict[str, str | None]:
     """Program name -> why this kernel cannot run it (None: it can), by
     mechanism: tp_btf needs its ``btf_trace_X`` in the kernel's BTF, fentry
@@ -151,6 +227,11 @@ def unsupported(sections: dict[str, str], btf_has: set) -> dict[str, str | None]
             reason = "this kernel has no kprobes (ksyscall programs are kprobes)"
         elif section.startswith(("lsm/", "lsm.s/")) and features.bpf_lsm() is False:
             reason = "this kernel does not run BPF LSM programs (it needs bpf in lsm= at boot)"
+        elif section.startswith(PERF_EVENT_PREFIX):
+            try:
+                perf_event_of(section)
+            except ValueError as e:
+                reason = str(e)
         out[key] = reason
     return out
 
@@ -307,11 +388,14 @@ def _usdt_target(spec: str) -> UsdtTarget:
     return UsdtTarget(os.path.realpath(path), provider, name)
 
 
-def attach_program(prog: Program, frequency: int, targets: list | None = None) -> list[Link]:
-    """Attach one loaded program: perf_event programs to the CPU clock of
-    every CPU, iterators as iterators, a uprobe or a USDT program to each of
-    ``targets`` when given (Targets, UsdtTargets; in every process), the rest
-    by their section."""
+def attach_program(
+    prog: Program, frequency: int, targets: list | None = None, cgroup: str | None = None
+) -> list[Link]:
+    """Attach one loaded program: perf_event programs to the perf event their
+    section names (else the CPU clock) of every CPU, iterators as iterators, a
+    uprobe or a USDT program to each of ``targets`` when given (Targets,
+    UsdtTargets; in every process), a cgroup program to ``cgroup`` (a cgroup
+    v2 directory), the rest by their section."""
     if targets:
         retprobe = prog.section.startswith("uretprobe")
         return [
@@ -321,10 +405,31 @@ def attach_program(prog: Program, frequency: int, targets: list | None = None) -
             for t in targets
         ]
     if prog.type_name == "perf_event":
-        return prog.attach_cpu_clock(frequency)
+        event = perf_event_of(prog.section)
+        if event is None:
+            return prog.attach_cpu_clock(frequency)
+        if event.frequency is None and event.period is None:
+            event = event._replace(frequency=frequency)
+        return prog.attach_perf_events(event.type, event.config, event.frequency, event.period)
     if is_iterator(prog):
         return [prog.attach_iter()]
+    if is_cgroup(prog) and cgroup is not None:
+        return [prog.attach_cgroup(cgroup)]
     return [prog.attach()]
+
+
+def check_cgroup(obj: BPFObject, path: str | None) -> str | None:
+    """The cgroup v2 directory cgroup programs attach to, checked before load:
+    it must be one, and the object must have such a program."""
+    if path is None:
+        return None
+    what = f"{CGROUP} {path}"
+    if not any(is_cgroup(p) for p in obj.programs.values()):
+        raise UsageError(f"{what}: {obj.name} has no cgroup program (cgroup_skb, sockops, cgroup/...)")
+    try:
+        return cgroups.resolve(path)[0]
+    except UsageError as e:
+        raise UsageError(f"{what}: {e}") from None
 
 
 def needs_tracefs(prog: Program) -> bool:
@@ -353,6 +458,8 @@ def refused_program(error: BPFError) -> tuple[str, str] | None:
 def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     """Why ``prog`` did not attach, in a few words."""
     if error.errno == errno.EOPNOTSUPP and prog.type_name != "perf_event":
+        if is_cgroup(prog):
+            return f"{CANNOT_AUTO_ATTACH}: give it a cgroup (a cgroup v2 directory) to attach to"
         if is_uprobe(prog):
             return f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:FUNCTION)"
         if is_usdt(prog):

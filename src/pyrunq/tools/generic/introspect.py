@@ -53,6 +53,7 @@ from ...bpf.events import (  # noqa: F401  # the pairing, read here by the gener
 )
 from . import present
 from .objfile import open_object
+from .attach import set_section_types
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
 _UNITS = {
@@ -347,6 +348,7 @@ def describe(path: str) -> dict:
     """Everything ``pyrunq inspect`` shows, as plain data (no privileges needed)."""
     obj, facts = open_object(path)
     with obj:
+        set_section_types(obj)  # as run loads them: perf_event/... is a perf_event program
         rings = event_map_structs(obj)
         btf = obj.btf
         dwarf = dwarf_of(obj)

@@ -23,11 +23,13 @@ from .attach import (
     NotAttached,
     NothingAttached,
     attach_program,
+    check_cgroup,
     choose,
     is_iterator,
     needs_tracefs,
     reason,
     refused_program,
+    set_section_types,
     uprobe_targets,
     usdt_targets,
 )
@@ -131,7 +133,11 @@ class Runner(Tool):
     which, ``attach``). A program that cannot attach is in ``not_attached``
     as (program, section, reason) and the rest run; the Runner fails only
     when none attached. ``SEC("perf_event")`` programs sample every CPU's
-    clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
+    clock ``frequency`` times a second (``SEC("perf_event/type=T,config=C")``
+    ones the perf event they name, on every CPU); cgroup programs
+    (``cgroup_skb/egress``, ``sockops``...) attach to ``cgroup`` (a cgroup v2
+    directory, absolute or below the cgroup2 mount); ``iterators()`` reads
+    iter/* ones.
 
     A program the kernel refuses to load is in ``not_attached`` too (the
     object is loaded again without it). Stack ids and inline stacks in maps
@@ -159,12 +165,14 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        cgroup: str | None = None,
     ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
         self._programs, self._skip, self._frequency = programs, skip, frequency
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
+        self._cgroup_spec = cgroup
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self.choices: list[Choice] = []
@@ -219,6 +227,8 @@ class Runner(Tool):
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
         skip = list(self._skip or ()) + list(self._load_refused)
+        set_section_types(obj)
+        self.cgroup = check_cgroup(obj, self._cgroup_spec)  # where cgroup programs attach
         self._plan = choose(obj, self._programs, skip, self._passed_over)
         self._targets: dict[str, list] = {
             **uprobe_targets(obj, self._uprobe_specs),
@@ -261,7 +271,7 @@ class Runner(Tool):
             if needs_tracefs(prog):
                 self._tracefs()
             try:
-                links = attach_program(prog, self._frequency, self._targets.get(prog.name))
+                links = attach_program(prog, self._frequency, self._targets.get(prog.name), self.cgroup)
             except OSError as e:
                 why = reason(prog, e, self.tracefs_problem is not None)
                 if prog.name in self._plan.fallbacks:
@@ -526,6 +536,7 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    cgroup: str | None = None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -536,7 +547,8 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    a list) for USDT programs; ``cgroup``: the cgroup v2 directory cgroup
+    programs attach to. Needs root (or CAP_BPF and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -551,6 +563,7 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        cgroup=cgroup,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
