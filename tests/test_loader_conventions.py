@@ -131,9 +131,8 @@ def test_cgroup_programs_attach_to_the_cgroup_given(kernel, objs, own_cgroup):
 def test_cgroup_programs_without_a_cgroup_say_what_they_need(objs):
     out = cli.run("run", objs["gen_cgroup"], "--duration", "1")
     assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
-    assert "count_egress (cgroup_skb/egress): libbpf cannot attach that section by itself: give it a cgroup" in (
-        out.stderr
-    )
+    why = "count_egress (cgroup_skb/egress): libbpf cannot attach that section by itself: give it a cgroup"
+    assert why in out.stderr, out.stderr
     cli.assert_usage_error(
         "run", [objs["gen_cgroup"], "--cgroup", "/tmp"], "--cgroup /tmp: /tmp: not a cgroup v2 directory"
     )
