@@ -8,6 +8,7 @@ names (``--cgroup``)."""
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import socket
@@ -141,3 +142,75 @@ def test_cgroup_programs_without_a_cgroup_say_what_they_need(objs):
         [objs["gen_events"], "--cgroup", cgroups.cgroup2_mount()],
         "gen_events has no cgroup program",
     )
+
+
+# -- what the object's own user space fills ------------------------------------------
+
+FILLED = {
+    "freqs_mhz": "1000,1200,1400,0x640",
+    "watched[7]": "{weight=3, label=seven}",
+    "tail_calls[0]": "tail_target",
+}
+
+
+def test_what_the_objects_user_space_fills_is_named_and_set_fills_it(kernel, objs):
+    """Unfilled, the table of frequencies reads 0 MHz, nothing is watched, no
+    tail call lands, and each of them (and the user ring buffer) is named
+    once; filled with settings, getpgid(5, 6, 7, 7) counts each value's
+    "CPU" frequency, value 7's weight twice, and 4 tail calls."""
+    for settings in ({}, FILLED):
+        with Runner(objs["gen_fills"], settings={"target_tgid": os.getpid(), **settings}) as r:
+            unfilled = {u.name: u.why for u in r.unfilled}
+            fire(5, 6, 7, 7)
+            r.stop()
+            maps = {m.name: dict(m.entries) for m in r.maps()}
+        if not settings:
+            assert unfilled == {
+                "watched": "its programs only look entries up and add none: the object's own user "
+                "space fills it; give entries with setting 'watched[KEY]=VALUE'",
+                "tail_calls": "a program array its programs tail-call into: the object's own user "
+                "space puts programs there; give them with setting 'tail_calls[INDEX]=PROGRAM'",
+                "requests": "a user ring buffer: the object's own user space writes there the "
+                "records its programs read, and pyrunq writes none",
+                "freqs_mhz": "starts as zeros and on_enter only reads it: the object's own user "
+                "space fills it; give its values with setting freqs_mhz=V1,V2,...",
+            }
+            assert maps["by_mhz"] == {0: 4} and maps["weights"] == {}
+            assert maps["tail_calls_made"] == {None: 0}
+        else:
+            assert list(unfilled) == ["requests"]
+            assert maps["by_mhz"] == {1200: 1, 1400: 1, 1600: 2}  # values 5, 6, 7 & 3: "CPUs" 1, 2, 3
+            assert maps["watched"] == {7: {"weight": 3, "label": "seven"}}
+            assert maps["weights"] == {7: 6}
+            assert maps["tail_calls_made"] == {None: 4}
+
+
+@pytest.mark.slow
+def test_set_fills_from_the_command_line_and_bad_values_are_one_line(kernel, objs):
+    rc, out, err = cli.run_and_fire(
+        objs["gen_fills"],
+        [7],
+        "--set",
+        "watched[7]={weight=2, label=x=y}",  # "=" in a value: the first "]=" splits
+        "--set",
+        "freqs_mhz=[1, 2]",
+        "--json",
+    )
+    assert rc == 0, err
+    maps = {d["map"]: d for d in map(json.loads, out.splitlines()) if d.get("type") == "map"}
+    assert maps["weights"]["entries"] == [{"key": 7, "value": 2}]
+    assert "note: map watched" not in err and "note: global freqs_mhz" not in err
+    assert "note: map tail_calls: a program array its programs tail-call into" in err
+    assert "give them with --set 'tail_calls[INDEX]=PROGRAM'" in err
+    for setting, message in (
+        (
+            "freqs_mhz=1,2,3,4,5",
+            "--set freqs_mhz=1,2,3,4,5: 5 values for the 4 elements of __u32 freqs_mhz[4]",
+        ),
+        ("watched[x]=1", "--set watched[x]=1: not an integer"),
+        ("watched[1]={colour=2}", "no member 'colour' in struct watch (has: weight, label)"),
+        ("tail_calls[0]=nope", "--set tail_calls[0]=nope: no program 'nope' in gen_fills"),
+        ("nothing[0]=1", "--set nothing[0]=1: no map 'nothing' in gen_fills"),
+        ("watched[1=2", "expected MAP[KEY]=VALUE"),
+    ):
+        cli.assert_usage_error("run", [objs["gen_fills"], "--set", setting], message)

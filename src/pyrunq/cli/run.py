@@ -41,6 +41,30 @@ def _pair(what: str):
     return parse
 
 
+def _setting(text: str) -> tuple[str, str]:
+    """--set NAME=VALUE, or MAP[KEY]=VALUE, whose KEY may hold "=" ({a=1})."""
+    import argparse
+
+    head, bracket, _ = text.partition("[")
+    if bracket and head.isidentifier() and "=" not in head:
+        depth = 0
+        for i, c in enumerate(text):
+            depth += c in "[{"
+            depth -= c in "]}"
+            if depth == 0 and c == "]" and text[i + 1 : i + 2] == "=":
+                return text[: i + 1], text[i + 2 :]
+        raise argparse.ArgumentTypeError(f"expected MAP[KEY]=VALUE, got {text!r}")
+    return _pair("NAME=VALUE")(text)
+
+
+def _flags_inside(message: str) -> str:
+    """A generic tool's hint that names a Python parameter (``setting
+    NAME=...``), with the flag that sets it."""
+    from ..tools.generic import SETTING
+
+    return message.replace(f"{SETTING} ", "--set ")
+
+
 def _targets(pairs: list) -> dict[str, list[str]]:
     """--uprobe (--usdt) PROGRAM=TARGET flags: program -> its targets, in order."""
     out: dict[str, list[str]] = {}
@@ -81,11 +105,12 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--set",
         metavar="NAME=VALUE",
-        type=_pair("NAME=VALUE"),
+        type=_setting,
         action="append",
         default=[],
         help="set a global before load (integers, 0x hex, true/false, "
-        "enum names, strings for char arrays); repeatable",
+        "enum names, strings for char arrays, 1,2,3 for arrays); 'MAP[KEY]=VALUE': "
+        "write an entry into map MAP before the programs attach; repeatable",
     )
     p.add_argument(
         "--event",
@@ -235,6 +260,9 @@ def run(args, parser) -> int:
             )
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
+        for name, why in r.unfilled:
+            what = "map" if name in r.obj.maps else "global"
+            print(f"{parser.prog}: note: {what} {name}: {_flags_inside(why)}", file=sys.stderr)
         if r.view.hidden:
             hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())
             print(

@@ -159,7 +159,7 @@ def _has_slots(btf, tid: int) -> bool:
 
 # enum bpf_func_id
 BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_MAP_UPDATE_ELEM, BPF_FUNC_MAP_DELETE_ELEM = 1, 2, 3
-BPF_FUNC_TRACE_PRINTK, BPF_FUNC_TRACE_VPRINTK = 6, 177
+BPF_FUNC_TRACE_PRINTK, BPF_FUNC_TRACE_VPRINTK, BPF_FUNC_TAIL_CALL = 6, 177, 12
 _SHF_EXECINSTR = 0x4
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
@@ -193,10 +193,14 @@ def writes_trace_pipe(calls: list[Calls]) -> bool:
 
 
 class Calls(NamedTuple):
-    """The helper calls of one code section."""
+    """The helper calls of one code section, and its reads and writes of globals."""
 
     helpers: set[int]  # every helper called
     maps: dict[str, set[int]]  # map -> the helpers called with it in r1
+    name: str = ""  # the ELF section (a program's SEC())
+    # (data section, offset) -> "read"/"write": loads and stores through a
+    # pointer to a global (an array's base offset when indexed by a register)
+    data: dict[tuple[str, int], set[str]] = {}
 
 
 def helper_calls(path: str) -> list[Calls]:
@@ -222,6 +226,8 @@ def helper_calls(path: str) -> list[Calls]:
                 if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
             }
             refs: dict[int, dict[int, str]] = {}  # section -> instruction -> map it loads
+            data: dict[int, dict[int, tuple[str, int]]] = {}  # ... -> (data section, symbol's offset)
+            data_sections = {i: s.name for i, s in enumerate(sections) if s.name in DATA_SECTIONS}
             for rel in sections:
                 # only the relocations of code: those of the DWARF are many, and slow to read
                 if not isinstance(rel, RelocationSection) or rel.header.sh_info not in code:
@@ -233,26 +239,47 @@ def helper_calls(path: str) -> list[Calls]:
                     sym = symbols.get_symbol(r["r_info_sym"])
                     if sym["st_shndx"] in map_sections:
                         refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
-            return [_calls(sections[i].data(), refs.get(i, {}), elf.little_endian) for i in sorted(code)]
+                    elif sym["st_shndx"] in data_sections:
+                        where = (data_sections[sym["st_shndx"]], sym["st_value"])
+                        data.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = where
+            return [
+                _calls(
+                    sections[i].data(), refs.get(i, {}), elf.little_endian, data.get(i, {}), sections[i].name
+                )
+                for i in sorted(code)
+            ]
     except (OSError, ELFError, struct.error):
         return []
 
 
-def _calls(code: bytes, loads: dict[int, str], little: bool) -> Calls:
+def _calls(
+    code: bytes, loads: dict[int, str], little: bool, data_loads: dict | None = None, name: str = ""
+) -> Calls:
     """The helper calls of this code (``loads``: instruction index -> the map
-    its ld_imm64 loads)."""
+    its ld_imm64 loads; ``data_loads``: -> (data section, offset) of the
+    global it points to), and its loads and stores through pointers to globals."""
     insn = struct.Struct("<BBhi" if little else ">BBhi")
+    data_loads = data_loads or {}
     regs: dict[int, str] = {}  # register -> the map it holds
-    found = Calls(set(), {})
+    ptrs: dict[int, tuple[str, int, bool]] = {}  # register -> (data section, offset, exact) it points to
+    found = Calls(set(), {}, name, {})
+
+    def access(reg: int, off: int, how: str) -> None:
+        section, base, exact = ptrs[reg]
+        found.data.setdefault((section, base + off if exact else base), set()).add(how)
+
     i, n = 0, len(code) // 8
     while i < n:
-        op, reg_byte, _, imm = insn.unpack_from(code, 8 * i)
+        op, reg_byte, off, imm = insn.unpack_from(code, 8 * i)
         dst, src = (reg_byte & 0xF, reg_byte >> 4) if little else (reg_byte >> 4, reg_byte & 0xF)
         cls = op & 0x07
         if op == 0x18:  # ld_imm64: two slots
             regs.pop(dst, None)
+            ptrs.pop(dst, None)
             if i in loads:
                 regs[dst] = loads[i]
+            elif i in data_loads:
+                ptrs[dst] = (data_loads[i][0], data_loads[i][1] + imm, True)
             i += 2
             continue
         if op == 0x85:  # call: r0-r5 are clobbered
@@ -260,20 +287,84 @@ def _calls(code: bytes, loads: dict[int, str], little: bool) -> Calls:
                 found.helpers.add(imm)
                 if 1 in regs:
                     found.maps.setdefault(regs[1], set()).add(imm)
+                if imm == BPF_FUNC_TAIL_CALL and 2 in regs:  # bpf_tail_call(ctx, map, index)
+                    found.maps.setdefault(regs[2], set()).add(imm)
+            for r in range(1, 6):  # a global handed to a function may be written there
+                if r in ptrs:
+                    access(r, 0, "write")
             for r in range(6):
                 regs.pop(r, None)
+                ptrs.pop(r, None)
         elif op == 0xBF:  # r_dst = r_src (64-bit move)
             if src in regs:
                 regs[dst] = regs[src]
             else:
                 regs.pop(dst, None)
-        elif cls in (0x00, 0x01, 0x04, 0x07):  # other loads and ALU ops write dst
+            if src in ptrs:
+                ptrs[dst] = ptrs[src]
+            else:
+                ptrs.pop(dst, None)
+        elif op == 0x07 and dst in ptrs:  # r_dst += imm: the same global, further on
+            section, base, exact = ptrs[dst]
+            ptrs[dst] = (section, base + imm, exact)
+        elif op == 0x0F and (dst in ptrs or src in ptrs):  # r_dst += r_src: an index into a global
+            section, base, _ = ptrs.get(dst) or ptrs[src]
+            ptrs[dst] = (section, base, False)
             regs.pop(dst, None)
+        elif cls == 0x01 and op & 0xE0 == 0x60:  # r_dst = *(r_src + off)
+            if src in ptrs:
+                access(src, off, "read")
+            regs.pop(dst, None)
+            ptrs.pop(dst, None)
+        elif cls in (0x02, 0x03) and op & 0xE0 == 0x60:  # *(r_dst + off) = r_src or imm
+            if dst in ptrs:
+                access(dst, off, "write")
+        elif cls in (0x00, 0x04, 0x07):  # other loads and ALU ops write dst
+            regs.pop(dst, None)
+            ptrs.pop(dst, None)
         elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics may write src and r0
-            regs.pop(src, None)
-            regs.pop(0, None)
+            if dst in ptrs:
+                access(dst, off, "read")
+                access(dst, off, "write")
+            for r in (src, 0):
+                regs.pop(r, None)
+                ptrs.pop(r, None)
         i += 1
     return found
+
+
+def zero_globals(obj: BPFObject, calls: list[Calls]) -> dict[str, list[str]]:
+    """Array globals of .bss and .data (not strings) that start as zeros and
+    that some program reads but never writes (libbpf-tools cpufreq's
+    ``freqs_mhz``, which its user space fills): name -> those programs."""
+    programs: dict[str, list[str]] = {}
+    for p in obj.programs.values():
+        programs.setdefault(p.section, []).append(p.name)
+    out: dict[str, list[str]] = {}
+    for section, name, tid in result_globals(obj):
+        rid = obj.btf.resolve(tid)
+        if obj.btf.kind(rid) != B.ARRAY or value_kind(obj.btf, rid) == "string":
+            continue
+        offset, size = next((o, s) for n, _, o, s in obj.btf.variables(section) if n == name)
+        if any(_flat(getattr(obj, section[1:])[name])):
+            continue  # it does not start as zeros
+        readers = []
+        for code in calls:
+            hows = set().union(
+                *(h for (s, o), h in code.data.items() if s == section and offset <= o < offset + size)
+            )
+            if hows == {"read"}:
+                readers += programs.get(code.name, [])
+        if readers:
+            out[name] = readers
+    return out
+
+
+def _flat(value) -> list:
+    """The scalars of a decoded value (arrays, structs), for "is it all zeros"."""
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value]
 
 
 @dataclasses.dataclass

@@ -33,14 +33,17 @@ from .attach import (
     uprobe_targets,
     usdt_targets,
 )
+from .fills import Entry, Unfilled, check_entries, fill, split_entry, unfilled
 from .introspect import (
     View,
+    helper_calls,
     event_map_structs,
     nameable_structs,
     struct_of_size,
     struct_types,
     value_kind,
     view,
+    zero_globals,
 )
 from .objfile import check_trust, open_object
 from .present import presenter
@@ -121,7 +124,10 @@ class Runner(Tool):
     and unloads everything.
 
     ``settings``: global name -> value (str parsed by its type, or a Python
-    value); ``events``: event map -> struct name (in BTF or DWARF);
+    value; an array global's as "1,2,3"), and ``"MAP[KEY]"`` -> VALUE for a
+    map entry written before the programs attach (``fills``); ``unfilled``
+    lists the maps and globals the object's own user space fills and
+    ``settings`` did not; ``events``: event map -> struct name (in BTF or DWARF);
     ``on_event(map, record)`` receives each record as plain data (without it
     records queue in ``events``); a record no struct decodes is ``{"size": N,
     "data": hex}``. ``streams`` says how each event map is decoded; when its
@@ -237,7 +243,18 @@ class Runner(Tool):
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
         for name, why in self._load_refused.items():
             self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
-        apply_settings(obj, self._settings)
+        globals_, entries = {}, []
+        for name, value in self._settings.items():
+            entry = split_entry(name)
+            if entry:
+                entries.append(Entry(entry[0], entry[1], str(value)))
+            else:
+                globals_[name] = value
+        apply_settings(obj, globals_)
+        self._entries = check_entries(obj, entries)
+        calls = helper_calls(self.path)
+        filled = set(globals_) | {e.map for e in entries}
+        self.unfilled: list[Unfilled] = unfilled(obj, calls, filled, zero_globals(obj, calls))
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         self.view: View = view(obj, self.path, self._show, self._units)
         self._rings = event_map_structs(obj, self._events)
@@ -248,6 +265,7 @@ class Runner(Tool):
 
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
+        fill(obj, self._entries)  # map entries from settings, before any program runs
         self.stacks = Stacks(obj)
         # the readers before attach: no record is missed
         for name, struct_name in self._rings.items():
