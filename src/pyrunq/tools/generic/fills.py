@@ -25,9 +25,11 @@ import re
 from typing import NamedTuple
 
 from ...bpf import BPFObject
+from ...bpf import btf as B
 from ...errors import UsageError
-from .introspect import BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL, Calls
-from .settings import SETTING, encode
+from .bytecode import MAP_LOOKUP_ELEM, TAIL_CALL, Calls
+from .plan import result_globals
+from .settings import SETTING, encode, value_kind
 
 HASH_TYPES = {"hash", "lru_hash", "percpu_hash", "lru_percpu_hash"}
 _ENTRY = re.compile(r"([A-Za-z_]\w*)\[(.*)\]\Z", re.S)
@@ -95,6 +97,40 @@ def fill(obj: BPFObject, checked: list[tuple[str, bytes, bytes | str]]) -> None:
         m[key] = [value] * m._ncpus if m.percpu else value
 
 
+def zero_globals(obj: BPFObject, calls: list[Calls]) -> dict[str, list[str]]:
+    """Array globals of .bss and .data (not strings) that start as zeros and
+    that some program reads but never writes (libbpf-tools cpufreq's
+    ``freqs_mhz``, which its user space fills): name -> those programs."""
+    programs: dict[str, list[str]] = {}
+    for p in obj.programs.values():
+        programs.setdefault(p.section, []).append(p.name)
+    out: dict[str, list[str]] = {}
+    for section, name, tid in result_globals(obj):
+        rid = obj.btf.resolve(tid)
+        if obj.btf.kind(rid) != B.ARRAY or value_kind(obj.btf, rid) == "string":
+            continue
+        offset, size = next((o, s) for n, _, o, s in obj.btf.variables(section) if n == name)
+        if any(_flat(getattr(obj, section[1:])[name])):
+            continue  # it does not start as zeros
+        readers = []
+        for code in calls:
+            hows = set().union(
+                *(h for (s, o), h in code.data.items() if s == section and offset <= o < offset + size)
+            )
+            if hows == {"read"}:
+                readers += programs.get(code.name, [])
+        if readers:
+            out[name] = readers
+    return out
+
+
+def _flat(value) -> list:
+    """The scalars of a decoded value (arrays, structs), for "is it all zeros"."""
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
 class Unfilled(NamedTuple):
     """A map or global the object's own user space fills, and why that is so."""
 
@@ -127,12 +163,12 @@ def unfilled(
                 "a user ring buffer: the object's own user space writes there the records "
                 "its programs read, and pyrunq writes none"
             )
-        elif m.type_name == "prog_array" and BPF_FUNC_TAIL_CALL in used:
+        elif m.type_name == "prog_array" and TAIL_CALL in used:
             why = (
                 "a program array its programs tail-call into: the object's own user space puts "
                 f"programs there; give them with {SETTING} '{m.name}[INDEX]=PROGRAM'"
             )
-        elif m.type_name in HASH_TYPES and used == {BPF_FUNC_MAP_LOOKUP_ELEM}:
+        elif m.type_name in HASH_TYPES and used == {MAP_LOOKUP_ELEM}:
             why = (
                 f"its programs only look entries up and add none: {USER_FILLS}; "
                 f"give entries with {SETTING} '{m.name}[KEY]=VALUE'"
