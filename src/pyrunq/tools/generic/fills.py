@@ -156,7 +156,7 @@ def unfilled(
     out = []
     for m in obj.maps.values():
         used = helpers.get(m.name, set())
-        if m.name in filled:
+        if m.name in filled or m.name.startswith("__bpf_"):  # libbpf fills its own (usdt.bpf.h's)
             continue
         if m.type_name == "user_ringbuf":
             why = (
