@@ -55,7 +55,8 @@ PAGES = 1000  # page faults the test makes
 def test_perf_event_sections_open_the_event_they_name(kernel, objs):
     """type=1,config=2,sample_period=1: every page fault is a sample (not the
     CPU clock's 99 Hz); type=1,config=0,frequency=1000: the CPU clock at
-    1000 Hz; an item no loader knows: that program only is left out, saying so."""
+    1000 Hz; an item no loader knows, an event the kernel does not have: that
+    program only is left out, saying so."""
     programs = {p["name"]: p for p in describe(objs["gen_perfevent"])["programs"]}
     assert programs["on_page_fault"]["type"] == "perf_event"
     with Runner(objs["gen_perfevent"], settings={"target_tgid": os.getpid()}) as r:
@@ -64,7 +65,11 @@ def test_perf_event_sections_open_the_event_they_name(kernel, objs):
                 "on_nothing",
                 "unknown item 'colour=3' in its section (knows: type, config, frequency, freq, "
                 "sample_freq, sample_period, period)",
-            )
+            ),
+            (
+                "on_no_such_event",
+                "this machine cannot open perf event type=1,config=999 (software): No such file or directory",
+            ),
         ]
         memory = mmap.mmap(-1, PAGES * mmap.PAGESIZE)
         memory.madvise(mmap.MADV_NOHUGEPAGE)  # one fault per page

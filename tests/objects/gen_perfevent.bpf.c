@@ -7,7 +7,8 @@
  * software page-fault event (type 1, PERF_TYPE_SOFTWARE; config 2,
  * PERF_COUNT_SW_PAGE_FAULTS), every fault a sample (sample_period=1), and
  * the CPU clock at 1000 Hz, both counted for the process in target_tgid;
- * and a section that names its event with an item no loader knows.
+ * a section that names its event with an item no loader knows, and one
+ * that names a software event no kernel has (config 999).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -51,6 +52,12 @@ SEC("perf_event/type=1,config=0,colour=3")
 int on_nothing(struct bpf_perf_event_data *ctx)
 {
 	return count(2);
+}
+
+SEC("perf_event/type=1,config=999,frequency=1")
+int on_no_such_event(struct bpf_perf_event_data *ctx)
+{
+	return count(3);
 }
 
 char LICENSE[] SEC("license") = "GPL";

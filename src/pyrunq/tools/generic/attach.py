@@ -21,6 +21,8 @@ from .twins import mechanism_of
 
 TRACEFS_HOW = "as root: mount -t tracefs nodev /sys/kernel/tracing"
 CANNOT_AUTO_ATTACH = "libbpf cannot attach that section by itself"
+# perf_event_open(2)'s event types
+PERF_TYPES = {0: "hardware", 1: "software", 2: "tracepoint", 3: "hardware cache", 4: "raw", 5: "breakpoint"}
 
 
 def is_iterator(prog: Program) -> bool:
@@ -94,6 +96,13 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     hint = getattr(error, "hint", None)
     if hint:
         text = f"{text} ({hint})"
+    event = perf_event_of(prog.section) if prog.type_name == "perf_event" else None
+    if event is not None and str(getattr(error, "op", "")).startswith("open perf event"):
+        kind = PERF_TYPES.get(event.type, "an unknown type")
+        why = f"this machine cannot open perf event type={event.type},config={event.config} ({kind}): {text}"
+        if event.type in (0, 3, 4):
+            why += "; a virtual machine often has no hardware counters"
+        return why
     mechanism = mechanism_of(prog.section)
     target = prog.section.split("/", 1)[-1]
     kind = prog.section.split("/", 1)[0]
