@@ -153,7 +153,7 @@ def test_cgroup_programs_without_a_cgroup_say_what_they_need(objs):
 
 FILLED = {
     "freqs_mhz": "1000,1200,1400,0x640",
-    "watched[7]": "{weight=3, label=seven}",
+    "watched[7]": {"weight": 3, "label": "seven"},  # a Python value, or as text: "{weight=3, label=seven}"
     "tail_calls[0]": "tail_target",
 }
 

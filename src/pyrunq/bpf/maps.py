@@ -57,6 +57,11 @@ class Map:
         return f"<Map {self.name!r} type={self.type} key={self.key_size}B value={self.value_size}B>"
 
     @property
+    def cpus(self) -> int:
+        """How many values a key holds: one per possible CPU in a per-CPU map, else 1."""
+        return self._ncpus
+
+    @property
     def type_name(self) -> str:
         """libbpf's name of the map type: "hash", "array", "ringbuf"..."""
         name = lib.libbpf_bpf_map_type_str(self.type)

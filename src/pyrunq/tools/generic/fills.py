@@ -36,11 +36,12 @@ _ENTRY = re.compile(r"([A-Za-z_]\w*)\[(.*)\]\Z", re.S)
 
 
 class Entry(NamedTuple):
-    """A map entry to write before the programs attach: ``map[key] = value``, as text."""
+    """A map entry to write before the programs attach: ``map[key] = value``,
+    the key as text, the value as text or a Python value (a dict for a struct)."""
 
     map: str
     key: str
-    value: str
+    value: object
 
 
 def split_entry(name: str) -> tuple[str, str] | None:
@@ -64,11 +65,17 @@ def check_entries(obj: BPFObject, entries: list[Entry]) -> list[tuple[str, bytes
             )
         key = _encode_sized(obj.btf, m.key_type_id, m.key_size, e.key, what, "key")
         if m.type_name == "prog_array":
-            if e.value not in obj.programs:
+            if not isinstance(e.value, str) or e.value not in obj.programs:
                 raise UsageError(
                     f"{what}: no program {e.value!r} in {obj.name} (has: {', '.join(obj.programs) or 'none'})"
                 )
-            out.append((e.map, key, e.value))
+            out.append((e.map, key, str(e.value)))
+            continue
+        if not isinstance(e.value, str):  # a Python value: {"weight": 3}, [1, 2], 7
+            try:
+                out.append((e.map, key, m.value_layout.encode(e.value)))
+            except ValueError as err:
+                raise UsageError(f"{what}: {err}") from None
             continue
         out.append(
             (e.map, key, _encode_sized(obj.btf, m.value_type_id, m.value_size, e.value, what, "value"))
@@ -94,7 +101,7 @@ def fill(obj: BPFObject, checked: list[tuple[str, bytes, bytes | str]]) -> None:
         m = obj.maps[name]
         if isinstance(value, str):  # a program array: the program's fd
             value = obj.programs[value].fileno().to_bytes(4, "little")
-        m[key] = [value] * m._ncpus if m.percpu else value
+        m[key] = [value] * m.cpus if m.percpu else value
 
 
 def zero_globals(obj: BPFObject, calls: list[Calls]) -> dict[str, list[str]]:

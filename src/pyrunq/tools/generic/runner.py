@@ -220,7 +220,7 @@ class Runner(Tool):
         for name, value in self._settings.items():
             entry = split_entry(name)
             if entry:
-                entries.append(Entry(entry[0], entry[1], str(value)))
+                entries.append(Entry(entry[0], entry[1], value))
             else:
                 globals_[name] = value
         apply_settings(obj, globals_)
