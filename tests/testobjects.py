@@ -4,29 +4,42 @@ getpgid(value) from this test process (their tgid filter is set per test)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
+from collections.abc import Mapping
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname's machine -> vmlinux/<arch>
 
 
-class Objects(dict):
-    """name -> path of tests/objects/NAME.bpf.c, compiled into ``directory``
-    the first time a test asks for it: a run compiles only what its tests use
-    (the quick tier leaves out the objects only slow tests load)."""
+class Objects(Mapping):
+    """name -> path of each tests/objects/NAME.bpf.c, compiled into
+    ``directory`` the first time it is asked for: a run compiles only what
+    its tests use (the quick tier leaves out the objects only slow tests
+    load); a walk over all of them (``sorted(objs)``, ``dict(objs)``) sees
+    every name and compiles what it reads."""
 
     def __init__(self, directory):
-        super().__init__()
         self._directory = str(directory)
+        sources = glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))
+        self._names = sorted(os.path.basename(p)[: -len(".bpf.c")] for p in sources)
+        self._paths: dict[str, str] = {}
 
-    def __missing__(self, name: str) -> str:
-        source = os.path.join(HERE, "objects", f"{name}.bpf.c")
-        if not os.path.isfile(source):
-            raise KeyError(f"no test object {name!r} in tests/objects")
-        self[name] = compile_object(source, os.path.join(self._directory, f"{name}.bpf.o"))
-        return self[name]
+    def __getitem__(self, name: str) -> str:
+        if name not in self._paths:
+            if name not in self._names:
+                raise KeyError(f"no test object {name!r} in tests/objects")
+            source = os.path.join(HERE, "objects", f"{name}.bpf.c")
+            self._paths[name] = compile_object(source, os.path.join(self._directory, f"{name}.bpf.o"))
+        return self._paths[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def compile_all(directory) -> Objects:
