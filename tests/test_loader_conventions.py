@@ -40,11 +40,12 @@ def test_event_maps_that_name_their_record_load_and_are_decoded_by_it(kernel, ob
             "lines": ("pgid_line", False),
         }
         me = os.getpid()
-        assert sorted(r.events, key=lambda e: (e[0], e[1]["value"])) == [
+        events = sorted(((m, e._asdict()) for m, e in r.events), key=lambda e: (e[0], e[1]["value"]))
+        assert events == [
             ("events", {"pid": me, "value": 31, "comm": my_comm()}),
             ("events", {"pid": me, "value": 32, "comm": my_comm()}),
-            ("lines", {"tgid": me, "cpu": r.events[2][1]["cpu"], "value": 31, "twice": 62}),
-            ("lines", {"tgid": me, "cpu": r.events[3][1]["cpu"], "value": 32, "twice": 64}),
+            ("lines", {"tgid": me, "cpu": events[2][1]["cpu"], "value": 31, "twice": 62}),
+            ("lines", {"tgid": me, "cpu": events[3][1]["cpu"], "value": 32, "twice": 64}),
         ]
 
 

@@ -50,8 +50,8 @@ def test_stack_ids_and_inline_stacks_are_named_and_agree(kernel, objs):
     events = [record for name, record in r.events if name == "events"]
     assert len(events) == 3
     for e in events:  # the same stacks through bpf_get_stack, inline in a DWARF-only struct
-        assert e["pid"] == os.getpid() and e["kstack_sz"] == 8 * len(e["kstack"])
-        assert (e["kstack"], e["ustack"]) in stacks
+        assert e.pid == os.getpid() and e.kstack_sz == 8 * len(e.kstack)
+        assert (e.kstack, e.ustack) in stacks
 
 
 def test_missed_stacks_and_merged_entries(kernel, objs):

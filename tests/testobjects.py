@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 
@@ -33,6 +34,9 @@ class Objects(Mapping):
                 raise KeyError(f"no test object {name!r} in tests/objects")
             source = os.path.join(HERE, "objects", f"{name}.bpf.c")
             self._paths[name] = compile_object(source, os.path.join(self._directory, f"{name}.bpf.o"))
+            yaml = source[: -len(".bpf.c")] + ".yaml"  # its ebpf_exporter YAML goes beside it
+            if os.path.exists(yaml):
+                shutil.copy(yaml, self._directory)
         return self._paths[name]
 
     def __iter__(self):
@@ -44,7 +48,8 @@ class Objects(Mapping):
 
 def compile_all(directory) -> Objects:
     """name -> path of each tests/objects/NAME.bpf.c, compiled into ``directory``
-    as tests ask for them."""
+    as tests ask for them, its ebpf_exporter YAML (NAME.yaml), if it has one,
+    beside it there too."""
     return Objects(directory)
 
 
@@ -79,3 +84,12 @@ def fire(*values) -> None:
 def my_comm() -> str:
     with open("/proc/self/comm") as f:
         return f.read().strip()
+
+
+def as_dict(record):
+    """A pyrunq.bpf.Record as a dict of its members, nested records and lists too."""
+    if hasattr(record, "_asdict"):
+        return {k: as_dict(v) for k, v in record._asdict().items()}
+    if isinstance(record, list):
+        return [as_dict(v) for v in record]
+    return record

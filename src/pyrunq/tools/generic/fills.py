@@ -55,27 +55,29 @@ def check_entries(obj: BPFObject, entries: list[Entry]) -> list[tuple[str, bytes
     array's value: the program's name), checked by the map's types."""
     out: list[tuple[str, bytes, bytes | str]] = []
     for e in entries:
-        what = f"{SETTING} {e.map}[{e.key}]={e.value}"
+        what = f"{e.map}[{e.key}]={e.value}"
         if e.map not in obj.maps:
-            raise UsageError(f"{what}: no map {e.map!r} in {obj.name} (has: {', '.join(obj.maps) or 'none'})")
+            raise UsageError(
+                f"{what}: no map {e.map!r} in {obj.name} (has: {', '.join(obj.maps) or 'none'})", SETTING
+            )
         m = obj.maps[e.map]
         if m.type_name not in HASH_TYPES | {"array", "percpu_array", "prog_array"}:
             raise UsageError(
-                f"{what}: map {e.map} is a {m.type_name} map: only hash, array and program maps take entries"
+                f"{what}: map {e.map} is a {m.type_name} map: only hash, array and program maps take entries",
+                SETTING,
             )
         key = _encode_sized(obj.btf, m.key_type_id, m.key_size, e.key, what, "key")
         if m.type_name == "prog_array":
             if not isinstance(e.value, str) or e.value not in obj.programs:
-                raise UsageError(
-                    f"{what}: no program {e.value!r} in {obj.name} (has: {', '.join(obj.programs) or 'none'})"
-                )
+                known = ", ".join(obj.programs) or "none"
+                raise UsageError(f"{what}: no program {e.value!r} in {obj.name} (has: {known})", SETTING)
             out.append((e.map, key, str(e.value)))
             continue
         if not isinstance(e.value, str):  # a Python value: {"weight": 3}, [1, 2], 7
             try:
                 out.append((e.map, key, m.value_layout.encode(e.value)))
             except ValueError as err:
-                raise UsageError(f"{what}: {err}") from None
+                raise UsageError(f"{what}: {err}", SETTING) from None
             continue
         out.append(
             (e.map, key, _encode_sized(obj.btf, m.value_type_id, m.value_size, e.value, what, "value"))
@@ -91,7 +93,7 @@ def _encode_sized(btf, tid: int, size: int, text: str, what: str, part: str) -> 
         return value.to_bytes(size, "little", signed=value < 0)
     except (ValueError, OverflowError):
         raise UsageError(
-            f"{what}: the map's {part} has no BTF type: give an integer of {size} bytes"
+            f"{what}: the map's {part} has no BTF type: give an integer of {size} bytes", SETTING
         ) from None
 
 

@@ -9,6 +9,7 @@ as bpftrace's ``ksym()``), a ``dev_t`` as ``major:minor`` and its disk, a
 from __future__ import annotations
 
 import errno
+import os
 import re
 import sys
 
@@ -158,6 +159,13 @@ def named_number(name: str, size: int, signed: bool):
     return None
 
 
+def is_kernel_address(name: str, size: int, signed: bool) -> bool:
+    """Whether an integer member called ``name`` (a bare key or value: "")
+    is shown as a kernel function: its name, or its size, says it holds an
+    address."""
+    return named_number(name, size, signed) is _kernel_function
+
+
 _kernel: list[KernelSymbols] = []  # read once, when a value first needs it
 
 
@@ -176,11 +184,20 @@ def _kernel_function(v: int):
 
 def _device(v: int) -> str:
     """A kernel dev_t (12 bits of major, 20 of minor) as ``major:minor``,
-    with its block device's name where there is one (``8:0 sda``)."""
+    with its block device's name where there is one (``8:0 sda``); a number
+    that names no block device so, but does in user space's encoding
+    (``makedev()``, which ebpf_exporter's and some bcc objects use), as that."""
     major, minor = v >> 20, v & 0xFFFFF
+    disk = _block_device(major, minor)
+    if not disk and 0 <= v < 1 << 32 and _block_device(os.major(v), os.minor(v)):
+        major, minor = os.major(v), os.minor(v)
+        disk = _block_device(major, minor)
+    return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
+
+
+def _block_device(major: int, minor: int) -> str:
     try:
         with open(f"/sys/dev/block/{major}:{minor}/uevent") as f:
-            disk = next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
+            return next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
     except OSError:
-        disk = ""
-    return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
+        return ""

@@ -11,8 +11,8 @@ from ...bpf import btf as B
 from ...errors import UsageError
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-# How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --set) puts its flag in its place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for one (the CLI's --set) says its flag.
 SETTING = "setting"
 MAX_ENTRIES = "max_entries"
 DEFAULT_MAX_ENTRIES = 10240
@@ -57,8 +57,8 @@ def parse_setting(btf, tid: int, name: str, text: str, what: str = ""):
     """The value of ``--set name=text`` for a global of type ``tid``, checked
     against that type: integers (decimal, 0x hex, 0o, 0b), booleans, enums by
     name or number, char arrays from strings. ``what``: how errors name the
-    setting (default ``setting name=text``)."""
-    what = what or f"{SETTING} {name}={text}"
+    setting (default ``name=text``; the error's parameter is "setting")."""
+    what = what or f"{name}={text}"
     decl = btf.declaration(tid, name)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -67,26 +67,28 @@ def parse_setting(btf, tid: int, name: str, text: str, what: str = ""):
         if is_bool:
             if text.lower() in TRUE + FALSE:
                 return text.lower() in TRUE
-            raise UsageError(f"{what}: expected true or false for {decl}")
-        return _in_range(_int(text, what, decl), size, signed, what, decl)
+            raise UsageError(f"{what}: expected true or false for {decl}", SETTING)
+        return _in_range(_int(text, what, decl, SETTING), size, signed, what, decl, SETTING)
     if kind in (B.ENUM, B.ENUM64):
         values = btf.enum_values(rid)
         if text in values:
             return values[text]
         if not re.fullmatch(r"[-+]?\d\w*", text):
-            raise UsageError(f"{what}: no such value of {decl} (has: {', '.join(values)})")
+            raise UsageError(f"{what}: no such value of {decl} (has: {', '.join(values)})", SETTING)
         size = btf.size(rid)
-        return _in_range(_int(text, what, decl), size, btf.enum_signed(rid), what, decl)
+        return _in_range(_int(text, what, decl, SETTING), size, btf.enum_signed(rid), what, decl, SETTING)
     if value_kind(btf, rid) == "string":
         n = btf.array(rid)[1]
         if len(text.encode()) > n - 1:
             raise UsageError(
-                f"{what}: longer than the {n - 1} characters {decl} holds with its terminating NUL"
+                f"{what}: longer than the {n - 1} characters {decl} holds with its terminating NUL",
+                SETTING,
             )
         return text
     raise UsageError(
         f"{what}: cannot set {decl}: only integers, booleans, enums, char arrays, and arrays and "
-        "structs of them can be set"
+        "structs of them can be set",
+        SETTING,
     )
 
 
@@ -123,11 +125,12 @@ def encode(btf, tid: int, text: str, what: str, name: str = "") -> bytes:
             member = member.strip()
             if not sep or member not in members:
                 raise UsageError(
-                    f"{what}: no member {member!r} in {btf.declaration(tid)} (has: {', '.join(members)})"
+                    f"{what}: no member {member!r} in {btf.declaration(tid)} (has: {', '.join(members)})",
+                    SETTING,
                 )
             _, mtid, bit_offset, bits = members[member]
             if bits or bit_offset % 8:
-                raise UsageError(f"{what}: member {member} is a bit-field, which cannot be set")
+                raise UsageError(f"{what}: member {member} is a bit-field, which cannot be set", SETTING)
             data = encode(btf, mtid, value.strip(), what, member)
             out[bit_offset // 8 : bit_offset // 8 + len(data)] = data
         return bytes(out)
@@ -139,7 +142,8 @@ def encode(btf, tid: int, text: str, what: str, name: str = "") -> bytes:
         items = split_items(inner)
         if len(items) > n:
             raise UsageError(
-                f"{what}: {len(items)} values for the {n} elements of {btf.declaration(tid, name)}"
+                f"{what}: {len(items)} values for the {n} elements of {btf.declaration(tid, name)}",
+                SETTING,
             )
         data = b"".join(encode(btf, elem, item, what, f"{name}[{i}]") for i, item in enumerate(items))
         return data + bytes(size - len(data))
@@ -155,22 +159,22 @@ def _is_chars(btf, rid: int) -> bool:
 def _inside(text: str, opening: str, closing: str, what: str, decl: str) -> str:
     text = text.strip()
     if not (text.startswith(opening) and text.endswith(closing)):
-        raise UsageError(f"{what}: expected {opening}...{closing} for {decl}")
+        raise UsageError(f"{what}: expected {opening}...{closing} for {decl}", SETTING)
     return text[1:-1]
 
 
-def _int(text: str, what: str, decl: str) -> int:
+def _int(text: str, what: str, decl: str, param: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise UsageError(f"{what}: not an integer (for {decl})") from None
+        raise UsageError(f"{what}: not an integer (for {decl})", param) from None
 
 
-def _in_range(value: int, size: int, signed: bool, what: str, decl: str) -> int:
+def _in_range(value: int, size: int, signed: bool, what: str, decl: str, param: str) -> int:
     bits = 8 * size
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if not lo <= value <= hi:
-        raise UsageError(f"{what}: out of range for {decl} ({lo}..{hi})")
+        raise UsageError(f"{what}: out of range for {decl} ({lo}..{hi})", param)
     return value
 
 
@@ -181,7 +185,7 @@ def find_global(obj: BPFObject, name: str, what: str):
             if var == name and name in getattr(obj, section[1:]):
                 return getattr(obj, section[1:]), tid
     names = [v for s in DATA_SECTIONS for v, _, _, _ in obj.btf.variables(s, static=False)]
-    raise UsageError(f"{what}: no global {name!r} in {obj.name} (has: {', '.join(names) or 'none'})")
+    raise UsageError(f"{what}: no global {name!r} in {obj.name} (has: {', '.join(names) or 'none'})", SETTING)
 
 
 def apply_settings(obj: BPFObject, settings: dict) -> None:
@@ -194,7 +198,7 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
             if isinstance(value, str)
             else str(value)
         )
-        what = f"{SETTING} {name}={text}"
+        what = f"{name}={text}"
         section, tid = find_global(obj, name, what)
         kind = obj.btf.kind(obj.btf.resolve(tid))
         if kind == B.STRUCT or (kind == B.ARRAY and value_kind(obj.btf, tid) != "string"):
@@ -211,16 +215,17 @@ def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
     Returns the maps that got the default, with the size libbpf kept (it
     rounds a ring buffer up to a power of two pages)."""
     for name, value in sizes.items():
-        what = f"{MAX_ENTRIES} {name}={value}"
+        what = f"{name}={value}"
         if name not in obj.maps:
-            raise UsageError(f"{what}: no map {name!r} in {obj.name} (has: {', '.join(obj.maps) or 'none'})")
+            known = ", ".join(obj.maps) or "none"
+            raise UsageError(f"{what}: no map {name!r} in {obj.name} (has: {known})", MAX_ENTRIES)
         n = (
             value
             if isinstance(value, int) and not isinstance(value, bool)
-            else _int(str(value), what, "max_entries")
+            else _int(str(value), what, "max_entries", MAX_ENTRIES)
         )
         if not 0 < n < 1 << 32:
-            raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries")
+            raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries", MAX_ENTRIES)
         obj.maps[name].max_entries = n
     defaulted = {}
     for m in obj.maps.values():
