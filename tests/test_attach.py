@@ -567,6 +567,7 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
         # libbpf's own maps (where the probe's arguments are) are not results
         assert r.view.maps == ["last"]
         assert set(r.view.hidden) == {"__bpf_usdt_specs", "__bpf_usdt_ip_to_spec_id"}
+        assert r.unfilled == []  # libbpf fills them, not the object's user space
         prog = subprocess.Popen([usdt_prog, "5"])
         assert prog.wait(60) == 0
         r.stop()

@@ -21,11 +21,12 @@ from .reports import MapReport, difference
 from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 from .streams import Column, Stream
-from .targets import UPROBE, USDT
+from .targets import CGROUP, UPROBE, USDT
 from .twins import PROGRAMS, SKIP, Choice
 from ...bpf.events import EVENT
 
 __all__ = [
+    "CGROUP",
     "CONFIG",
     "CONFIG_AUTO",
     "ConfigError",

@@ -26,11 +26,12 @@ from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
 from .reports import MapReport, difference, read
+from .fills import Entry, Unfilled, check_entries, fill, split_entry, unfilled, zero_globals
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
 from .stacks import Stacks
 from .streams import RecordDecoder, Stream
-from .targets import uprobe_targets, usdt_targets
+from .targets import check_cgroup, set_section_types, uprobe_targets, usdt_targets
 from .twins import Choice, Selection, choose
 from ...bpf.events import struct_of_size, struct_types
 
@@ -64,6 +65,9 @@ class Attempt:
     sized: dict[str, int] = dataclasses.field(default_factory=dict)  # map given the default size -> it
     unpinned: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (map, its pin path)
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
+    # what the object's own user space fills and the settings did not
+    unfilled: list[Unfilled] = dataclasses.field(default_factory=list)
+    entries: list = dataclasses.field(default_factory=list)  # map entries from settings: (map, key, value)
     sources: Sources = dataclasses.field(default_factory=Sources)
     stacks: Stacks | None = None
     # chosen twins that failed to attach: loaded again without them
@@ -85,7 +89,10 @@ class Runner(Tool):
     and unloads everything.
 
     ``settings``: global name -> value (str parsed by its type, or a Python
-    value); ``events``: event map -> struct name (in BTF or DWARF);
+    value; an array global's as "1,2,3"), and ``"MAP[KEY]"`` -> VALUE for a
+    map entry written before the programs attach (``fills``); ``unfilled``
+    lists the maps and globals the object's own user space fills and
+    ``settings`` did not; ``events``: event map -> struct name (in BTF or DWARF);
     ``on_event(map, record)`` receives each record (without it records
     queue in ``events``): a ``pyrunq.bpf.Record`` of its struct, as
     ``BPFObject.ring_buffer()`` gives, holding its values as shown (enums by
@@ -99,7 +106,11 @@ class Runner(Tool):
     which, ``twins``). A program that cannot attach is in ``not_attached``
     as (program, section, reason) and the rest run; the Runner fails only
     when none attached. ``SEC("perf_event")`` programs sample every CPU's
-    clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
+    clock ``frequency`` times a second (``SEC("perf_event/type=T,config=C")``
+    ones the perf event they name, on every CPU); cgroup programs
+    (``cgroup_skb/egress``, ``sockops``...) attach to ``cgroup`` (a cgroup v2
+    directory, absolute or below the cgroup2 mount); ``iterators()`` reads
+    iter/* ones.
 
     A program the kernel refuses to load is in ``not_attached`` too (the
     object is loaded again without it). Stack ids and inline stacks in maps
@@ -126,6 +137,7 @@ class Runner(Tool):
     unpinned = _OfAttempt()
     streams = _OfAttempt()
     stacks = _OfAttempt()
+    unfilled = _OfAttempt()
 
     def __init__(
         self,
@@ -143,6 +155,7 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        cgroup: str | None = None,
         config=CONFIG_AUTO,
     ):
         if not allow_untrusted:
@@ -151,6 +164,8 @@ class Runner(Tool):
         self.path = path
         self._programs, self._skip, self._frequency = programs, skip, frequency
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
+        self._cgroup_spec = cgroup
+        self.cgroup: str | None = None  # the cgroup v2 directory cgroup programs attach to
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
         self._config = config
@@ -201,6 +216,8 @@ class Runner(Tool):
         super().configure(obj)
         now = self.now
         skip = list(self._skip or ()) + list(self._load_refused)
+        set_section_types(obj)
+        self.cgroup = check_cgroup(obj, self._cgroup_spec)
         now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
         now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
         now.not_attached = list(now.selection.refused)
@@ -208,7 +225,18 @@ class Runner(Tool):
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         self.metrics = exporter_maps.setup(obj, self.path, self._config)
         kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
-        apply_settings(obj, {**kaddrs, **self._settings})
+        globals_, entries = {}, []
+        for name, value in self._settings.items():
+            entry = split_entry(name)
+            if entry:
+                entries.append(Entry(entry[0], entry[1], value))
+            else:
+                globals_[name] = value
+        apply_settings(obj, {**kaddrs, **globals_})
+        now.entries = check_entries(obj, entries)
+        calls = self.objfile.calls
+        filled = set(globals_) | set(kaddrs) | {e.map for e in entries}
+        now.unfilled = unfilled(obj, calls, filled, zero_globals(obj, calls))
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
         # a pinned map would outlive the run, and could be another program's
@@ -222,6 +250,7 @@ class Runner(Tool):
 
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
+        fill(obj, self.now.entries)  # map entries from settings, before any program runs
         self.now.stacks = Stacks(obj)
         # the readers before attach: no record is missed
         for plan in self.now.view.plans:
@@ -243,7 +272,7 @@ class Runner(Tool):
             if needs_tracefs(prog):
                 self._tracefs()
             try:
-                links = attach_program(prog, self._frequency, now.targets.get(prog.name))
+                links = attach_program(prog, self._frequency, now.targets.get(prog.name), self.cgroup)
             except OSError as e:
                 missed = not_attached(prog, e, self.tracefs_problem is not None)
                 why = missed.reason
@@ -450,6 +479,7 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    cgroup: str | None = None,
     config=CONFIG_AUTO,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
@@ -461,7 +491,8 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs; ``config``: the object's ebpf_exporter YAML
+    a list) for USDT programs; ``cgroup``: the cgroup v2 directory cgroup
+    programs attach to; ``config``: the object's ebpf_exporter YAML
     (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
     and CAP_PERFMON)."""
     with Runner(
@@ -478,6 +509,7 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        cgroup=cgroup,
         config=config,
     ) as r:
         try:

@@ -1,12 +1,16 @@
-"""Where uprobe and USDT programs whose section names no target go: the
-caller's ``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``, checked and
-resolved before load."""
+"""Where programs go that libbpf cannot attach by their section alone:
+uprobe and USDT programs whose section names no target (the caller's
+``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``), cgroup programs (the
+caller's cgroup v2 directory), and ``SEC("perf_event/type=T,config=C,...")``
+programs (the perf event their section names, as ebpf_exporter reads it);
+checked and resolved before load."""
 
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
 
+from ... import cgroup as cgroups
 from ...bpf import BPFObject, Program
 from ...errors import UsageError
 from ...symbols import Target, find_library, resolve_function
@@ -15,6 +19,29 @@ from ...symbols import Target, find_library, resolve_function
 # words; the CLI says its flags (--uprobe, --usdt) instead.
 UPROBE = "uprobe"
 USDT = "usdt"
+CGROUP = "cgroup"
+# libbpf's names of the program types that attach to a cgroup
+CGROUP_TYPES = {
+    "cgroup_skb",
+    "cgroup_sock",
+    "cgroup_sock_addr",
+    "sock_ops",
+    "cgroup_sockopt",
+    "cgroup_sysctl",
+    "cgroup_device",
+}
+PERF_EVENT_PREFIX = "perf_event/"
+# the items of SEC("perf_event/type=T,config=C,...") -> perf_event_attr's field
+# (ebpf_exporter reads type, config and frequency; a period samples every N events)
+PERF_EVENT_ITEMS = {
+    "type": "type",
+    "config": "config",
+    "frequency": "frequency",
+    "freq": "frequency",
+    "sample_freq": "frequency",
+    "sample_period": "period",
+    "period": "period",
+}
 
 
 def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
@@ -81,6 +108,70 @@ def _usdt_target(spec: str) -> UsdtTarget:
     if problem:
         raise UsageError(problem)
     return UsdtTarget(os.path.realpath(path), provider, name)
+
+
+def is_cgroup(prog: Program) -> bool:
+    """Whether a program attaches to a cgroup (cgroup_skb/egress, sockops...)."""
+    return prog.type_name in CGROUP_TYPES
+
+
+def check_cgroup(obj: BPFObject, path: str | None) -> str | None:
+    """The cgroup v2 directory cgroup programs attach to, checked before load:
+    it must be one, and the object must have such a program."""
+    if path is None:
+        return None
+    if not any(is_cgroup(p) for p in obj.programs.values()):
+        raise UsageError(
+            f"{path}: {obj.name} has no cgroup program (cgroup_skb, sockops, cgroup/...)", CGROUP
+        )
+    try:
+        return cgroups.resolve(path)[0]
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}", CGROUP) from None
+
+
+class PerfEvent(NamedTuple):
+    """The perf event a ``SEC("perf_event/type=T,config=C,...")`` names, and how
+    often it samples: ``frequency`` times a second or every ``period`` events
+    (neither: the caller's frequency)."""
+
+    type: int
+    config: int
+    frequency: int | None = None
+    period: int | None = None
+
+
+def perf_event_of(section: str) -> PerfEvent | None:
+    """The perf event a section names (``perf_event/type=1,config=2,frequency=99``,
+    as ebpf_exporter writes them), None when it names none (``perf_event``, or
+    ``perf_event/NAME``); ValueError, saying why, when it names one badly."""
+    if not section.startswith(PERF_EVENT_PREFIX) or "=" not in section:
+        return None
+    fields: dict[str, int] = {}
+    for item in section[len(PERF_EVENT_PREFIX) :].split(","):
+        key, sep, text = item.partition("=")
+        if not sep or key not in PERF_EVENT_ITEMS:
+            raise ValueError(f"unknown item {item!r} in its section (knows: {', '.join(PERF_EVENT_ITEMS)})")
+        try:
+            fields[PERF_EVENT_ITEMS[key]] = int(text, 0)
+        except ValueError:
+            raise ValueError(f"{key}={text} in its section is not an integer") from None
+    if "type" not in fields or "config" not in fields:
+        raise ValueError("its section names no perf event (type=T,config=C)")
+    if "frequency" in fields and "period" in fields:
+        raise ValueError("its section gives both a frequency and a period")
+    if any(fields.get(k) == 0 for k in ("frequency", "period")):
+        raise ValueError("its section samples at 0 (frequency or period)")
+    return PerfEvent(**fields)
+
+
+def set_section_types(obj: BPFObject) -> None:
+    """Before load: programs whose section libbpf does not know but their
+    loaders do get the type those give them: ``perf_event/...`` is a perf_event
+    program (libbpf 1.1 knows only a bare ``perf_event``)."""
+    for p in obj.programs.values():
+        if p.section.startswith(PERF_EVENT_PREFIX) and p.type_name != "perf_event":
+            p.type_name = "perf_event"
 
 
 def not_elf(path: str, kind: str) -> str | None:
