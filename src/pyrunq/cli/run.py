@@ -22,6 +22,7 @@ EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o --json               # JSON lines
     pyrunq run runqlat.bpf.o --program handle_sched_switch  # this program (not its twins) only
     pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
+    pyrunq run llcstat.bpf.o --perf-event on_cache_miss=cache-misses,period=100  # another event
     pyrunq run cgroup_skb.o --cgroup /sys/fs/cgroup/my.slice   # attach cgroup programs there
     pyrunq run profile.bpf.o --duration 10 --flamegraph profile.svg   # maps' stacks, drawn
     pyrunq run profile.bpf.o --duration 10 --folded  # maps' stacks, folded (flamegraph.pl input)
@@ -188,6 +189,17 @@ def add_arguments(p) -> None:
         default=99,
         help='SEC("perf_event") programs sample the CPU clock of every CPU this many '
         "times a second (default 99)",
+    )
+    p.add_argument(
+        "--perf-event",
+        metavar="PROGRAM=EVENT",
+        type=_pair("PROGRAM=EVENT"),
+        action="append",
+        default=[],
+        dest="perf_events",
+        help='SEC("perf_event") program PROGRAM samples EVENT instead of the CPU clock: '
+        "perf(1)'s name (cache-misses, page-faults...) or type=T,config=C, then ,frequency=HZ "
+        "or ,period=N; repeatable",
     )
     p.add_argument(
         "--uprobe",
@@ -411,6 +423,13 @@ def _program_notes(prog: str, r) -> None:
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
+    if r.clock_sampled:  # what they count may be another event, which their own user space opens
+        print(
+            f'{prog}: note: {", ".join(r.clock_sampled)} (SEC("perf_event")) sample each CPU\'s clock '
+            f"at {r.frequency} Hz: the section names no event; if the object counts another "
+            "(cache misses...), name it with --perf-event PROGRAM=EVENT",
+            file=sys.stderr,
+        )
     if r.tracefs_mounted:
         print(
             f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
@@ -492,6 +511,7 @@ def _runner(args, on_event, on_pairing=None):
             on_pairing=on_pairing,
             cgroup=args.cgroup,
             config=args.config or CONFIG_AUTO,
+            perf_events=dict(args.perf_events),
         )
     except UsageError as e:
         raise UsageError(e.text(_flag(e.param))) from None
@@ -505,6 +525,7 @@ def _flag(param: str | None) -> str | None:
         CONFIG,
         EVENT,
         MAX_ENTRIES,
+        PERF_EVENTS,
         PROGRAMS,
         SETTING,
         SHOW,
@@ -526,6 +547,7 @@ def _flag(param: str | None) -> str | None:
         USDT: "--usdt",
         CONFIG: "--config",
         CGROUP: "--cgroup",
+        PERF_EVENTS: "--perf-event",
         ALLOW_UNTRUSTED: "--allow-untrusted-object",
     }
     return flags.get(param, param) if param else None

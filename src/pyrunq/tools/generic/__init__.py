@@ -21,7 +21,7 @@ from .reports import MapReport, difference
 from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 from .streams import Column, Stream
-from .targets import CGROUP, UPROBE, USDT
+from .targets import CGROUP, PERF_EVENTS, UPROBE, USDT
 from .twins import PROGRAMS, SKIP, Choice
 from ...bpf.events import EVENT
 
@@ -30,6 +30,7 @@ __all__ = [
     "CONFIG",
     "CONFIG_AUTO",
     "ConfigError",
+    "PERF_EVENTS",
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",

@@ -24,6 +24,7 @@ from .targets import (
     is_uprobe,
     is_usdt,
     libbpf_path,
+    PerfEvent,
     not_elf,
     perf_event_of,
 )
@@ -40,10 +41,14 @@ def is_iterator(prog: Program) -> bool:
 
 
 def attach_program(
-    prog: Program, frequency: int, targets: list | None = None, cgroup: str | None = None
+    prog: Program,
+    frequency: int,
+    targets: list | None = None,
+    cgroup: str | None = None,
+    event: PerfEvent | None = None,
 ) -> list[Link]:
-    """Attach one loaded program: perf_event programs to the perf event their
-    section names (else the CPU clock) of every CPU, iterators as iterators, a
+    """Attach one loaded program: perf_event programs to ``event`` (else the
+    perf event their section names, else the CPU clock) of every CPU, iterators as iterators, a
     uprobe or a USDT program to each of ``targets`` when given (Targets,
     UsdtTargets; in every process), a cgroup program to ``cgroup`` (a cgroup
     v2 directory), the rest by their section."""
@@ -56,7 +61,7 @@ def attach_program(
             for t in targets
         ]
     if prog.type_name == "perf_event":
-        event = perf_event_of(prog.section)
+        event = event or perf_event_of(prog.section)
         if event is None:
             return prog.attach_cpu_clock(frequency)
         if event.frequency is None and event.period is None:
@@ -87,18 +92,21 @@ def refused_program(error: BPFError) -> tuple[str, str] | None:
     return error.program, f"libbpf could not load it: {detail}"
 
 
-def not_attached(prog: Program, error: OSError, tracefs_missing: bool) -> NotAttached:
-    """Why ``prog`` did not attach, in a few words, and the parameter that
-    would give it a target when that is what it lacks."""
-    why = reason(prog, error, tracefs_missing)
+def not_attached(
+    prog: Program, error: OSError, tracefs_missing: bool, event: PerfEvent | None = None
+) -> NotAttached:
+    """Why ``prog`` did not attach (to ``event``, when the caller named it),
+    in a few words, and the parameter that would give it a target when that
+    is what it lacks."""
+    why = reason(prog, error, tracefs_missing, event)
     lacks = "give it a target" in why and (UPROBE if is_uprobe(prog) else USDT if is_usdt(prog) else None)
     if is_cgroup(prog) and "give it a cgroup" in why:
         lacks = CGROUP
     return NotAttached(prog.name, prog.section, why, lacks or None)
 
 
-def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
-    """Why ``prog`` did not attach, in a few words."""
+def reason(prog: Program, error: OSError, tracefs_missing: bool, event: PerfEvent | None = None) -> str:
+    """Why ``prog`` did not attach (to ``event``, when the caller named it), in a few words."""
     if error.errno == errno.EOPNOTSUPP and prog.type_name != "perf_event":
         if is_cgroup(prog):
             return f"{CANNOT_AUTO_ATTACH}: give it a cgroup (a cgroup v2 directory) to attach to"
@@ -111,7 +119,8 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     hint = getattr(error, "hint", None)
     if hint:
         text = f"{text} ({hint})"
-    event = perf_event_of(prog.section) if prog.type_name == "perf_event" else None
+    if prog.type_name == "perf_event":
+        event = event or perf_event_of(prog.section)
     if event is not None and str(getattr(error, "op", "")).startswith("open perf event"):
         kind = PERF_TYPES.get(event.type, "an unknown type")
         why = f"this machine cannot open perf event type={event.type},config={event.config} ({kind}): {text}"

@@ -31,7 +31,15 @@ from .settings import apply_max_entries, apply_settings
 from .sources import Sources
 from .stacks import Stacks
 from .streams import RecordDecoder, Stream
-from .targets import check_cgroup, set_section_types, uprobe_targets, usdt_targets
+from .targets import (
+    check_cgroup,
+    check_perf_events,
+    perf_event_for,
+    perf_event_of,
+    set_section_types,
+    uprobe_targets,
+    usdt_targets,
+)
 from .twins import Choice, Selection, choose
 from ...bpf.events import struct_of_size, struct_types
 
@@ -157,14 +165,19 @@ class Runner(Tool):
         usdts: dict | None = None,
         cgroup: str | None = None,
         config=CONFIG_AUTO,
+        perf_events: dict | None = None,
     ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
         self.path = path
-        self._programs, self._skip, self._frequency = programs, skip, frequency
+        self._programs, self._skip = programs, skip
+        self.frequency = frequency  # of perf_event programs sampling the CPU clock, in Hz
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
         self._cgroup_spec = cgroup
+        self._perf_events = {name: perf_event_for(name, e) for name, e in (perf_events or {}).items()}
+        # perf_event programs sampling the CPU clock because their section names no event
+        self.clock_sampled: list[str] = []
         self.cgroup: str | None = None  # the cgroup v2 directory cgroup programs attach to
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
@@ -219,6 +232,7 @@ class Runner(Tool):
         set_section_types(obj)
         self.cgroup = check_cgroup(obj, self._cgroup_spec)
         now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
+        check_perf_events(obj, self._perf_events)
         now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
         now.not_attached = list(now.selection.refused)
         for name, why in self._load_refused.items():
@@ -271,10 +285,11 @@ class Runner(Tool):
                 continue
             if needs_tracefs(prog):
                 self._tracefs()
+            event = self._perf_events.get(prog.name)
             try:
-                links = attach_program(prog, self._frequency, now.targets.get(prog.name), self.cgroup)
+                links = attach_program(prog, self.frequency, now.targets.get(prog.name), self.cgroup, event)
             except OSError as e:
-                missed = not_attached(prog, e, self.tracefs_problem is not None)
+                missed = not_attached(prog, e, self.tracefs_problem is not None, event)
                 why = missed.reason
                 if prog.name in now.selection.fallbacks:
                     for twin in now.selection.fallbacks[prog.name]:
@@ -285,6 +300,8 @@ class Runner(Tool):
                 continue
             now.links += links
             now.attached.append(prog.name)
+            if prog.type_name == "perf_event" and event is None and perf_event_of(prog.section) is None:
+                self.clock_sampled.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
         if failed:  # loaded again without them (_start)
@@ -481,6 +498,7 @@ def run(
     usdts: dict | None = None,
     cgroup: str | None = None,
     config=CONFIG_AUTO,
+    perf_events: dict | None = None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -493,7 +511,10 @@ def run(
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
     a list) for USDT programs; ``cgroup``: the cgroup v2 directory cgroup
     programs attach to; ``config``: the object's ebpf_exporter YAML
-    (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
+    (default: the one beside it, if any; None: none); ``perf_events``:
+    program -> the perf event a ``SEC("perf_event")`` program samples
+    (``"cache-misses"``, ``"type=0,config=3,period=10000"``; default: each
+    CPU's clock at ``frequency``). Needs root (or CAP_BPF
     and CAP_PERFMON)."""
     with Runner(
         path,
@@ -511,6 +532,7 @@ def run(
         usdts=usdts,
         cgroup=cgroup,
         config=config,
+        perf_events=perf_events,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)

@@ -16,10 +16,11 @@ from ...errors import UsageError
 from ...symbols import Target, find_library, resolve_function
 
 # The parameters UsageErrors name (``UsageError.param``), in the Python API's
-# words; the CLI says its flags (--uprobe, --usdt) instead.
+# words; the CLI says its flags (--uprobe, --usdt...) instead.
 UPROBE = "uprobe"
 USDT = "usdt"
 CGROUP = "cgroup"
+PERF_EVENTS = "perf_events"
 # libbpf's names of the program types that attach to a cgroup
 CGROUP_TYPES = {
     "cgroup_skb",
@@ -147,22 +148,81 @@ def perf_event_of(section: str) -> PerfEvent | None:
     ``perf_event/NAME``); ValueError, saying why, when it names one badly."""
     if not section.startswith(PERF_EVENT_PREFIX) or "=" not in section:
         return None
+    return _perf_event(section[len(PERF_EVENT_PREFIX) :], "its section")
+
+
+# perf_event_open(2)'s generic events, by the names perf(1) gives them: (type, config)
+PERF_EVENT_NAMES = {
+    "cpu-cycles": (0, 0),
+    "instructions": (0, 1),
+    "cache-references": (0, 2),
+    "cache-misses": (0, 3),
+    "branch-instructions": (0, 4),
+    "branch-misses": (0, 5),
+    "cpu-clock": (1, 0),
+    "task-clock": (1, 1),
+    "page-faults": (1, 2),
+    "context-switches": (1, 3),
+    "cpu-migrations": (1, 4),
+    "minor-faults": (1, 5),
+    "major-faults": (1, 6),
+}
+
+
+def perf_event_named(text: str) -> PerfEvent:
+    """The perf event a caller names for a program whose section names none
+    (``SEC("perf_event")``: its own user space picks one): ``NAME[,...]`` by
+    perf(1)'s name (``cache-misses``, ``page-faults``...) or ``type=T,config=C``,
+    then ``frequency=F`` or ``period=N``; ValueError, saying why."""
+    name, _, rest = text.partition(",")
+    if name in PERF_EVENT_NAMES:
+        kind, config = PERF_EVENT_NAMES[name]
+        text = f"type={kind},config={config}" + (f",{rest}" if rest else "")
+    elif "=" not in name:
+        raise ValueError(f"no perf event {name!r} (knows: {', '.join(PERF_EVENT_NAMES)}; or type=T,config=C)")
+    return _perf_event(text, "it")
+
+
+def _perf_event(items: str, where: str) -> PerfEvent:
+    """``type=T,config=C[,frequency=F|period=N]``; ``where`` names the text in messages."""
     fields: dict[str, int] = {}
-    for item in section[len(PERF_EVENT_PREFIX) :].split(","):
+    for item in items.split(","):
         key, sep, text = item.partition("=")
         if not sep or key not in PERF_EVENT_ITEMS:
-            raise ValueError(f"unknown item {item!r} in its section (knows: {', '.join(PERF_EVENT_ITEMS)})")
+            raise ValueError(f"unknown item {item!r} in {where} (knows: {', '.join(PERF_EVENT_ITEMS)})")
         try:
             fields[PERF_EVENT_ITEMS[key]] = int(text, 0)
         except ValueError:
-            raise ValueError(f"{key}={text} in its section is not an integer") from None
+            raise ValueError(f"{key}={text} in {where} is not an integer") from None
     if "type" not in fields or "config" not in fields:
-        raise ValueError("its section names no perf event (type=T,config=C)")
+        raise ValueError(f"{where} names no perf event (type=T,config=C)")
     if "frequency" in fields and "period" in fields:
-        raise ValueError("its section gives both a frequency and a period")
+        raise ValueError(f"{where} gives both a frequency and a period")
     if any(fields.get(k) == 0 for k in ("frequency", "period")):
-        raise ValueError("its section samples at 0 (frequency or period)")
+        raise ValueError(f"{where} samples at 0 (frequency or period)")
     return PerfEvent(**fields)
+
+
+def perf_event_for(program: str, spec) -> PerfEvent:
+    """The perf event the caller names for ``program``: a PerfEvent, or its
+    text (``perf_event_named``); a UsageError about ``perf_events`` if bad."""
+    if isinstance(spec, PerfEvent):
+        return spec
+    try:
+        return perf_event_named(str(spec))
+    except ValueError as e:
+        raise UsageError(f"{program}={spec}: {e}", PERF_EVENTS) from None
+
+
+def check_perf_events(obj: BPFObject, events: dict) -> None:
+    """A UsageError unless each program ``events`` names is a perf_event
+    program of ``obj`` (the event named replaces its section's, if any)."""
+    for name in events:
+        prog = obj.programs.get(name)
+        if prog is None or prog.type_name != "perf_event":
+            known = ", ".join(p.name for p in obj.programs.values() if p.type_name == "perf_event") or "none"
+            message = f"{name}: no perf_event program {name!r} in {obj.name} (has: {known})"
+            raise UsageError(message, PERF_EVENTS)
 
 
 def set_section_types(obj: BPFObject) -> None:
