@@ -423,6 +423,12 @@ def _program_notes(prog: str, r) -> None:
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
+    if r.objfile.host_order_ipv4:
+        print(
+            f"{prog}: note: IPv4 addresses kept as plain 32-bit integers (*addr, not __be32) are read "
+            "in host order: the object's programs turn 32-bit values around (bpf_ntohl, bpf_htonl)",
+            file=sys.stderr,
+        )
     if r.clock_sampled:  # what they count may be another event, which their own user space opens
         print(
             f'{prog}: note: {", ".join(r.clock_sampled)} (SEC("perf_event")) sample each CPU\'s clock '

@@ -358,6 +358,7 @@ class Runner(Tool):
             self._on_pairing,
             stacks.members,
             stacks.name,
+            objfile.host_order_ipv4,
         )
         on_event = self._on_event
         span = self.metrics.span(name)

@@ -90,7 +90,8 @@ class RecordDecoder:
     (``pair(size)``: a struct name or None, and the structs to name instead); ``on_pairing(stream)`` hears of
     that, once. A record no struct decodes stays bytes.
     ``name_stacks(record, members)`` names the stacks of decoded records,
-    ``stack_members(types, tid)`` says which members hold them."""
+    ``stack_members(types, tid)`` says which members hold them. ``host_order``:
+    as ``present.presenter`` takes it."""
 
     def __init__(
         self,
@@ -102,9 +103,11 @@ class RecordDecoder:
         on_pairing: Callable[[Stream], None],
         stack_members: Callable,
         name_stacks: Callable,
+        host_order: bool = False,
     ):
         self._btf, self.stream, self._find, self._pair, self._on_pairing = btf, stream, find, pair, on_pairing
         self._stack_members, self._name_stacks = stack_members, name_stacks
+        self._host_order = host_order
         self._pending = struct_name is None
         self._decode: Callable[[bytes], Record] | None = self._decoder(struct_name) if struct_name else None
 
@@ -138,7 +141,7 @@ class RecordDecoder:
         stream.source = "BTF" if types is self._btf else "DWARF"
         if layout.record is None:
             return None
-        present = presenter(types, tid)
+        present = presenter(types, tid, host_order=self._host_order)
         stacks = self._stack_members(types, tid)
         name_stacks = self._name_stacks
         # the record's field names: anonymous members are renamed there
