@@ -49,6 +49,8 @@ struct pyrunq_blames {
     size_t n_changes, changes_cap;
     struct pyrunq_victim_blame *victims;
     size_t n_victims;
+    size_t *at, at_cap;         /* the victims by key (pyrunq_blames_sum): SIZE_MAX, an empty slot */
+    int summed;                 /* victims and at are the last diff's */
     uint64_t *asked;            /* cgroups to name */
     size_t n_asked;
     struct pyrunq_blame_entry *forgotten;  /* by the last pyrunq_blames_forget */
@@ -63,6 +65,7 @@ static void pyrunq_blames_free(struct pyrunq_blames *t)
     free(t->base);
     free(t->changes);
     free(t->victims);
+    free(t->at);
     free(t->asked);
     free(t->forgotten);
     pyrunq_cgroup_names_clear(&t->names);
@@ -189,6 +192,7 @@ static int pyrunq_blames_diff(struct pyrunq_blames *t, const void *keys, size_t 
     int err;
 
     t->n_changes = t->n_victims = t->n_asked = 0;
+    t->summed = 0;
     if (count > keys_len / t->key_size || count > values_len / t->value_size)
         return -EINVAL;
     if ((err = pyrunq_blame_room(t, count)) || (err = pyrunq_blame_reserve(t)))
@@ -253,33 +257,46 @@ static int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int c
     return pyrunq_cgroup_set(&t->names, cgroup_id, "", container);
 }
 
+/* The slot of victim in the index at (SIZE_MAX there: not a victim of the
+ * last diff). */
+static size_t pyrunq_victim_slot(const struct pyrunq_blames *t, uint64_t victim)
+{
+    size_t mask = t->at_cap - 1, j = (size_t)((victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+
+    while (t->at[j] != SIZE_MAX && t->victims[t->at[j]].victim != victim)
+        j = (j + 1) & mask;
+    return j;
+}
+
 /* Sum per victim of the last diff, in the order first seen: the part of
  * container cgroups, and its largest culprit (the first of equals, as
  * Attribution.culprits sorts them); another cgroup's part that is not a
  * container's is the host's (an unnamed one too). 0 or -ENOMEM. */
 static int pyrunq_blames_sum(struct pyrunq_blames *t)
 {
-    size_t cap = 16, mask, i, j, *at;
+    size_t cap = 16, i, j;
 
     while (cap < 2 * t->n_changes)
         cap *= 2;
     t->n_victims = 0;
-    if (!(at = malloc(cap * sizeof(*at))))
-        return -ENOMEM;
-    memset(at, 0xff, cap * sizeof(*at));  /* SIZE_MAX: an empty slot */
-    mask = cap - 1;
+    if (cap > t->at_cap) {
+        free(t->at);
+        t->at_cap = 0;
+        if (!(t->at = malloc(cap * sizeof(*t->at))))
+            return -ENOMEM;
+        t->at_cap = cap;
+    }
+    memset(t->at, 0xff, t->at_cap * sizeof(*t->at));
     for (i = 0; i < t->n_changes; i++) {
         const struct pyrunq_blame_entry *c = &t->changes[i];
         struct pyrunq_victim_blame *v;
 
-        for (j = (size_t)((c->victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-             at[j] != SIZE_MAX && t->victims[at[j]].victim != c->victim; j = (j + 1) & mask)
-            ;
-        if (at[j] == SIZE_MAX) {
-            at[j] = t->n_victims++;
-            t->victims[at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
+        j = pyrunq_victim_slot(t, c->victim);
+        if (t->at[j] == SIZE_MAX) {
+            t->at[j] = t->n_victims++;
+            t->victims[t->at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
         }
-        v = &t->victims[at[j]];
+        v = &t->victims[t->at[j]];
         if (c->kind == t->other) {
             const struct pyrunq_cgroup_name *n = pyrunq_cgroup_lookup(&t->names, c->cgroup_id);
 
@@ -289,7 +306,40 @@ static int pyrunq_blames_sum(struct pyrunq_blames *t)
         if (v->top < 0 || c->ns > t->changes[v->top].ns)
             v->top = (int64_t)i;
     }
-    free(at);
+    t->summed = 1;
+    return 0;
+}
+
+/* One row of pyrunq top (a struct pyrunq_key_stats): its victim's sums of
+ * the last pyrunq_blames_sum, and a copy of its largest culprit (a row
+ * outlives the table's next diff). */
+struct pyrunq_row_blame {
+    uint64_t container_ns;
+    int64_t has_top;           /* 0: no culprit of it grew */
+    struct pyrunq_blame_entry top;
+};
+
+/* For each of n rows, its victim's sums, into out (room for n): 0, or
+ * -EINVAL before pyrunq_blames_sum. Only the rows shown need Python
+ * objects: the join is here. */
+static int pyrunq_blames_join(const struct pyrunq_blames *t, const struct pyrunq_key_stats *rows, size_t n,
+                              struct pyrunq_row_blame *out)
+{
+    size_t i, at;
+
+    if (!t->summed)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        at = t->at_cap ? t->at[pyrunq_victim_slot(t, rows[i].key)] : SIZE_MAX;
+        if (at == SIZE_MAX)
+            continue;
+        out[i].container_ns = t->victims[at].container_ns;
+        if (t->victims[at].top >= 0) {
+            out[i].has_top = 1;
+            out[i].top = t->changes[t->victims[at].top];
+        }
+    }
     return 0;
 }
 

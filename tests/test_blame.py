@@ -98,7 +98,7 @@ def test_culprit_table_sums_in_c_are_the_references():
     victims and cgroups forgotten."""
     import random
 
-    from pyrunq.bpf import BlameDiffs
+    from pyrunq.bpf import BlameDiffs, StatsRows
 
     paths = {11: "/", 12: f"/libpod_parent/{CONTAINER}", 13: "/system.slice", 14: "/user.slice"}
     with BPFObject.open("runqlat") as obj:
@@ -144,10 +144,23 @@ def test_culprit_table_sums_in_c_are_the_references():
             assert v.container_ns == sum(c.ns for c in want if c.kind == "container")
             top = ref.attribution([0] * 5, want).culprits[0]  # largest first, the first of equals
             assert (v.top.culprit, v.top.cgroup_id, v.top.ns) == (top.tid, top.cgroup_id, top.ns)
+        # pyrunq top's rows (keys 0..9: some never a victim) joined with the same sums
+        rows = StatsRows(b"".join(stats_bytes(key) for key in range(10)))
+        joined, by_victim = c.join(rows), {v.victim: v for v in victims}
+        for key in range(10):
+            v = by_victim.get(key)
+            assert joined[key] == ((v.container_ns, v.top) if v else (0, None))
         last = dict(table)
         assert len(c) == len(table)
     assert sorted(asked) == sorted({k[1] for k in table if k[3] == other})  # each asked about once
     assert sorted(c.cgroups()) == sorted({k[1] for k in table})
+
+
+def stats_bytes(key: int) -> bytes:
+    """A struct pyrunq_key_stats of ``key`` with one wait, as C writes it."""
+    from pyrunq.bpf.hists import _STATS
+
+    return _STATS.pack(key, 1, 10, 1, 1.0, 1.0, *[0] * 5, b"")
 
 
 # -- on the kernel ----------------------------------------------------------------

@@ -37,6 +37,20 @@ def _struct(name: str) -> struct.Struct:
 
 
 _ENTRY, _VICTIM = _struct("struct pyrunq_blame_entry"), _struct("struct pyrunq_victim_blame")
+_ROW = struct.Struct(f"=Qq{_ENTRY.size}s{ffi.sizeof('struct pyrunq_row_blame') - 16 - _ENTRY.size}x")
+
+
+class RowBlames:
+    """Per row of a ``StatsRows``: its victim's ``(container_ns, top)``
+    (``top``: its largest culprit, a BlameChange, or None), packed as C
+    wrote them; decoded only for the rows asked for."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def __getitem__(self, i: int) -> tuple[int, BlameChange | None]:
+        container_ns, has_top, top = _ROW.unpack_from(self.raw, i * _ROW.size)
+        return container_ns, _entry(_ENTRY.unpack(top)) if has_top else None
 
 
 def _offsets(layout: Layout, names) -> list[int]:
@@ -96,6 +110,18 @@ class BlameDiffs(NativeTable):
             for v, c, top in _VICTIM.iter_unpack(ffi.buffer(ptr, n * _VICTIM.size))
         ]
 
+    def join(self, rows) -> RowBlames:
+        """Per row of a ``StatsRows`` (its key a victim), what ``victims()``
+        says of it, computed in C and kept packed (``RowBlames``)."""
+        if lib.pyrunq_blames_sum(self._table()) < 0:
+            raise MemoryError("out of memory for the victims' sums")
+        n = len(rows)
+        out = ffi.new("struct pyrunq_row_blame[]", max(n, 1))
+        stats = ffi.from_buffer("struct pyrunq_key_stats[]", rows.raw)
+        if lib.pyrunq_blames_join(self._table(), stats, n, out) < 0:
+            raise RuntimeError("the victims' sums are not the last diff's")
+        return RowBlames(ffi.buffer(out, n * _ROW.size)[:])
+
     def forget(self, victims=(), cgroups=()) -> list[tuple[int, int, int, int]]:
         """Forget the entries of these victims, and of culprits in these
         cgroups; return their keys (victim, cgroup_id, culprit, kind), for
@@ -124,4 +150,4 @@ def _entry(fields) -> BlameChange:
     return BlameChange(victim, cgroup_id, culprit, kind, ns, comm.split(b"\0", 1)[0])
 
 
-__all__ = ["BlameChange", "BlameDiffs", "VictimBlame"]
+__all__ = ["BlameChange", "BlameDiffs", "RowBlames", "VictimBlame"]
