@@ -58,6 +58,7 @@ ORDERS = {
 }
 # (key, waits, sum_ns, p99) of a struct pyrunq_key_stats: what every row needs
 _COLUMNS = struct.Struct(f"=3Q16xd{_STATS.size - 48}x")
+_KEY = struct.Struct("=Q")
 
 
 class StatsRows:
@@ -78,6 +79,10 @@ class StatsRows:
             raise IndexError(i)
         k, w, s, m, p50, p99, *b, comm = _STATS.unpack_from(self.raw, i * _STATS.size)
         return KeyStats(k, w, s, m, p50, p99, tuple(b), comm.split(b"\0", 1)[0])
+
+    def key(self, i: int) -> int:
+        """Row i's key."""
+        return _KEY.unpack_from(self.raw, i * _STATS.size)[0]
 
     def columns(self):
         """(key, waits, sum_ns, p99) of every row, in order."""

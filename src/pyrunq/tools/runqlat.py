@@ -97,15 +97,13 @@ class RunqLat(KeyedHists, RunqTracer):
         Baselines as ``interval_text()``'s (and ``interval_rows()``'s,
         which gives the same without an object per key)."""
         rows = self.interval_rows(clear)
-        keyed = [(rows.key(i), rows.stats[i]) for i in rows.indices()]
-        if not self.blame:
-            return keyed, rows.total, {}
         everyone: dict[int, list] = {}
-        for c in self._culprit_table_diffs().changes() if all_culprits else ():
+        for c in self._culprit_table_diffs().changes() if self.blame and all_culprits else ():
             everyone.setdefault(c.victim, []).append(c)
-        blame = {}
-        for i, (key, s) in zip(rows.indices(), keyed):
-            a = rows.attribution(i, everyone.get(s.key, []) if all_culprits else None)
+        keyed, blame = [], {}
+        for i in rows.indices():
+            key, s, a = rows.row(i, everyone.get(rows.stats.key(i), []) if all_culprits else None)
+            keyed.append((key, s))
             if a is not None:
                 blame[key] = a
         return keyed, rows.total, blame
@@ -206,18 +204,15 @@ class IntervalRows:
         """The rows with waits, by ``column`` (``pyrunq.bpf.ORDERS``)."""
         return self.stats.order(column, seconds)
 
-    def key(self, i: int) -> Key | None:
+    def row(self, i: int, everyone: list | None = None) -> tuple[Key | None, KeyStats, Attribution | None]:
+        """Row i's key, KeyStats and Attribution (None: no blame kept, or
+        it did not wait): its largest culprit only, or every culprit in
+        ``everyone`` (the culprit table's changes of its key)."""
         s = self.stats[i]
-        return self._key_of(s.key, s.comm.decode(errors="replace"))
+        return self._key_of(s.key, s.comm.decode(errors="replace")), s, self._attribution(i, s, everyone)
 
-    def attribution(self, i: int, everyone: list | None = None) -> Attribution | None:
-        """Row i's Attribution (None: no blame kept, or it did not wait):
-        its largest culprit only, or every culprit in ``everyone`` (the
-        culprit table's changes of its key)."""
-        if self._blames is None or self._attributions is None:
-            return None
-        s = self.stats[i]
-        if not any(s.blame_ns):
+    def _attribution(self, i: int, s: KeyStats, everyone: list | None) -> Attribution | None:
+        if self._blames is None or self._attributions is None or not any(s.blame_ns):
             return None
         container_ns, top = self._blames[i]
         a = self._attributions

@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import gc
 import math
+import operator
 import re
 import time
 from collections.abc import Sequence
@@ -150,7 +151,7 @@ class Trends:
 
 def trend_of(history: tuple, key, length: int) -> tuple:
     """A key's last ``length`` p99s (None where it did not wait), oldest first."""
-    return (None,) * (length - len(history)) + tuple(h.get(key) for h in history)
+    return (None,) * (length - len(history)) + tuple([h.get(key) for h in history])
 
 
 def label_of(kind: str, name: str) -> tuple[str, dict | None]:
@@ -266,7 +267,7 @@ class TableRows(Sequence):
         return made
 
     def _make(self, i: int) -> Row:
-        s, key, seconds = self.table.stats[i], self.table.key(i), self.seconds
+        (key, s, blame), seconds = self.table.row(i), self.seconds
         label, container = label_of(key.kind, key.name)
         return Row(
             key.kind,
@@ -282,7 +283,7 @@ class TableRows(Sequence):
             s.sum_ns / seconds / 1e7,
             trend_of(self._history, s.key, self._length),
             container,
-            self.table.attribution(i),
+            blame,
         )
 
 
@@ -415,6 +416,22 @@ def spark(p99_us, utf8: bool = True) -> str:
     return chars[min(level, len(chars) - 1)]
 
 
+# p99 -> its trend character, by utf8: 10,000 rows of 10 a refresh, whose
+# values repeat (a bucket's bounds and the steps between them)
+_SPARKS: dict[bool, dict] = {True: {}, False: {}}
+
+
+def sparkline(trend, utf8: bool = True) -> str:
+    """A row's trend, a character per p99 (``spark``)."""
+    known = _SPARKS[utf8]
+    if len(known) > 4096:  # bounded, whatever the values
+        known.clear()
+    for v in trend:
+        if v not in known:
+            known[v] = spark(v, utf8)
+    return "".join([known[v] for v in trend])
+
+
 def header_lines(frame: Frame | None, view: View) -> list[str]:
     """The two lines above the table: what is shown, and the totals."""
     flags = "".join([f'  filter "{view.filter}"' if view.filter else "", "  PAUSED" if view.paused else ""])
@@ -472,7 +489,7 @@ def row_line(row: Row, utf8: bool = True) -> str:
     values = (row.waits_per_s, row.avg_us, row.p50_us, row.p99_us, row.max_us)
     numbers = [fmt_rate(values[0])] + [fmt_us(v) for v in values[1:]]
     cells = [f"{row.id:>9}"] + [n.rjust(w) for n, (_, _, w) in zip(numbers, NUMBERS)]
-    cells += [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend)]
+    cells += [pct.rjust(6), sparkline(row.trend, utf8)]
     cells += share_cells(row) + [cut_end(row.culprit(), CULPRIT_WIDTH, utf8)]
     return " ".join(cells + [row.label])
 
@@ -642,7 +659,7 @@ class Sampler:
         if all_culprits:
             return frame_of(keys, buckets, sum_ns, seconds, self.by, self.trends, ctxt, lost, blame)
         rows = TableRows(table, seconds, history, self.trends.length)
-        total = totals(table.total, sum(c[2] for c in columns), seconds, ctxt, lost)
+        total = totals(table.total, sum(map(operator.itemgetter(2), columns)), seconds, ctxt, lost)
         # the pairs need every row's culprits: a frame made with all_culprits has them
         return Frame(time.time(), seconds, self.by, rows, total)
 
