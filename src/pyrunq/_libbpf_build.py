@@ -321,8 +321,8 @@ struct pyrunq_row_blame {
     int64_t has_top;
     struct pyrunq_blame_entry top;
 };
-int pyrunq_blames_join(const struct pyrunq_blames *t, const struct pyrunq_key_stats *rows, size_t n,
-                       struct pyrunq_row_blame *out);
+int pyrunq_blames_join(struct pyrunq_blames *t, const struct pyrunq_key_stats *rows, size_t n,
+                       struct pyrunq_row_blame *out, int carry, int clear);
 long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, size_t n_victims, uint64_t *cgroups,
                           size_t n_cgroups);
 const struct pyrunq_blame_entry *pyrunq_blames_forgotten(const struct pyrunq_blames *t, size_t *count);

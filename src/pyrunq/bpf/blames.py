@@ -7,6 +7,7 @@ Attributions``) is the reference the tests compare with."""
 from __future__ import annotations
 
 import collections
+import errno
 import struct
 
 from ..libbpf import ffi, lib
@@ -110,15 +111,23 @@ class BlameDiffs(NativeTable):
             for v, c, top in _VICTIM.iter_unpack(ffi.buffer(ptr, n * _VICTIM.size))
         ]
 
-    def join(self, rows) -> RowBlames:
+    def join(self, rows, carry: bool = False, clear: bool = True) -> RowBlames:
         """Per row of a ``StatsRows`` (its key a victim), what ``victims()``
-        says of it, computed in C and kept packed (``RowBlames``)."""
+        says of it, computed in C and kept packed (``RowBlames``). With
+        ``carry``, each row's containers' part is at most its histogram's
+        other cgroups' (the histogram read before the table), the rest
+        carried to the victim's next interval (kept with ``clear``), as
+        ``Attributions.attribution(raw=key)`` does; a victim without a row
+        carries all of its part."""
         if lib.pyrunq_blames_sum(self._table()) < 0:
             raise MemoryError("out of memory for the victims' sums")
         n = len(rows)
         out = ffi.new("struct pyrunq_row_blame[]", max(n, 1))
         stats = ffi.from_buffer("struct pyrunq_key_stats[]", rows.raw)
-        if lib.pyrunq_blames_join(self._table(), stats, n, out) < 0:
+        err = lib.pyrunq_blames_join(self._table(), stats, n, out, carry, clear)
+        if err == -errno.ENOMEM:
+            raise MemoryError("out of memory for the carried parts")
+        if err < 0:
             raise RuntimeError("the victims' sums are not the last diff's")
         return RowBlames(ffi.buffer(out, n * _ROW.size)[:])
 

@@ -125,7 +125,7 @@ class RunqLat(KeyedHists, RunqTracer):
             b, a = self._culprit_table(clear), self._attributions_of()
             for cgroup_id in b.unnamed():
                 b.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
-            blames = b.join(stats)
+            blames = b.join(stats, carry=True, clear=clear)
         if clear:
             self._forget_gone(d.idle())
         return IntervalRows(stats, total, blames, self._key, self._attributions if self.blame else None)
