@@ -315,7 +315,7 @@ def test_a_victim_alone_waits_for_the_idle_task_not_a_made_up_culprit(kernel):
     exact(events)
     after_idle = [e for e in events if e.prev_tid == 0]
     for e in after_idle:  # the CPU was idle when the victim got it: idle held it last
-        assert "idle" in {c.kind for c in e.culprits} or (not e.culprits and e.why == "unseen"), e
+        assert "idle" in {c.kind for c in e.culprits} or e.why == "unseen", e  # idle's part unseen
     assert all(c.tid != w.victim.pid for e in events for c in e.culprits)
     assert {c.comm for e in after_idle for c in e.culprits if c.kind == "idle"} <= {"swapper/1"}
 
