@@ -484,10 +484,17 @@ def _pairing_note(prog: str):
     def note(stream) -> None:
         if stream.by_size:
             what = f"decoded as struct {stream.struct} (the only struct of their size, {stream.size} bytes)"
-        else:
+        elif stream.choices or stream.dwarf:
             what = (
                 f"are not decoded: name their struct with --event {stream.map}=STRUCT "
                 f"(structs in this object: {', '.join(stream.choices) or 'none'})"
+            )
+        else:  # the struct was a local variable's: only DWARF has it
+            what = (
+                "are not decoded: the object has no struct they could be, and no DWARF (where "
+                "a struct only a local variable has is kept: bpftool gen object and strip drop it); "
+                "run the object as clang wrote it (-g), or name a struct with --event "
+                f"{stream.map}=STRUCT"
             )
         print(f"{prog}: note: records of {stream.map} {what}", file=sys.stderr, flush=True)
 

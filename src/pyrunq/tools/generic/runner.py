@@ -347,6 +347,8 @@ class Runner(Tool):
 
         def pair(size: int) -> tuple[str | None, list[str]]:
             found, _ = struct_of_size(obj, size, perf, objfile.candidates(obj))
+            if not found:
+                stream.dwarf = objfile.dwarf() is not None
             return found, [] if found else objfile.nameable(obj)
 
         decode = RecordDecoder(

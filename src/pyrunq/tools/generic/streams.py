@@ -42,6 +42,9 @@ class Stream:
     by_size: bool = False  # paired at the first record: the only struct of its size
     record_size: int = 0  # the first record's size (when its size decided)
     choices: list[str] = dataclasses.field(default_factory=list)  # not decoded: structs to name
+    # not decoded: whether the object has DWARF, where the structs of records
+    # kept only in local variables are (``bpftool gen object`` and strip drop it)
+    dwarf: bool = True
     stacks: list[str] = dataclasses.field(default_factory=list)  # members named as stacks (not columns)
 
 
