@@ -458,6 +458,20 @@ def test_nothing_attached_is_one_line_exit_1(kernel, objs):
     ]
 
 
+def test_a_struct_ops_object_is_said_to_be_one(kernel, objs):
+    """Its programs are a kernel struct's callbacks (tests/objects/gen_struct_ops:
+    a TCP congestion control), called once its map is registered: nothing
+    attaches alone, and the one line says why."""
+    with pytest.raises(NothingAttached) as caught:
+        Runner(objs["gen_struct_ops"])
+    assert str(caught.value).startswith("no program of gen_struct_ops could attach: pyrunq_ssthresh ")
+    assert str(caught.value).endswith(
+        ". It is a struct_ops object (a BPF scheduler, a TCP congestion control...): the kernel "
+        "calls its programs once its struct_ops map is registered, which would install them "
+        "system-wide; run does not"
+    )
+
+
 def test_programs_this_kernel_cannot_run_are_reported_and_the_rest_run(kernel, objs):
     function_hits, notes = expected_function_hits()
     with Runner(objs["gen_twins"], settings={"target_tgid": os.getpid()}) as r:

@@ -169,7 +169,7 @@ class NothingAttached(PyrunqError):
 
     def __str__(self) -> str:
         if not self.not_attached:
-            return f"{self.obj} has no program to attach"
+            return f"{self.obj} has no program to attach" + (f": {self.extra}" if self.extra else "")
         why = "; ".join(f"{n.program} ({n.section}): {n.reason}" for n in self.not_attached)
         extra = f". {self.extra[:1].upper()}{self.extra[1:]}" if self.extra else ""
         return f"no program of {self.obj} could attach: {why}{extra}"

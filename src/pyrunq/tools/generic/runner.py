@@ -308,11 +308,14 @@ class Runner(Tool):
             now.passed_over = failed
             return
         if not now.attached:
-            raise NothingAttached(
-                obj.name,
-                now.not_attached,
-                self.tracefs_problem and f"{self.tracefs_problem.split(', and ', 1)[-1]}; {TRACEFS_HOW}",
-            )
+            extra = self.tracefs_problem and f"{self.tracefs_problem.split(', and ', 1)[-1]}; {TRACEFS_HOW}"
+            if not extra and any(s.startswith(".struct_ops") for s in self.objfile.facts.sections):
+                extra = (
+                    "it is a struct_ops object (a BPF scheduler, a TCP congestion control...): "
+                    "the kernel calls its programs once its struct_ops map is registered, which "
+                    "would install them system-wide; run does not"
+                )
+            raise NothingAttached(obj.name, now.not_attached, extra)
 
     def _tracefs(self) -> None:
         """Mount tracefs, once, when a tracepoint/ program needs it and it is
