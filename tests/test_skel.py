@@ -143,6 +143,10 @@ with own_skel.open() as s:
 """
 
 
+# test objects libbpf refuses to open, on purpose: an extern it cannot find
+UNOPENABLE = {"gen_extern"}
+
+
 @pytest.mark.slow
 def test_every_object_gives_a_clean_deterministic_module(objs, tmp_path):
     arch = {"x86_64": "x86", "aarch64": "arm64"}[os.uname().machine]
@@ -150,6 +154,8 @@ def test_every_object_gives_a_clean_deterministic_module(objs, tmp_path):
         os.path.basename(p)[: -len(".bpf.o")]: p for p in glob.glob(os.path.join(PACKAGED, arch, "*.bpf.o"))
     }
     for name, path in sorted(paths.items()):
+        if name in UNOPENABLE:
+            continue
         module = skel(path, tmp_path / f"{name}_skel.py")
         first = module.read_bytes()
         skel(path, module)
