@@ -4,6 +4,7 @@ with workloads whose culprit is known: every wait's parts add up to it."""
 from __future__ import annotations
 
 import collections
+from dataclasses import astuple
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 from pyrunq.cgroup import cgroup2_mount
 from pyrunq.prometheus import ATTRIBUTED, BLAME, LATENCY
 from pyrunq.bpf import BPFObject
-from pyrunq.tools.blame import KINDS, Attributions, Culprit, Kinds, merged
+from pyrunq.tools.blame import KINDS, Attributions, CgroupNaming, Culprit, Kinds, merged
 from pyrunq.tools.runqlat import RunqLat
 from pyrunq.tools.runqslower import RunqSlower
 import cli
@@ -107,6 +108,7 @@ def test_culprit_table_sums_in_c_are_the_references():
         key_layout, value_layout = obj.maps["blames"].key_layout, obj.maps["blames"].value_layout
     other, culprit_kinds = enum["BLAME_OTHER"], [enum[f"BLAME_{k}"] for k in ("SELF", "OTHER", "KERNEL")]
     c, ref, asked = BlameDiffs(key_layout, value_layout, other), Attributions(kinds, "tid"), []
+    naming, phases = CgroupNaming(2), []  # the exporter's culprit cgroups, named in C and here
     rng, table, last = random.Random(2612), {}, {}  # seeded: the same intervals every run
     for step in range(8):
         for _ in range(60):  # entries grow, and appear (some with 0 ns)
@@ -119,6 +121,9 @@ def test_culprit_table_sums_in_c_are_the_references():
                 del table[key], last[key]
             ref.forget([3])
             ref.forget_culprits([14])
+            naming.forget([3])
+            phases.append(asked)  # a cgroup forgotten is asked about again if it shows up
+            asked = []
         entries = sorted(table.items())
         values = [{"ns": ns, "comm": b"t%d" % k[2]} for k, ns in entries]
         c.diff(
@@ -144,9 +149,19 @@ def test_culprit_table_sums_in_c_are_the_references():
             assert v.container_ns == sum(c.ns for c in want if c.kind == "container")
             top = ref.attribution([0] * 5, want).culprits[0]  # largest first, the first of equals
             assert (v.top.culprit, v.top.cgroup_id, v.top.ns) == (top.tid, top.cgroup_id, top.ns)
+        named = {
+            v.victim: (tuple((paths[i], ns) for i, ns in v.cgroups), v.other_ns, v.container_ns)
+            for v in c.named(2)
+        }
+        assert named == {
+            victim: (*astuple(naming.add(victim, want)), sum(x.ns for x in want if x.kind == "container"))
+            for victim, want in expected.items()
+        }
         last = dict(table)
         assert len(c) == len(table)
-    assert sorted(asked) == sorted({k[1] for k in table if k[3] == other})  # each asked about once
+    phases.append(asked)
+    assert all(len(set(p)) == len(p) for p in phases)  # each asked about once (per life)
+    assert set(phases[-1]) | set(phases[0]) == {k[1] for k in table if k[3] == other} | {14}
     assert sorted(c.cgroups()) == sorted({k[1] for k in table})
 
 

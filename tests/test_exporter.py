@@ -5,6 +5,7 @@ the deploy/ files' agreement with the code."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import random
@@ -21,10 +22,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 import pyrunq.containers
+import pyrunq.prometheus
 from pyrunq.errors import UsageError
 from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
-from pyrunq.tools.blame import Attribution, Culprit
+from pyrunq.tools.blame import Attribution, CgroupNaming, Culprit
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
 import cli
@@ -241,13 +243,20 @@ class FakeRunqLat:
 
     def __init__(self, per="cgroup", blame=False):
         self.per, self.queued, self.forgotten = per, [], []
-        self.blame, self.blamed = blame, []
+        self.blame, self.blamed, self.naming = blame, [], None
 
     def snapshot(self):
         return self.queued.pop(0) if self.queued else {}
 
     def interval(self):
         return self.snapshot(), self.blamed.pop(0) if self.blamed else {}
+
+    def interval_named(self, top):
+        """interval(), its culprits named by the reference of the C naming"""
+        if self.naming is None:
+            self.naming = CgroupNaming(top)
+        snapshot, blame = self.interval()
+        return snapshot, blame, {k: self.naming.add(k, a.culprits) for k, a in blame.items()}
 
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}
@@ -340,21 +349,33 @@ TENANT = re.compile(r"^/tenants/(?P<tenant>[^/]+)/")
     "per, keys, patterns",
     [
         (None, [None], []),
-        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')], []),
+        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx%d%s%%')], []),
         ("cgroup", CONTAINER_KEYS, []),
         ("cgroup", CONTAINER_KEYS, [TENANT, re.compile(r"pod(?P<pod_uid>[0-9a-f]+)/")]),
         ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')], []),
     ],
 )
 @pytest.mark.parametrize("blame", [False, True])
-def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, blame):
+def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, blame, monkeypatch):
+    # each cgroup's CPU files: one with everything, one without the cpu controller, one with none
+    files = [
+        {
+            "stat": {"usage_usec": 5, "throttled_usec": 1_234_567, "nr_throttled": 10**7},
+            "pressure": {"some": 3, "full": 2},
+        },
+        {"stat": {"usage_usec": 5}, "pressure": {"some": 12_345_678_901}},
+        {"stat": {}, "pressure": {}},
+    ]
+    paths = [k.name for k in keys if k is not None]
+    monkeypatch.setattr(pyrunq.prometheus.cgroup, "cpu_files", lambda d: files[paths.index(d[len(mount) :])])
+    mount = pyrunq.prometheus.cgroup.cgroup2_mount()
     rq = FakeRunqLat(per=per, blame=blame)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
     rq.queued = [
         {k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h) in enumerate(zip(keys, hists))},
         {keys[0]: hists[2]},
         {},
-        {},
+        {keys[0]: Histogram([2**32 - 1] * 100, "usecs", 2 * 10**15)},  # past the short forms of numbers
         {keys[0]: hists[1]},
     ]
     culprits = [  # named culprits beyond the top 2 go to "other"; odd paths escaped
@@ -367,7 +388,7 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, b
         {keys[0]: Attribution(kinds, tuple(culprits))},
         {},
         {},
-        {},
+        {keys[0]: Attribution({k: 10**16 for k in kinds}, (dataclasses.replace(culprits[2], ns=10**16),))},
         {keys[0]: Attribution(kinds, ())},
     ]
     collector = RunqueueCollector(rq, max_series=len(keys), cgroup_labels=patterns, blame_top=2)
@@ -379,6 +400,9 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, b
         fast = collector.exposition(encoder, content_type)
         assert fast == encoder(registry), content_type  # what the library writes
         assert fast.count(b"_bucket{") == 26 * len(keys)  # 25 bounds, +Inf
+        cgroups = per == "cgroup"
+        assert fast.count(b"pyrunq_cgroup_cpu_pressure_seconds_total{") == (3 if cgroups else 0)
+        assert fast.count(b"pyrunq_cgroup_cpu_throttled_periods_total{") == (1 if cgroups else 0)
         assert fast.count(b"pyrunq_runqueue_wait_attributed_seconds_total{") == (
             6 * len(keys) if blame else 0
         )
