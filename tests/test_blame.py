@@ -92,6 +92,33 @@ def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
     assert a.diff(hists, a.culprits(pairs)) == {}  # nothing new: no key
 
 
+def test_forgotten_cgroups_are_asked_about_again_and_the_others_not():
+    """BlameDiffs keeps whether each culprit cgroup is a container's in a
+    table of its own: a removed cgroup's entry goes (a long run sees tens of
+    thousands come and go), and every other stays found."""
+    from pyrunq.bpf import BlameDiffs
+
+    with BPFObject.open("runqlat") as obj:
+        other = obj.btf.enum("blame_kind")["BLAME_OTHER"]
+        key_layout, value_layout = obj.maps["blames"].key_layout, obj.maps["blames"].value_layout
+    c = BlameDiffs(key_layout, value_layout, other)
+    cgroups = list(range(1000, 1600))  # enough to collide in a table at most half full
+
+    def interval(ns: int) -> list[int]:
+        keys = b"".join(key_layout.encode((1, g, 0, other)) for g in cgroups)
+        c.diff(keys, b"".join(value_layout.encode({"ns": ns, "comm": b""}) for _ in cgroups), len(cgroups))
+        return sorted(c.unnamed())
+
+    assert interval(1) == cgroups
+    for g in cgroups:
+        c.name(g, g % 2 == 0)
+    assert sum(v.container_ns for v in c.victims()) == 300  # the even ones are containers'
+    gone = cgroups[::3]
+    assert len(c.forget(cgroups=gone)) == len(gone)
+    assert interval(2) == gone  # asked again: they came back; the others are still known
+    assert sum(v.container_ns for v in c.victims()) == sum(1 for g in cgroups if g % 2 == 0 and g not in gone)
+
+
 def test_culprit_table_sums_in_c_are_the_references():
     """BlameDiffs (pyrunq top's culprit table, in C) against Attributions
     over intervals of a seeded random table: the entries that grew, and per

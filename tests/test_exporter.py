@@ -561,3 +561,33 @@ def test_prometheus_example_config_and_rules_are_valid():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree):
+    """A long run sees tens of thousands of cgroups come and go: a scan drops
+    the removed ones, except those whose name was asked for, until forgotten
+    (their last samples still carry their path)."""
+    from pyrunq.cgroup import Names, cgroup2_mount
+
+    mount = cgroup2_mount()
+    paths = [f"{cgroup_tree.parent}/c{i}" for i in range(20)]
+    for path in paths:
+        os.mkdir(mount + path)
+    try:
+        ids = [os.stat(mount + path).st_ino for path in paths]
+        names = Names()
+        assert names(ids[0]) == paths[0]  # asked for: kept
+        assert names.exists(ids[19])
+        before = len(names)
+        for path in paths[::2]:  # removed: c0 (asked for), c2, c4...
+            os.rmdir(mount + path)
+        os.mkdir(mount + cgroup_tree.parent + "/new")
+        assert names(os.stat(mount + cgroup_tree.parent + "/new").st_ino)  # a scan
+        assert len(names) == before - 10 + 1 + 1  # the removed gone, but c0; the new one
+        assert names(ids[0]) == paths[0] and not names.exists(ids[2])
+        names.forget(ids[0])
+        assert names(ids[0]) == f"<cgroup id {ids[0]}, removed>" and len(names) == before - 10 + 1
+    finally:
+        for path in [*paths, cgroup_tree.parent + "/new"]:
+            if os.path.isdir(mount + path):
+                os.rmdir(mount + path)

@@ -49,18 +49,30 @@ def tree(mount: str | None = None) -> dict[int, str]:
 
 
 class Names:
-    """cgroup id -> path relative to the mount (``/system.slice/x.scope``)."""
+    """cgroup id -> path relative to the mount (``/system.slice/x.scope``).
+
+    Bounded by the cgroups there are: a scan (at the first id not known)
+    takes the tree as it is then, dropping those removed since; only the
+    names asked for (``names(id)``) stay until ``forget()``, so that a
+    removed cgroup's last samples still carry its path."""
 
     def __init__(self):
         self._mount = cgroup2_mount()
         self._names: dict[int, str] = {}
+        self._asked: set[int] = set()
 
     def _scan(self) -> None:
-        self._names.update(tree(self._mount))
+        asked = {i: self._names[i] for i in self._asked}
+        self._names = tree(self._mount)
+        self._names.update(asked)
 
     def forget(self, cgroup_id: int) -> None:
         """Drop a removed cgroup's name: a long run sees many come and go."""
         self._names.pop(cgroup_id, None)
+        self._asked.discard(cgroup_id)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
     def exists(self, cgroup_id: int) -> bool:
         """Whether that cgroup is still there (its path, with the same id)."""
@@ -75,7 +87,11 @@ class Names:
     def __call__(self, cgroup_id: int) -> str:
         if cgroup_id not in self._names:
             self._scan()
-        return self._names.get(cgroup_id, f"<cgroup id {cgroup_id}, removed>")
+        path = self._names.get(cgroup_id)
+        if path is None:
+            return f"<cgroup id {cgroup_id}, removed>"
+        self._asked.add(cgroup_id)
+        return path
 
 
 def cpu_files(directory: str) -> dict[str, dict[str, int]]:

@@ -106,6 +106,11 @@ class Kinds:
         path = self.path(cgroup_id)
         return cgroup_label(path), bool(containers.parse(path)["container_id"])
 
+    def forget(self, cgroup_ids) -> None:
+        """Forget the kinds of these cgroups (removed)."""
+        for cgroup_id in cgroup_ids:
+            self._other.pop(cgroup_id, None)
+
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
         return "" if self._why.get(raw) == "none" else self._why.get(raw, str(raw))

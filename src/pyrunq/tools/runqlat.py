@@ -205,6 +205,13 @@ class RunqLat(KeyedHists, RunqTracer):
         if self.per == "cgroup" and self._blame_diffs is not None:  # culprits removed, victims alive
             gone = [c for c in self._blame_diffs.cgroups() if not self._names().exists(c)]
             self._delete_culprits(self._blame_diffs.forget(cgroups=gone))
+            if self._attributions is not None:  # and what was known of them
+                self._attributions.kinds.forget(gone)
+            # their names too, but a victim's, whose last samples may come later, with its key
+            keys = {*self._previous, *idle, *(self._diffs.changed() if self._diffs is not None else ())}
+            for c in gone:
+                if c not in keys:
+                    self._names().forget(c)
 
     def forget(self, ids) -> None:
         super().forget(ids)
