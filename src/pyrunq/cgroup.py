@@ -60,24 +60,53 @@ class Names:
         self._mount = cgroup2_mount()
         self._names: dict[int, str] = {}
         self._asked: set[int] = set()
+        self._missing: set[int] = set()  # never found by a scan: removed
+        self._dropped: dict[int, str] = {}  # known before the last scan, not found by it
 
     def _scan(self) -> None:
-        asked = {i: self._names[i] for i in self._asked}
+        old = self._names
         self._names = tree(self._mount)
-        self._names.update(asked)
+        self._names.update((i, old[i]) for i in self._asked)
+        # until the next scan: an id found by one scan is named even if the next one misses it
+        self._dropped = {i: path for i, path in old.items() if i not in self._names}
+
+    def load(self, cgroup_ids) -> None:
+        """Know these cgroups' names with one scan at most (under churn, an
+        interval brings dozens of new ones: a scan each took seconds). Those
+        it does not find were removed: they are not looked for again (a
+        cgroup id is never used twice) until forgotten."""
+        unknown = [
+            i
+            for i in cgroup_ids
+            if i not in self._names and i not in self._dropped and i not in self._missing
+        ]
+        if unknown:
+            self._scan()
+            self._missing.update(i for i in unknown if i not in self._names)
 
     def forget(self, cgroup_id: int) -> None:
         """Drop a removed cgroup's name: a long run sees many come and go."""
         self._names.pop(cgroup_id, None)
         self._asked.discard(cgroup_id)
+        self._missing.discard(cgroup_id)
 
     def __len__(self) -> int:
-        return len(self._names)
+        """How many cgroups it knows of, there or removed."""
+        return len(self._names) + len(self._missing)
 
     def exists(self, cgroup_id: int) -> bool:
         """Whether that cgroup is still there (its path, with the same id)."""
-        if cgroup_id not in self._names:
-            self._scan()
+        return not self.gone([cgroup_id])
+
+    def gone(self, cgroup_ids) -> list[int]:
+        """Those of these cgroups that are not there any more: one scan at
+        most, for those whose name is not known (under churn, most of them
+        were removed: a scan each took seconds)."""
+        ids = list(cgroup_ids)
+        self.load(ids)
+        return [i for i in ids if not self._there(i)]
+
+    def _there(self, cgroup_id: int) -> bool:
         path = self._names.get(cgroup_id)
         try:
             return path is not None and os.stat(self._mount + path).st_ino == cgroup_id
@@ -85,11 +114,11 @@ class Names:
             return False
 
     def __call__(self, cgroup_id: int) -> str:
-        if cgroup_id not in self._names:
-            self._scan()
-        path = self._names.get(cgroup_id)
+        self.load([cgroup_id])
+        path = self._names.get(cgroup_id) or self._dropped.get(cgroup_id)
         if path is None:
             return f"<cgroup id {cgroup_id}, removed>"
+        self._names[cgroup_id] = path
         self._asked.add(cgroup_id)
         return path
 

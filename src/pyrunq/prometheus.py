@@ -347,6 +347,7 @@ class RunqueueCollector:
         self._closed = False
         # readiness, from what the last refresh saw: the selection was resolved when opened
         self.refreshed, self.refresh_error = time.monotonic(), ""
+        self.resolved = time.time()  # when the last refresh began: what was removed before has no series
         self._last_lost, self._last_samples, self.interval_loss = self.rq.lost, 0, 0.0
 
     def update(self) -> None:
@@ -383,7 +384,7 @@ class RunqueueCollector:
 
     def refresh(self) -> None:
         """Push the selection, resolved now, into the kernel; drop what is gone."""
-        start = time.monotonic()
+        start, resolved = time.monotonic(), time.time()
         ids, pids = self._resolve()
         with self.lock:
             if self._closed:
@@ -395,6 +396,7 @@ class RunqueueCollector:
                 self.rq.set_pids(pids)
             gone = self.prune()
             self._measure_loss()
+            self.resolved = resolved
         self.refreshed, self.refresh_error = time.monotonic(), ""
         log.debug(
             "refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
@@ -573,7 +575,13 @@ class RunqueueCollector:
         for kind, ids in (("process", self.rq.pids), ("cgroup", self.rq.cgroup_ids)):
             if ids is not None:
                 tracked.add_metric([kind], len(ids))
-        return dropped, series, tracked
+        refreshed = GaugeMetricFamily(
+            "pyrunq_refresh_timestamp_seconds",
+            "When the last refresh began to resolve what is traced (Unix time): a process or cgroup "
+            "gone before then has no series.",
+            value=self.resolved,
+        )
+        return dropped, series, tracked, refreshed
 
     def _programs(self):
         """Run counts and times of the attached programs, which the kernel

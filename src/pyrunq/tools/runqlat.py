@@ -101,10 +101,13 @@ class RunqLat(KeyedHists, RunqTracer):
         h = self._diffs
         h.diff(*h.read(hists), True)
         stats, slots = h.stats()[0], h.slots()
-        d, a = self._culprit_table(True), self._attributions_of()
-        for cgroup_id in d.unnamed():
+        d, a, names = self._culprit_table(True), self._attributions_of(), self._names()
+        unnamed = d.unnamed()
+        names.load([*unnamed, *(s.key for s in stats if self.per == "cgroup")])  # one scan at most
+        for cgroup_id in unnamed:
             d.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
         named = {v.victim: v for v in d.named(top)}
+        names.load(i for v in named.values() for i, _ in v.cgroups)
         keys = {s.key: self._key(s.key, s.comm.decode(errors="replace")) for s in stats if s.waits}
         snapshot, blame = {}, {}
         for s, new in zip(stats, slots):
@@ -203,7 +206,7 @@ class RunqLat(KeyedHists, RunqTracer):
     def _forget_gone(self, idle) -> None:
         super()._forget_gone(idle)
         if self.per == "cgroup" and self._blame_diffs is not None:  # culprits removed, victims alive
-            gone = [c for c in self._blame_diffs.cgroups() if not self._names().exists(c)]
+            gone = self._names().gone(self._blame_diffs.cgroups())
             self._delete_culprits(self._blame_diffs.forget(cgroups=gone))
             if self._attributions is not None:  # and what was known of them
                 self._attributions.kinds.forget(gone)
