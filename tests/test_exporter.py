@@ -208,6 +208,7 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
         (["--user", "no-such-user-pyrunq"], "no such user"),
         (["--refresh", "0"], "must be positive"),
         (["--by", "thread"], "invalid choice"),
+        (["--blame-top", "17"], "at most 16: '17'"),
         (["--cgroup-label", "(?P<tenant>"], "invalid regular expression"),
         (["--cgroup-label", "^/tenants/[^/]+"], "no named group"),
         (["--cgroup-label", "(?P<le>.)"], "group 'le' of '(?P<le>.)' is not a label name"),
@@ -260,6 +261,9 @@ class FakeRunqLat:
 
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}
+
+    def unattributed(self):
+        return {"migrated": 2, "history": 1, "full": 0, "unseen": 0}
 
     def program_stats(self):
         return {}
@@ -586,8 +590,17 @@ def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree):
         assert len(names) == before - 10 + 1 + 1  # the removed gone, but c0; the new one
         assert names(ids[0]) == paths[0] and not names.exists(ids[2])
         names.forget(ids[0])
-        assert names(ids[0]) == f"<cgroup id {ids[0]}, removed>" and len(names) == before - 10 + 1
+        assert names(ids[0]) == f"<cgroup id {ids[0]}, removed>"  # and not looked for again: it is gone
     finally:
         for path in [*paths, cgroup_tree.parent + "/new"]:
             if os.path.isdir(mount + path):
                 os.rmdir(mount + path)
+
+
+def test_blame_top_flag_and_the_c_table_agree():
+    from pyrunq.bpf import NAMED_MAX
+    from pyrunq.cli.exporter import BLAME_TOP_MAX
+
+    assert BLAME_TOP_MAX == NAMED_MAX
+    with pytest.raises(UsageError, match="blame_top must be 0 to 16"):
+        RunqueueCollector(FakeRunqLat(blame=True), blame_top=NAMED_MAX + 1)

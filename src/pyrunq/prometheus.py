@@ -531,7 +531,20 @@ class RunqueueCollector:
             if self.rq.per == "cgroup" and cpu
             else []
         )
-        return [*attribution, *pressure, self._lost(), *self._gauges(), *self._programs()]
+        unattributed = [self._unattributed()] if self.rq.blame else []
+        return [*attribution, *pressure, self._lost(), *unattributed, *self._gauges(), *self._programs()]
+
+    def _unattributed(self):
+        """Why parts of waits are unattributed: whole node, by reason."""
+        why = CounterMetricFamily(
+            "pyrunq_unattributed_waits",
+            "Waits with a part that no culprit explains, by reason: migrated (queued on one CPU, ran on "
+            "another), history (longer than the switches kept), full (the culprit table), unseen.",
+            labels=["reason"],
+        )
+        for reason, n in self.rq.unattributed().items():
+            why.add_metric([reason], n)
+        return why
 
     def _blame(self) -> list:
         """The attribution families, for ``collect()`` (``exposition()``

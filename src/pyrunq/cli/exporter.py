@@ -93,11 +93,11 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--blame-top",
-        type=non_negative_int,
+        type=blame_top,
         default=3,
         metavar="K",
         help="name the K cgroups that took the most CPU from each series while it waited, "
-        'the rest as "other" (default 3; 0: none named, the split by kind stays)',
+        'the rest as "other" (default 3, at most 16; 0: none named, the split by kind stays)',
     )
     p.add_argument(
         "--web-config",
@@ -149,6 +149,16 @@ def cgroup_label(text: str) -> re.Pattern:
                 "[a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not cgroup or le"
             )
     return pattern
+
+
+BLAME_TOP_MAX = 16  # pyrunq.bpf.NAMED_MAX (not imported: the binding would load before parsing)
+
+
+def blame_top(text: str) -> int:
+    value = non_negative_int(text)
+    if value > BLAME_TOP_MAX:
+        raise argparse.ArgumentTypeError(f"at most {BLAME_TOP_MAX}: {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:
