@@ -371,7 +371,9 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, b
         {"stat": {}, "pressure": {}},
     ]
     paths = [k.name for k in keys if k is not None]
-    monkeypatch.setattr(pyrunq.prometheus.cgroup, "cpu_files", lambda d: files[paths.index(d[len(mount) :])])
+    monkeypatch.setattr(
+        pyrunq.prometheus.cgroup, "cpu_files", lambda d, *_: files[paths.index(d[len(mount) :])]
+    )
     mount = pyrunq.prometheus.cgroup.cgroup2_mount()
     rq = FakeRunqLat(per=per, blame=blame)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
@@ -604,3 +606,16 @@ def test_blame_top_flag_and_the_c_table_agree():
     assert BLAME_TOP_MAX == NAMED_MAX
     with pytest.raises(UsageError, match="blame_top must be 0 to 16"):
         RunqueueCollector(FakeRunqLat(blame=True), blame_top=NAMED_MAX + 1)
+
+
+def test_cpu_files_read_once_per_parent_say_what_each_file_says(cgroup_tree):
+    """cpu.stat is read only where the parent gives the cpu controller: the
+    samples are the same as from reading every file."""
+    from pyrunq.cgroup import cgroup2_mount, cpu_files
+    from pyrunq.prometheus import _cpu_samples
+
+    directory = cgroup2_mount() + cgroup_tree("x")
+    parents: dict = {}
+    assert _cpu_samples(["x"], cpu_files(directory, parents)) == _cpu_samples(["x"], cpu_files(directory))
+    assert list(parents) == [os.path.dirname(directory)]
+    assert cpu_files(directory)["stat"]["usage_usec"] >= 0  # the file is read when asked to

@@ -123,13 +123,16 @@ class Names:
         return path
 
 
-def cpu_files(directory: str) -> dict[str, dict[str, int]]:
+def cpu_files(directory: str, parents: dict[str, bool] | None = None) -> dict[str, dict[str, int]]:
     """A cgroup v2 directory's CPU accounting: {"stat": cpu.stat's fields,
     "pressure": cpu.pressure's total microseconds by "some" / "full"}; a
     file that is missing or unreadable gives nothing. Read as bytes, whole:
-    the exporter reads these of a thousand cgroups at every scrape."""
+    the exporter reads these of a thousand cgroups at every scrape. With
+    ``parents`` (a cache, parent directory -> whether its subtree has the
+    cpu controller), cpu.stat is read only where it can say more than the
+    CPU time used: its throttling, with the cpu controller."""
     out: dict[str, dict[str, int]] = {"stat": {}, "pressure": {}}
-    stat = _read(directory + "/cpu.stat")
+    stat = _read(directory + "/cpu.stat") if parents is None or _cpu_controller(directory, parents) else b""
     try:
         fields = stat.split()
         out["stat"] = {k.decode(): int(v) for k, v in zip(fields[::2], fields[1::2])}
@@ -143,6 +146,16 @@ def cpu_files(directory: str) -> dict[str, dict[str, int]]:
     except (ValueError, IndexError):
         pass
     return out
+
+
+def _cpu_controller(directory: str, parents: dict[str, bool]) -> bool:
+    """Whether the cpu controller is enabled for this cgroup: in its
+    parent's cgroup.subtree_control (read once per parent)."""
+    parent = os.path.dirname(directory.rstrip("/"))
+    on = parents.get(parent)
+    if on is None:
+        on = parents[parent] = b"cpu" in _read(parent + "/cgroup.subtree_control").split()
+    return on
 
 
 def _read(path: str) -> bytes:

@@ -267,6 +267,13 @@ class _Series:
 FAST, FAST_NS = 1_000_000, 10**15
 
 
+def _go_number(value) -> str:
+    """``floatToGoString(value)``, its short forms without its work."""
+    if type(value) is int:
+        return go_int(value)
+    return repr(value) if 0.0 <= value < FAST else floatToGoString(value)
+
+
 def _templates(prefixes: list[str], counts: int, seconds: int) -> tuple[str, str]:
     """Lines from their prefixes, to be filled in with %: the first
     ``counts`` take counts, the next ``seconds`` a number of seconds. Two
@@ -511,12 +518,13 @@ class RunqueueCollector:
 
     def _cpu_text(self, encoder, content_type: str) -> list[str]:
         """cgroup_cpu_families() as the encoder writes them, from prepared lines."""
-        names, mount = self.labelnames, cgroup.cgroup2_mount()
+        names, mount, parents = self.labelnames, cgroup.cgroup2_mount(), dict[str, bool]()
         lines: list[list[str]] = [[_header(encoder, family(names))] for family in CPU_FAMILIES]
         for s in self._series.values():
-            for i, what, labels, value in _cpu_samples(s.values, cgroup.cpu_files(mount + s.values[0])):
+            files = cgroup.cpu_files(mount + s.values[0], parents)
+            for i, what, labels, value in _cpu_samples(s.values, files):
                 prefix = s.prefix(encoder, content_type, what, CPU_FAMILIES[i], names, labels)
-                lines[i].append(prefix + floatToGoString(value) + "\n")
+                lines[i].append(prefix + _go_number(value) + "\n")
         return [line for family in lines for line in family]
 
     def _families(self) -> list:
@@ -616,9 +624,9 @@ def cgroup_cpu_families(labelnames, series) -> list:
     (cpu.pressure, PSI) and quota throttling (cpu.stat, with the cpu
     controller); a series whose files lack them has none of these samples."""
     families = [family(labelnames) for family in CPU_FAMILIES]
-    mount = cgroup.cgroup2_mount()
+    mount, parents = cgroup.cgroup2_mount(), dict[str, bool]()
     for s in series:
-        for i, _, labels, value in _cpu_samples(s.values, cgroup.cpu_files(mount + s.values[0])):
+        for i, _, labels, value in _cpu_samples(s.values, cgroup.cpu_files(mount + s.values[0], parents)):
             families[i].add_metric(labels, value)
     return families
 
