@@ -46,6 +46,19 @@ struct pyrunq_victim_blame {
     int64_t top;
 };
 
+/* One victim's culprit cgroups as the exporter names them: at most
+ * PYRUNQ_NAMED_MAX named, in the order they were named (kept across
+ * intervals), and in pyrunq_blames_named's output what each took in the last
+ * interval, the rest together (other_ns), and the part of container cgroups. */
+#define PYRUNQ_NAMED_MAX 16
+struct pyrunq_named {
+    uint64_t victim;
+    uint64_t ids[PYRUNQ_NAMED_MAX];
+    uint64_t ns[PYRUNQ_NAMED_MAX];
+    uint64_t other_ns, container_ns;
+    uint32_t n, __pad;
+};
+
 struct pyrunq_blames {
     size_t key_size, value_size, off[PYRUNQ_BLAME_FIELDS], comm_len;
     uint32_t other;             /* enum blame_kind's BLAME_OTHER */
@@ -65,6 +78,11 @@ struct pyrunq_blames {
     struct pyrunq_blame_entry *forgotten;  /* by the last pyrunq_blames_forget */
     size_t n_forgotten;
     struct pyrunq_cgroup_names names;
+    struct pyrunq_named *named;  /* per victim, its named culprit cgroups (open addressing) */
+    unsigned char *named_state;  /* BLAME_BASE_* of each slot of named */
+    size_t named_cap, named_used, named_gone;
+    struct pyrunq_named *named_out;  /* pyrunq_blames_named's: one per victim of the last diff */
+    size_t n_named_out;
 };
 
 static void pyrunq_blames_free(struct pyrunq_blames *t)
@@ -79,6 +97,9 @@ static void pyrunq_blames_free(struct pyrunq_blames *t)
     free(t->pending);
     free(t->asked);
     free(t->forgotten);
+    free(t->named);
+    free(t->named_state);
+    free(t->named_out);
     pyrunq_cgroup_names_clear(&t->names);
     free(t);
 }
@@ -494,6 +515,15 @@ static long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, siz
         t->gone++;
     }
     t->n_forgotten = n;
+    for (i = 0; i < t->named_cap; i++) {
+        if (t->named_state[i] == BLAME_BASE_USED && pyrunq_u64_in(t->named[i].victim, victims, n_victims)) {
+            t->named_state[i] = BLAME_BASE_GONE;
+            t->named_used--;
+            t->named_gone++;
+        }
+    }
+    for (i = 0; i < n_cgroups; i++)  /* a long run sees tens of thousands come and go */
+        pyrunq_cgroup_unset(&t->names, cgroups[i]);
     return (long)n;
 }
 
@@ -510,18 +540,184 @@ static size_t pyrunq_blames_len(const struct pyrunq_blames *t)
 }
 
 /* The distinct cgroups of the culprits kept, into ids (room for
- * pyrunq_blames_len of them): how many. */
+ * pyrunq_blames_len of them), sorted: how many. Sorted, then deduplicated:
+ * a scan per entry took seconds with a thousand culprit cgroups. */
 static size_t pyrunq_blames_cgroups(const struct pyrunq_blames *t, uint64_t *ids)
 {
     size_t i, j, n = 0;
 
-    for (i = 0; i < t->cap; i++) {
-        if (t->base[i].state != BLAME_BASE_USED)
-            continue;
-        for (j = 0; j < n && ids[j] != t->base[i].e.cgroup_id; j++)
-            ;
-        if (j == n)
+    for (i = 0; i < t->cap; i++)
+        if (t->base[i].state == BLAME_BASE_USED)
             ids[n++] = t->base[i].e.cgroup_id;
+    if (!n)
+        return 0;
+    qsort(ids, n, sizeof(*ids), pyrunq_u64_cmp);
+    for (i = j = 1; i < n; i++)
+        if (ids[i] != ids[j - 1])
+            ids[j++] = ids[i];
+    return j;
+}
+
+/* The slot of victim's named entry, or the empty slot where it would go. */
+static size_t pyrunq_named_find(const struct pyrunq_blames *t, uint64_t victim)
+{
+    size_t mask = t->named_cap - 1, i = (size_t)((victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+
+    while (t->named_state[i] != BLAME_BASE_EMPTY) {
+        if (t->named_state[i] == BLAME_BASE_USED && t->named[i].victim == victim)
+            return i;
+        i = (i + 1) & mask;
     }
-    return n;
+    return i;
+}
+
+/* Room for one more victim, the table at most half full: 0 or -ENOMEM. */
+static int pyrunq_named_reserve(struct pyrunq_blames *t)
+{
+    struct pyrunq_named *old = t->named;
+    unsigned char *old_state = t->named_state;
+    size_t old_cap = t->named_cap, cap = 64, i, j;
+
+    if (old && t->named_used + t->named_gone + 1 <= t->named_cap / 2)
+        return 0;
+    while (cap / 2 < t->named_used + 1)
+        cap *= 2;
+    t->named = calloc(cap, sizeof(*t->named));
+    t->named_state = calloc(cap, 1);
+    if (!t->named || !t->named_state) {
+        free(t->named);
+        free(t->named_state);
+        t->named = old;
+        t->named_state = old_state;
+        return -ENOMEM;
+    }
+    t->named_cap = cap;
+    t->named_gone = 0;
+    for (i = 0; i < old_cap; i++) {
+        if (old_state[i] != BLAME_BASE_USED)
+            continue;
+        j = pyrunq_named_find(t, old[i].victim);
+        t->named[j] = old[i];
+        t->named_state[j] = BLAME_BASE_USED;
+    }
+    free(old);
+    free(old_state);
+    return 0;
+}
+
+/* A victim's culprit cgroup in the last diff: what all its entries there took. */
+struct pyrunq_culprit_cgroup {
+    uint64_t victim, cgroup_id, ns, container_ns;
+    size_t first;               /* its first entry in the changes: ties go to the first */
+};
+
+static int pyrunq_culprit_cgroup_cmp(const void *a, const void *b)
+{
+    const struct pyrunq_culprit_cgroup *x = a, *y = b;
+
+    if (x->victim != y->victim)
+        return x->victim < y->victim ? -1 : 1;
+    if (x->cgroup_id != y->cgroup_id)
+        return x->cgroup_id < y->cgroup_id ? -1 : 1;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* One victim's culprit cgroups of the last diff (run[0..n), each cgroup
+ * once) into its named entry p and its output o: the cgroups named before
+ * add to their counters; while fewer than top are named, the largest of the
+ * others (the first of equals) are named now; the rest go to other_ns. */
+static void pyrunq_named_add(struct pyrunq_named *p, struct pyrunq_named *o, struct pyrunq_culprit_cgroup *run,
+                             size_t n, uint32_t top)
+{
+    size_t i, j, best;
+
+    *o = *p;
+    memset(o->ns, 0, sizeof(o->ns));
+    o->other_ns = o->container_ns = 0;
+    for (i = 0; i < n; i++) {
+        o->container_ns += run[i].container_ns;
+        for (j = 0; j < p->n && p->ids[j] != run[i].cgroup_id; j++)
+            ;
+        if (j < p->n) {
+            o->ns[j] += run[i].ns;
+            run[i].ns = 0;  /* taken */
+        }
+    }
+    while (p->n < top) {
+        for (best = n, i = 0; i < n; i++)
+            if (run[i].ns && (best == n || run[i].ns > run[best].ns ||
+                              (run[i].ns == run[best].ns && run[i].first < run[best].first)))
+                best = i;
+        if (best == n)
+            break;
+        p->ids[p->n] = o->ids[p->n] = run[best].cgroup_id;
+        o->ns[p->n++] = run[best].ns;
+        run[best].ns = 0;
+    }
+    o->n = p->n;
+    for (i = 0; i < n; i++)
+        o->other_ns += run[i].ns;
+}
+
+/*
+ * Per victim of the last diff, its culprit cgroups as pyrunq exporter names
+ * them (at most top, top <= PYRUNQ_NAMED_MAX): each entry's growth summed by
+ * cgroup, and the part of container cgroups (name the unnamed ones first).
+ * The number of victims (in victim order) or -ENOMEM / -EINVAL.
+ */
+static long pyrunq_blames_named(struct pyrunq_blames *t, uint32_t top, const struct pyrunq_named **out)
+{
+    struct pyrunq_culprit_cgroup *cc;
+    size_t i, j, n = 0, start, slot;
+    void *p;
+
+    *out = t->named_out;
+    t->n_named_out = 0;
+    if (top > PYRUNQ_NAMED_MAX)
+        return -EINVAL;
+    if (!t->n_changes)
+        return 0;
+    if (!(cc = malloc(t->n_changes * sizeof(*cc))))
+        return -ENOMEM;
+    for (i = 0; i < t->n_changes; i++) {
+        const struct pyrunq_blame_entry *c = &t->changes[i];
+        const struct pyrunq_cgroup_name *name = pyrunq_cgroup_lookup(&t->names, c->cgroup_id);
+        int container = c->kind == t->other && name && name->container;
+
+        cc[i] = (struct pyrunq_culprit_cgroup){c->victim, c->cgroup_id, c->ns, container ? c->ns : 0, i};
+    }
+    qsort(cc, t->n_changes, sizeof(*cc), pyrunq_culprit_cgroup_cmp);
+    for (i = j = 0; i < t->n_changes; i++) {  /* one per (victim, cgroup), the first's index kept */
+        if (j && cc[j - 1].victim == cc[i].victim && cc[j - 1].cgroup_id == cc[i].cgroup_id) {
+            cc[j - 1].ns += cc[i].ns;
+            cc[j - 1].container_ns += cc[i].container_ns;
+        } else {
+            cc[j++] = cc[i];
+        }
+    }
+    if (!(p = realloc(t->named_out, j * sizeof(*t->named_out)))) {
+        free(cc);
+        return -ENOMEM;
+    }
+    t->named_out = p;
+    *out = p;
+    for (start = 0; start < j; start = i) {
+        for (i = start; i < j && cc[i].victim == cc[start].victim; i++)
+            ;
+        if (pyrunq_named_reserve(t)) {
+            free(cc);
+            return -ENOMEM;
+        }
+        slot = pyrunq_named_find(t, cc[start].victim);
+        if (t->named_state[slot] != BLAME_BASE_USED) {
+            memset(&t->named[slot], 0, sizeof(t->named[slot]));
+            t->named[slot].victim = cc[start].victim;
+            t->named_state[slot] = BLAME_BASE_USED;
+            t->named_used++;
+        }
+        pyrunq_named_add(&t->named[slot], &t->named_out[n++], cc + start, i - start, top);
+    }
+    free(cc);
+    t->n_named_out = n;
+    return (long)n;
 }

@@ -74,3 +74,27 @@ static int pyrunq_cgroup_set(struct pyrunq_cgroup_names *n, uint64_t id, const c
     s->container = container;
     return 0;
 }
+
+/* Forget a cgroup's name (it was removed). Linear probing: the entries
+ * after it move back into the hole, so that every lookup still finds them. */
+static void pyrunq_cgroup_unset(struct pyrunq_cgroup_names *n, uint64_t id)
+{
+    size_t mask = n->cap - 1, hole, i, home;
+    struct pyrunq_cgroup_name *s;
+
+    if (!n->cap || !(s = pyrunq_cgroup_slot(n, id))->label)
+        return;
+    free(s->label);
+    s->label = NULL;
+    n->used--;
+    hole = (size_t)(s - n->slot);
+    for (i = (hole + 1) & mask; n->slot[i].label; i = (i + 1) & mask) {
+        home = (size_t)((n->slot[i].id * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+        /* it may fill the hole if its home is not in (hole, i] */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            n->slot[hole] = n->slot[i];
+            n->slot[i].label = NULL;
+            hole = i;
+        }
+    }
+}

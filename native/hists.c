@@ -413,6 +413,14 @@ static const struct pyrunq_key_stats *pyrunq_hists_stats(const struct pyrunq_his
     return t->stats_of;
 }
 
+/* The last diff's changed keys' log2 slots of their new counts, in map
+ * order (PYRUNQ_SLOTS u32 each, then the comm: struct pyrunq_change). */
+static const struct pyrunq_change *pyrunq_hists_slots(const struct pyrunq_hists *t, size_t *count)
+{
+    *count = t->n_changed;
+    return t->changes;
+}
+
 static const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *count)
 {
     *count = t->n_idle;

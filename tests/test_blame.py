@@ -4,6 +4,7 @@ with workloads whose culprit is known: every wait's parts add up to it."""
 from __future__ import annotations
 
 import collections
+from dataclasses import astuple
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 from pyrunq.cgroup import cgroup2_mount
 from pyrunq.prometheus import ATTRIBUTED, BLAME, LATENCY
 from pyrunq.bpf import BPFObject
-from pyrunq.tools.blame import KINDS, Attributions, Culprit, Kinds, merged
+from pyrunq.tools.blame import KINDS, Attributions, CgroupNaming, Culprit, Kinds, merged
 from pyrunq.tools.runqlat import RunqLat
 from pyrunq.tools.runqslower import RunqSlower
 import cli
@@ -91,6 +92,33 @@ def test_interval_attribution_splits_other_cgroups_by_path_and_adds_up():
     assert a.diff(hists, a.culprits(pairs)) == {}  # nothing new: no key
 
 
+def test_forgotten_cgroups_are_asked_about_again_and_the_others_not():
+    """BlameDiffs keeps whether each culprit cgroup is a container's in a
+    table of its own: a removed cgroup's entry goes (a long run sees tens of
+    thousands come and go), and every other stays found."""
+    from pyrunq.bpf import BlameDiffs
+
+    with BPFObject.open("runqlat") as obj:
+        other = obj.btf.enum("blame_kind")["BLAME_OTHER"]
+        key_layout, value_layout = obj.maps["blames"].key_layout, obj.maps["blames"].value_layout
+    c = BlameDiffs(key_layout, value_layout, other)
+    cgroups = list(range(1000, 1600))  # enough to collide in a table at most half full
+
+    def interval(ns: int) -> list[int]:
+        keys = b"".join(key_layout.encode((1, g, 0, other)) for g in cgroups)
+        c.diff(keys, b"".join(value_layout.encode({"ns": ns, "comm": b""}) for _ in cgroups), len(cgroups))
+        return sorted(c.unnamed())
+
+    assert interval(1) == cgroups
+    for g in cgroups:
+        c.name(g, g % 2 == 0)
+    assert sum(v.container_ns for v in c.victims()) == 300  # the even ones are containers'
+    gone = cgroups[::3]
+    assert len(c.forget(cgroups=gone)) == len(gone)
+    assert interval(2) == gone  # asked again: they came back; the others are still known
+    assert sum(v.container_ns for v in c.victims()) == sum(1 for g in cgroups if g % 2 == 0 and g not in gone)
+
+
 def test_culprit_table_sums_in_c_are_the_references():
     """BlameDiffs (pyrunq top's culprit table, in C) against Attributions
     over intervals of a seeded random table: the entries that grew, and per
@@ -107,6 +135,7 @@ def test_culprit_table_sums_in_c_are_the_references():
         key_layout, value_layout = obj.maps["blames"].key_layout, obj.maps["blames"].value_layout
     other, culprit_kinds = enum["BLAME_OTHER"], [enum[f"BLAME_{k}"] for k in ("SELF", "OTHER", "KERNEL")]
     c, ref, asked = BlameDiffs(key_layout, value_layout, other), Attributions(kinds, "tid"), []
+    naming, phases = CgroupNaming(2), []  # the exporter's culprit cgroups, named in C and here
     rng, table, last = random.Random(2612), {}, {}  # seeded: the same intervals every run
     for step in range(8):
         for _ in range(60):  # entries grow, and appear (some with 0 ns)
@@ -119,6 +148,9 @@ def test_culprit_table_sums_in_c_are_the_references():
                 del table[key], last[key]
             ref.forget([3])
             ref.forget_culprits([14])
+            naming.forget([3])
+            phases.append(asked)  # a cgroup forgotten is asked about again if it shows up
+            asked = []
         entries = sorted(table.items())
         values = [{"ns": ns, "comm": b"t%d" % k[2]} for k, ns in entries]
         c.diff(
@@ -150,9 +182,19 @@ def test_culprit_table_sums_in_c_are_the_references():
         for key in range(10):
             v = by_victim.get(key)
             assert joined[key] == ((v.container_ns, v.top) if v else (0, None))
+        named = {
+            v.victim: (tuple((paths[i], ns) for i, ns in v.cgroups), v.other_ns, v.container_ns)
+            for v in c.named(2)
+        }
+        assert named == {
+            victim: (*astuple(naming.add(victim, want)), sum(x.ns for x in want if x.kind == "container"))
+            for victim, want in expected.items()
+        }
         last = dict(table)
         assert len(c) == len(table)
-    assert sorted(asked) == sorted({k[1] for k in table if k[3] == other})  # each asked about once
+    phases.append(asked)
+    assert all(len(set(p)) == len(p) for p in phases)  # each asked about once (per life)
+    assert set(phases[-1]) | set(phases[0]) == {k[1] for k in table if k[3] == other} | {14}
     assert sorted(c.cgroups()) == sorted({k[1] for k in table})
 
 

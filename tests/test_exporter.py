@@ -5,6 +5,7 @@ the deploy/ files' agreement with the code."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import random
@@ -21,10 +22,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 import pyrunq.containers
+import pyrunq.prometheus
 from pyrunq.errors import UsageError
 from pyrunq.prometheus import LATENCY, RunqueueCollector
 from pyrunq.selection import CgroupGlob, Selection
-from pyrunq.tools.blame import Attribution, Culprit
+from pyrunq.tools.blame import Attribution, CgroupNaming, Culprit
 from pyrunq.hist import Histogram
 from pyrunq.tools.runqlat import Key
 import cli
@@ -206,6 +208,7 @@ def test_keep_cap_bpf_alone_for_older_kernels(kernel):
         (["--user", "no-such-user-pyrunq"], "no such user"),
         (["--refresh", "0"], "must be positive"),
         (["--by", "thread"], "invalid choice"),
+        (["--blame-top", "17"], "at most 16: '17'"),
         (["--cgroup-label", "(?P<tenant>"], "invalid regular expression"),
         (["--cgroup-label", "^/tenants/[^/]+"], "no named group"),
         (["--cgroup-label", "(?P<le>.)"], "group 'le' of '(?P<le>.)' is not a label name"),
@@ -241,7 +244,7 @@ class FakeRunqLat:
 
     def __init__(self, per="cgroup", blame=False):
         self.per, self.queued, self.forgotten = per, [], []
-        self.blame, self.blamed = blame, []
+        self.blame, self.blamed, self.naming = blame, [], None
 
     def snapshot(self):
         return self.queued.pop(0) if self.queued else {}
@@ -249,8 +252,18 @@ class FakeRunqLat:
     def interval(self):
         return self.snapshot(), self.blamed.pop(0) if self.blamed else {}
 
+    def interval_named(self, top):
+        """interval(), its culprits named by the reference of the C naming"""
+        if self.naming is None:
+            self.naming = CgroupNaming(top)
+        snapshot, blame = self.interval()
+        return snapshot, blame, {k: self.naming.add(k, a.culprits) for k, a in blame.items()}
+
     def stats(self):
         return {"clock_skew": 0, "hist_full": 3}
+
+    def unattributed(self):
+        return {"migrated": 2, "history": 1, "full": 0, "unseen": 0}
 
     def program_stats(self):
         return {}
@@ -340,21 +353,35 @@ TENANT = re.compile(r"^/tenants/(?P<tenant>[^/]+)/")
     "per, keys, patterns",
     [
         (None, [None], []),
-        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx')], []),
+        ("cgroup", [Key("cgroup", 7, "/a"), Key("cgroup", 8, '/we"ird\\path\nx%d%s%%')], []),
         ("cgroup", CONTAINER_KEYS, []),
         ("cgroup", CONTAINER_KEYS, [TENANT, re.compile(r"pod(?P<pod_uid>[0-9a-f]+)/")]),
         ("pid", [Key("pid", 12, "bash"), Key("pid", 13, 'c"o\\m')], []),
     ],
 )
 @pytest.mark.parametrize("blame", [False, True])
-def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, blame):
+def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, blame, monkeypatch):
+    # each cgroup's CPU files: one with everything, one without the cpu controller, one with none
+    files = [
+        {
+            "stat": {"usage_usec": 5, "throttled_usec": 1_234_567, "nr_throttled": 10**7},
+            "pressure": {"some": 3, "full": 2},
+        },
+        {"stat": {"usage_usec": 5}, "pressure": {"some": 12_345_678_901}},
+        {"stat": {}, "pressure": {}},
+    ]
+    paths = [k.name for k in keys if k is not None]
+    monkeypatch.setattr(
+        pyrunq.prometheus.cgroup, "cpu_files", lambda d, *_: files[paths.index(d[len(mount) :])]
+    )
+    mount = pyrunq.prometheus.cgroup.cgroup2_mount()
     rq = FakeRunqLat(per=per, blame=blame)
     hists = [Histogram.from_values([0, 3, 1500, 3000 * i, 10**9], "usecs") for i in range(3)]
     rq.queued = [
         {k: Histogram(h.buckets, "usecs", 4_505_000 + i) for i, (k, h) in enumerate(zip(keys, hists))},
         {keys[0]: hists[2]},
         {},
-        {},
+        {keys[0]: Histogram([2**32 - 1] * 100, "usecs", 2 * 10**15)},  # past the short forms of numbers
         {keys[0]: hists[1]},
     ]
     culprits = [  # named culprits beyond the top 2 go to "other"; odd paths escaped
@@ -367,7 +394,7 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, b
         {keys[0]: Attribution(kinds, tuple(culprits))},
         {},
         {},
-        {},
+        {keys[0]: Attribution({k: 10**16 for k in kinds}, (dataclasses.replace(culprits[2], ns=10**16),))},
         {keys[0]: Attribution(kinds, ())},
     ]
     collector = RunqueueCollector(rq, max_series=len(keys), cgroup_labels=patterns, blame_top=2)
@@ -379,6 +406,9 @@ def test_fast_exposition_is_what_prometheus_client_writes(per, keys, patterns, b
         fast = collector.exposition(encoder, content_type)
         assert fast == encoder(registry), content_type  # what the library writes
         assert fast.count(b"_bucket{") == 26 * len(keys)  # 25 bounds, +Inf
+        cgroups = per == "cgroup"
+        assert fast.count(b"pyrunq_cgroup_cpu_pressure_seconds_total{") == (3 if cgroups else 0)
+        assert fast.count(b"pyrunq_cgroup_cpu_throttled_periods_total{") == (1 if cgroups else 0)
         assert fast.count(b"pyrunq_runqueue_wait_attributed_seconds_total{") == (
             6 * len(keys) if blame else 0
         )
@@ -537,3 +567,55 @@ def test_prometheus_example_config_and_rules_are_valid():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree):
+    """A long run sees tens of thousands of cgroups come and go: a scan drops
+    the removed ones, except those whose name was asked for, until forgotten
+    (their last samples still carry their path)."""
+    from pyrunq.cgroup import Names, cgroup2_mount
+
+    mount = cgroup2_mount()
+    paths = [f"{cgroup_tree.parent}/c{i}" for i in range(20)]
+    for path in paths:
+        os.mkdir(mount + path)
+    try:
+        ids = [os.stat(mount + path).st_ino for path in paths]
+        names = Names()
+        assert names(ids[0]) == paths[0]  # asked for: kept
+        assert names.exists(ids[19])
+        before = len(names)
+        for path in paths[::2]:  # removed: c0 (asked for), c2, c4...
+            os.rmdir(mount + path)
+        os.mkdir(mount + cgroup_tree.parent + "/new")
+        assert names(os.stat(mount + cgroup_tree.parent + "/new").st_ino)  # a scan
+        assert len(names) == before - 10 + 1 + 1  # the removed gone, but c0; the new one
+        assert names(ids[0]) == paths[0] and not names.exists(ids[2])
+        names.forget(ids[0])
+        assert names(ids[0]) == f"<cgroup id {ids[0]}, removed>"  # and not looked for again: it is gone
+    finally:
+        for path in [*paths, cgroup_tree.parent + "/new"]:
+            if os.path.isdir(mount + path):
+                os.rmdir(mount + path)
+
+
+def test_blame_top_flag_and_the_c_table_agree():
+    from pyrunq.bpf import NAMED_MAX
+    from pyrunq.cli.exporter import BLAME_TOP_MAX
+
+    assert BLAME_TOP_MAX == NAMED_MAX
+    with pytest.raises(UsageError, match="blame_top must be 0 to 16"):
+        RunqueueCollector(FakeRunqLat(blame=True), blame_top=NAMED_MAX + 1)
+
+
+def test_cpu_files_read_once_per_parent_say_what_each_file_says(cgroup_tree):
+    """cpu.stat is read only where the parent gives the cpu controller: the
+    samples are the same as from reading every file."""
+    from pyrunq.cgroup import cgroup2_mount, cpu_files
+    from pyrunq.prometheus import _cpu_samples
+
+    directory = cgroup2_mount() + cgroup_tree("x")
+    parents: dict = {}
+    assert _cpu_samples(["x"], cpu_files(directory, parents)) == _cpu_samples(["x"], cpu_files(directory))
+    assert list(parents) == [os.path.dirname(directory)]
+    assert cpu_files(directory)["stat"]["usage_usec"] >= 0  # the file is read when asked to

@@ -286,6 +286,8 @@ int pyrunq_hists_with_stats(struct pyrunq_hists *t, size_t sum_off, size_t blame
 const struct pyrunq_key_stats *pyrunq_hists_stats(const struct pyrunq_hists *t, size_t *count,
                                                   const uint64_t **total);
 const uint64_t *pyrunq_hists_changed(const struct pyrunq_hists *t, size_t *count);
+struct pyrunq_change { uint32_t slots[26]; char comm[17]; };
+const struct pyrunq_change *pyrunq_hists_slots(const struct pyrunq_hists *t, size_t *count);
 const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *count);
 void pyrunq_hists_forget(struct pyrunq_hists *t, uint64_t key);
 size_t pyrunq_hists_len(const struct pyrunq_hists *t);
@@ -335,6 +337,16 @@ long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, size_t n_v
 const struct pyrunq_blame_entry *pyrunq_blames_forgotten(const struct pyrunq_blames *t, size_t *count);
 size_t pyrunq_blames_len(const struct pyrunq_blames *t);
 size_t pyrunq_blames_cgroups(const struct pyrunq_blames *t, uint64_t *ids);
+#define PYRUNQ_NAMED_MAX ...
+struct pyrunq_named {
+    uint64_t victim;
+    uint64_t ids[16];
+    uint64_t ns[16];
+    uint64_t other_ns, container_ns;
+    uint32_t n;
+    ...;
+};
+long pyrunq_blames_named(struct pyrunq_blames *t, uint32_t top, const struct pyrunq_named **out);
 
 /* runqslower's rows (native/rows.c); a ring buffer callback's "budget
  * spent" return (libbpf stops the poll there and returns it) */

@@ -49,64 +49,124 @@ def tree(mount: str | None = None) -> dict[int, str]:
 
 
 class Names:
-    """cgroup id -> path relative to the mount (``/system.slice/x.scope``)."""
+    """cgroup id -> path relative to the mount (``/system.slice/x.scope``).
+
+    Bounded by the cgroups there are: a scan (at the first id not known)
+    takes the tree as it is then, dropping those removed since; only the
+    names asked for (``names(id)``) stay until ``forget()``, so that a
+    removed cgroup's last samples still carry its path."""
 
     def __init__(self):
         self._mount = cgroup2_mount()
         self._names: dict[int, str] = {}
-        # ids a scan did not find: removed before it (the kernel gave each
-        # id while its cgroup existed, and cgroup ids are not reused), so
-        # never worth another walk of the tree (pyrunq top asks every refresh)
-        self._missing: set[int] = set()
+        self._asked: set[int] = set()
+        self._missing: set[int] = set()  # never found by a scan: removed
+        self._dropped: dict[int, str] = {}  # known before the last scan, not found by it
 
     def _scan(self) -> None:
-        self._names.update(tree(self._mount))
+        old = self._names
+        self._names = tree(self._mount)
+        self._names.update((i, old[i]) for i in self._asked)
+        # until the next scan: an id found by one scan is named even if the next one misses it
+        self._dropped = {i: path for i, path in old.items() if i not in self._names}
 
-    def _look_up(self, cgroup_id: int) -> str | None:
-        """The id's path, walking the tree once for an id not seen yet."""
-        name = self._names.get(cgroup_id)
-        if name is None and cgroup_id not in self._missing:
+    def load(self, cgroup_ids) -> None:
+        """Know these cgroups' names with one scan at most (under churn, an
+        interval brings dozens of new ones: a scan each took seconds). Those
+        it does not find were removed: they are not looked for again (a
+        cgroup id is never used twice) until forgotten."""
+        unknown = [
+            i
+            for i in cgroup_ids
+            if i not in self._names and i not in self._dropped and i not in self._missing
+        ]
+        if unknown:
             self._scan()
-            name = self._names.get(cgroup_id)
-            if name is None:
-                if len(self._missing) >= 65536:  # bounded: at worst, a walk more
-                    self._missing.clear()
-                self._missing.add(cgroup_id)
-        return name
+            self._missing.update(i for i in unknown if i not in self._names)
 
     def forget(self, cgroup_id: int) -> None:
         """Drop a removed cgroup's name: a long run sees many come and go."""
         self._names.pop(cgroup_id, None)
+        self._asked.discard(cgroup_id)
         self._missing.discard(cgroup_id)
+
+    def __len__(self) -> int:
+        """How many cgroups it knows of, there or removed."""
+        return len(self._names) + len(self._missing)
 
     def exists(self, cgroup_id: int) -> bool:
         """Whether that cgroup is still there (its path, with the same id)."""
-        path = self._look_up(cgroup_id)
+        return not self.gone([cgroup_id])
+
+    def gone(self, cgroup_ids) -> list[int]:
+        """Those of these cgroups that are not there any more: one scan at
+        most, for those whose name is not known (under churn, most of them
+        were removed: a scan each took seconds)."""
+        ids = list(cgroup_ids)
+        self.load(ids)
+        return [i for i in ids if not self._there(i)]
+
+    def _there(self, cgroup_id: int) -> bool:
+        path = self._names.get(cgroup_id)
         try:
             return path is not None and os.stat(self._mount + path).st_ino == cgroup_id
         except OSError:
             return False
 
     def __call__(self, cgroup_id: int) -> str:
-        name = self._look_up(cgroup_id)
-        return f"<cgroup id {cgroup_id}, removed>" if name is None else name
+        self.load([cgroup_id])
+        path = self._names.get(cgroup_id) or self._dropped.get(cgroup_id)
+        if path is None:
+            return f"<cgroup id {cgroup_id}, removed>"
+        self._names[cgroup_id] = path
+        self._asked.add(cgroup_id)
+        return path
 
 
-def cpu_files(directory: str) -> dict[str, dict[str, int]]:
+def cpu_files(directory: str, parents: dict[str, bool] | None = None) -> dict[str, dict[str, int]]:
     """A cgroup v2 directory's CPU accounting: {"stat": cpu.stat's fields,
     "pressure": cpu.pressure's total microseconds by "some" / "full"}; a
-    file that is missing or unreadable gives nothing."""
+    file that is missing or unreadable gives nothing. Read as bytes, whole:
+    the exporter reads these of a thousand cgroups at every scrape. With
+    ``parents`` (a cache, parent directory -> whether its subtree has the
+    cpu controller), cpu.stat is read only where it can say more than the
+    CPU time used: its throttling, with the cpu controller."""
     out: dict[str, dict[str, int]] = {"stat": {}, "pressure": {}}
+    stat = _read(directory + "/cpu.stat") if parents is None or _cpu_controller(directory, parents) else b""
     try:
-        with open(os.path.join(directory, "cpu.stat")) as f:
-            out["stat"] = {k: int(v) for k, v in (line.split() for line in f)}
-    except (OSError, ValueError):
+        fields = stat.split()
+        out["stat"] = {k.decode(): int(v) for k, v in zip(fields[::2], fields[1::2])}
+    except ValueError:
         pass
-    try:
-        with open(os.path.join(directory, "cpu.pressure")) as f:
-            for line in f:
-                kind, *fields = line.split()
-                out["pressure"][kind] = int(dict(f.split("=") for f in fields)["total"])
-    except (OSError, ValueError, KeyError):
+    try:  # "some avg10=0.00 avg60=0.00 avg300=0.00 total=1234"
+        out["pressure"] = {
+            line.split(None, 1)[0].decode(): int(line.rpartition(b" total=")[2])
+            for line in _read(directory + "/cpu.pressure").splitlines()
+        }
+    except (ValueError, IndexError):
         pass
     return out
+
+
+def _cpu_controller(directory: str, parents: dict[str, bool]) -> bool:
+    """Whether the cpu controller is enabled for this cgroup: in its
+    parent's cgroup.subtree_control (read once per parent)."""
+    parent = os.path.dirname(directory.rstrip("/"))
+    on = parents.get(parent)
+    if on is None:
+        on = parents[parent] = b"cpu" in _read(parent + "/cgroup.subtree_control").split()
+    return on
+
+
+def _read(path: str) -> bytes:
+    """A small kernfs file's bytes (b"" if it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)

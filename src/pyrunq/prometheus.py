@@ -27,11 +27,14 @@ Per cgroup, the labels are the path and what it says of its container
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import threading
 import time
 from collections.abc import Sequence
+from itertools import accumulate
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
@@ -43,6 +46,7 @@ except ImportError:  # before 0.21 (Debian 12's is 0.16) the text format was sim
     from prometheus_client.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE_TEXT
 
 from . import cgroup, containers
+from .bpf import NAMED_MAX
 from .errors import UsageError
 from .hist import LOG2_SLOTS
 from .selection import Selection
@@ -169,37 +173,33 @@ class _Series:
     sum; and who took the CPU from it: nanoseconds by culprit kind and by
     named culprit cgroup."""
 
-    __slots__ = ("values", "slots", "sum_ns", "prefixes", "kinds", "named", "other_ns", "culprit_prefixes")
+    __slots__ = ("values", "slots", "sum_ns", "prefixes", "kinds", "named", "other_ns")
 
     def __init__(self, values: tuple[str, ...]):
         self.values = values
         self.slots, self.sum_ns = [0] * LOG2_SLOTS, 0
-        self.prefixes: dict[str, list[str]] = {}  # content type -> line prefixes
+        self.prefixes: dict[str, Any] = {}  # what, in which content type -> its lines' prefixes or templates
         self.kinds = dict.fromkeys(KINDS, 0)
         self.named: dict[str, int] = {}  # culprit cgroup -> ns since it was named
         self.other_ns = 0
-        self.culprit_prefixes: dict[tuple[str, str], str] = {}  # (content type, culprit) -> its line's start
 
     def add(self, hist) -> None:
-        self.slots = [a + b for a, b in zip(self.slots, hist.slots)]
+        self.slots = list(map(operator.add, self.slots, hist.slots))
         self.sum_ns += hist.sum_ns or 0
 
-    def blame(self, attribution, top: int) -> None:
-        """Add an interval's attribution. The ``top`` largest culprit cgroups
-        not yet named get a counter of their own from now on (what they took
-        before stays in "other"), so every counter only grows."""
-        for kind, ns in attribution.kinds.items():
+    def blame(self, kinds: dict[str, int]) -> None:
+        """Add an interval's waiting by culprit kind."""
+        for kind, ns in kinds.items():
             self.kinds[kind] += ns
-        by_cgroup: dict[str, int] = {}
-        for c in attribution.culprits:
-            by_cgroup[c.cgroup] = by_cgroup.get(c.cgroup, 0) + c.ns
-        for path, ns in sorted(by_cgroup.items(), key=lambda item: -item[1]):
-            if len(self.named) < top and path not in self.named:
-                self.named[path] = 0
-            if path in self.named:
-                self.named[path] += ns
-            else:
-                self.other_ns += ns
+
+    def blame_cgroups(self, took) -> None:
+        """Add what an interval's culprit cgroups took (a CulpritCgroups):
+        a cgroup named (``RunqLat.interval_named()``) has a counter of its
+        own from then on (what it took before stays in "other"), so every
+        counter only grows."""
+        for path, ns in took.cgroups:  # two cgroups of one path (made again) share its counter
+            self.named[path] = self.named.get(path, 0) + ns
+        self.other_ns += took.other_ns
 
     def buckets(self) -> list[tuple[str, int]]:
         out, seen = [], 0
@@ -211,38 +211,84 @@ class _Series:
 
     def text(self, encoder, content_type: str, labelnames) -> str:
         """This series as prometheus_client's ``encoder`` writes it; its lines
-        up to the values are made once per format."""
-        prefixes = self.prefixes.get(content_type)
-        if prefixes is None:
-            prefixes = self.prefixes[content_type] = _line_prefixes(encoder, labelnames, self.values)
-        counts = [go_int(n) for _, n in self.buckets()]
-        numbers = [*counts, counts[-1], floatToGoString(self.sum_ns / 1e9)]  # _count, _sum
-        return "".join([p + n + "\n" for p, n in zip(prefixes, numbers)])
+        up to the values are made once per format, and filled in with one
+        %-format while every value has its short form (``FAST``)."""
+        templates = self.prefixes.get(content_type)
+        if templates is None:
+            prefixes = _line_prefixes(encoder, labelnames, self.values)
+            templates = self.prefixes[content_type] = _templates(prefixes, len(prefixes) - 1, 1)
+        counts = list(accumulate(self.slots))
+        if counts[-1] < FAST and self.sum_ns < FAST_NS:
+            return templates[0] % (*counts, counts[-1], self.sum_ns / 1e9)
+        return templates[1] % (*map(go_int, counts), go_int(counts[-1]), floatToGoString(self.sum_ns / 1e9))
 
     def kinds_text(self, encoder, content_type: str, labelnames) -> str:
         """This series' attributed counters (one per culprit kind), as the
         encoder writes them, from lines made once per format."""
         key = content_type + " attributed"
-        prefixes = self.prefixes.get(key)
-        if prefixes is None:
+        templates = self.prefixes.get(key)
+        if templates is None:
             family = _attributed_family(labelnames)
             for kind in self.kinds:
                 family.add_metric([*self.values, kind], 0)
-            prefixes = self.prefixes[key] = _prefixes(encoder, family)
-        return "".join(p + floatToGoString(ns / 1e9) + "\n" for p, ns in zip(prefixes, self.kinds.values()))
+            templates = self.prefixes[key] = _templates(_prefixes(encoder, family), 0, len(self.kinds))
+        return _fill(templates, self.kinds.values())
+
+    def prefix(self, encoder, content_type: str, what: str, family, labelnames, labels) -> str:
+        """The start of this series' line ``what``, with these ``labels``, in
+        the family that ``family(labelnames)`` makes, as the encoder writes
+        it: made once per format."""
+        key = f"{content_type} {what}"
+        prefix = self.prefixes.get(key)
+        if prefix is None:
+            f = family(labelnames)
+            f.add_metric(labels, 0)
+            prefix = self.prefixes[key] = _prefixes(encoder, f)
+        return prefix[0]
 
     def culprits_text(self, encoder, content_type: str, labelnames) -> str:
         """This series' named culprit cgroups' counters and "other"'s."""
-        lines = []
-        for path, ns in [*self.named.items(), (OTHER_CULPRITS, self.other_ns)]:
-            prefix = self.culprit_prefixes.get((content_type, path))
-            if prefix is None:  # a culprit is named once: its line is made once
+        key = f"{content_type} culprits {len(self.named)}"  # a culprit is named once: made again then
+        templates = self.prefixes.get(key)
+        if templates is None:
+            prefixes = []
+            for path in [*self.named, OTHER_CULPRITS]:
                 family = _blame_family(labelnames)
                 family.add_metric([*self.values, *_culprit_values(path)], 0)
-                (prefix,) = _prefixes(encoder, family)
-                self.culprit_prefixes[content_type, path] = prefix
-            lines.append(prefix + floatToGoString(ns / 1e9) + "\n")
-        return "".join(lines)
+                prefixes += _prefixes(encoder, family)
+            templates = self.prefixes[key] = _templates(prefixes, 0, len(prefixes))
+            for fewer in range(len(self.named)):  # the lines of fewer named culprits are not made again
+                self.prefixes.pop(f"{content_type} culprits {fewer}", None)
+        return _fill(templates, [*self.named.values(), self.other_ns])
+
+
+# Below these, a count's and a number of seconds' text is the short one:
+# f"{n}.0" (go_int) and repr() (floatToGoString of a float under 1e6).
+FAST, FAST_NS = 1_000_000, 10**15
+
+
+def _go_number(value) -> str:
+    """``floatToGoString(value)``, its short forms without its work."""
+    if type(value) is int:
+        return go_int(value)
+    return repr(value) if 0.0 <= value < FAST else floatToGoString(value)
+
+
+def _templates(prefixes: list[str], counts: int, seconds: int) -> tuple[str, str]:
+    """Lines from their prefixes, to be filled in with %: the first
+    ``counts`` take counts, the next ``seconds`` a number of seconds. Two
+    forms: one with each value's short form (%d.0, %r), one for strings."""
+    escaped = [p.replace("%", "%%") for p in prefixes]
+    fast = ["%d.0"] * counts + ["%r"] * seconds
+    return "".join(p + f + "\n" for p, f in zip(escaped, fast)), "".join(p + "%s\n" for p in escaped)
+
+
+def _fill(templates: tuple[str, str], ns) -> str:
+    """Lines of nanosecond counters in seconds, from ``_templates(..., 0, n)``."""
+    values = tuple(ns)
+    if max(values, default=0) < FAST_NS and min(values, default=0) >= 0:
+        return templates[0] % tuple(n / 1e9 for n in values)
+    return templates[1] % tuple(floatToGoString(n / 1e9) for n in values)
 
 
 def go_int(n: int) -> str:
@@ -272,7 +318,8 @@ class RunqueueCollector:
 
     With a RunqLat made with ``blame``, each series also has its waiting
     split by culprit kind (``ATTRIBUTED``), and its ``blame_top`` largest
-    culprit cgroups named (``BLAME``, the rest as "other"; 0: none named).
+    culprit cgroups named (``BLAME``, the rest as "other"; 0 to NAMED_MAX,
+    0: none named; see ``RunqLat.interval_named()``).
     Per cgroup, the cgroup's own CPU pressure (PSI) and quota throttling are
     read from its cgroup files, where they exist.
 
@@ -293,6 +340,8 @@ class RunqueueCollector:
             raise UsageError("RunqueueCollector needs a RunqLat in microseconds")
         if cgroup_labels and runqlat.per != "cgroup":
             raise UsageError("labels from cgroup paths need a RunqLat per cgroup")
+        if not 0 <= blame_top <= NAMED_MAX:
+            raise UsageError(f"blame_top must be 0 to {NAMED_MAX}, not {blame_top}")
         self.rq, self.max_series, self.selection = runqlat, max_series, selection
         self.blame_top = blame_top
         self.cgroup_labels = list(cgroup_labels)
@@ -305,11 +354,15 @@ class RunqueueCollector:
         self._closed = False
         # readiness, from what the last refresh saw: the selection was resolved when opened
         self.refreshed, self.refresh_error = time.monotonic(), ""
+        self.resolved = time.time()  # when the last refresh began: what was removed before has no series
         self._last_lost, self._last_samples, self.interval_loss = self.rq.lost, 0, 0.0
 
     def update(self) -> None:
         """Fold what the kernel counted since the last update (hold ``lock``)."""
-        snapshot, blame = self.rq.interval() if self.rq.blame else (self.rq.snapshot(), {})
+        if self.rq.blame:
+            snapshot, blame, named = self.rq.interval_named(self.blame_top)
+        else:
+            snapshot, blame, named = self.rq.snapshot(), {}, {}
         for key, hist in snapshot.items():
             self.samples += hist.total
             series = self._series.get(key) or self._admit(key)
@@ -320,7 +373,11 @@ class RunqueueCollector:
         for key, attribution in blame.items():
             series = self._series.get(key)
             if series is not None:  # else its samples are counted as dropped
-                series.blame(attribution, self.blame_top)
+                series.blame(attribution.kinds)
+        for key, took in named.items():
+            series = self._series.get(key)
+            if series is not None:
+                series.blame_cgroups(took)
 
     def _admit(self, key) -> _Series | None:
         if self.max_series is not None and len(self._series) >= self.max_series:
@@ -334,7 +391,7 @@ class RunqueueCollector:
 
     def refresh(self) -> None:
         """Push the selection, resolved now, into the kernel; drop what is gone."""
-        start = time.monotonic()
+        start, resolved = time.monotonic(), time.time()
         ids, pids = self._resolve()
         with self.lock:
             if self._closed:
@@ -346,6 +403,7 @@ class RunqueueCollector:
                 self.rq.set_pids(pids)
             gone = self.prune()
             self._measure_loss()
+            self.resolved = resolved
         self.refreshed, self.refresh_error = time.monotonic(), ""
         log.debug(
             "refresh: %s cgroups, %s processes tracked, %d series gone, %.1f ms",
@@ -453,19 +511,48 @@ class RunqueueCollector:
                 if self.blame_top:
                     parts.append(_header(encoder, _blame_family(names)))
                     parts += [s.culprits_text(encoder, content_type, names) for s in self._series.values()]
-            rest = encoder(_Families([*self._others(blame=False), *extra]))
+            if self.rq.per == "cgroup":  # and for what each cgroup's files say of its CPU
+                parts += self._cpu_text(encoder, content_type)
+            rest = encoder(_Families([*self._others(blame=False, cpu=False), *extra]))
             return "".join(parts).encode() + rest
+
+    def _cpu_text(self, encoder, content_type: str) -> list[str]:
+        """cgroup_cpu_families() as the encoder writes them, from prepared lines."""
+        names, mount, parents = self.labelnames, cgroup.cgroup2_mount(), dict[str, bool]()
+        lines: list[list[str]] = [[_header(encoder, family(names))] for family in CPU_FAMILIES]
+        for s in self._series.values():
+            files = cgroup.cpu_files(mount + s.values[0], parents)
+            for i, what, labels, value in _cpu_samples(s.values, files):
+                prefix = s.prefix(encoder, content_type, what, CPU_FAMILIES[i], names, labels)
+                lines[i].append(prefix + _go_number(value) + "\n")
+        return [line for family in lines for line in family]
 
     def _families(self) -> list:
         return [self._latency(), *self._others()]
 
-    def _others(self, blame: bool = True) -> list:
-        """The families after the latency's (``blame``: with attribution's)."""
+    def _others(self, blame: bool = True, cpu: bool = True) -> list:
+        """The families after the latency's (``blame``: with attribution's;
+        ``cpu``: with the cgroups' CPU files')."""
         attribution = self._blame() if self.rq.blame and blame else []
         pressure = (
-            cgroup_cpu_families(self.labelnames, self._series.values()) if self.rq.per == "cgroup" else []
+            cgroup_cpu_families(self.labelnames, self._series.values())
+            if self.rq.per == "cgroup" and cpu
+            else []
         )
-        return [*attribution, *pressure, self._lost(), *self._gauges(), *self._programs()]
+        unattributed = [self._unattributed()] if self.rq.blame else []
+        return [*attribution, *pressure, self._lost(), *unattributed, *self._gauges(), *self._programs()]
+
+    def _unattributed(self):
+        """Why parts of waits are unattributed: whole node, by reason."""
+        why = CounterMetricFamily(
+            "pyrunq_unattributed_waits",
+            "Waits with a part that no culprit explains, by reason: migrated (queued on one CPU, ran on "
+            "another), history (longer than the switches kept), full (the culprit table), unseen.",
+            labels=["reason"],
+        )
+        for reason, n in self.rq.unattributed().items():
+            why.add_metric([reason], n)
+        return why
 
     def _blame(self) -> list:
         """The attribution families, for ``collect()`` (``exposition()``
@@ -509,7 +596,13 @@ class RunqueueCollector:
         for kind, ids in (("process", self.rq.pids), ("cgroup", self.rq.cgroup_ids)):
             if ids is not None:
                 tracked.add_metric([kind], len(ids))
-        return dropped, series, tracked
+        refreshed = GaugeMetricFamily(
+            "pyrunq_refresh_timestamp_seconds",
+            "When the last refresh began to resolve what is traced (Unix time): a process or cgroup "
+            "gone before then has no series.",
+            value=self.resolved,
+        )
+        return dropped, series, tracked, refreshed
 
     def _programs(self):
         """Run counts and times of the attached programs, which the kernel
@@ -530,32 +623,52 @@ def cgroup_cpu_families(labelnames, series) -> list:
     """What each series' cgroup files say of its CPU: pressure stall time
     (cpu.pressure, PSI) and quota throttling (cpu.stat, with the cpu
     controller); a series whose files lack them has none of these samples."""
-    pressure = CounterMetricFamily(
+    families = [family(labelnames) for family in CPU_FAMILIES]
+    mount, parents = cgroup.cgroup2_mount(), dict[str, bool]()
+    for s in series:
+        for i, _, labels, value in _cpu_samples(s.values, cgroup.cpu_files(mount + s.values[0], parents)):
+            families[i].add_metric(labels, value)
+    return families
+
+
+def _cpu_samples(values, files) -> list[tuple[int, str, list[str], float]]:
+    """One series' samples of the cgroup CPU families, in order: (family:
+    0 pressure, 1 throttled, 2 periods; what it is; labels; value), those
+    its files have."""
+    pressure, stat = files["pressure"], files["stat"]
+    out = [(0, kind, [*values, kind], pressure[kind] / 1e6) for kind in ("some", "full") if kind in pressure]
+    if "throttled_usec" in stat:
+        out.append((1, "throttled", list(values), stat["throttled_usec"] / 1e6))
+    if "nr_throttled" in stat:
+        out.append((2, "periods", list(values), stat["nr_throttled"]))
+    return out
+
+
+def _pressure_family(labelnames) -> CounterMetricFamily:
+    return CounterMetricFamily(
         "pyrunq_cgroup_cpu_pressure_seconds",
         "The cgroup's cpu.pressure total: time some (or all) of its tasks stalled waiting for a CPU.",
         labels=[*labelnames, "kind"],
     )
-    throttled = CounterMetricFamily(
+
+
+def _throttled_family(labelnames) -> CounterMetricFamily:
+    return CounterMetricFamily(
         "pyrunq_cgroup_cpu_throttled_seconds",
         "The cgroup's cpu.stat throttled_usec: time its CPU quota held it back.",
         labels=labelnames,
     )
-    periods = CounterMetricFamily(
+
+
+def _periods_family(labelnames) -> CounterMetricFamily:
+    return CounterMetricFamily(
         "pyrunq_cgroup_cpu_throttled_periods",
         "The cgroup's cpu.stat nr_throttled: quota periods in which it was throttled.",
         labels=labelnames,
     )
-    mount = cgroup.cgroup2_mount()
-    for s in series:
-        files = cgroup.cpu_files(mount + s.values[0])
-        for kind in ("some", "full"):
-            if kind in files["pressure"]:
-                pressure.add_metric([*s.values, kind], files["pressure"][kind] / 1e6)
-        if "throttled_usec" in files["stat"]:
-            throttled.add_metric(s.values, files["stat"]["throttled_usec"] / 1e6)
-        if "nr_throttled" in files["stat"]:
-            periods.add_metric(s.values, files["stat"]["nr_throttled"])
-    return [pressure, throttled, periods]
+
+
+CPU_FAMILIES = (_pressure_family, _throttled_family, _periods_family)
 
 
 def bpf_stats_enabled() -> bool:

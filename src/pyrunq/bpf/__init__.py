@@ -19,7 +19,7 @@ from . import btf, features
 from .btf import BTF
 from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
 from .globals import DATA_SECTIONS, GlobalSection
-from .blames import BlameChange, BlameDiffs, RowBlames, VictimBlame
+from .blames import NAMED_MAX, BlameChange, BlameDiffs, RowBlames, VictimBlame, VictimCgroups
 from .hists import HistDiffs, KeyStats, StatsRows
 from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
@@ -49,6 +49,8 @@ __all__ = [
     "RowBlames",
     "StatsRows",
     "VictimBlame",
+    "VictimCgroups",
+    "NAMED_MAX",
     "Int",
     "Layout",
     "Link",

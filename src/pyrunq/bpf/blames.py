@@ -27,17 +27,25 @@ VictimBlame = collections.namedtuple("VictimBlame", "victim container_ns top")
 VictimBlame.__doc__ = """One victim's interval: what container cgroups took from it
 (``container_ns``), and its largest culprit (``top``, a BlameChange; None:
 none grew)."""
+VictimCgroups = collections.namedtuple("VictimCgroups", "victim cgroups other_ns container_ns")
+VictimCgroups.__doc__ = """One victim's interval by culprit cgroup, as ``BlameDiffs.named()``
+names them: ``cgroups``, (cgroup id, ns) of its named culprit cgroups that
+took some, in the order they were named; ``other_ns``, what the others took;
+``container_ns``, the part of container cgroups."""
+NAMED_MAX = lib.PYRUNQ_NAMED_MAX  # culprit cgroups named per victim at most
 
 
 def _struct(name: str) -> struct.Struct:
     members = {
         "struct pyrunq_blame_entry": "=2Q2IQ17s",
         "struct pyrunq_victim_blame": "=2Qq",
+        "struct pyrunq_named": f"=Q{NAMED_MAX}Q{NAMED_MAX}Q2QI",
     }[name]
     return struct.Struct(f"{members}{ffi.sizeof(name) - struct.calcsize(members)}x")
 
 
 _ENTRY, _VICTIM = _struct("struct pyrunq_blame_entry"), _struct("struct pyrunq_victim_blame")
+_NAMED = _struct("struct pyrunq_named")
 _ROW = struct.Struct(f"=Qq{_ENTRY.size}s{ffi.sizeof('struct pyrunq_row_blame') - 16 - _ENTRY.size}x")
 
 
@@ -131,6 +139,23 @@ class BlameDiffs(NativeTable):
             raise RuntimeError("the victims' sums are not the last diff's")
         return RowBlames(ffi.buffer(out, n * _ROW.size)[:])
 
+    def named(self, top: int) -> list[VictimCgroups]:
+        """Per victim of the last diff, its culprits summed by cgroup: the
+        cgroups it named before add to their own counters; while it has named
+        fewer than ``top`` (at most NAMED_MAX), the largest others (the first
+        of equals in map order) are named now and keep their counter until
+        the victim is forgotten; the rest is ``other_ns``. Name the cgroups
+        ``unnamed()`` lists first: a cgroup not named is not a container's."""
+        out = ffi.new("const struct pyrunq_named **")
+        n = lib.pyrunq_blames_named(self._table(), top, out)
+        if n == -errno.EINVAL:
+            raise ValueError(f"at most {NAMED_MAX} culprit cgroups are named per victim, not {top}")
+        if n < 0:
+            raise MemoryError("out of memory for the victims' culprit cgroups")
+        return (
+            [_victim_cgroups(f) for f in _NAMED.iter_unpack(ffi.buffer(out[0], n * _NAMED.size))] if n else []
+        )
+
     def forget(self, victims=(), cgroups=()) -> list[tuple[int, int, int, int]]:
         """Forget the entries of these victims, and of culprits in these
         cgroups; return their keys (victim, cgroup_id, culprit, kind), for
@@ -154,9 +179,15 @@ def _entries(ptr, n: int) -> list[BlameChange]:
     return [_entry(e) for e in _ENTRY.iter_unpack(ffi.buffer(ptr, n * _ENTRY.size))] if n else []
 
 
+def _victim_cgroups(f) -> VictimCgroups:
+    n = f[-1]
+    ids, ns = f[1 : 1 + n], f[1 + NAMED_MAX : 1 + NAMED_MAX + n]
+    return VictimCgroups(f[0], tuple((i, x) for i, x in zip(ids, ns) if x), f[-3], f[-2])
+
+
 def _entry(fields) -> BlameChange:
     victim, cgroup_id, culprit, kind, ns, comm = fields
     return BlameChange(victim, cgroup_id, culprit, kind, ns, comm.split(b"\0", 1)[0])
 
 
-__all__ = ["BlameChange", "BlameDiffs", "RowBlames", "VictimBlame"]
+__all__ = ["NAMED_MAX", "BlameChange", "BlameDiffs", "RowBlames", "VictimBlame", "VictimCgroups"]

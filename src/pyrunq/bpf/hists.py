@@ -18,6 +18,7 @@ import struct
 
 from ..libbpf import ffi, lib
 from .batch import NativeTable
+from ..hist import LOG2_SLOTS
 from .codecs import Array, Layout
 
 # how each section's heading is made: None (one histogram, no heading),
@@ -40,6 +41,10 @@ the histogram's unit, as ``pyrunq.hist.percentiles`` and ``highest_bound``
 give them), ``blame_ns`` by enum blame_kind (zeros without them), and the
 ``comm`` bytes."""
 
+_CHANGE_MEMBERS = f"={LOG2_SLOTS}I17s"  # struct pyrunq_change's, then its padding
+_CHANGE = struct.Struct(
+    f"{_CHANGE_MEMBERS}{ffi.sizeof('struct pyrunq_change') - struct.calcsize(_CHANGE_MEMBERS)}x"
+)
 _STATS_MEMBERS = "=4Q2d5Q17s"  # struct pyrunq_key_stats's, then its padding
 _STATS = struct.Struct(
     f"{_STATS_MEMBERS}{ffi.sizeof('struct pyrunq_key_stats') - struct.calcsize(_STATS_MEMBERS)}x"
@@ -177,6 +182,14 @@ class HistDiffs(NativeTable):
         ptr = lib.pyrunq_hists_stats(self._table(), self._n, total)
         raw = ffi.buffer(ptr, self._n[0] * _STATS.size)[:] if self._n[0] else b""
         return StatsRows(raw), ffi.unpack(total[0], lib.PYRUNQ_BUCKETS)
+
+    def slots(self) -> list[tuple[int, ...]]:
+        """The last diff's changed keys' new counts as log2 slots
+        (``pyrunq.hist.Histogram.slots``), in map order: ``changed()``'s and
+        ``stats()``' order. A counter that wrapped once is counted right."""
+        ptr = lib.pyrunq_hists_slots(self._table(), self._n)
+        raw = ffi.buffer(ptr, self._n[0] * _CHANGE.size) if self._n[0] else b""
+        return [row[:LOG2_SLOTS] for row in _CHANGE.iter_unpack(raw)]
 
     def _keys_of(self, fn) -> list[int]:
         ptr = fn(self._table(), self._n)

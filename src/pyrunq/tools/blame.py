@@ -106,6 +106,11 @@ class Kinds:
         path = self.path(cgroup_id)
         return cgroup_label(path), bool(containers.parse(path)["container_id"])
 
+    def forget(self, cgroup_ids) -> None:
+        """Forget the kinds of these cgroups (removed)."""
+        for cgroup_id in cgroup_ids:
+            self._other.pop(cgroup_id, None)
+
     def why(self, raw: int) -> str:
         """The reason for an unattributed part ("" for none)."""
         return "" if self._why.get(raw) == "none" else self._why.get(raw, str(raw))
@@ -163,10 +168,13 @@ class Attributions:
         self._pairs: dict[tuple, int] = {}
         self._pending: dict[int, int] = {}  # raw key -> containers' ns the histogram has not shown yet
 
-    def diff(self, hists, culprits: dict, clear: bool = True) -> dict[int, Attribution]:
+    def diff(
+        self, hists, culprits: dict, clear: bool = True, containers: dict | None = None
+    ) -> dict[int, Attribution]:
         """{raw key: Attribution} of the keys that waited since the last
         cleared call; ``hists`` are the histograms' items, ``culprits`` the
-        interval's culprits of each raw key."""
+        interval's culprits of each raw key; or, with ``containers`` (raw
+        key -> the part of container cgroups, summed in C), none."""
         out = {}
         for raw, h in hists:
             now = tuple(h.blame_ns)
@@ -174,12 +182,17 @@ class Attributions:
             if clear:
                 self._hists[raw] = now
             if now != before:
-                out[raw] = self.attribution(
-                    [a - b for a, b in zip(now, before)], culprits.get(raw, []), raw=raw
-                )
+                by_kind = [a - b for a, b in zip(now, before)]
+                if containers is None:
+                    out[raw] = self.attribution(by_kind, culprits.get(raw, []), raw=raw)
+                else:
+                    out[raw] = self.attribution(by_kind, [], containers.get(raw, 0), raw=raw)
         for raw, theirs in culprits.items() if clear else ():
             if raw not in out:  # its only wait ended between the two reads
                 self.carry(raw, theirs)
+        for raw, ns in (containers or {}).items() if clear else ():
+            if raw not in out and ns:  # the same, summed in C
+                self._pending[raw] = self._pending.get(raw, 0) + ns
         return out
 
     def carry(self, raw, culprits) -> None:
@@ -252,3 +265,42 @@ class Attributions:
             self._pending.pop(raw, None)
         for key in [k for k in self._pairs if k[0] in gone]:
             del self._pairs[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class CulpritCgroups:
+    """What one key's named culprit cgroups took in an interval: ``cgroups``,
+    (path, ns) of those that took some, in the order they were named, and
+    ``other_ns``, what every other culprit took. See ``CgroupNaming``."""
+
+    cgroups: tuple[tuple[str, int], ...]
+    other_ns: int
+
+
+class CgroupNaming:
+    """Names each key's ``top`` largest culprit cgroups, once: a cgroup named
+    keeps its own counter for as long as the key lives, so every counter
+    only grows; until ``top`` are named, the largest culprit cgroups of an
+    interval not yet named are named (the first of equals). The Python
+    reference of ``pyrunq.bpf.BlameDiffs.named()``, which pyrunq exporter
+    uses through ``RunqLat.interval_named()``."""
+
+    def __init__(self, top: int):
+        self.top = top
+        self._named: dict = {}  # key -> its named cgroups' paths, in order
+
+    def add(self, key, culprits) -> CulpritCgroups:
+        """An interval's culprits of ``key`` (map order: ties go to the first)."""
+        by_cgroup: dict[str, int] = {}
+        for c in culprits:
+            by_cgroup[c.cgroup] = by_cgroup.get(c.cgroup, 0) + c.ns
+        named = self._named.setdefault(key, [])
+        took = {path: by_cgroup.pop(path) for path in named if path in by_cgroup}
+        for path, _ in sorted(by_cgroup.items(), key=lambda item: -item[1])[: self.top - len(named)]:
+            named.append(path)
+            took[path] = by_cgroup.pop(path)
+        return CulpritCgroups(tuple((p, took[p]) for p in named if took.get(p)), sum(by_cgroup.values()))
+
+    def forget(self, keys) -> None:
+        for key in keys:
+            self._named.pop(key, None)

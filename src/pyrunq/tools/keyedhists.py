@@ -131,7 +131,7 @@ class KeyedHists(Tool):
         if self.per in ("pid", "tid"):
             self.forget([raw for raw in idle if not os.path.exists(f"/proc/{raw}")])
         elif self.per == "cgroup" and idle:
-            self.forget([raw for raw in idle if not self._names().exists(raw)])
+            self.forget(self._names().gone(idle))
 
     def forget(self, ids) -> None:
         """Drop the kernel entries and baselines of these keys (e.g. cgroups

@@ -7,15 +7,22 @@ with ``blame``, who held the CPU while each key's tasks waited.
 
 from __future__ import annotations
 
+import collections
+
 from ..bpf import BlameDiffs, HistDiffs, KeyStats, RowBlames, StatsRows
 from ..hist import Histogram
 from ..errors import UsageError
 from .base import check_positive
-from .blame import Attribution, Attributions, Kinds
+from .blame import Attribution, Attributions, CulpritCgroups, Kinds
 from .keyedhists import PER_KINDS, Key, KeyedHists, differences
 from .runqtracer import RunqTracer
 
-__all__ = ["PER_KINDS", "IntervalRows", "Key", "RunqLat", "differences"]
+__all__ = ["PER_KINDS", "IntervalRows", "Key", "KeySlots", "RunqLat", "differences"]
+
+# (a collections.namedtuple: typing costs every start 2 ms)
+KeySlots = collections.namedtuple("KeySlots", "slots sum_ns total")
+KeySlots.__doc__ = """One key's new samples in an interval (``RunqLat.interval_named()``):
+their log2 ``slots`` (as ``Histogram.slots``), ``sum_ns`` and number (``total``)."""
 
 
 class RunqLat(KeyedHists, RunqTracer):
@@ -74,6 +81,51 @@ class RunqLat(KeyedHists, RunqTracer):
         items = self.obj.maps["hists"].items()
         blame = self._attribute(items, clear)  # first: the snapshot forgets what is gone
         return self._snapshot(items, clear), blame
+
+    def interval_named(
+        self, top: int
+    ) -> tuple[dict[Key | None, KeySlots], dict[Key | None, Attribution], dict[Key | None, CulpritCgroups]]:
+        """What ``interval()`` says, for pyrunq exporter, computed in C for
+        thousands of keys: each key's new samples as ``KeySlots`` (log2
+        slots, not a Histogram); its Attribution by kind (``culprits``
+        empty); and, instead of one Culprit per culprit (tens of thousands
+        an interval on a busy node), what its ``top`` named culprit cgroups
+        and the others took (``CgroupNaming``'s rules, at most
+        ``pyrunq.bpf.NAMED_MAX``). Baselines as ``interval_stats()``'s."""
+        if not self.blame:
+            raise UsageError("interval_named() needs RunqLat(blame=True)")
+        self._baselines_of("interval_stats")
+        hists = self.obj.maps["hists"]
+        if self._diffs is None:
+            self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
+        h = self._diffs
+        h.diff(*h.read(hists), True)
+        stats, slots = h.stats()[0], h.slots()
+        d, a, names = self._culprit_table(True), self._attributions_of(), self._names()
+        unnamed = d.unnamed()
+        names.load([*unnamed, *(s.key for s in stats if self.per == "cgroup")])  # one scan at most
+        for cgroup_id in unnamed:
+            d.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
+        named = {v.victim: v for v in d.named(top)}
+        names.load(i for v in named.values() for i, _ in v.cgroups)
+        keys = {s.key: self._key(s.key, s.comm.decode(errors="replace")) for s in stats if s.waits}
+        snapshot, blame = {}, {}
+        for s, new in zip(stats, slots):
+            key = keys.get(s.key)
+            if key is None:  # made by the kernel, not counted in yet
+                continue
+            snapshot[key] = KeySlots(new, s.sum_ns, s.waits)
+            if any(s.blame_ns):
+                v = named.get(s.key)
+                blame[key] = a.attribution(s.blame_ns, [], v.container_ns if v else 0, raw=s.key)
+        path = a.kinds.path
+        cgroups = {
+            keys[raw]: CulpritCgroups(tuple((path(i), ns) for i, ns in v.cgroups), v.other_ns)
+            for raw, v in named.items()
+            if raw in keys  # else its waits are in a later interval's histogram
+        }
+        self._forget_gone(h.idle())
+        return snapshot, blame, cgroups
 
     def _attribute(self, items, clear: bool) -> dict[Key | None, Attribution]:
         if not self.blame:
@@ -158,8 +210,15 @@ class RunqLat(KeyedHists, RunqTracer):
     def _forget_gone(self, idle) -> None:
         super()._forget_gone(idle)
         if self.per == "cgroup" and self._blame_diffs is not None:  # culprits removed, victims alive
-            gone = [c for c in self._blame_diffs.cgroups() if not self._names().exists(c)]
+            gone = self._names().gone(self._blame_diffs.cgroups())
             self._delete_culprits(self._blame_diffs.forget(cgroups=gone))
+            if self._attributions is not None:  # and what was known of them
+                self._attributions.kinds.forget(gone)
+            # their names too, but a victim's, whose last samples may come later, with its key
+            keys = {*self._previous, *idle, *(self._diffs.changed() if self._diffs is not None else ())}
+            for c in gone:
+                if c not in keys:
+                    self._names().forget(c)
 
     def forget(self, ids) -> None:
         super().forget(ids)
