@@ -125,7 +125,7 @@ class BTF:
             arr = ffi.cast("struct btf_array *", t + 1)
             elem = self._codec(arr.type)
             if isinstance(elem, Int) and elem.size == 1 and self._is_char(arr.type):
-                return CString(arr.nelems)
+                return CString(arr.nelems, bitmap=not elem.signed)
             return Array(elem, arr.nelems) if arr.nelems else Raw(0)
         if kind == STRUCT:
             return self._struct(tid)

@@ -51,7 +51,7 @@ from ...bpf.events import (  # noqa: F401  # the pairing, read here by the gener
     nameable_structs,
     struct_of_size,
 )
-from . import present
+from . import gadget, present
 from .objfile import open_object
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
@@ -84,13 +84,20 @@ def hist_shape(obj: BPFObject, m) -> str | None:
         return "index"
     if named and _is_int_array(btf, tid):
         return "value"
-    if (
-        btf.kind(tid) == B.STRUCT
-        and m.value_layout.record is not None
-        and any(name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid))
-    ):
+    if btf.kind(tid) == B.STRUCT and m.value_layout.record is not None and slots_member(btf, tid):
         return "slots"
     return None
+
+
+def slots_member(btf, tid: int) -> str | None:
+    """The member of struct ``tid`` that holds a log2 histogram: an integer
+    array ``slots`` (libbpf-tools'), or an array of Inspektor Gadget's
+    ``gadget_histogram_slot__*`` under any name (its ``latency[27]``)."""
+    if any(name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid)):
+        return "slots"
+    member = gadget.hist_slots_member(btf, tid)
+    types = {name: t for name, t, _, _ in btf.members(tid)}
+    return member if member and _is_int_array(btf, btf.resolve(types[member])) else None
 
 
 def _is_int(btf, tid: int) -> bool:
@@ -305,12 +312,16 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     hists += [name for _, name, tid in results if global_hist_shape(obj.btf, name, tid)]
     calls = helper_calls(path)  # the object's instructions, read once
     state = working_state(calls)
+    ig = gadget.markers(obj.btf)  # Inspektor Gadget's: its results and its machinery
+    machinery = ig.machinery(list(obj.maps)) if ig else {}
     hidden = {}
     for m in batch:
-        if m.name in hists:
+        if m.name in hists or m.name in ig.mapiters:
             continue
         if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
             hidden[m.name] = LIBBPF_OWN
+        elif m.name in machinery:
+            hidden[m.name] = machinery[m.name]
         elif m.name in state:
             hidden[m.name] = state[m.name]
         elif hists:

@@ -14,6 +14,7 @@ import sys
 
 from ...bpf import btf as B
 from ...symbols import KernelSymbols
+from . import gadget
 
 
 def presenter(btf, tid: int, name: str = ""):
@@ -21,6 +22,9 @@ def presenter(btf, tid: int, name: str = ""):
     enums by name, structs as dicts, arrays as lists, bytes as hex; IP
     addresses (``_addresses``) as text; integers as ``named_number`` says
     for a member called ``name`` (a bare key or value: "")."""
+    shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
+    if shown is not None:  # an Inspektor Gadget type: as its loader shows it
+        return shown
     tid = btf.resolve(tid) if tid else 0
     kind = btf.kind(tid)
     if kind == B.INT:
@@ -31,20 +35,7 @@ def presenter(btf, tid: int, name: str = ""):
             names.setdefault(value, name)
         return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
     if kind == B.STRUCT:
-        fields = [presenter(btf, t, n) for n, t, _, _ in btf.members(tid)]
-        addresses = _addresses(btf, tid)
-
-        def struct(rec):
-            if not hasattr(rec, "_fields"):
-                return _plain(rec)
-            out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
-            for i, size, family in addresses:
-                text = _address(rec[i], size, None if family is None else rec[family])
-                if text is not None:
-                    out[rec._fields[i]] = text
-            return out
-
-        return struct
+        return _struct_presenter(btf, tid)
     if kind == B.UNION:
         return _union_presenter(btf, tid)
     if kind == B.ARRAY:
@@ -101,6 +92,54 @@ def _address(value, size: int, family: int | None) -> str | None:
         data = bytes(value)
     n = len(data) if family is None else _FAMILIES.get(family, 0)
     return str(ipaddress.ip_address(data[:n])) if n in (4, 16) and n <= len(data) else None
+
+
+def _struct_presenter(btf, tid: int):
+    """A struct as a dict, member by member; Inspektor Gadget's conventions
+    where its types say so (``gadget``): a ``struct gadget_process`` member
+    flattened into the struct's own fields (comm, pid, tid, container, uid,
+    gid, pcomm, ppid...), an ``X_raw`` member it formats shown as ``X``."""
+    members = btf.members(tid)
+    fields = [presenter(btf, t, n) for n, t, _, _ in members]
+    names = [gadget.shown_name(btf, n, t) for n, t, _, _ in members]
+    flat = {
+        i: presenter(btf, t)
+        for i, (_, t, _, _) in enumerate(members)
+        if gadget.typedef(btf, t) == gadget.PROCESS_STRUCT
+    }
+    addresses = _addresses(btf, tid)
+
+    def struct(rec):
+        if not hasattr(rec, "_fields"):
+            return _plain(rec)
+        out = {}
+        for i, (field, f, v) in enumerate(zip(rec._fields, fields, rec)):
+            if i in flat:
+                out.update(_flat(flat[i](v)))
+            else:
+                out[names[i] if names[i] != field and names[i] not in rec._fields else field] = f(v)
+        for i, size, family in addresses:
+            text = _address(rec[i], size, None if family is None else rec[family])
+            if text is not None:
+                out[rec._fields[i]] = text
+        return out
+
+    return struct
+
+
+def _flat(process: dict) -> dict:
+    """A presented ``struct gadget_process`` as columns: its nested structs'
+    members beside its own (``parent``'s prefixed with p: pcomm, ppid)."""
+    out = {}
+    for name, v in process.items():
+        if isinstance(v, dict):
+            out.update({("p" + k if name == "parent" else k): x for k, x in v.items()})
+        else:
+            out["container" if name == "mntns_id" else name] = v
+    return out
+
+
+_mount_namespaces = gadget.MountNamespaces()
 
 
 def _union_presenter(btf, tid: int):

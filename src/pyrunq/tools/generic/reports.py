@@ -9,7 +9,7 @@ import dataclasses
 
 from ...bpf import ARRAY_TYPES, BPFObject
 from ...bpf import btf as B
-from .introspect import global_hist_shape, hist_shape, unit_of
+from .introspect import global_hist_shape, hist_shape, slots_member, unit_of
 from .present import presenter
 from .measures import PerCpu, is_zero, merge_percpu, minus
 
@@ -50,12 +50,13 @@ def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
         return MapReport(m.name, "hist", [(None, slots, {})], unit)
     if shape:
         hists = []
+        member = slots_member(btf, btf.resolve(m.value_type_id)) if shape == "slots" else None
         for k, v in items:
-            slots = v if shape == "value" else v.slots
+            slots = v if member is None else getattr(v, member)
             labels = (
                 {}
-                if shape == "value"
-                else {f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != "slots"}
+                if member is None
+                else {f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != member}
             )
             hists.append((present_key(k), list(slots), labels))
         return MapReport(m.name, "hist", hists, unit)

@@ -89,6 +89,13 @@ def _width(btf, tid: int, name: str) -> int:
     return max(len(name), w)
 
 
+def _shown_width(name: str, value) -> int:
+    """A column's width for a field the record's struct does not name
+    (Inspektor Gadget's flattened and formatted ones)."""
+    w = {"comm": 16, "pcomm": 16, "container": 12, "timestamp": 26}.get(name, 7)
+    return max(len(name), w if not isinstance(value, str) or name in ("comm", "pcomm") else max(w, 8))
+
+
 def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
     """(name, byte offset) of struct ``tid``'s last member when it is a char
     array. A record that ends inside it (execsnoop sends only the arguments it
@@ -347,11 +354,13 @@ class Runner(Tool):
         present = presenter(types, tid)
         stacks, name_stacks = self.stacks.members(types, tid), self.stacks.name
         # the record's field names: anonymous members are renamed there
-        stream.stacks = stacks.ids + stacks.inline if stacks else []
+        stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
+        widths = {f: _width(types, m[1], f) for f, m in zip(layout.record._fields, types.members(tid))}
+        # the columns are what a record is shown as: Inspektor Gadget's
+        # structs flatten some members and rename others (``gadget``)
+        shown = present(layout.decode(bytes(layout.size)))
         stream.columns = [
-            (f, _width(types, m[1], f))
-            for f, m in zip(layout.record._fields, types.members(tid))
-            if f not in stream.stacks
+            (f, widths.get(f, _shown_width(f, v))) for f, v in shown.items() if f not in stream.stacks
         ]
         stream.raw = False
         size = layout.size
@@ -435,7 +444,7 @@ class Runner(Tool):
             value = None
         if not (key or value):
             return report
-        named = [name for part in (key, value) if part for name in part.ids + part.inline]
+        named = [name for part in (key, value) if part for name in part.ids + part.inline + part.user]
         if report.kind == "hist":  # the slots and labels of equal stacks added, as entries' values are
             packed = [(k, (slots, labels)) for k, slots, labels in report.entries]
             named_entries, merged = self.stacks.name_entries(packed, key, None)
