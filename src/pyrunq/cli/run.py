@@ -263,6 +263,13 @@ def run(args, parser) -> int:
                     f"{parser.prog}: lost {pb.lost} records of {name} in all (perf buffer full)",
                     file=sys.stderr,
                 )
+        for name, lost in r.lost_samples().items():
+            if lost:
+                print(
+                    f"{parser.prog}: lost {lost} records of {name} in all (its programs counted "
+                    f"them in {name}_lost_samples: the buffer was full)",
+                    file=sys.stderr,
+                )
         for s in r.streams.values():
             if s.short:
                 print(
@@ -383,6 +390,9 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
     import json
 
     for name, text in texts.items():
+        if isinstance(text, list):  # records of a struct (Inspektor Gadget's iterators)
+            _print_records(out, name, text, as_json)
+            continue
         if isinstance(text, bytes):
             text = f"{name}: {len(text)} bytes of binary records: {_prefix(text.hex())}\n"
         if as_json:
@@ -392,6 +402,23 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
         else:
             out.write(text)
     out.flush()
+
+
+def _print_records(out, program: str, records: list, as_json: bool) -> None:
+    """An iterator's records: a table under its fields' names, columns as
+    wide as their widest cell (JSON: one document with the records)."""
+    import json
+
+    if as_json:
+        out.write(json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records}))
+        out.write("\n")
+        return
+    fields = list(records[0]) if records else []
+    cells = [[text(r.get(f, "")) for f in fields] for r in records]
+    widths = [max([len(f)] + [len(row[i]) for row in cells]) for i, f in enumerate(fields)]
+    out.write(" ".join(f.upper().ljust(w) for f, w in zip(fields, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write(" ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
 
 
 def _pairing_note(prog: str):

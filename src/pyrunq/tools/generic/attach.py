@@ -254,6 +254,34 @@ def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
     return _targets(obj, specs, UPROBE, is_uprobe, resolve_function)
 
 
+def library_targets(obj: BPFObject, given: dict) -> tuple[dict[str, list[Target]], dict[str, str]]:
+    """The uprobes whose section names a library without a path
+    (``SEC("uprobe/libssl:SSL_read")``, Inspektor Gadget's spelling) and
+    that ``given`` does not place: program -> [its target], and program ->
+    why it has none (no such library, or no such function in it)."""
+    targets, problems = {}, {}
+    for prog in obj.programs.values():
+        library = _library_spec(prog)
+        if library and prog.name not in given and prog.autoload:
+            try:
+                targets[prog.name] = [resolve_function(library)]
+            except UsageError as e:
+                problems[prog.name] = f"{e}; give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
+    return targets, problems
+
+
+def _library_spec(prog: Program) -> str | None:
+    """``libssl:SSL_read`` of ``SEC("uprobe/libssl:SSL_read")``: a library
+    named without a path, as Inspektor Gadget's loader takes it (libbpf
+    looks a name without ".so" up on PATH)."""
+    if not is_uprobe(prog) or "/" not in prog.section:
+        return None
+    binary, sep, function = prog.section.split("/", 1)[1].rpartition(":")
+    if not sep or not binary or not function or os.sep in binary or ".so" in binary:
+        return None
+    return f"{binary}:{function}"
+
+
 def _targets(obj: BPFObject, specs: dict, kind: str, is_kind, resolve) -> dict[str, list]:
     """Program name -> its targets, each spec made one by ``resolve``; the
     programs must exist and be of ``kind`` (``is_kind``)."""

@@ -36,6 +36,7 @@ import datetime
 import errno
 import functools
 import grp
+import ipaddress
 import os
 import pwd
 import signal
@@ -187,7 +188,22 @@ def formatter(kind: str, mntns=None):
         return file_flags
     if kind == "gadget_mntns_id" and mntns is not None:
         return mntns
+    if kind in ("gadget_l3endpoint_t", "gadget_l4endpoint_t"):
+        return endpoint
     return None
+
+
+def endpoint(rec) -> str:
+    """A ``struct gadget_l3endpoint_t`` or ``gadget_l4endpoint_t`` as
+    ``127.0.0.1`` or ``127.0.0.1:8080`` (``[::1]:8080``)."""
+    raw = bytes(rec.addr_raw) if isinstance(rec.addr_raw, (bytes, bytearray)) else b""
+    if rec.version not in (4, 6) or len(raw) < 16:
+        return ""
+    address = ipaddress.ip_address(raw[:4] if rec.version == 4 else raw[:16])
+    port = getattr(rec, "port", None)
+    if port is None:
+        return str(address)
+    return f"{address}:{port}" if rec.version == 4 else f"[{address}]:{port}"
 
 
 _BOOT: list[int] = []  # wall-clock ns at boot, read once
@@ -227,6 +243,8 @@ def _group(gid: int):
         return gid
 
 
+# the kernel's O_LARGEFILE, which Python's os gives as 0 on 64-bit machines
+_LARGEFILE = {"x86_64": 0o100000, "aarch64": 0o400000}.get(os.uname().machine, 0)
 _ACCESS = {os.O_RDONLY: "O_RDONLY", os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR"}
 _FLAGS = [
     (getattr(os, n), n)
@@ -257,7 +275,7 @@ def file_flags(v: int) -> str:
     """open(2) flags by name: ``O_RDONLY|O_CLOEXEC``."""
     names = [_ACCESS.get(v & os.O_ACCMODE, f"{v & os.O_ACCMODE:#o}")]
     rest = v & ~os.O_ACCMODE
-    for bit, name in _FLAGS:
+    for bit, name in _FLAGS + [(_LARGEFILE, "O_LARGEFILE")]:
         if bit and rest & bit == bit:
             names.append(name)
             rest &= ~bit

@@ -25,15 +25,18 @@ from .attach import (
     attach_program,
     choose,
     is_iterator,
+    library_targets,
     needs_tracefs,
     reason,
     refused_program,
     uprobe_targets,
     usdt_targets,
 )
+from . import gadget
 from .introspect import (
     View,
     event_map_structs,
+    find_struct,
     nameable_structs,
     struct_of_size,
     struct_types,
@@ -231,13 +234,22 @@ class Runner(Tool):
             **uprobe_targets(obj, self._uprobe_specs),
             **usdt_targets(obj, self._usdt_specs),
         }
+        libraries, missing = library_targets(obj, self._targets)
+        self._targets.update(libraries)
         self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
+        for name, why in missing.items():  # not loaded: nowhere to attach
+            obj.programs[name].autoload = False
+            self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         for name, why in self._load_refused.items():
             self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         apply_settings(obj, self._settings)
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         self.view: View = view(obj, self.path, self._show, self._units)
         self._rings = event_map_structs(obj, self._events)
+        self.gadget = gadget.markers(obj.btf)  # Inspektor Gadget's markers, if any
+        for ring, struct_name in self.gadget.tracers.items():  # its GADGET_TRACER names the struct
+            if ring in self._rings and ring not in (self._events or {}) and find_struct(obj, struct_name):
+                self._rings[ring] = struct_name
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
@@ -310,7 +322,31 @@ class Runner(Tool):
         as it was read when the Runner stopped."""
         if self._stopped:
             return dict(self._iterator_text)
-        return {name: _text_or_bytes(link.read_iter()) for name, link in self.iterator_links.items()}
+        return {name: self._iterator_output(name, link.read_iter()) for name, link in self.iterator_links.items()}
+
+    def _iterator_output(self, program: str, data: bytes):
+        """Text, or the binary records of an Inspektor Gadget iterator
+        (``GADGET_ITER``/``GADGET_SNAPSHOTTER`` name their struct) as a list
+        of records, or bytes."""
+        it = self.gadget.iterators.get(program)
+        if it is None or find_struct(self.obj, it.struct) is None:
+            return _text_or_bytes(data)
+        types, tid = struct_types(self.obj, it.struct)
+        layout = types.layout(tid)
+        if layout.record is None or not layout.size or len(data) % layout.size:
+            return _text_or_bytes(data)
+        present, size = presenter(types, tid), layout.size
+        return [present(layout.decode(data[i : i + size])) for i in range(0, len(data), size)]
+
+    def lost_samples(self) -> dict[str, int]:
+        """Event map -> the records an Inspektor Gadget program could not send
+        (the ring buffer was full), as it counts them in ``<map>_lost_samples``."""
+        out = {}
+        for ring in self.streams:
+            counter = self.obj.maps.get(ring + gadget.LOST)
+            if counter is not None and counter.percpu:
+                out[ring] = sum(sum(v) if isinstance(v, (list, tuple)) else v for _, v in counter.items())
+        return out
 
     def _read(self, name: str, struct_name: str | None) -> None:
         """Read event map ``name``, its records decoded by ``struct_name`` (from
