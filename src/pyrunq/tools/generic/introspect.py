@@ -354,11 +354,44 @@ def view(obj: BPFObject, path: str, show=(), units: dict | None = None) -> View:
     return View(shown, results, hidden, hists, units, writes_trace_pipe(calls))
 
 
+def record_structs(obj: BPFObject, explicit: dict | None = None) -> dict[str, str | None]:
+    """``event_map_structs``, and where the object is an Inspektor Gadget
+    gadget, the struct its ``GADGET_TRACER`` names for a map not in ``explicit``."""
+    out = event_map_structs(obj, explicit)
+    for ring, struct_name in gadget.markers(obj.btf).tracers.items():
+        if ring in out and ring not in (explicit or {}) and find_struct(obj, struct_name) is not None:
+            out[ring] = struct_name
+    return out
+
+
+def _describe_gadget(obj: BPFObject) -> dict | None:
+    """Inspektor Gadget's markers (``gadget``), None when the object has none."""
+    ig = gadget.markers(obj.btf)
+    if not ig:
+        return None
+    rodata = {name: tid for name, tid, _, _ in obj.btf.variables(".rodata", static=False)}
+    return {
+        "tracers": ig.tracers,
+        "mapiters": ig.mapiters,
+        "iterators": {p: {"name": it.name, "struct": it.struct} for p, it in ig.iterators.items()},
+        "params": [
+            {
+                "name": name,
+                "declaration": obj.btf.declaration(rodata[name], name),
+                "kind": value_kind(obj.btf, rodata[name]),
+                "default": present.presenter(obj.btf, rodata[name])(obj.rodata[name]),
+            }
+            for name in ig.params
+            if name in rodata
+        ],
+    }
+
+
 def describe(path: str) -> dict:
     """Everything ``pyrunq inspect`` shows, as plain data (no privileges needed)."""
     obj, facts = open_object(path)
     with obj:
-        rings = event_map_structs(obj)
+        rings = record_structs(obj)
         btf = obj.btf
         dwarf = dwarf_of(obj)
         own = [struct_types(obj, s) for s in dwarf_only_structs(obj)]
@@ -390,6 +423,7 @@ def describe(path: str) -> dict:
                 {"name": s, "size": btf.size(btf.find(s)), "definition": btf.definition(btf.find(s))}
                 for s in event_structs(obj)
             ],
+            "gadget": _describe_gadget(obj),
             "dwarf": dwarf is not None,
             "dwarf_structs": [
                 {"name": types.name(tid), "size": types.size(tid), "definition": types.definition(tid)}

@@ -35,9 +35,9 @@ from .attach import (
 from . import gadget
 from .introspect import (
     View,
-    event_map_structs,
     find_struct,
     nameable_structs,
+    record_structs,
     struct_of_size,
     struct_types,
     value_kind,
@@ -245,11 +245,8 @@ class Runner(Tool):
         apply_settings(obj, self._settings)
         self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         self.view: View = view(obj, self.path, self._show, self._units)
-        self._rings = event_map_structs(obj, self._events)
+        self._rings = record_structs(obj, self._events)
         self.gadget = gadget.markers(obj.btf)  # Inspektor Gadget's markers, if any
-        for ring, struct_name in self.gadget.tracers.items():  # its GADGET_TRACER names the struct
-            if ring in self._rings and ring not in (self._events or {}) and find_struct(obj, struct_name):
-                self._rings[ring] = struct_name
         # a pinned map would outlive the run, and could be another program's
         self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():

@@ -82,6 +82,10 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     return StackMembers(ids, inline, pid, maps, user)
 
 
+def _signed32(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
 def _side(name: str) -> str:
     """ "user" or "kernel" as a stack member's or map's name says (``user_``,
     ``u``stack, ``kern``, ``k``stack), else ""."""
@@ -112,6 +116,8 @@ class Stacks:
         out = dict(value)
         for member in members.ids:
             stack_id = value[member]
+            if member in members.maps:  # a gadget's u32: bpf_get_stackid's error, unsigned
+                stack_id = _signed32(stack_id)
             if stack_id in (-errno.EFAULT, -1):  # none: the helper's EFAULT, or the tools' own -1
                 out[member] = []
             elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
@@ -123,10 +129,11 @@ class Stacks:
         for member in members.user:  # a struct gadget_user_stack: empty when not collected
             ustack = value[member]
             stack_map = self._map_for(member, gadget.USER_STACKS)
-            if not ustack.get("tgid_level0") or stack_map is None or ustack.get("stack_id", -1) < 0:
+            stack_id = _signed32(ustack.get("stack_id", -1))
+            if not ustack.get("tgid_level0") or stack_map is None or stack_id < 0:
                 out[member] = []
             else:
-                addresses = stack_addresses(stack_map, ustack["stack_id"])
+                addresses = stack_addresses(stack_map, stack_id)
                 out[member] = self._names(addresses, ustack["tgid_level0"], member)
         for member in members.inline:
             addresses = value[member]

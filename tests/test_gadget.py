@@ -1,0 +1,83 @@
+"""Inspektor Gadget's conventions (tools/generic/gadget.py), on our own
+objects in its gadgets' style (tests/objects/gen_gadget_*.bpf.c): their
+markers, types and section spellings, as its loader reads them."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+
+import pytest
+
+from pyrunq.tools.generic import Runner, gadget
+from testobjects import fire, my_comm
+
+SYSCALL_ENTRY = {"x86_64": "do_syscall_64", "aarch64": "invoke_syscall"}[os.uname().machine]
+
+
+@pytest.mark.slow  # naming stacks reads kallsyms and libc's symbols: half a second
+def test_a_tracers_records_are_its_struct_with_its_types_shown_as_its_loader_does(kernel, objs):
+    """gen_gadget_trace: the marker names the records' struct (two structs
+    of their size: nothing else would); a gadget_timestamp is wall-clock
+    time, a struct gadget_process is columns (its mount namespace as
+    "host"), X_raw members are X by name (ESRCH, SIGKILL, O_CLOEXEC), the
+    gadget_kernel_stack and struct gadget_user_stack are named from
+    ig_kstack and ig_ustack; the library's scratch map and lost-sample
+    counter are not shown, the counter's total is read; SEC("uprobe/libc:F")
+    attaches to libc's F."""
+    start = datetime.datetime.now()
+    with Runner(objs["gen_gadget_trace"], settings={"target_tgid": os.getpid()}) as r:
+        assert not r.not_attached, r.not_attached
+        fire(999999, 0, 999998)
+        r.stop()
+        assert r.lost_samples() == {"outbox": 0}
+        hidden, reports = r.view.hidden, {rep.name: rep for rep in r.maps()}
+    end = datetime.datetime.now()
+    records = [rec for ring, rec in r.events if ring == "outbox"]
+    assert [rec["error"] for rec in records] == ["ESRCH", "", "ESRCH"]
+    for rec in records:
+        assert start <= datetime.datetime.fromisoformat(rec["timestamp"]) <= end
+        assert (rec["comm"], rec["pid"], rec["tid"]) == (my_comm(), os.getpid(), os.getpid())
+        assert (rec["container"], rec["uid"], rec["ppid"]) == ("host", "root", os.getppid())
+        assert (rec["flags"], rec["sig"]) == ("O_RDONLY|O_CLOEXEC", "SIGKILL")
+        assert SYSCALL_ENTRY in rec["kstack"], rec["kstack"]
+        assert rec["ustack"] and rec["ustack"][0].endswith("getpgid"), rec["ustack"]
+    assert r.streams["outbox"].struct == "event"
+    assert {"outbox_lost_samples", "gadget_heap"} <= set(hidden)
+    assert reports["libc_calls"].entries == [(None, 3)]
+
+
+def test_a_map_iterators_histograms_and_bitmaps(kernel, objs):
+    """gen_gadget_hist: an array of gadget_histogram_slot__u32 is a log2
+    histogram per key (its mount namespace shown as "host"); the bitmap's
+    map is shown, beside histograms, because its marker says it is a
+    result, and its bytes as the set of values seen."""
+    with Runner(objs["gen_gadget_hist"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 3, 5, 7, 9, 100, 120)
+        r.stop()
+        reports = {rep.name: rep for rep in r.maps()}
+    hists = {key["parity"]: (key["mntns_id"], slots) for key, slots, _ in reports["hists"].entries}
+    assert reports["hists"].kind == "hist"
+    assert hists[1] == ("host", [1, 1, 2, 1] + [0] * 23)
+    assert hists[0] == ("host", [0] * 6 + [2] + [0] * 20)
+    assert reports["seen"].entries == [({"mntns_id": "host"}, {"values": [1, 3, 5, 7, 9, 36, 56]})]
+
+
+def test_an_iterators_binary_records_are_decoded_with_its_struct(kernel, objs):
+    """gen_gadget_iter: one record per thread of this process, decoded with
+    the struct its GADGET_ITER marker names, and its parameter listed."""
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    try:
+        with Runner(objs["gen_gadget_iter"], settings={"target_tgid": os.getpid()}) as r:
+            (rows,) = r.iterators().values()
+            markers = gadget.markers(r.obj.btf)
+    finally:
+        done.set()
+        thread.join()
+    assert {(row["pid"], row["tid"]) for row in rows} >= {(os.getpid(), os.getpid()), (os.getpid(), thread.native_id)}
+    assert {row["mntns_id"] for row in rows} == {"host"}
+    assert markers.params == ["target_tgid"]
+    assert markers.iterators == {"dump_threads": gadget.Iterator("threads", "task_row", ("dump_threads",))}
