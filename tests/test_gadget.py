@@ -77,7 +77,10 @@ def test_an_iterators_binary_records_are_decoded_with_its_struct(kernel, objs):
     finally:
         done.set()
         thread.join()
-    assert {(row["pid"], row["tid"]) for row in rows} >= {(os.getpid(), os.getpid()), (os.getpid(), thread.native_id)}
+    assert {(row["pid"], row["tid"]) for row in rows} >= {
+        (os.getpid(), os.getpid()),
+        (os.getpid(), thread.native_id),
+    }
     assert {row["mntns_id"] for row in rows} == {"host"}
     assert markers.params == ["target_tgid"]
     assert markers.iterators == {"dump_threads": gadget.Iterator("threads", "task_row", ("dump_threads",))}

@@ -105,7 +105,9 @@ def _gadget(g: dict) -> list[str]:
     out += _table([[f"{p['declaration']} = {_c_value(p['default'], p['kind'])};"] for p in g["params"]])
     what = [f"tracer: {m} -> struct {s}" for m, s in g["tracers"].items()]
     what += [f"map iterator {name}: {m}" for m, name in g["mapiters"].items()]
-    what += [f"iterator {it['name']}: program {p} -> struct {it['struct']}" for p, it in g["iterators"].items()]
+    what += [
+        f"iterator {it['name']}: program {p} -> struct {it['struct']}" for p, it in g["iterators"].items()
+    ]
     return out + ["", "gadget (Inspektor Gadget's markers):"] + ["  " + line for line in what]
 
 

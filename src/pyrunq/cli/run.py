@@ -410,7 +410,9 @@ def _print_records(out, program: str, records: list, as_json: bool) -> None:
     import json
 
     if as_json:
-        out.write(json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records}))
+        out.write(
+            json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records})
+        )
         out.write("\n")
         return
     fields = list(records[0]) if records else []

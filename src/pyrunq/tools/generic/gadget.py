@@ -157,7 +157,11 @@ def hist_slots_member(types, tid: int) -> str | None:
         return None
     for name, mtid, _, bits in types.members(tid):
         mtid = types.resolve(mtid)
-        if not bits and types.kind(mtid) == B.ARRAY and typedef(types, types.array(mtid)[0]).startswith(HIST_SLOT):
+        if (
+            not bits
+            and types.kind(mtid) == B.ARRAY
+            and typedef(types, types.array(mtid)[0]).startswith(HIST_SLOT)
+        ):
             return name
     return None
 

@@ -319,7 +319,9 @@ class Runner(Tool):
         as it was read when the Runner stopped."""
         if self._stopped:
             return dict(self._iterator_text)
-        return {name: self._iterator_output(name, link.read_iter()) for name, link in self.iterator_links.items()}
+        return {
+            name: self._iterator_output(name, link.read_iter()) for name, link in self.iterator_links.items()
+        }
 
     def _iterator_output(self, program: str, data: bytes):
         """Text, or the binary records of an Inspektor Gadget iterator

@@ -77,7 +77,9 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     if not (ids or inline or user):
         return None
     pid = "tgid" if "tgid" in names else "pid" if "pid" in names else None
-    if pid is None and gadget.PROCESS_STRUCT in (gadget.typedef(types, t) for _, t, _, _ in types.members(tid)):
+    if pid is None and gadget.PROCESS_STRUCT in (
+        gadget.typedef(types, t) for _, t, _, _ in types.members(tid)
+    ):
         pid = "pid"  # flattened from its struct gadget_process
     return StackMembers(ids, inline, pid, maps, user)
 
