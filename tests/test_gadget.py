@@ -7,8 +7,12 @@ from __future__ import annotations
 import datetime
 import os
 import threading
+import time
 
 import pytest
+
+import podman_images
+from needs import need
 
 from pyrunq.tools.generic import Runner, gadget
 from testobjects import fire, my_comm
@@ -84,3 +88,27 @@ def test_an_iterators_binary_records_are_decoded_with_its_struct(kernel, objs):
     assert {row["mntns_id"] for row in rows} == {"host"}
     assert markers.params == ["target_tgid"]
     assert markers.iterators == {"dump_threads": gadget.Iterator("threads", "task_row", ("dump_threads",))}
+
+
+LOOP = "import os, time\nwhile True:\n    os.getpgid(0)\n    time.sleep(0.05)\n"
+
+
+@pytest.mark.slow  # a podman container
+def test_a_mount_namespace_is_shown_as_the_container_it_is_ones(kernel, objs):
+    """A record of a process in a podman container names the container as
+    ``pyrunq top`` names it (``podman:`` and its short id), not its mount
+    namespace's inode."""
+    need("podman")
+    image = podman_images.build()
+    cid = podman_images.podman("run", "-d", "--rm", "--entrypoint=python3", image, "-c", LOOP)
+    try:
+        pid = int(podman_images.podman("inspect", "--format", "{{.State.Pid}}", cid))
+        with Runner(objs["gen_gadget_trace"], settings={"target_tgid": pid}) as r:
+            deadline = time.monotonic() + 60
+            while not r.events and time.monotonic() < deadline:
+                r.poll(1)
+    finally:
+        podman_images.podman("rm", "-f", cid)
+    assert r.events, "no getpgid() of the container's process seen in 60 s"
+    _, record = r.events[0]
+    assert (record["pid"], record["container"]) == (pid, f"podman:{cid[:12]}")

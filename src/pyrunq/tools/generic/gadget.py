@@ -306,6 +306,8 @@ class MountNamespaces:
         self._scanned = -self.RESCAN
 
     def __call__(self, inode: int):
+        if not inode:  # none read (an exiting task has no namespaces)
+            return ""
         if inode not in self._names and time.monotonic() - self._scanned >= self.RESCAN:
             self._scan()
         return self._names.get(inode, inode)

@@ -91,7 +91,7 @@ def _signed32(v: int) -> int:
 def _side(name: str) -> str:
     """ "user" or "kernel" as a stack member's or map's name says (``user_``,
     ``u``stack, ``kern``, ``k``stack), else ""."""
-    n = name.lower()
+    n = name.lower().removeprefix("ig_")  # Inspektor Gadget's ig_kstack, ig_ustack
     if n.startswith(("user", "ustack", "u_stack")) or "_user" in n:
         return "user"
     if n.startswith(("kern", "kstack", "k_stack")) or "_kern" in n:
