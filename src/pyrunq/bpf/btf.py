@@ -281,6 +281,14 @@ class BTF:
     # -- a BTF of our own, for types from elsewhere --------------------------------
 
     @classmethod
+    def kernel(cls) -> BTF:
+        """The running kernel's BTF (vmlinux), to read or to add types to
+        (``add_*``): a loader that supplies types the kernel lacks writes it
+        out (``raw()``) for ``BPFObject(btf_custom_path=...)``."""
+        ptr = libbpf.check_ptr(lib.btf__load_vmlinux_btf(), "read the kernel's BTF")
+        return cls(ffi.gc(ptr, lib.btf__free))
+
+    @classmethod
     def new(cls) -> BTF:
         """An empty BTF in memory, to fill with the ``add_*`` methods. Each
         returns the new type's id (1, 2, ... in the order of the calls); a

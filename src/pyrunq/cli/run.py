@@ -226,6 +226,13 @@ def run(args, parser) -> int:
                 f"sizes it): sized {size}; choose with --max-entries {name}=N",
                 file=sys.stderr,
             )
+        for name in r.supplied:
+            print(
+                f"{parser.prog}: note: {name} added to the kernel's BTF for the object's CO-RE, as "
+                "Inspektor Gadget's loader adds it (its socket enricher's map stays empty: "
+                "records carry no process)",
+                file=sys.stderr,
+            )
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         if r.view.hidden:

@@ -43,6 +43,7 @@ import signal
 import stat
 import time
 
+from ...bpf import BTF
 from ...bpf import btf as B
 from ... import containers
 
@@ -345,3 +346,55 @@ def _container(path: str) -> str:
             if found["container_id"]:
                 return f"{found['runtime'] or 'container'}:{found['container_id'][:12]}"
     return ""
+
+
+# -- the socket enricher's type ------------------------------------------------------
+
+SOCKET_VALUE = "gadget_socket_value"
+_COPIED = (B.INT, B.ARRAY, B.TYPEDEF, B.CONST, B.VOLATILE, B.STRUCT, B.UNION)
+
+
+def socket_enricher_btf(btf) -> bytes | None:
+    """The kernel's BTF with ``struct gadget_socket_value`` added as the
+    object declares it, when the object reads one (its network gadgets look
+    sockets up in the socket enricher's map with CO-RE, and Inspektor
+    Gadget's loader adds that type to the kernel's); None when it does not.
+    The enricher's map stays empty here: the gadgets' records then carry no
+    process, as theirs do for a socket the enricher does not know."""
+    try:
+        tid = btf.find(SOCKET_VALUE)
+    except KeyError:
+        return None
+    kernel = BTF.kernel()
+    try:
+        kernel.find(SOCKET_VALUE)
+        return None  # the kernel has it already
+    except KeyError:
+        pass
+    _copy(btf, tid, kernel, {})
+    return kernel.raw()
+
+
+def _copy(src, tid: int, dst, done: dict[int, int]) -> int:
+    """Type ``tid`` of ``src`` added to ``dst`` (integers, arrays, typedefs,
+    qualifiers, structs and unions of those), its id there."""
+    if not tid:
+        return 0
+    if tid in done:
+        return done[tid]
+    kind, name = src.kind(tid), src.name(tid)
+    if kind not in _COPIED:
+        raise ValueError(f"{name or 'a type'} of kind {kind} is not copied")
+    if kind == B.INT:
+        size, signed, is_bool, _ = src.int_info(tid)
+        out = dst.add_int(name, size, signed, is_bool)
+    elif kind == B.ARRAY:
+        elem, n = src.array(tid)
+        out = dst.add_array(_copy(src, elem, dst, done), n)
+    elif kind in (B.TYPEDEF, B.CONST, B.VOLATILE):
+        out = dst.add_ref(kind, _copy(src, src.pointee(tid), dst, done), name)
+    else:
+        members = [(m, _copy(src, t, dst, done), off, bits) for m, t, off, bits in src.members(tid)]
+        out = dst.add_struct(kind, name, src.size(tid), members)
+    done[tid] = out
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import select
+import tempfile
 import time
 
 from ...bpf import RINGBUF, BPFObject, PerfBuffer, RingBuffer
@@ -196,6 +197,8 @@ class Runner(Tool):
         self.perf: dict[str, PerfBuffer] = {}  # one per perf event array
         self._readable: select.epoll | None = None  # when there are several
         self._stopped = False
+        self._kernel_btf = None  # the kernel's BTF with types the object's loader adds (a file)
+        self.supplied: list[str] = []  # those types
         self._start()
 
     def _start(self) -> None:
@@ -224,7 +227,17 @@ class Runner(Tool):
 
     def open(self) -> BPFObject:
         obj, self.facts = open_object(self.path)
-        return obj
+        enricher = gadget.socket_enricher_btf(obj.btf)
+        if enricher is None:
+            return obj
+        # an Inspektor Gadget network gadget: its CO-RE wants the socket
+        # enricher's type in the kernel's BTF, as its loader puts it there
+        obj.close()
+        self._kernel_btf = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
+        self._kernel_btf.write(enricher)
+        self._kernel_btf.flush()
+        self.supplied = [f"struct {gadget.SOCKET_VALUE}"]
+        return BPFObject(self.path, btf_custom_path=self._kernel_btf.name)
 
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
@@ -537,6 +550,9 @@ class Runner(Tool):
         if self._readable is not None:
             self._readable.close()
         super().close()
+        if self._kernel_btf is not None:
+            self._kernel_btf.close()
+            self._kernel_btf = None
 
 
 @dataclasses.dataclass
