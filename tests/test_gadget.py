@@ -112,3 +112,16 @@ def test_a_mount_namespace_is_shown_as_the_container_it_is_ones(kernel, objs):
     assert r.events, "no getpgid() of the container's process seen in 60 s"
     _, record = r.events[0]
     assert (record["pid"], record["container"]) == (pid, f"podman:{cid[:12]}")
+
+
+def test_the_socket_enrichers_type_is_added_to_the_kernels_btf(kernel, objs):
+    """gen_gadget_socket reads a struct gadget_socket_value with CO-RE, as
+    the network gadgets do: the kernel has no such type (libbpf refused the
+    object); with the object's own copy added to the kernel's BTF it loads
+    and runs, the enricher's table empty."""
+    with Runner(objs["gen_gadget_socket"], settings={"target_tgid": os.getpid()}) as r:
+        fire(0, 0)
+        r.stop()
+        values = {rep.name: rep.entries for rep in r.maps()}
+        assert r.supplied == ["struct gadget_socket_value"]
+    assert (values["found"], values["not_found"]) == ([(None, 0)], [(None, 2)])
