@@ -20,7 +20,7 @@ from pyrunq.bpf import BPFObject, features
 from pyrunq.bpf import btf as B
 from pyrunq.errors import BPFError, StateError
 from pyrunq.tools.generic import NothingAttached, Runner
-from pyrunq.tools.generic.attach import attach_point
+from pyrunq.tools.generic.twins import attach_point
 import cli
 from cli import run_and_fire
 from testobjects import fire, my_comm
@@ -502,8 +502,25 @@ def test_uprobes_whose_section_names_no_target_attach_where_told(kernel, objs):
         Runner(objs["gen_uprobe"])  # without targets: each reported, and nothing else runs
 
 
-def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kernel, objs):
+def test_a_program_the_kernel_refuses_to_load_is_left_out_and_the_rest_run(kernel, objs, monkeypatch):
+    from pyrunq.tools.generic import objfile
+
+    reads = {"elf": 0, "code": 0, "kernel btf": 0, "opens": 0}
+
+    def counted(what, f):
+        def call(*args, **kwargs):
+            reads[what] += 1
+            return f(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(objfile, "check_object_file", counted("elf", objfile.check_object_file))
+    monkeypatch.setattr(objfile, "helper_calls", counted("code", objfile.helper_calls))
+    monkeypatch.setattr(features, "kernel_btf_has", counted("kernel btf", features.kernel_btf_has))
+    monkeypatch.setattr(objfile, "BPFObject", counted("opens", objfile.BPFObject))
     with Runner(objs["gen_rejected"], settings={"target_tgid": os.getpid()}) as r:
+        # loaded twice (the second time without the refused program), the file read once
+        assert reads == {"elf": 1, "code": 1, "kernel btf": 0, "opens": 2}, reads
         assert r.attached == ["counted"]
         [(program, section, why)] = r.not_attached
         assert (program, section) == ("rejected", "raw_tp/sys_exit")

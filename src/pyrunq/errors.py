@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from collections import namedtuple
 
 ENOTSUPP = 524  # kernel-internal "operation not supported", seen by bpf()
 LIBBPF_ERRNO_BASE = 4000
@@ -110,6 +111,26 @@ class NoKernelBTF(KernelNotSupported):
 
     def __str__(self) -> str:
         return f"this kernel {self.problem} {self.name}; pyrunq needs CONFIG_DEBUG_INFO_BTF=y"
+
+
+# A program that does not run, and why (a namedtuple: typing costs every start 2 ms).
+NotAttached = namedtuple("NotAttached", ["program", "section", "reason"])
+NotAttached.__doc__ = "A program that does not run, and why: (program, section, reason)."
+
+
+class NothingAttached(PyrunqError):
+    """No program of the object could attach: the run has nothing to do."""
+
+    def __init__(self, obj: str, not_attached: list[NotAttached], extra: str | None = None):
+        super().__init__(obj, not_attached, extra)
+        self.obj, self.not_attached, self.extra = obj, not_attached, extra
+
+    def __str__(self) -> str:
+        if not self.not_attached:
+            return f"{self.obj} has no program to attach"
+        why = "; ".join(f"{n.program} ({n.section}): {n.reason}" for n in self.not_attached)
+        extra = f". {self.extra[:1].upper()}{self.extra[1:]}" if self.extra else ""
+        return f"no program of {self.obj} could attach: {why}{extra}"
 
 
 def describe_errno(err: int) -> str:

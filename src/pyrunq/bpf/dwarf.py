@@ -38,6 +38,8 @@ from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Stru
 
 TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .object import BPFObject
 
 log = logging.getLogger(__name__)
@@ -497,15 +499,31 @@ def _location(value) -> int:
 _cache: weakref.WeakKeyDictionary[BPFObject, DwarfTypes | None] = weakref.WeakKeyDictionary()
 
 
+_readers: weakref.WeakKeyDictionary[BPFObject, Callable[[], DwarfTypes | None]] = weakref.WeakKeyDictionary()
+
+
+def share(obj: BPFObject, read: Callable[[], DwarfTypes | None]) -> None:
+    """Have ``dwarf_of(obj)`` ask ``read()`` (called at most once, when first
+    needed) instead of reading the file: a caller that opens the same file
+    again and again (the generic loader's retries) reads its DWARF once."""
+    _readers[obj] = read
+
+
+def read_dwarf(path: str) -> DwarfTypes | None:
+    """``DwarfTypes.read(path)``, or None, logged, when pyelftools cannot read it."""
+    try:
+        return DwarfTypes.read(path)
+    except Exception as e:  # a foreign object's odd DWARF: go on without it
+        log.warning("cannot read the DWARF of %s: %s", path, e)
+        return None
+
+
 def dwarf_of(obj: BPFObject) -> DwarfTypes | None:
     """The DWARF types of ``obj``'s file, read once, at the first call; None
     when the object has no DWARF or pyelftools cannot read it."""
     if obj not in _cache:
-        try:
-            _cache[obj] = types = DwarfTypes.read(obj.path)
-            if types is not None:
-                types.records = obj.btf.records
-        except Exception as e:  # a foreign object's odd DWARF: go on without it
-            log.warning("cannot read the DWARF of %s: %s", obj.path, e)
-            _cache[obj] = None
+        read = _readers.get(obj)
+        _cache[obj] = types = read() if read is not None else read_dwarf(obj.path)
+        if types is not None and read is None:
+            types.records = obj.btf.records
     return _cache[obj]

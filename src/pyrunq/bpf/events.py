@@ -41,7 +41,10 @@ from .maps import EVENT_TYPES, RINGBUF
 
 TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    KernelAnswers = Callable[..., set[tuple[str, int]]]
 
     from .object import BPFObject
 
@@ -79,10 +82,15 @@ def through_pointers(btf: Any, tid: int) -> tuple[int, bool]:
             return tid, pointed
 
 
-def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) -> dict[str, str | None]:
+def event_map_structs(
+    obj: BPFObject, explicit: dict[str, str] | None = None, kernel: KernelAnswers | None = None
+) -> dict[str, str | None]:
     """Event map (ring buffer, perf event array) name -> the struct its records
     are decoded by, as far as the object tells before any record (None: by
-    the first record's size, see ``struct_of_size``, or raw bytes)."""
+    the first record's size, see ``struct_of_size``, or raw bytes).
+    ``kernel``: what answers "which of these the kernel's BTF has"
+    (``features.kernel_btf_has`` by default; a caller that asks again and
+    again keeps the answers)."""
     explicit = dict(explicit or {})
     rings = [m.name for m in obj.maps.values() if m.type in EVENT_TYPES]
     for name, struct_name in explicit.items():
@@ -96,11 +104,11 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) ->
     candidates = event_structs(obj)
     # not the kernel's own structs, which vmlinux.h brought in (bootstrap_legacy's
     # map "perf_buffer" carries no struct perf_buffer)
-    kernels = _kernel_structs({g for ring in rings for g in _named_after(ring)})
+    kernels = _kernel_structs({g for ring in rings for g in named_after(ring)}, kernel)
     out = {}
     for ring in rings:
         out[ring] = explicit.get(ring) or next(
-            (g for g in _named_after(ring) if g not in kernels and _in_btf(obj, g)), None
+            (g for g in named_after(ring) if g not in kernels and _in_btf(obj, g)), None
         )
         if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
             out[ring] = candidates[0]
@@ -108,7 +116,7 @@ def event_map_structs(obj: BPFObject, explicit: dict[str, str] | None = None) ->
         dwarf = dwarf_of(obj)
         if dwarf is None:
             break
-        out[ring] = next((g for g in _named_after(ring) if g not in kernels and g in dwarf.structs()), None)
+        out[ring] = next((g for g in named_after(ring) if g not in kernels and g in dwarf.structs()), None)
     return out
 
 
@@ -137,7 +145,7 @@ def no_struct(obj: BPFObject, name: str) -> str:
     )
 
 
-def _named_after(ring: str) -> list[str]:
+def named_after(ring: str) -> list[str]:
     return [ring, ring[:-1]] if ring.endswith("s") and len(ring) > 1 else [ring]
 
 
@@ -178,21 +186,29 @@ def dwarf_only_structs(obj: BPFObject) -> list[str]:
     return [] if dwarf is None else [s for s in dwarf.own_structs() if not _in_btf(obj, s)]
 
 
-def map_structs(obj: BPFObject) -> list[str]:
+def map_structs(obj: BPFObject, kernel: KernelAnswers | None = None) -> list[str]:
     """The object's own named structs that its maps hold as keys or values
     (javagc sends the struct data_t that its map data_map holds too), not
     the kernel's."""
     btf = obj.btf
     tids = [btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t]
     names = [btf.name(t) for t in tids if btf.kind(t) == B.STRUCT and btf.name(t)]
-    kernels = _kernel_structs(set(names))
+    kernels = _kernel_structs(set(names), kernel)
     return [n for n in dict.fromkeys(names) if n not in kernels]
 
 
-def _kernel_structs(names: set[str]) -> set[str]:
+def _kernel_structs(names: set[str], kernel: KernelAnswers | None = None) -> set[str]:
     """Those of ``names`` that are structs of the running kernel too: vmlinux.h
     brought them into the object, they are not its own."""
-    return {n for n, _ in features.kernel_btf_has(*((n, B.STRUCT) for n in names))} if names else set()
+    ask = kernel or features.kernel_btf_has
+    return {n for n, _ in ask(*((n, B.STRUCT) for n in names))} if names else set()
+
+
+def candidate_tiers(obj: BPFObject, kernel: KernelAnswers | None = None) -> list[list[str]]:
+    """The structs records may be, in the order they are tried: event
+    structs, the structs only DWARF has (read then), the object's own structs
+    that its maps hold."""
+    return [event_structs(obj), dwarf_only_structs(obj), map_structs(obj, kernel)]
 
 
 def nameable_structs(obj: BPFObject) -> list[str]:
@@ -210,15 +226,17 @@ def fits(struct_size: int, record_size: int, perf: bool) -> bool:
     return 0 <= record_size - struct_size < 8 if perf else record_size == struct_size
 
 
-def struct_of_size(obj: BPFObject, record_size: int, perf: bool) -> tuple[str | None, list[str]]:
+def struct_of_size(
+    obj: BPFObject, record_size: int, perf: bool, tiers: list[list[str]] | None = None
+) -> tuple[str | None, list[str]]:
     """The struct that records of ``record_size`` bytes are decoded by when
     nothing else names one, and the structs that fit: the only event struct
     that fits, or if none does, the only struct only DWARF has that fits
     (DWARF is read only then), or the only struct of the object's maps that
     fits. None when none or several fit."""
-    for tier in (event_structs, dwarf_only_structs, map_structs):
+    for names in tiers if tiers is not None else candidate_tiers(obj):
         fitting = []
-        for name in tier(obj):
+        for name in names:
             found = find_struct(obj, name)
             if found is not None and fits(found[0].size(found[1]), record_size, perf):
                 fitting.append(name)

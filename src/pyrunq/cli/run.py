@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import reading
+from .printers import PREFIX_BYTES, JsonPrinter, TablePrinter, only, prefix, print_records, without
 
 FOREIGN_FILES = True  # output escaped: names in the object may hold control characters
 EXAMPLES = """examples:
@@ -264,10 +265,10 @@ def run(args, parser) -> int:
         shown.flush()
         if args.folded or args.flamegraph:
             _draw_stacks(parser.prog, args, r, out)
-        for name, pb in r.perf.items():
-            if pb.lost:
+        for name, lost in r.lost_by_map().items():
+            if lost:
                 print(
-                    f"{parser.prog}: lost {pb.lost} records of {name} in all (perf buffer full)",
+                    f"{parser.prog}: lost {lost} records of {name} in all (perf buffer full)",
                     file=sys.stderr,
                 )
         for name, lost in r.lost_samples().items():
@@ -325,11 +326,11 @@ def stack_pairs(reports) -> tuple[list, str]:
     for rep in with_stacks:
         user = [m for m in rep.stacks if m not in rep.kernel_stacks]
         for key, value, *_ in rep.entries:
-            stacks = {**_only(key, rep.stacks), **_only(value, rep.stacks)}
+            stacks = {**only(key, rep.stacks), **only(value, rep.stacks)}
             if rep.kind == "hist":  # a histogram per stack (futexctn): weighed by its samples
                 weight, unit = sum(value), "samples"
             else:
-                weight, unit = _weight(_without(value, rep.stacks))
+                weight, unit = _weight(without(value, rep.stacks))
             units.append(unit)
             frames = [rep.name] if len(with_stacks) > 1 else []
             comm = _process_name(key, value)
@@ -398,10 +399,10 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
 
     for name, text in texts.items():
         if isinstance(text, list):  # records of a struct (Inspektor Gadget's iterators)
-            _print_records(out, name, text, as_json)
+            print_records(out, name, text, as_json)
             continue
         if isinstance(text, bytes):
-            text = f"{name}: {len(text)} bytes of binary records: {_prefix(text.hex())}\n"
+            text = f"{name}: {len(text)} bytes of binary records: {prefix(text.hex())}\n"
         if as_json:
             out.write(
                 json.dumps({"type": "iterator", "time": time.time(), "program": name, "text": text}) + "\n"
@@ -409,25 +410,6 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
         else:
             out.write(text)
     out.flush()
-
-
-def _print_records(out, program: str, records: list, as_json: bool) -> None:
-    """An iterator's records: a table under its fields' names, columns as
-    wide as their widest cell (JSON: one document with the records)."""
-    import json
-
-    if as_json:
-        out.write(
-            json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records})
-        )
-        out.write("\n")
-        return
-    fields = list(records[0]) if records else []
-    cells = [[text(r.get(f, "")) for f in fields] for r in records]
-    widths = [max([len(f)] + [len(row[i]) for row in cells]) for i, f in enumerate(fields)]
-    out.write(" ".join(f.upper().ljust(w) for f, w in zip(fields, widths)).rstrip() + "\n")
-    for row in cells:
-        out.write(" ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
 
 
 def _pairing_note(prog: str):
@@ -445,14 +427,6 @@ def _pairing_note(prog: str):
         print(f"{prog}: note: records of {stream.map} {what}", file=sys.stderr, flush=True)
 
     return note
-
-
-PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
-
-
-def _prefix(data: str) -> str:
-    """The first PREFIX_BYTES bytes of a record in hex, "..." when there is more."""
-    return data[: 2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
 
 
 def _runner(args, on_event, on_pairing=None):
@@ -511,144 +485,3 @@ def _with_flags(message: str) -> str:
         if message.startswith(f"{word} "):
             return flag + message[len(word) :]
     return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
-
-
-def text(v) -> str:
-    """A decoded value on one line: numbers and strings as they are, structs
-    as {field=value, ...}, arrays as [a, b]."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}={text(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list):
-        return "[" + ", ".join(text(x) for x in v) + "]"
-    return str(v)
-
-
-class TablePrinter:
-    """Records as rows under a header of field names; maps bpftrace-style;
-    histograms as bcc prints them; a global's own value as ``name: value``."""
-
-    raw = False  # records no struct decodes: whole, not their size and first bytes
-
-    def __init__(self, out):
-        self.out, self.streams, self._last = out, {}, None
-
-    def event(self, map_name: str, record: dict) -> None:
-        stream = self.streams[map_name]
-        columns = stream.columns
-        if stream.raw and not self.raw:
-            record = {"size": record["size"], "data": _prefix(record["data"])}
-        if map_name != self._last:  # a header again whenever the event map changes
-            if self._last is not None:
-                self.out.write("\n")
-            self._last = map_name
-            self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in columns]).rstrip() + "\n")
-        cells = [time.strftime("%H:%M:%S")]
-        cells += [text(record.get(f, "")).ljust(w) for f, w in columns]
-        self.out.write(" ".join(cells).rstrip() + "\n")
-        self.out.write(stack_lines(record, stream.stacks))
-        self.out.flush()
-
-    def maps_with_time(self, reports) -> None:
-        self.out.write(f"\n{time.strftime('%H:%M:%S')}\n")
-        self.maps(reports)
-
-    def maps(self, reports) -> None:
-        from ..hist import render_log2_bcc
-
-        values = False  # after a global's own value: the next one goes on the next line
-        for rep in reports:
-            if rep.kind == "hist":
-                values = False
-                for key, slots, labels in rep.entries:
-                    head = rep.name if key is None else f"{rep.name}[{text(_without(key, rep.stacks))}]"
-                    extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
-                    stacks = stack_lines(_only(key, rep.stacks), rep.stacks) if rep.stacks else ""
-                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
-                continue
-            value = _own_value(rep)
-            if rep.entries and not (value and values):
-                self.out.write("\n")
-            values = value
-            for key, v in rep.entries:
-                shown_key, shown_value = _without(key, rep.stacks), _without(v, rep.stacks)
-                head = rep.name if key is None else f"{rep.name}[{text(shown_key)}]"
-                self.out.write(f"{head}: {text(shown_value)}\n")
-                if rep.stacks:
-                    self.out.write(
-                        stack_lines({**_only(key, rep.stacks), **_only(v, rep.stacks)}, rep.stacks)
-                    )
-            if rep.merged:
-                note = f"{rep.merged} entries added into others whose stacks name the same functions"
-                self.out.write(f"({rep.name}: {note})\n")
-        self.out.flush()
-
-
-def _without(value, members: list):
-    """A struct's members but the stacks."""
-    if not (members and isinstance(value, dict)):
-        return value
-    return {k: v for k, v in value.items() if k not in members}
-
-
-def _only(value, members: list) -> dict:
-    return {k: v for k, v in value.items() if k in members} if isinstance(value, dict) else {}
-
-
-def stack_lines(value: dict, members: list) -> str:
-    """The stacks of a record or entry, a function per line, as bcc's tools
-    print them: the kernel's (innermost) above the user's, "--" between."""
-    order = sorted(members, key=lambda m: m.lower().startswith("u"))
-    stacks = [value[m] for m in order if value.get(m)]
-    return "    --\n".join("".join(f"    {frame}\n" for frame in stack) for stack in stacks)
-
-
-def _own_value(rep) -> bool:
-    """Whether a report is a global's own value (not an array's elements)."""
-    return rep.section is not None and [key for key, _ in rep.entries] == [None]
-
-
-class JsonPrinter:
-    raw = False  # records no struct decodes: whole ("data"), not "size" and "prefix"
-
-    def __init__(self, out):
-        import json
-
-        self.out, self.dumps, self.streams = out, json.dumps, {}
-
-    def event(self, map_name: str, record: dict) -> None:
-        if self.streams[map_name].raw and not self.raw:
-            record = {"size": record["size"], "prefix": record["data"][: 2 * PREFIX_BYTES]}
-        self.out.write(
-            self.dumps({"type": "event", "time": time.time(), "map": map_name, "event": record}) + "\n"
-        )
-        self.out.flush()
-
-    def maps(self, reports) -> None:
-        now = time.time()
-        for rep in reports:
-            source = (
-                {"map": rep.name} if rep.section is None else {"global": rep.name, "section": rep.section}
-            )
-            if rep.kind == "hist":
-                doc = {
-                    "type": "hist",
-                    "time": now,
-                    **source,
-                    "unit": rep.unit,
-                    "histograms": [{"key": k, "slots": s, "labels": lab} for k, s, lab in rep.entries],
-                }
-            elif _own_value(rep):
-                doc = {"type": "global", "time": now, **source, "value": rep.entries[0][1]}
-            else:
-                doc = {
-                    "type": "map" if rep.section is None else "global",
-                    "time": now,
-                    **source,
-                    "entries": [{"key": k, "value": v} for k, v in rep.entries],
-                }
-            self.out.write(self.dumps(doc) + "\n")
-        self.out.flush()
-
-    maps_with_time = maps

@@ -1,17 +1,27 @@
-"""The generic tool: any CO-RE object, which pyrunq did not write, checked
-(``objfile``), described from its own BTF (``introspect``), configured from
-text (``settings``), its programs chosen and attached (``attach``), and loaded
-and read (``runner``; its maps and globals as ``reports``) on the same
-lifecycle as every other tool; stacks are named (``stacks``). ``pyrunq
-inspect`` and ``pyrunq run`` are its front ends; ``pyrunq.run()`` is the
-whole of it in one call."""
+"""The generic tool: any CO-RE object, which pyrunq did not write, as a
+pipeline: read once (``objfile``: the ELF checked, its helper calls scanned
+by ``bytecode``, its DWARF when needed), planned (``twins``: which programs
+run; ``targets``: where uprobes go; ``settings``: globals and map sizes;
+``plan``: how each map and global is shown, and why, with ``shapes`` and
+``present``), loaded and attached (``attach``), collected (``sources`` and
+``streams`` for records, ``reports`` for maps and globals, ``stacks`` named,
+``measures`` added and subtracted), on the lifecycle every tool has
+(``runner``); Inspektor Gadget's conventions are read where an object has them
+(``gadget``). ``pyrunq inspect`` (``describe``) and ``pyrunq run`` present
+it; ``pyrunq.run()`` is the whole of it in one call."""
 
-from .attach import PROGRAMS, SKIP, TRACEFS_HOW, UPROBE, USDT, Choice, NotAttached, NothingAttached
-from .introspect import EVENT, SHOW, UNITS, View, describe
-from .objfile import ALLOW_UNTRUSTED
+from ...errors import NotAttached, NothingAttached
+from .attach import TRACEFS_HOW
+from .describe import describe
+from .objfile import ALLOW_UNTRUSTED, ObjectFile
+from .plan import SHOW, UNITS, MapPlan, View
 from .reports import MapReport, difference
 from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
+from .streams import Column, Stream
+from .targets import UPROBE, USDT
+from .twins import PROGRAMS, SKIP, Choice
+from ...bpf.events import EVENT
 
 __all__ = [
     "PROGRAMS",
@@ -20,6 +30,7 @@ __all__ = [
     "UPROBE",
     "USDT",
     "Choice",
+    "Column",
     "NotAttached",
     "NothingAttached",
     "ALLOW_UNTRUSTED",
@@ -29,9 +40,12 @@ __all__ = [
     "SETTING",
     "SHOW",
     "UNITS",
+    "MapPlan",
     "MapReport",
+    "ObjectFile",
     "RunResult",
     "Runner",
+    "Stream",
     "View",
     "describe",
     "difference",

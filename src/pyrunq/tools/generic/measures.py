@@ -118,3 +118,12 @@ def is_zero(v) -> bool:
     if isinstance(v, (bytes, str)):
         return not (v.strip(b"\0") if isinstance(v, bytes) else v.strip("\0"))
     return not v
+
+
+def frozen(key):
+    """A presented key (dicts and lists for struct and array keys) as something hashable."""
+    if isinstance(key, dict):
+        return tuple((k, frozen(v)) for k, v in key.items())
+    if isinstance(key, list):
+        return tuple(frozen(v) for v in key)
+    return key

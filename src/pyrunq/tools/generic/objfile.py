@@ -1,14 +1,23 @@
-"""An object file that pyrunq did not write: checks before libbpf opens it
-(an ELF BPF object, with a license, owned and writable by no one else)."""
+"""An object file that pyrunq did not write, read once: checks before libbpf
+opens it (an ELF BPF object, with a license, owned and writable by no one
+else), and what the generic loader asks of the file rather than of one load
+of it (``ObjectFile``): its ELF facts and helper calls, its DWARF, the structs
+its records may be, and what the running kernel's BTF holds of its names."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import stat
+import tempfile
 
-from ...bpf import BPFObject, btfcheck
+from ...bpf import EVENT_TYPES, BPFObject, btfcheck, features
+from ...bpf import btf as B
+from ...bpf import dwarf as D
+from ...bpf import events as E
 from ...errors import MalformedObject, PyrunqError, UsageError
+from . import gadget
+from .bytecode import Calls, helper_calls
 
 # How messages name the way out, in the Python API's words; a front end with a
 # flag for it (the CLI's --allow-untrusted-object) puts its flag in its place.
@@ -20,6 +29,7 @@ class ElfFacts:
     license: str | None
     sections: list[str]
     core: bool  # has .BTF.ext: CO-RE relocations and line info
+    calls: list[Calls] = dataclasses.field(default_factory=list)  # each code section's helper calls
 
 
 def check_object_file(path: str) -> ElfFacts:
@@ -94,7 +104,7 @@ def _facts(path: str, f) -> ElfFacts:
         btfcheck.check_btf_ext(ext.data(), checked, f"{path}: section .BTF.ext")
     lic = elf.get_section_by_name("license")
     text = lic.data().split(b"\0", 1)[0].decode(errors="replace") if lic else None
-    return ElfFacts(text, names, ext is not None)
+    return ElfFacts(text, names, ext is not None, helper_calls(elf))
 
 
 def _check_sections(path: str, elf, size: int) -> None:
@@ -130,6 +140,98 @@ def check_trust(path: str) -> None:
         )
 
 
-def open_object(path: str) -> tuple[BPFObject, ElfFacts]:
-    facts = check_object_file(path)
-    return BPFObject(path), facts
+_UNREAD = object()
+
+
+class ObjectFile:
+    """An object file, read once (its ELF checked, its helper calls scanned:
+    ``facts``), and what every load of it shares: its DWARF (``dwarf()``,
+    read when first needed), the structs its records may be
+    (``candidates``), and the kernel's answers about its names
+    (``kernel_has``, asked in one batch at the first ``open()``). The
+    generic loader loads an object again without a program the kernel
+    refused or a twin that failed to attach: none of this is read again."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.facts = check_object_file(path)
+        self._dwarf: object = _UNREAD
+        self._kernel: dict[tuple[str, int], bool] = {}
+        self._candidates: list[list[str]] | None = None
+        self._kernel_btf: object = _UNREAD  # the kernel's BTF with types the object's loader adds
+        self.supplied: list[str] = []  # those types
+
+    @property
+    def calls(self) -> list[Calls]:
+        return self.facts.calls
+
+    def open(self) -> BPFObject:
+        """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""
+        obj = BPFObject(self.path, btf_custom_path=self._custom_btf())
+        D.share(obj, self.dwarf)
+        if not self._kernel:
+            self.kernel_has(*kernel_names(obj))
+        return obj
+
+    def _custom_btf(self) -> str | None:
+        """The kernel's BTF for libbpf's CO-RE relocations, as a file, when
+        the object's own loader adds types to it (Inspektor Gadget's socket
+        enricher: ``gadget.socket_enricher_btf``); decided at the first open."""
+        if self._kernel_btf is _UNREAD:
+            with BPFObject(self.path) as obj:
+                data = gadget.socket_enricher_btf(obj.btf)
+            self._kernel_btf = None
+            if data is not None:
+                f = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
+                f.write(data)
+                f.flush()
+                self._kernel_btf, self.supplied = f, [f"struct {gadget.SOCKET_VALUE}"]
+        return self._kernel_btf.name if self._kernel_btf is not None else None  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Remove what the loads needed beside the file (the kernel's BTF with added types)."""
+        if self._kernel_btf not in (None, _UNREAD):
+            self._kernel_btf.close()  # type: ignore[attr-defined]
+            self._kernel_btf = None
+
+    def dwarf(self) -> D.DwarfTypes | None:
+        """The file's DWARF types, read at the first call; None without any."""
+        if self._dwarf is _UNREAD:
+            self._dwarf = D.read_dwarf(self.path)
+        return self._dwarf  # type: ignore[return-value]
+
+    def kernel_has(self, *wanted: tuple[str, int]) -> set[tuple[str, int]]:
+        """``features.kernel_btf_has``, each (name, kind) asked of the kernel once."""
+        unknown = [w for w in dict.fromkeys(wanted) if w not in self._kernel]
+        if unknown:
+            found = features.kernel_btf_has(*unknown)
+            self._kernel.update((w, w in found) for w in unknown)
+        return {w for w in wanted if self._kernel[w]}
+
+    def candidates(self, obj: BPFObject) -> list[list[str]]:
+        """The structs records may be, tier by tier (``events.candidate_tiers``),
+        found once (``obj``: a load of this file)."""
+        if self._candidates is None:
+            self._candidates = E.candidate_tiers(obj, self.kernel_has)
+        return self._candidates
+
+    def nameable(self, obj: BPFObject) -> list[str]:
+        """The structs a user would pick from to decode records."""
+        return list(dict.fromkeys(name for tier in self.candidates(obj) for name in tier))
+
+
+def kernel_names(obj: BPFObject) -> list[tuple[str, int]]:
+    """Every (name, kind) the loader asks the kernel's BTF about, for one
+    batch: the structs of the maps' keys and values and those event maps are
+    named after (are they the kernel's own?), and the tracepoints of tp_btf
+    programs."""
+    btf = obj.btf
+    tids = [btf.resolve(t) for m in obj.maps.values() for t in (m.key_type_id, m.value_type_id) if t]
+    names = [btf.name(t) for t in tids if btf.kind(t) == B.STRUCT and btf.name(t)]
+    names += [n for m in obj.maps.values() if m.type in EVENT_TYPES for n in E.named_after(m.name)]
+    traces = [
+        (f"btf_trace_{p.section.rsplit('/', 1)[-1]}", B.TYPEDEF)
+        for p in obj.programs.values()
+        if p.section.startswith("tp_btf/")
+    ]
+    return [(n, B.STRUCT) for n in dict.fromkeys(names)] + traces

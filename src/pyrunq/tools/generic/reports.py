@@ -1,17 +1,18 @@
-"""What the generic tool reads from an object's maps and globals: reports of
-their entries (histograms as slot lists, per-CPU values as one where they
-can be, ``measures``), and the difference between two readings (each
-interval's own counts)."""
+"""What the generic tool reads from an object's maps and globals, as their
+plans (``plan``) say: reports of their entries (histograms as slot lists,
+per-CPU values as one where they can be, ``measures``), and the difference
+between two readings (each interval's own counts). Nothing is decided here."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from ...bpf import ARRAY_TYPES, BPFObject
-from ...bpf import btf as B
-from .introspect import global_hist_shape, hist_shape, slots_member, unit_of
-from .present import presenter
-from .measures import PerCpu, is_zero, merge_percpu, minus
+from ...bpf import BPFObject
+from .measures import PerCpu, frozen, is_zero, merge_percpu, minus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .plan import MapPlan
 
 
 @dataclasses.dataclass
@@ -31,77 +32,63 @@ class MapReport:
     merged: int = 0  # entries added into others: their stacks name the same functions
 
 
-def read_map(obj: BPFObject, m, unit: str | None = None) -> MapReport:
-    """Map ``m`` decoded by the rules in ``introspect`` (``unit``: of its histograms,
-    instead of the one its name suggests)."""
-    btf = obj.btf
-    unit = unit or unit_of(m.name)
+def read(obj: BPFObject, plan: MapPlan) -> MapReport:
+    """What the map or global of ``plan`` holds now, as the plan says to show it."""
+    if plan.section is None:
+        return _read_map(obj.maps[plan.name], plan)
+    return _read_global(getattr(obj, plan.section[1:])[plan.name], plan)
+
+
+def _read_map(m, plan: MapPlan) -> MapReport:
     items = [(k, merge_percpu(v) if m.percpu else v) for k, v in m.items()]
     try:
         items.sort(key=lambda kv: kv[0])
     except TypeError:
         pass
-    shape = hist_shape(obj, m)
-    present_key = presenter(btf, m.key_type_id)
-    if shape == "index":
+    key, value = plan.key or _plain, plan.value or _plain
+    if plan.shape == "index":  # an array map, one element per slot
         slots = [0] * m.max_entries
         for k, v in items:
             slots[k] = v
-        return MapReport(m.name, "hist", [(None, slots, {})], unit)
-    if shape:
-        hists = []
-        member = slots_member(btf, btf.resolve(m.value_type_id)) if shape == "slots" else None
-        for k, v in items:
-            slots = v if member is None else getattr(v, member)
-            labels = (
-                {}
-                if member is None
-                else {f: x for f, x in presenter(btf, m.value_type_id)(v).items() if f != member}
-            )
-            hists.append((present_key(k), list(slots), labels))
-        return MapReport(m.name, "hist", hists, unit)
-    present_one = presenter(btf, m.value_type_id)
-
-    def present_value(v):
-        return [present_one(x) for x in v] if isinstance(v, PerCpu) else present_one(v)
-
-    if m.type in ARRAY_TYPES:
+        return MapReport(m.name, "hist", [(None, slots, {})], plan.unit)
+    if plan.kind == "hist":
+        hists = [(key(k), *_slots(v, plan.shape, value, plan.slots)) for k, v in items]
+        return MapReport(m.name, "hist", hists, plan.unit)
+    if plan.shape == "array":
         items = [(k, v) for k, v in items if not is_zero(v)]
-    return MapReport(m.name, "entries", [(present_key(k), present_value(v)) for k, v in items])
+
+    def present(v):
+        return [value(x) for x in v] if isinstance(v, PerCpu) else value(v)
+
+    return MapReport(m.name, "entries", [(key(k), present(v)) for k, v in items])
 
 
-def read_global(obj: BPFObject, section: str, name: str, tid: int, unit: str | None = None) -> MapReport:
-    """A .bss/.data global, read live (through its section's map once loaded),
-    as a MapReport: a histogram by ``introspect.global_hist_shape``, an array
-    element by element (all-zero ones left out), anything else one entry."""
-    btf = obj.btf
-    value = getattr(obj, section[1:])[name]
-    shape = global_hist_shape(btf, name, tid)
-    rid = btf.resolve(tid)
-    unit = unit or unit_of(name)
-    if shape in ("index", "struct"):
-        slots = value if shape == "index" else value.slots
-        labels = (
-            {} if shape == "index" else {f: x for f, x in presenter(btf, rid)(value).items() if f != "slots"}
-        )
-        return MapReport(name, "hist", [(None, list(slots), labels)], unit, section)
-    if shape:  # one histogram per index: those with counts
-        elem = btf.array(rid)[0]
-        hists = []
-        for i, v in enumerate(value):
-            slots = v if shape == "value" else v.slots
-            labels = (
-                {} if shape == "value" else {f: x for f, x in presenter(btf, elem)(v).items() if f != "slots"}
-            )
-            if any(slots):
-                hists.append((i, list(slots), labels))
-        return MapReport(name, "hist", hists, unit, section)
-    if btf.kind(rid) == B.ARRAY and isinstance(value, tuple):  # not char[]: that is text
-        present = presenter(btf, btf.array(rid)[0])
+def _read_global(value, plan: MapPlan) -> MapReport:
+    """A .bss/.data global, read live (through its section's map once loaded)."""
+    name, section, present = plan.name, plan.section, plan.value or _plain
+    if plan.shape in ("index", "struct"):
+        return MapReport(name, "hist", [(None, *_slots(value, plan.shape, present))], plan.unit, section)
+    if plan.kind == "hist":  # one histogram per index: those with counts
+        hists = [(i, *_slots(v, plan.shape, present)) for i, v in enumerate(value)]
+        return MapReport(name, "hist", [h for h in hists if any(h[1])], plan.unit, section)
+    if plan.shape == "array" and isinstance(value, tuple):  # not char[]: that is text
         return MapReport(
             name, "entries", [(i, present(v)) for i, v in enumerate(value) if not is_zero(v)], None, section
         )
-    return MapReport(name, "entries", [(None, presenter(btf, tid)(value))], None, section)
+    return MapReport(name, "entries", [(None, present(value))], None, section)
+
+
+def _slots(value, shape: str | None, present, member: str = "slots") -> tuple[list, dict]:
+    """(slots, labels) of one histogram: an integer array, or a struct whose
+    ``member`` (``slots``, or an Inspektor Gadget's ``latency``...) is one
+    and whose other members label it."""
+    if shape in ("index", "value"):
+        return list(value), {}
+    return list(getattr(value, member)), {f: x for f, x in present(value).items() if f != member}
+
+
+def _plain(v):
+    return v
 
 
 def difference(now: MapReport, before: MapReport | None) -> MapReport:
@@ -125,15 +112,3 @@ def difference(now: MapReport, before: MapReport | None) -> MapReport:
             continue
         out.append((key, value, *entry[2:]))
     return dataclasses.replace(now, entries=out)
-
-
-def frozen(key):
-    """A presented key (dicts and lists for struct and array keys) as something hashable."""
-    if isinstance(key, dict):
-        return tuple((k, frozen(v)) for k, v in key.items())
-    if isinstance(key, list):
-        return tuple(frozen(v) for v in key)
-    return key
-
-
-# -- running -------------------------------------------------------------------

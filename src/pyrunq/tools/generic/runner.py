@@ -1,54 +1,38 @@
 """Running any CO-RE object: ``Runner`` (the pieces) and ``run()`` (the whole).
 
-A Runner opens an object file, sets its globals, loads it, attaches every
-program libbpf can attach by section, and decodes its event maps (ring
-buffers, perf event arrays) and other maps
-by the rules in ``introspect``. ``pyrunq run`` is a Runner and a printer.
+The pipeline: the file is read once (``objfile.ObjectFile``); each load of
+it is planned (which programs run: ``twins``; where uprobes go: ``targets``;
+globals and map sizes: ``settings``; how each map is shown: ``plan``),
+loaded, its event maps opened (``sources``, decoded by ``streams``) and its
+programs attached (``attach``); then records are collected and the maps
+read (``reports``) for a front end to present. A load the kernel refuses
+for one program, or a chosen twin that cannot attach, is planned and loaded
+again without it, from the same reading of the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import select
-import tempfile
 import time
 
-from ...bpf import RINGBUF, BPFObject, PerfBuffer, RingBuffer
-from ...bpf import Link, features
-from ...bpf import btf as B
-from ...errors import BPFError
+from ...bpf import RINGBUF, BPFObject, Link, features
+from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
-from .attach import (
-    TRACEFS_HOW,
-    Choice,
-    NotAttached,
-    NothingAttached,
-    attach_program,
-    choose,
-    is_iterator,
-    library_targets,
-    needs_tracefs,
-    reason,
-    refused_program,
-    uprobe_targets,
-    usdt_targets,
-)
+from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, reason, refused_program
 from . import gadget
-from .introspect import (
-    View,
-    find_struct,
-    nameable_structs,
-    record_structs,
-    struct_of_size,
-    struct_types,
-    value_kind,
-    view,
-)
-from .objfile import check_trust, open_object
+from .gadget import Gadget
+from .objfile import ObjectFile, check_trust
 from .present import presenter
-from .reports import MapReport, difference, read_global, read_map
+from .plan import View, view
+from .reports import MapReport, difference, read
 from .settings import apply_max_entries, apply_settings
+from .sources import Sources
 from .stacks import Stacks
+from .streams import RecordDecoder, Stream
+from .targets import library_targets, uprobe_targets, usdt_targets
+from .twins import Choice, Selection, choose
+from ...bpf.events import find_struct, struct_of_size, struct_types
 
 
 class _Fallback(Exception):
@@ -57,58 +41,6 @@ class _Fallback(Exception):
     def __init__(self, passed_over: dict[str, str]):
         super().__init__(passed_over)
         self.passed_over = passed_over
-
-
-@dataclasses.dataclass
-class Stream:
-    """An event map (ring buffer or perf event array) and how its records are decoded."""
-
-    map: str
-    struct: str | None
-    columns: list[tuple[str, int]]  # (field, display width) for tables
-    count: int = 0
-    short: int = 0  # records smaller than the struct (zero-filled)
-    raw: bool = True  # records handed over as {"size", "data" (hex)}: no struct decodes them
-    source: str = ""  # where the struct's layout comes from: "BTF" or "DWARF"
-    size: int = 0  # the struct's size in bytes
-    by_size: bool = False  # paired at the first record: the only struct of its size
-    record_size: int = 0  # the first record's size (when its size decided)
-    choices: list[str] = dataclasses.field(default_factory=list)  # not decoded: structs to name
-    stacks: list[str] = dataclasses.field(default_factory=list)  # members named as stacks (not columns)
-
-
-RAW_COLUMNS = [("size", 5), ("data", 35)]  # records no struct decodes
-
-
-def _width(btf, tid: int, name: str) -> int:
-    tid = btf.resolve(tid)
-    kind, w = btf.kind(tid), 8
-    if kind == B.INT:
-        size, _, is_bool, _ = btf.int_info(tid)
-        w = 5 if is_bool else {1: 4, 2: 6, 4: 7, 8: 12}.get(size, 8)
-    elif kind in (B.ENUM, B.ENUM64):
-        w = max((len(n) for n in btf.enum_values(tid)), default=8)
-    elif value_kind(btf, tid) == "string":
-        w = min(btf.array(tid)[1] - 1, 16)
-    return max(len(name), w)
-
-
-def _shown_width(name: str, value) -> int:
-    """A column's width for a field the record's struct does not name
-    (Inspektor Gadget's flattened and formatted ones)."""
-    w = {"comm": 16, "pcomm": 16, "container": 12, "timestamp": 26}.get(name, 7)
-    return max(len(name), w if not isinstance(value, str) or name in ("comm", "pcomm") else max(w, 8))
-
-
-def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
-    """(name, byte offset) of struct ``tid``'s last member when it is a char
-    array. A record that ends inside it (execsnoop sends only the arguments it
-    has) holds there the NUL-separated strings it sent: shown joined by
-    spaces, as its C front end does."""
-    members = types.members(tid)
-    if not members or members[-1][3] or value_kind(types, members[-1][1]) != "string":
-        return None
-    return members[-1][0], members[-1][2] // 8
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:
@@ -125,6 +57,35 @@ def _sleep(timeout: float | None, fd: int | None) -> bool:
     return False
 
 
+@dataclasses.dataclass
+class Attempt:
+    """What one load of the object decided and opened. A new load (a retry)
+    starts from a new one: nothing of a failed load is kept by mistake."""
+
+    selection: Selection = dataclasses.field(default_factory=lambda: Selection([], [], {}))
+    targets: dict = dataclasses.field(default_factory=dict)  # program -> its uprobe/USDT targets
+    not_attached: list[NotAttached] = dataclasses.field(default_factory=list)
+    attached: list[str] = dataclasses.field(default_factory=list)  # programs
+    links: list = dataclasses.field(default_factory=list)
+    iterator_links: dict[str, Link] = dataclasses.field(default_factory=dict)
+    view: View = dataclasses.field(default_factory=lambda: View([]))
+    sized: dict[str, int] = dataclasses.field(default_factory=dict)  # map given the default size -> it
+    unpinned: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (map, its pin path)
+    streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
+    sources: Sources = dataclasses.field(default_factory=Sources)
+    stacks: Stacks | None = None
+
+
+class _OfAttempt:
+    """A Runner attribute that is the current load's (``Runner.now``)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, runner, owner=None):
+        return self if runner is None else getattr(runner.now, self.name)
+
+
 class Runner(Tool):
     """An object file loaded, configured, attached and read; ``close()`` detaches
     and unloads everything.
@@ -139,7 +100,7 @@ class Runner(Tool):
 
     Programs: ``programs``: only these load; ``skip``: not these; otherwise
     of each group of twins the best this kernel supports (``choices`` says
-    which, ``attach``). A program that cannot attach is in ``not_attached``
+    which, ``twins``). A program that cannot attach is in ``not_attached``
     as (program, section, reason) and the rest run; the Runner fails only
     when none attached. ``SEC("perf_event")`` programs sample every CPU's
     clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
@@ -151,8 +112,20 @@ class Runner(Tool):
     ``max_entries``: map name -> size before load (maps declared with 0 get
     a default, listed in ``sized``); ``show``: maps to show beside the
     default view ("all": every map; ``view.hidden`` says what is not shown,
-    and why); ``units``: histogram name (None: all) -> unit.
+    and why: ``view.plans``, how each map is shown); ``units``: histogram
+    name (None: all) -> unit.
     """
+
+    # the current load's (``now``): a retry starts from a new Attempt
+    not_attached = _OfAttempt()
+    attached = _OfAttempt()
+    links = _OfAttempt()
+    iterator_links = _OfAttempt()
+    view = _OfAttempt()
+    sized = _OfAttempt()
+    unpinned = _OfAttempt()
+    streams = _OfAttempt()
+    stacks = _OfAttempt()
 
     def __init__(
         self,
@@ -174,31 +147,24 @@ class Runner(Tool):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
+        self.path = path
         self._programs, self._skip, self._frequency = programs, skip, frequency
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
+        self._settings, self._events = settings or {}, events
+        self._max_entries, self._show, self._units = max_entries or {}, show, units
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
-        self.choices: list[Choice] = []
-        self.attached: list[str] = []  # programs
-        self.iterator_links: dict[str, Link] = {}
         self._iterator_text: dict[str, str | bytes] = {}  # as read when the Runner stopped
         self.tracefs_mounted: str | None = None  # where this Runner mounted it
         self.tracefs_problem: str | None = None  # why it is missing
-        self.path, self._settings, self._events = path, settings or {}, events
-        self._max_entries, self._show, self._units = max_entries or {}, show, units
         self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
         self.events: list[tuple[str, dict]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self._on_pairing = on_pairing or (lambda stream: None)
-        self.streams: dict[str, Stream] = {}
-        self.not_attached: list[NotAttached] = []
-        self.links: list = []
-        self.ring: RingBuffer | None = None  # all the ring buffers
-        self.perf: dict[str, PerfBuffer] = {}  # one per perf event array
-        self._readable: select.epoll | None = None  # when there are several
         self._stopped = False
-        self._kernel_btf = None  # the kernel's BTF with types the object's loader adds (a file)
-        self.supplied: list[str] = []  # those types
+        self._markers: Gadget | None = None
+        self.objfile = ObjectFile(path)  # read once, for every load
+        self.now = Attempt()
         self._start()
 
     def _start(self) -> None:
@@ -208,74 +174,60 @@ class Runner(Tool):
         (libbpf loads all programs of an object at once: the choice is made
         before load)."""
         while True:
+            self.now = Attempt()
             try:
                 super().__init__()
                 return
             except (_Fallback, BPFError) as e:  # Tool.__init__ closed the object
+                self.now.sources.close()
                 if isinstance(e, _Fallback):
                     self._passed_over.update(e.passed_over)
-                else:
-                    refused = refused_program(e)
-                    if refused is None or refused[0] in self._load_refused:
-                        raise
-                    self._load_refused[refused[0]] = refused[1]
-                if self._readable is not None:
-                    self._readable.close()
-                self.streams, self.not_attached, self.links = {}, [], []
-                self.ring, self.perf, self._readable = None, {}, None
-                self.choices, self.attached, self.iterator_links = [], [], {}
+                    continue
+                refused = refused_program(e)
+                if refused is None or refused[0] in self._load_refused:
+                    raise
+                self._load_refused[refused[0]] = refused[1]
+            except BaseException:
+                self.now.sources.close()
+                raise
 
     def open(self) -> BPFObject:
-        obj, self.facts = open_object(self.path)
-        enricher = gadget.socket_enricher_btf(obj.btf)
-        if enricher is None:
-            return obj
-        # an Inspektor Gadget network gadget: its CO-RE wants the socket
-        # enricher's type in the kernel's BTF, as its loader puts it there
-        obj.close()
-        self._kernel_btf = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
-        self._kernel_btf.write(enricher)
-        self._kernel_btf.flush()
-        self.supplied = [f"struct {gadget.SOCKET_VALUE}"]
-        return BPFObject(self.path, btf_custom_path=self._kernel_btf.name)
+        return self.objfile.open()
 
     def configure(self, obj: BPFObject) -> None:
         super().configure(obj)
+        now = self.now
         skip = list(self._skip or ()) + list(self._load_refused)
-        self._plan = choose(obj, self._programs, skip, self._passed_over)
-        self._targets: dict[str, list] = {
-            **uprobe_targets(obj, self._uprobe_specs),
-            **usdt_targets(obj, self._usdt_specs),
-        }
-        libraries, missing = library_targets(obj, self._targets)
-        self._targets.update(libraries)
-        self.choices, self.not_attached = self._plan.choices, list(self._plan.refused)
+        now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
+        now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
+        libraries, missing = library_targets(obj, now.targets)
+        now.targets.update(libraries)
+        now.not_attached = list(now.selection.refused)
         for name, why in missing.items():  # not loaded: nowhere to attach
             obj.programs[name].autoload = False
-            self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
+            now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         for name, why in self._load_refused.items():
-            self.not_attached.append(NotAttached(name, obj.programs[name].section, why))
+            now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         apply_settings(obj, self._settings)
-        self.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
-        self.view: View = view(obj, self.path, self._show, self._units)
-        self._rings = record_structs(obj, self._events)
-        self.gadget = gadget.markers(obj.btf)  # Inspektor Gadget's markers, if any
+        now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
+        now.view = view(self.objfile, obj, self._show, self._units, self._events)
         # a pinned map would outlive the run, and could be another program's
-        self.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
+        now.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
             m.pin_path = None
 
+    @property
+    def choices(self) -> list[Choice]:
+        return self.now.selection.choices
+
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
-        self.stacks = Stacks(obj)
+        self.now.stacks = Stacks(obj)
         # the readers before attach: no record is missed
-        for name, struct_name in self._rings.items():
-            self._read(name, struct_name)
-        sources = self._sources()
-        if len(sources) > 1:
-            self._readable = select.epoll()
-            for source in sources:
-                self._readable.register(source.fileno(), select.EPOLLIN)
+        for plan in self.now.view.plans:
+            if plan.kind == "events":
+                self._read(plan.name, plan.struct)
+        self.now.sources.ready()
 
     def attach(self, obj: BPFObject) -> None:
         """Every loaded program by its section, perf_event ones on each CPU's
@@ -283,6 +235,7 @@ class Runner(Tool):
         is listed in ``not_attached`` and the others run; a chosen twin that
         cannot is passed over for the next one (a new load). Fails when
         nothing attached."""
+        now = self.now
         failed: dict[str, str] = {}  # chosen twins, and why they are passed over
         for prog in obj.programs.values():
             if not prog.autoload:
@@ -290,26 +243,26 @@ class Runner(Tool):
             if needs_tracefs(prog):
                 self._tracefs()
             try:
-                links = attach_program(prog, self._frequency, self._targets.get(prog.name))
+                links = attach_program(prog, self._frequency, now.targets.get(prog.name))
             except OSError as e:
                 why = reason(prog, e, self.tracefs_problem is not None)
-                if prog.name in self._plan.fallbacks:
-                    for twin in self._plan.fallbacks[prog.name]:
+                if prog.name in now.selection.fallbacks:
+                    for twin in now.selection.fallbacks[prog.name]:
                         failed.setdefault(twin, f"passed over with {prog.name}")
                     failed[prog.name] = f"failed to attach: {why}"
                 else:
-                    self.not_attached.append(NotAttached(prog.name, prog.section, why))
+                    now.not_attached.append(NotAttached(prog.name, prog.section, why))
                 continue
-            self.links += links
-            self.attached.append(prog.name)
+            now.links += links
+            now.attached.append(prog.name)
             if is_iterator(prog):
-                self.iterator_links[prog.name] = links[0]
+                now.iterator_links[prog.name] = links[0]
         if failed:
             raise _Fallback(failed)
-        if not self.attached:
+        if not now.attached:
             raise NothingAttached(
                 obj.name,
-                self.not_attached,
+                now.not_attached,
                 self.tracefs_problem and f"{self.tracefs_problem.split(', and ', 1)[-1]}; {TRACEFS_HOW}",
             )
 
@@ -340,7 +293,7 @@ class Runner(Tool):
         """Text, or the binary records of an Inspektor Gadget iterator
         (``GADGET_ITER``/``GADGET_SNAPSHOTTER`` name their struct) as a list
         of records, or bytes."""
-        it = self.gadget.iterators.get(program)
+        it = self.markers.iterators.get(program)
         if it is None or find_struct(self.obj, it.struct) is None:
             return _text_or_bytes(data)
         types, tid = struct_types(self.obj, it.struct)
@@ -349,6 +302,18 @@ class Runner(Tool):
             return _text_or_bytes(data)
         present, size = presenter(types, tid), layout.size
         return [present(layout.decode(data[i : i + size])) for i in range(0, len(data), size)]
+
+    @property
+    def markers(self) -> Gadget:
+        """Inspektor Gadget's markers in the object (empty for other objects)."""
+        if self._markers is None:
+            self._markers = gadget.markers(self.obj.btf)
+        return self._markers
+
+    @property
+    def supplied(self) -> list[str]:
+        """Types added to the kernel's BTF for the object's CO-RE, as its own loader adds them."""
+        return self.objfile.supplied
 
     def lost_samples(self) -> dict[str, int]:
         """Event map -> the records an Inspektor Gadget program could not send
@@ -363,144 +328,77 @@ class Runner(Tool):
     def _read(self, name: str, struct_name: str | None) -> None:
         """Read event map ``name``, its records decoded by ``struct_name`` (from
         BTF or DWARF); without one, the first record's size picks the struct,
-        once (``introspect.struct_of_size``), and ``on_pairing(stream)`` hears
-        of it, or that records stay bytes."""
-        stream = self.streams[name] = Stream(name, None, list(RAW_COLUMNS))
-        perf = self.obj.maps[name].type != RINGBUF
-        decode = self._decoder(stream, struct_name) if struct_name else None
-        pending = struct_name is None
+        once (``pyrunq.bpf.events.struct_of_size``), and ``on_pairing(stream)``
+        hears of it, or that records stay bytes."""
+        obj, objfile, stacks = self.obj, self.objfile, self.now.stacks
+        assert stacks is not None
+        stream = self.now.streams[name] = Stream(name, None)
+        perf = obj.maps[name].type != RINGBUF
+
+        def pair(size: int) -> tuple[str | None, list[str]]:
+            found, _ = struct_of_size(obj, size, perf, objfile.candidates(obj))
+            return found, [] if found else objfile.nameable(obj)
+
+        decode = RecordDecoder(
+            obj.btf,
+            stream,
+            struct_name,
+            lambda s: struct_types(obj, s),
+            pair,
+            self._on_pairing,
+            stacks.members,
+            stacks.name,
+        )
         on_event = self._on_event
-
-        def on_record(data: bytes) -> None:
-            nonlocal decode, pending
-            if pending:
-                pending = False
-                decode = self._pair_by_size(stream, len(data), perf)
-            stream.count += 1
-            if decode is None:
-                on_event(name, {"size": len(data), "data": data.hex()})
-            else:
-                on_event(name, decode(data))
-
-        if self.obj.maps[name].type != RINGBUF:
-            self.perf[name] = self.obj.perf_buffer(name, callback=on_record, raw=True)
-        elif self.ring is None:
-            self.ring = self.obj.ring_buffer(name, callback=on_record, raw=True)
-        else:
-            self.ring.add(self.obj.maps[name], callback=on_record)
-
-    def _decoder(self, stream: Stream, struct_name: str):
-        """A function from a record's bytes to plain data by ``struct_name`` (in
-        the object's BTF or, when it lacks it, its DWARF), or None when the
-        struct has no byte layout (bit-fields): records stay bytes."""
-        types, tid = struct_types(self.obj, struct_name)
-        layout = types.layout(tid)
-        stream.struct, stream.size = struct_name, layout.size
-        stream.source = "BTF" if types is self.obj.btf else "DWARF"
-        if layout.record is None:
-            return None
-        present = presenter(types, tid)
-        stacks, name_stacks = self.stacks.members(types, tid), self.stacks.name
-        # the record's field names: anonymous members are renamed there
-        stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
-        widths = {f: _width(types, m[1], f) for f, m in zip(layout.record._fields, types.members(tid))}
-        # the columns are what a record is shown as: Inspektor Gadget's
-        # structs flatten some members and rename others (``gadget``)
-        shown = present(layout.decode(bytes(layout.size)))
-        stream.columns = [
-            (f, widths.get(f, _shown_width(f, v))) for f, v in shown.items() if f not in stream.stacks
-        ]
-        stream.raw = False
-        size = layout.size
-        strings = _strings_at_end(types, tid)
-
-        def decode(data: bytes):
-            short = len(data) < size
-            if short:
-                if not (strings and len(data) >= strings[1]):  # not a record of strings that ended early
-                    stream.short += 1
-                record = present(layout.decode(data + bytes(size - len(data))))
-            else:
-                record = present(layout.decode(data))
-            if short and strings:
-                name, offset = strings
-                record[name] = " ".join(s.decode(errors="replace") for s in data[offset:].split(b"\0") if s)
-            return name_stacks(record, stacks) if stacks else record
-
-        return decode
-
-    def _pair_by_size(self, stream: Stream, record_size: int, perf: bool):
-        """At a map's first record, when nothing named its struct: the only
-        struct of the record's size decodes this record and the next ones."""
-        stream.record_size = record_size
-        struct_name, _ = struct_of_size(self.obj, record_size, perf)
-        decode = self._decoder(stream, struct_name) if struct_name else None
-        stream.by_size = decode is not None
-        if decode is None:
-            stream.struct, stream.choices = None, nameable_structs(self.obj)
-        self._on_pairing(stream)
-        return decode
-
-    def _sources(self) -> list:
-        return ([self.ring] if self.ring is not None else []) + list(self.perf.values())
+        self.now.sources.add(obj, name, lambda data: on_event(name, decode(data)))
 
     def poll(self, timeout: float | None = 0, limit: int = 4096) -> int:
         """Wait up to ``timeout`` seconds, then hand over the records of every
         event map (at most ``limit`` from each); 0 if there is none."""
-        sources = self._sources()
-        if len(sources) == 1:
-            return sources[0].poll(timeout, limit)
-        if self._readable is not None and timeout != 0:
-            select.select([self._readable.fileno()], [], [], timeout)
-        return sum(source.poll(0, limit) for source in sources)
+        return self.now.sources.poll(timeout, limit)
 
     def fileno(self) -> int | None:
         """Readable when records wait in any event map; None without one."""
-        if self._readable is not None:
-            return self._readable.fileno()
-        sources = self._sources()
-        return sources[0].fileno() if sources else None
+        return self.now.sources.fileno()
 
     @property
     def lost(self) -> int:
         """Records the perf buffers dropped so far (a ring buffer cannot tell)."""
-        return sum(pb.lost for pb in self.perf.values())
+        return sum(self.now.sources.lost.values())
+
+    def lost_by_map(self) -> dict[str, int]:
+        """Perf event array -> the records its perf buffer dropped so far."""
+        return self.now.sources.lost
 
     def maps(self, delta: bool = False) -> list[MapReport]:
         """The hash and array maps of the view (``self.view``), then the .bss and
-        .data globals, decoded (histograms as slot lists). ``delta``: what
-        happened since the previous ``delta`` reading (the first: since load),
-        by ``difference``; the kernel's maps are left as they are."""
-        v = self.view
-        reports = [read_map(self.obj, self.obj.maps[name], v.unit(name)) for name in v.maps]
-        reports += [
-            read_global(self.obj, section, name, tid, v.unit(name)) for section, name, tid in v.globals
-        ]
+        .data globals, read as their plans say. ``delta``: what happened since
+        the previous ``delta`` reading (the first: since load), by
+        ``difference``; the kernel's maps are left as they are."""
+        plans = self.now.view.shown
+        reports = [read(self.obj, plan) for plan in plans]
         if delta:
             previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
-        return [self._name_stacks(r) for r in reports]
+        return [self._name_stacks(r, p) for r, p in zip(reports, plans)]
 
-    def _name_stacks(self, report: MapReport) -> MapReport:
+    def _name_stacks(self, report: MapReport, plan) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
         difference was taken by id."""
-        if report.section is not None:
+        stacks = self.now.stacks
+        if report.section is not None or not plan.stacks or stacks is None:
             return report
-        m = self.obj.maps[report.name]
-        key, value = (self.stacks.members(self.obj.btf, tid) for tid in (m.key_type_id, m.value_type_id))
-        if report.kind == "hist":  # futexctn's, biostacks': a histogram per stack
-            value = None
-        if not (key or value):
-            return report
-        named = [name for part in (key, value) if part for name in part.ids + part.inline + part.user]
+        key, value = plan.key_stacks, plan.value_stacks
         if report.kind == "hist":  # the slots and labels of equal stacks added, as entries' values are
             packed = [(k, (slots, labels)) for k, slots, labels in report.entries]
-            named_entries, merged = self.stacks.name_entries(packed, key, None)
+            named_entries, merged = stacks.name_entries(packed, key, None)
             entries = [(k, slots, labels) for k, (slots, labels) in named_entries]
         else:
-            entries, merged = self.stacks.name_entries(report.entries, key, value)
-        kernel = [name for name in named if name in self.stacks.kernel_members]
-        return dataclasses.replace(report, entries=entries, stacks=named, merged=merged, kernel_stacks=kernel)
+            entries, merged = stacks.name_entries(report.entries, key, value)
+        kernel = [name for name in plan.stacks if name in stacks.kernel_members]
+        return dataclasses.replace(
+            report, entries=entries, stacks=plan.stacks, merged=merged, kernel_stacks=kernel
+        )
 
     def loop(
         self,
@@ -543,16 +441,12 @@ class Runner(Tool):
         self._iterator_text = self.iterators()  # while they are attached
         self._stopped = True
         super().stop()
-        for source in self._sources():
-            source.consume()
+        self.now.sources.consume()
 
     def close(self) -> None:
-        if self._readable is not None:
-            self._readable.close()
+        self.now.sources.close()
         super().close()
-        if self._kernel_btf is not None:
-            self._kernel_btf.close()
-            self._kernel_btf = None
+        self.objfile.close()
 
 
 @dataclasses.dataclass
@@ -620,7 +514,7 @@ def run(
             r.events,
             r.maps(),
             r.not_attached,
-            {name: pb.lost for name, pb in r.perf.items()},
+            r.lost_by_map(),
             dict(r.view.hidden),
             dict(r.sized),
             r.iterators(),

@@ -9,7 +9,6 @@ import re
 from ...bpf import DATA_SECTIONS, BPFObject
 from ...bpf import btf as B
 from ...errors import UsageError
-from .introspect import value_kind
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # How messages name what the caller passed, in the Python API's words; a
@@ -37,6 +36,21 @@ SIZED_ELSEWHERE = {
     "percpu_cgroup_storage",
     "struct_ops",
 }
+
+
+def value_kind(btf, tid: int) -> str:
+    """What a setting accepts for a type: "int", "bool", "enum", "string", or "other"."""
+    tid = btf.resolve(tid)
+    kind = btf.kind(tid)
+    if kind == B.INT:
+        return "bool" if btf.int_info(tid)[2] else "int"
+    if kind in (B.ENUM, B.ENUM64):
+        return "enum"
+    if kind == B.ARRAY:
+        elem = btf.resolve(btf.array(tid)[0])
+        if btf.kind(elem) == B.INT and btf.int_info(elem)[3]:
+            return "string"
+    return "other"
 
 
 def parse_setting(btf, tid: int, name: str, text: str):

@@ -30,8 +30,7 @@ from ...bpf import btf as B
 from ...symbols import Frame, KernelSymbols
 from ..ustack import Symbolizer, stack_addresses
 from . import gadget
-from .measures import Apart, plus
-from .reports import frozen
+from .measures import Apart, frozen, plus
 
 STACK_TRACE = 7  # enum bpf_map_type
 _STACK_ID = re.compile(r"stack_?id$", re.IGNORECASE)

@@ -1,0 +1,196 @@
+"""How ``pyrunq run`` prints records and map reports: as tables (records as
+rows under their field names, maps bpftrace-style, histograms as bcc prints
+them) or as JSON lines. The widths of a table's columns are decided here,
+from what each column holds (``tools.generic.Column``)."""
+
+from __future__ import annotations
+
+import time
+
+RAW_COLUMNS = [("size", 5), ("data", 35)]  # records no struct decodes
+_INT_WIDTHS = {1: 4, 2: 6, 4: 7, 8: 12}  # by an integer's bytes
+
+
+def width(column) -> int:
+    """How wide a column of a records table is: its name, or what its values take."""
+    w = {
+        "int": _INT_WIDTHS.get(column.size, 8),
+        "bool": 5,
+        "enum": column.size or 8,
+        "string": min(column.size - 1, 16),
+        "text": column.size,
+    }.get(column.kind, 8)
+    return max(len(column.name), w)
+
+
+def columns(stream) -> list[tuple[str, int]]:
+    """(field, width) of each column of a stream's table."""
+    if stream.raw:
+        return list(RAW_COLUMNS)
+    return [(c.name, width(c)) for c in stream.columns]
+
+
+PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
+
+
+def prefix(data: str) -> str:
+    """The first PREFIX_BYTES bytes of a record in hex, "..." when there is more."""
+    return data[: 2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
+
+
+def text(v) -> str:
+    """A decoded value on one line: numbers and strings as they are, structs
+    as {field=value, ...}, arrays as [a, b]."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(text(x) for x in v) + "]"
+    return str(v)
+
+
+class TablePrinter:
+    """Records as rows under a header of field names; maps bpftrace-style;
+    histograms as bcc prints them; a global's own value as ``name: value``."""
+
+    raw = False  # records no struct decodes: whole, not their size and first bytes
+
+    def __init__(self, out):
+        self.out, self.streams, self._last = out, {}, None
+
+    def event(self, map_name: str, record: dict) -> None:
+        stream = self.streams[map_name]
+        shown = columns(stream)
+        if stream.raw and not self.raw:
+            record = {"size": record["size"], "data": prefix(record["data"])}
+        if map_name != self._last:  # a header again whenever the event map changes
+            if self._last is not None:
+                self.out.write("\n")
+            self._last = map_name
+            self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in shown]).rstrip() + "\n")
+        cells = [time.strftime("%H:%M:%S")]
+        cells += [text(record.get(f, "")).ljust(w) for f, w in shown]
+        self.out.write(" ".join(cells).rstrip() + "\n")
+        self.out.write(stack_lines(record, stream.stacks))
+        self.out.flush()
+
+    def maps_with_time(self, reports) -> None:
+        self.out.write(f"\n{time.strftime('%H:%M:%S')}\n")
+        self.maps(reports)
+
+    def maps(self, reports) -> None:
+        from ..hist import render_log2_bcc
+
+        values = False  # after a global's own value: the next one goes on the next line
+        for rep in reports:
+            if rep.kind == "hist":
+                values = False
+                for key, slots, labels in rep.entries:
+                    head = rep.name if key is None else f"{rep.name}[{text(without(key, rep.stacks))}]"
+                    extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
+                    stacks = stack_lines(only(key, rep.stacks), rep.stacks) if rep.stacks else ""
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
+                continue
+            value = _own_value(rep)
+            if rep.entries and not (value and values):
+                self.out.write("\n")
+            values = value
+            for key, v in rep.entries:
+                shown_key, shown_value = without(key, rep.stacks), without(v, rep.stacks)
+                head = rep.name if key is None else f"{rep.name}[{text(shown_key)}]"
+                self.out.write(f"{head}: {text(shown_value)}\n")
+                if rep.stacks:
+                    self.out.write(stack_lines({**only(key, rep.stacks), **only(v, rep.stacks)}, rep.stacks))
+            if rep.merged:
+                note = f"{rep.merged} entries added into others whose stacks name the same functions"
+                self.out.write(f"({rep.name}: {note})\n")
+        self.out.flush()
+
+
+def without(value, members: list):
+    """A struct's members but the stacks."""
+    if not (members and isinstance(value, dict)):
+        return value
+    return {k: v for k, v in value.items() if k not in members}
+
+
+def only(value, members: list) -> dict:
+    return {k: v for k, v in value.items() if k in members} if isinstance(value, dict) else {}
+
+
+def stack_lines(value: dict, members: list) -> str:
+    """The stacks of a record or entry, a function per line, as bcc's tools
+    print them: the kernel's (innermost) above the user's, "--" between."""
+    order = sorted(members, key=lambda m: m.lower().startswith("u"))
+    stacks = [value[m] for m in order if value.get(m)]
+    return "    --\n".join("".join(f"    {frame}\n" for frame in stack) for stack in stacks)
+
+
+def _own_value(rep) -> bool:
+    """Whether a report is a global's own value (not an array's elements)."""
+    return rep.section is not None and [key for key, _ in rep.entries] == [None]
+
+
+class JsonPrinter:
+    raw = False  # records no struct decodes: whole ("data"), not "size" and "prefix"
+
+    def __init__(self, out):
+        import json
+
+        self.out, self.dumps, self.streams = out, json.dumps, {}
+
+    def event(self, map_name: str, record: dict) -> None:
+        if self.streams[map_name].raw and not self.raw:
+            record = {"size": record["size"], "prefix": record["data"][: 2 * PREFIX_BYTES]}
+        self.out.write(
+            self.dumps({"type": "event", "time": time.time(), "map": map_name, "event": record}) + "\n"
+        )
+        self.out.flush()
+
+    def maps(self, reports) -> None:
+        now = time.time()
+        for rep in reports:
+            source = (
+                {"map": rep.name} if rep.section is None else {"global": rep.name, "section": rep.section}
+            )
+            if rep.kind == "hist":
+                doc = {
+                    "type": "hist",
+                    "time": now,
+                    **source,
+                    "unit": rep.unit,
+                    "histograms": [{"key": k, "slots": s, "labels": lab} for k, s, lab in rep.entries],
+                }
+            elif _own_value(rep):
+                doc = {"type": "global", "time": now, **source, "value": rep.entries[0][1]}
+            else:
+                doc = {
+                    "type": "map" if rep.section is None else "global",
+                    "time": now,
+                    **source,
+                    "entries": [{"key": k, "value": v} for k, v in rep.entries],
+                }
+            self.out.write(self.dumps(doc) + "\n")
+        self.out.flush()
+
+    maps_with_time = maps
+
+
+def print_records(out, program: str, records: list, as_json: bool) -> None:
+    """An iterator's records: a table under its fields' names, columns as
+    wide as their widest cell (JSON: one document with the records)."""
+    import json
+
+    if as_json:
+        out.write(
+            json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records})
+        )
+        out.write("\n")
+        return
+    fields = list(records[0]) if records else []
+    cells = [[text(r.get(f, "")) for f in fields] for r in records]
+    widths = [max([len(f)] + [len(row[i]) for row in cells]) for i, f in enumerate(fields)]
+    out.write(" ".join(f.upper().ljust(w) for f, w in zip(fields, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write(" ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")

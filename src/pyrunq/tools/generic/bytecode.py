@@ -1,0 +1,100 @@
+"""The helper calls an object's programs make, read from the ELF's
+instructions and their relocations: which helpers each code section calls,
+and with which map in r1 (``bpf_map_lookup_elem``, ``_update_elem``...).
+Nothing else in pyrunq reads BPF instructions."""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+# enum bpf_func_id
+MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM = 1, 2, 3
+TRACE_PRINTK, TRACE_VPRINTK = 6, 177
+_SHF_EXECINSTR = 0x4
+
+
+class Calls(NamedTuple):
+    """The helper calls of one code section."""
+
+    helpers: set[int]  # every helper called
+    maps: dict[str, set[int]]  # map -> the helpers called with it in r1
+
+
+def helper_calls(elf) -> list[Calls]:
+    """For each code section of ``elf`` (a pyelftools ELFFile; a program,
+    mostly): the helpers it calls, and with which map in r1. One linear pass
+    per section, following register moves: enough for what clang emits (it
+    loads the map right before the call). Empty when the ELF cannot be read
+    this way."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    try:
+        sections = list(elf.iter_sections())
+        map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
+        code = {
+            i
+            for i, sec in enumerate(sections)
+            if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
+        }
+        refs: dict[int, dict[int, str]] = {}  # section -> instruction -> map it loads
+        for rel in sections:
+            # only the relocations of code: those of the DWARF are many, and slow to read
+            if not isinstance(rel, RelocationSection) or rel.header.sh_info not in code:
+                continue
+            symbols = elf.get_section(rel.header.sh_link)
+            if not isinstance(symbols, SymbolTableSection):
+                continue
+            for r in rel.iter_relocations():
+                sym = symbols.get_symbol(r["r_info_sym"])
+                if sym["st_shndx"] in map_sections:
+                    refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
+        return [_calls(sections[i].data(), refs.get(i, {}), elf.little_endian) for i in sorted(code)]
+    except (OSError, ELFError, struct.error):
+        return []
+
+
+def _calls(code: bytes, loads: dict[int, str], little: bool) -> Calls:
+    """The helper calls of this code (``loads``: instruction index -> the map
+    its ld_imm64 loads)."""
+    insn = struct.Struct("<BBhi" if little else ">BBhi")
+    regs: dict[int, str] = {}  # register -> the map it holds
+    found = Calls(set(), {})
+    i, n = 0, len(code) // 8
+    while i < n:
+        op, reg_byte, _, imm = insn.unpack_from(code, 8 * i)
+        dst, src = (reg_byte & 0xF, reg_byte >> 4) if little else (reg_byte >> 4, reg_byte & 0xF)
+        cls = op & 0x07
+        if op == 0x18:  # ld_imm64: two slots
+            regs.pop(dst, None)
+            if i in loads:
+                regs[dst] = loads[i]
+            i += 2
+            continue
+        if op == 0x85:  # call: r0-r5 are clobbered
+            if src == 0:  # a helper (1: a BPF function, 2: a kfunc)
+                found.helpers.add(imm)
+                if 1 in regs:
+                    found.maps.setdefault(regs[1], set()).add(imm)
+            for r in range(6):
+                regs.pop(r, None)
+        elif op == 0xBF:  # r_dst = r_src (64-bit move)
+            if src in regs:
+                regs[dst] = regs[src]
+            else:
+                regs.pop(dst, None)
+        elif cls in (0x00, 0x01, 0x04, 0x07):  # other loads and ALU ops write dst
+            regs.pop(dst, None)
+        elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics may write src and r0
+            regs.pop(src, None)
+            regs.pop(0, None)
+        i += 1
+    return found
+
+
+def writes_trace_pipe(calls: list[Calls]) -> bool:
+    """Whether the programs call bpf_printk (bpf_trace_printk or
+    bpf_trace_vprintk): lines that go to tracefs' trace_pipe, not to a map."""
+    return any(section.helpers & {TRACE_PRINTK, TRACE_VPRINTK} for section in calls)

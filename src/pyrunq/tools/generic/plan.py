@@ -1,0 +1,304 @@
+"""How the generic tool shows each map and global of an object, and why:
+one ``MapPlan`` each, decided once, before load, from the object's BTF and
+its programs' helper calls (``bytecode``). ``reports`` applies the plans to
+what the maps hold; ``describe`` (``pyrunq inspect``) shows them.
+
+- Event maps (ring buffers, perf event arrays): their records, decoded by
+  the struct ``pyrunq.bpf.events`` pairs them with (else by the first
+  record's size).
+- Log2 histograms (``shapes``), in maps and in globals.
+- Other hash and array maps, entry by entry; array elements that are all
+  zero are left out. Per-CPU values are summed across CPUs (``measures``).
+- Results kept in globals: every ``.bss`` and ``.data`` variable but those
+  that hold pointers (``.rodata`` is configuration): an array element by
+  element (all-zero elements left out), anything else as one value.
+- What is shown by default: event maps, histograms, globals, and the other
+  hash and array maps but working state, which is: a map the object's own
+  programs delete entries from (start times kept from one probe to the
+  next), or one that a program only writes and another only reads (start
+  times never deleted), libbpf's own (``__bpf_usdt_specs``...), and, in an
+  object that keeps histograms, every other map (what the histograms are
+  made of). Working state is shown when named, and every map when the
+  object has nothing else to show. A plan says why a map is hidden; nothing
+  is hidden without a reason the front ends can say.
+- Inspektor Gadget's gadgets (``gadget``): the struct its ``GADGET_TRACER``
+  names decodes its records; a ``GADGET_MAPITER`` map is shown; the gadget
+  library's own maps (scratch buffers, filters, lost-sample counters) are
+  not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from ...bpf import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, BPFObject
+from ...bpf import btf as B
+from ...bpf.events import event_map_structs, find_struct, through_pointers
+from ...errors import UsageError
+from . import gadget
+from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
+from .objfile import ObjectFile
+from .present import presenter
+from .settings import value_kind
+from .shapes import global_hist_shape, map_hist_shape, slots_member, unit_of
+from .stacks import STACK_TRACE, StackMembers, stack_members
+
+# How messages name what the caller passed, in the Python API's words; a
+# front end with a flag for it (the CLI's --map, --unit) puts its flag in its place.
+SHOW, UNITS = "show", "units"
+RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
+
+# Why a map is hidden (working state) or shown
+DELETED = "working state: its programs delete its entries"
+HANDED_OVER = "working state: one program writes it, another only reads it"
+BESIDE_HISTOGRAMS = "working state beside the object's histograms"
+LIBBPF_OWN = "libbpf's own: where USDT arguments are"
+NAMED = "named to be shown"
+RESULTS = "results: its programs keep them there"
+ONLY_MAPS = "the object shows nothing else"
+HISTOGRAM = "log2 histograms"
+EVENTS = "records its programs send"
+RESULT_GLOBAL = "a result kept in a global (.bss/.data)"
+
+
+@dataclasses.dataclass(frozen=True)
+class MapPlan:
+    """How one map, or one .bss/.data global (``section`` says which), is
+    read and shown. ``kind``: "events" (records), "hist" (log2 histograms)
+    or "entries"; ``shape``: how a histogram is held (``shapes``: "index",
+    "value", "slots", "struct"), or for entries "array" (elements by index,
+    all-zero ones left out), "hash" or "value" (a global's own value);
+    ``shown`` by default or not, and ``why``; ``key``/``value``: the
+    presenters of its keys and values (for a histogram of structs: of the
+    struct, whose other members are the histogram's labels); the stack
+    members of its keys and values (``stacks``); ``struct``: of an event
+    map, the struct its records are decoded by when known before any record
+    (and ``source``, "BTF" or "DWARF")."""
+
+    name: str
+    kind: str
+    shape: str
+    shown: bool
+    why: str
+    section: str | None = None
+    unit: str | None = None
+    key: Callable | None = None
+    value: Callable | None = None
+    key_stacks: StackMembers | None = None
+    value_stacks: StackMembers | None = None
+    type_id: int = 0  # a global's type
+    struct: str | None = None
+    source: str | None = None
+    slots: str = "slots"  # the member of a histogram's struct that holds its slots
+
+    @property
+    def stacks(self) -> list[str]:
+        """The names of its key's and value's members that hold stacks."""
+        return [
+            n
+            for part in (self.key_stacks, self.value_stacks)
+            if part
+            for n in part.ids + part.inline + part.user
+        ]
+
+
+@dataclasses.dataclass
+class View:
+    """The plans of an object's maps (in object order) and result globals,
+    and whether its programs write lines with bpf_printk (``trace_pipe``:
+    they go to tracefs, not to anything shown here)."""
+
+    plans: list[MapPlan]
+    trace_pipe: bool = False
+
+    @property
+    def shown(self) -> list[MapPlan]:
+        """What is read at each interval: shown maps, then globals."""
+        return [p for p in self.plans if p.shown and p.kind != "events"]
+
+    @property
+    def maps(self) -> list[str]:
+        """The hash and array maps shown."""
+        return [p.name for p in self.shown if p.section is None]
+
+    @property
+    def globals(self) -> list[MapPlan]:
+        return [p for p in self.plans if p.section is not None]
+
+    @property
+    def hidden(self) -> dict[str, str]:
+        """Map not shown -> why."""
+        return {p.name: p.why for p in self.plans if not p.shown and p.section is None}
+
+    @property
+    def histograms(self) -> list[str]:
+        return [p.name for p in self.plans if p.kind == "hist"]
+
+    def plan(self, name: str, section: str | None = None) -> MapPlan:
+        return next(p for p in self.plans if p.name == name and p.section == section)
+
+
+def working_state(calls: list[Calls]) -> dict[str, str]:
+    """Maps the object's own programs keep state in (map -> why): those they
+    delete entries from (runqslower's start times), and those one program
+    only writes and another only reads (syscount's start times, never
+    deleted). A program that both reads and writes a map keeps results there."""
+    state = {}
+    only: dict[int, set[str]] = {MAP_UPDATE_ELEM: set(), MAP_LOOKUP_ELEM: set()}
+    for section in calls:
+        for m, helpers in section.maps.items():
+            if MAP_DELETE_ELEM in helpers:
+                state[m] = DELETED
+            elif len(helpers) == 1 and next(iter(helpers)) in only:
+                only[next(iter(helpers))].add(m)
+    for m in only[MAP_UPDATE_ELEM] & only[MAP_LOOKUP_ELEM]:
+        state.setdefault(m, HANDED_OVER)
+    return state
+
+
+def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
+    """(section, name, type id) of each .bss/.data variable that holds a result:
+    static ones (a function's locals) and pointers (kept to keep a type in BTF)
+    left out."""
+    out = []
+    for section in RESULT_SECTIONS:
+        held = getattr(obj, section[1:])
+        for name, tid, _, _ in obj.btf.variables(section, static=False):
+            if name in held and not through_pointers(obj.btf, tid)[1]:
+                out.append((section, name, tid))
+    return out
+
+
+def view(
+    objfile: ObjectFile, obj: BPFObject, show=(), units: dict | None = None, events: dict | None = None
+) -> View:
+    """The plans of ``obj`` (a load of ``objfile``): the default view, plus
+    the maps named in ``show`` ("all": every map). ``units``: histogram name
+    (None: all of them) -> the unit shown instead of the one its name
+    suggests; ``events``: event map -> the struct its records are."""
+    btf = obj.btf
+    stack_map = any(m.type == STACK_TRACE for m in obj.maps.values())
+    batch = [m for m in obj.maps.values() if m.type in BATCH_TYPES]
+    results = result_globals(obj)
+    shapes = {m.name: map_hist_shape(btf, m) for m in batch}
+    hists = [name for name, shape in shapes.items() if shape]
+    hists += [name for _, name, tid in results if global_hist_shape(btf, name, tid)]
+    ig = gadget.markers(btf)  # Inspektor Gadget's: its results and its machinery
+    hidden = _hidden(objfile.calls, batch, hists, ig, ig.machinery(list(obj.maps)) if ig else {})
+    anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
+    why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
+    if not anything:
+        hidden = {}  # nothing else to show
+    for name in [show] if isinstance(show, str) else list(show or ()):
+        if name == "all":
+            why_shown.update((n, NAMED) for n in hidden)
+            hidden = {}
+        elif name not in obj.maps or obj.maps[name].type not in BATCH_TYPES | EVENT_TYPES:
+            readable = [m.name for m in obj.maps.values() if m.type in BATCH_TYPES | EVENT_TYPES]
+            raise UsageError(
+                f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
+                f"(has: {', '.join(readable) or 'none'}; or all)"
+            )
+        elif hidden.pop(name, None) is not None:
+            why_shown[name] = NAMED
+    units = _checked_units(units, hists, obj.name)
+
+    def unit(name: str) -> str:
+        return units.get(name) or units.get(None) or unit_of(name)
+
+    pairing = record_structs(obj, events, objfile.kernel_has)
+    plans = []
+    for m in obj.maps.values():
+        if m.type in EVENT_TYPES:
+            plans.append(_event_plan(obj, m.name, pairing[m.name]))
+        elif m.type in BATCH_TYPES:
+            shape = shapes[m.name]
+            shown = m.name not in hidden
+            why = hidden.get(m.name) or why_shown.get(m.name) or (HISTOGRAM if shape else RESULTS)
+            plans.append(_map_plan(btf, m, shape, shown, why, unit(m.name), stack_map))
+    plans += [_global_plan(btf, section, name, tid, unit(name)) for section, name, tid in results]
+    return View(plans, writes_trace_pipe(objfile.calls))
+
+
+def record_structs(obj: BPFObject, explicit: dict | None = None, kernel_has=None) -> dict[str, str | None]:
+    """``event_map_structs``, and where the object is an Inspektor Gadget
+    gadget, the struct its ``GADGET_TRACER`` names for a map not in ``explicit``."""
+    out = event_map_structs(obj, explicit, kernel_has)
+    for ring, struct_name in gadget.markers(obj.btf).tracers.items():
+        if ring in out and ring not in (explicit or {}) and find_struct(obj, struct_name) is not None:
+            out[ring] = struct_name
+    return out
+
+
+def _hidden(
+    calls: list[Calls], batch: list, hists: list[str], ig: gadget.Gadget, machinery: dict[str, str]
+) -> dict[str, str]:
+    """Map -> why it is working state (the rules in the module docstring)."""
+    state = working_state(calls)
+    hidden = {}
+    for m in batch:
+        if m.name in hists or m.name in ig.mapiters:
+            continue
+        if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
+            hidden[m.name] = LIBBPF_OWN
+        elif m.name in machinery:
+            hidden[m.name] = machinery[m.name]
+        elif m.name in state:
+            hidden[m.name] = state[m.name]
+        elif hists:
+            hidden[m.name] = BESIDE_HISTOGRAMS
+    return hidden
+
+
+def _checked_units(units: dict | None, hists: list[str], obj_name: str) -> dict:
+    units = dict(units or {})
+    for name, unit in units.items():
+        what = f"{UNITS} {unit}" if name is None else f"{UNITS} {name}={unit}"
+        if not re.fullmatch(r"[A-Za-z][\w/]*", str(unit)):
+            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)")
+        if name is not None and name not in hists:
+            raise UsageError(
+                f"{what}: no histogram {name!r} in {obj_name} (has: {', '.join(hists) or 'none'})"
+            )
+    return units
+
+
+def _event_plan(obj: BPFObject, name: str, struct_name: str | None) -> MapPlan:
+    source = None
+    if struct_name:
+        found = find_struct(obj, struct_name)
+        source = "BTF" if found is None or found[0] is obj.btf else "DWARF"
+    return MapPlan(name, "events", "records", True, EVENTS, struct=struct_name, source=source)
+
+
+def _map_plan(btf, m, shape: str | None, shown: bool, why: str, unit: str, stack_map: bool) -> MapPlan:
+    key = presenter(btf, m.key_type_id)
+    value = presenter(btf, m.value_type_id)
+    key_stacks = stack_members(btf, m.key_type_id, stack_map)
+    # a histogram's value is its slots: a histogram per stack is named by its key
+    value_stacks = None if shape else stack_members(btf, m.value_type_id, stack_map)
+    if shape:
+        member = slots_member(btf, btf.resolve(m.value_type_id)) if shape == "slots" else None
+        return MapPlan(
+            m.name, "hist", shape, shown, why, None, unit, key, value, key_stacks, slots=member or "slots"
+        )
+    entries = "array" if m.type in ARRAY_TYPES else "hash"
+    return MapPlan(m.name, "entries", entries, shown, why, None, None, key, value, key_stacks, value_stacks)
+
+
+def _global_plan(btf, section: str, name: str, tid: int, unit: str) -> MapPlan:
+    shape = global_hist_shape(btf, name, tid)
+    rid = btf.resolve(tid)
+    if shape:
+        present = presenter(btf, rid if shape == "struct" else btf.array(rid)[0])
+        return MapPlan(name, "hist", shape, True, HISTOGRAM, section, unit, None, present, type_id=tid)
+    if btf.kind(rid) == B.ARRAY and value_kind(btf, rid) != "string":
+        present = presenter(btf, btf.array(rid)[0])
+        return MapPlan(
+            name, "entries", "array", True, RESULT_GLOBAL, section, None, None, present, type_id=tid
+        )
+    return MapPlan(
+        name, "entries", "value", True, RESULT_GLOBAL, section, None, None, presenter(btf, tid), type_id=tid
+    )
