@@ -224,7 +224,9 @@ def test_a_histogram_per_stack_is_named_and_printed_under_its_stack(kernel, objs
     lines = out.splitlines()
     for i in heads:
         assert re.fullmatch(
-            rf"hists\[\{{pid={os.getpid()}\}}\]: contended=\d+ total_elapsed=\d+ min=\d+ max=\d+", lines[i]
+            rf"hists\[\{{pid_tgid=\{{pid={os.getpid()}, tid=\d+\}}\}}\]: "
+            r"contended=\d+ total_elapsed=\d+ min=\d+ max=\d+",
+            lines[i],
         )
         assert re.fullmatch(r"    _*getpgid", lines[i + 1]), lines[i : i + 3]  # its user stack, top first
     contended = sum(int(re.search(r"contended=(\d+)", lines[i]).group(1)) for i in heads)  # type: ignore[union-attr]

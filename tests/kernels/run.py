@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import fcntl
 import re
 import shlex
 import shutil
@@ -114,12 +115,17 @@ def qemu_command(name: str, kernel_dir: Path, job: Path, overlays: list[str]) ->
 
 def prepare(kernel: str) -> tuple[Path, Path, Path | None]:
     """The kernel's cache directory, the guest's root on the host and, for an
-    arm64 guest, the binding's layer over the checkout; fetched or made once."""
-    kernel_dir = kernels.prepare(kernel)
-    if kernels.arch(kernel) == "amd64":
-        return kernel_dir, Path("/"), None
-    root = userland.root(kernels.arch(kernel))
-    return kernel_dir, root, userland.binding(root, REPO)
+    arm64 guest, the binding's layer over the checkout; fetched or made once.
+    One run prepares at a time (the matrix runs guests side by side, -n 2):
+    apt's lists and the cache are shared, and a second run then finds it done."""
+    kernels.CACHE.mkdir(parents=True, exist_ok=True)
+    with open(kernels.CACHE / "prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kernel_dir = kernels.prepare(kernel)
+        if kernels.arch(kernel) == "amd64":
+            return kernel_dir, Path("/"), None
+        root = userland.root(kernels.arch(kernel))
+        return kernel_dir, root, userland.binding(root, REPO)
 
 
 def run(

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Test object: a log2 histogram per stack, as libbpf-tools' futexctn and
  * biostacks keep theirs: getpgid(value) of the target process adds value to
- * the histogram of its (pid, user stack id), with its count and extremes
- * beside the slots (struct hist of futexctn.h's shape). */
+ * the histogram of its (pid_tgid, user stack id), with its count and extremes
+ * beside the slots (futexctn.h's struct hist_key and struct hist shapes: the
+ * process is known only as the upper half of a pid_tgid). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -12,7 +13,7 @@
 #define MAX_SLOTS 20
 
 struct hist_key {
-	__u32 pid;
+	__u64 pid_tgid;
 	int user_stack_id;
 };
 
@@ -61,7 +62,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	if (id != NR_getpgid || bpf_get_current_pid_tgid() >> 32 != target_tgid)
 		return 0;
 	value = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	key.pid = target_tgid;
+	key.pid_tgid = bpf_get_current_pid_tgid();
 	key.user_stack_id = bpf_get_stackid(ctx, &stackmap, BPF_F_USER_STACK);
 	h = bpf_map_lookup_elem(&hists, &key);
 	if (!h) {

@@ -15,9 +15,10 @@ front ends print them:
 
 Kernel addresses (the upper half) are named from ``/proc/kallsyms``; user
 ones from the maps of the process in the struct's ``tgid`` member, else its
-``pid`` (a stack without either stays as addresses: ``[unknown]``). The maps
-of a process are read the first time one of its stacks is named, so a
-process that exited before that reads ``[unknown]``.
+``pid``, else its ``pid_tgid``'s upper half (futexctn's key; a stack without
+any stays as addresses: ``[unknown]``). The maps of a process are read the
+first time one of its stacks is named, so a process that exited before that
+reads ``[unknown]``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class StackMembers(NamedTuple):
 
     ids: list[str]  # stack ids
     inline: list[str]  # arrays of addresses
-    pid: str | None  # the member that names the process (tgid, else pid)
+    pid: str | None  # the member that names the process (tgid, else pid, else pid_tgid)
     # Inspektor Gadget's (``gadget``): stack id member -> its map, and the
     # ``struct gadget_user_stack`` members (each holds its id and process)
     maps: dict[str, str] = {}
@@ -75,7 +76,7 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
                 inline.append(name)
     if not (ids or inline or user):
         return None
-    pid = "tgid" if "tgid" in names else "pid" if "pid" in names else None
+    pid = next((n for n in ("tgid", "pid", "pid_tgid") if n in names), None)
     if pid is None and gadget.PROCESS_STRUCT in (
         gadget.typedef(types, t) for _, t, _, _ in types.members(tid)
     ):
@@ -114,6 +115,8 @@ class Stacks:
     def name(self, value: dict, members: StackMembers) -> dict:
         """``value`` (a presented struct) with its stacks as lists of function names."""
         pid = value.get(members.pid) if members.pid else None
+        if isinstance(pid, dict):  # a pid_tgid, presented as {pid, tid}: the process is its upper half
+            pid = pid["pid"]
         out = dict(value)
         for member in members.ids:
             stack_id = value[member]
