@@ -158,7 +158,9 @@ class ObjectFile:
         self._dwarf: object = _UNREAD
         self._kernel: dict[tuple[str, int], bool] = {}
         self._candidates: list[list[str]] | None = None
-        self._kernel_btf: object = _UNREAD  # the kernel's BTF with types the object's loader adds
+        # the kernel's BTF with types the object's own loader adds (a file), once decided
+        self._kernel_btf: tempfile._TemporaryFileWrapper | None = None
+        self._decided = False
         self.supplied: list[str] = []  # those types
 
     @property
@@ -167,31 +169,37 @@ class ObjectFile:
 
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""
-        obj = BPFObject(self.path, btf_custom_path=self._custom_btf())
+        obj = BPFObject(self.path, btf_custom_path=self._kernel_btf_path())
+        if not self._decided and self._added_types(obj):
+            obj.close()  # again, with them
+            obj = BPFObject(self.path, btf_custom_path=self._kernel_btf_path())
         D.share(obj, self.dwarf)
         if not self._kernel:
             self.kernel_has(*kernel_names(obj))
         return obj
 
-    def _custom_btf(self) -> str | None:
-        """The kernel's BTF for libbpf's CO-RE relocations, as a file, when
-        the object's own loader adds types to it (Inspektor Gadget's socket
-        enricher: ``gadget.socket_enricher_btf``); decided at the first open."""
-        if self._kernel_btf is _UNREAD:
-            with BPFObject(self.path) as obj:
-                data = gadget.socket_enricher_btf(obj.btf)
-            self._kernel_btf = None
-            if data is not None:
-                f = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
-                f.write(data)
-                f.flush()
-                self._kernel_btf, self.supplied = f, [f"struct {gadget.SOCKET_VALUE}"]
-        return self._kernel_btf.name if self._kernel_btf is not None else None  # type: ignore[attr-defined]
+    def _added_types(self, obj: BPFObject) -> bool:
+        """Whether the object's own loader adds types to the kernel's BTF for
+        its CO-RE relocations (Inspektor Gadget's socket enricher:
+        ``gadget.socket_enricher_btf``): then they are, in a file libbpf
+        reads instead of the kernel's. Decided at the first open."""
+        self._decided = True
+        data = gadget.socket_enricher_btf(obj.btf)
+        if data is None:
+            return False
+        f = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
+        f.write(data)
+        f.flush()
+        self._kernel_btf, self.supplied = f, [f"struct {gadget.SOCKET_VALUE}"]
+        return True
+
+    def _kernel_btf_path(self) -> str | None:
+        return self._kernel_btf.name if self._kernel_btf is not None else None
 
     def close(self) -> None:
         """Remove what the loads needed beside the file (the kernel's BTF with added types)."""
-        if self._kernel_btf not in (None, _UNREAD):
-            self._kernel_btf.close()  # type: ignore[attr-defined]
+        if self._kernel_btf is not None:
+            self._kernel_btf.close()
             self._kernel_btf = None
 
     def dwarf(self) -> D.DwarfTypes | None:

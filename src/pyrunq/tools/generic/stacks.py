@@ -85,7 +85,9 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
 
 
 def _signed32(v: int) -> int:
-    return v - (1 << 32) if v >= 1 << 31 else v
+    """A stack id as bpf_get_stackid returned it: an id is small, so a u32 of
+    2^31 or more is a negative errno (a 64-bit one is left as it is)."""
+    return v - (1 << 32) if (1 << 31) <= v < (1 << 32) else v
 
 
 def _side(name: str) -> str:
@@ -119,9 +121,8 @@ class Stacks:
             pid = pid["pid"]
         out = dict(value)
         for member in members.ids:
-            stack_id = value[member]
-            if member in members.maps:  # a gadget's u32: bpf_get_stackid's error, unsigned
-                stack_id = _signed32(stack_id)
+            # an id kept in a u32 (Inspektor Gadget's): bpf_get_stackid's error, unsigned
+            stack_id = _signed32(value[member])
             if stack_id in (-errno.EFAULT, -1):  # none: the helper's EFAULT, or the tools' own -1
                 out[member] = []
             elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
