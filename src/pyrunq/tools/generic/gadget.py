@@ -188,7 +188,7 @@ def formatter(kind: str, mntns=None):
     if kind == "gadget_gid":
         return _group
     if kind == "gadget_file_mode":
-        return lambda v: stat.filemode(v if stat.S_IFMT(v) else v | stat.S_IFREG)
+        return lambda v: stat.filemode(v if stat.S_IFMT(v) else v | stat.S_IFREG) if v else ""
     if kind == "gadget_file_flags":
         return file_flags
     if kind == "gadget_mntns_id" and mntns is not None:

@@ -58,7 +58,7 @@ def column(types, tid: int, name: str) -> Column:
     return Column(name, "other", 0)
 
 
-_SHOWN_WIDTHS = {"comm": 16, "pcomm": 16, "container": 12, "timestamp": 26}
+_SHOWN_WIDTHS = {"comm": 16, "pcomm": 16, "container": 12, "timestamp": 26, "flags": 18, "mode": 10}
 
 
 def _shown_column(name: str, value) -> Column:
