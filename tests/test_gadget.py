@@ -125,3 +125,26 @@ def test_the_socket_enrichers_type_is_added_to_the_kernels_btf(kernel, objs):
         values = {rep.name: rep.entries for rep in r.maps()}
         assert r.supplied == ["struct gadget_socket_value"]
     assert (values["found"], values["not_found"]) == ([(None, 0)], [(None, 2)])
+
+
+def test_inspect_lists_a_gadgets_parameters_and_markers():
+    """What ``pyrunq inspect`` prints of a gadget's markers, parameters or none."""
+    from pyrunq.cli.inspect import _gadget
+
+    g = {
+        "params": [{"declaration": "const volatile bool paths", "default": False, "kind": "bool"}],
+        "tracers": {"events": "event"},
+        "mapiters": {"hists": "qdisc"},
+        "iterators": {"dump": {"name": "files", "struct": "file_row"}},
+    }
+    assert _gadget(g) == [
+        "",
+        "gadget parameters (1, set with --set NAME=VALUE):",
+        "  const volatile bool paths = false;",
+        "",
+        "gadget (Inspektor Gadget's markers):",
+        "  tracer: events -> struct event",
+        "  map iterator qdisc: hists",
+        "  iterator files: program dump -> struct file_row",
+    ]
+    assert _gadget({**g, "params": []})[:3] == ["", "gadget parameters (0, set with --set NAME=VALUE):", ""]

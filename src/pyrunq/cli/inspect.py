@@ -102,7 +102,8 @@ def _gadget(g: dict) -> list[str]:
     """What an Inspektor Gadget gadget's markers declare: its parameters
     (set with --set), its tracers, map iterators and iterators."""
     out = ["", f"gadget parameters ({len(g['params'])}, set with --set NAME=VALUE):"]
-    out += _table([[f"{p['declaration']} = {_c_value(p['default'], p['kind'])};"] for p in g["params"]])
+    if g["params"]:
+        out += _table([[f"{p['declaration']} = {_c_value(p['default'], p['kind'])};"] for p in g["params"]])
     what = [f"tracer: {m} -> struct {s}" for m, s in g["tracers"].items()]
     what += [f"map iterator {name}: {m}" for m, name in g["mapiters"].items()]
     what += [
