@@ -148,3 +148,24 @@ def test_inspect_lists_a_gadgets_parameters_and_markers():
         "  iterator files: program dump -> struct file_row",
     ]
     assert _gadget({**g, "params": []})[:3] == ["", "gadget parameters (0, set with --set NAME=VALUE):", ""]
+
+
+@pytest.mark.slow  # naming stacks reads kallsyms and libc's symbols
+def test_a_profiles_stacks_in_its_keys_and_values_are_named_from_their_maps(kernel, objs):
+    """gen_gadget_profile, profile_cpu's shape: a gadget_kernel_stack in the
+    key and a struct gadget_user_stack in the value are named from
+    ig_kstack and ig_ustack; the key's struct gadget_process is columns."""
+    with Runner(objs["gen_gadget_profile"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 2, 3, 4)
+        r.stop()
+        (report,) = [rep for rep in r.maps() if rep.name == "counts"]
+    assert report.stacks == ["kern_stack", "user_stack"]
+    [(key, value)] = report.entries
+    assert (key["comm"], key["pid"], key["container"], value["samples"]) == (
+        my_comm(),
+        os.getpid(),
+        "host",
+        4,
+    )
+    assert SYSCALL_ENTRY in key["kern_stack"], key
+    assert value["user_stack"] and value["user_stack"][0].endswith("getpgid"), value
