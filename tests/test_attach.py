@@ -18,7 +18,7 @@ import pytest
 import pyrunq
 from pyrunq.bpf import BPFObject, features
 from pyrunq.bpf import btf as B
-from pyrunq.errors import BPFError, StateError
+from pyrunq.errors import BPFError, StateError, UsageError
 from pyrunq.tools.generic import NothingAttached, Runner
 from pyrunq.tools.generic.twins import attach_point
 import cli
@@ -546,12 +546,13 @@ def test_uprobe_on_its_own_loader_and_bpf_printk_say_how(kernel, objs):
     assert (
         'program on_self (SEC("uprobe//proc/self/exe:pyrunq_test_missing")) not attached: no function '
         "pyrunq_test_missing in /proc/self/exe (No such file or directory): that is pyrunq here, not the "
-        "program the object was written for; give it a target with --uprobe on_self=BINARY:FUNCTION\n"
+        "program the object was written for; give it a target (BINARY:FUNCTION) with --uprobe "
+        "on_self=BINARY:FUNCTION\n"
     ) in out.stderr
     assert (
         'program on_bare (SEC("uretprobe/getpgid")) not attached: libbpf attaches a uprobe by itself only '
-        'from SEC("uretprobe/BINARY:FUNCTION") (Invalid argument); give it a target with --uprobe '
-        "on_bare=BINARY:FUNCTION\n"
+        'from SEC("uretprobe/BINARY:FUNCTION") (Invalid argument); give it a target (BINARY:FUNCTION) '
+        "with --uprobe on_bare=BINARY:FUNCTION\n"
     ) in out.stderr
     mount = "" if features.tracefs_mounted() else f"mount -t tracefs nodev {features.TRACEFS}; "
     assert (
@@ -571,7 +572,7 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
         r.stop()
         assert (r.obj.bss["ticks"], r.obj.bss["sum"]) == (5, 0 + 1 + 2 + 3 + 4)  # its argument too
         # decoded by the only struct of their size: one that only a map's value type brings
-        events = sorted((e for _, e in r.events), key=lambda e: e["i"])  # a CPU's buffer at a time
+        events = sorted((e._asdict() for _, e in r.events), key=lambda e: e["i"])  # a CPU's buffer at a time
         assert events == [{"i": i, "pid": prog.pid} for i in range(5)]
         assert r.streams["out"].struct == "tick" and r.streams["out"].by_size
     with pytest.raises(
@@ -590,10 +591,58 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
         ("gen_usdt", "--usdt", "on_tick=c", "expected BINARY:PROVIDER:NAME"),
         ("gen_usdt", "--usdt", "on_tick=/no/such/file:p:n", "/no/such/file: no such binary"),
         ("gen_usdt", "--usdt", "nope=c:p:n", "no program 'nope' in gen_usdt (usdt programs: on_tick)"),
+        ("gen_usdt", "--usdt", "on_tick=SCRIPT:p:n", "usdt: SCRIPT is not an ELF file (a script?)"),
     ],
 )
-def test_target_errors_name_the_flag(objs, obj, flag, value, message):
+def test_target_errors_name_the_flag(objs, obj, flag, value, message, shell_script):
+    value, message = (x.replace("SCRIPT", shell_script) for x in (value, message))
     out = cli.run("run", objs[obj], flag, value)
     assert (out.returncode, out.stdout) == (2, ""), out.stderr
     assert out.stderr.startswith(f"{PROG}: error: {flag} {value}: {message}"), out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
+
+
+@pytest.fixture(scope="module")
+def shell_script(tmp_path_factory) -> str:
+    """An executable shell script named pyrunq-script-target, as some
+    systems' python3 is a shim: no ELF file, so no probe can be in it."""
+    path = tmp_path_factory.mktemp("bin") / "pyrunq-script-target"
+    path.write_text("#!/bin/sh\nexec true\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_every_failure_names_its_cause(kernel, objs, shell_script, monkeypatch):
+    """The one error line, or a program's note, says what libbpf or the
+    kernel gave as the cause (tests/objects/gen_badmap, gen_extern,
+    gen_cannot), not an errno's text for the whole object; and never that
+    the kernel refused what it was not asked."""
+    with pytest.raises(BPFError) as failed:
+        Runner(objs["gen_badmap"])
+    cause = "map 'counts': failed to create: Invalid argument"
+    assert str(failed.value) == f"load BPF object 'gen_badmap': {cause}"
+    assert (failed.value.map, failed.value.program) == ("counts", None)
+    with pytest.raises(BPFError) as failed:
+        Runner(objs["gen_extern"])
+    assert str(failed.value).startswith(
+        f"open BPF object '{objs['gen_extern']}': failed to find BTF for extern 'pyrunq_no_such_function'"
+    ), str(failed.value)
+    # libbpf resolves a section's bare binary name on PATH, as a shell does
+    monkeypatch.setenv("PATH", f"{os.path.dirname(shell_script)}:{os.environ['PATH']}")
+    with Runner(objs["gen_cannot"], settings={"target_tgid": os.getpid()}) as r:
+        assert r.attached == ["counted"]
+        assert {n.program: n.reason for n in r.not_attached} == {
+            "walk": "libbpf could not load it: "
+            "failed to find kernel BTF type ID of 'pyrunq_no_such_iterator'",
+            "on_named": f"usdt: {shell_script} is not an ELF file (a script?)",
+        }
+        fire(1, 2)
+        r.stop()
+        assert r.obj.bss["hits"] == 2
+
+
+def test_usage_errors_name_the_parameter_and_the_cli_its_flag(objs):
+    with pytest.raises(UsageError) as e:
+        Runner(objs["gen_events"], settings={"nope": "1"})
+    assert e.value.param == "setting" and str(e.value).startswith("setting nope=1: no global 'nope'")
+    assert e.value.text("--set").startswith("--set nope=1: no global 'nope'")

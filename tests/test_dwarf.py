@@ -21,7 +21,7 @@ from pyrunq.tools.generic.present import presenter
 import cli
 from cli import inspect_json, run_and_fire
 from needs import need
-from testobjects import fire, my_comm
+from testobjects import as_dict, fire, my_comm
 
 PHASES = {0: "PHASE_COLD", 1: "PHASE_WARM", 2: "PHASE_HOT"}
 
@@ -326,7 +326,8 @@ def test_python_pairing_reads_dwarf_once(kernel, objs, monkeypatch):
         assert r.streams["rb"].struct is None  # decided by the first record
         fire(11, 12, 13)
         r.stop()  # detach, then hand over what the ring buffer holds
-        assert r.events == [("rb", ring_event(s)) for s in (11, 12, 13)]
+        assert [(m, as_dict(e)) for m, e in r.events] == [("rb", ring_event(s)) for s in (11, 12, 13)]
+        assert type(r.events[0][1]).__name__ == "ring_event"  # the struct's own Record class
         assert [(s.map, s.struct, s.source, s.by_size, s.size, s.record_size, s.raw) for s in paired] == [
             ("rb", "ring_event", "DWARF", True, 72, 72, False)
         ]
@@ -341,8 +342,8 @@ def test_python_records_nothing_decodes(kernel, objs):
         fire(21)
         r.stop()
         assert sorted(r.events) == [
-            ("blobs", {"size": 20, "data": blob_bytes(21).hex()}),
-            ("twins", {"size": 24, "data": alpha_bytes(21).hex()}),
+            ("blobs", blob_bytes(21)),
+            ("twins", alpha_bytes(21)),
         ]
         assert sorted((s.map, s.struct, s.by_size, s.record_size, s.choices) for s in paired) == [
             ("blobs", None, False, 20, ["alpha", "beta", "flagged"]),
@@ -359,7 +360,7 @@ def test_structs_in_btf_need_no_dwarf(kernel, objs, monkeypatch):
             fire(31, 32)
             r.stop()
             # gen_filter's records have a "value" (at least 16: both are), the others a "seq"
-            assert [e.get("seq", e.get("value")) for _, e in r.events] == [31, 32], name
+            assert [e._asdict().get("seq", e._asdict().get("value")) for _, e in r.events] == [31, 32], name
             assert all(not s.raw and s.source == "BTF" for s in r.streams.values()), name
     assert reads == []
 

@@ -24,8 +24,9 @@ SYSCALL_ENTRY = {"x86_64": "do_syscall_64", "aarch64": "invoke_syscall"}[os.unam
 def test_a_tracers_records_are_its_struct_with_its_types_shown_as_its_loader_does(kernel, objs):
     """gen_gadget_trace: the marker names the records' struct (two structs
     of their size: nothing else would); a gadget_timestamp is wall-clock
-    time, a struct gadget_process is columns (its mount namespace as
-    "host"), X_raw members are X by name (ESRCH, SIGKILL, O_CLOEXEC), the
+    time, the mount namespace "host", errno, signal and flags by name
+    (ESRCH, SIGKILL, O_CLOEXEC); a table's columns flatten the struct
+    gadget_process and name X_raw X; the
     gadget_kernel_stack and struct gadget_user_stack are named from
     ig_kstack and ig_ustack; the library's scratch map and lost-sample
     counter are not shown, the counter's total is read; SEC("uprobe/libc:F")
@@ -39,15 +40,20 @@ def test_a_tracers_records_are_its_struct_with_its_types_shown_as_its_loader_doe
         hidden, reports = r.view.hidden, {rep.name: rep for rep in r.maps()}
     end = datetime.datetime.now()
     records = [rec for ring, rec in r.events if ring == "outbox"]
-    assert [rec["error"] for rec in records] == ["ESRCH", "", "ESRCH"]
+    assert [rec.error_raw for rec in records] == ["ESRCH", "", "ESRCH"]
     for rec in records:
-        assert start <= datetime.datetime.fromisoformat(rec["timestamp"]) <= end
-        assert (rec["comm"], rec["pid"], rec["tid"]) == (my_comm(), os.getpid(), os.getpid())
-        assert (rec["container"], rec["uid"], rec["ppid"]) == ("host", "root", os.getppid())
-        assert (rec["flags"], rec["sig"]) == ("O_RDONLY|O_CLOEXEC", "SIGKILL")
-        assert SYSCALL_ENTRY in rec["kstack"], rec["kstack"]
-        assert rec["ustack"] and rec["ustack"][0].endswith("getpgid"), rec["ustack"]
+        proc = rec.proc
+        assert start <= datetime.datetime.fromisoformat(rec.timestamp_raw) <= end
+        assert (proc.comm, proc.pid, proc.tid) == (my_comm(), os.getpid(), os.getpid())
+        assert (proc.mntns_id, proc.creds.uid, proc.parent.pid) == ("host", "root", os.getppid())
+        assert (rec.flags_raw, rec.sig_raw) == ("O_RDONLY|O_CLOEXEC", "SIGKILL")
+        assert SYSCALL_ENTRY in rec.kstack_raw, rec.kstack_raw
+        assert rec.ustack and rec.ustack[0].endswith("getpgid"), rec.ustack
     assert r.streams["outbox"].struct == "event"
+    # a table lays the process out as columns, and names X_raw X
+    columns = {c.name: c.path for c in r.streams["outbox"].columns}
+    assert columns["container"] == ("proc", "mntns_id") and columns["ppid"] == ("proc", "parent", "pid")
+    assert columns["timestamp"] == ("timestamp_raw",) and "kstack_raw" not in columns
     assert {"outbox_lost_samples", "gadget_heap"} <= set(hidden)
     assert reports["libc_calls"].entries == [(None, 3)]
 
@@ -61,11 +67,11 @@ def test_a_map_iterators_histograms_and_bitmaps(kernel, objs):
         fire(1, 3, 5, 7, 9, 100, 120)
         r.stop()
         reports = {rep.name: rep for rep in r.maps()}
-    hists = {key["parity"]: (key["mntns_id"], slots) for key, slots, _ in reports["hists"].entries}
+    hists = {key["parity"]: (key["mntns_id_raw"], slots) for key, slots, _ in reports["hists"].entries}
     assert reports["hists"].kind == "hist"
     assert hists[1] == ("host", [1, 1, 2, 1] + [0] * 23)
     assert hists[0] == ("host", [0] * 6 + [2] + [0] * 20)
-    assert reports["seen"].entries == [({"mntns_id": "host"}, {"values": [1, 3, 5, 7, 9, 36, 56]})]
+    assert reports["seen"].entries == [({"mntns_id_raw": "host"}, {"values": [1, 3, 5, 7, 9, 36, 56]})]
 
 
 def test_an_iterators_binary_records_are_decoded_with_its_struct(kernel, objs):
@@ -85,7 +91,7 @@ def test_an_iterators_binary_records_are_decoded_with_its_struct(kernel, objs):
         (os.getpid(), os.getpid()),
         (os.getpid(), thread.native_id),
     }
-    assert {row["mntns_id"] for row in rows} == {"host"}
+    assert {row["mntns_id_raw"] for row in rows} == {"host"}
     assert markers.params == ["target_tgid"]
     assert markers.iterators == {"dump_threads": gadget.Iterator("threads", "task_row", ("dump_threads",))}
 
@@ -111,7 +117,7 @@ def test_a_mount_namespace_is_shown_as_the_container_it_is_ones(kernel, objs):
         podman_images.podman("rm", "-f", cid)
     assert r.events, "no getpgid() of the container's process seen in 60 s"
     _, record = r.events[0]
-    assert (record["pid"], record["container"]) == (pid, f"podman:{cid[:12]}")
+    assert (record.proc.pid, record.proc.mntns_id) == (pid, f"podman:{cid[:12]}")
 
 
 def test_the_socket_enrichers_type_is_added_to_the_kernels_btf(kernel, objs):
@@ -154,18 +160,18 @@ def test_inspect_lists_a_gadgets_parameters_and_markers():
 def test_a_profiles_stacks_in_its_keys_and_values_are_named_from_their_maps(kernel, objs):
     """gen_gadget_profile, profile_cpu's shape: a gadget_kernel_stack in the
     key and a struct gadget_user_stack in the value are named from
-    ig_kstack and ig_ustack; the key's struct gadget_process is columns."""
+    ig_kstack and ig_ustack."""
     with Runner(objs["gen_gadget_profile"], settings={"target_tgid": os.getpid()}) as r:
         fire(1, 2, 3, 4)
         r.stop()
         (report,) = [rep for rep in r.maps() if rep.name == "counts"]
-    assert report.stacks == ["kern_stack", "user_stack"]
+    assert report.stacks == ["kern_stack_raw", "user_stack_raw"]
     [(key, value)] = report.entries
-    assert (key["comm"], key["pid"], key["container"], value["samples"]) == (
+    assert (key["proc"]["comm"], key["proc"]["pid"], key["proc"]["mntns_id"]) == (
         my_comm(),
         os.getpid(),
         "host",
-        4,
     )
-    assert SYSCALL_ENTRY in key["kern_stack"], key
-    assert value["user_stack"] and value["user_stack"][0].endswith("getpgid"), value
+    assert value["samples"] == 4
+    assert SYSCALL_ENTRY in key["kern_stack_raw"], key
+    assert value["user_stack_raw"] and value["user_stack_raw"][0].endswith("getpgid"), value

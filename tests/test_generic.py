@@ -16,6 +16,7 @@ import threading
 import pytest
 
 import pyrunq
+from pyrunq.bpf import Record
 from pyrunq.hist import render_log2_bcc as render_log2
 import cli
 from cli import inspect_json, run_and_fire
@@ -181,7 +182,10 @@ def test_pyrunq_run_reads_perf_and_ring_buffers_alike(kernel, objs):
         result = pyrunq.run(
             objs[name], set={"target_tgid": os.getpid()}, interval=0.01, on_maps=on_maps, duration=600
         )
-        assert [(m, e[seq]) for m, e in result.events] == [("events", 7_000_001), ("events", 7_000_002)], name
+        assert [(m, getattr(e, seq)) for m, e in result.events] == [
+            ("events", 7_000_001),
+            ("events", 7_000_002),
+        ], name
         assert result.lost == ({"events": 0} if name == "gen_perf" else {})
 
 
@@ -353,10 +357,13 @@ def test_python_pieces(kernel, objs):
         assert r.obj.state == "loaded" and len(r.links) == 1
         fire(10, 50, 60)
         r.stop()  # detach, then hand over what the ring buffer holds
-        assert r.events == [
+        assert [(m, e._asdict()) for m, e in r.events] == [
             ("records", {"value": 50, "tid": os.getpid()}),
             ("records", {"value": 60, "tid": os.getpid()}),
         ]
+        # the shape BPFObject.ring_buffer() gives: a Record of the struct
+        assert all(isinstance(e, Record) for _, e in r.events)
+        assert [e.value for _, e in r.events] == [50, 60]
         (passed,) = r.maps()
         assert (passed.name, passed.kind, passed.entries) == ("pyrunq_test_passed", "entries", [(0, 2)])
 

@@ -19,7 +19,7 @@ from pyrunq.tools.generic import DEFAULT_MAX_ENTRIES, MapReport, Runner, differe
 from pyrunq.tools.generic.settings import RINGBUF_MIN
 import cli
 from cli import inspect_json, run_and_fire
-from testobjects import fire
+from testobjects import fire, my_comm
 from waiting import wait_for
 
 NSLOTS = 16  # gen_results.bpf.c
@@ -130,6 +130,46 @@ def test_working_state_not_shown_unless_named(kernel, objs):
     assert rc == 0, err
     seen = [line.split(":")[0] for line in out.splitlines() if line.startswith("seen[")]
     assert seen == [f"seen[{v}]" for v in values]
+
+
+def test_working_state_is_read_from_the_instructions(objs):
+    """Without loading anything: the rules of plan.working_state on the
+    objects' helper calls (bytecode), read once per file (ObjectFile)."""
+    from pyrunq.tools.generic import plan
+    from pyrunq.tools.generic.objfile import ObjectFile
+
+    calls = {name: ObjectFile(objs[name]).calls for name in ("gen_state", "gen_summary", "gen_ksyms")}
+    assert plan.working_state(calls["gen_state"]) == {"pending": plan.DELETED, "entered": plan.HANDED_OVER}
+    assert plan.working_state(calls["gen_summary"]) == {"start": plan.DELETED}
+    assert plan.summaries(calls["gen_summary"]) == {"summaries"}
+    assert plan.working_state(calls["gen_ksyms"]) == {}  # last is read and written by one program
+
+
+@pytest.mark.slow  # two loads
+def test_summaries_and_counts_by_kernel_address_are_results(kernel, objs):
+    """Issue 29, item 7: a per-process summary that one program adds to and
+    another deletes when the process exits (gen_summary), and counts by
+    kernel function beside a histogram (gen_ksyms), are shown; their
+    working state stays hidden, each with its reason."""
+    from pyrunq.tools.generic import plan
+
+    with Runner(objs["gen_summary"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 2, 3)
+        r.stop()
+        assert r.view.hidden == {"start": plan.DELETED}
+        assert r.view.plan("summaries").why == plan.SUMMARY
+        [(pid, summary)] = {rep.name: rep for rep in r.maps()}["summaries"].entries
+        assert (pid, summary["calls"], summary["comm"]) == (os.getpid(), 3, my_comm())
+        assert summary["total_ns"] > 0
+    with Runner(objs["gen_ksyms"], settings={"target_tgid": os.getpid()}) as r:
+        fire(1, 2, 3)
+        r.stop()
+        # a bare 64-bit key: hidden unless its keys are kernel functions, as these are
+        assert r.view.hidden == {"last": plan.BESIDE_HISTOGRAMS, "calls": plan.UNLESS_FUNCTIONS}
+        reports = {rep.name: rep for rep in r.maps()}
+        assert reports["calls"].entries == [("__x64_sys_getpgid", 3)]
+        assert "last" not in reports
+        assert reports["hist_slots"].entries[0][1][:3] == [1, 2, 0]  # 1 | 2, 3
 
 
 def test_inspect_says_what_is_not_shown(objs):

@@ -17,7 +17,7 @@ from pyrunq.tools.generic import Runner
 import cli
 from cli import run_and_fire
 from testobjects import fire
-from workload import busy
+from workload import BUSY, spawn
 
 SPIN_COMM = "pyrunq-spin"
 
@@ -50,8 +50,8 @@ def test_stack_ids_and_inline_stacks_are_named_and_agree(kernel, objs):
     events = [record for name, record in r.events if name == "events"]
     assert len(events) == 3
     for e in events:  # the same stacks through bpf_get_stack, inline in a DWARF-only struct
-        assert e["pid"] == os.getpid() and e["kstack_sz"] == 8 * len(e["kstack"])
-        assert (e["kstack"], e["ustack"]) in stacks
+        assert e.pid == os.getpid() and e.kstack_sz == 8 * len(e.kstack)
+        assert (e.kstack, e.ustack) in stacks
 
 
 def test_missed_stacks_and_merged_entries(kernel, objs):
@@ -175,9 +175,13 @@ def test_cli_folded_and_flame_graph_of_map_stacks(kernel, objs, tmp_path):
 def test_cli_flame_graph_of_a_cpu_profile(kernel, objs, tmp_path):
     """tests/objects/gen_profile.bpf.c samples every CPU at 499 Hz as
     libbpf-tools' profile does: a process that spins in user space is most
-    of its CPU's samples, rooted in its name, its frames user frames."""
+    of its CPU's samples, rooted in its name, its frames user frames. The
+    spinner is real-time, and this test's processes are on the other CPU:
+    whatever else the machine runs, CPU 0 is the spinner's."""
     svg = tmp_path / "profile.svg"
-    spinner = busy(0, SPIN_COMM)
+    spinner = spawn(BUSY.format(comm=SPIN_COMM), 0, fifo=True)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {1})
     try:
         out = cli.run(
             "run",
@@ -191,6 +195,7 @@ def test_cli_flame_graph_of_a_cpu_profile(kernel, objs, tmp_path):
             str(svg),
         )
     finally:
+        os.sched_setaffinity(0, before)
         spinner.kill()
         spinner.wait()
         spinner.stdout.close()

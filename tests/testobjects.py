@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -14,11 +15,14 @@ ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname's machine -> vmlinux/<ar
 
 
 def compile_all(directory) -> dict[str, str]:
-    """name -> path of each tests/objects/NAME.bpf.c compiled into ``directory``."""
+    """name -> path of each tests/objects/NAME.bpf.c compiled into ``directory``,
+    its ebpf_exporter YAML (NAME.yaml), if it has one, beside it there too."""
     out = {}
     for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
         name = os.path.basename(source)[: -len(".bpf.c")]
         out[name] = compile_object(source, os.path.join(str(directory), f"{name}.bpf.o"))
+        if os.path.exists(source[: -len(".bpf.c")] + ".yaml"):
+            shutil.copy(source[: -len(".bpf.c")] + ".yaml", directory)
     return out
 
 
@@ -53,3 +57,12 @@ def fire(*values) -> None:
 def my_comm() -> str:
     with open("/proc/self/comm") as f:
         return f.read().strip()
+
+
+def as_dict(record):
+    """A pyrunq.bpf.Record as a dict of its members, nested records and lists too."""
+    if hasattr(record, "_asdict"):
+        return {k: as_dict(v) for k, v in record._asdict().items()}
+    if isinstance(record, list):
+        return [as_dict(v) for v in record]
+    return record

@@ -43,6 +43,8 @@ _EXPORTS = {
     "PrivilegeError": "pyrunq.errors",
     "KernelNotSupported": "pyrunq.errors",
     "UsageError": "pyrunq.errors",
+    "NotAttached": "pyrunq.errors",
+    "NothingAttached": "pyrunq.errors",
     "run": "pyrunq.tools.generic",
 }
 __all__ = sorted(_EXPORTS)
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
         BPFPermissionError as BPFPermissionError,
         KernelNotSupported as KernelNotSupported,
         LibbpfUnavailable as LibbpfUnavailable,
+        NotAttached as NotAttached,
+        NothingAttached as NothingAttached,
         PrivilegeError as PrivilegeError,
         PyrunqError as PyrunqError,
         StateError as StateError,

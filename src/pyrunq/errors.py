@@ -31,7 +31,28 @@ class PyrunqError(Exception):
 
 
 class UsageError(PyrunqError, ValueError):
-    """An argument that cannot work (bad PID, path that is not a cgroup...)."""
+    """An argument that cannot work (bad PID, path that is not a cgroup...).
+
+    ``param``: the parameter it is about, as the Python API names it
+    ("setting", "programs"...), when it is about one: the message starts
+    with it, or names it where it says ``{param}``. A front end whose users
+    know it by another name (the CLI's flags) says the message with that
+    name: ``text(name)``."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.message, self.param = message, param
+
+    def __str__(self) -> str:
+        return self.text(self.param)
+
+    def text(self, name: str | None) -> str:
+        """The message, the parameter called ``name``."""
+        if self.param is None or name is None:
+            return self.message
+        if "{param}" in self.message:
+            return self.message.replace("{param}", name)
+        return f"{name} {self.message}"
 
 
 class MalformedObject(PyrunqError, ValueError):
@@ -64,10 +85,19 @@ class BPFError(PyrunqError, OSError):
         log: tuple[str, ...] = (),
         strerror: str | None = None,
         cause: str | None = None,
+        program: str | None = None,
+        map: str | None = None,
+        refused_by: str | None = None,
+        detail: str | None = None,
     ):
         OSError.__init__(self, err, strerror or describe_errno(err))
         self.op, self.name, self.hint, self.log = op, name, hint, tuple(log)
         self.cause = cause  # libbpf's own words for what is wrong, when it said
+        # what failed, as libbpf's log of the call says: the program it could
+        # not load and who refused it ("the verifier", "the kernel", or
+        # "libbpf", which failed before asking the kernel), or the map it
+        # could not create; ``detail``: their words (the verifier's reason)
+        self.program, self.map, self.refused_by, self.detail = program, map, refused_by, detail
 
     def __str__(self) -> str:
         what = f"{self.op} {self.name!r}" if self.name else self.op
@@ -113,9 +143,21 @@ class NoKernelBTF(KernelNotSupported):
         return f"this kernel {self.problem} {self.name}; pyrunq needs CONFIG_DEBUG_INFO_BTF=y"
 
 
-# A program that does not run, and why (a namedtuple: typing costs every start 2 ms).
-NotAttached = namedtuple("NotAttached", ["program", "section", "reason"])
-NotAttached.__doc__ = "A program that does not run, and why: (program, section, reason)."
+class NotAttached(namedtuple("NotAttached", ["program", "section", "reason"])):
+    """A program that does not run, and why: (program, section, reason).
+    ``param``: the parameter that would give it what it lacks (a uprobe's
+    target: "uprobe"), as ``UsageError.param`` names parameters; None when
+    none would. (A namedtuple, not typing's: typing costs every start 2 ms.)"""
+
+    param: str | None
+
+    def __new__(cls, program: str, section: str, reason: str, param: str | None = None):
+        self = super().__new__(cls, program, section, reason)
+        self.param = param
+        return self
+
+    def __getnewargs__(self):
+        return (*self, self.param)
 
 
 class NothingAttached(PyrunqError):
@@ -148,12 +190,14 @@ def from_errno(
     log: tuple[str, ...] = (),
     strerror: str | None = None,
     cause: str | None = None,
+    **failed: object,
 ) -> BPFError:
     """The exception for a failed call, with a hint where one helps;
     ``strerror``: the text for ``err`` when the caller knows better (libbpf's
     codes); ``cause``: what libbpf said is wrong, shown instead of errno's
     text (which says "No such file or directory" for a file that exists,
-    when a BTF name matches no symbol)."""
+    when a BTF name matches no symbol); ``failed``: what failed (``program``,
+    ``map``, ``refused_by``, ``detail``: see BPFError)."""
     err = abs(err)
     rejected = [line for line in log if "BEGIN PROG LOAD LOG" in line]
     cls, hint = _KINDS.get(err, (BPFError, None))
@@ -161,7 +205,7 @@ def from_errno(
         # EACCES also means "rejected by the verifier": not a privilege matter
         # ("libbpf: prog 'NAME': -- BEGIN PROG LOAD LOG --")
         cls, hint = VerifierError, verifier_hint(log, report=True)
-    return cls(err, op, name, hint, log, strerror, cause)
+    return cls(err, op, name, hint, log, strerror, cause, **failed)  # type: ignore[arg-type]
 
 
 def verifier_hint(log: tuple[str, ...], report: bool) -> str:

@@ -415,6 +415,23 @@ def render_linear(counts: Iterable[int], label: str, base: int = 0, step: int = 
     return "     %-13s : count     distribution\n" % label + "".join(rows)
 
 
+def render_labelled(rows: Iterable[tuple[str, int]], unit: str) -> str:
+    """A histogram whose rows say themselves what they hold (``"17 -> 32"``,
+    ``"<= 50"``: ebpf_exporter's buckets), laid out as bcc prints log2
+    histograms: the label right-aligned under the unit, the count, a bar of
+    up to 40 stars scaled to the largest count. Nothing when every count is 0."""
+    rows = list(rows)
+    if not any(count for _, count in rows):
+        return ""
+    val_max = max(count for _, count in rows)
+    width = max(24, max(len(label) for label, _ in rows))
+    out = ["%-*s : count     distribution\n" % (width, " " * 5 + unit)]
+    for label, count in rows:
+        n = count * _STARS_MAX // val_max
+        out.append("%*s : %-8d |%s|\n" % (width, label, count, "*" * n + " " * (_STARS_MAX - n)))
+    return "".join(out)
+
+
 def interval_header(t: None | float | time.struct_time = None) -> str:
     """Start of each interval in runqlat.c main(): printf("\\n") after the
     sleep, then with -T the local time strftime("%H:%M:%S") as "%-8s\\n".

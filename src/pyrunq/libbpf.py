@@ -13,7 +13,7 @@ import collections
 import os
 import sys
 
-from .errors import LIBBPF_ERRNO_BASE, LibbpfUnavailable, from_errno
+from .errors import LIBBPF_ERRNO_BASE, LibbpfUnavailable, from_errno, verifier_reason
 
 MIN_VERSION = (1, 0)
 NEEDED = "pyrunq needs libbpf.so.1 >= 1.0 (Debian: apt-get install libbpf1)"
@@ -142,16 +142,76 @@ def _error(err: int, op: str, name: str | None, explain: bool):
     err = abs(err)
     text = strerror(err) if err >= LIBBPF_ERRNO_BASE else None
     log = warnings_since()
-    return from_errno(err, op, name, log, text, _cause(log) if explain else None)
+    if not explain:
+        return from_errno(err, op, name, log, text)
+    failed = load_failure(log)
+    cause = failed.pop("cause", None) or _cause(log)
+    return from_errno(err, op, name, log, text, cause, **failed)
+
+
+def _subject(entry: str) -> tuple[str, str, str] | None:
+    """("prog" or "map", its name, the rest) of a libbpf line about one
+    program or map (``prog 'NAME': ...``, ``map 'NAME': ...``)."""
+    line = entry.strip().removeprefix("libbpf: ").split("\n", 1)[0]
+    for kind in ("prog", "map"):
+        head = f"{kind} '"
+        if line.startswith(head) and "': " in line:
+            what, _, rest = line[len(head) :].partition("': ")
+            return kind, what, rest.strip()
+    return None
+
+
+def _without_code(text: str) -> str:
+    """libbpf's words without the error number it appends ("Invalid argument(-22)", ": -3")."""
+    head, sep, tail = text.rpartition("(-")
+    if sep and tail.endswith(")") and tail[:-1].isdigit():
+        return head.rstrip()
+    head, sep, tail = text.rpartition(": -")
+    return head if sep and tail.isdigit() else text
+
+
+# libbpf's lines that only say that a program failed, not why
+_PROG_GENERIC = ("failed to load", "failed to prepare load attributes", "-- BEGIN PROG LOAD LOG --")
+_KERNEL_ASKED = "BPF program load failed"
+
+
+def load_failure(log: tuple[str, ...]) -> dict:
+    """What libbpf's log of a failed open or load says failed, as the
+    keywords of ``errors.from_errno``: the ``program`` it failed to load and
+    who refused it (``refused_by``: "the verifier", "the kernel", or
+    "libbpf", which failed before asking the kernel: finding an attach
+    target...), or the ``map`` it failed to create; ``detail``: their words
+    for that program (the verifier's reason); ``cause``: the error's line."""
+    found = [s for s in map(_subject, log) if s is not None]
+    maps = [(w, rest) for kind, w, rest in found if kind == "map" and rest.startswith("failed to create")]
+    if maps:
+        what, rest = maps[-1]
+        return {"map": what, "cause": f"map '{what}': {_without_code(rest)}"}
+    progs = [what for kind, what, rest in found if kind == "prog" and rest.startswith("failed to load")]
+    if not progs:
+        return {}
+    program = progs[-1]
+    said = [rest for kind, what, rest in found if kind == "prog" and what == program]
+    asked = [rest for rest in said if rest.startswith(_KERNEL_ASKED)]
+    reason, _ = verifier_reason(log)
+    if asked and reason:
+        who, detail = "the verifier", reason
+    elif asked:
+        who, detail = "the kernel", _without_code(asked[-1].partition(": ")[2]) or asked[-1]
+    else:
+        who = "libbpf"
+        detail = next((_without_code(r) for r in said if not r.startswith(_PROG_GENERIC)), "")
+    cause = None if reason else f"prog '{program}': {detail}" if detail else None
+    return {"program": program, "refused_by": who, "detail": detail or None, "cause": cause}
 
 
 def _cause(log: tuple[str, ...]) -> str | None:
     """What libbpf said is wrong: the last warning that says more than that
-    the call failed ("map 'events': failed to create ..."), else its last
+    the call failed ("failed to find BTF for extern 'x'"), else its last
     line of detail (it names a variable with no symbol only at debug level)."""
     for entry in reversed(log):
         lines = [x.strip() for x in entry.splitlines() if x.strip()]
         text = lines[-1].removeprefix("libbpf: ") if lines else ""
         if text and not text.startswith(_GENERIC):
-            return text
-    return _last_detail[0].strip().removeprefix("libbpf: ") or None
+            return _without_code(text)
+    return _without_code(_last_detail[0].strip().removeprefix("libbpf: ")) or None

@@ -240,7 +240,9 @@ def test_generic_runner_decodes_an_object_built_here(kernel, tmp_path):
             except ProcessLookupError:
                 pass
         r.stop()
-        assert r.events == [("records", {"value": v, "tid": os.getpid()}) for v in (50, 60)]
+        assert [(m, e._asdict()) for m, e in r.events] == [
+            ("records", {"value": v, "tid": os.getpid()}) for v in (50, 60)
+        ]
 
 
 def test_fentry_is_found_where_the_kernel_has_it(kernel):

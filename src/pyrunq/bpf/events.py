@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
     from .object import BPFObject
 
-# How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --event) puts its flag in its place.
+# The parameter UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for it (the CLI's --event) says its flag.
 EVENT = "event"
 # The line that keeps a record's struct in the object's BTF, for messages
 ANCHOR_IDIOM = "const struct NAME *unused __attribute__((unused));"
@@ -96,11 +96,12 @@ def event_map_structs(
     for name, struct_name in explicit.items():
         if name not in rings:
             raise UsageError(
-                f"{EVENT} {name}={struct_name}: {obj.name} has no ring buffer or "
-                f"perf event array {name!r} (has: {', '.join(rings) or 'none'})"
+                f"{name}={struct_name}: {obj.name} has no ring buffer or "
+                f"perf event array {name!r} (has: {', '.join(rings) or 'none'})",
+                EVENT,
             )
         if find_struct(obj, struct_name) is None:
-            raise UsageError(f"{EVENT} {name}={struct_name}: {no_struct(obj, struct_name)}")
+            raise UsageError(f"{name}={struct_name}: {no_struct(obj, struct_name)}", EVENT)
     candidates = event_structs(obj)
     # not the kernel's own structs, which vmlinux.h brought in (bootstrap_legacy's
     # map "perf_buffer" carries no struct perf_buffer)

@@ -17,13 +17,22 @@ EXAMPLES = """examples:
 def add_arguments(p) -> None:
     p.add_argument("object", metavar="OBJECT", help="a BPF object file (clang -target bpf -g)")
     p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the object's ebpf_exporter YAML (default: NAME.yaml beside NAME.bpf.o, if there is one)",
+    )
 
 
 def run(args, parser) -> int:
+    from ..errors import UsageError
     from ..tools.generic import describe
 
-    with reading():
-        d = describe(args.object)
+    try:
+        with reading():
+            d = describe(args.object) if args.config is None else describe(args.object, args.config)
+    except UsageError as e:
+        raise UsageError(e.text("--config" if e.param else None)) from None
     if args.json:
         import json
 

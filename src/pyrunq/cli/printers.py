@@ -30,12 +30,39 @@ def columns(stream) -> list[tuple[str, int]]:
     return [(c.name, width(c)) for c in stream.columns]
 
 
+def cells(stream, record: dict) -> list[str]:
+    """The cells of a record's row: each column's value, found by its path
+    through the record's members (a flattened struct's) or by its name."""
+    if stream.raw:
+        return [text(record.get(f, "")) for f, _ in RAW_COLUMNS]
+    out = []
+    for c in stream.columns:
+        value = record
+        for member in c.path or (c.name,):
+            value = value.get(member, "") if isinstance(value, dict) else ""
+        out.append(text(value))
+    return out
+
+
 PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
 
 
 def prefix(data: str) -> str:
     """The first PREFIX_BYTES bytes of a record in hex, "..." when there is more."""
     return data[: 2 * PREFIX_BYTES] + ("..." if len(data) > 2 * PREFIX_BYTES else "")
+
+
+def plain(record):
+    """A record (a ``pyrunq.bpf.Record``, or bytes no struct decodes) as plain
+    data: a dict of its members, nested records too; bytes as their size
+    and hex."""
+    if isinstance(record, (bytes, bytearray)):
+        return {"size": len(record), "data": record.hex()}
+    if hasattr(record, "_asdict"):
+        return {k: plain(v) for k, v in record._asdict().items()}
+    if isinstance(record, list):
+        return [plain(v) for v in record]
+    return record
 
 
 def text(v) -> str:
@@ -59,9 +86,10 @@ class TablePrinter:
     def __init__(self, out):
         self.out, self.streams, self._last = out, {}, None
 
-    def event(self, map_name: str, record: dict) -> None:
+    def event(self, map_name: str, record) -> None:
         stream = self.streams[map_name]
         shown = columns(stream)
+        record = plain(record)
         if stream.raw and not self.raw:
             record = {"size": record["size"], "data": prefix(record["data"])}
         if map_name != self._last:  # a header again whenever the event map changes
@@ -69,9 +97,9 @@ class TablePrinter:
                 self.out.write("\n")
             self._last = map_name
             self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in shown]).rstrip() + "\n")
-        cells = [time.strftime("%H:%M:%S")]
-        cells += [text(record.get(f, "")).ljust(w) for f, w in shown]
-        self.out.write(" ".join(cells).rstrip() + "\n")
+        row = [time.strftime("%H:%M:%S")]
+        row += [cell.ljust(w) for cell, (_, w) in zip(cells(stream, record), shown)]
+        self.out.write(" ".join(row).rstrip() + "\n")
         self.out.write(stack_lines(record, stream.stacks))
         self.out.flush()
 
@@ -84,6 +112,15 @@ class TablePrinter:
 
         values = False  # after a global's own value: the next one goes on the next line
         for rep in reports:
+            helped = bool(rep.help and rep.entries)
+            if helped:  # as the exporter's text: its series right below
+                self.out.write(f"\n# HELP {rep.name} {rep.help}\n")
+            if rep.buckets is not None:
+                values = False
+                for i, (key, slots, _) in enumerate(rep.entries):
+                    gap = "" if helped and i == 0 else "\n"
+                    self.out.write(f"{gap}{metric_head(rep, key)}:\n{bucket_text(rep, slots)}")
+                continue
             if rep.kind == "hist":
                 values = False
                 for key, slots, labels in rep.entries:
@@ -93,12 +130,14 @@ class TablePrinter:
                     self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
                 continue
             value = _own_value(rep)
-            if rep.entries and not (value and values):
+            if rep.entries and not (value and values) and not helped:
                 self.out.write("\n")
             values = value
             for key, v in rep.entries:
                 shown_key, shown_value = without(key, rep.stacks), without(v, rep.stacks)
                 head = rep.name if key is None else f"{rep.name}[{text(shown_key)}]"
+                if rep.labelled:
+                    head = metric_head(rep, key)
                 self.out.write(f"{head}: {text(shown_value)}\n")
                 if rep.stacks:
                     self.out.write(stack_lines({**only(key, rep.stacks), **only(v, rep.stacks)}, rep.stacks))
@@ -106,6 +145,36 @@ class TablePrinter:
                 note = f"{rep.merged} entries added into others whose stacks name the same functions"
                 self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
+
+
+def metric_head(rep, key) -> str:
+    """An entry of ebpf_exporter's maps as its exporter names the series:
+    ``name{label="value", ...}`` (with its YAML), else as any map's entry."""
+    if rep.labelled:
+        labels = ", ".join(f'{k}="{v}"' for k, v in key.items())
+        return f"{rep.name}{{{labels}}}" if labels else rep.name
+    return rep.name if key in (None, {}) else f"{rep.name}[{text(key)}]"
+
+
+def bucket_text(rep, slots: list) -> str:
+    """A histogram of ebpf_exporter's buckets, each row saying what it holds,
+    then its count and sum."""
+    from ..hist import render_labelled
+    from ..tools.generic.buckets import BucketHistogram, rows
+
+    counts = {b: c for b, c in enumerate(slots) if b != rep.sum_slot}
+    h = BucketHistogram(None, counts)
+    drawn = render_labelled(rows(h, rep.buckets, rep.scale), rep.unit)
+    total = f"     count {h.count}"
+    if rep.sum_slot is not None:
+        total += f", sum {_amount(slots[rep.sum_slot] * rep.scale)} {rep.unit}"
+        if not rep.labelled:  # no YAML said where: say which bucket was read as the sum
+            total += f" (bucket {rep.sum_slot}, the sum: found from the counts)"
+    return f"{drawn}{total}\n"
+
+
+def _amount(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def without(value, members: list):
@@ -132,6 +201,30 @@ def _own_value(rep) -> bool:
     return rep.section is not None and [key for key, _ in rep.entries] == [None]
 
 
+def bucket_json(rep) -> dict:
+    """ebpf_exporter's histograms for --json: per key its counts by bucket
+    (``slots``), each bucket's upper bound as the exporter labels it (``le``,
+    in the metric's unit), the count, and the sum (in the object's unit)."""
+    b = rep.buckets
+    hists = []
+    for key, slots, labels in rep.entries:
+        counts = [c for i, c in enumerate(slots) if i != rep.sum_slot]
+        hists.append(
+            {
+                "key": key,
+                "slots": counts,
+                "labels": labels,
+                "le": [b.bound(i) * b.multiplier for i in range(len(counts))],
+                "count": sum(counts),
+                "sum": None if rep.sum_slot is None else slots[rep.sum_slot],
+            }
+        )
+    out = {"bucket_type": b.type, "histograms": hists}
+    if rep.help:
+        out["help"] = rep.help
+    return out
+
+
 class JsonPrinter:
     raw = False  # records no struct decodes: whole ("data"), not "size" and "prefix"
 
@@ -140,7 +233,8 @@ class JsonPrinter:
 
         self.out, self.dumps, self.streams = out, json.dumps, {}
 
-    def event(self, map_name: str, record: dict) -> None:
+    def event(self, map_name: str, record) -> None:
+        record = plain(record)
         if self.streams[map_name].raw and not self.raw:
             record = {"size": record["size"], "prefix": record["data"][: 2 * PREFIX_BYTES]}
         self.out.write(
@@ -154,7 +248,9 @@ class JsonPrinter:
             source = (
                 {"map": rep.name} if rep.section is None else {"global": rep.name, "section": rep.section}
             )
-            if rep.kind == "hist":
+            if rep.buckets is not None:
+                doc = {"type": "hist", "time": now, **source, "unit": rep.unit, **bucket_json(rep)}
+            elif rep.kind == "hist":
                 doc = {
                     "type": "hist",
                     "time": now,
@@ -171,6 +267,8 @@ class JsonPrinter:
                     **source,
                     "entries": [{"key": k, "value": v} for k, v in rep.entries],
                 }
+                if rep.help:
+                    doc["help"] = rep.help
             self.out.write(self.dumps(doc) + "\n")
         self.out.flush()
 

@@ -181,6 +181,12 @@ def add_arguments(p) -> None:
         help='attach USDT program PROGRAM, whose SEC("usdt") names no probe, to probe PROVIDER:NAME '
         "of BINARY (a path, or a library name) in every process; repeatable, for one program too",
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the object's ebpf_exporter YAML: its metrics' names, help, labels and buckets "
+        "(default: NAME.yaml beside NAME.bpf.o, if there is one)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
         "--allow-untrusted-object",
@@ -234,6 +240,13 @@ def run(args, parser) -> int:
                 "records carry no process)",
                 file=sys.stderr,
             )
+        if r.metrics.config is not None:
+            print(
+                f"{parser.prog}: note: metrics named, labelled and bucketed as {r.metrics.config.path} says",
+                file=sys.stderr,
+            )
+            for line in r.metrics.config.notes():
+                print(f"{parser.prog}: note: {line}", file=sys.stderr)
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         if r.view.hidden:
@@ -373,7 +386,7 @@ def _printk_where(name: str) -> str:
 
 def _program_notes(prog: str, r) -> None:
     """On stderr: which twins run, tracefs, and each program that did not attach."""
-    from ..tools.generic import TRACEFS_HOW
+    from ..tools.generic import TRACEFS_HOW, UPROBE
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
@@ -388,8 +401,15 @@ def _program_notes(prog: str, r) -> None:
             f"{prog}: note: {r.tracefs_problem}: tracepoint programs cannot attach; {TRACEFS_HOW}",
             file=sys.stderr,
         )
-    for name, section, why in r.not_attached:
-        print(f'{prog}: note: program {name} (SEC("{section}")) not attached: {why}', file=sys.stderr)
+    for n in r.not_attached:
+        how = ""
+        if n.param:  # the flag that gives it a target
+            form = "BINARY:FUNCTION" if n.param == UPROBE else "BINARY:PROVIDER:NAME"
+            how = f" with {_flag(n.param)} {n.program}={form}"
+        print(
+            f'{prog}: note: program {n.program} (SEC("{n.section}")) not attached: {n.reason}{how}',
+            file=sys.stderr,
+        )
 
 
 def _print_iterators(out, texts: dict, as_json: bool) -> None:
@@ -432,7 +452,7 @@ def _pairing_note(prog: str):
 def _runner(args, on_event, on_pairing=None):
     """The Runner for these arguments; its usage errors name the flags."""
     from ..errors import UsageError
-    from ..tools.generic import Runner
+    from ..tools.generic import CONFIG_AUTO, Runner
 
     try:
         return Runner(
@@ -450,16 +470,17 @@ def _runner(args, on_event, on_pairing=None):
             uprobes=_targets(args.uprobe),
             usdts=_targets(args.usdt),
             on_pairing=on_pairing,
+            config=args.config or CONFIG_AUTO,
         )
     except UsageError as e:
-        raise UsageError(_with_flags(str(e))) from None
+        raise UsageError(e.text(_flag(e.param))) from None
 
 
-def _with_flags(message: str) -> str:
-    """A message of the generic tool, which names the Python parameters,
-    as a command-line user needs it: with the flags that set them."""
+def _flag(param: str | None) -> str | None:
+    """The flag that sets a parameter of the generic tool (``UsageError.param``)."""
     from ..tools.generic import (
         ALLOW_UNTRUSTED,
+        CONFIG,
         EVENT,
         MAX_ENTRIES,
         PROGRAMS,
@@ -471,17 +492,17 @@ def _with_flags(message: str) -> str:
         USDT,
     )
 
-    for word, flag in (
-        (SETTING, "--set"),
-        (EVENT, "--event"),
-        (MAX_ENTRIES, "--max-entries"),
-        (SHOW, "--map"),
-        (UNITS, "--unit"),
-        (PROGRAMS, "--program"),
-        (SKIP, "--no-program"),
-        (UPROBE, "--uprobe"),
-        (USDT, "--usdt"),
-    ):
-        if message.startswith(f"{word} "):
-            return flag + message[len(word) :]
-    return message.replace(ALLOW_UNTRUSTED, "--allow-untrusted-object")
+    flags = {
+        SETTING: "--set",
+        EVENT: "--event",
+        MAX_ENTRIES: "--max-entries",
+        SHOW: "--map",
+        UNITS: "--unit",
+        PROGRAMS: "--program",
+        SKIP: "--no-program",
+        UPROBE: "--uprobe",
+        USDT: "--usdt",
+        CONFIG: "--config",
+        ALLOW_UNTRUSTED: "--allow-untrusted-object",
+    }
+    return flags.get(param, param) if param else None

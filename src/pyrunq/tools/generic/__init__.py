@@ -5,7 +5,8 @@ run; ``targets``: where uprobes go; ``settings``: globals and map sizes;
 ``plan``: how each map and global is shown, and why, with ``shapes`` and
 ``present``), loaded and attached (``attach``), collected (``sources`` and
 ``streams`` for records, ``reports`` for maps and globals, ``stacks`` named,
-``measures`` added and subtracted), on the lifecycle every tool has
+``measures`` added and subtracted; ebpf_exporter's maps as its YAML says:
+``exporter_config``, ``buckets``, ``exporter_maps``), on the lifecycle every tool has
 (``runner``); Inspektor Gadget's conventions are read where an object has them
 (``gadget``). ``pyrunq inspect`` (``describe``) and ``pyrunq run`` present
 it; ``pyrunq.run()`` is the whole of it in one call."""
@@ -13,6 +14,8 @@ it; ``pyrunq.run()`` is the whole of it in one call."""
 from ...errors import NotAttached, NothingAttached
 from .attach import TRACEFS_HOW
 from .describe import describe
+from .exporter_config import CONFIG, ConfigError
+from .exporter_maps import CONFIG_AUTO
 from .objfile import ALLOW_UNTRUSTED, ObjectFile
 from .plan import SHOW, UNITS, MapPlan, View
 from .reports import MapReport, difference
@@ -24,6 +27,9 @@ from .twins import PROGRAMS, SKIP, Choice
 from ...bpf.events import EVENT
 
 __all__ = [
+    "CONFIG",
+    "CONFIG_AUTO",
+    "ConfigError",
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",

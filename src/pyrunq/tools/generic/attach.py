@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 
 from ...bpf import Link, Program
-from ...errors import BPFError
-from .targets import UsdtTarget, is_uprobe, is_usdt
+from ...errors import BPFError, NotAttached
+from .targets import UPROBE, USDT, UsdtTarget, is_uprobe, is_usdt, libbpf_path, not_elf
 from .twins import mechanism_of
 
 TRACEFS_HOW = "as root: mount -t tracefs nodev /sys/kernel/tracing"
@@ -49,23 +48,26 @@ def needs_tracefs(prog: Program) -> bool:
     return mechanism_of(prog.section) == "tracepoint"
 
 
-_FAILED_LOAD = re.compile(r"prog '([^']+)': failed to load")
-
-
 def refused_program(error: BPFError) -> tuple[str, str] | None:
-    """(program, why) when the load failed because the kernel refused one
-    program (libbpf's log names it); None for other failures."""
-    if error.op != "load BPF object":
+    """(program, why) when the load failed for one program (the others may
+    load without it), as libbpf's log says (``BPFError.program``); None for
+    other failures."""
+    if error.program is None:
         return None
-    failed = next((m.group(1) for line in error.log if (m := _FAILED_LOAD.search(line))), None)
-    if failed is None:
-        return None
-    for line in error.log:  # the verifier's log: its complaint is the line before "processed N insns"
-        lines = [x for x in line.splitlines() if x.strip()]
-        for before, after in zip(lines, lines[1:]):
-            if after.startswith("processed ") and " insns" in after:
-                return failed, f"the verifier rejected it: {before.strip()}"
-    return failed, f"the kernel refused to load it ({error.strerror})"
+    detail = error.detail or error.strerror
+    if error.refused_by == "the verifier":
+        return error.program, f"the verifier rejected it: {detail}"
+    if error.refused_by == "the kernel":
+        return error.program, f"the kernel refused to load it: {detail}"
+    return error.program, f"libbpf could not load it: {detail}"
+
+
+def not_attached(prog: Program, error: OSError, tracefs_missing: bool) -> NotAttached:
+    """Why ``prog`` did not attach, in a few words, and the parameter that
+    would give it a target when that is what it lacks."""
+    why = reason(prog, error, tracefs_missing)
+    lacks = "give it a target" in why and (UPROBE if is_uprobe(prog) else USDT if is_usdt(prog) else None)
+    return NotAttached(prog.name, prog.section, why, lacks or None)
 
 
 def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
@@ -83,10 +85,15 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     mechanism = mechanism_of(prog.section)
     target = prog.section.split("/", 1)[-1]
     kind = prog.section.split("/", 1)[0]
+    probe = "usdt" if is_usdt(prog) else "uprobe" if is_uprobe(prog) else None
+    binary = libbpf_path(target.split(":", 1)[0]) if probe and ":" in target else None
+    problem = not_elf(binary, probe) if binary and probe else None
+    if problem:
+        return problem
     if error.errno == errno.EINVAL and is_uprobe(prog) and ":" not in target:  # bashreadline's
         return (
             f'libbpf attaches a uprobe by itself only from SEC("{kind}/BINARY:FUNCTION") ({text}); '
-            f"give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
+            "give it a target (BINARY:FUNCTION)"
         )
     if error.errno == errno.ENOENT and is_usdt(prog):  # libbpf found no such note in the file
         parts = target.rsplit(":", 2) if "/" in prog.section else []
@@ -98,7 +105,7 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
         why += f" ({text})"
         if binary.startswith("/proc/self/"):  # libbpf-bootstrap's uprobe probes its own loader
             why += ": that is pyrunq here, not the program the object was written for"
-        return f"{why}; give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
+        return f"{why}; give it a target (BINARY:FUNCTION)"
     if error.errno == errno.ENOENT and mechanism == "tracepoint" and tracefs_missing:
         return "tracefs is not mounted"
     what = {

@@ -7,26 +7,29 @@ from __future__ import annotations
 
 from ...bpf import BATCH_TYPES, DATA_SECTIONS
 from ...bpf.events import event_structs, struct_types
-from . import gadget
+from . import exporter_maps, gadget
+from .exporter_maps import CONFIG_AUTO
 from .objfile import ObjectFile
 from .plan import MapPlan, View, view
 from .present import presenter
 from .settings import value_kind
 
 
-def describe(path: str) -> dict:
-    """Everything ``pyrunq inspect`` shows, as plain data."""
+def describe(path: str, config=CONFIG_AUTO) -> dict:
+    """Everything ``pyrunq inspect`` shows, as plain data; ``config``: the
+    object's ebpf_exporter YAML (default: the one beside it, if any; None: none)."""
     objfile = ObjectFile(path)
     try:
-        return _describe(objfile, path)
+        return _describe(objfile, path, config)
     finally:
         objfile.close()
 
 
-def _describe(objfile: ObjectFile, path: str) -> dict:
+def _describe(objfile: ObjectFile, path: str, config) -> dict:
     with objfile.open() as obj:
         btf = obj.btf
-        v = view(objfile, obj)
+        metrics = exporter_maps.setup(obj, path, config)
+        v = view(objfile, obj, metrics=metrics)
         dwarf = objfile.dwarf()
         own = [struct_types(obj, s) for s in objfile.candidates(obj)[1]]  # the structs only DWARF has
         return {
@@ -46,6 +49,7 @@ def _describe(objfile: ObjectFile, path: str) -> dict:
                 for p in obj.programs.values()
             ],
             "maps": [_describe_map(objfile, obj, m, v) for m in obj.maps.values()],
+            "config": metrics.config.path if metrics.config else None,
             "globals": [
                 _describe_global(obj, section, name, tid, v)
                 for section in DATA_SECTIONS
@@ -93,6 +97,8 @@ def shown_as(plan: MapPlan, choices: list[str] | None = None) -> str:
         if plan.struct:
             return f"events of struct {plan.struct}" + (" (DWARF)" if plan.source == "DWARF" else "")
         return f"events of the struct of their size ({', '.join(choices)})" if choices else "raw records"
+    if plan.shown_as:
+        return plan.shown_as
     if plan.kind == "hist":
         many = "s" if plan.section is not None and plan.shape in ("value", "slots") else ""
         return f"log2 histogram{many} ({plan.unit})"

@@ -167,6 +167,29 @@ def hist_slots_member(types, tid: int) -> str | None:
     return None
 
 
+def columns(types, tid: int) -> list[tuple[str, tuple[str, ...], int]]:
+    """How a table lays out struct ``tid``'s records, as Inspektor Gadget's
+    loader does: (column name, the path of members to its value, the
+    member's type) per column. A ``struct gadget_process`` member becomes
+    its members' columns (comm, pid, tid, ``container`` for its mount
+    namespace, uid, gid, and the parent's as pcomm, ppid, ptid); an
+    ``X_raw`` member of a type the loader formats is the column ``X``.
+    The records keep the struct's own shape."""
+    out: list[tuple[str, tuple[str, ...], int]] = []
+    for name, mtid, _, _ in types.members(types.resolve(tid)):
+        if typedef(types, mtid) != PROCESS_STRUCT:
+            out.append((shown_name(types, name, mtid), (name,), mtid))
+            continue
+        for sub, stid, _, _ in types.members(types.resolve(mtid)):
+            rid = types.resolve(stid)
+            if types.kind(rid) == B.STRUCT:
+                prefix = "p" if sub == "parent" else ""
+                out += [(prefix + leaf, (name, sub, leaf), ltid) for leaf, ltid, _, _ in types.members(rid)]
+            else:
+                out.append(("container" if sub == "mntns_id" else sub, (name, sub), stid))
+    return out
+
+
 def shown_name(types, name: str, tid: int) -> str:
     """``X`` for a member ``X_raw`` of a type the loader formats (its raw
     number is shown readable under the plain name), else ``name``."""

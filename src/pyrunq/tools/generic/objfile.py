@@ -19,8 +19,8 @@ from ...errors import MalformedObject, PyrunqError, UsageError
 from . import gadget
 from .bytecode import Calls, helper_calls
 
-# How messages name the way out, in the Python API's words; a front end with a
-# flag for it (the CLI's --allow-untrusted-object) puts its flag in its place.
+# The way out UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for it (the CLI's --allow-untrusted-object) says its flag.
 ALLOW_UNTRUSTED = "allow_untrusted=True"
 
 
@@ -127,16 +127,18 @@ def check_trust(path: str) -> None:
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     _regular(path, st.st_mode)
-    hint = f"or pass {ALLOW_UNTRUSTED}"
+    hint = "or pass {param}"
     writers = [who for bit, who in ((0o020, "its group"), (0o002, "others")) if st.st_mode & bit]
     if writers:
         raise UsageError(
             f"refusing {path}: it is writable by {' and '.join(writers)}, who could "
-            f"change the code loaded into the kernel (chmod go-w it, {hint})"
+            f"change the code loaded into the kernel (chmod go-w it, {hint})",
+            ALLOW_UNTRUSTED,
         )
     if st.st_uid not in (0, os.geteuid()):
         raise UsageError(
-            f"refusing {path}: it is owned by uid {st.st_uid}, neither root nor you (chown it, {hint})"
+            f"refusing {path}: it is owned by uid {st.st_uid}, neither root nor you (chown it, {hint})",
+            ALLOW_UNTRUSTED,
         )
 
 

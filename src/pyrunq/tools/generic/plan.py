@@ -15,12 +15,16 @@ what the maps hold; ``describe`` (``pyrunq inspect``) shows them.
 - What is shown by default: event maps, histograms, globals, and the other
   hash and array maps but working state, which is: a map the object's own
   programs delete entries from (start times kept from one probe to the
-  next), or one that a program only writes and another only reads (start
-  times never deleted), libbpf's own (``__bpf_usdt_specs``...), and, in an
-  object that keeps histograms, every other map (what the histograms are
-  made of). Working state is shown when named, and every map when the
-  object has nothing else to show. A plan says why a map is hidden; nothing
-  is hidden without a reason the front ends can say.
+  next) unless one of them adds to it (reads and writes it without
+  deleting: a per-process summary that another program drops when the
+  process exits is a result), or one that a program only writes and
+  another only reads (start times never deleted), libbpf's own
+  (``__bpf_usdt_specs``...), and, in an object that keeps histograms,
+  every other map (what the histograms are made of) but those whose keys
+  are kernel addresses (counts by function). Working state is shown when
+  named, and every map when the object has nothing else to show. A plan
+  says why a map is hidden; nothing is hidden without a reason the front
+  ends can say.
 - Inspektor Gadget's gadgets (``gadget``): the struct its ``GADGET_TRACER``
   names decodes its records; a ``GADGET_MAPITER`` map is shown; the gadget
   library's own maps (scratch buffers, filters, lost-sample counters) are
@@ -37,16 +41,16 @@ from ...bpf import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...bpf.events import event_map_structs, find_struct, through_pointers
 from ...errors import UsageError
-from . import gadget
+from . import exporter_maps, gadget
 from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
 from .objfile import ObjectFile
-from .present import presenter
+from .present import is_kernel_address, presenter
 from .settings import value_kind
 from .shapes import global_hist_shape, map_hist_shape, slots_member, unit_of
 from .stacks import STACK_TRACE, StackMembers, stack_members
 
-# How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --map, --unit) puts its flag in its place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for one (the CLI's --map, --unit) says its flag.
 SHOW, UNITS = "show", "units"
 RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 
@@ -54,9 +58,12 @@ RESULT_SECTIONS = (".bss", ".data")  # .rodata is configuration
 DELETED = "working state: its programs delete its entries"
 HANDED_OVER = "working state: one program writes it, another only reads it"
 BESIDE_HISTOGRAMS = "working state beside the object's histograms"
+UNLESS_FUNCTIONS = f"{BESIDE_HISTOGRAMS}, unless its keys are kernel functions (counts by function)"
 LIBBPF_OWN = "libbpf's own: where USDT arguments are"
 NAMED = "named to be shown"
 RESULTS = "results: its programs keep them there"
+SUMMARY = "results: a program adds to its entries, another deletes them (as a process exits)"
+BY_ADDRESS = "results: counts by kernel address beside the histograms"
 ONLY_MAPS = "the object shows nothing else"
 HISTOGRAM = "log2 histograms"
 EVENTS = "records its programs send"
@@ -92,6 +99,11 @@ class MapPlan:
     struct: str | None = None
     source: str | None = None
     slots: str = "slots"  # the member of a histogram's struct that holds its slots
+    # hidden, but shown when every key read is a kernel function (a bare
+    # 64-bit key beside histograms: a count by function, or a start time)
+    reveal: bool = False
+    exporter: exporter_maps.Metrics | None = None  # an ebpf_exporter map (shape "exporter")
+    shown_as: str | None = None  # what inspect says of it, when its shape decides it
 
     @property
     def stacks(self) -> list[str]:
@@ -115,8 +127,14 @@ class View:
 
     @property
     def shown(self) -> list[MapPlan]:
-        """What is read at each interval: shown maps, then globals."""
+        """What is shown at each interval: shown maps, then globals."""
         return [p for p in self.plans if p.shown and p.kind != "events"]
+
+    @property
+    def read(self) -> list[MapPlan]:
+        """What is read at each interval: ``shown``, and the hidden maps
+        whose keys may show them (``MapPlan.reveal``), in object order."""
+        return [p for p in self.plans if (p.shown or p.reveal) and p.kind != "events"]
 
     @property
     def maps(self) -> list[str]:
@@ -142,20 +160,41 @@ class View:
 
 def working_state(calls: list[Calls]) -> dict[str, str]:
     """Maps the object's own programs keep state in (map -> why): those they
-    delete entries from (runqslower's start times), and those one program
-    only writes and another only reads (syscount's start times, never
-    deleted). A program that both reads and writes a map keeps results there."""
-    state = {}
-    only: dict[int, set[str]] = {MAP_UPDATE_ELEM: set(), MAP_LOOKUP_ELEM: set()}
+    delete entries from (runqslower's start times: read once, then
+    deleted), and those one program only writes and another only reads
+    (syscount's start times, never deleted). A program that both reads and
+    writes a map, and does not delete from it, adds to it: results, even
+    when another program deletes its entries (a per-process summary,
+    dropped when the process exits)."""
+    use = _uses(calls)
+    state = dict.fromkeys(use["deleted"] - use["added"], DELETED)
+    for m in use["written only"] & use["read only"]:
+        state.setdefault(m, HANDED_OVER)
+    return state
+
+
+def summaries(calls: list[Calls]) -> set[str]:
+    """The maps one program adds to (reads and writes) and another deletes
+    from: results kept per process, thread or object, dropped when it goes."""
+    use = _uses(calls)
+    return use["deleted"] & use["added"]
+
+
+def _uses(calls: list[Calls]) -> dict[str, set[str]]:
+    """The maps some program deletes from ("deleted"), adds to (reads and
+    writes, no delete: "added"), only writes or only reads."""
+    use: dict[str, set[str]] = {"deleted": set(), "added": set(), "written only": set(), "read only": set()}
     for section in calls:
         for m, helpers in section.maps.items():
             if MAP_DELETE_ELEM in helpers:
-                state[m] = DELETED
-            elif len(helpers) == 1 and next(iter(helpers)) in only:
-                only[next(iter(helpers))].add(m)
-    for m in only[MAP_UPDATE_ELEM] & only[MAP_LOOKUP_ELEM]:
-        state.setdefault(m, HANDED_OVER)
-    return state
+                use["deleted"].add(m)
+            elif {MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM} <= helpers:
+                use["added"].add(m)
+            elif helpers == {MAP_UPDATE_ELEM}:
+                use["written only"].add(m)
+            elif helpers == {MAP_LOOKUP_ELEM}:
+                use["read only"].add(m)
+    return use
 
 
 def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
@@ -172,21 +211,35 @@ def result_globals(obj: BPFObject) -> list[tuple[str, str, int]]:
 
 
 def view(
-    objfile: ObjectFile, obj: BPFObject, show=(), units: dict | None = None, events: dict | None = None
+    objfile: ObjectFile,
+    obj: BPFObject,
+    show=(),
+    units: dict | None = None,
+    events: dict | None = None,
+    metrics=None,
 ) -> View:
     """The plans of ``obj`` (a load of ``objfile``): the default view, plus
     the maps named in ``show`` ("all": every map). ``units``: histogram name
     (None: all of them) -> the unit shown instead of the one its name
-    suggests; ``events``: event map -> the struct its records are."""
+    suggests; ``events``: event map -> the struct its records are;
+    ``metrics`` (``exporter_maps.Metrics``): ebpf_exporter's maps, as its
+    YAML (or, without one, their shape) says: results, never working state."""
     btf = obj.btf
+    metrics = metrics or exporter_maps.Metrics(None)
     stack_map = any(m.type == STACK_TRACE for m in obj.maps.values())
     batch = [m for m in obj.maps.values() if m.type in BATCH_TYPES]
     results = result_globals(obj)
-    shapes = {m.name: map_hist_shape(btf, m) for m in batch}
+    exporter = {m.name for m in batch if exporter_maps.shape(obj, m, metrics)}
+    shapes = {m.name: None if m.name in exporter else map_hist_shape(btf, m) for m in batch}
     hists = [name for name, shape in shapes.items() if shape]
+    hists += [m.name for m in batch if m.name in exporter and exporter_maps.is_histogram(obj, m, metrics)]
     hists += [name for _, name, tid in results if global_hist_shape(btf, name, tid)]
     ig = gadget.markers(btf)  # Inspektor Gadget's: its results and its machinery
-    hidden = _hidden(objfile.calls, batch, hists, ig, ig.machinery(list(obj.maps)) if ig else {})
+    machinery = ig.machinery(list(obj.maps)) if ig else {}
+    hidden = {
+        k: v for k, v in _hidden(btf, objfile.calls, batch, hists, ig, machinery).items() if k not in exporter
+    }
+    kept = summaries(objfile.calls)
     anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
     why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
     if not anything:
@@ -198,8 +251,9 @@ def view(
         elif name not in obj.maps or obj.maps[name].type not in BATCH_TYPES | EVENT_TYPES:
             readable = [m.name for m in obj.maps.values() if m.type in BATCH_TYPES | EVENT_TYPES]
             raise UsageError(
-                f"{SHOW} {name}: no hash, array or event map {name!r} in {obj.name} "
-                f"(has: {', '.join(readable) or 'none'}; or all)"
+                f"{name}: no hash, array or event map {name!r} in {obj.name} "
+                f"(has: {', '.join(readable) or 'none'}; or all)",
+                SHOW,
             )
         elif hidden.pop(name, None) is not None:
             why_shown[name] = NAMED
@@ -213,11 +267,25 @@ def view(
     for m in obj.maps.values():
         if m.type in EVENT_TYPES:
             plans.append(_event_plan(obj, m.name, pairing[m.name]))
+        elif m.name in exporter:
+            shown = m.name not in hidden
+            why = why_shown.get(m.name) or exporter_maps.WHY
+            given = units.get(m.name) or units.get(None)  # else the YAML's, or the name's
+            kind = "hist" if m.name in hists else "entries"
+            text = exporter_maps.describe(obj, m, metrics)
+            plans.append(
+                MapPlan(m.name, kind, "exporter", shown, why, None, given, exporter=metrics, shown_as=text)
+            )
         elif m.type in BATCH_TYPES:
             shape = shapes[m.name]
             shown = m.name not in hidden
             why = hidden.get(m.name) or why_shown.get(m.name) or (HISTOGRAM if shape else RESULTS)
-            plans.append(_map_plan(btf, m, shape, shown, why, unit(m.name), stack_map))
+            if why == RESULTS and m.name in kept:
+                why = SUMMARY
+            elif why == RESULTS and hists and address_key(btf, m.key_type_id) == "named":
+                why = BY_ADDRESS
+            plan = _map_plan(btf, m, shape, shown, why, unit(m.name), stack_map)
+            plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS))
     plans += [_global_plan(btf, section, name, tid, unit(name)) for section, name, tid in results]
     return View(plans, writes_trace_pipe(objfile.calls))
 
@@ -233,7 +301,7 @@ def record_structs(obj: BPFObject, explicit: dict | None = None, kernel_has=None
 
 
 def _hidden(
-    calls: list[Calls], batch: list, hists: list[str], ig: gadget.Gadget, machinery: dict[str, str]
+    btf, calls: list[Calls], batch: list, hists: list[str], ig: gadget.Gadget, machinery: dict[str, str]
 ) -> dict[str, str]:
     """Map -> why it is working state (the rules in the module docstring)."""
     state = working_state(calls)
@@ -248,20 +316,43 @@ def _hidden(
         elif m.name in state:
             hidden[m.name] = state[m.name]
         elif hists:
-            hidden[m.name] = BESIDE_HISTOGRAMS
+            address = address_key(btf, m.key_type_id)
+            if address != "named":
+                hidden[m.name] = UNLESS_FUNCTIONS if address == "bare" else BESIDE_HISTOGRAMS
     return hidden
+
+
+def address_key(btf, tid: int) -> str | None:
+    """Whether a map's keys may be kernel addresses (a function counted by
+    its address, as bpftrace's ``@[ksym(ip)]``: results, not what a
+    histogram is made of): "named" when the key is a struct with a member
+    named for one (``present.named_number``'s rule: ``ip``, ``func``,
+    ``caller``...); "bare" when it is a bare unsigned 64-bit integer (only
+    its values can tell: ``MapPlan.reveal``); else None."""
+    tid = btf.resolve(tid) if tid else 0
+    if not tid:
+        return None
+    if btf.kind(tid) == B.INT:
+        return "bare" if is_kernel_address("", btf.size(tid), btf.int_info(tid)[1]) else None
+    if btf.kind(tid) != B.STRUCT:
+        return None
+    for name, member, _, bits in btf.members(tid):
+        member = btf.resolve(member)
+        if not bits and btf.kind(member) == B.INT and name:
+            if is_kernel_address(name, btf.size(member), btf.int_info(member)[1]):
+                return "named"
+    return None
 
 
 def _checked_units(units: dict | None, hists: list[str], obj_name: str) -> dict:
     units = dict(units or {})
     for name, unit in units.items():
-        what = f"{UNITS} {unit}" if name is None else f"{UNITS} {name}={unit}"
+        what = f"{unit}" if name is None else f"{name}={unit}"
         if not re.fullmatch(r"[A-Za-z][\w/]*", str(unit)):
-            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)")
+            raise UsageError(f"{what}: a unit is a word (usecs, msecs, nsecs, bytes...)", UNITS)
         if name is not None and name not in hists:
-            raise UsageError(
-                f"{what}: no histogram {name!r} in {obj_name} (has: {', '.join(hists) or 'none'})"
-            )
+            known = ", ".join(hists) or "none"
+            raise UsageError(f"{what}: no histogram {name!r} in {obj_name} (has: {known})", UNITS)
     return units
 
 
@@ -302,3 +393,9 @@ def _global_plan(btf, section: str, name: str, tid: int, unit: str) -> MapPlan:
     return MapPlan(
         name, "entries", "value", True, RESULT_GLOBAL, section, None, None, presenter(btf, tid), type_id=tid
     )
+
+
+def reveals(report) -> bool:
+    """Whether a hidden map's reading shows it (``MapPlan.reveal``): it has
+    entries, and every key is a kernel function (``present`` named it)."""
+    return bool(report.entries) and all(isinstance(key, str) for key, *_ in report.entries)

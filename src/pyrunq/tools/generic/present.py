@@ -9,6 +9,7 @@ as bpftrace's ``ksym()``), a ``dev_t`` as ``major:minor`` and its disk, a
 from __future__ import annotations
 
 import errno
+import os
 import re
 import sys
 
@@ -119,29 +120,15 @@ def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
 
 
 def _struct_presenter(btf, tid: int):
-    """A struct as a dict, member by member; Inspektor Gadget's conventions
-    where its types say so (``gadget``): a ``struct gadget_process`` member
-    flattened into the struct's own fields (comm, pid, tid, container, uid,
-    gid, pcomm, ppid...), an ``X_raw`` member it formats shown as ``X``."""
-    members = btf.members(tid)
-    fields = [presenter(btf, t, n) for n, t, _, _ in members]
-    names = [gadget.shown_name(btf, n, t) for n, t, _, _ in members]
-    flat = {
-        i: presenter(btf, t)
-        for i, (_, t, _, _) in enumerate(members)
-        if gadget.typedef(btf, t) == gadget.PROCESS_STRUCT
-    }
+    """A struct as a dict, member by member (its shape kept: a front end
+    lays it out, ``gadget.columns``)."""
+    fields = [presenter(btf, t, n) for n, t, _, _ in btf.members(tid)]
     addresses = _addresses(btf, tid)
 
     def struct(rec):
         if not hasattr(rec, "_fields"):
             return _plain(rec)
-        out = {}
-        for i, (field, f, v) in enumerate(zip(rec._fields, fields, rec)):
-            if i in flat:
-                out.update(_flat(flat[i](v)))
-            else:
-                out[names[i] if names[i] != field and names[i] not in rec._fields else field] = f(v)
+        out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
         for i, size, family in addresses:
             text = _address(rec[i], size, None if family is None else rec[family])
             if text is not None:
@@ -149,18 +136,6 @@ def _struct_presenter(btf, tid: int):
         return out
 
     return struct
-
-
-def _flat(process: dict) -> dict:
-    """A presented ``struct gadget_process`` as columns: its nested structs'
-    members beside its own (``parent``'s prefixed with p: pcomm, ppid)."""
-    out = {}
-    for name, v in process.items():
-        if isinstance(v, dict):
-            out.update({("p" + k if name == "parent" else k): x for k, x in v.items()})
-        else:
-            out["container" if name == "mntns_id" else name] = v
-    return out
 
 
 _mount_namespaces = gadget.MountNamespaces()
@@ -221,6 +196,13 @@ def named_number(name: str, size: int, signed: bool):
     return None
 
 
+def is_kernel_address(name: str, size: int, signed: bool) -> bool:
+    """Whether an integer member called ``name`` (a bare key or value: "")
+    is shown as a kernel function: its name, or its size, says it holds an
+    address."""
+    return named_number(name, size, signed) is _kernel_function
+
+
 _kernel: list[KernelSymbols] = []  # read once, when a value first needs it
 
 
@@ -239,11 +221,20 @@ def _kernel_function(v: int):
 
 def _device(v: int) -> str:
     """A kernel dev_t (12 bits of major, 20 of minor) as ``major:minor``,
-    with its block device's name where there is one (``8:0 sda``)."""
+    with its block device's name where there is one (``8:0 sda``); a number
+    that names no block device so, but does in user space's encoding
+    (``makedev()``, which ebpf_exporter's and some bcc objects use), as that."""
     major, minor = v >> 20, v & 0xFFFFF
+    disk = _block_device(major, minor)
+    if not disk and 0 <= v < 1 << 32 and _block_device(os.major(v), os.minor(v)):
+        major, minor = os.major(v), os.minor(v)
+        disk = _block_device(major, minor)
+    return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
+
+
+def _block_device(major: int, minor: int) -> str:
     try:
         with open(f"/sys/dev/block/{major}:{minor}/uevent") as f:
-            disk = next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
+            return next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
     except OSError:
-        disk = ""
-    return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
+        return ""

@@ -30,10 +30,21 @@ class MapReport:
     stacks: list = dataclasses.field(default_factory=list)  # key/value members that are stacks (names)
     kernel_stacks: list = dataclasses.field(default_factory=list)  # those of them that hold kernel stacks
     merged: int = 0  # entries added into others: their stacks name the same functions
+    # ebpf_exporter's maps (``exporter_maps``): how its histograms' slots are
+    # bucketed, which slot holds the sum, what one unit of a slot is in ``unit``
+    buckets: object = None  # buckets.Buckets
+    sum_slot: int | None = None
+    scale: float = 1.0
+    help: str | None = None  # the metric's help, from its YAML
+    labelled: bool = False  # keys are the metric's labels (name -> value), from its YAML
 
 
 def read(obj: BPFObject, plan: MapPlan) -> MapReport:
     """What the map or global of ``plan`` holds now, as the plan says to show it."""
+    if plan.shape == "exporter" and plan.exporter is not None:
+        from . import exporter_maps
+
+        return exporter_maps.read(obj, obj.maps[plan.name], plan.exporter, plan.unit, MapReport)
     if plan.section is None:
         return _read_map(obj.maps[plan.name], plan)
     return _read_global(getattr(obj, plan.section[1:])[plan.name], plan)

@@ -16,15 +16,17 @@ import dataclasses
 import select
 import time
 
-from ...bpf import RINGBUF, BPFObject, Link, features
+from ...bpf import RINGBUF, BPFObject, Link, Record, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
-from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, reason, refused_program
-from . import gadget
+from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
+from . import exporter_maps, gadget
+from .exporter_config import kaddr_settings
+from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
+from .plan import View, reveals, view
 from .present import presenter
-from .plan import View, view
 from .reports import MapReport, difference, read
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
@@ -33,14 +35,6 @@ from .streams import RecordDecoder, Stream
 from .targets import library_targets, uprobe_targets, usdt_targets
 from .twins import Choice, Selection, choose
 from ...bpf.events import find_struct, struct_of_size, struct_types
-
-
-class _Fallback(Exception):
-    """Chosen twins failed to attach: load again without them."""
-
-    def __init__(self, passed_over: dict[str, str]):
-        super().__init__(passed_over)
-        self.passed_over = passed_over
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:
@@ -74,6 +68,8 @@ class Attempt:
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
     sources: Sources = dataclasses.field(default_factory=Sources)
     stacks: Stacks | None = None
+    # chosen twins that failed to attach: loaded again without them
+    passed_over: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class _OfAttempt:
@@ -92,9 +88,11 @@ class Runner(Tool):
 
     ``settings``: global name -> value (str parsed by its type, or a Python
     value); ``events``: event map -> struct name (in BTF or DWARF);
-    ``on_event(map, record)`` receives each record as plain data (without it
-    records queue in ``events``); a record no struct decodes is ``{"size": N,
-    "data": hex}``. ``streams`` says how each event map is decoded; when its
+    ``on_event(map, record)`` receives each record (without it records
+    queue in ``events``): a ``pyrunq.bpf.Record`` of its struct, as
+    ``BPFObject.ring_buffer()`` gives, holding its values as shown (enums by
+    name, stacks as lists of function names, addresses as text); bytes when
+    no struct decodes it. ``streams`` says how each event map is decoded; when its
     first record decided it (by size, or that nothing decodes it),
     ``on_pairing(stream)`` is called once, before that record.
 
@@ -114,6 +112,10 @@ class Runner(Tool):
     default view ("all": every map; ``view.hidden`` says what is not shown,
     and why: ``view.plans``, how each map is shown); ``units``: histogram
     name (None: all) -> unit.
+
+    ``config``: the object's ebpf_exporter YAML (default: the one beside
+    it, ``NAME.yaml`` for ``NAME.bpf.o``, if any; None: none): its metrics'
+    names, help, labels and buckets (``metrics``; ``exporter_maps``).
     """
 
     # the current load's (``now``): a retry starts from a new Attempt
@@ -143,6 +145,7 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        config=CONFIG_AUTO,
     ):
         if not allow_untrusted:
             check_trust(path)
@@ -152,13 +155,15 @@ class Runner(Tool):
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
+        self._config = config
+        self.metrics = Metrics(None)  # the object's ebpf_exporter YAML, once configured
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self._iterator_text: dict[str, str | bytes] = {}  # as read when the Runner stopped
         self.tracefs_mounted: str | None = None  # where this Runner mounted it
         self.tracefs_problem: str | None = None  # why it is missing
         self._previous: dict[tuple, MapReport] = {}  # the last reading, for differences
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, Record | bytes]] = []
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self._on_pairing = on_pairing or (lambda stream: None)
         self._stopped = False
@@ -177,19 +182,20 @@ class Runner(Tool):
             self.now = Attempt()
             try:
                 super().__init__()
-                return
-            except (_Fallback, BPFError) as e:  # Tool.__init__ closed the object
+            except BPFError as e:  # Tool.__init__ closed the object
                 self.now.sources.close()
-                if isinstance(e, _Fallback):
-                    self._passed_over.update(e.passed_over)
-                    continue
                 refused = refused_program(e)
                 if refused is None or refused[0] in self._load_refused:
                     raise
                 self._load_refused[refused[0]] = refused[1]
+                continue
             except BaseException:
                 self.now.sources.close()
                 raise
+            if not self.now.passed_over:
+                return
+            self._passed_over.update(self.now.passed_over)  # chosen twins failed to attach
+            self.close()
 
     def open(self) -> BPFObject:
         return self.objfile.open()
@@ -208,9 +214,11 @@ class Runner(Tool):
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         for name, why in self._load_refused.items():
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
-        apply_settings(obj, self._settings)
+        self.metrics = exporter_maps.setup(obj, self.path, self._config)
+        kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
+        apply_settings(obj, {**kaddrs, **self._settings})
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
-        now.view = view(self.objfile, obj, self._show, self._units, self._events)
+        now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
         # a pinned map would outlive the run, and could be another program's
         now.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
@@ -245,20 +253,22 @@ class Runner(Tool):
             try:
                 links = attach_program(prog, self._frequency, now.targets.get(prog.name))
             except OSError as e:
-                why = reason(prog, e, self.tracefs_problem is not None)
+                missed = not_attached(prog, e, self.tracefs_problem is not None)
+                why = missed.reason
                 if prog.name in now.selection.fallbacks:
                     for twin in now.selection.fallbacks[prog.name]:
                         failed.setdefault(twin, f"passed over with {prog.name}")
                     failed[prog.name] = f"failed to attach: {why}"
                 else:
-                    now.not_attached.append(NotAttached(prog.name, prog.section, why))
+                    now.not_attached.append(missed)
                 continue
             now.links += links
             now.attached.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
-        if failed:
-            raise _Fallback(failed)
+        if failed:  # loaded again without them (_start)
+            now.passed_over = failed
+            return
         if not now.attached:
             raise NothingAttached(
                 obj.name,
@@ -350,7 +360,10 @@ class Runner(Tool):
             stacks.name,
         )
         on_event = self._on_event
-        self.now.sources.add(obj, name, lambda data: on_event(name, decode(data)))
+        span = self.metrics.span(name)
+        # ebpf_exporter's tracing span: its YAML's labels are the columns
+        records = decode if span is None else SpanDecoder(stream, span, decode)
+        self.now.sources.add(obj, name, lambda data: on_event(name, records(data)))
 
     def poll(self, timeout: float | None = 0, limit: int = 4096) -> int:
         """Wait up to ``timeout`` seconds, then hand over the records of every
@@ -375,8 +388,12 @@ class Runner(Tool):
         .data globals, read as their plans say. ``delta``: what happened since
         the previous ``delta`` reading (the first: since load), by
         ``difference``; the kernel's maps are left as they are."""
-        plans = self.now.view.shown
-        reports = [read(self.obj, plan) for plan in plans]
+        plans, reports = [], []
+        for plan in self.now.view.read:
+            report = read(self.obj, plan)
+            if plan.shown or reveals(report):
+                plans.append(plan)
+                reports.append(report)
         if delta:
             previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
@@ -451,7 +468,7 @@ class Runner(Tool):
 
 @dataclasses.dataclass
 class RunResult:
-    events: list  # (event map, record) pairs, unless on_event took them
+    events: list  # (event map, Record or bytes) pairs, unless on_event took them
     maps: list  # MapReport (maps, then globals), totals read after the programs were detached
     not_attached: list  # (program, section, reason) of each program that did not attach
     lost: dict  # perf event array -> records its perf buffer dropped (when full)
@@ -480,6 +497,7 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    config=CONFIG_AUTO,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -490,7 +508,9 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs. Needs root (or CAP_BPF and CAP_PERFMON)."""
+    a list) for USDT programs; ``config``: the object's ebpf_exporter YAML
+    (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
+    and CAP_PERFMON)."""
     with Runner(
         path,
         settings=set,
@@ -505,6 +525,7 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        config=config,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)

@@ -11,8 +11,8 @@ from ...bpf import btf as B
 from ...errors import UsageError
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-# How messages name what the caller passed, in the Python API's words; a
-# front end with a flag for it (the CLI's --set) puts its flag in its place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; a front end with a flag for one (the CLI's --set) says its flag.
 SETTING = "setting"
 MAX_ENTRIES = "max_entries"
 DEFAULT_MAX_ENTRIES = 10240
@@ -57,7 +57,7 @@ def parse_setting(btf, tid: int, name: str, text: str):
     """The value of ``--set name=text`` for a global of type ``tid``, checked
     against that type: integers (decimal, 0x hex, 0o, 0b), booleans, enums by
     name or number, char arrays from strings."""
-    what = f"{SETTING} {name}={text}"
+    what = f"{name}={text}"
     decl = btf.declaration(tid, name)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -66,38 +66,41 @@ def parse_setting(btf, tid: int, name: str, text: str):
         if is_bool:
             if text.lower() in TRUE + FALSE:
                 return text.lower() in TRUE
-            raise UsageError(f"{what}: expected true or false for {decl}")
-        return _in_range(_int(text, what, decl), size, signed, what, decl)
+            raise UsageError(f"{what}: expected true or false for {decl}", SETTING)
+        return _in_range(_int(text, what, decl, SETTING), size, signed, what, decl, SETTING)
     if kind in (B.ENUM, B.ENUM64):
         values = btf.enum_values(rid)
         if text in values:
             return values[text]
         if not re.fullmatch(r"[-+]?\d\w*", text):
-            raise UsageError(f"{what}: no such value of {decl} (has: {', '.join(values)})")
+            raise UsageError(f"{what}: no such value of {decl} (has: {', '.join(values)})", SETTING)
         size = btf.size(rid)
-        return _in_range(_int(text, what, decl), size, btf.enum_signed(rid), what, decl)
+        return _in_range(_int(text, what, decl, SETTING), size, btf.enum_signed(rid), what, decl, SETTING)
     if value_kind(btf, rid) == "string":
         n = btf.array(rid)[1]
         if len(text.encode()) > n - 1:
             raise UsageError(
-                f"{what}: longer than the {n - 1} characters {decl} holds with its terminating NUL"
+                f"{what}: longer than the {n - 1} characters {decl} holds with its terminating NUL",
+                SETTING,
             )
         return text
-    raise UsageError(f"{what}: cannot set {decl}: only integers, booleans, enums and char arrays can be set")
+    raise UsageError(
+        f"{what}: cannot set {decl}: only integers, booleans, enums and char arrays can be set", SETTING
+    )
 
 
-def _int(text: str, what: str, decl: str) -> int:
+def _int(text: str, what: str, decl: str, param: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise UsageError(f"{what}: not an integer (for {decl})") from None
+        raise UsageError(f"{what}: not an integer (for {decl})", param) from None
 
 
-def _in_range(value: int, size: int, signed: bool, what: str, decl: str) -> int:
+def _in_range(value: int, size: int, signed: bool, what: str, decl: str, param: str) -> int:
     bits = 8 * size
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if not lo <= value <= hi:
-        raise UsageError(f"{what}: out of range for {decl} ({lo}..{hi})")
+        raise UsageError(f"{what}: out of range for {decl} ({lo}..{hi})", param)
     return value
 
 
@@ -108,7 +111,7 @@ def find_global(obj: BPFObject, name: str, what: str):
             if var == name and name in getattr(obj, section[1:]):
                 return getattr(obj, section[1:]), tid
     names = [v for s in DATA_SECTIONS for v, _, _, _ in obj.btf.variables(s, static=False)]
-    raise UsageError(f"{what}: no global {name!r} in {obj.name} (has: {', '.join(names) or 'none'})")
+    raise UsageError(f"{what}: no global {name!r} in {obj.name} (has: {', '.join(names) or 'none'})", SETTING)
 
 
 def apply_settings(obj: BPFObject, settings: dict) -> None:
@@ -121,7 +124,7 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
             if isinstance(value, str)
             else str(value)
         )
-        section, tid = find_global(obj, name, f"{SETTING} {name}={text}")
+        section, tid = find_global(obj, name, f"{name}={text}")
         section[name] = parse_setting(obj.btf, tid, name, text)
 
 
@@ -133,16 +136,17 @@ def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:
     Returns the maps that got the default, with the size libbpf kept (it
     rounds a ring buffer up to a power of two pages)."""
     for name, value in sizes.items():
-        what = f"{MAX_ENTRIES} {name}={value}"
+        what = f"{name}={value}"
         if name not in obj.maps:
-            raise UsageError(f"{what}: no map {name!r} in {obj.name} (has: {', '.join(obj.maps) or 'none'})")
+            known = ", ".join(obj.maps) or "none"
+            raise UsageError(f"{what}: no map {name!r} in {obj.name} (has: {known})", MAX_ENTRIES)
         n = (
             value
             if isinstance(value, int) and not isinstance(value, bool)
-            else _int(str(value), what, "max_entries")
+            else _int(str(value), what, "max_entries", MAX_ENTRIES)
         )
         if not 0 < n < 1 << 32:
-            raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries")
+            raise UsageError(f"{what}: a map holds 1 to {(1 << 32) - 1} entries", MAX_ENTRIES)
         obj.maps[name].max_entries = n
     defaulted = {}
     for m in obj.maps.values():

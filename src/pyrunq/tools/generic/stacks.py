@@ -62,12 +62,11 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
         kind = types.kind(member)
         ig = gadget.typedef(types, declared)
         if ig in (gadget.KERNEL_STACK, gadget.USER_STACK_STRUCT) and has_stack_map:
-            shown = gadget.shown_name(types, name, declared)
             if ig == gadget.KERNEL_STACK:
-                ids.append(shown)
-                maps[shown] = gadget.KERNEL_STACKS
+                ids.append(name)
+                maps[name] = gadget.KERNEL_STACKS
             else:
-                user.append(shown)
+                user.append(name)
         elif kind == B.INT and not bits and has_stack_map and _STACK_ID.search(name):
             ids.append(name)
         elif kind == B.ARRAY and ("stack" in name.lower() or "caller" in name.lower()):
@@ -77,10 +76,6 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     if not (ids or inline or user):
         return None
     pid = next((n for n in ("tgid", "pid", "pid_tgid") if n in names), None)
-    if pid is None and gadget.PROCESS_STRUCT in (
-        gadget.typedef(types, t) for _, t, _, _ in types.members(tid)
-    ):
-        pid = "pid"  # flattened from its struct gadget_process
     return StackMembers(ids, inline, pid, maps, user)
 
 

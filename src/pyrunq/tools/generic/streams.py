@@ -10,7 +10,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
+from ...bpf import Record
 from ...bpf import btf as B
+from . import gadget
 from .present import presenter
 from .settings import value_kind
 
@@ -25,6 +27,7 @@ class Column(NamedTuple):
     name: str
     kind: str
     size: int
+    path: tuple[str, ...] = ()  # the members to its value, when not the member ``name``
 
 
 @dataclasses.dataclass
@@ -58,16 +61,20 @@ def column(types, tid: int, name: str) -> Column:
     return Column(name, "other", 0)
 
 
-_SHOWN_WIDTHS = {"comm": 16, "pcomm": 16, "container": 12, "timestamp": 26, "flags": 18, "mode": 10}
+def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict) -> Column:
+    """A column of a member (``path`` from the record to it): as ``column``
+    says, but "text" as wide as it usually is where a presenter turns the
+    member's number into text (a wall-clock time, a user, a container)."""
+    value: object = shown
+    for member in path:
+        value = value.get(member) if isinstance(value, dict) else None
+    plain = column(types, tid, name)
+    if isinstance(value, str) and plain.kind not in ("string", "enum"):
+        plain = Column(name, "text", _TEXT_WIDTHS.get(name, 8))
+    return plain._replace(path=path if path != (name,) else ())
 
 
-def _shown_column(name: str, value) -> Column:
-    """A column for a field the record's struct does not name (Inspektor
-    Gadget's flattened and formatted ones): "text" as wide as it usually
-    is (``size``: characters), or a 4-byte integer."""
-    if isinstance(value, str):
-        return Column(name, "text", _SHOWN_WIDTHS.get(name, 8))
-    return Column(name, "int", 4)
+_TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
 
 
 def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
@@ -81,12 +88,26 @@ def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
     return members[-1][0], members[-1][2] // 8
 
 
+def as_record(raw, shown):
+    """A decoded struct (``raw``, a ``pyrunq.bpf.Record``) holding its values
+    as shown (``present``: enums by name, stacks as function names...): a
+    record of the struct's own class, as ``BPFObject.ring_buffer()`` gives,
+    nested structs too."""
+    if isinstance(raw, Record) and isinstance(shown, dict):
+        return raw._make(as_record(r, shown.get(f)) for f, r in zip(raw._fields, raw))
+    if isinstance(raw, tuple) and isinstance(shown, list) and len(raw) == len(shown):
+        return [as_record(r, s) for r, s in zip(raw, shown)]
+    return shown
+
+
 class RecordDecoder:
-    """Records of one event map to plain data: by ``struct_name`` (from the
+    """Records of one event map to ``pyrunq.bpf.Record``s of its struct (the
+    shape ``BPFObject.ring_buffer()`` gives), their values as shown (``as_record``):
+    by ``struct_name`` (from the
     object's BTF or DWARF: ``find``) when it is known before any record;
     else, at the first record, by the only struct of its size
     (``pair(size)``: a struct name or None, and the structs to name instead); ``on_pairing(stream)`` hears of
-    that, once. A record no struct decodes is ``{"size": N, "data": hex}``.
+    that, once. A record no struct decodes stays bytes.
     ``name_stacks(record, members)`` names the stacks of decoded records,
     ``stack_members(types, tid)`` says which members hold them."""
 
@@ -104,15 +125,15 @@ class RecordDecoder:
         self._btf, self.stream, self._find, self._pair, self._on_pairing = btf, stream, find, pair, on_pairing
         self._stack_members, self._name_stacks = stack_members, name_stacks
         self._pending = struct_name is None
-        self._decode: Callable[[bytes], dict] | None = self._decoder(struct_name) if struct_name else None
+        self._decode: Callable[[bytes], Record] | None = self._decoder(struct_name) if struct_name else None
 
-    def __call__(self, data: bytes) -> dict:
+    def __call__(self, data: bytes) -> Record | bytes:
         if self._pending:
             self._pending = False
             self._decode = self._by_size(len(data))
         self.stream.count += 1
         if self._decode is None:
-            return {"size": len(data), "data": data.hex()}
+            return bytes(data)
         return self._decode(data)
 
     def _by_size(self, record_size: int):
@@ -141,14 +162,12 @@ class RecordDecoder:
         name_stacks = self._name_stacks
         # the record's field names: anonymous members are renamed there
         stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
-        # the columns are what a record is shown as: Inspektor Gadget's
-        # structs flatten some members and rename others (``gadget``)
-        members = dict(zip(layout.record._fields, types.members(tid)))
+        # laid out as the collection's loader lays them out (``gadget.columns``)
         shown = present(layout.decode(bytes(layout.size)))
         stream.columns = [
-            column(types, members[f][1], f) if f in members else _shown_column(f, v)
-            for f, v in shown.items()
-            if f not in stream.stacks
+            _column(types, mtid, name, path, shown)
+            for name, path, mtid in gadget.columns(types, tid)
+            if path[0] not in stream.stacks
         ]
         stream.raw = False
         size = layout.size
@@ -159,12 +178,13 @@ class RecordDecoder:
             if short:
                 if not (strings and len(data) >= strings[1]):  # not a record of strings that ended early
                     stream.short += 1
-                record = present(layout.decode(data + bytes(size - len(data))))
+                raw = layout.decode(data + bytes(size - len(data)))
             else:
-                record = present(layout.decode(data))
+                raw = layout.decode(data)
+            record = present(raw)
             if short and strings:
                 name, offset = strings
                 record[name] = " ".join(s.decode(errors="replace") for s in data[offset:].split(b"\0") if s)
-            return name_stacks(record, stacks) if stacks else record
+            return as_record(raw, name_stacks(record, stacks) if stacks else record)
 
         return decode

@@ -12,8 +12,8 @@ from ...bpf import BPFObject, Program
 from ...errors import UsageError
 from ...symbols import Target, find_library, resolve_function
 
-# How messages name what the caller passed, in the Python API's words; the
-# CLI puts its flags (--uprobe, --usdt) in their place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; the CLI says its flags (--uprobe, --usdt) instead.
 UPROBE = "uprobe"
 USDT = "usdt"
 
@@ -60,16 +60,18 @@ def _targets(obj: BPFObject, specs: dict, kind: str, is_kind, resolve) -> dict[s
     targets: dict[str, list] = {}
     for name, given in specs.items():
         for spec in [given] if isinstance(given, str) else given:
-            what = f"{kind} {name}={spec}"
+            what = f"{name}={spec}"
             if name not in obj.programs:
                 known = ", ".join(p.name for p in obj.programs.values() if is_kind(p)) or "none"
-                raise UsageError(f"{what}: no program {name!r} in {obj.name} ({kind} programs: {known})")
+                message = f"{what}: no program {name!r} in {obj.name} ({kind} programs: {known})"
+                raise UsageError(message, kind)
             if not is_kind(obj.programs[name]):
-                raise UsageError(f'{what}: program {name} (SEC("{obj.programs[name].section}")) is no {kind}')
+                section = obj.programs[name].section
+                raise UsageError(f'{what}: program {name} (SEC("{section}")) is no {kind}', kind)
             try:
                 targets.setdefault(name, []).append(resolve(spec))
             except UsageError as e:
-                raise UsageError(f"{what}: {e}") from None
+                raise UsageError(f"{what}: {e}", kind) from None
     return targets
 
 
@@ -104,4 +106,40 @@ def _usdt_target(spec: str) -> UsdtTarget:
     path = binary if os.sep in binary else find_library(None, binary)
     if path is None or not os.path.isfile(path):
         raise UsageError(f"{binary}: no such binary or library")
+    problem = not_elf(path, "usdt")
+    if problem:
+        raise UsageError(problem)
     return UsdtTarget(os.path.realpath(path), provider, name)
+
+
+def not_elf(path: str, kind: str) -> str | None:
+    """Why ``path`` cannot hold a ``kind`` probe ("usdt", "uprobe") when it is
+    not an ELF file (a shell script shim on PATH, as some distributions'
+    python3 is), else None; libbpf would only say "unrecognized ELF kind"
+    (Bad file descriptor)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return None  # libbpf says what is wrong with it
+    if head == b"\x7fELF":
+        return None
+    return f"{kind}: {path} is not an ELF file" + (" (a script?)" if head.startswith(b"#!") else "")
+
+
+def libbpf_path(binary: str) -> str | None:
+    """The file libbpf attaches a uprobe or USDT section's BINARY to: a path
+    as it is; a library name (``libc.so.6``) in LD_LIBRARY_PATH, /usr/lib64
+    or /usr/lib; any other name on PATH (as libbpf's resolve_full_path)."""
+    if "/" in binary:
+        return binary
+    where = (
+        os.environ.get("LD_LIBRARY_PATH", "") + ":/usr/lib64:/usr/lib"
+        if ".so" in binary
+        else os.environ.get("PATH", "")
+    )
+    for directory in filter(None, where.split(":")):
+        path = os.path.join(directory, binary)
+        if os.access(path, os.R_OK):
+            return path
+    return None

@@ -20,8 +20,8 @@ from ...bpf import BPFObject, Program, features
 from ...bpf import btf as B
 from ...errors import NotAttached, UsageError
 
-# How messages name what the caller passed, in the Python API's words; the
-# CLI puts its flags (--program, --no-program) in their place.
+# The parameters UsageErrors name (``UsageError.param``), in the Python API's
+# words; the CLI says its flags (--program, --no-program) instead.
 PROGRAMS = "programs"
 SKIP = "skip"
 
@@ -134,9 +134,8 @@ def check_names(obj: BPFObject, names, word: str) -> set[str]:
     """``names``, each the name of a program of ``obj``, or a UsageError."""
     for name in names:
         if name not in obj.programs:
-            raise UsageError(
-                f"{word} {name}: no program {name!r} in {obj.name} (has: {', '.join(obj.programs) or 'none'})"
-            )
+            known = ", ".join(obj.programs) or "none"
+            raise UsageError(f"{name}: no program {name!r} in {obj.name} (has: {known})", word)
     return set(names)
 
 
