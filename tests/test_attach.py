@@ -6,6 +6,7 @@ programs, and programs that cannot attach reported while the rest run."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import signal
@@ -283,6 +284,30 @@ def test_frequency_on_the_command_line(kernel, objs):
         rc, out, err = p.finish(signal.SIGINT)
     assert rc == 0, err
     assert set(map_doc(out, "samples")) <= set(_online_cpus())
+
+
+def test_a_perf_event_program_samples_the_event_it_is_given(kernel, objs):
+    """SEC("perf_event") names no event (its own user space picks one, as
+    llcstat picks cache misses): it samples the CPU clock, and says so, or
+    the event named for it: here every page fault, so the faults of pages
+    this test touches are all counted."""
+    pages = 500
+    with Runner(objs["gen_sampler"]) as r:
+        assert r.clock_sampled == ["on_sample"]
+    with Runner(objs["gen_sampler"], perf_events={"on_sample": "page-faults,period=1"}) as r:
+        assert r.clock_sampled == []
+        memory = mmap.mmap(-1, pages * mmap.PAGESIZE)
+        memory.madvise(mmap.MADV_NOHUGEPAGE)  # one fault per page
+        for page in range(pages):
+            memory[page * mmap.PAGESIZE] = 1
+        r.stop()
+        (samples,) = r.maps()
+    assert sum(n for _, n in samples.entries) >= pages  # and other processes' faults
+    with pytest.raises(UsageError, match="^perf_events on_sample=cache: no perf event 'cache'") as e:
+        Runner(objs["gen_sampler"], perf_events={"on_sample": "cache"})
+    assert e.value.param == "perf_events"
+    with pytest.raises(UsageError, match="no perf_event program 'sample' in gen_sampler .has: on_sample."):
+        Runner(objs["gen_sampler"], perf_events={"sample": "cpu-clock"})
 
 
 # -- iterators ----------------------------------------------------------------------
@@ -567,6 +592,7 @@ def test_usdt_programs_attach_to_the_probes_given(kernel, objs, usdt_prog):
         # libbpf's own maps (where the probe's arguments are) are not results
         assert r.view.maps == ["last"]
         assert set(r.view.hidden) == {"__bpf_usdt_specs", "__bpf_usdt_ip_to_spec_id"}
+        assert r.unfilled == []  # libbpf fills them, not the object's user space
         prog = subprocess.Popen([usdt_prog, "5"])
         assert prog.wait(60) == 0
         r.stop()

@@ -8,22 +8,49 @@ import glob
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname's machine -> vmlinux/<arch>
 
 
-def compile_all(directory) -> dict[str, str]:
-    """name -> path of each tests/objects/NAME.bpf.c compiled into ``directory``,
-    its ebpf_exporter YAML (NAME.yaml), if it has one, beside it there too."""
-    out = {}
-    for source in sorted(glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))):
-        name = os.path.basename(source)[: -len(".bpf.c")]
-        out[name] = compile_object(source, os.path.join(str(directory), f"{name}.bpf.o"))
-        if os.path.exists(source[: -len(".bpf.c")] + ".yaml"):
-            shutil.copy(source[: -len(".bpf.c")] + ".yaml", directory)
-    return out
+class Objects(Mapping):
+    """name -> path of each tests/objects/NAME.bpf.c, compiled into
+    ``directory`` the first time it is asked for: a run compiles only what
+    its tests use (the quick tier leaves out the objects only slow tests
+    load); a walk over all of them (``sorted(objs)``, ``dict(objs)``) sees
+    every name and compiles what it reads."""
+
+    def __init__(self, directory):
+        self._directory = str(directory)
+        sources = glob.glob(os.path.join(HERE, "objects", "*.bpf.c"))
+        self._names = sorted(os.path.basename(p)[: -len(".bpf.c")] for p in sources)
+        self._paths: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._paths:
+            if name not in self._names:
+                raise KeyError(f"no test object {name!r} in tests/objects")
+            source = os.path.join(HERE, "objects", f"{name}.bpf.c")
+            self._paths[name] = compile_object(source, os.path.join(self._directory, f"{name}.bpf.o"))
+            yaml = source[: -len(".bpf.c")] + ".yaml"  # its ebpf_exporter YAML goes beside it
+            if os.path.exists(yaml):
+                shutil.copy(yaml, self._directory)
+        return self._paths[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def compile_all(directory) -> Objects:
+    """name -> path of each tests/objects/NAME.bpf.c, compiled into ``directory``
+    as tests ask for them, its ebpf_exporter YAML (NAME.yaml), if it has one,
+    beside it there too."""
+    return Objects(directory)
 
 
 def compile_object(source, out, arch: str = ARCHES[os.uname().machine]) -> str:

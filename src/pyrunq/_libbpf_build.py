@@ -110,6 +110,7 @@ struct bpf_link *bpf_program__attach_usdt(const struct bpf_program *prog, int pi
                                           const char *usdt_name, const struct bpf_usdt_opts *opts);
 int bpf_program__type(const struct bpf_program *prog);
 int bpf_program__expected_attach_type(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach_cgroup(const struct bpf_program *prog, int cgroup_fd);
 size_t bpf_program__insn_cnt(const struct bpf_program *prog);
 const char *libbpf_bpf_prog_type_str(int t);
 const char *libbpf_bpf_attach_type_str(int t);
@@ -125,6 +126,8 @@ __u32 bpf_map__value_size(const struct bpf_map *map);
 __u32 bpf_map__max_entries(const struct bpf_map *map);
 int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries);
 int bpf_map__set_value_size(struct bpf_map *map, __u32 size);
+int bpf_map__set_key_size(struct bpf_map *map, __u32 size);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 int bpf_map__set_autocreate(struct bpf_map *map, bool autocreate);
 __u32 bpf_map__btf_key_type_id(const struct bpf_map *map);
 __u32 bpf_map__btf_value_type_id(const struct bpf_map *map);
@@ -228,6 +231,7 @@ struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog,
 struct bpf_link *bpf_program__attach_perf_event(const struct bpf_program *prog, int pfd);
 int bpf_iter_create(int link_fd);
 enum bpf_prog_type { BPF_PROG_TYPE_TRACING, ... };
+int bpf_program__set_type(struct bpf_program *prog, enum bpf_prog_type type);
 enum bpf_attach_type { BPF_TRACE_FENTRY, ... };
 struct bpf_insn;
 struct bpf_prog_load_opts {
@@ -246,6 +250,9 @@ struct btf *btf__load_vmlinux_btf(void);
 struct btf *btf__load_module_btf(const char *module_name, struct btf *vmlinux_btf);
 void btf__free(struct btf *btf);
 int pyrunq_perf_event_open_cpu_clock(int cpu, unsigned long long freq);
+int pyrunq_perf_event_open(unsigned int type, unsigned long long config, int cpu,
+                           unsigned long long sample, int freq);
+int pyrunq_ringbuf_create(const char *name, unsigned int size);
 int pyrunq_mount_tracefs(const char *target);
 
 extern "Python" int pyrunq_ringbuf_sample(void *ctx, void *data, size_t size);
@@ -404,23 +411,39 @@ static void pyrunq_route_libbpf_log(void)
     libbpf_set_print(pyrunq_print);
 }
 
-/* A software CPU clock on one CPU, sampling every task at freq Hz (what a
- * SEC("perf_event") program of profile or runqlen expects): the perf event's
- * fd, or a negative errno. glibc has no perf_event_open() wrapper. */
-static int pyrunq_perf_event_open_cpu_clock(int cpu, unsigned long long freq)
+/* Perf event TYPE/CONFIG on one CPU, for every task, sampling every SAMPLE
+ * events (or SAMPLE times a second when FREQ): its fd, or a negative errno.
+ * glibc has no perf_event_open() wrapper. */
+static int pyrunq_perf_event_open(unsigned int type, unsigned long long config, int cpu,
+                                  unsigned long long sample, int freq)
 {
     struct perf_event_attr attr;
     long fd;
 
     memset(&attr, 0, sizeof(attr));
     attr.size = sizeof(attr);
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_CPU_CLOCK;
-    attr.freq = 1;
-    attr.sample_freq = freq;
+    attr.type = type;
+    attr.config = config;
+    attr.freq = freq ? 1 : 0;
+    attr.sample_period = sample;  /* a union with sample_freq */
     fd = syscall(__NR_perf_event_open, &attr, -1 /* every task */, cpu, -1,
                  PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : (int)fd;
+}
+
+/* A software CPU clock on one CPU, sampling every task at freq Hz (what a
+ * SEC("perf_event") program of profile or runqlen expects). */
+static int pyrunq_perf_event_open_cpu_clock(int cpu, unsigned long long freq)
+{
+    return pyrunq_perf_event_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, cpu, freq, 1);
+}
+
+/* A ring buffer of SIZE bytes without key, value or BTF types: the fd, or a
+ * negative errno. */
+static int pyrunq_ringbuf_create(const char *name, unsigned int size)
+{
+    int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, name, 0, 0, size, NULL);
+    return fd < 0 ? -errno : fd;
 }
 
 /* mount -t tracefs nodev TARGET, as perf does: 0 or a negative errno. */

@@ -3,9 +3,12 @@
 
 An event map ``M`` (a ring buffer or a perf event array) carries records of,
 in this order: the struct named by the caller (``event=``), from BTF or
-DWARF; ``struct M`` or ``struct M`` without a trailing "s" (``events`` ->
-``struct event``) in BTF; the only event struct (see below) when the object
-has one event map and one such struct; ``struct M`` or ``struct M`` without
+DWARF; the struct the map names as its value (``__type(value, struct
+event)``: cilium/ebpf's way, whose loader drops the map's sizes and keeps the
+type for the record; ``Map.drop_record_sizes``); ``struct M`` or ``struct
+M`` without a trailing "s" (``events`` -> ``struct event``) in BTF; the
+only event struct (see below) when the object has one event map and one
+such struct; ``struct M`` or ``struct M`` without
 its "s" in DWARF (by name, never a struct the kernel has: ``vmlinux.h``
 brought it in). Otherwise the first record decides, once: the only struct of
 its size (``struct_of_size``) among the event structs, or when none fits
@@ -108,8 +111,11 @@ def event_map_structs(
     kernels = _kernel_structs({g for ring in rings for g in named_after(ring)}, kernel)
     out = {}
     for ring in rings:
-        out[ring] = explicit.get(ring) or next(
-            (g for g in named_after(ring) if g not in kernels and _in_btf(obj, g)), None
+        record = obj.maps[ring].record_type_id  # __type(value, struct event), cilium/ebpf's way
+        out[ring] = (
+            explicit.get(ring)
+            or (obj.btf.name(obj.btf.resolve(record)) if record else None)
+            or next((g for g in named_after(ring) if g not in kernels and _in_btf(obj, g)), None)
         )
         if out[ring] is None and len(rings) == 1 and len(candidates) == 1:
             out[ring] = candidates[0]

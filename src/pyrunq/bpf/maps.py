@@ -8,7 +8,7 @@ import os
 from .. import libbpf
 from ..errors import BPFError
 from ..libbpf import ffi, lib
-from .btf import ENUM, ENUM64, PTR, VAR
+from .btf import ENUM, ENUM64, PTR, STRUCT, VAR
 
 # enum bpf_map_type values used here
 HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH = 1, 2, 5, 6, 9, 10
@@ -40,12 +40,26 @@ class Map:
         self.key_type_id = lib.bpf_map__btf_key_type_id(ptr)  # 0: no BTF type
         self.value_type_id = lib.bpf_map__btf_value_type_id(ptr)
         self.key_layout = obj.btf.layout(self.key_type_id, self.key_size)
+        # an event map that names its record, __type(value, struct event), as
+        # cilium/ebpf's examples do (bpf2go makes the Go type from it): that struct
+        self.record_type_id = (
+            self.value_type_id
+            if self.type in EVENT_TYPES
+            and self.value_type_id
+            and obj.btf.kind(obj.btf.resolve(self.value_type_id)) == STRUCT
+            else 0
+        )
         self._set_value_size(lib.bpf_map__value_size(ptr))
         self._batch_ok = self.type in BATCH_TYPES
         self._counter_names: dict[int, str] | None = None
 
     def __repr__(self):
         return f"<Map {self.name!r} type={self.type} key={self.key_size}B value={self.value_size}B>"
+
+    @property
+    def cpus(self) -> int:
+        """How many values a key holds: one per possible CPU in a per-CPU map, else 1."""
+        return self._ncpus
 
     @property
     def type_name(self) -> str:
@@ -89,6 +103,37 @@ class Map:
         self._obj._require("open", f"resize the values of map {self.name!r}")
         libbpf.check(lib.bpf_map__set_value_size(self._ptr, size), "resize values of map", self.name)
         self._set_value_size(size)
+
+    def drop_record_sizes(self) -> bool:
+        """Before load: make an event map that names its record (``__type(value,
+        struct event)``, cilium/ebpf's way) one the kernel creates. libbpf 1.1
+        hands the record's sizes and type to the kernel, which takes a ring
+        buffer only without key and value and a perf event array only with
+        4-byte keys and values (CPU -> perf event fd): EINVAL. cilium/ebpf's
+        loader drops them first; so does this (the ring buffer is created here
+        without them, and libbpf takes its fd). The record's type stays in
+        ``record_type_id``. Whether anything was dropped."""
+        self._obj._require("open", f"drop the record sizes of map {self.name!r}")
+        size = lib.bpf_map__value_size(self._ptr)
+        key_size = lib.bpf_map__key_size(self._ptr)
+        if self.type == RINGBUF and (size or key_size):
+            # libbpf 1.1 cannot be told to leave the BTF types out: the map is made here
+            fd = libbpf.check(
+                lib.pyrunq_ringbuf_create(self.name.encode(), self.max_entries),
+                "create ring buffer",
+                self.name,
+            )
+            try:
+                libbpf.check(lib.bpf_map__reuse_fd(self._ptr, fd), "create ring buffer", self.name)
+            finally:
+                os.close(fd)  # libbpf keeps its own copy
+            return True
+        if self.type == PERF_EVENT_ARRAY and (size, key_size) != (4, 4):
+            # libbpf leaves a perf event array's BTF types out by itself
+            libbpf.check(lib.bpf_map__set_key_size(self._ptr, 4), "resize keys of map", self.name)
+            libbpf.check(lib.bpf_map__set_value_size(self._ptr, 4), "resize values of map", self.name)
+            return True
+        return False
 
     def skip_creation(self) -> None:
         """Do not create this map at load (its programs are not loaded either)."""

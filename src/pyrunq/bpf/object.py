@@ -225,6 +225,8 @@ class BPFObject:
         """Relocate against the kernel's BTF and load every program and map (once)."""
         self._require(OPEN, "load")
         check_kernel_btf(self._btf_path)
+        for m in self.maps.values():
+            m.drop_record_sizes()
         libbpf.reset_warnings()
         try:
             libbpf.check(lib.bpf_object__load(self._ptr), "load BPF object", self.name, explain=True)

@@ -76,6 +76,14 @@ class Program:
         name = lib.libbpf_bpf_prog_type_str(lib.bpf_program__type(self._ptr))
         return ffi.string(name).decode() if name != ffi.NULL else "unknown"
 
+    @type_name.setter
+    def type_name(self, name: str) -> None:
+        """Set the program type before load, by libbpf's name ("perf_event"...):
+        for a section libbpf does not know, which a loader reads itself
+        (``SEC("perf_event/type=1,config=2")``)."""
+        self._obj._require(OPEN, f"set the type of program {self.name!r}")
+        libbpf.check(lib.bpf_program__set_type(self._ptr, prog_type(name)), "set type of program", self.name)
+
     @property
     def insn_count(self) -> int:
         """BPF instructions in the program (after relocation once loaded)."""
@@ -176,13 +184,36 @@ class Program:
         ``frequency`` times a second, as profile and runqlen do: one Link per
         CPU, owned by the object. All or nothing: on a failure the links made
         so far are closed."""
+        return self.attach_perf_events(
+            PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, frequency=frequency, cpus=cpus
+        )
+
+    def attach_perf_events(
+        self,
+        event_type: int,
+        config: int,
+        frequency: int | None = None,
+        period: int | None = None,
+        cpus=None,
+    ) -> list[Link]:
+        """Attach a perf_event program to perf event ``event_type``/``config``
+        (``perf_event_open(2)``'s) on every online CPU (or ``cpus``), for every
+        task, sampling ``frequency`` times a second or every ``period``
+        events (one of them): one Link per CPU, owned by the object. All or
+        nothing: on a failure the links made so far are closed."""
         self._obj._require(LOADED, f"attach program {self.name!r}")
+        if (frequency is None) == (period is None):
+            raise ValueError("give a sampling frequency or a period, not both")
+        sample = frequency if period is None else period
+        what = f"open perf event type={event_type},config={config} " + (
+            f"at {frequency} Hz" if period is None else f"every {period} events"
+        )
         links: list[Link] = []
         try:
             for cpu in online_cpus() if cpus is None else cpus:
                 fd = libbpf.check(
-                    lib.pyrunq_perf_event_open_cpu_clock(cpu, frequency),
-                    f"open a {frequency} Hz CPU clock on CPU {cpu} for",
+                    lib.pyrunq_perf_event_open(event_type, config, cpu, sample, period is None),
+                    f"{what} on CPU {cpu} for",
                     self.name,
                 )
                 links.append(self.attach_perf_event(fd))
@@ -193,10 +224,44 @@ class Program:
             raise
         return links
 
+    def attach_cgroup(self, path: str) -> Link:
+        """Attach a cgroup program (``cgroup_skb/egress``, ``sockops``,
+        ``cgroup/sock_create``...) to the cgroup v2 directory ``path``: it runs
+        for that cgroup's processes and those of the cgroups below. The link
+        holds the cgroup; closing it detaches."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        what = f"attach to cgroup {path}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EINVAL, what, self.name) from None
+        try:
+            libbpf.reset_warnings()
+            return self._own(lib.bpf_program__attach_cgroup(self._ptr, fd), what)
+        finally:
+            os.close(fd)
+
     def _own(self, ptr, action: str) -> Link:
         link = Link(libbpf.check_ptr(ptr, action, self.name), self)
         self._obj._owned.append(link)
         return link
+
+
+PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0  # perf_event_open(2)
+_PROG_TYPES: dict[str, int] = {}
+
+
+def prog_type(name: str) -> int:
+    """libbpf's number of a program type, by its name ("perf_event")."""
+    if not _PROG_TYPES:
+        for n in range(256):
+            text = lib.libbpf_bpf_prog_type_str(n)
+            if text == ffi.NULL:
+                break
+            _PROG_TYPES[ffi.string(text).decode()] = n
+    if name not in _PROG_TYPES:
+        raise ValueError(f"no program type {name!r} (libbpf knows: {', '.join(_PROG_TYPES)})")
+    return _PROG_TYPES[name]
 
 
 def online_cpus(path: str = "/sys/devices/system/cpu/online") -> list[int]:

@@ -22,6 +22,8 @@ EXAMPLES = """examples:
     pyrunq run opensnoop.bpf.o --json               # JSON lines
     pyrunq run runqlat.bpf.o --program handle_sched_switch  # this program (not its twins) only
     pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
+    pyrunq run llcstat.bpf.o --perf-event on_cache_miss=cache-misses,period=100  # another event
+    pyrunq run cgroup_skb.o --cgroup /sys/fs/cgroup/my.slice   # attach cgroup programs there
     pyrunq run profile.bpf.o --duration 10 --flamegraph profile.svg   # maps' stacks, drawn
     pyrunq run profile.bpf.o --duration 10 --folded  # maps' stacks, folded (flamegraph.pl input)
 
@@ -39,6 +41,30 @@ def _pair(what: str):
         return name, value
 
     return parse
+
+
+def _setting(text: str) -> tuple[str, str]:
+    """--set NAME=VALUE, or MAP[KEY]=VALUE, whose KEY may hold "=" ({a=1})."""
+    import argparse
+
+    head, bracket, _ = text.partition("[")
+    if bracket and head.isidentifier() and "=" not in head:
+        depth = 0
+        for i, c in enumerate(text):
+            depth += c in "[{"
+            depth -= c in "]}"
+            if depth == 0 and c == "]" and text[i + 1 : i + 2] == "=":
+                return text[: i + 1], text[i + 2 :]
+        raise argparse.ArgumentTypeError(f"expected MAP[KEY]=VALUE, got {text!r}")
+    return _pair("NAME=VALUE")(text)
+
+
+def _flags_inside(message: str) -> str:
+    """A generic tool's hint that names a Python parameter (``setting
+    NAME=...``), with the flag that sets it."""
+    from ..tools.generic import SETTING
+
+    return message.replace(f"{SETTING} ", "--set ")
 
 
 def _targets(pairs: list) -> dict[str, list[str]]:
@@ -81,11 +107,12 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--set",
         metavar="NAME=VALUE",
-        type=_pair("NAME=VALUE"),
+        type=_setting,
         action="append",
         default=[],
         help="set a global before load (integers, 0x hex, true/false, "
-        "enum names, strings for char arrays); repeatable",
+        "enum names, strings for char arrays, 1,2,3 for arrays); 'MAP[KEY]=VALUE': "
+        "write an entry into map MAP before the programs attach; repeatable",
     )
     p.add_argument(
         "--event",
@@ -164,6 +191,17 @@ def add_arguments(p) -> None:
         "times a second (default 99)",
     )
     p.add_argument(
+        "--perf-event",
+        metavar="PROGRAM=EVENT",
+        type=_pair("PROGRAM=EVENT"),
+        action="append",
+        default=[],
+        dest="perf_events",
+        help='SEC("perf_event") program PROGRAM samples EVENT instead of the CPU clock: '
+        "perf(1)'s name (cache-misses, page-faults...) or type=T,config=C, then ,frequency=HZ "
+        "or ,period=N; repeatable",
+    )
+    p.add_argument(
         "--uprobe",
         metavar="PROGRAM=BINARY:FUNCTION",
         type=_pair("PROGRAM=BINARY:FUNCTION"),
@@ -180,6 +218,12 @@ def add_arguments(p) -> None:
         default=[],
         help='attach USDT program PROGRAM, whose SEC("usdt") names no probe, to probe PROVIDER:NAME '
         "of BINARY (a path, or a library name) in every process; repeatable, for one program too",
+    )
+    p.add_argument(
+        "--cgroup",
+        metavar="PATH",
+        help="attach the cgroup programs (cgroup_skb/egress, sockops, cgroup/sock_create...) to "
+        "this cgroup v2 directory (absolute, or below the cgroup2 mount)",
     )
     p.add_argument(
         "--config",
@@ -249,6 +293,9 @@ def run(args, parser) -> int:
                 print(f"{parser.prog}: note: {line}", file=sys.stderr)
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
+        for name, why in r.unfilled:
+            what = "map" if name in r.obj.maps else "global"
+            print(f"{parser.prog}: note: {what} {name}: {_flags_inside(why)}", file=sys.stderr)
         if r.view.hidden:
             hidden = "; ".join(f"{name} ({why})" for name, why in r.view.hidden.items())
             print(
@@ -386,10 +433,17 @@ def _printk_where(name: str) -> str:
 
 def _program_notes(prog: str, r) -> None:
     """On stderr: which twins run, tracefs, and each program that did not attach."""
-    from ..tools.generic import TRACEFS_HOW, UPROBE
+    from ..tools.generic import CGROUP, TRACEFS_HOW, UPROBE
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
+    if r.clock_sampled:  # what they count may be another event, which their own user space opens
+        print(
+            f'{prog}: note: {", ".join(r.clock_sampled)} (SEC("perf_event")) sample each CPU\'s clock '
+            f"at {r.frequency} Hz: the section names no event; if the object counts another "
+            "(cache misses...), name it with --perf-event PROGRAM=EVENT",
+            file=sys.stderr,
+        )
     if r.tracefs_mounted:
         print(
             f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
@@ -403,7 +457,9 @@ def _program_notes(prog: str, r) -> None:
         )
     for n in r.not_attached:
         how = ""
-        if n.param:  # the flag that gives it a target
+        if n.param == CGROUP:  # the flag that gives it a cgroup
+            how = f" with {_flag(n.param)} PATH"
+        elif n.param:  # the flag that gives it a target
             form = "BINARY:FUNCTION" if n.param == UPROBE else "BINARY:PROVIDER:NAME"
             how = f" with {_flag(n.param)} {n.program}={form}"
         print(
@@ -470,7 +526,9 @@ def _runner(args, on_event, on_pairing=None):
             uprobes=_targets(args.uprobe),
             usdts=_targets(args.usdt),
             on_pairing=on_pairing,
+            cgroup=args.cgroup,
             config=args.config or CONFIG_AUTO,
+            perf_events=dict(args.perf_events),
         )
     except UsageError as e:
         raise UsageError(e.text(_flag(e.param))) from None
@@ -480,9 +538,11 @@ def _flag(param: str | None) -> str | None:
     """The flag that sets a parameter of the generic tool (``UsageError.param``)."""
     from ..tools.generic import (
         ALLOW_UNTRUSTED,
+        CGROUP,
         CONFIG,
         EVENT,
         MAX_ENTRIES,
+        PERF_EVENTS,
         PROGRAMS,
         SETTING,
         SHOW,
@@ -503,6 +563,8 @@ def _flag(param: str | None) -> str | None:
         UPROBE: "--uprobe",
         USDT: "--usdt",
         CONFIG: "--config",
+        CGROUP: "--cgroup",
+        PERF_EVENTS: "--perf-event",
         ALLOW_UNTRUSTED: "--allow-untrusted-object",
     }
     return flags.get(param, param) if param else None

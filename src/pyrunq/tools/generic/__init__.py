@@ -22,14 +22,16 @@ from .reports import MapReport, difference
 from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 from .streams import Column, Stream
-from .targets import UPROBE, USDT
+from .targets import CGROUP, PERF_EVENTS, UPROBE, USDT
 from .twins import PROGRAMS, SKIP, Choice
 from ...bpf.events import EVENT
 
 __all__ = [
+    "CGROUP",
     "CONFIG",
     "CONFIG_AUTO",
     "ConfigError",
+    "PERF_EVENTS",
     "PROGRAMS",
     "SKIP",
     "TRACEFS_HOW",

@@ -1,9 +1,11 @@
 """How each loaded program attaches, and why one did not.
 
 ``SEC("perf_event")`` programs attach to the software CPU clock of every
-online CPU; ``iter/*`` programs attach as iterators, read as text; uprobe
-and USDT programs to the targets given (``targets``); the rest by their
-section, as libbpf attaches them.
+online CPU, ``SEC("perf_event/type=T,config=C,...")`` ones to that perf
+event on every online CPU; ``iter/*`` programs attach as iterators, read as
+text; uprobe and USDT programs to the targets given, cgroup programs to the
+cgroup given (``targets``); the rest by their section, as libbpf attaches
+them.
 """
 
 from __future__ import annotations
@@ -13,22 +15,43 @@ import os
 
 from ...bpf import Link, Program
 from ...errors import BPFError, NotAttached
-from .targets import UPROBE, USDT, UsdtTarget, is_uprobe, is_usdt, libbpf_path, not_elf
+from .targets import (
+    CGROUP,
+    UPROBE,
+    USDT,
+    UsdtTarget,
+    is_cgroup,
+    is_uprobe,
+    is_usdt,
+    libbpf_path,
+    PerfEvent,
+    not_elf,
+    perf_event_of,
+)
 from .twins import mechanism_of
 
 TRACEFS_HOW = "as root: mount -t tracefs nodev /sys/kernel/tracing"
 CANNOT_AUTO_ATTACH = "libbpf cannot attach that section by itself"
+# perf_event_open(2)'s event types
+PERF_TYPES = {0: "hardware", 1: "software", 2: "tracepoint", 3: "hardware cache", 4: "raw", 5: "breakpoint"}
 
 
 def is_iterator(prog: Program) -> bool:
     return prog.section.startswith(("iter/", "iter.s/"))
 
 
-def attach_program(prog: Program, frequency: int, targets: list | None = None) -> list[Link]:
-    """Attach one loaded program: perf_event programs to the CPU clock of
-    every CPU, iterators as iterators, a uprobe or a USDT program to each of
-    ``targets`` when given (Targets, UsdtTargets; in every process), the rest
-    by their section."""
+def attach_program(
+    prog: Program,
+    frequency: int,
+    targets: list | None = None,
+    cgroup: str | None = None,
+    event: PerfEvent | None = None,
+) -> list[Link]:
+    """Attach one loaded program: perf_event programs to ``event`` (else the
+    perf event their section names, else the CPU clock) of every CPU, iterators as iterators, a
+    uprobe or a USDT program to each of ``targets`` when given (Targets,
+    UsdtTargets; in every process), a cgroup program to ``cgroup`` (a cgroup
+    v2 directory), the rest by their section."""
     if targets:
         retprobe = prog.section.startswith("uretprobe")
         return [
@@ -38,9 +61,16 @@ def attach_program(prog: Program, frequency: int, targets: list | None = None) -
             for t in targets
         ]
     if prog.type_name == "perf_event":
-        return prog.attach_cpu_clock(frequency)
+        event = event or perf_event_of(prog.section)
+        if event is None:
+            return prog.attach_cpu_clock(frequency)
+        if event.frequency is None and event.period is None:
+            event = event._replace(frequency=frequency)
+        return prog.attach_perf_events(event.type, event.config, event.frequency, event.period)
     if is_iterator(prog):
         return [prog.attach_iter()]
+    if is_cgroup(prog) and cgroup is not None:
+        return [prog.attach_cgroup(cgroup)]
     return [prog.attach()]
 
 
@@ -62,17 +92,24 @@ def refused_program(error: BPFError) -> tuple[str, str] | None:
     return error.program, f"libbpf could not load it: {detail}"
 
 
-def not_attached(prog: Program, error: OSError, tracefs_missing: bool) -> NotAttached:
-    """Why ``prog`` did not attach, in a few words, and the parameter that
-    would give it a target when that is what it lacks."""
-    why = reason(prog, error, tracefs_missing)
+def not_attached(
+    prog: Program, error: OSError, tracefs_missing: bool, event: PerfEvent | None = None
+) -> NotAttached:
+    """Why ``prog`` did not attach (to ``event``, when the caller named it),
+    in a few words, and the parameter that would give it a target when that
+    is what it lacks."""
+    why = reason(prog, error, tracefs_missing, event)
     lacks = "give it a target" in why and (UPROBE if is_uprobe(prog) else USDT if is_usdt(prog) else None)
+    if is_cgroup(prog) and "give it a cgroup" in why:
+        lacks = CGROUP
     return NotAttached(prog.name, prog.section, why, lacks or None)
 
 
-def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
-    """Why ``prog`` did not attach, in a few words."""
+def reason(prog: Program, error: OSError, tracefs_missing: bool, event: PerfEvent | None = None) -> str:
+    """Why ``prog`` did not attach (to ``event``, when the caller named it), in a few words."""
     if error.errno == errno.EOPNOTSUPP and prog.type_name != "perf_event":
+        if is_cgroup(prog):
+            return f"{CANNOT_AUTO_ATTACH}: give it a cgroup (a cgroup v2 directory) to attach to"
         if is_uprobe(prog):
             return f"{CANNOT_AUTO_ATTACH}: give it a target (BINARY:FUNCTION)"
         if is_usdt(prog):
@@ -82,6 +119,14 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool) -> str:
     hint = getattr(error, "hint", None)
     if hint:
         text = f"{text} ({hint})"
+    if prog.type_name == "perf_event":
+        event = event or perf_event_of(prog.section)
+    if event is not None and str(getattr(error, "op", "")).startswith("open perf event"):
+        kind = PERF_TYPES.get(event.type, "an unknown type")
+        why = f"this machine cannot open perf event type={event.type},config={event.config} ({kind}): {text}"
+        if event.type in (0, 3, 4):
+            why += "; a virtual machine often has no hardware counters"
+        return why
     mechanism = mechanism_of(prog.section)
     target = prog.section.split("/", 1)[-1]
     kind = prog.section.split("/", 1)[0]

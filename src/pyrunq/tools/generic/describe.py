@@ -13,6 +13,7 @@ from .objfile import ObjectFile
 from .plan import MapPlan, View, view
 from .present import presenter
 from .settings import value_kind
+from .targets import set_section_types
 
 
 def describe(path: str, config=CONFIG_AUTO) -> dict:
@@ -27,6 +28,7 @@ def describe(path: str, config=CONFIG_AUTO) -> dict:
 
 def _describe(objfile: ObjectFile, path: str, config) -> dict:
     with objfile.open() as obj:
+        set_section_types(obj)  # as run loads them: perf_event/... is a perf_event program
         btf = obj.btf
         metrics = exporter_maps.setup(obj, path, config)
         v = view(objfile, obj, metrics=metrics)

@@ -28,11 +28,21 @@ from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
+from .fills import Entry, Unfilled, check_entries, fill, split_entry, unfilled, zero_globals
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
 from .stacks import Stacks
 from .streams import RecordDecoder, Stream
-from .targets import library_targets, uprobe_targets, usdt_targets
+from .targets import (
+    check_cgroup,
+    check_perf_events,
+    library_targets,
+    perf_event_for,
+    perf_event_of,
+    set_section_types,
+    uprobe_targets,
+    usdt_targets,
+)
 from .twins import Choice, Selection, choose
 from ...bpf.events import find_struct, struct_of_size, struct_types
 
@@ -66,6 +76,9 @@ class Attempt:
     sized: dict[str, int] = dataclasses.field(default_factory=dict)  # map given the default size -> it
     unpinned: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (map, its pin path)
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
+    # what the object's own user space fills and the settings did not
+    unfilled: list[Unfilled] = dataclasses.field(default_factory=list)
+    entries: list = dataclasses.field(default_factory=list)  # map entries from settings: (map, key, value)
     sources: Sources = dataclasses.field(default_factory=Sources)
     stacks: Stacks | None = None
     # chosen twins that failed to attach: loaded again without them
@@ -87,7 +100,10 @@ class Runner(Tool):
     and unloads everything.
 
     ``settings``: global name -> value (str parsed by its type, or a Python
-    value); ``events``: event map -> struct name (in BTF or DWARF);
+    value; an array global's as "1,2,3"), and ``"MAP[KEY]"`` -> VALUE for a
+    map entry written before the programs attach (``fills``); ``unfilled``
+    lists the maps and globals the object's own user space fills and
+    ``settings`` did not; ``events``: event map -> struct name (in BTF or DWARF);
     ``on_event(map, record)`` receives each record (without it records
     queue in ``events``): a ``pyrunq.bpf.Record`` of its struct, as
     ``BPFObject.ring_buffer()`` gives, holding its values as shown (enums by
@@ -101,7 +117,11 @@ class Runner(Tool):
     which, ``twins``). A program that cannot attach is in ``not_attached``
     as (program, section, reason) and the rest run; the Runner fails only
     when none attached. ``SEC("perf_event")`` programs sample every CPU's
-    clock ``frequency`` times a second; ``iterators()`` reads iter/* ones.
+    clock ``frequency`` times a second (``SEC("perf_event/type=T,config=C")``
+    ones the perf event they name, on every CPU); cgroup programs
+    (``cgroup_skb/egress``, ``sockops``...) attach to ``cgroup`` (a cgroup v2
+    directory, absolute or below the cgroup2 mount); ``iterators()`` reads
+    iter/* ones.
 
     A program the kernel refuses to load is in ``not_attached`` too (the
     object is loaded again without it). Stack ids and inline stacks in maps
@@ -128,6 +148,7 @@ class Runner(Tool):
     unpinned = _OfAttempt()
     streams = _OfAttempt()
     stacks = _OfAttempt()
+    unfilled = _OfAttempt()
 
     def __init__(
         self,
@@ -145,14 +166,22 @@ class Runner(Tool):
         uprobes: dict | None = None,
         on_pairing=None,
         usdts: dict | None = None,
+        cgroup: str | None = None,
         config=CONFIG_AUTO,
+        perf_events: dict | None = None,
     ):
         if not allow_untrusted:
             check_trust(path)
         check_positive("frequency", frequency)
         self.path = path
-        self._programs, self._skip, self._frequency = programs, skip, frequency
+        self._programs, self._skip = programs, skip
+        self.frequency = frequency  # of perf_event programs sampling the CPU clock, in Hz
         self._uprobe_specs, self._usdt_specs = uprobes or {}, usdts or {}
+        self._cgroup_spec = cgroup
+        self._perf_events = {name: perf_event_for(name, e) for name, e in (perf_events or {}).items()}
+        # perf_event programs sampling the CPU clock because their section names no event
+        self.clock_sampled: list[str] = []
+        self.cgroup: str | None = None  # the cgroup v2 directory cgroup programs attach to
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
         self._config = config
@@ -204,7 +233,10 @@ class Runner(Tool):
         super().configure(obj)
         now = self.now
         skip = list(self._skip or ()) + list(self._load_refused)
+        set_section_types(obj)
+        self.cgroup = check_cgroup(obj, self._cgroup_spec)
         now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
+        check_perf_events(obj, self._perf_events)
         now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
         libraries, missing = library_targets(obj, now.targets)
         now.targets.update(libraries)
@@ -216,7 +248,18 @@ class Runner(Tool):
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         self.metrics = exporter_maps.setup(obj, self.path, self._config)
         kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
-        apply_settings(obj, {**kaddrs, **self._settings})
+        globals_, entries = {}, []
+        for name, value in self._settings.items():
+            entry = split_entry(name)
+            if entry:
+                entries.append(Entry(entry[0], entry[1], value))
+            else:
+                globals_[name] = value
+        apply_settings(obj, {**kaddrs, **globals_})
+        now.entries = check_entries(obj, entries)
+        calls = self.objfile.calls
+        filled = set(globals_) | set(kaddrs) | {e.map for e in entries}
+        now.unfilled = unfilled(obj, calls, filled, zero_globals(obj, calls))
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
         # a pinned map would outlive the run, and could be another program's
@@ -230,6 +273,7 @@ class Runner(Tool):
 
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
+        fill(obj, self.now.entries)  # map entries from settings, before any program runs
         self.now.stacks = Stacks(obj)
         # the readers before attach: no record is missed
         for plan in self.now.view.plans:
@@ -250,10 +294,11 @@ class Runner(Tool):
                 continue
             if needs_tracefs(prog):
                 self._tracefs()
+            event = self._perf_events.get(prog.name)
             try:
-                links = attach_program(prog, self._frequency, now.targets.get(prog.name))
+                links = attach_program(prog, self.frequency, now.targets.get(prog.name), self.cgroup, event)
             except OSError as e:
-                missed = not_attached(prog, e, self.tracefs_problem is not None)
+                missed = not_attached(prog, e, self.tracefs_problem is not None, event)
                 why = missed.reason
                 if prog.name in now.selection.fallbacks:
                     for twin in now.selection.fallbacks[prog.name]:
@@ -264,6 +309,8 @@ class Runner(Tool):
                 continue
             now.links += links
             now.attached.append(prog.name)
+            if prog.type_name == "perf_event" and event is None and perf_event_of(prog.section) is None:
+                self.clock_sampled.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
         if failed:  # loaded again without them (_start)
@@ -497,7 +544,9 @@ def run(
     frequency: int = 99,
     uprobes: dict | None = None,
     usdts: dict | None = None,
+    cgroup: str | None = None,
     config=CONFIG_AUTO,
+    perf_events: dict | None = None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -508,8 +557,12 @@ def run(
     ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
     program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
     section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs; ``config``: the object's ebpf_exporter YAML
-    (default: the one beside it, if any; None: none). Needs root (or CAP_BPF
+    a list) for USDT programs; ``cgroup``: the cgroup v2 directory cgroup
+    programs attach to; ``config``: the object's ebpf_exporter YAML
+    (default: the one beside it, if any; None: none); ``perf_events``:
+    program -> the perf event a ``SEC("perf_event")`` program samples
+    (``"cache-misses"``, ``"type=0,config=3,period=10000"``; default: each
+    CPU's clock at ``frequency``). Needs root (or CAP_BPF
     and CAP_PERFMON)."""
     with Runner(
         path,
@@ -525,7 +578,9 @@ def run(
         frequency=frequency,
         uprobes=uprobes,
         usdts=usdts,
+        cgroup=cgroup,
         config=config,
+        perf_events=perf_events,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)

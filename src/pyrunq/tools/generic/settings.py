@@ -53,11 +53,12 @@ def value_kind(btf, tid: int) -> str:
     return "other"
 
 
-def parse_setting(btf, tid: int, name: str, text: str):
+def parse_setting(btf, tid: int, name: str, text: str, what: str = ""):
     """The value of ``--set name=text`` for a global of type ``tid``, checked
     against that type: integers (decimal, 0x hex, 0o, 0b), booleans, enums by
-    name or number, char arrays from strings."""
-    what = f"{name}={text}"
+    name or number, char arrays from strings. ``what``: how errors name the
+    setting (default ``name=text``; the error's parameter is "setting")."""
+    what = what or f"{name}={text}"
     decl = btf.declaration(tid, name)
     rid = btf.resolve(tid)
     kind = btf.kind(rid)
@@ -85,8 +86,81 @@ def parse_setting(btf, tid: int, name: str, text: str):
             )
         return text
     raise UsageError(
-        f"{what}: cannot set {decl}: only integers, booleans, enums and char arrays can be set", SETTING
+        f"{what}: cannot set {decl}: only integers, booleans, enums, char arrays, and arrays and "
+        "structs of them can be set",
+        SETTING,
     )
+
+
+def split_items(text: str) -> list[str]:
+    """``text`` split at its commas outside brackets and braces, items stripped."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    last = text[start:].strip()
+    if last or items:
+        items.append(last)
+    return items
+
+
+def encode(btf, tid: int, text: str, what: str, name: str = "") -> bytes:
+    """The bytes of ``text`` as a value of type ``tid``: scalars and strings as
+    ``--set`` parses a global's, structs ``{member=value, ...}``, arrays
+    ``[a, b]`` or ``a,b`` (at the top); what is left out is zeros."""
+    rid = btf.resolve(tid)
+    kind = btf.kind(rid)
+    size = btf.size(rid)
+    if kind == B.STRUCT:
+        inner = _inside(text, "{", "}", what, btf.declaration(tid, name))
+        members = {m[0]: m for m in btf.members(rid) if m[0]}
+        out = bytearray(size)
+        for item in split_items(inner):
+            member, sep, value = item.partition("=")
+            member = member.strip()
+            if not sep or member not in members:
+                raise UsageError(
+                    f"{what}: no member {member!r} in {btf.declaration(tid)} (has: {', '.join(members)})",
+                    SETTING,
+                )
+            _, mtid, bit_offset, bits = members[member]
+            if bits or bit_offset % 8:
+                raise UsageError(f"{what}: member {member} is a bit-field, which cannot be set", SETTING)
+            data = encode(btf, mtid, value.strip(), what, member)
+            out[bit_offset // 8 : bit_offset // 8 + len(data)] = data
+        return bytes(out)
+    if kind == B.ARRAY and not _is_chars(btf, rid):
+        elem, n = btf.array(rid)
+        inner = text.strip()
+        if inner.startswith("["):
+            inner = _inside(inner, "[", "]", what, btf.declaration(tid, name))
+        items = split_items(inner)
+        if len(items) > n:
+            raise UsageError(
+                f"{what}: {len(items)} values for the {n} elements of {btf.declaration(tid, name)}",
+                SETTING,
+            )
+        data = b"".join(encode(btf, elem, item, what, f"{name}[{i}]") for i, item in enumerate(items))
+        return data + bytes(size - len(data))
+    value = parse_setting(btf, tid, name or "value", text.strip(), what)
+    return btf.layout(tid).encode(value)
+
+
+def _is_chars(btf, rid: int) -> bool:
+    elem = btf.resolve(btf.array(rid)[0])
+    return btf.kind(elem) == B.INT and btf.int_info(elem)[3]
+
+
+def _inside(text: str, opening: str, closing: str, what: str, decl: str) -> str:
+    text = text.strip()
+    if not (text.startswith(opening) and text.endswith(closing)):
+        raise UsageError(f"{what}: expected {opening}...{closing} for {decl}", SETTING)
+    return text[1:-1]
 
 
 def _int(text: str, what: str, decl: str, param: str) -> int:
@@ -124,8 +198,13 @@ def apply_settings(obj: BPFObject, settings: dict) -> None:
             if isinstance(value, str)
             else str(value)
         )
-        section, tid = find_global(obj, name, f"{name}={text}")
-        section[name] = parse_setting(obj.btf, tid, name, text)
+        what = f"{name}={text}"
+        section, tid = find_global(obj, name, what)
+        kind = obj.btf.kind(obj.btf.resolve(tid))
+        if kind == B.STRUCT or (kind == B.ARRAY and value_kind(obj.btf, tid) != "string"):
+            section[name] = encode(obj.btf, tid, text, what, name)  # freqs_mhz=1000,1200
+        else:
+            section[name] = parse_setting(obj.btf, tid, name, text)
 
 
 def apply_max_entries(obj: BPFObject, sizes: dict) -> dict[str, int]:

@@ -1,21 +1,49 @@
-"""Where uprobe and USDT programs whose section names no target go: the
-caller's ``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``, checked and
-resolved before load; and those whose section names a library without a
-path, as Inspektor Gadget's loader reads them."""
+"""Where programs go that libbpf cannot attach by their section alone:
+uprobe and USDT programs whose section names no target (the caller's
+``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``), or names a library
+without a path (``SEC("uprobe/libssl:SSL_read")``, as Inspektor Gadget's
+loader reads them), cgroup programs (the caller's cgroup v2 directory), and
+``SEC("perf_event/type=T,config=C,...")`` programs (the perf event their
+section names, as ebpf_exporter reads it); checked and resolved before load."""
 
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
 
+from ... import cgroup as cgroups
 from ...bpf import BPFObject, Program
 from ...errors import UsageError
 from ...symbols import Target, find_library, resolve_function
 
 # The parameters UsageErrors name (``UsageError.param``), in the Python API's
-# words; the CLI says its flags (--uprobe, --usdt) instead.
+# words; the CLI says its flags (--uprobe, --usdt...) instead.
 UPROBE = "uprobe"
 USDT = "usdt"
+CGROUP = "cgroup"
+PERF_EVENTS = "perf_events"
+# libbpf's names of the program types that attach to a cgroup
+CGROUP_TYPES = {
+    "cgroup_skb",
+    "cgroup_sock",
+    "cgroup_sock_addr",
+    "sock_ops",
+    "cgroup_sockopt",
+    "cgroup_sysctl",
+    "cgroup_device",
+}
+PERF_EVENT_PREFIX = "perf_event/"
+# the items of SEC("perf_event/type=T,config=C,...") -> perf_event_attr's field
+# (ebpf_exporter reads type, config and frequency; a period samples every N events)
+PERF_EVENT_ITEMS = {
+    "type": "type",
+    "config": "config",
+    "frequency": "frequency",
+    "freq": "frequency",
+    "sample_freq": "frequency",
+    "sample_period": "period",
+    "period": "period",
+}
 
 
 def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
@@ -110,6 +138,129 @@ def _usdt_target(spec: str) -> UsdtTarget:
     if problem:
         raise UsageError(problem)
     return UsdtTarget(os.path.realpath(path), provider, name)
+
+
+def is_cgroup(prog: Program) -> bool:
+    """Whether a program attaches to a cgroup (cgroup_skb/egress, sockops...)."""
+    return prog.type_name in CGROUP_TYPES
+
+
+def check_cgroup(obj: BPFObject, path: str | None) -> str | None:
+    """The cgroup v2 directory cgroup programs attach to, checked before load:
+    it must be one, and the object must have such a program."""
+    if path is None:
+        return None
+    if not any(is_cgroup(p) for p in obj.programs.values()):
+        raise UsageError(
+            f"{path}: {obj.name} has no cgroup program (cgroup_skb, sockops, cgroup/...)", CGROUP
+        )
+    try:
+        return cgroups.resolve(path)[0]
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}", CGROUP) from None
+
+
+class PerfEvent(NamedTuple):
+    """The perf event a ``SEC("perf_event/type=T,config=C,...")`` names, and how
+    often it samples: ``frequency`` times a second or every ``period`` events
+    (neither: the caller's frequency)."""
+
+    type: int
+    config: int
+    frequency: int | None = None
+    period: int | None = None
+
+
+def perf_event_of(section: str) -> PerfEvent | None:
+    """The perf event a section names (``perf_event/type=1,config=2,frequency=99``,
+    as ebpf_exporter writes them), None when it names none (``perf_event``, or
+    ``perf_event/NAME``); ValueError, saying why, when it names one badly."""
+    if not section.startswith(PERF_EVENT_PREFIX) or "=" not in section:
+        return None
+    return _perf_event(section[len(PERF_EVENT_PREFIX) :], "its section")
+
+
+# perf_event_open(2)'s generic events, by the names perf(1) gives them: (type, config)
+PERF_EVENT_NAMES = {
+    "cpu-cycles": (0, 0),
+    "instructions": (0, 1),
+    "cache-references": (0, 2),
+    "cache-misses": (0, 3),
+    "branch-instructions": (0, 4),
+    "branch-misses": (0, 5),
+    "cpu-clock": (1, 0),
+    "task-clock": (1, 1),
+    "page-faults": (1, 2),
+    "context-switches": (1, 3),
+    "cpu-migrations": (1, 4),
+    "minor-faults": (1, 5),
+    "major-faults": (1, 6),
+}
+
+
+def perf_event_named(text: str) -> PerfEvent:
+    """The perf event a caller names for a program whose section names none
+    (``SEC("perf_event")``: its own user space picks one): ``NAME[,...]`` by
+    perf(1)'s name (``cache-misses``, ``page-faults``...) or ``type=T,config=C``,
+    then ``frequency=F`` or ``period=N``; ValueError, saying why."""
+    name, _, rest = text.partition(",")
+    if name in PERF_EVENT_NAMES:
+        kind, config = PERF_EVENT_NAMES[name]
+        text = f"type={kind},config={config}" + (f",{rest}" if rest else "")
+    elif "=" not in name:
+        raise ValueError(f"no perf event {name!r} (knows: {', '.join(PERF_EVENT_NAMES)}; or type=T,config=C)")
+    return _perf_event(text, "it")
+
+
+def _perf_event(items: str, where: str) -> PerfEvent:
+    """``type=T,config=C[,frequency=F|period=N]``; ``where`` names the text in messages."""
+    fields: dict[str, int] = {}
+    for item in items.split(","):
+        key, sep, text = item.partition("=")
+        if not sep or key not in PERF_EVENT_ITEMS:
+            raise ValueError(f"unknown item {item!r} in {where} (knows: {', '.join(PERF_EVENT_ITEMS)})")
+        try:
+            fields[PERF_EVENT_ITEMS[key]] = int(text, 0)
+        except ValueError:
+            raise ValueError(f"{key}={text} in {where} is not an integer") from None
+    if "type" not in fields or "config" not in fields:
+        raise ValueError(f"{where} names no perf event (type=T,config=C)")
+    if "frequency" in fields and "period" in fields:
+        raise ValueError(f"{where} gives both a frequency and a period")
+    if any(fields.get(k) == 0 for k in ("frequency", "period")):
+        raise ValueError(f"{where} samples at 0 (frequency or period)")
+    return PerfEvent(**fields)
+
+
+def perf_event_for(program: str, spec) -> PerfEvent:
+    """The perf event the caller names for ``program``: a PerfEvent, or its
+    text (``perf_event_named``); a UsageError about ``perf_events`` if bad."""
+    if isinstance(spec, PerfEvent):
+        return spec
+    try:
+        return perf_event_named(str(spec))
+    except ValueError as e:
+        raise UsageError(f"{program}={spec}: {e}", PERF_EVENTS) from None
+
+
+def check_perf_events(obj: BPFObject, events: dict) -> None:
+    """A UsageError unless each program ``events`` names is a perf_event
+    program of ``obj`` (the event named replaces its section's, if any)."""
+    for name in events:
+        prog = obj.programs.get(name)
+        if prog is None or prog.type_name != "perf_event":
+            known = ", ".join(p.name for p in obj.programs.values() if p.type_name == "perf_event") or "none"
+            message = f"{name}: no perf_event program {name!r} in {obj.name} (has: {known})"
+            raise UsageError(message, PERF_EVENTS)
+
+
+def set_section_types(obj: BPFObject) -> None:
+    """Before load: programs whose section libbpf does not know but their
+    loaders do get the type those give them: ``perf_event/...`` is a perf_event
+    program (libbpf 1.1 knows only a bare ``perf_event``)."""
+    for p in obj.programs.values():
+        if p.section.startswith(PERF_EVENT_PREFIX) and p.type_name != "perf_event":
+            p.type_name = "perf_event"
 
 
 def not_elf(path: str, kind: str) -> str | None:

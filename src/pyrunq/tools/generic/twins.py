@@ -19,6 +19,7 @@ import dataclasses
 from ...bpf import BPFObject, Program, features
 from ...bpf import btf as B
 from ...errors import NotAttached, UsageError
+from .targets import PERF_EVENT_PREFIX, perf_event_of
 
 # The parameters UsageErrors name (``UsageError.param``), in the Python API's
 # words; the CLI says its flags (--program, --no-program) instead.
@@ -115,6 +116,11 @@ def unsupported(sections: dict[str, str], btf_has: set) -> dict[str, str | None]
             reason = "this kernel has no kprobes (ksyscall programs are kprobes)"
         elif section.startswith(("lsm/", "lsm.s/")) and features.bpf_lsm() is False:
             reason = "this kernel does not run BPF LSM programs (it needs bpf in lsm= at boot)"
+        elif section.startswith(PERF_EVENT_PREFIX):
+            try:
+                perf_event_of(section)
+            except ValueError as e:
+                reason = str(e)
         out[key] = reason
     return out
 
