@@ -2,7 +2,7 @@
 """What attribution ("who held the CPU", bpf/blame.bpf.h) costs, side by side
 in one run with the C runqlat and with pyrunq without it.
 
-    sudo .venv/bin/python bench/blame.py [--repeat N] [--quick]
+    sudo .venv/bin/python bench/blame.py [--repeat N] [--quick] [--baseline CHECKOUT]
 
 Interleaved per repetition (C, pyrunq, pyrunq --blame, ...):
 - in-kernel ns per program run (sched_switch, sched_wakeup, and with blame
@@ -33,17 +33,26 @@ from measure import LeakCheck, Tracer, bpf_stats_enabled, prog_stats, run_totals
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tracers() -> dict:
-    """name -> (argv, env); every one prints a "Tracing ..." banner once attached."""
+def tracers(baseline: Path | None = None) -> dict:
+    """name -> (argv, env); every one prints a "Tracing ..." banner once
+    attached. ``baseline``: another (built) checkout whose runqlat --blame
+    runs too, "(baseline)": before and after in one run."""
     env = rivals.commands(None, None)["pyrunq"]["env"]
     pyrunq = rivals.pyrunq_cmd()
-    return {
+    out = {
         "C runqlat": (["/usr/sbin/runqlat"], {}),
         "pyrunq runqlat": ([*pyrunq, "runqlat"], env),
         "pyrunq runqlat --blame": ([*pyrunq, "runqlat", "--blame"], env),
         "pyrunq runqslower": ([*pyrunq, "runqslower"], env),
         "pyrunq runqslower --blame": ([*pyrunq, "runqslower", "--blame"], env),
     }
+    if baseline is not None:  # its package first on the path, before this one's
+        baseline_env = {**env, "PYTHONPATH": str(baseline.resolve() / "src")}
+        out["pyrunq runqlat --blame (baseline)"] = (
+            [sys.executable, "-m", "pyrunq", "runqlat", "--blame"],
+            baseline_env,
+        )
+    return out
 
 
 def in_kernel(argv, env, seconds: float, leaks: LeakCheck) -> dict:
@@ -86,6 +95,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="one repetition of 1 s loads")
+    p.add_argument("--baseline", type=Path, help="also run runqlat --blame of this (built) checkout")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="directory of the JSON")
     args = p.parse_args(argv)
     repeat, seconds = (1, 1.0) if args.quick else (args.repeat, 3.0)
     rivals.ensure_packages(["stress-ng", "libbpf-tools", "bpftool"])
@@ -94,7 +105,7 @@ def main(argv=None) -> int:
     for _ in range(repeat):
         base = loads.pipe_load(seconds)
         res.setdefault("load_ops_per_s", {}).setdefault("none", []).append(base)
-        for name, (cmd, env) in tracers().items():
+        for name, (cmd, env) in tracers(args.baseline).items():
             for k, v in in_kernel(cmd, env, seconds, leaks).items():
                 v = 100 * v / base if k == "load_ops_per_s" else v
                 res.setdefault(k.replace("load_ops_per_s", "load_pct"), {}).setdefault(name, []).append(v)
@@ -106,7 +117,7 @@ def main(argv=None) -> int:
         print(fig)
         for tool, s in tools.items():
             if s:
-                print(f"  {tool:28} {s['median']:12.1f}  ({s['min']:.1f}-{s['max']:.1f})")
+                print(f"  {tool:36} {s['median']:12.1f}  ({s['min']:.1f}-{s['max']:.1f})")
     ratio = _blame_ratios(res)
     for k, v in ratio.items():
         print(f"{k}: {v}")
@@ -114,12 +125,13 @@ def main(argv=None) -> int:
         "machine": platform.node(),
         "kernel": platform.release(),
         "repeat": repeat,
+        "baseline": str(args.baseline) if args.baseline else None,
         "figures": table,
         "ratios": ratio,
         "leak_check": leaks.check(),
     }
     when = time.strftime("%Y-%m-%d")
-    return write_result(ROOT / "bench" / "results" / f"{when}-{platform.node()}-blame.json", doc)
+    return write_result(args.out / f"{when}-{platform.node()}-blame.json", doc)
 
 
 def _blame_ratios(res: dict) -> dict:
@@ -131,10 +143,9 @@ def _blame_ratios(res: dict) -> dict:
             on, off = row.get(f"pyrunq {tool} --blame"), row.get(f"pyrunq {tool}")
             if on and off:
                 out[f"{fig}: pyrunq {tool} --blame / without"] = _median_ratio(on, off)
-        if "C runqlat" in row and "pyrunq runqlat --blame" in row:
-            out[f"{fig}: pyrunq runqlat --blame / C runqlat"] = _median_ratio(
-                row["pyrunq runqlat --blame"], row["C runqlat"]
-            )
+        for tool in ("pyrunq runqlat --blame", "pyrunq runqlat --blame (baseline)"):
+            if "C runqlat" in row and tool in row:
+                out[f"{fig}: {tool} / C runqlat"] = _median_ratio(row[tool], row["C runqlat"])
     return out
 
 

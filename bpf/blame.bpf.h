@@ -144,15 +144,24 @@ static __always_inline void blame_wait(bool raw, struct task_struct *t,
 		blame_unattributed(ctx, BLAME_WHY_HISTORY, w->ns);
 		return;
 	}
-	/* the newest segment must be the task switched out now: if it is
-	 * not, the ring missed a switch, and no part of it can be trusted */
+	/* the newest segment must be the task switched out now. If it is
+	 * not, a switch here was not seen: on some hosts no tracepoint fires
+	 * in the context of some tasks (docs/design.md), so a switch away
+	 * from one is missed. Its task ran from the segment's start, then
+	 * others until now, for times nobody knows: unattributed. The
+	 * segments before it were seen whole. */
 	s = &r->segs[(r->count - 1) & (BLAME_SEGS - 1)];
+	i = 0;
 	if (s->who.tid != w->prev_tid) {
-		blame_unattributed(ctx, BLAME_WHY_UNSEEN, w->ns);
-		return;
+		start = s->start_ns > w->then ? s->start_ns : w->then;
+		blame_unattributed(ctx, BLAME_WHY_UNSEEN, end - start);
+		if (s->start_ns <= w->then)
+			return;
+		end = s->start_ns;
+		i = 1;
 	}
 	cgroup = task_cgroup(raw, t);
-	for (i = 0; i < BLAME_SEGS && i < r->count; i++) {
+	for (; i < BLAME_SEGS && i < r->count; i++) {
 		s = &r->segs[(r->count - 1 - i) & (BLAME_SEGS - 1)];
 		start = s->start_ns > w->then ? s->start_ns : w->then;
 		kind = s->who.kind;

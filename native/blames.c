@@ -33,6 +33,12 @@ struct pyrunq_blame_base {
     int state;
 };
 
+/* Containers' ns of a victim that its histogram has not shown yet. */
+struct pyrunq_pending {
+    uint64_t victim, ns;
+    int state;                 /* BLAME_BASE_*: GONE, a deleted slot probes go on past */
+};
+
 /* One victim's interval: the part of container cgroups, and the index of
  * its largest culprit in the changes (-1: none). */
 struct pyrunq_victim_blame {
@@ -49,6 +55,11 @@ struct pyrunq_blames {
     size_t n_changes, changes_cap;
     struct pyrunq_victim_blame *victims;
     size_t n_victims;
+    size_t *at, at_cap;         /* the victims by key (pyrunq_blames_sum): SIZE_MAX, an empty slot */
+    unsigned char *joined;      /* per victim: a row had it (pyrunq_blames_join) */
+    struct pyrunq_pending *pending;  /* victims' carried ns: open addressing, at most half full */
+    size_t pending_cap, pending_used, pending_gone;
+    int summed;                 /* victims and at are the last diff's */
     uint64_t *asked;            /* cgroups to name */
     size_t n_asked;
     struct pyrunq_blame_entry *forgotten;  /* by the last pyrunq_blames_forget */
@@ -63,6 +74,9 @@ static void pyrunq_blames_free(struct pyrunq_blames *t)
     free(t->base);
     free(t->changes);
     free(t->victims);
+    free(t->at);
+    free(t->joined);
+    free(t->pending);
     free(t->asked);
     free(t->forgotten);
     pyrunq_cgroup_names_clear(&t->names);
@@ -158,6 +172,9 @@ static int pyrunq_blame_room(struct pyrunq_blames *t, size_t n)
     if (!(p = realloc(t->victims, n * sizeof(*t->victims))))
         return -ENOMEM;
     t->victims = p;
+    if (!(p = realloc(t->joined, n)))
+        return -ENOMEM;
+    t->joined = p;
     if (!(p = realloc(t->asked, n * sizeof(*t->asked))))
         return -ENOMEM;
     t->asked = p;
@@ -189,6 +206,7 @@ static int pyrunq_blames_diff(struct pyrunq_blames *t, const void *keys, size_t 
     int err;
 
     t->n_changes = t->n_victims = t->n_asked = 0;
+    t->summed = 0;
     if (count > keys_len / t->key_size || count > values_len / t->value_size)
         return -EINVAL;
     if ((err = pyrunq_blame_room(t, count)) || (err = pyrunq_blame_reserve(t)))
@@ -253,33 +271,46 @@ static int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int c
     return pyrunq_cgroup_set(&t->names, cgroup_id, "", container);
 }
 
+/* The slot of victim in the index at (SIZE_MAX there: not a victim of the
+ * last diff). */
+static size_t pyrunq_victim_slot(const struct pyrunq_blames *t, uint64_t victim)
+{
+    size_t mask = t->at_cap - 1, j = (size_t)((victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+
+    while (t->at[j] != SIZE_MAX && t->victims[t->at[j]].victim != victim)
+        j = (j + 1) & mask;
+    return j;
+}
+
 /* Sum per victim of the last diff, in the order first seen: the part of
  * container cgroups, and its largest culprit (the first of equals, as
  * Attribution.culprits sorts them); another cgroup's part that is not a
  * container's is the host's (an unnamed one too). 0 or -ENOMEM. */
 static int pyrunq_blames_sum(struct pyrunq_blames *t)
 {
-    size_t cap = 16, mask, i, j, *at;
+    size_t cap = 16, i, j;
 
     while (cap < 2 * t->n_changes)
         cap *= 2;
     t->n_victims = 0;
-    if (!(at = malloc(cap * sizeof(*at))))
-        return -ENOMEM;
-    memset(at, 0xff, cap * sizeof(*at));  /* SIZE_MAX: an empty slot */
-    mask = cap - 1;
+    if (cap > t->at_cap) {
+        free(t->at);
+        t->at_cap = 0;
+        if (!(t->at = malloc(cap * sizeof(*t->at))))
+            return -ENOMEM;
+        t->at_cap = cap;
+    }
+    memset(t->at, 0xff, t->at_cap * sizeof(*t->at));
     for (i = 0; i < t->n_changes; i++) {
         const struct pyrunq_blame_entry *c = &t->changes[i];
         struct pyrunq_victim_blame *v;
 
-        for (j = (size_t)((c->victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-             at[j] != SIZE_MAX && t->victims[at[j]].victim != c->victim; j = (j + 1) & mask)
-            ;
-        if (at[j] == SIZE_MAX) {
-            at[j] = t->n_victims++;
-            t->victims[at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
+        j = pyrunq_victim_slot(t, c->victim);
+        if (t->at[j] == SIZE_MAX) {
+            t->at[j] = t->n_victims++;
+            t->victims[t->at[j]] = (struct pyrunq_victim_blame){c->victim, 0, -1};
         }
-        v = &t->victims[at[j]];
+        v = &t->victims[t->at[j]];
         if (c->kind == t->other) {
             const struct pyrunq_cgroup_name *n = pyrunq_cgroup_lookup(&t->names, c->cgroup_id);
 
@@ -289,7 +320,129 @@ static int pyrunq_blames_sum(struct pyrunq_blames *t)
         if (v->top < 0 || c->ns > t->changes[v->top].ns)
             v->top = (int64_t)i;
     }
-    free(at);
+    t->summed = 1;
+    return 0;
+}
+
+/* One row of pyrunq top (a struct pyrunq_key_stats): its victim's sums of
+ * the last pyrunq_blames_sum, and a copy of its largest culprit (a row
+ * outlives the table's next diff). */
+struct pyrunq_row_blame {
+    uint64_t container_ns;
+    int64_t has_top;           /* 0: no culprit of it grew */
+    struct pyrunq_blame_entry top;
+};
+
+static size_t pyrunq_pending_find(const struct pyrunq_blames *t, uint64_t victim)
+{
+    size_t mask = t->pending_cap - 1, i = (size_t)((victim * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+
+    while (t->pending[i].state != BLAME_BASE_EMPTY &&
+           !(t->pending[i].state == BLAME_BASE_USED && t->pending[i].victim == victim))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Set a victim's carried ns (0: none kept). 0 or -ENOMEM. */
+static int pyrunq_pending_set(struct pyrunq_blames *t, uint64_t victim, uint64_t ns)
+{
+    struct pyrunq_pending *old = t->pending, *p;
+    size_t old_cap = t->pending_cap, cap = 16, i;
+
+    if (t->pending_cap && (p = &t->pending[pyrunq_pending_find(t, victim)])->state == BLAME_BASE_USED) {
+        if (!ns) {
+            p->state = BLAME_BASE_GONE;
+            t->pending_used--;
+            t->pending_gone++;
+        }
+        p->ns = ns;
+        return 0;
+    }
+    if (!ns)
+        return 0;
+    if (!old || t->pending_used + t->pending_gone + 1 > t->pending_cap / 2) {
+        while (cap / 2 < t->pending_used + 1)
+            cap *= 2;
+        if (!(t->pending = calloc(cap, sizeof(*old)))) {
+            t->pending = old;
+            return -ENOMEM;
+        }
+        t->pending_cap = cap;
+        t->pending_gone = 0;
+        for (i = 0; i < old_cap; i++)
+            if (old[i].state == BLAME_BASE_USED)
+                t->pending[pyrunq_pending_find(t, old[i].victim)] = old[i];
+        free(old);
+    }
+    p = &t->pending[pyrunq_pending_find(t, victim)];
+    *p = (struct pyrunq_pending){victim, ns, BLAME_BASE_USED};
+    t->pending_used++;
+    return 0;
+}
+
+static uint64_t pyrunq_pending_of(const struct pyrunq_blames *t, uint64_t victim)
+{
+    const struct pyrunq_pending *p;
+
+    if (!t->pending_cap)
+        return 0;
+    p = &t->pending[pyrunq_pending_find(t, victim)];
+    return p->state == BLAME_BASE_USED ? p->ns : 0;
+}
+
+/*
+ * For each of n rows, its victim's sums, into out (room for n): 0, -EINVAL
+ * before pyrunq_blames_sum, or -ENOMEM. Only the rows shown need Python
+ * objects: the join is here.
+ *
+ * With carry, each row's containers' part is at most its histogram's
+ * other cgroups' (blame_ns[other]), as Attributions.attribution takes it:
+ * the histogram is read before the culprit table, and a wait that ended
+ * between the two reads is in the table and not yet in the histogram (the
+ * kernel adds to the table first). What the histogram has not shown yet
+ * is carried to the victim's next interval (with clear), also for victims
+ * with no row now (their only wait ended between the reads). Without it,
+ * that containers' part was lost, and the histogram's showed as the
+ * host's an interval later.
+ */
+static int pyrunq_blames_join(struct pyrunq_blames *t, const struct pyrunq_key_stats *rows, size_t n,
+                              struct pyrunq_row_blame *out, int carry, int clear)
+{
+    size_t i, at, v;
+    uint64_t available, other;
+    int err;
+
+    if (!t->summed || t->other >= PYRUNQ_BLAME_KINDS)
+        return -EINVAL;
+    memset(t->joined, 0, t->n_victims);
+    for (i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        at = t->at_cap ? t->at[pyrunq_victim_slot(t, rows[i].key)] : SIZE_MAX;
+        if (at != SIZE_MAX) {
+            t->joined[at] = 1;
+            out[i].container_ns = t->victims[at].container_ns;
+            if (t->victims[at].top >= 0) {
+                out[i].has_top = 1;
+                out[i].top = t->changes[t->victims[at].top];
+            }
+        }
+        if (!carry)
+            continue;
+        available = out[i].container_ns + pyrunq_pending_of(t, rows[i].key);
+        other = rows[i].blame_ns[t->other];
+        out[i].container_ns = available < other ? available : other;
+        if (clear && (err = pyrunq_pending_set(t, rows[i].key, available - out[i].container_ns)))
+            return err;
+    }
+    if (!carry || !clear)
+        return 0;
+    for (v = 0; v < t->n_victims; v++) {  /* victims without a row: all of theirs is carried */
+        const struct pyrunq_victim_blame *vb = &t->victims[v];
+
+        if (vb->container_ns && !t->joined[v] &&
+            (err = pyrunq_pending_set(t, vb->victim, pyrunq_pending_of(t, vb->victim) + vb->container_ns)))
+            return err;
+    }
     return 0;
 }
 
@@ -327,6 +480,8 @@ static long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, siz
         return -ENOMEM;
     qsort(victims, n_victims, sizeof(*victims), pyrunq_u64_cmp);
     qsort(cgroups, n_cgroups, sizeof(*cgroups), pyrunq_u64_cmp);
+    for (i = 0; i < n_victims; i++)
+        pyrunq_pending_set(t, victims[i], 0);  /* dropping never allocates */
     for (i = 0; i < t->cap; i++) {
         struct pyrunq_blame_base *b = &t->base[i];
 

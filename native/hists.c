@@ -419,6 +419,87 @@ static const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *c
     return t->idle_keys;
 }
 
+/* ---- the order of an interval's rows (pyrunq top) ---- */
+
+/* What pyrunq top sorts its rows by (pyrunq.tools.top.SORTS but the name):
+ * the largest first; ties: more waits first, then the smaller key.
+ * PYRUNQ_ORDER_KEY: the smaller key first. */
+#define PYRUNQ_ORDER_KEY 0
+#define PYRUNQ_ORDER_WAITS 1   /* waits per second */
+#define PYRUNQ_ORDER_AVG 2     /* the mean wait */
+#define PYRUNQ_ORDER_P50 3
+#define PYRUNQ_ORDER_P99 4
+#define PYRUNQ_ORDER_MAX 5
+#define PYRUNQ_ORDER_SUM 6     /* the share of the interval spent waiting */
+
+struct pyrunq_order_item {
+    double v;                  /* the column's value, as Python computes it */
+    uint64_t waits, key;
+    size_t i;
+};
+
+static int pyrunq_order_cmp(const void *pa, const void *pb)
+{
+    const struct pyrunq_order_item *a = pa, *b = pb;
+
+    if (a->v != b->v)
+        return a->v > b->v ? -1 : 1;
+    if (a->waits != b->waits)
+        return a->waits > b->waits ? -1 : 1;
+    return a->key < b->key ? -1 : a->key > b->key;
+}
+
+/* The column's value of a row (waits > 0), the same double as the Row's
+ * field in pyrunq.tools.top: the same operations in the same order. */
+static double pyrunq_order_value(const struct pyrunq_key_stats *s, int column, double seconds)
+{
+    switch (column) {
+    case PYRUNQ_ORDER_WAITS:
+        return (double)s->waits / seconds;
+    case PYRUNQ_ORDER_AVG:
+        return (double)s->sum_ns / (double)s->waits / 1000;
+    case PYRUNQ_ORDER_P50:
+        return s->p50;
+    case PYRUNQ_ORDER_P99:
+        return s->p99;
+    case PYRUNQ_ORDER_MAX:
+        return (double)s->max;
+    case PYRUNQ_ORDER_SUM:
+        return (double)s->sum_ns / seconds / 1e7;
+    default:
+        return 0;
+    }
+}
+
+/* The indices of the rows of stats[0..n) that have waits, in column's
+ * order, into out (room for n): how many; -EINVAL (an unknown column) or
+ * -ENOMEM. Sorting 10,000 rows of a refresh in Python needed an object
+ * per row. */
+static long pyrunq_stats_order(const struct pyrunq_key_stats *stats, size_t n, int column, double seconds,
+                               size_t *out)
+{
+    struct pyrunq_order_item *items;
+    size_t i, m = 0;
+
+    if (column < PYRUNQ_ORDER_KEY || column > PYRUNQ_ORDER_SUM || !(seconds > 0))
+        return -EINVAL;
+    if (!(items = malloc((n ? n : 1) * sizeof(*items))))
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        if (!stats[i].waits)
+            continue;  /* a key made but not yet counted in: no row */
+        items[m].v = column == PYRUNQ_ORDER_KEY ? 0 : pyrunq_order_value(&stats[i], column, seconds);
+        items[m].waits = column == PYRUNQ_ORDER_KEY ? 0 : stats[i].waits;
+        items[m].key = stats[i].key;
+        items[m++].i = i;
+    }
+    qsort(items, m, sizeof(*items), pyrunq_order_cmp);
+    for (i = 0; i < m; i++)
+        out[i] = items[i].i;
+    free(items);
+    return (long)m;
+}
+
 /* How many keys have a baseline. */
 static size_t pyrunq_hists_len(const struct pyrunq_hists *t)
 {

@@ -157,6 +157,17 @@ def test_no_dwarf_in_a_stripped_object(objs, tmp_path):
     )
 
 
+def test_run_says_why_a_stripped_objects_records_are_not_decoded(kernel, objs, tmp_path):
+    """As the eunomia tutorial's objects after its link step (bpftool gen
+    object drops DWARF): the records' struct was a local variable's."""
+    stripper = need("llvm-strip", "llvm-strip-14")
+    path = shutil.copy(objs["gen_dwarf_ring"], tmp_path / "stripped.bpf.o")
+    subprocess.run([stripper, "--strip-debug", str(path)], check=True)
+    rc, out, err = run_and_fire(str(path), [5])
+    assert rc == 0, err
+    assert "records of rb are not decoded: the object has no struct they could be, and no DWARF" in err, err
+
+
 # -- inspect ----------------------------------------------------------------------
 
 

@@ -53,6 +53,21 @@ PAGES = 1000  # page faults the test makes
 
 
 @pytest.mark.slow
+def test_an_address_the_object_turns_to_host_order_is_read_so(kernel, objs):
+    """tests/objects/gen_hostorder: as cilium/ebpf's tcprtt_sockops, a u32
+    address the program turns around (bpf_ntohl) is in host order; one
+    declared __be32 stays in network order. Both are 127.0.0.1."""
+    loopback = int.from_bytes(bytes([127, 0, 0, 1]), sys.byteorder)  # network order, as an integer
+    with Runner(objs["gen_hostorder"], settings={"target_tgid": os.getpid()}) as r:
+        fire(loopback)
+        r.stop()
+    ((name, e),) = r.events
+    assert (name, e._asdict()) == (
+        "rtt_events",
+        {"sport": 4242, "dport": 80, "saddr": "127.0.0.1", "daddr": "127.0.0.1", "srtt": 7},
+    )
+
+
 def test_perf_event_sections_open_the_event_they_name(kernel, objs):
     """type=1,config=2,sample_period=1: every page fault is a sample (not the
     CPU clock's 99 Hz); type=1,config=0,frequency=1000: the CPU clock at

@@ -288,4 +288,7 @@ def test_cgroup_names_remember_a_removed_cgroup_until_forgotten(kernel):
         os.rmdir(path)
     assert names(cid) == "/" + os.path.basename(path)  # late samples keep their name
     names.forget(cid)
-    assert names(cid) == f"<cgroup id {cid}, removed>"
+    walks = []
+    names._scan = lambda: walks.append(1)  # type: ignore[method-assign]
+    assert names(cid) == f"<cgroup id {cid}, removed>" and not names.exists(cid)
+    assert names(cid) == f"<cgroup id {cid}, removed>" and len(walks) == 1  # one walk of the tree

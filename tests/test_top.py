@@ -111,6 +111,34 @@ def test_sort_by_each_column_and_filter_by_name_or_id():
         assert len(visible(rows, View(sort=column))) == 3
 
 
+def test_rows_made_when_shown_are_the_references_rows_in_its_order():
+    """TableRows (the sampler's rows from packed C stats, sorted in C)
+    against frame_of's Rows of the same stats sorted in Python: many ties,
+    keys without waits, every sort column, a limit and a filter."""
+    from pyrunq.bpf import StatsRows
+    from pyrunq.bpf.hists import _STATS
+    from pyrunq.tools.runqlat import IntervalRows
+    from pyrunq.tools.top import KeyInterval, TableRows, frame_of as reference_frame
+
+    rng, packed, keys = random.Random(2626), [], []
+    for key in rng.sample(range(1, 10**6), 300):  # map order: no order at all
+        waits = rng.choice((0, 1, 2, 7, 7, 1000))  # 0: made, not yet counted in
+        p50, p99 = sorted(rng.choice((1.0, 3.0, 24.5, 8191.0)) for _ in range(2))
+        s = (key, waits, rng.choice((0, 1, 999, 5 * 10**9)), rng.choice((3, 8191)), p50, p99)
+        packed.append(_STATS.pack(*s, *[0] * 5, b"t%d" % (key % 5)))
+        keys += [KeyInterval(Key("tid", key, "t%d" % (key % 5)), *s[1:3], p50, p99, s[3])] if waits else []
+    table = IntervalRows(StatsRows(b"".join(packed)), [0] * 100, None, lambda k, c: Key("tid", k, c), None)
+    reference = reference_frame(keys, [0] * 100, 0, 0.7, "thread", Trends())
+    trends = Trends()
+    rows = TableRows(table, 0.7, trends.add({k.key.id: k.p99 for k in keys}), trends.length)
+    assert list(rows) == reference.rows  # map order, field by field
+    for column in SORTS:
+        want = visible(reference.rows, View(sort=column))
+        assert visible(rows, View(sort=column)) == want
+        assert visible(rows, View(sort=column), 9) == want[:9]
+        assert visible(rows, View(sort=column, filter="t3")) == visible(want, View(sort=column, filter="t3"))
+
+
 def test_keys_change_the_view():
     v = View()
     assert apply_key(v, "q") is None

@@ -289,6 +289,15 @@ const uint64_t *pyrunq_hists_changed(const struct pyrunq_hists *t, size_t *count
 const uint64_t *pyrunq_hists_idle(const struct pyrunq_hists *t, size_t *count);
 void pyrunq_hists_forget(struct pyrunq_hists *t, uint64_t key);
 size_t pyrunq_hists_len(const struct pyrunq_hists *t);
+#define PYRUNQ_ORDER_KEY 0
+#define PYRUNQ_ORDER_WAITS 1
+#define PYRUNQ_ORDER_AVG 2
+#define PYRUNQ_ORDER_P50 3
+#define PYRUNQ_ORDER_P99 4
+#define PYRUNQ_ORDER_MAX 5
+#define PYRUNQ_ORDER_SUM 6
+long pyrunq_stats_order(const struct pyrunq_key_stats *stats, size_t n, int column, double seconds,
+                        size_t *out);
 long pyrunq_hists_render(struct pyrunq_hists *t, int headings, const char *unit, char **names,
                          size_t n_names, const char **text);
 
@@ -314,6 +323,13 @@ const uint64_t *pyrunq_blames_unnamed(struct pyrunq_blames *t, size_t *count);
 int pyrunq_blames_name(struct pyrunq_blames *t, uint64_t cgroup_id, int container);
 int pyrunq_blames_sum(struct pyrunq_blames *t);
 const struct pyrunq_victim_blame *pyrunq_blames_victims(const struct pyrunq_blames *t, size_t *count);
+struct pyrunq_row_blame {
+    uint64_t container_ns;
+    int64_t has_top;
+    struct pyrunq_blame_entry top;
+};
+int pyrunq_blames_join(struct pyrunq_blames *t, const struct pyrunq_key_stats *rows, size_t n,
+                       struct pyrunq_row_blame *out, int carry, int clear);
 long pyrunq_blames_forget(struct pyrunq_blames *t, uint64_t *victims, size_t n_victims, uint64_t *cgroups,
                           size_t n_cgroups);
 const struct pyrunq_blame_entry *pyrunq_blames_forgotten(const struct pyrunq_blames *t, size_t *count);

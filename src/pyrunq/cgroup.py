@@ -54,28 +54,42 @@ class Names:
     def __init__(self):
         self._mount = cgroup2_mount()
         self._names: dict[int, str] = {}
+        # ids a scan did not find: removed before it (the kernel gave each
+        # id while its cgroup existed, and cgroup ids are not reused), so
+        # never worth another walk of the tree (pyrunq top asks every refresh)
+        self._missing: set[int] = set()
 
     def _scan(self) -> None:
         self._names.update(tree(self._mount))
 
+    def _look_up(self, cgroup_id: int) -> str | None:
+        """The id's path, walking the tree once for an id not seen yet."""
+        name = self._names.get(cgroup_id)
+        if name is None and cgroup_id not in self._missing:
+            self._scan()
+            name = self._names.get(cgroup_id)
+            if name is None:
+                if len(self._missing) >= 65536:  # bounded: at worst, a walk more
+                    self._missing.clear()
+                self._missing.add(cgroup_id)
+        return name
+
     def forget(self, cgroup_id: int) -> None:
         """Drop a removed cgroup's name: a long run sees many come and go."""
         self._names.pop(cgroup_id, None)
+        self._missing.discard(cgroup_id)
 
     def exists(self, cgroup_id: int) -> bool:
         """Whether that cgroup is still there (its path, with the same id)."""
-        if cgroup_id not in self._names:
-            self._scan()
-        path = self._names.get(cgroup_id)
+        path = self._look_up(cgroup_id)
         try:
             return path is not None and os.stat(self._mount + path).st_ino == cgroup_id
         except OSError:
             return False
 
     def __call__(self, cgroup_id: int) -> str:
-        if cgroup_id not in self._names:
-            self._scan()
-        return self._names.get(cgroup_id, f"<cgroup id {cgroup_id}, removed>")
+        name = self._look_up(cgroup_id)
+        return f"<cgroup id {cgroup_id}, removed>" if name is None else name
 
 
 def cpu_files(directory: str) -> dict[str, dict[str, int]]:

@@ -19,8 +19,8 @@ from . import btf, features
 from .btf import BTF
 from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
 from .globals import DATA_SECTIONS, GlobalSection
-from .blames import BlameChange, BlameDiffs, VictimBlame
-from .hists import HistDiffs, KeyStats
+from .blames import BlameChange, BlameDiffs, RowBlames, VictimBlame
+from .hists import HistDiffs, KeyStats, StatsRows
 from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
 from .object import BPFObject, packaged_object
@@ -46,6 +46,8 @@ __all__ = [
     "BlameDiffs",
     "HistDiffs",
     "KeyStats",
+    "RowBlames",
+    "StatsRows",
     "VictimBlame",
     "Int",
     "Layout",

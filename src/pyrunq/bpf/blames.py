@@ -7,6 +7,7 @@ Attributions``) is the reference the tests compare with."""
 from __future__ import annotations
 
 import collections
+import errno
 import struct
 
 from ..libbpf import ffi, lib
@@ -37,6 +38,20 @@ def _struct(name: str) -> struct.Struct:
 
 
 _ENTRY, _VICTIM = _struct("struct pyrunq_blame_entry"), _struct("struct pyrunq_victim_blame")
+_ROW = struct.Struct(f"=Qq{_ENTRY.size}s{ffi.sizeof('struct pyrunq_row_blame') - 16 - _ENTRY.size}x")
+
+
+class RowBlames:
+    """Per row of a ``StatsRows``: its victim's ``(container_ns, top)``
+    (``top``: its largest culprit, a BlameChange, or None), packed as C
+    wrote them; decoded only for the rows asked for."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def __getitem__(self, i: int) -> tuple[int, BlameChange | None]:
+        container_ns, has_top, top = _ROW.unpack_from(self.raw, i * _ROW.size)
+        return container_ns, _entry(_ENTRY.unpack(top)) if has_top else None
 
 
 def _offsets(layout: Layout, names) -> list[int]:
@@ -96,6 +111,26 @@ class BlameDiffs(NativeTable):
             for v, c, top in _VICTIM.iter_unpack(ffi.buffer(ptr, n * _VICTIM.size))
         ]
 
+    def join(self, rows, carry: bool = False, clear: bool = True) -> RowBlames:
+        """Per row of a ``StatsRows`` (its key a victim), what ``victims()``
+        says of it, computed in C and kept packed (``RowBlames``). With
+        ``carry``, each row's containers' part is at most its histogram's
+        other cgroups' (the histogram read before the table), the rest
+        carried to the victim's next interval (kept with ``clear``), as
+        ``Attributions.attribution(raw=key)`` does; a victim without a row
+        carries all of its part."""
+        if lib.pyrunq_blames_sum(self._table()) < 0:
+            raise MemoryError("out of memory for the victims' sums")
+        n = len(rows)
+        out = ffi.new("struct pyrunq_row_blame[]", max(n, 1))
+        stats = ffi.from_buffer("struct pyrunq_key_stats[]", rows.raw)
+        err = lib.pyrunq_blames_join(self._table(), stats, n, out, carry, clear)
+        if err == -errno.ENOMEM:
+            raise MemoryError("out of memory for the carried parts")
+        if err < 0:
+            raise RuntimeError("the victims' sums are not the last diff's")
+        return RowBlames(ffi.buffer(out, n * _ROW.size)[:])
+
     def forget(self, victims=(), cgroups=()) -> list[tuple[int, int, int, int]]:
         """Forget the entries of these victims, and of culprits in these
         cgroups; return their keys (victim, cgroup_id, culprit, kind), for
@@ -124,4 +159,4 @@ def _entry(fields) -> BlameChange:
     return BlameChange(victim, cgroup_id, culprit, kind, ns, comm.split(b"\0", 1)[0])
 
 
-__all__ = ["BlameChange", "BlameDiffs", "VictimBlame"]
+__all__ = ["BlameChange", "BlameDiffs", "RowBlames", "VictimBlame"]

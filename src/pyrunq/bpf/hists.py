@@ -46,6 +46,65 @@ _STATS = struct.Struct(
 )
 
 
+# what StatsRows.order() sorts by: pyrunq top's columns but the name
+ORDERS = {
+    "key": lib.PYRUNQ_ORDER_KEY,
+    "waits": lib.PYRUNQ_ORDER_WAITS,
+    "avg": lib.PYRUNQ_ORDER_AVG,
+    "p50": lib.PYRUNQ_ORDER_P50,
+    "p99": lib.PYRUNQ_ORDER_P99,
+    "max": lib.PYRUNQ_ORDER_MAX,
+    "sum": lib.PYRUNQ_ORDER_SUM,
+}
+# (key, waits, sum_ns, p99) of a struct pyrunq_key_stats: what every row needs
+_COLUMNS = struct.Struct(f"=3Q16xd{_STATS.size - 48}x")
+_KEY = struct.Struct("=Q")
+
+
+class StatsRows:
+    """One diff's ``KeyStats``, kept packed as C wrote them (a copy: the
+    next diff does not change them): with 10,000 keys a refresh, an object
+    is made only for the rows asked for. Row ``i`` is the diff's i-th
+    changed key, in map order; a key made but not yet counted in has no
+    waits (and no place in ``order()``)."""
+
+    def __init__(self, raw: bytes):
+        self.raw, self._n = raw, len(raw) // _STATS.size
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> KeyStats:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        k, w, s, m, p50, p99, *b, comm = _STATS.unpack_from(self.raw, i * _STATS.size)
+        return KeyStats(k, w, s, m, p50, p99, tuple(b), comm.split(b"\0", 1)[0])
+
+    def key(self, i: int) -> int:
+        """Row i's key."""
+        return _KEY.unpack_from(self.raw, i * _STATS.size)[0]
+
+    def columns(self):
+        """(key, waits, sum_ns, p99) of every row, in order."""
+        return _COLUMNS.iter_unpack(self.raw)
+
+    def order(self, column: str, seconds: float) -> list[int]:
+        """The rows with waits, sorted in C: by ``column`` of ORDERS, the
+        largest first ("key": the smallest), then the most waits, then the
+        smallest key; the values compared are those pyrunq top's rows hold
+        for an interval of ``seconds``."""
+        if not self._n:
+            return []
+        out = ffi.new("size_t[]", self._n)
+        rows = ffi.from_buffer("struct pyrunq_key_stats[]", self.raw)
+        n = lib.pyrunq_stats_order(rows, self._n, ORDERS[column], seconds, out)
+        if n == -errno.EINVAL:
+            raise ValueError(f"cannot sort by {column!r} over {seconds} s")
+        if n < 0:
+            raise MemoryError("out of memory for the rows' order")
+        return ffi.unpack(out, n)
+
+
 class HistDiffs(NativeTable):
     """The baselines of a histogram map's keys, kept in C.
 
@@ -112,6 +171,13 @@ class HistDiffs(NativeTable):
         ]
         return rows, ffi.unpack(total[0], lib.PYRUNQ_BUCKETS)
 
+    def stats_rows(self) -> tuple[StatsRows, list[int]]:
+        """What ``stats()`` gives, kept packed (``StatsRows``)."""
+        total = ffi.new("const uint64_t **")
+        ptr = lib.pyrunq_hists_stats(self._table(), self._n, total)
+        raw = ffi.buffer(ptr, self._n[0] * _STATS.size)[:] if self._n[0] else b""
+        return StatsRows(raw), ffi.unpack(total[0], lib.PYRUNQ_BUCKETS)
+
     def _keys_of(self, fn) -> list[int]:
         ptr = fn(self._table(), self._n)
         return ffi.unpack(ptr, self._n[0]) if self._n[0] else []
@@ -140,4 +206,4 @@ class HistDiffs(NativeTable):
         lib.pyrunq_hists_forget(self._table(), key)
 
 
-__all__ = ["HEADINGS", "HistDiffs", "KeyStats"]
+__all__ = ["HEADINGS", "ORDERS", "HistDiffs", "KeyStats", "StatsRows"]

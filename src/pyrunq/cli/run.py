@@ -437,6 +437,12 @@ def _program_notes(prog: str, r) -> None:
 
     for choice in r.choices:
         print(f"{prog}: note: {choice}", file=sys.stderr)
+    if r.objfile.host_order_ipv4:
+        print(
+            f"{prog}: note: IPv4 addresses kept as plain 32-bit integers (*addr, not __be32) are read "
+            "in host order: the object's programs turn 32-bit values around (bpf_ntohl, bpf_htonl)",
+            file=sys.stderr,
+        )
     if r.clock_sampled:  # what they count may be another event, which their own user space opens
         print(
             f'{prog}: note: {", ".join(r.clock_sampled)} (SEC("perf_event")) sample each CPU\'s clock '
@@ -495,10 +501,17 @@ def _pairing_note(prog: str):
     def note(stream) -> None:
         if stream.by_size:
             what = f"decoded as struct {stream.struct} (the only struct of their size, {stream.size} bytes)"
-        else:
+        elif stream.choices or stream.dwarf:
             what = (
                 f"are not decoded: name their struct with --event {stream.map}=STRUCT "
                 f"(structs in this object: {', '.join(stream.choices) or 'none'})"
+            )
+        else:  # the struct was a local variable's: only DWARF has it
+            what = (
+                "are not decoded: the object has no struct they could be, and no DWARF (where "
+                "a struct only a local variable has is kept: bpftool gen object and strip drop it); "
+                "run the object as clang wrote it (-g), or name a struct with --event "
+                f"{stream.map}=STRUCT"
             )
         print(f"{prog}: note: records of {stream.map} {what}", file=sys.stderr, flush=True)
 

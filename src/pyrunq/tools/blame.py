@@ -177,7 +177,17 @@ class Attributions:
                 out[raw] = self.attribution(
                     [a - b for a, b in zip(now, before)], culprits.get(raw, []), raw=raw
                 )
+        for raw, theirs in culprits.items() if clear else ():
+            if raw not in out:  # its only wait ended between the two reads
+                self.carry(raw, theirs)
         return out
+
+    def carry(self, raw, culprits) -> None:
+        """Keep the containers' part of a key's culprits for its next
+        interval: the histogram, read before the table, has not shown it."""
+        ns = sum(c.ns for c in culprits if c.kind == "container")
+        if ns:
+            self._pending[raw] = self._pending.get(raw, 0) + ns
 
     def culprits(self, pairs, clear: bool = True) -> dict[int, list[Culprit]]:
         """{raw key: its culprits} since the last cleared call, from the

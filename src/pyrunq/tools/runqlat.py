@@ -7,7 +7,7 @@ with ``blame``, who held the CPU while each key's tasks waited.
 
 from __future__ import annotations
 
-from ..bpf import BlameDiffs, HistDiffs, KeyStats
+from ..bpf import BlameDiffs, HistDiffs, KeyStats, RowBlames, StatsRows
 from ..hist import Histogram
 from ..errors import UsageError
 from .base import check_positive
@@ -15,7 +15,7 @@ from .blame import Attribution, Attributions, Kinds
 from .keyedhists import PER_KINDS, Key, KeyedHists, differences
 from .runqtracer import RunqTracer
 
-__all__ = ["PER_KINDS", "Key", "RunqLat", "differences"]
+__all__ = ["PER_KINDS", "IntervalRows", "Key", "RunqLat", "differences"]
 
 
 class RunqLat(KeyedHists, RunqTracer):
@@ -89,57 +89,61 @@ class RunqLat(KeyedHists, RunqTracer):
     def interval_stats(
         self, clear: bool = True, all_culprits: bool = False
     ) -> tuple[list[tuple[Key | None, KeyStats]], list[int], dict[Key | None, Attribution]]:
-        """What ``interval()`` says, computed in C for thousands of keys
-        (``pyrunq top``): each changed key with its ``KeyStats`` (waits,
-        sum_ns, p50, p99, max), in map order; the new counts of all of them
-        together, bucket by bucket; and with ``blame``, {key: Attribution}
-        (else empty), whose culprits are only the largest one unless
-        ``all_culprits``. Baselines as ``interval_text()``'s."""
+        """What ``interval()`` says, computed in C for thousands of keys:
+        each changed key with its ``KeyStats`` (waits, sum_ns, p50, p99,
+        max), in map order; the new counts of all of them together, bucket
+        by bucket; and with ``blame``, {key: Attribution} (else empty),
+        whose culprits are only the largest one unless ``all_culprits``.
+        Baselines as ``interval_text()``'s (and ``interval_rows()``'s,
+        which gives the same without an object per key)."""
+        rows = self.interval_rows(clear)
+        everyone: dict[int, list] = {}
+        for c in self._culprit_table_diffs().changes() if self.blame and all_culprits else ():
+            everyone.setdefault(c.victim, []).append(c)
+        keyed, blame = [], {}
+        for i in rows.indices():
+            key, s, a = rows.row(i, everyone.get(rows.stats.key(i), []) if all_culprits else None)
+            keyed.append((key, s))
+            if a is not None:
+                blame[key] = a
+        return keyed, rows.total, blame
+
+    def interval_rows(self, clear: bool = True) -> IntervalRows:
+        """The interval since the last cleared call, every changed key's
+        ``KeyStats`` and (with ``blame``) its victim's sums computed in C
+        and kept packed: objects are made only for the rows asked for (a
+        screen of ``pyrunq top`` shows 50 of 10,000 threads)."""
         self._baselines_of("interval_stats")
         hists = self.obj.maps["hists"]
         if self._diffs is None:
             self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
         d = self._diffs
         d.diff(*d.read(hists), clear)
-        stats, total = d.stats()
-        # a key the kernel has made but not yet counted in has no waits: no row
-        keyed = [(self._key(s.key, s.comm.decode(errors="replace")), s) for s in stats if s.waits]
-        blame = self._blame_stats(keyed, clear, all_culprits) if self.blame else {}
+        stats, total = d.stats_rows()
+        blames = None
+        if self.blame:
+            b, a = self._culprit_table(clear), self._attributions_of()
+            for cgroup_id in b.unnamed():
+                b.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
+            blames = b.join(stats, carry=True, clear=clear)
         if clear:
             self._forget_gone(d.idle())
-        return keyed, total, blame
+        return IntervalRows(stats, total, blames, self._key, self._attributions if self.blame else None)
 
     def _culprit_table(self, clear: bool) -> BlameDiffs:
         """The culprit table read, and its growth since the last cleared
         read taken, in C (``BlameDiffs``): tens of thousands of entries, of
         which an interval changes a few."""
+        d = self._culprit_table_diffs()
+        d.diff(*d.read(self.obj.maps["blames"]), clear)
+        return d
+
+    def _culprit_table_diffs(self) -> BlameDiffs:
         if self._blame_diffs is None:
             blames = self.obj.maps["blames"]
             other = self.obj.btf.enum("blame_kind")["BLAME_OTHER"]
             self._blame_diffs = BlameDiffs(blames.key_layout, blames.value_layout, other)
-        d = self._blame_diffs
-        d.diff(*d.read(self.obj.maps["blames"]), clear)
-        return d
-
-    def _blame_stats(self, keyed, clear: bool, all_culprits: bool) -> dict[Key | None, Attribution]:
-        """interval_stats()'s attributions: per victim, its largest culprit
-        and the containers' part summed in C."""
-        d, a = self._culprit_table(clear), self._attributions_of()
-        for cgroup_id in d.unnamed():
-            d.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
-        victims = {v.victim: v for v in d.victims()}
-        everyone: dict[int, list] = {}
-        for c in d.changes() if all_culprits else ():
-            everyone.setdefault(c.victim, []).append(c)
-        out = {}
-        for key, s in keyed:
-            v = victims.get(s.key)
-            if not any(s.blame_ns):
-                continue
-            entries = everyone.get(s.key, []) if all_culprits else [v.top] if v and v.top else []
-            culprits = [a.culprit(c, c.comm.decode(errors="replace"), c.ns) for c in entries]
-            out[key] = a.attribution(s.blame_ns, culprits, v.container_ns if v else 0)
-        return out
+        return self._blame_diffs
 
     def _attributions_of(self) -> Attributions:
         if self._attributions is None:
@@ -177,3 +181,41 @@ class RunqLat(KeyedHists, RunqTracer):
                 del blames[k]
             except KeyError:
                 pass
+
+
+class IntervalRows:
+    """One interval of a RunqLat's keys (``interval_rows()``), packed:
+    row ``i`` (``indices()``: those with waits, in map order) gives its
+    ``key(i)``, ``stats[i]`` (KeyStats) and ``attribution(i)``, each made
+    when asked; ``order()`` sorts the rows in C; ``total``: every key's new
+    counts together, bucket by bucket."""
+
+    def __init__(self, stats: StatsRows, total: list[int], blames: RowBlames | None, key, attributions):
+        self.stats, self.total, self._blames = stats, total, blames
+        self._key_of, self._attributions = key, attributions
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+    def indices(self) -> list[int]:
+        return [i for i, (_, waits, _, _) in enumerate(self.stats.columns()) if waits]
+
+    def order(self, column: str, seconds: float) -> list[int]:
+        """The rows with waits, by ``column`` (``pyrunq.bpf.ORDERS``)."""
+        return self.stats.order(column, seconds)
+
+    def row(self, i: int, everyone: list | None = None) -> tuple[Key | None, KeyStats, Attribution | None]:
+        """Row i's key, KeyStats and Attribution (None: no blame kept, or
+        it did not wait): its largest culprit only, or every culprit in
+        ``everyone`` (the culprit table's changes of its key)."""
+        s = self.stats[i]
+        return self._key_of(s.key, s.comm.decode(errors="replace")), s, self._attribution(i, s, everyone)
+
+    def _attribution(self, i: int, s: KeyStats, everyone: list | None) -> Attribution | None:
+        if self._blames is None or self._attributions is None or not any(s.blame_ns):
+            return None
+        container_ns, top = self._blames[i]
+        a = self._attributions
+        entries = everyone if everyone is not None else [top] if top else []
+        culprits = [a.culprit(c, c.comm.decode(errors="replace"), c.ns) for c in entries]
+        return a.attribution(s.blame_ns, culprits, container_ns)

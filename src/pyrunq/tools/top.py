@@ -12,11 +12,14 @@ the kernel's exact attribution of every wait (``pyrunq.tools.blame``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import math
+import operator
 import re
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .. import containers
@@ -106,7 +109,7 @@ class Frame:
     time: float  # epoch seconds at the end of the interval
     seconds: float
     by: str
-    rows: list
+    rows: Any  # a list of Rows, or TableRows (the same, made when asked)
     totals: Totals
     pairs: list = dataclasses.field(default_factory=list)  # by ns_per_s, largest first
     hists: dict = dataclasses.field(default_factory=dict)  # (kind, id) -> the row's Histogram
@@ -125,27 +128,30 @@ class View:
 
 
 class Trends:
-    """The last ``length`` p99s of each key; keys idle that long are forgotten."""
+    """The last ``length`` intervals' p99 of each key that waited in them
+    (keys: the keys' ids; a Sampler's keys are of one kind). A key idle
+    that long is forgotten with the interval."""
 
     def __init__(self, length: int = TREND):
         self.length = length
-        self._n = 0  # intervals so far
-        self._history: dict = {}  # key -> (its trend, the interval it last waited in)
+        self._intervals: collections.deque = collections.deque(maxlen=length)  # {key: p99} each
+
+    def add(self, p99s: dict) -> tuple:
+        """Add one interval (key -> p99 of the keys that waited); return the
+        history to take trends from (``trend_of``): one dict per interval,
+        none changed later, so a frame keeps its own."""
+        self._intervals.append(p99s)
+        return tuple(self._intervals)
 
     def update(self, p99s: dict) -> dict:
-        """Add one interval (key -> p99 of the keys that waited); return key -> trend."""
-        self._n += 1
-        n, length, out = self._n, self.length, {}
-        empty = (None,) * length
-        for key, p99 in p99s.items():
-            h = self._history.get(key)
-            before = empty if h is None else h[0] + empty[: min(length, n - h[1] - 1)]  # None: no wait
-            trend = (before + (p99,))[-length:]
-            self._history[key] = (trend, n)
-            out[key] = trend
-        if n % length == 0:  # now and then: forget the keys idle for a whole trend
-            self._history = {k: h for k, h in self._history.items() if n - h[1] < length}
-        return out
+        """Add one interval; return key -> trend of its keys."""
+        history = self.add(dict(p99s))
+        return {key: trend_of(history, key, self.length) for key in p99s}
+
+
+def trend_of(history: tuple, key, length: int) -> tuple:
+    """A key's last ``length`` p99s (None where it did not wait), oldest first."""
+    return (None,) * (length - len(history)) + tuple([h.get(key) for h in history])
 
 
 def label_of(kind: str, name: str) -> tuple[str, dict | None]:
@@ -190,7 +196,7 @@ def frame_of(
     """One interval from its keys' ``KeyInterval``s, all keys' new counts
     together bucket by bucket (``buckets``) and their ``sum_ns``."""
     blame = {(k.kind, k.id): a for k, a in (blame or {}).items()}
-    trend = trends.update({(k.key.kind, k.key.id): k.p99 for k in keys})
+    trend = trends.update({k.key.id: k.p99 for k in keys})
     rows = []
     for k in keys:
         key = k.key
@@ -208,7 +214,7 @@ def frame_of(
                 k.p99,
                 k.max,
                 None if k.sum_ns is None else k.sum_ns / seconds / 1e7,
-                trend[key.kind, key.id],
+                trend[key.id],
                 container,
                 blame.get((key.kind, key.id)),
             )
@@ -226,6 +232,59 @@ def pairs(rows, seconds: float) -> list[Pair]:
         for c in r.blame.culprits
     ]
     return sorted(out, key=lambda p: -p.ns_per_s)
+
+
+class TableRows(Sequence):
+    """A frame's rows from ``RunqLat.interval_rows()``: each Row is made
+    when asked for (a screen shows 50 of 10,000 threads), the same Row
+    ``frame_of`` makes; in map order, as a list of rows would be."""
+
+    # top's sort keys -> pyrunq.bpf.ORDERS (the name is sorted in Python)
+    ORDERS = {"id": "key", "wait%": "sum", **{s: s for s in ("waits", "avg", "p50", "p99", "max")}}
+
+    def __init__(self, table, seconds: float, history: tuple, length: int):
+        self.table, self.seconds, self._history, self._length = table, seconds, history, length
+        self._indices = table.indices()
+        self._made: dict[int, Row] = {}
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.row(j) for j in self._indices[i]]
+        return self.row(self._indices[i])
+
+    def ordered(self, sort: str, limit: int | None = None) -> list[Row]:
+        """The first ``limit`` rows in ``sort``'s order (not "name")."""
+        return [self.row(i) for i in self.table.order(self.ORDERS[sort], self.seconds)[:limit]]
+
+    def row(self, i: int) -> Row:
+        """The table's row i as a Row."""
+        made = self._made.get(i)
+        if made is None:
+            made = self._made[i] = self._make(i)
+        return made
+
+    def _make(self, i: int) -> Row:
+        (key, s, blame), seconds = self.table.row(i), self.seconds
+        label, container = label_of(key.kind, key.name)
+        return Row(
+            key.kind,
+            key.id,
+            key.name,
+            label,
+            s.waits,
+            s.waits / seconds,
+            s.sum_ns / s.waits / 1000,
+            s.p50,
+            s.p99,
+            s.max,
+            s.sum_ns / seconds / 1e7,
+            trend_of(self._history, s.key, self._length),
+            container,
+            blame,
+        )
 
 
 def totals(buckets, sum_ns: int | None, seconds: float, ctxt_per_s, lost: dict) -> Totals:
@@ -250,16 +309,18 @@ def _sort_key(column: str):
     return lambda r: (-(getattr(r, field) or 0), -r.waits, r.id)
 
 
-def visible(rows, view: View) -> list:
+def visible(rows, view: View, limit: int | None = None) -> list:
     """The rows the view keeps (``filter``: a case-insensitive piece of the
-    name, label or id), in its sort order."""
+    name, label or id), in its sort order; the first ``limit`` of them."""
     check_choice("sort", view.sort, SORTS)
+    if isinstance(rows, TableRows) and not view.filter and view.sort != "name":
+        return rows.ordered(view.sort, limit)  # sorted in C: objects for the rows shown only
     wanted = view.filter.lower()
     if wanted:
         rows = [
             r for r in rows if wanted in r.name.lower() or wanted in r.label.lower() or wanted in str(r.id)
         ]
-    return sorted(rows, key=_sort_key(view.sort))
+    return sorted(rows, key=_sort_key(view.sort))[:limit]
 
 
 def apply_key(view: View, key: str) -> View | None:
@@ -355,6 +416,22 @@ def spark(p99_us, utf8: bool = True) -> str:
     return chars[min(level, len(chars) - 1)]
 
 
+# p99 -> its trend character, by utf8: 10,000 rows of 10 a refresh, whose
+# values repeat (a bucket's bounds and the steps between them)
+_SPARKS: dict[bool, dict] = {True: {}, False: {}}
+
+
+def sparkline(trend, utf8: bool = True) -> str:
+    """A row's trend, a character per p99 (``spark``)."""
+    known = _SPARKS[utf8]
+    if len(known) > 4096:  # bounded, whatever the values
+        known.clear()
+    for v in trend:
+        if v not in known:
+            known[v] = spark(v, utf8)
+    return "".join([known[v] for v in trend])
+
+
 def header_lines(frame: Frame | None, view: View) -> list[str]:
     """The two lines above the table: what is shown, and the totals."""
     flags = "".join([f'  filter "{view.filter}"' if view.filter else "", "  PAUSED" if view.paused else ""])
@@ -412,7 +489,7 @@ def row_line(row: Row, utf8: bool = True) -> str:
     values = (row.waits_per_s, row.avg_us, row.p50_us, row.p99_us, row.max_us)
     numbers = [fmt_rate(values[0])] + [fmt_us(v) for v in values[1:]]
     cells = [f"{row.id:>9}"] + [n.rjust(w) for n, (_, _, w) in zip(numbers, NUMBERS)]
-    cells += [pct.rjust(6), "".join(spark(v, utf8) for v in row.trend)]
+    cells += [pct.rjust(6), sparkline(row.trend, utf8)]
     cells += share_cells(row) + [cut_end(row.culprit(), CULPRIT_WIDTH, utf8)]
     return " ".join(cells + [row.label])
 
@@ -450,8 +527,8 @@ def screen_lines(frame: Frame | None, view: View, width: int, height: int, utf8:
         lines += [(pair_line(p), "") for p in shown]
     else:
         lines.append((column_header(view), "columns"))
-        rows = visible(frame.rows, view) if frame else []
-        lines += [(fit_row(row_line(r, utf8), width, utf8), "") for r in rows[: max(0, height - len(lines))]]
+        rows = visible(frame.rows, view, max(0, height - len(lines))) if frame else []
+        lines += [(fit_row(row_line(r, utf8), width, utf8), "") for r in rows]
     return [(text[:width], style) for text, style in lines[:height]]
 
 
@@ -568,10 +645,26 @@ class Sampler:
         assert self.rq is not None
         if hists:
             snapshot, blame = self.rq.interval()
-        else:
-            stats, buckets, blame = self.rq.interval_stats(all_culprits=all_culprits)  # the per-key work in C
+        elif all_culprits:
+            stats, buckets, blame = self.rq.interval_stats(all_culprits=True)  # the per-key work in C
             keys = [KeyInterval(k, s.waits, s.sum_ns, s.p50, s.p99, s.max) for k, s in stats]
             sum_ns = sum(s.sum_ns for _, s in stats)
+        else:  # the rows made when shown: no object per key
+            table = self.rq.interval_rows()
+            columns = list(table.stats.columns())
+            history = self.trends.add({key: p99 for key, waits, _, p99 in columns if waits})
+        seconds, ctxt, lost = self._marks_since()
+        if hists:
+            return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
+        if all_culprits:
+            return frame_of(keys, buckets, sum_ns, seconds, self.by, self.trends, ctxt, lost, blame)
+        rows = TableRows(table, seconds, history, self.trends.length)
+        total = totals(table.total, sum(map(operator.itemgetter(2), columns)), seconds, ctxt, lost)
+        # the pairs need every row's culprits: a frame made with all_culprits has them
+        return Frame(time.time(), seconds, self.by, rows, total)
+
+    def _marks_since(self) -> tuple[float, float | None, dict]:
+        """The interval's seconds, context switches per second and losses."""
         now = self._marks()
         (t0, ctxt0, stats0), (t1, ctxt1, stats1) = self._since, now
         self._since = now
@@ -579,9 +672,7 @@ class Sampler:
         ctxt = None if ctxt0 is None or ctxt1 is None else (ctxt1 - ctxt0) / seconds
         # clock skew is a discarded stamp, not a lost wait (as runqlat reports it)
         lost = {k: v - stats0.get(k, 0) for k, v in stats1.items() if k != "clock_skew"}
-        if hists:
-            return make_frame(snapshot, seconds, self.by, self.trends, ctxt, lost, blame)
-        return frame_of(keys, buckets, sum_ns, seconds, self.by, self.trends, ctxt, lost, blame)
+        return seconds, ctxt, lost
 
     def close(self) -> None:
         if self.rq is not None:

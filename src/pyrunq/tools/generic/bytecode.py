@@ -15,6 +15,7 @@ MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM = 1, 2, 3
 TRACE_PRINTK, TRACE_VPRINTK, TAIL_CALL = 6, 177, 12
 DATA_SECTIONS = (".rodata", ".bss", ".data")
 _SHF_EXECINSTR = 0x4
+_TO_BIG_ENDIAN = 0x04 | 0xD0 | 0x08  # BPF_ALU | BPF_END | BPF_TO_BE
 
 
 class Calls(NamedTuple):
@@ -26,6 +27,9 @@ class Calls(NamedTuple):
     # (data section, offset) -> {"read", "write"}: loads and stores through a
     # pointer to a global (an array's base offset when indexed by a register)
     data: dict[tuple[str, int], set[str]] = {}
+    # widths of the values it turns into big-endian (bpf_htonl/bpf_ntohl: a
+    # no-op on a big-endian machine, so only a little-endian object has them)
+    to_big_endian: set[int] = set()
 
 
 def helper_calls(elf) -> list[Calls]:
@@ -81,7 +85,7 @@ def _calls(
     data_loads = data_loads or {}
     regs: dict[int, str] = {}  # register -> the map it holds
     ptrs: dict[int, tuple[str, int, bool]] = {}  # register -> (data section, offset, exact) it points to
-    found = Calls(set(), {}, name, {})
+    found = Calls(set(), {}, name, {}, set())
 
     def access(reg: int, off: int, how: str) -> None:
         section, base, exact = ptrs[reg]
@@ -92,6 +96,8 @@ def _calls(
         op, reg_byte, off, imm = insn.unpack_from(code, 8 * i)
         dst, src = (reg_byte & 0xF, reg_byte >> 4) if little else (reg_byte >> 4, reg_byte & 0xF)
         cls = op & 0x07
+        if op == _TO_BIG_ENDIAN:
+            found.to_big_endian.add(imm)
         if op == 0x18:  # ld_imm64: two slots
             regs.pop(dst, None)
             ptrs.pop(dst, None)

@@ -169,6 +169,14 @@ class ObjectFile:
     def calls(self) -> list[Calls]:
         return self.facts.calls
 
+    @property
+    def host_order_ipv4(self) -> bool:
+        """Whether the object's 32-bit IPv4 addresses may be in host order:
+        its programs turn 32-bit values around (``bpf_ntohl``, as cilium/ebpf's
+        tcprtt_sockops does to its addresses); a plain ``u32`` address is then
+        read as such (``present``), one declared ``__be32`` never is."""
+        return any(32 in c.to_big_endian for c in self.calls)
+
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""
         obj = BPFObject(self.path, btf_custom_path=self._kernel_btf_path())

@@ -284,9 +284,12 @@ def view(
                 why = SUMMARY
             elif why == RESULTS and hists and address_key(btf, m.key_type_id) == "named":
                 why = BY_ADDRESS
-            plan = _map_plan(btf, m, shape, shown, why, unit(m.name), stack_map)
+            plan = _map_plan(btf, m, shape, shown, why, unit(m.name), stack_map, objfile.host_order_ipv4)
             plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS))
-    plans += [_global_plan(btf, section, name, tid, unit(name)) for section, name, tid in results]
+    plans += [
+        _global_plan(btf, section, name, tid, unit(name), objfile.host_order_ipv4)
+        for section, name, tid in results
+    ]
     return View(plans, writes_trace_pipe(objfile.calls))
 
 
@@ -364,9 +367,11 @@ def _event_plan(obj: BPFObject, name: str, struct_name: str | None) -> MapPlan:
     return MapPlan(name, "events", "records", True, EVENTS, struct=struct_name, source=source)
 
 
-def _map_plan(btf, m, shape: str | None, shown: bool, why: str, unit: str, stack_map: bool) -> MapPlan:
-    key = presenter(btf, m.key_type_id)
-    value = presenter(btf, m.value_type_id)
+def _map_plan(
+    btf, m, shape: str | None, shown: bool, why: str, unit: str, stack_map: bool, host_order: bool
+) -> MapPlan:
+    key = presenter(btf, m.key_type_id, host_order=host_order)
+    value = presenter(btf, m.value_type_id, host_order=host_order)
     key_stacks = stack_members(btf, m.key_type_id, stack_map)
     # a histogram's value is its slots: a histogram per stack is named by its key
     value_stacks = None if shape else stack_members(btf, m.value_type_id, stack_map)
@@ -379,19 +384,28 @@ def _map_plan(btf, m, shape: str | None, shown: bool, why: str, unit: str, stack
     return MapPlan(m.name, "entries", entries, shown, why, None, None, key, value, key_stacks, value_stacks)
 
 
-def _global_plan(btf, section: str, name: str, tid: int, unit: str) -> MapPlan:
+def _global_plan(btf, section: str, name: str, tid: int, unit: str, host_order: bool) -> MapPlan:
     shape = global_hist_shape(btf, name, tid)
     rid = btf.resolve(tid)
     if shape:
-        present = presenter(btf, rid if shape == "struct" else btf.array(rid)[0])
+        present = presenter(btf, rid if shape == "struct" else btf.array(rid)[0], host_order=host_order)
         return MapPlan(name, "hist", shape, True, HISTOGRAM, section, unit, None, present, type_id=tid)
     if btf.kind(rid) == B.ARRAY and value_kind(btf, rid) != "string":
-        present = presenter(btf, btf.array(rid)[0])
+        present = presenter(btf, btf.array(rid)[0], host_order=host_order)
         return MapPlan(
             name, "entries", "array", True, RESULT_GLOBAL, section, None, None, present, type_id=tid
         )
     return MapPlan(
-        name, "entries", "value", True, RESULT_GLOBAL, section, None, None, presenter(btf, tid), type_id=tid
+        name,
+        "entries",
+        "value",
+        True,
+        RESULT_GLOBAL,
+        section,
+        None,
+        None,
+        presenter(btf, tid, host_order=host_order),
+        type_id=tid,
     )
 
 

@@ -19,11 +19,14 @@ from ...symbols import KernelSymbols
 from . import gadget
 
 
-def presenter(btf, tid: int, name: str = ""):
+def presenter(btf, tid: int, name: str = "", host_order: bool = False):
     """A function from a value decoded by ``btf.layout(tid)`` to plain data:
     enums by name, structs as dicts, arrays as lists, bytes as hex; IP
-    addresses (``_addresses``) as text; integers as ``named_number`` says
-    for a member called ``name`` (a bare key or value: "")."""
+    addresses (``_addresses``) as text (``host_order``: a 4-byte one not
+    declared ``__be32`` is in host order, ``ObjectFile.host_order_ipv4``);
+    integers as ``named_number`` says for a member called ``name`` (a bare
+    key or value: ""); Inspektor Gadget's types (``gadget``) as its loader
+    shows them."""
     shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
     if shown is not None:  # an Inspektor Gadget type: as its loader shows it
         return shown
@@ -37,11 +40,24 @@ def presenter(btf, tid: int, name: str = ""):
             names.setdefault(value, name)
         return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
     if kind == B.STRUCT:
-        return _struct_presenter(btf, tid)
+        fields = [presenter(btf, t, n, host_order) for n, t, _, _ in btf.members(tid)]
+        addresses = _addresses(btf, tid, host_order)
+
+        def struct(rec):
+            if not hasattr(rec, "_fields"):
+                return _plain(rec)
+            out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
+            for i, size, family, host in addresses:
+                text = _address(rec[i], size, None if family is None else rec[family], host)
+                if text is not None:
+                    out[rec._fields[i]] = text
+            return out
+
+        return struct
     if kind == B.UNION:
         return _union_presenter(btf, tid)
     if kind == B.ARRAY:
-        elem = presenter(btf, btf.array(tid)[0], name)
+        elem = presenter(btf, btf.array(tid)[0], name, host_order)
 
         def array(v):
             if isinstance(v, (str, bytes)):  # char[] is text; bytes: no better form
@@ -57,12 +73,14 @@ _FAMILY_NAMES = ("family", "af", "sa_family")
 _FAMILIES = {2: 4, 10: 16}  # AF_INET, AF_INET6 -> the address's bytes
 
 
-def _addresses(btf, tid: int) -> list[tuple[int, int, int | None]]:
-    """(member index, its size, index of the struct's family member or None)
-    of the members of struct ``tid`` that hold an IP address: named ``*addr``
-    (``saddr``, ``daddr_v6``...), 4 or 16 bytes as an integer or an array of
-    integers (tcplife's ``unsigned __int128 saddr``; ``__u8`` arrays read as
-    text and are left alone)."""
+def _addresses(btf, tid: int, host_order: bool = False) -> list[tuple[int, int, int | None, bool]]:
+    """(member index, its size, index of the struct's family member or None,
+    whether it is in host order) of the members of struct ``tid`` that hold
+    an IP address: named ``*addr`` (``saddr``, ``daddr_v6``...), 4 or 16
+    bytes as an integer or an array of integers (tcplife's ``unsigned
+    __int128 saddr``; ``__u8`` arrays read as text and are left alone). In
+    network order, but a 4-byte integer of a ``host_order`` object that is
+    not declared big-endian (``__be32``)."""
     members = btf.members(tid)
     names = [m[0] for m in members]
     family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
@@ -73,21 +91,35 @@ def _addresses(btf, tid: int) -> list[tuple[int, int, int | None]]:
         if bits or not _ADDRESS.search(name) or size not in (4, 16):
             continue
         if kind == B.INT or kind == B.ARRAY and _is_int(btf, btf.array(mtid)[0]) and not _is_char(btf, mtid):
-            out.append((i, size, family))
+            host = host_order and kind == B.INT and size == 4 and not _big_endian(btf, members[i][1])
+            out.append((i, size, family, host))
     return out
+
+
+def _big_endian(btf, tid: int) -> bool:
+    """Whether a type is declared big-endian: a typedef ``__be32`` (or
+    ``be32``...) on the way to its integer."""
+    for _ in range(B.MAX_CHAIN):
+        kind = btf.kind(tid)
+        if kind not in (B.TYPEDEF, B.CONST, B.VOLATILE, B.RESTRICT, B.TYPE_TAG):
+            return False
+        if kind == B.TYPEDEF and btf.name(tid).lstrip("_").startswith("be"):
+            return True
+        tid = btf.pointee(tid)
+    return False
 
 
 def _is_char(btf, array_tid: int) -> bool:
     return btf.int_info(btf.resolve(btf.array(array_tid)[0]))[3]
 
 
-def _address(value, size: int, family: int | None) -> str | None:
+def _address(value, size: int, family: int | None, host_order: bool = False) -> str | None:
     """An address member's value as text: with the struct's family (AF_INET:
     the first 4 bytes, AF_INET6: all 16; another: None), else by its size."""
     import ipaddress
 
     if isinstance(value, int):
-        data = value.to_bytes(size, sys.byteorder)
+        data = value.to_bytes(size, "big" if host_order else sys.byteorder)
     elif isinstance(value, tuple):  # __u32[4]
         data = b"".join(x.to_bytes(size // len(value), sys.byteorder) for x in value)
     else:
@@ -117,25 +149,6 @@ def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
         return kernel.enum_values(kernel.find(name, kind)) if kernel is not None else None
     except KeyError:
         return None
-
-
-def _struct_presenter(btf, tid: int):
-    """A struct as a dict, member by member (its shape kept: a front end
-    lays it out, ``gadget.columns``)."""
-    fields = [presenter(btf, t, n) for n, t, _, _ in btf.members(tid)]
-    addresses = _addresses(btf, tid)
-
-    def struct(rec):
-        if not hasattr(rec, "_fields"):
-            return _plain(rec)
-        out = {name: f(v) for name, f, v in zip(rec._fields, fields, rec)}
-        for i, size, family in addresses:
-            text = _address(rec[i], size, None if family is None else rec[family])
-            if text is not None:
-                out[rec._fields[i]] = text
-        return out
-
-    return struct
 
 
 _mount_namespaces = gadget.MountNamespaces()

@@ -394,6 +394,8 @@ class Runner(Tool):
 
         def pair(size: int) -> tuple[str | None, list[str]]:
             found, _ = struct_of_size(obj, size, perf, objfile.candidates(obj))
+            if not found:
+                stream.dwarf = objfile.dwarf() is not None
             return found, [] if found else objfile.nameable(obj)
 
         decode = RecordDecoder(
@@ -405,6 +407,7 @@ class Runner(Tool):
             self._on_pairing,
             stacks.members,
             stacks.name,
+            objfile.host_order_ipv4,
         )
         on_event = self._on_event
         span = self.metrics.span(name)

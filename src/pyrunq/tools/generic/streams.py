@@ -45,6 +45,9 @@ class Stream:
     by_size: bool = False  # paired at the first record: the only struct of its size
     record_size: int = 0  # the first record's size (when its size decided)
     choices: list[str] = dataclasses.field(default_factory=list)  # not decoded: structs to name
+    # not decoded: whether the object has DWARF, where the structs of records
+    # kept only in local variables are (``bpftool gen object`` and strip drop it)
+    dwarf: bool = True
     stacks: list[str] = dataclasses.field(default_factory=list)  # members named as stacks (not columns)
 
 
@@ -109,7 +112,8 @@ class RecordDecoder:
     (``pair(size)``: a struct name or None, and the structs to name instead); ``on_pairing(stream)`` hears of
     that, once. A record no struct decodes stays bytes.
     ``name_stacks(record, members)`` names the stacks of decoded records,
-    ``stack_members(types, tid)`` says which members hold them."""
+    ``stack_members(types, tid)`` says which members hold them. ``host_order``:
+    as ``present.presenter`` takes it."""
 
     def __init__(
         self,
@@ -121,9 +125,11 @@ class RecordDecoder:
         on_pairing: Callable[[Stream], None],
         stack_members: Callable,
         name_stacks: Callable,
+        host_order: bool = False,
     ):
         self._btf, self.stream, self._find, self._pair, self._on_pairing = btf, stream, find, pair, on_pairing
         self._stack_members, self._name_stacks = stack_members, name_stacks
+        self._host_order = host_order
         self._pending = struct_name is None
         self._decode: Callable[[bytes], Record] | None = self._decoder(struct_name) if struct_name else None
 
@@ -157,7 +163,7 @@ class RecordDecoder:
         stream.source = "BTF" if types is self._btf else "DWARF"
         if layout.record is None:
             return None
-        present = presenter(types, tid)
+        present = presenter(types, tid, host_order=self._host_order)
         stacks = self._stack_members(types, tid)
         name_stacks = self._name_stacks
         # the record's field names: anonymous members are renamed there
