@@ -125,7 +125,7 @@ class BTF:
             arr = ffi.cast("struct btf_array *", t + 1)
             elem = self._codec(arr.type)
             if isinstance(elem, Int) and elem.size == 1 and self._is_char(arr.type):
-                return CString(arr.nelems)
+                return CString(arr.nelems, bitmap=not elem.signed)
             return Array(elem, arr.nelems) if arr.nelems else Raw(0)
         if kind == STRUCT:
             return self._struct(tid)
@@ -279,6 +279,14 @@ class BTF:
         return _VOLATILE_CONST.sub("const volatile", "".join(pieces))
 
     # -- a BTF of our own, for types from elsewhere --------------------------------
+
+    @classmethod
+    def kernel(cls) -> BTF:
+        """The running kernel's BTF (vmlinux), to read or to add types to
+        (``add_*``): a loader that supplies types the kernel lacks writes it
+        out (``raw()``) for ``BPFObject(btf_custom_path=...)``."""
+        ptr = libbpf.check_ptr(lib.btf__load_vmlinux_btf(), "read the kernel's BTF")
+        return cls(ffi.gc(ptr, lib.btf__free))
 
     @classmethod
     def new(cls) -> BTF:

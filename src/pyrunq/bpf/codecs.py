@@ -165,19 +165,29 @@ class Raw(Codec):
 
 
 class CString(Codec):
-    """``char[N]``: a str without the trailing NULs."""
+    """``char[N]``: a str without the trailing NULs. ``unsigned char[N]``
+    whose bytes are all 0 or 1 (and not all 0) is a bitmap, not text
+    (Inspektor Gadget's advise_seccomp keeps one byte per syscall): the
+    indexes of its 1s, as a ``Bitmap``."""
 
-    def __init__(self, size: int):
-        self.size, self.fmt = size, f"{size}s"
+    def __init__(self, size: int, bitmap: bool = False):
+        self.size, self.fmt, self.bitmap = size, f"{size}s", bitmap
 
     def build(self, items, i):
-        return items[i].split(b"\0", 1)[0].decode(errors="replace")
+        data = items[i]
+        if self.bitmap and b"\1" in data and not data.translate(None, b"\0\1"):
+            return Bitmap(k for k, byte in enumerate(data) if byte)
+        return data.split(b"\0", 1)[0].decode(errors="replace")
 
     def flatten(self, value, out):
         data = value.encode() if isinstance(value, str) else bytes(value)
         if len(data) > self.size:
             raise ValueError(f"{data!r} is longer than char[{self.size}]")
         out.append(data)
+
+
+class Bitmap(tuple):
+    """The indexes of the bytes set in an ``unsigned char`` array that is a bitmap."""
 
 
 class Array(Codec):

@@ -95,6 +95,8 @@ def render(d: dict) -> str:
                 for g in d["globals"]
             ]
         )
+    if d["gadget"]:  # Inspektor Gadget's markers
+        out += _gadget(d["gadget"])
     out += ["", f"event structs ({len(d['event_structs'])}):"]
     out += _structs(d["event_structs"])
     if not d["dwarf"]:
@@ -103,6 +105,20 @@ def render(d: dict) -> str:
         out += ["", f"structs in DWARF only ({len(d['dwarf_structs'])}):"]
         out += _structs(d["dwarf_structs"])
     return "\n".join(out) + "\n"
+
+
+def _gadget(g: dict) -> list[str]:
+    """What an Inspektor Gadget gadget's markers declare: its parameters
+    (set with --set), its tracers, map iterators and iterators."""
+    out = ["", f"gadget parameters ({len(g['params'])}, set with --set NAME=VALUE):"]
+    if g["params"]:
+        out += _table([[f"{p['declaration']} = {_c_value(p['default'], p['kind'])};"] for p in g["params"]])
+    what = [f"tracer: {m} -> struct {s}" for m, s in g["tracers"].items()]
+    what += [f"map iterator {name}: {m}" for m, name in g["mapiters"].items()]
+    what += [
+        f"iterator {it['name']}: program {p} -> struct {it['struct']}" for p, it in g["iterators"].items()
+    ]
+    return out + ["", "gadget (Inspektor Gadget's markers):"] + ["  " + line for line in what]
 
 
 def _structs(structs: list[dict]) -> list[str]:

@@ -18,6 +18,7 @@ def width(column) -> int:
         "bool": 5,
         "enum": column.size or 8,
         "string": min(column.size - 1, 16),
+        "text": column.size,
     }.get(column.kind, 8)
     return max(len(column.name), w)
 
@@ -27,6 +28,20 @@ def columns(stream) -> list[tuple[str, int]]:
     if stream.raw:
         return list(RAW_COLUMNS)
     return [(c.name, width(c)) for c in stream.columns]
+
+
+def cells(stream, record: dict) -> list[str]:
+    """The cells of a record's row: each column's value, found by its path
+    through the record's members (a flattened struct's) or by its name."""
+    if stream.raw:
+        return [text(record.get(f, "")) for f, _ in RAW_COLUMNS]
+    out = []
+    for c in stream.columns:
+        value = record
+        for member in c.path or (c.name,):
+            value = value.get(member, "") if isinstance(value, dict) else ""
+        out.append(text(value))
+    return out
 
 
 PREFIX_BYTES = 16  # of a record that no struct decodes, shown without --raw
@@ -82,9 +97,9 @@ class TablePrinter:
                 self.out.write("\n")
             self._last = map_name
             self.out.write(" ".join(["TIME    "] + [f.upper().ljust(w) for f, w in shown]).rstrip() + "\n")
-        cells = [time.strftime("%H:%M:%S")]
-        cells += [text(record.get(f, "")).ljust(w) for f, w in shown]
-        self.out.write(" ".join(cells).rstrip() + "\n")
+        row = [time.strftime("%H:%M:%S")]
+        row += [cell.ljust(w) for cell, (_, w) in zip(cells(stream, record), shown)]
+        self.out.write(" ".join(row).rstrip() + "\n")
         self.out.write(stack_lines(record, stream.stacks))
         self.out.flush()
 
@@ -258,3 +273,22 @@ class JsonPrinter:
         self.out.flush()
 
     maps_with_time = maps
+
+
+def print_records(out, program: str, records: list, as_json: bool) -> None:
+    """An iterator's records: a table under its fields' names, columns as
+    wide as their widest cell (JSON: one document with the records)."""
+    import json
+
+    if as_json:
+        out.write(
+            json.dumps({"type": "iterator", "time": time.time(), "program": program, "records": records})
+        )
+        out.write("\n")
+        return
+    fields = list(records[0]) if records else []
+    cells = [[text(r.get(f, "")) for f in fields] for r in records]
+    widths = [max([len(f)] + [len(row[i]) for row in cells]) for i, f in enumerate(fields)]
+    out.write(" ".join(f.upper().ljust(w) for f, w in zip(fields, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write(" ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")

@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import reading
-from .printers import PREFIX_BYTES, JsonPrinter, TablePrinter, only, prefix, without
+from .printers import PREFIX_BYTES, JsonPrinter, TablePrinter, only, prefix, print_records, without
 
 FOREIGN_FILES = True  # output escaped: names in the object may hold control characters
 EXAMPLES = """examples:
@@ -277,6 +277,13 @@ def run(args, parser) -> int:
                 f"sizes it): sized {size}; choose with --max-entries {name}=N",
                 file=sys.stderr,
             )
+        for name in r.supplied:
+            print(
+                f"{parser.prog}: note: {name} added to the kernel's BTF for the object's CO-RE, as "
+                "Inspektor Gadget's loader adds it (its socket enricher's map stays empty: "
+                "records carry no process)",
+                file=sys.stderr,
+            )
         if r.metrics.config is not None:
             print(
                 f"{parser.prog}: note: metrics named, labelled and bucketed as {r.metrics.config.path} says",
@@ -322,6 +329,13 @@ def run(args, parser) -> int:
             if lost:
                 print(
                     f"{parser.prog}: lost {lost} records of {name} in all (perf buffer full)",
+                    file=sys.stderr,
+                )
+        for name, lost in r.lost_samples().items():
+            if lost:
+                print(
+                    f"{parser.prog}: lost {lost} records of {name} in all (its programs counted "
+                    f"them in {name}_lost_samples: the buffer was full)",
                     file=sys.stderr,
                 )
         for s in r.streams.values():
@@ -466,6 +480,9 @@ def _print_iterators(out, texts: dict, as_json: bool) -> None:
     import json
 
     for name, text in texts.items():
+        if isinstance(text, list):  # records of a struct (Inspektor Gadget's iterators)
+            print_records(out, name, text, as_json)
+            continue
         if isinstance(text, bytes):
             text = f"{name}: {len(text)} bytes of binary records: {prefix(text.hex())}\n"
         if as_json:

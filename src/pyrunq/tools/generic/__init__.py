@@ -7,7 +7,8 @@ run; ``targets``: where uprobes go; ``settings``: globals and map sizes;
 ``streams`` for records, ``reports`` for maps and globals, ``stacks`` named,
 ``measures`` added and subtracted; ebpf_exporter's maps as its YAML says:
 ``exporter_config``, ``buckets``, ``exporter_maps``), on the lifecycle every tool has
-(``runner``). ``pyrunq inspect`` (``describe``) and ``pyrunq run`` present
+(``runner``); Inspektor Gadget's conventions are read where an object has them
+(``gadget``). ``pyrunq inspect`` (``describe``) and ``pyrunq run`` present
 it; ``pyrunq.run()`` is the whole of it in one call."""
 
 from ...errors import NotAttached, NothingAttached

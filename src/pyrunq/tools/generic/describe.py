@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...bpf import BATCH_TYPES, DATA_SECTIONS
 from ...bpf.events import event_structs, struct_types
-from . import exporter_maps
+from . import exporter_maps, gadget
 from .exporter_maps import CONFIG_AUTO
 from .objfile import ObjectFile
 from .plan import MapPlan, View, view
@@ -20,6 +20,13 @@ def describe(path: str, config=CONFIG_AUTO) -> dict:
     """Everything ``pyrunq inspect`` shows, as plain data; ``config``: the
     object's ebpf_exporter YAML (default: the one beside it, if any; None: none)."""
     objfile = ObjectFile(path)
+    try:
+        return _describe(objfile, path, config)
+    finally:
+        objfile.close()
+
+
+def _describe(objfile: ObjectFile, path: str, config) -> dict:
     with objfile.open() as obj:
         set_section_types(obj)  # as run loads them: perf_event/... is a perf_event program
         btf = obj.btf
@@ -54,12 +61,36 @@ def describe(path: str, config=CONFIG_AUTO) -> dict:
                 {"name": s, "size": btf.size(btf.find(s)), "definition": btf.definition(btf.find(s))}
                 for s in event_structs(obj)
             ],
+            "gadget": _describe_gadget(obj),
             "dwarf": dwarf is not None,
             "dwarf_structs": [
                 {"name": types.name(tid), "size": types.size(tid), "definition": types.definition(tid)}
                 for types, tid in own
             ],
         }
+
+
+def _describe_gadget(obj) -> dict | None:
+    """Inspektor Gadget's markers (``gadget``), None when the object has none."""
+    ig = gadget.markers(obj.btf)
+    if not ig:
+        return None
+    rodata = {name: tid for name, tid, _, _ in obj.btf.variables(".rodata", static=False)}
+    return {
+        "tracers": ig.tracers,
+        "mapiters": ig.mapiters,
+        "iterators": {p: {"name": it.name, "struct": it.struct} for p, it in ig.iterators.items()},
+        "params": [
+            {
+                "name": name,
+                "declaration": obj.btf.declaration(rodata[name], name),
+                "kind": value_kind(obj.btf, rodata[name]),
+                "default": presenter(obj.btf, rodata[name])(obj.rodata[name]),
+            }
+            for name in ig.params
+            if name in rodata
+        ],
+    }
 
 
 def shown_as(plan: MapPlan, choices: list[str] | None = None) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+import tempfile
 
 from ...bpf import EVENT_TYPES, BPFObject, btfcheck, features
 from ...bpf import btf as B
 from ...bpf import dwarf as D
 from ...bpf import events as E
 from ...errors import MalformedObject, PyrunqError, UsageError
+from . import gadget
 from .bytecode import Calls, helper_calls
 
 # The way out UsageErrors name (``UsageError.param``), in the Python API's
@@ -158,6 +160,10 @@ class ObjectFile:
         self._dwarf: object = _UNREAD
         self._kernel: dict[tuple[str, int], bool] = {}
         self._candidates: list[list[str]] | None = None
+        # the kernel's BTF with types the object's own loader adds (a file), once decided
+        self._kernel_btf: tempfile._TemporaryFileWrapper | None = None
+        self._decided = False
+        self.supplied: list[str] = []  # those types
 
     @property
     def calls(self) -> list[Calls]:
@@ -173,11 +179,38 @@ class ObjectFile:
 
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""
-        obj = BPFObject(self.path)
+        obj = BPFObject(self.path, btf_custom_path=self._kernel_btf_path())
+        if not self._decided and self._added_types(obj):
+            obj.close()  # again, with them
+            obj = BPFObject(self.path, btf_custom_path=self._kernel_btf_path())
         D.share(obj, self.dwarf)
         if not self._kernel:
             self.kernel_has(*kernel_names(obj))
         return obj
+
+    def _added_types(self, obj: BPFObject) -> bool:
+        """Whether the object's own loader adds types to the kernel's BTF for
+        its CO-RE relocations (Inspektor Gadget's socket enricher:
+        ``gadget.socket_enricher_btf``): then they are, in a file libbpf
+        reads instead of the kernel's. Decided at the first open."""
+        self._decided = True
+        data = gadget.socket_enricher_btf(obj.btf)
+        if data is None:
+            return False
+        f = tempfile.NamedTemporaryFile(prefix="pyrunq-", suffix=".btf")
+        f.write(data)
+        f.flush()
+        self._kernel_btf, self.supplied = f, [f"struct {gadget.SOCKET_VALUE}"]
+        return True
+
+    def _kernel_btf_path(self) -> str | None:
+        return self._kernel_btf.name if self._kernel_btf is not None else None
+
+    def close(self) -> None:
+        """Remove what the loads needed beside the file (the kernel's BTF with added types)."""
+        if self._kernel_btf is not None:
+            self._kernel_btf.close()
+            self._kernel_btf = None
 
     def dwarf(self) -> D.DwarfTypes | None:
         """The file's DWARF types, read at the first call; None without any."""

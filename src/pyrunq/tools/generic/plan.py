@@ -25,6 +25,10 @@ what the maps hold; ``describe`` (``pyrunq inspect``) shows them.
   named, and every map when the object has nothing else to show. A plan
   says why a map is hidden; nothing is hidden without a reason the front
   ends can say.
+- Inspektor Gadget's gadgets (``gadget``): the struct its ``GADGET_TRACER``
+  names decodes its records; a ``GADGET_MAPITER`` map is shown; the gadget
+  library's own maps (scratch buffers, filters, lost-sample counters) are
+  not.
 """
 
 from __future__ import annotations
@@ -37,12 +41,12 @@ from ...bpf import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...bpf.events import event_map_structs, find_struct, through_pointers
 from ...errors import UsageError
-from . import exporter_maps
+from . import exporter_maps, gadget
 from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
 from .objfile import ObjectFile
 from .present import is_kernel_address, presenter
 from .settings import value_kind
-from .shapes import global_hist_shape, map_hist_shape, unit_of
+from .shapes import global_hist_shape, map_hist_shape, slots_member, unit_of
 from .stacks import STACK_TRACE, StackMembers, stack_members
 
 # The parameters UsageErrors name (``UsageError.param``), in the Python API's
@@ -94,6 +98,7 @@ class MapPlan:
     type_id: int = 0  # a global's type
     struct: str | None = None
     source: str | None = None
+    slots: str = "slots"  # the member of a histogram's struct that holds its slots
     # hidden, but shown when every key read is a kernel function (a bare
     # 64-bit key beside histograms: a count by function, or a start time)
     reveal: bool = False
@@ -103,7 +108,12 @@ class MapPlan:
     @property
     def stacks(self) -> list[str]:
         """The names of its key's and value's members that hold stacks."""
-        return [n for part in (self.key_stacks, self.value_stacks) if part for n in part.ids + part.inline]
+        return [
+            n
+            for part in (self.key_stacks, self.value_stacks)
+            if part
+            for n in part.ids + part.inline + part.user
+        ]
 
 
 @dataclasses.dataclass
@@ -224,7 +234,11 @@ def view(
     hists = [name for name, shape in shapes.items() if shape]
     hists += [m.name for m in batch if m.name in exporter and exporter_maps.is_histogram(obj, m, metrics)]
     hists += [name for _, name, tid in results if global_hist_shape(btf, name, tid)]
-    hidden = {k: v for k, v in _hidden(btf, objfile.calls, batch, hists).items() if k not in exporter}
+    ig = gadget.markers(btf)  # Inspektor Gadget's: its results and its machinery
+    machinery = ig.machinery(list(obj.maps)) if ig else {}
+    hidden = {
+        k: v for k, v in _hidden(btf, objfile.calls, batch, hists, ig, machinery).items() if k not in exporter
+    }
     kept = summaries(objfile.calls)
     anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
     why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
@@ -248,7 +262,7 @@ def view(
     def unit(name: str) -> str:
         return units.get(name) or units.get(None) or unit_of(name)
 
-    pairing = event_map_structs(obj, events, objfile.kernel_has)
+    pairing = record_structs(obj, events, objfile.kernel_has)
     plans = []
     for m in obj.maps.values():
         if m.type in EVENT_TYPES:
@@ -279,15 +293,29 @@ def view(
     return View(plans, writes_trace_pipe(objfile.calls))
 
 
-def _hidden(btf, calls: list[Calls], batch: list, hists: list[str]) -> dict[str, str]:
+def record_structs(obj: BPFObject, explicit: dict | None = None, kernel_has=None) -> dict[str, str | None]:
+    """``event_map_structs``, and where the object is an Inspektor Gadget
+    gadget, the struct its ``GADGET_TRACER`` names for a map not in ``explicit``."""
+    out = event_map_structs(obj, explicit, kernel_has)
+    for ring, struct_name in gadget.markers(obj.btf).tracers.items():
+        if ring in out and ring not in (explicit or {}) and find_struct(obj, struct_name) is not None:
+            out[ring] = struct_name
+    return out
+
+
+def _hidden(
+    btf, calls: list[Calls], batch: list, hists: list[str], ig: gadget.Gadget, machinery: dict[str, str]
+) -> dict[str, str]:
     """Map -> why it is working state (the rules in the module docstring)."""
     state = working_state(calls)
     hidden = {}
     for m in batch:
-        if m.name in hists:
+        if m.name in hists or m.name in ig.mapiters:
             continue
         if m.name.startswith("__bpf_"):  # usdt.bpf.h's __bpf_usdt_specs...
             hidden[m.name] = LIBBPF_OWN
+        elif m.name in machinery:
+            hidden[m.name] = machinery[m.name]
         elif m.name in state:
             hidden[m.name] = state[m.name]
         elif hists:
@@ -348,7 +376,10 @@ def _map_plan(
     # a histogram's value is its slots: a histogram per stack is named by its key
     value_stacks = None if shape else stack_members(btf, m.value_type_id, stack_map)
     if shape:
-        return MapPlan(m.name, "hist", shape, shown, why, None, unit, key, value, key_stacks)
+        member = slots_member(btf, btf.resolve(m.value_type_id)) if shape == "slots" else None
+        return MapPlan(
+            m.name, "hist", shape, shown, why, None, unit, key, value, key_stacks, slots=member or "slots"
+        )
     entries = "array" if m.type in ARRAY_TYPES else "hash"
     return MapPlan(m.name, "entries", entries, shown, why, None, None, key, value, key_stacks, value_stacks)
 

@@ -13,8 +13,10 @@ import os
 import re
 import sys
 
+from ...bpf import BTF
 from ...bpf import btf as B
 from ...symbols import KernelSymbols
+from . import gadget
 
 
 def presenter(btf, tid: int, name: str = "", host_order: bool = False):
@@ -23,14 +25,18 @@ def presenter(btf, tid: int, name: str = "", host_order: bool = False):
     addresses (``_addresses``) as text (``host_order``: a 4-byte one not
     declared ``__be32`` is in host order, ``ObjectFile.host_order_ipv4``);
     integers as ``named_number`` says for a member called ``name`` (a bare
-    key or value: "")."""
+    key or value: ""); Inspektor Gadget's types (``gadget``) as its loader
+    shows them."""
+    shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
+    if shown is not None:  # an Inspektor Gadget type: as its loader shows it
+        return shown
     tid = btf.resolve(tid) if tid else 0
     kind = btf.kind(tid)
     if kind == B.INT:
         return named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain
     if kind in (B.ENUM, B.ENUM64):
         names: dict[int, str] = {}
-        for name, value in btf.enum_values(tid).items():
+        for name, value in (_kernel_enum(btf.name(tid), kind) or btf.enum_values(tid)).items():
             names.setdefault(value, name)
         return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
     if kind == B.STRUCT:
@@ -120,6 +126,32 @@ def _address(value, size: int, family: int | None, host_order: bool = False) -> 
         data = bytes(value)
     n = len(data) if family is None else _FAMILIES.get(family, 0)
     return str(ipaddress.ip_address(data[:n])) if n in (4, 16) and n <= len(data) else None
+
+
+_kernel_btf: list = []  # the running kernel's BTF, read when an enum first needs it
+
+
+def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
+    """The running kernel's enumerators of ``enum name``, when the kernel
+    has it: an object's copy (from its vmlinux.h) may be another kernel's,
+    whose values mean other things (``enum skb_drop_reason`` grows between
+    releases: 105 is QUEUE_PURGE on 6.18, TC_RECLASSIFY_LOOP on an older
+    one)."""
+    if not name:
+        return None
+    if not _kernel_btf:
+        try:
+            _kernel_btf.append(BTF.kernel())
+        except OSError:  # no kernel BTF: the object's own names
+            _kernel_btf.append(None)
+    kernel = _kernel_btf[0]
+    try:
+        return kernel.enum_values(kernel.find(name, kind)) if kernel is not None else None
+    except KeyError:
+        return None
+
+
+_mount_namespaces = gadget.MountNamespaces()
 
 
 def _union_presenter(btf, tid: int):

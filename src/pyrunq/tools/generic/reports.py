@@ -63,7 +63,7 @@ def _read_map(m, plan: MapPlan) -> MapReport:
             slots[k] = v
         return MapReport(m.name, "hist", [(None, slots, {})], plan.unit)
     if plan.kind == "hist":
-        hists = [(key(k), *_slots(v, plan.shape, value)) for k, v in items]
+        hists = [(key(k), *_slots(v, plan.shape, value, plan.slots)) for k, v in items]
         return MapReport(m.name, "hist", hists, plan.unit)
     if plan.shape == "array":
         items = [(k, v) for k, v in items if not is_zero(v)]
@@ -89,12 +89,13 @@ def _read_global(value, plan: MapPlan) -> MapReport:
     return MapReport(name, "entries", [(None, present(value))], None, section)
 
 
-def _slots(value, shape: str | None, present) -> tuple[list, dict]:
+def _slots(value, shape: str | None, present, member: str = "slots") -> tuple[list, dict]:
     """(slots, labels) of one histogram: an integer array, or a struct whose
-    ``slots`` member is one and whose other members label it."""
+    ``member`` (``slots``, or an Inspektor Gadget's ``latency``...) is one
+    and whose other members label it."""
     if shape in ("index", "value"):
         return list(value), {}
-    return list(value.slots), {f: x for f, x in present(value).items() if f != "slots"}
+    return list(getattr(value, member)), {f: x for f, x in present(value).items() if f != member}
 
 
 def _plain(v):

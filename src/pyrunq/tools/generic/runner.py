@@ -20,11 +20,13 @@ from ...bpf import RINGBUF, BPFObject, Link, Record, features
 from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
 from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
-from . import exporter_maps
+from . import exporter_maps, gadget
 from .exporter_config import kaddr_settings
 from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
+from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
+from .present import presenter
 from .reports import MapReport, difference, read
 from .fills import Entry, Unfilled, check_entries, fill, split_entry, unfilled, zero_globals
 from .settings import apply_max_entries, apply_settings
@@ -34,6 +36,7 @@ from .streams import RecordDecoder, Stream
 from .targets import (
     check_cgroup,
     check_perf_events,
+    library_targets,
     perf_event_for,
     perf_event_of,
     set_section_types,
@@ -41,7 +44,7 @@ from .targets import (
     usdt_targets,
 )
 from .twins import Choice, Selection, choose
-from ...bpf.events import struct_of_size, struct_types
+from ...bpf.events import find_struct, struct_of_size, struct_types
 
 
 def _text_or_bytes(data: bytes) -> str | bytes:
@@ -193,6 +196,7 @@ class Runner(Tool):
         self._on_event = on_event or (lambda m, r: self.events.append((m, r)))
         self._on_pairing = on_pairing or (lambda stream: None)
         self._stopped = False
+        self._markers: Gadget | None = None
         self.objfile = ObjectFile(path)  # read once, for every load
         self.now = Attempt()
         self._start()
@@ -234,7 +238,12 @@ class Runner(Tool):
         now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
         check_perf_events(obj, self._perf_events)
         now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
+        libraries, missing = library_targets(obj, now.targets)
+        now.targets.update(libraries)
         now.not_attached = list(now.selection.refused)
+        for name, why in missing.items():  # not loaded: nowhere to attach
+            obj.programs[name].autoload = False
+            now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         for name, why in self._load_refused.items():
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         self.metrics = exporter_maps.setup(obj, self.path, self._config)
@@ -336,7 +345,45 @@ class Runner(Tool):
         as it was read when the Runner stopped."""
         if self._stopped:
             return dict(self._iterator_text)
-        return {name: _text_or_bytes(link.read_iter()) for name, link in self.iterator_links.items()}
+        return {
+            name: self._iterator_output(name, link.read_iter()) for name, link in self.iterator_links.items()
+        }
+
+    def _iterator_output(self, program: str, data: bytes):
+        """Text, or the binary records of an Inspektor Gadget iterator
+        (``GADGET_ITER``/``GADGET_SNAPSHOTTER`` name their struct) as a list
+        of records, or bytes."""
+        it = self.markers.iterators.get(program)
+        if it is None or find_struct(self.obj, it.struct) is None:
+            return _text_or_bytes(data)
+        types, tid = struct_types(self.obj, it.struct)
+        layout = types.layout(tid)
+        if layout.record is None or not layout.size or len(data) % layout.size:
+            return _text_or_bytes(data)
+        present, size = presenter(types, tid), layout.size
+        return [present(layout.decode(data[i : i + size])) for i in range(0, len(data), size)]
+
+    @property
+    def markers(self) -> Gadget:
+        """Inspektor Gadget's markers in the object (empty for other objects)."""
+        if self._markers is None:
+            self._markers = gadget.markers(self.obj.btf)
+        return self._markers
+
+    @property
+    def supplied(self) -> list[str]:
+        """Types added to the kernel's BTF for the object's CO-RE, as its own loader adds them."""
+        return self.objfile.supplied
+
+    def lost_samples(self) -> dict[str, int]:
+        """Event map -> the records an Inspektor Gadget program could not send
+        (the ring buffer was full), as it counts them in ``<map>_lost_samples``."""
+        out = {}
+        for ring in self.streams:
+            counter = self.obj.maps.get(ring + gadget.LOST)
+            if counter is not None and counter.percpu:
+                out[ring] = sum(sum(v) if isinstance(v, (list, tuple)) else v for _, v in counter.items())
+        return out
 
     def _read(self, name: str, struct_name: str | None) -> None:
         """Read event map ``name``, its records decoded by ``struct_name`` (from
@@ -469,6 +516,7 @@ class Runner(Tool):
     def close(self) -> None:
         self.now.sources.close()
         super().close()
+        self.objfile.close()
 
 
 @dataclasses.dataclass

@@ -7,6 +7,9 @@
 - A global holds them when it is an integer array named "hist"/"slots" (one
   element per slot), an array of such arrays named so, or a struct with an
   integer array ``slots`` (or an array of them: one histogram per index).
+- A map holds them too when its value is a struct with an array of
+  Inspektor Gadget's ``gadget_histogram_slot__*`` (``gadget``), its name
+  whatever it is.
 - The unit comes from the name: ``_ns``/``_us``/``_ms``/``_bytes`` ->
   nsecs/usecs/msecs/bytes, else "value".
 """
@@ -17,6 +20,7 @@ import re
 
 from ...bpf import ARRAY_TYPES, BATCH_TYPES
 from ...bpf import btf as B
+from . import gadget
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
 _UNITS = {
@@ -44,7 +48,7 @@ def map_hist_shape(btf, m) -> str | None:
         return "index"
     if named and _is_int_array(btf, tid):
         return "value"
-    if btf.kind(tid) == B.STRUCT and _has_slots(btf, tid):
+    if btf.kind(tid) == B.STRUCT and slots_member(btf, tid):
         return "slots"
     return None
 
@@ -96,3 +100,16 @@ def _has_slots(btf, tid: int) -> bool:
     return btf.layout(tid).record is not None and any(
         name == "slots" and _is_int_array(btf, btf.resolve(t)) for name, t, _, _ in btf.members(tid)
     )
+
+
+def slots_member(btf, tid: int) -> str | None:
+    """The member of struct ``tid`` that holds a log2 histogram: an integer
+    array ``slots`` (libbpf-tools'), or an array of Inspektor Gadget's
+    ``gadget_histogram_slot__*`` under any name (its ``latency[27]``)."""
+    if btf.kind(tid) != B.STRUCT or btf.layout(tid).record is None:
+        return None
+    if _has_slots(btf, tid):
+        return "slots"
+    member = gadget.hist_slots_member(btf, tid)
+    types = {name: t for name, t, _, _ in btf.members(tid)}
+    return member if member and _is_int_array(btf, btf.resolve(types[member])) else None

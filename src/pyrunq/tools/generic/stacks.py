@@ -30,6 +30,7 @@ from typing import NamedTuple
 from ...bpf import btf as B
 from ...symbols import Frame, KernelSymbols
 from ..ustack import Symbolizer, stack_addresses
+from . import gadget
 from .measures import Apart, frozen, plus
 
 STACK_TRACE = 7  # enum bpf_map_type
@@ -43,6 +44,10 @@ class StackMembers(NamedTuple):
     ids: list[str]  # stack ids
     inline: list[str]  # arrays of addresses
     pid: str | None  # the member that names the process (tgid, else pid, else pid_tgid)
+    # Inspektor Gadget's (``gadget``): stack id member -> its map, and the
+    # ``struct gadget_user_stack`` members (each holds its id and process)
+    maps: dict[str, str] = {}
+    user: list[str] = []
 
 
 def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
@@ -50,27 +55,40 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     tid = types.resolve(tid) if tid else 0
     if not tid or types.kind(tid) != B.STRUCT:
         return None
-    ids, inline, names = [], [], []
-    for name, member, _, bits in types.members(tid):
+    ids, inline, names, maps, user = [], [], [], {}, []
+    for name, declared, _, bits in types.members(tid):
         names.append(name)
-        member = types.resolve(member)
+        member = types.resolve(declared)
         kind = types.kind(member)
-        if kind == B.INT and not bits and has_stack_map and _STACK_ID.search(name):
+        ig = gadget.typedef(types, declared)
+        if ig in (gadget.KERNEL_STACK, gadget.USER_STACK_STRUCT) and has_stack_map:
+            if ig == gadget.KERNEL_STACK:
+                ids.append(name)
+                maps[name] = gadget.KERNEL_STACKS
+            else:
+                user.append(name)
+        elif kind == B.INT and not bits and has_stack_map and _STACK_ID.search(name):
             ids.append(name)
         elif kind == B.ARRAY and ("stack" in name.lower() or "caller" in name.lower()):
             elem = types.resolve(types.array(member)[0])
             if types.kind(elem) == B.INT and types.int_info(elem)[0] == 8:
                 inline.append(name)
-    if not (ids or inline):
+    if not (ids or inline or user):
         return None
     pid = next((n for n in ("tgid", "pid", "pid_tgid") if n in names), None)
-    return StackMembers(ids, inline, pid)
+    return StackMembers(ids, inline, pid, maps, user)
+
+
+def _signed32(v: int) -> int:
+    """A stack id as bpf_get_stackid returned it: an id is small, so a u32 of
+    2^31 or more is a negative errno (a 64-bit one is left as it is)."""
+    return v - (1 << 32) if (1 << 31) <= v < (1 << 32) else v
 
 
 def _side(name: str) -> str:
     """ "user" or "kernel" as a stack member's or map's name says (``user_``,
     ``u``stack, ``kern``, ``k``stack), else ""."""
-    n = name.lower()
+    n = name.lower().removeprefix("ig_")  # Inspektor Gadget's ig_kstack, ig_ustack
     if n.startswith(("user", "ustack", "u_stack")) or "_user" in n:
         return "user"
     if n.startswith(("kern", "kstack", "k_stack")) or "_kern" in n:
@@ -98,15 +116,25 @@ class Stacks:
             pid = pid["pid"]
         out = dict(value)
         for member in members.ids:
-            stack_id = value[member]
+            # an id kept in a u32 (Inspektor Gadget's): bpf_get_stackid's error, unsigned
+            stack_id = _signed32(value[member])
             if stack_id in (-errno.EFAULT, -1):  # none: the helper's EFAULT, or the tools' own -1
                 out[member] = []
             elif stack_id < 0:  # lost: its hash bucket was taken (EEXIST), the map was full...
                 out[member] = [f"[missed stack: {errno.errorcode.get(-stack_id, -stack_id)}]"]
-            elif (stack_map := self._map_for(member)) is None:
+            elif (stack_map := self._map_for(member, members.maps.get(member))) is None:
                 out[member] = [f"[stack {stack_id}: which stack map holds it is not known]"]
             else:
                 out[member] = self._names(stack_addresses(stack_map, stack_id), pid, member)
+        for member in members.user:  # a struct gadget_user_stack: empty when not collected
+            ustack = value[member]
+            stack_map = self._map_for(member, gadget.USER_STACKS)
+            stack_id = _signed32(ustack.get("stack_id", -1))
+            if not ustack.get("tgid_level0") or stack_map is None or stack_id < 0:
+                out[member] = []
+            else:
+                addresses = stack_addresses(stack_map, stack_id)
+                out[member] = self._names(addresses, ustack["tgid_level0"], member)
         for member in members.inline:
             addresses = value[member]
             end = addresses.index(0) if 0 in addresses else len(addresses)
@@ -138,12 +166,14 @@ class Stacks:
                 same.append((k, v))
         return [e for same in groups.values() for e in same], merged
 
-    def _map_for(self, member: str):
+    def _map_for(self, member: str, named: str | None = None):
         """The stack map of a stack id member: the only one; else the one
         named for the same side (user or kernel: ``user_stack_id`` ->
         ``ustacks``, ``kern_stack_id`` -> ``kstacks``), or sharing the
         member's first word. None when that does not pick one: an id is
         never looked up in the other side's map."""
+        if named is not None:  # by the object's own convention (Inspektor Gadget's)
+            return next((m for m in self.maps if m.name == named), None)
         if len(self.maps) == 1:
             return self.maps[0]
         word = member.lower().split("_")[0]

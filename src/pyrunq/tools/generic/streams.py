@@ -12,19 +12,22 @@ from typing import NamedTuple
 
 from ...bpf import Record
 from ...bpf import btf as B
+from . import gadget
 from .present import presenter
 from .settings import value_kind
 
 
 class Column(NamedTuple):
     """A member of an event struct as a column: its name, what it holds
-    (``settings.value_kind``: "int", "bool", "enum", "string", "other") and
+    (``settings.value_kind``: "int", "bool", "enum", "string", "other"; or
+    "text": a field a presenter made, ``size`` characters wide) and
     how big that is (an integer's bytes, an enum's longest name, the
     characters a string holds with its NUL)."""
 
     name: str
     kind: str
     size: int
+    path: tuple[str, ...] = ()  # the members to its value, when not the member ``name``
 
 
 @dataclasses.dataclass
@@ -59,6 +62,22 @@ def column(types, tid: int, name: str) -> Column:
     if value_kind(types, tid) == "string":
         return Column(name, "string", types.array(tid)[1])
     return Column(name, "other", 0)
+
+
+def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict) -> Column:
+    """A column of a member (``path`` from the record to it): as ``column``
+    says, but "text" as wide as it usually is where a presenter turns the
+    member's number into text (a wall-clock time, a user, a container)."""
+    value: object = shown
+    for member in path:
+        value = value.get(member) if isinstance(value, dict) else None
+    plain = column(types, tid, name)
+    if isinstance(value, str) and plain.kind not in ("string", "enum"):
+        plain = Column(name, "text", _TEXT_WIDTHS.get(name, 8))
+    return plain._replace(path=path if path != (name,) else ())
+
+
+_TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
 
 
 def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
@@ -148,11 +167,13 @@ class RecordDecoder:
         stacks = self._stack_members(types, tid)
         name_stacks = self._name_stacks
         # the record's field names: anonymous members are renamed there
-        stream.stacks = stacks.ids + stacks.inline if stacks else []
+        stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
+        # laid out as the collection's loader lays them out (``gadget.columns``)
+        shown = present(layout.decode(bytes(layout.size)))
         stream.columns = [
-            column(types, m[1], f)
-            for f, m in zip(layout.record._fields, types.members(tid))
-            if f not in stream.stacks
+            _column(types, mtid, name, path, shown)
+            for name, path, mtid in gadget.columns(types, tid)
+            if path[0] not in stream.stacks
         ]
         stream.raw = False
         size = layout.size

@@ -1,9 +1,10 @@
 """Where programs go that libbpf cannot attach by their section alone:
 uprobe and USDT programs whose section names no target (the caller's
-``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``), cgroup programs (the
-caller's cgroup v2 directory), and ``SEC("perf_event/type=T,config=C,...")``
-programs (the perf event their section names, as ebpf_exporter reads it);
-checked and resolved before load."""
+``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``), or names a library
+without a path (``SEC("uprobe/libssl:SSL_read")``, as Inspektor Gadget's
+loader reads them), cgroup programs (the caller's cgroup v2 directory), and
+``SEC("perf_event/type=T,config=C,...")`` programs (the perf event their
+section names, as ebpf_exporter reads it); checked and resolved before load."""
 
 from __future__ import annotations
 
@@ -51,6 +52,34 @@ def uprobe_targets(obj: BPFObject, specs: dict) -> dict[str, list[Target]]:
     gethostbyname2), from ``specs``: program -> "BINARY:FUNCTION" or a list
     of them; checked before load."""
     return _targets(obj, specs, UPROBE, is_uprobe, resolve_function)
+
+
+def library_targets(obj: BPFObject, given: dict) -> tuple[dict[str, list[Target]], dict[str, str]]:
+    """The uprobes whose section names a library without a path
+    (``SEC("uprobe/libssl:SSL_read")``, Inspektor Gadget's spelling) and
+    that ``given`` does not place: program -> [its target], and program ->
+    why it has none (no such library, or no such function in it)."""
+    targets, problems = {}, {}
+    for prog in obj.programs.values():
+        library = _library_spec(prog)
+        if library and prog.name not in given and prog.autoload:
+            try:
+                targets[prog.name] = [resolve_function(library)]
+            except UsageError as e:
+                problems[prog.name] = f"{e}; give it a target with --uprobe {prog.name}=BINARY:FUNCTION"
+    return targets, problems
+
+
+def _library_spec(prog: Program) -> str | None:
+    """``libssl:SSL_read`` of ``SEC("uprobe/libssl:SSL_read")``: a library
+    named without a path, as Inspektor Gadget's loader takes it (libbpf
+    looks a name without ".so" up on PATH)."""
+    if not is_uprobe(prog) or "/" not in prog.section:
+        return None
+    binary, sep, function = prog.section.split("/", 1)[1].rpartition(":")
+    if not sep or not binary or not function or os.sep in binary or ".so" in binary:
+        return None
+    return f"{binary}:{function}"
 
 
 def _targets(obj: BPFObject, specs: dict, kind: str, is_kind, resolve) -> dict[str, list]:
