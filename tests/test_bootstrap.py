@@ -224,6 +224,7 @@ def test_cli_duration_filter(kernel, lifetime):
     assert re.search(r" \[6\] \((\d+)ms\)$", mine)
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_json_lines(kernel):
     with cli.spawn("bootstrap", "--json") as c:
         # no header in JSON: exec /bin/true until the tracer shows it is attached

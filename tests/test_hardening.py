@@ -211,6 +211,7 @@ WITH_BPF_CAPS = [
 ]
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 @pytest.mark.parametrize("args, row", WITH_BPF_CAPS, ids=[" ".join(a) for a, _ in WITH_BPF_CAPS])
 def test_commands_work_with_only_cap_bpf_and_cap_perfmon(kernel, unprivileged, args, row):
     with Command(unprivileged.cmd(*args, caps=BPF_CAPS), cwd="/") as p:
@@ -257,6 +258,7 @@ def test_uprobe_tools_need_cap_sys_admin_and_say_so(kernel, unprivileged, sleepe
     assert "uprobes need root, or CAP_SYS_ADMIN with CAP_BPF and CAP_PERFMON" in out.stderr
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 @pytest.mark.parametrize("args, last", UPROBE_TOOLS, ids=[a[0] for a, _ in UPROBE_TOOLS])
 def test_uprobe_tools_work_with_cap_sys_admin_bpf_perfmon(kernel, unprivileged, sleeper, args, last):
     caps = [c.replace("+perfmon", "+perfmon,+sys_admin") for c in BPF_CAPS]

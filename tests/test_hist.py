@@ -282,6 +282,7 @@ def _parse(out, timestamp):
     return t, sections
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 @pytest.mark.parametrize(
     "args", [[], ["-m"], ["-P"], ["-T", "-L"], ["-T", "-m", "--pidnss"]], ids=lambda a: " ".join(a) or "plain"
 )

@@ -38,6 +38,7 @@ def by_function(stacks) -> dict[str, list[tuple[int, int]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_outstanding_by_allocating_stack_then_none(kernel, leaker):
     with Waiting(*FIXED_ADDRESSES, leaker) as lk, MemLeak(lk.pid) as ml:
         assert lk.go() == "allocated\n"
@@ -61,6 +62,7 @@ def test_outstanding_by_allocating_stack_then_none(kernel, leaker):
     assert stats == {"stack_collisions": 0, "stack_errors": 0, "allocs_full": 0, "pending_full": 0}
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_top_and_min_age(kernel, leaker):
     with Waiting(*FIXED_ADDRESSES, leaker) as lk, MemLeak(lk.pid) as ml:
         lk.go()
@@ -73,6 +75,7 @@ def test_top_and_min_age(kernel, leaker):
     assert young == []  # nothing is an hour old
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_full_allocs_map_is_counted(kernel, leaker):
     with Waiting(*FIXED_ADDRESSES, leaker) as lk, MemLeak(lk.pid, max_allocs=5) as ml:
         lk.go()

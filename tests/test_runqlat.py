@@ -186,6 +186,7 @@ def test_cli_interval_count_prints_exactly_that_many(kernel):
     assert sum(line == "     usecs               : count    distribution" for line in lines) == 3
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_per_process_milliseconds_timestamps(kernel):
     with Contention() as w:
         out = cli.run("runqlat", "-P", "-m", "-T", "-p", str(w.victim.pid), "1", "1")
@@ -242,6 +243,7 @@ def test_cli_bad_input_one_line_exit_2(args, message):
     assert_usage_error("runqlat", args, message)
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_missing_pid_is_reported(kernel):
     out = cli.run("runqlat", "-p", "4194999", "1", "1")
     assert out.returncode == 0, out.stderr

@@ -144,6 +144,7 @@ def test_cli_json(kernel, foobar):
     assert isinstance(top["address"], int) and top["address"] > 0
 
 
+@pytest.mark.slow  # seconds of CLI runs: the quick tier stays under two minutes
 def test_cli_duration_ends_by_itself(kernel, foobar):
     out = cli.run("stackcount", f"{foobar}:Foo", "1")
     assert out.returncode == 0, out.stderr
