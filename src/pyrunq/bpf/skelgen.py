@@ -266,7 +266,18 @@ def _class(name: str, base: str, doc: str, members: list[tuple[str, str]]) -> li
     out = ["", "", f"class {name}({base}):", f'    """{doc}"""']
     if members:
         out.append("")
-    return out + [f"    {attribute(n)}: {a}" for n, a in members]
+    return out + [line for n, a in members for line in _member_lines(f"    {attribute(n)}: {a}")]
+
+
+def _member_lines(line: str) -> list[str]:
+    """A class member's line, its call's argument on a line of its own when
+    it is longer than ruff's 88 (``x: T = f(\n        "arg"\n    )``), as
+    ruff format writes it: generated code must pass ``ruff format --check``."""
+    head, sep, call = line.partition(" = ")
+    if len(line) <= 88 or not sep or not call.endswith(")") or "(" not in call:
+        return [line]
+    function, _, argument = call[:-1].partition("(")
+    return [f"{head} = {function}(", f"        {argument}", "    )"]
 
 
 def _tuple_lines(prefix: str, items: list[str]) -> list[str]:
