@@ -174,6 +174,25 @@ def test_max_series_counts_the_overflow(kernel, cgroup_tree):
             assert e.stop() == 0
 
 
+def test_one_series_of_every_task_by_total(kernel):
+    """--by total (RunqLat(per=None)): its one key is None, which the
+    interval's rows must not take for "not counted in yet"."""
+    from pyrunq.tools.runqlat import RunqLat
+
+    with RunqLat(per=None, blame=True) as rq:
+        collector = RunqueueCollector(rq)
+        with Contention(victims=1, hog=True):
+            wait_for(lambda: collector.update() or collector.samples, seen=lambda: collector.samples)
+        (count,) = [
+            s.value
+            for f in collector.collect()
+            if f.name == LATENCY
+            for s in f.samples
+            if s.name.endswith("_count")
+        ]
+    assert count > 0
+
+
 def test_keep_cap_bpf_alone_for_older_kernels(kernel):
     """The path for kernels before 6.5, forced here: the uid changes, CAP_BPF
     alone stays, and the filter map and histograms still work."""

@@ -111,9 +111,9 @@ class RunqLat(KeyedHists, RunqTracer):
         keys = {s.key: self._key(s.key, s.comm.decode(errors="replace")) for s in stats if s.waits}
         snapshot, blame = {}, {}
         for s, new in zip(stats, slots):
-            key = keys.get(s.key)
-            if key is None:  # made by the kernel, not counted in yet
+            if s.key not in keys:  # made by the kernel, not counted in yet
                 continue
+            key = keys[s.key]  # None: the one key of every task (per=None)
             snapshot[key] = KeySlots(new, s.sum_ns, s.waits)
             if any(s.blame_ns):
                 v = named.get(s.key)
