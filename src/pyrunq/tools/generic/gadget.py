@@ -320,24 +320,31 @@ class MountNamespaces:
     (``podman:f7dcb501c860``, as ``pyrunq top`` names a cgroup's container),
     "host" for the first process's (or, out of reach, pyrunq's), else the inode. Found from the processes
     that live in it (``/proc/PID/ns/mnt``, then that process's cgroup), read
-    again when an inode is not known, at most once a second."""
+    again when an inode is not known: at once for a new one (a container
+    that just started), at most once a second for one that a scan missed."""
 
     RESCAN = 1.0
 
     def __init__(self, proc: str = "/proc"):
         self.proc = proc
         self._names: dict[int, str] = {}
-        self._scanned = -self.RESCAN
+        self._missed: dict[int, float] = {}  # inode -> when a scan last missed it
 
     def __call__(self, inode: int):
         if not inode:  # none read (an exiting task has no namespaces)
             return ""
-        if inode not in self._names and time.monotonic() - self._scanned >= self.RESCAN:
+        if (
+            inode not in self._names
+            and time.monotonic() - self._missed.get(inode, -self.RESCAN) >= self.RESCAN
+        ):
             self._scan()
+            if inode not in self._names:
+                if len(self._missed) >= 4096:  # bounded: at worst, a scan more
+                    self._missed.clear()
+                self._missed[inode] = time.monotonic()
         return self._names.get(inode, inode)
 
     def _scan(self) -> None:
-        self._scanned = time.monotonic()
         host = _mntns(f"{self.proc}/1") or _mntns(f"{self.proc}/self")  # pid 1's may be out of reach
         for entry in os.scandir(self.proc):
             if not entry.name.isdigit():
