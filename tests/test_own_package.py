@@ -154,6 +154,9 @@ def test_installed_in_a_fresh_venv_it_measures_known_off_cpu_time(kernel, wheels
     ((tid, ms, spells),) = [tuple(map(int, r.split())) for r in rows]  # one thread: the process
     assert tid == child.pid
     # each sleep is off the CPU at least its length, and all are within the time traced
-    # (the child may have blocked on stdin after the tool attached: that spell counts too)
-    assert SLEEPS * SLEEP_MS <= ms <= elapsed_ms
-    assert spells >= SLEEPS
+    # (the child may have blocked on stdin after the tool attached: that spell counts too).
+    # On this VM a switch away from one of pid 1's threads fires no tracepoint (docs/design.md,
+    # "Why a switch goes unseen"): when the child is switched in from one, that spell is lost
+    # whole (1 run in 15 here: 19 spells, 382 ms), never cut short
+    assert spells >= SLEEPS - 1
+    assert SLEEP_MS * min(spells, SLEEPS) <= ms <= elapsed_ms
