@@ -94,12 +94,7 @@ class RunqLat(KeyedHists, RunqTracer):
         ``pyrunq.bpf.NAMED_MAX``). Baselines as ``interval_stats()``'s."""
         if not self.blame:
             raise UsageError("interval_named() needs RunqLat(blame=True)")
-        self._baselines_of("interval_stats")
-        hists = self.obj.maps["hists"]
-        if self._diffs is None:
-            self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
-        h = self._diffs
-        h.diff(*h.read(hists), True)
+        h = self._stats_diff(True)
         stats, slots = h.stats()[0], h.slots()
         d, a, names = self._culprit_table(True), self._attributions_of(), self._names()
         unnamed = d.unnamed()
@@ -160,18 +155,23 @@ class RunqLat(KeyedHists, RunqTracer):
                 blame[key] = a
         return keyed, rows.total, blame
 
+    def _stats_diff(self, clear: bool) -> HistDiffs:
+        """The histograms' differences since the last cleared call, with
+        their stats (``interval_stats()``'s baselines), read in C."""
+        self._baselines_of("interval_stats")
+        hists = self.obj.maps["hists"]
+        if self._diffs is None:
+            self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
+        self._diffs.diff(*self._diffs.read(hists), clear)
+        return self._diffs
+
     def interval_rows(self, clear: bool = True) -> IntervalRows:
         """The interval since the last cleared call, every changed key's
         ``KeyStats`` and (with ``blame``) its victim's sums computed in C
         and kept packed: objects are made only for the rows asked for (a
         screen of ``pyrunq top`` shows 50 of 10,000 threads)."""
-        self._baselines_of("interval_stats")
-        hists = self.obj.maps["hists"]
-        if self._diffs is None:
-            self._diffs = HistDiffs(hists.key_size, hists.value_layout, stats=True)
-        d = self._diffs
-        d.diff(*d.read(hists), clear)
-        stats, total = d.stats_rows()
+        h = self._stats_diff(clear)
+        stats, total = h.stats_rows()
         blames = None
         if self.blame:
             b, a = self._culprit_table(clear), self._attributions_of()
@@ -179,7 +179,7 @@ class RunqLat(KeyedHists, RunqTracer):
                 b.name(cgroup_id, a.kinds.cgroup(cgroup_id)[1])
             blames = b.join(stats, carry=True, clear=clear)
         if clear:
-            self._forget_gone(d.idle())
+            self._forget_gone(h.idle())
         return IntervalRows(stats, total, blames, self._key, self._attributions if self.blame else None)
 
     def _culprit_table(self, clear: bool) -> BlameDiffs:
