@@ -46,9 +46,25 @@ class Blocked:
 
 
 def the_block(stacks, pid: int):
-    """The one stack of ``pid`` whose user frames are the blocker's read."""
-    (s,) = [s for s in stacks if s.pid == pid and s.user and [f.name for f in s.user[:3]] == USER]
+    """The one stack of ``pid`` that slept in the blocker's read. The same
+    user frames may come with other spells off the CPU in that system call
+    (a preemption, the pipe's mutex after the wake-up: seen once in CI, in
+    a container), each with a kernel stack of its own."""
+    (s,) = [
+        s
+        for s in stacks
+        if s.pid == pid
+        and [f.name for f in s.user[:3]] == USER
+        and slept_in_pipe_read([f.name for f in s.kernel])
+    ]
     return s
+
+
+def slept_in_pipe_read(kernel: list[str]) -> bool:
+    """Whether a kernel stack (leaf first) is a sleep called from pipe_read
+    (anon_pipe_read since 6.16), not one of the locks it takes."""
+    caller = kernel[kernel.index("schedule") + 1 :][:1] if "schedule" in kernel else []
+    return caller in (["pipe_read"], ["anon_pipe_read"])
 
 
 @pytest.mark.slow  # a fifth of a second blocked per flavour
@@ -96,9 +112,13 @@ def test_the_same_block_as_libbpf_tools(kernel, blocker):
         ours = the_block(oc.stacks(), prog.pid)
     if c.returncode != 0:
         skip_or_fail(f"{C_OFFCPUTIME} failed ({c.returncode}): {err}")
-    theirs = [block for block in out.split("\n\n") if "    blocked_in_read\n" in block]
+    theirs = [
+        lines
+        for lines in ([line.strip() for line in block.splitlines()] for block in out.split("\n\n"))
+        if "blocked_in_read" in lines and slept_in_pipe_read(lines)
+    ]
     assert len(theirs) == 1, out
-    lines = [line.strip() for line in theirs[0].splitlines()]
+    lines = theirs[0]
     value, who = int(lines[-1]), lines[-2]
     frames = [
         name for name in lines[:-2] if not name.startswith(("bpf_prog_", "bpf_trace_run", "__traceiter_"))
@@ -107,10 +127,10 @@ def test_the_same_block_as_libbpf_tools(kernel, blocker):
     # up to main: below it, libc's static functions, which each names its own way
     mine = [f.name for f in ours.kernel] + [str(f) for f in ours.user]
     assert frames[: frames.index("main") + 1] == mine[: mine.index("main") + 1], (frames, mine)
-    assert abs(value - ours.total_us) <= 100, (
-        value,
-        ours.total_us,
-    )  # the same two switches, microseconds apart
+    # the same two switches, each seen by both programs one after the other:
+    # microseconds apart, unless the host stops this VM's CPU between the two
+    # (215 us once in CI): 1% of the block, 2 ms, is allowed
+    assert abs(value - ours.total_us) <= BLOCK_S * 1e6 / 100, (value, ours.total_us)
 
 
 def holds_bpf_link(pid: int) -> bool:
