@@ -105,6 +105,40 @@ def test_checked_against_the_object():
         C.check(config, facts | {"syscalls_total": C.MapFacts(8, 4, False, True)}, "obj")
 
 
+CGROUPS = os.path.join(HERE, "objects", "gen_exporter_cgroups.yaml")
+
+
+def test_a_cgroup_id_map_is_read_and_checked_as_the_exporter_checks_it(tmp_path):
+    """Its map, type (hash when left out, as the exporter takes it) and
+    regexps over absolute cgroup paths; checked against the object: the map
+    is there, of a type that fits, keyed as that type is written."""
+    config = C.load(CGROUPS)
+    spec = config.cgroup_id_map
+    assert (spec.name, spec.type) == ("counted_cgroups", "hash")
+    assert spec.matches("/sys/fs/cgroup/unified/pyrunq-test-0a1b2c3d/counted-a")
+    assert not spec.matches("/sys/fs/cgroup/pyrunq-test-0a1b2c3d/counted-a/inner")
+    assert not spec.matches("/sys/fs/cgroup/pyrunq-test-0a1b2c3d/other")
+    facts = {
+        f"getpgid_{k}_total": C.MapFacts(8, 8, False, True, "hash") for k in ("matched", "stored", "unmatched")
+    }
+    facts["counted_storage"] = C.MapFacts(4, 8, False, False, "cgrp_storage")
+    C.check(config, facts | {"counted_cgroups": C.MapFacts(8, 8, False, True, "lru_hash")}, "obj")
+    with pytest.raises(C.ConfigError, match="cgroup_id_map counted_cgroups: obj has no map counted_cgroups"):
+        C.check(config, facts, "obj")
+    with pytest.raises(C.ConfigError, match="type hash fills a hash or lru_hash map, not a cgrp_storage map"):
+        C.check(config, facts | {"counted_cgroups": facts["counted_storage"]}, "obj")
+    with pytest.raises(C.ConfigError, match="8-byte keys and 8-byte values .u64., not 4 and 8"):
+        C.check(config, facts | {"counted_cgroups": C.MapFacts(4, 8, False, True, "hash")}, "obj")
+    text = open(CGROUPS).read()
+    head = text[: text.index("cgroup_id_map:")] + "cgroup_id_map:\n  name: counted_cgroups\n"
+    assert _bad(tmp_path, head + "  type: array\n  regexps: [x]\n") == (
+        "cgroup_id_map: type 'array' is not one of hash, cgrp_storage"
+    )
+    assert _bad(tmp_path, head + "  regexps: []\n") == "cgroup_id_map: no regexps: no cgroup would be in counted_cgroups"
+    assert _bad(tmp_path, head + "  regexps: ['(']\n").startswith("cgroup_id_map: regexp '(': missing )")
+    assert _bad(tmp_path, head + "  regexp: [x]\n").startswith("cgroup_id_map: unknown key 'regexp'")
+
+
 def test_labels_from_key_bytes():
     config = C.load(OURS)
     hist = C.Labels(config.metrics["getpgid_value_seconds"])

@@ -289,7 +289,7 @@ def run(args, parser) -> int:
                 f"{parser.prog}: note: metrics named, labelled and bucketed as {r.metrics.config.path} says",
                 file=sys.stderr,
             )
-            for line in r.metrics.config.notes():
+            for line in r.metrics.notes():
                 print(f"{parser.prog}: note: {line}", file=sys.stderr)
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)

@@ -67,6 +67,10 @@ _HISTOGRAM = {
 }
 _LABEL = {"name", "size", "padding", "decoders"}
 _DECODER = {"name", "static_map", "regexps", "allow_unknown"}
+_CGROUP_ID_MAP = {"name", "type", "regexps"}
+# cgroup_id_map's types: the map kinds the exporter fills, the key each takes
+# (a cgroup id; an open cgroup directory's fd) and the map types that fit
+CGROUP_MAP_TYPES = {"hash": (8, ("hash", "lru_hash")), "cgrp_storage": (4, ("cgrp_storage",))}
 # What a decoder that reads the key's bytes needs of them (the first of a chain)
 _SIZES = {"uint": (1, 2, 4, 8), "ksym": (8,), "inet_ip": (4, 16), "majorminor": (4, 8), "ifname": (4, 8)}
 # Decoders that read a number as text: never the first of a chain
@@ -125,13 +129,27 @@ class Metric:
         return percpu_map and bool(self.labels) and self.labels[-1].name == "cpu"
 
 
+@dataclasses.dataclass(frozen=True)
+class CgroupIdMap:
+    """A map the exporter fills with the cgroups whose path matches one of
+    ``regexps``: a hash map keyed by the cgroup's id, or cgroup storage
+    (``cgrp_storage``, keyed by the cgroup itself), each value 1."""
+
+    name: str
+    type: str  # "hash" or "cgrp_storage"
+    regexps: tuple  # of re.Pattern
+
+    def matches(self, path: str) -> bool:
+        return any(r.search(path) for r in self.regexps)
+
+
 @dataclasses.dataclass
 class ExporterConfig:
     path: str
     metrics: dict  # map name -> Metric
     kaddrs: tuple = ()  # kernel symbols whose addresses go into kaddr_<name> globals
     spans: dict = dataclasses.field(default_factory=dict)  # ring buffer -> Metric of kind "span"
-    cgroup_id_map: str | None = None  # a map the exporter fills from cgroup paths
+    cgroup_id_map: CgroupIdMap | None = None  # a map the exporter fills from cgroup paths
     given: bool = True  # named by the caller (not found beside the object)
 
     def notes(self) -> list[str]:
@@ -149,11 +167,6 @@ class ExporterConfig:
             out.append(
                 f"tracing spans of {', '.join(self.spans)}: records shown with the span's labels "
                 "(they are not sent anywhere)"
-            )
-        if self.cgroup_id_map:
-            out.append(
-                f"cgroup_id_map {self.cgroup_id_map}: not filled (the exporter fills it "
-                "from cgroup paths); the object sees it empty"
             )
         return out
 
@@ -216,14 +229,8 @@ def parse(doc, path: str = "<config>", given: bool = True) -> ExporterConfig:
     if not metrics and not spans:
         raise p.error("neither metrics nor tracing are defined")
     kaddrs = tuple(p.text(k, "kaddrs") for k in p.sequence(doc.get("kaddrs") or [], "kaddrs"))
-    cgroup_map = doc.get("cgroup_id_map")
-    cgroup_name = None
-    if cgroup_map:
-        cgroup_name = p.text(
-            p.mapping(cgroup_map, "cgroup_id_map", {"name", "type", "regexps"}).get("name"),
-            "cgroup_id_map.name",
-        )
-    return ExporterConfig(path, metrics, kaddrs, spans, cgroup_name, given)
+    cgroup_map = p.cgroup_id_map(doc["cgroup_id_map"]) if doc.get("cgroup_id_map") else None
+    return ExporterConfig(path, metrics, kaddrs, spans, cgroup_map, given)
 
 
 class _Parser:
@@ -295,6 +302,27 @@ class _Parser:
         elif high <= low:
             raise self.error(f"{where}: bucket_max {high} must be above bucket_min {low}")
         return Metric(kind, name, help_text, labels, bucket_type, low, high, multiplier, keys_list)
+
+    def cgroup_id_map(self, entry) -> CgroupIdMap:
+        """What the exporter reads of ``cgroup_id_map``: the map, its type
+        (``hash`` when left out, as the exporter takes it) and the regexps
+        over cgroup paths."""
+        where = "cgroup_id_map"
+        entry = self.mapping(entry, where, _CGROUP_ID_MAP)
+        name = self.text(entry.get("name"), f"{where}.name")
+        kind = entry.get("type") or "hash"
+        if kind not in CGROUP_MAP_TYPES:
+            raise self.error(f"{where}: type {kind!r} is not one of {', '.join(CGROUP_MAP_TYPES)}")
+        texts = [self.text(r, f"{where}: regexps") for r in self.sequence(entry.get("regexps"), f"{where}: regexps")]
+        if not texts:  # the exporter would fill nothing, and the programs count nothing as matched
+            raise self.error(f"{where}: no regexps: no cgroup would be in {name}")
+        regexps = []
+        for r in texts:
+            try:
+                regexps.append(re.compile(r))
+            except re.error as e:
+                raise self.error(f"{where}: regexp {r!r}: {e}") from None
+        return CgroupIdMap(name, kind, tuple(regexps))
 
     def span(self, entry, where: str) -> Metric:
         """A tracing span: records of ring buffer ``ringbuf`` (kept as the
@@ -381,6 +409,7 @@ class MapFacts:
     value_size: int
     percpu: bool
     readable: bool  # a hash or array map (not a ring buffer...)
+    type_name: str = ""  # libbpf's name of its type: "hash", "cgrp_storage"...
 
 
 def check(config: ExporterConfig, maps: dict, object_name: str) -> None:
@@ -388,6 +417,8 @@ def check(config: ExporterConfig, maps: dict, object_name: str) -> None:
     object (``maps``: name -> MapFacts) whose key its labels fill and whose
     value is a 64-bit counter."""
     where = named(config.path, config.given)
+    if config.cgroup_id_map is not None:
+        _check_cgroup_id_map(config.cgroup_id_map, maps, object_name, where)
     for ring, span in config.spans.items():
         if ring not in maps or maps[ring].readable:
             raise ConfigError(f"{where}: span {span.name}: {object_name} has no ring buffer {ring}")
@@ -412,6 +443,24 @@ def check(config: ExporterConfig, maps: dict, object_name: str) -> None:
                 f"{what}: its labels take {size} bytes, its map's key has {facts.key_size}"
                 + (" (and 2 for the CPU)" if m.per_cpu(facts.percpu) else "")
             )
+
+
+def _check_cgroup_id_map(spec: CgroupIdMap, maps: dict, object_name: str, where: str) -> None:
+    """ConfigError unless the object has the map, of a type ``spec.type``
+    fills, keyed as the exporter writes it, its value a u64 (the exporter's
+    checks, and the type's)."""
+    what = f"{where}: cgroup_id_map {spec.name}"
+    key_size, types = CGROUP_MAP_TYPES[spec.type]
+    facts = maps.get(spec.name)
+    if facts is None:
+        raise ConfigError(f"{what}: {object_name} has no map {spec.name} (has: {', '.join(sorted(maps))})")
+    if facts.type_name not in types:
+        raise ConfigError(f"{what}: type {spec.type} fills a {' or '.join(types)} map, not a {facts.type_name} map")
+    if facts.key_size != key_size or facts.value_size != 8:
+        raise ConfigError(
+            f"{what}: a {spec.type} map of cgroups has {key_size}-byte keys and 8-byte values "
+            f"(u64), not {facts.key_size} and {facts.value_size}"
+        )
 
 
 def kaddr_settings(config: ExporterConfig, kallsyms: str = "/proc/kallsyms") -> dict[str, int]:

@@ -14,10 +14,12 @@ import dataclasses
 from ...bpf import ARRAY_TYPES, BATCH_TYPES
 from . import buckets as B
 from . import exporter_config as C
+from .exporter_cgroups import CgroupIds
 from .present import presenter
 
 CONFIG_AUTO = "beside"  # the default: the YAML beside the object, if there is one
 WHY = "ebpf_exporter's metrics: its histograms and counters"
+CGROUP_ID_MAP = "the cgroups its YAML's cgroup_id_map selects, filled by pyrunq as the exporter fills it"
 
 
 @dataclasses.dataclass
@@ -27,6 +29,32 @@ class Metrics:
 
     config: C.ExporterConfig | None
     labels: dict = dataclasses.field(default_factory=dict)  # map -> Labels
+    cgroups: CgroupIds | None = None  # its cgroup_id_map, once filled (``fill``)
+
+    def fill(self, obj) -> None:
+        """After load, before attach: the YAML's ``cgroup_id_map`` filled
+        with the cgroups it selects (``exporter_cgroups``; ``sync()`` keeps
+        it in step)."""
+        spec = self.config.cgroup_id_map if self.config else None
+        if spec is not None:
+            self.cgroups = CgroupIds(spec, obj.maps[spec.name])
+            self.cgroups.sync()
+
+    def sync(self) -> None:
+        """Keep the ``cgroup_id_map`` in step with the cgroups there are now."""
+        if self.cgroups is not None:
+            self.cgroups.sync()
+
+    def notes(self) -> list[str]:
+        """What of the YAML pyrunq does differently or not, one line each,
+        and what it fills."""
+        out = self.config.notes() if self.config else []
+        return out + ([self.cgroups.note()] if self.cgroups else [])
+
+    def hidden(self) -> dict[str, str]:
+        """Maps not shown, and why: the cgroup_id_map pyrunq fills."""
+        spec = self.config.cgroup_id_map if self.config else None
+        return {spec.name: CGROUP_ID_MAP} if spec else {}
 
     def span(self, ring: str) -> C.Labels | None:
         """The labels of the tracing span the YAML reads from ring buffer
@@ -51,7 +79,7 @@ def setup(obj, path: str, config=CONFIG_AUTO) -> Metrics:
         return Metrics(None)
     loaded = C.load(where, given=config != CONFIG_AUTO)
     facts = {
-        m.name: C.MapFacts(m.key_size, m.value_size, m.percpu, m.type in BATCH_TYPES)
+        m.name: C.MapFacts(m.key_size, m.value_size, m.percpu, m.type in BATCH_TYPES, m.type_name)
         for m in obj.maps.values()
     }
     C.check(loaded, facts, obj.name)
@@ -180,9 +208,10 @@ def _order(entry):
 
 class SpanDecoder:
     """Records of a ring buffer ebpf_exporter reads tracing spans from, cut
-    into the span's labels (its YAML's names are the stream's columns); a
-    record of another size, or whose labels the YAML leaves out, as
-    ``by_struct`` (the stream's own decoder) decodes it."""
+    into the span's labels (its YAML's names are the stream's columns), the
+    bytes past them left, as the exporter leaves them; a shorter record, or
+    one whose labels the YAML leaves out, as ``by_struct`` (the stream's own
+    decoder) decodes it."""
 
     def __init__(self, stream, labels: C.Labels, by_struct):
         from .streams import Column
@@ -193,7 +222,9 @@ class SpanDecoder:
         stream.raw, stream.struct = False, f"span {labels.metric.name}"
 
     def __call__(self, data: bytes) -> dict:
-        values = self.labels.of(data) if len(data) == self.labels.size else None
+        # the exporter reads the labels' bytes, the rest (a struct's tail padding) left
+        size = self.labels.size
+        values = self.labels.of(data[:size]) if len(data) >= size else None
         if values is None:
             return self.by_struct(data)
         self.stream.count += 1

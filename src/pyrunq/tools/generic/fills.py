@@ -27,7 +27,7 @@ from typing import NamedTuple
 from ...bpf import BPFObject
 from ...bpf import btf as B
 from ...errors import UsageError
-from .bytecode import MAP_LOOKUP_ELEM, TAIL_CALL, Calls
+from .bytecode import MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, TAIL_CALL, Calls
 from .plan import result_globals
 from .settings import SETTING, encode, value_kind
 
@@ -194,3 +194,40 @@ def unfilled(
             )
             out.append(Unfilled(name, why))
     return out
+
+
+def orphaned(obj: BPFObject, calls: list[Calls], running: set[str], filled: set[str]) -> list[Unfilled]:
+    """After attach: hash maps that only programs which are not ``running``
+    add entries to, and that running ones read (ebpf_exporter's
+    sched-trace: the USDT probes of its demo program mark the processes to
+    trace in ``traced_tgids``; without the demo they cannot attach, and the
+    tracing programs find the map empty), but those named in ``filled``."""
+    programs: dict[str, list[str]] = {}
+    for p in obj.programs.values():
+        programs.setdefault(p.section, []).append(p.name)
+    out = []
+    for m in obj.maps.values():
+        if m.type_name not in HASH_TYPES or m.name in filled:
+            continue
+        writers = [n for c in calls if MAP_UPDATE_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])]
+        readers = [n for c in calls if MAP_LOOKUP_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])]
+        if not writers or any(n in running for n in writers) or not any(n in running for n in readers):
+            continue
+        one = len(writers) == 1
+        why = (
+            f"only {', '.join(writers)} {'adds' if one else 'add'} entries, and "
+            f"{'it did not attach' if one else 'none attached'}: "
+            f"{', '.join(n for n in readers if n in running)} find it empty; "
+            f"give entries with {SETTING} '{m.name}[KEY]=VALUE'{_value_shape(obj, m)}"
+        )
+        out.append(Unfilled(m.name, why))
+    return out
+
+
+def _value_shape(obj: BPFObject, m) -> str:
+    """`` (VALUE: {a=..., b=...})`` for a map whose value is a struct."""
+    tid = obj.btf.resolve(m.value_type_id) if m.value_type_id else 0
+    if not tid or obj.btf.kind(tid) != B.STRUCT:
+        return ""
+    names = [name for name, *_ in obj.btf.members(tid)]
+    return " (VALUE: {" + ", ".join(f"{n}=..." for n in names) + "})"

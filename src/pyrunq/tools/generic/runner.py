@@ -21,6 +21,7 @@ from ...errors import BPFError, NotAttached, NothingAttached
 from ..base import Tool, check_positive
 from .attach import TRACEFS_HOW, attach_program, is_iterator, needs_tracefs, not_attached, refused_program
 from . import exporter_maps, gadget
+from .exporter_cgroups import SYNC_EVERY
 from .exporter_config import kaddr_settings
 from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from .gadget import Gadget
@@ -28,7 +29,7 @@ from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
-from .fills import Entry, Unfilled, check_entries, fill, split_entry, unfilled, zero_globals
+from .fills import Entry, Unfilled, check_entries, fill, orphaned, split_entry, unfilled, zero_globals
 from .settings import apply_max_entries, apply_settings
 from .sources import Sources
 from .stacks import Stacks
@@ -135,7 +136,10 @@ class Runner(Tool):
 
     ``config``: the object's ebpf_exporter YAML (default: the one beside
     it, ``NAME.yaml`` for ``NAME.bpf.o``, if any; None: none): its metrics'
-    names, help, labels and buckets (``metrics``; ``exporter_maps``).
+    names, help, labels and buckets (``metrics``; ``exporter_maps``); its
+    ``cgroup_id_map`` is filled before attach and kept in step by ``loop()``
+    (``metrics.cgroups``; a caller that polls by itself calls
+    ``metrics.sync()``).
     """
 
     # the current load's (``now``): a retry starts from a new Attempt
@@ -258,7 +262,7 @@ class Runner(Tool):
         apply_settings(obj, {**kaddrs, **globals_})
         now.entries = check_entries(obj, entries)
         calls = self.objfile.calls
-        filled = set(globals_) | set(kaddrs) | {e.map for e in entries}
+        filled = set(globals_) | set(kaddrs) | {e.map for e in entries} | set(self.metrics.hidden())
         now.unfilled = unfilled(obj, calls, filled, zero_globals(obj, calls))
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
         now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
@@ -274,6 +278,7 @@ class Runner(Tool):
     def loaded(self, obj: BPFObject) -> None:
         super().loaded(obj)
         fill(obj, self.now.entries)  # map entries from settings, before any program runs
+        self.metrics.fill(obj)  # the YAML's cgroup_id_map: kept in step by loop()
         self.now.stacks = Stacks(obj)
         # the readers before attach: no record is missed
         for plan in self.now.view.plans:
@@ -325,6 +330,9 @@ class Runner(Tool):
                     "would install them system-wide; run does not"
                 )
             raise NothingAttached(obj.name, now.not_attached, extra)
+        # maps only programs that did not attach fill (a demo's USDT probes)
+        filled = {u.name for u in now.unfilled} | {e[0] for e in now.entries} | set(self.metrics.hidden())
+        now.unfilled += orphaned(obj, self.objfile.calls, set(now.attached), filled)
 
     def _tracefs(self) -> None:
         """Mount tracefs, once, when a tracepoint/ program needs it and it is
@@ -488,18 +496,23 @@ class Runner(Tool):
         now = time.monotonic()
         deadline = None if duration is None else now + duration
         tick = now + interval if interval and on_maps else None
+        # the cgroups of an ebpf_exporter YAML's cgroup_id_map, as they come and go
+        resync = now + SYNC_EVERY if self.metrics.cgroups else None
         while True:
             handled = self.poll(0)
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
+            if resync is not None and now >= resync:
+                self.metrics.sync()
+                resync = now + SYNC_EVERY
             if tick is not None and now >= tick:
                 texts = self.iterators() if on_iterators else {}  # first: what they write is read next
                 on_maps(self.maps(delta=not cumulative))
                 if on_iterators:
                     on_iterators(texts)
                 tick = max(tick + (interval or 0.0), now)
-            waits = [t - now for t in (deadline, tick) if t is not None]
+            waits = [t - now for t in (deadline, tick, resync) if t is not None]
             if wait(0 if handled else (min(waits) if waits else None), self.fileno()):
                 break
         self.stop()
