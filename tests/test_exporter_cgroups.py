@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -105,3 +104,29 @@ def test_the_cgroup_id_map_holds_the_cgroups_its_regexps_select_as_they_come_and
     assert maps[empty] == {}
     assert maps["getpgid_unmatched_total"] == {other: 5}, maps
     assert seen.get("b kept") is not True
+
+
+MARKED_PROBE = 0x700002  # gen_exporter_marked's
+
+
+@pytest.mark.slow
+def test_a_map_only_a_missing_demo_fills_is_said_and_filled_from_settings(kernel, objs):
+    """gen_exporter_marked traces the processes its demo's USDT probe marks;
+    without the demo, run says the map stays empty and how to fill it;
+    filled with ``--set 'marked_tgids[PID]={tag=5}'`` it counts this
+    process's 4 calls under tag 5."""
+    with Runner(objs["gen_exporter_marked"]) as r:
+        assert r.attached == ["on_enter"]
+        why = dict(r.unfilled)["marked_tgids"]
+    assert why == (
+        "only mark_me adds entries, and it did not attach: on_enter finds it empty; give entries with "
+        "setting 'marked_tgids[KEY]=VALUE' (VALUE: {tag=..., since_ns=...})"
+    )
+    with Runner(objs["gen_exporter_marked"], settings={f"marked_tgids[{os.getpid()}]": "{tag=5}"}) as r:
+        assert "marked_tgids" not in dict(r.unfilled)
+        for _ in range(4):
+            with pytest.raises(ProcessLookupError):
+                os.getpgid(MARKED_PROBE)
+        r.stop()
+        counts = {m.name: dict(m.entries) for m in r.maps()}
+    assert counts["marked_calls_total"] == {5: 4}

@@ -119,7 +119,8 @@ def test_a_cgroup_id_map_is_read_and_checked_as_the_exporter_checks_it(tmp_path)
     assert not spec.matches("/sys/fs/cgroup/pyrunq-test-0a1b2c3d/counted-a/inner")
     assert not spec.matches("/sys/fs/cgroup/pyrunq-test-0a1b2c3d/other")
     facts = {
-        f"getpgid_{k}_total": C.MapFacts(8, 8, False, True, "hash") for k in ("matched", "stored", "unmatched")
+        f"getpgid_{k}_total": C.MapFacts(8, 8, False, True, "hash")
+        for k in ("matched", "stored", "unmatched")
     }
     facts["counted_storage"] = C.MapFacts(4, 8, False, False, "cgrp_storage")
     C.check(config, facts | {"counted_cgroups": C.MapFacts(8, 8, False, True, "lru_hash")}, "obj")
@@ -134,7 +135,10 @@ def test_a_cgroup_id_map_is_read_and_checked_as_the_exporter_checks_it(tmp_path)
     assert _bad(tmp_path, head + "  type: array\n  regexps: [x]\n") == (
         "cgroup_id_map: type 'array' is not one of hash, cgrp_storage"
     )
-    assert _bad(tmp_path, head + "  regexps: []\n") == "cgroup_id_map: no regexps: no cgroup would be in counted_cgroups"
+    assert (
+        _bad(tmp_path, head + "  regexps: []\n")
+        == "cgroup_id_map: no regexps: no cgroup would be in counted_cgroups"
+    )
     assert _bad(tmp_path, head + "  regexps: ['(']\n").startswith("cgroup_id_map: regexp '(': missing )")
     assert _bad(tmp_path, head + "  regexp: [x]\n").startswith("cgroup_id_map: unknown key 'regexp'")
 

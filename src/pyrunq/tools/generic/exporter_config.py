@@ -313,7 +313,10 @@ class _Parser:
         kind = entry.get("type") or "hash"
         if kind not in CGROUP_MAP_TYPES:
             raise self.error(f"{where}: type {kind!r} is not one of {', '.join(CGROUP_MAP_TYPES)}")
-        texts = [self.text(r, f"{where}: regexps") for r in self.sequence(entry.get("regexps"), f"{where}: regexps")]
+        texts = [
+            self.text(r, f"{where}: regexps")
+            for r in self.sequence(entry.get("regexps"), f"{where}: regexps")
+        ]
         if not texts:  # the exporter would fill nothing, and the programs count nothing as matched
             raise self.error(f"{where}: no regexps: no cgroup would be in {name}")
         regexps = []
@@ -455,7 +458,9 @@ def _check_cgroup_id_map(spec: CgroupIdMap, maps: dict, object_name: str, where:
     if facts is None:
         raise ConfigError(f"{what}: {object_name} has no map {spec.name} (has: {', '.join(sorted(maps))})")
     if facts.type_name not in types:
-        raise ConfigError(f"{what}: type {spec.type} fills a {' or '.join(types)} map, not a {facts.type_name} map")
+        raise ConfigError(
+            f"{what}: type {spec.type} fills a {' or '.join(types)} map, not a {facts.type_name} map"
+        )
     if facts.key_size != key_size or facts.value_size != 8:
         raise ConfigError(
             f"{what}: a {spec.type} map of cgroups has {key_size}-byte keys and 8-byte values "

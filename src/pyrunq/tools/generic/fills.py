@@ -209,15 +209,19 @@ def orphaned(obj: BPFObject, calls: list[Calls], running: set[str], filled: set[
     for m in obj.maps.values():
         if m.type_name not in HASH_TYPES or m.name in filled:
             continue
-        writers = [n for c in calls if MAP_UPDATE_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])]
-        readers = [n for c in calls if MAP_LOOKUP_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])]
+        writers = [
+            n for c in calls if MAP_UPDATE_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])
+        ]
+        readers = [
+            n for c in calls if MAP_LOOKUP_ELEM in c.maps.get(m.name, ()) for n in programs.get(c.name, [])
+        ]
         if not writers or any(n in running for n in writers) or not any(n in running for n in readers):
             continue
-        one = len(writers) == 1
+        one, reading = len(writers) == 1, [n for n in readers if n in running]
         why = (
             f"only {', '.join(writers)} {'adds' if one else 'add'} entries, and "
             f"{'it did not attach' if one else 'none attached'}: "
-            f"{', '.join(n for n in readers if n in running)} find it empty; "
+            f"{', '.join(reading)} {'finds' if len(reading) == 1 else 'find'} it empty; "
             f"give entries with {SETTING} '{m.name}[KEY]=VALUE'{_value_shape(obj, m)}"
         )
         out.append(Unfilled(m.name, why))

@@ -239,7 +239,9 @@ def view(
     hidden = {
         k: v for k, v in _hidden(btf, objfile.calls, batch, hists, ig, machinery).items() if k not in exporter
     }
-    hidden.update((k, v) for k, v in metrics.hidden().items() if k in obj.maps and obj.maps[k].type in BATCH_TYPES)
+    hidden.update(
+        (k, v) for k, v in metrics.hidden().items() if k in obj.maps and obj.maps[k].type in BATCH_TYPES
+    )
     kept = summaries(objfile.calls)
     anything = results or any(m.type in EVENT_TYPES for m in obj.maps.values()) or len(hidden) < len(batch)
     why_shown = {} if anything else dict.fromkeys(hidden, ONLY_MAPS)
