@@ -242,6 +242,17 @@ def test_a_tracing_span_cuts_records_into_its_labels():
     assert labels.size == 24
     record = bytes(range(16)) + struct.pack("=I", 1) + bytes([127, 0, 0, 1])
     assert labels.of(record) == (bytes(range(16)).hex(), "1", "127.0.0.1")
+    from pyrunq.tools.generic.exporter_maps import SpanDecoder
+    from pyrunq.tools.generic.streams import Stream
+
+    # a struct's tail padding past the labels is left, as the exporter leaves it; a short record is not cut
+    decode = SpanDecoder(Stream("io_spans", None), labels, lambda data: {"raw": len(data)})
+    assert decode(record + bytes(8)) == {
+        "trace_id": bytes(range(16)).hex(),
+        "operation": "1",
+        "peer": "127.0.0.1",
+    }
+    assert decode(record[:20]) == {"raw": 20}
     with pytest.raises(C.ConfigError, match="span io: obj has no ring buffer io_spans"):
         C.check(config, {}, "obj")
 
