@@ -312,3 +312,47 @@ def test_kaddrs_are_the_symbols_addresses(tmp_path):
     config = C.parse({"metrics": {"counters": [{"name": "c", "help": "x"}]}, "kaddrs": ["gone"]})
     with pytest.raises(C.ConfigError, match=f"kaddrs: gone is not in {kallsyms}"):
         C.kaddr_settings(config, str(kallsyms))
+
+
+def test_a_gadget_yaml_is_read_for_what_changes_a_number(tmp_path):
+    """Inspektor Gadget's gadget.yaml: a histogram field's metrics.unit (µs
+    as usecs), its parameters' defaults; what lays out columns left; what
+    else it holds said, not applied; keys in any case (dataSources)."""
+    from pyrunq.tools.generic import gadget_yaml as Y
+
+    found = Y.parse(
+        {
+            "name": "x",
+            "dataSources": {
+                "qdisc": {
+                    "annotations": {"metrics.print": "true", "cli.clear-screen-before": "true"},
+                    "fields": {
+                        "latency": {"annotations": {"metrics.unit": "µs"}},
+                        "comm": {"annotations": {"columns.width": 16, "template": "comm"}},
+                        "pid": {"annotations": {"metrics.type": "key"}},
+                    },
+                }
+            },
+            "params": {
+                "ebpf": {"targ_ms": {"key": "ms", "defaultValue": "false"}, "name": {"defaultValue": ""}}
+            },
+            "operator": {"x": 1},
+        },
+        "g.yaml",
+    )
+    assert found.units == {"qdisc": "usecs"} and found.map_units({"hists": "qdisc"}) == {"hists": "usecs"}
+    assert found.defaults == {"targ_ms": "false"}
+    assert found.not_applied == ["operator (top level)", "metrics.type (field qdisc.pid)"]
+    assert (
+        found.notes()[1] == "g.yaml: not applied here: operator (top level); metrics.type (field qdisc.pid)"
+    )
+    with pytest.raises(Y.GadgetYamlError, match=r"^g.yaml: datasources: expected a mapping, got list$"):
+        Y.parse({"datasources": []}, "g.yaml")
+    with pytest.raises(Y.GadgetYamlError, match="metrics.unit '% of CPU' is not a unit run knows"):
+        Y.parse(
+            {"datasources": {"d": {"fields": {"f": {"annotations": {"metrics.unit": "% of CPU"}}}}}}, "g.yaml"
+        )
+    bad = tmp_path / "gadget.yaml"
+    bad.write_text("datasources: [\n")
+    with pytest.raises(Y.GadgetYamlError, match=r"gadget.yaml: not valid YAML \(line 2\)"):
+        Y.load(str(bad))

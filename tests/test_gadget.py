@@ -58,17 +58,44 @@ def test_a_tracers_records_are_its_struct_with_its_types_shown_as_its_loader_doe
     assert reports["libc_calls"].entries == [(None, 3)]
 
 
-def test_a_map_iterators_histograms_and_bitmaps(kernel, objs):
+GADGET_YAML = """
+name: gen gadget hist
+datasources:
+  values:
+    annotations:
+      metrics.print: "true"
+      ebpf.map.flush-on-stop: "true"
+    fields:
+      latency:
+        annotations:
+          metrics.unit: µs
+          columns.width: 20
+params:
+  ebpf:
+    target_tgid:
+      key: pid
+      defaultValue: "{pid}"
+      description: the process traced
+"""
+
+
+def test_a_map_iterators_histograms_and_bitmaps(kernel, objs, tmp_path):
     """gen_gadget_hist: an array of gadget_histogram_slot__u32 is a log2
     histogram per key (its mount namespace shown as "host"); the bitmap's
     map is shown, beside histograms, because its marker says it is a
-    result, and its bytes as the set of values seen."""
-    with Runner(objs["gen_gadget_hist"], settings={"target_tgid": os.getpid()}) as r:
+    result, and its bytes as the set of values seen. Its gadget.yaml
+    (``config``) gives the histogram's unit and its parameter's default
+    (the process traced), as Inspektor Gadget's loader gives them."""
+    config = tmp_path / "gadget.yaml"
+    config.write_text(GADGET_YAML.format(pid=os.getpid()))
+    with Runner(objs["gen_gadget_hist"], config=str(config)) as r:
         fire(1, 3, 5, 7, 9, 100, 120)
         r.stop()
         reports = {rep.name: rep for rep in r.maps()}
+        found = r.gadget_yaml
+    assert found is not None and found.not_applied == ["ebpf.map.flush-on-stop (datasource values)"]
     hists = {key["parity"]: (key["mntns_id_raw"], slots) for key, slots, _ in reports["hists"].entries}
-    assert reports["hists"].kind == "hist"
+    assert reports["hists"].kind == "hist" and reports["hists"].unit == "usecs"
     assert hists[1] == ("host", [1, 1, 2, 1] + [0] * 23)
     assert hists[0] == ("host", [0] * 6 + [2] + [0] * 20)
     assert reports["seen"].entries == [({"mntns_id_raw": "host"}, {"values": [1, 3, 5, 7, 9, 36, 56]})]

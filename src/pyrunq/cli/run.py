@@ -291,6 +291,8 @@ def run(args, parser) -> int:
             )
             for line in r.metrics.notes():
                 print(f"{parser.prog}: note: {line}", file=sys.stderr)
+        for line in r.gadget_yaml.notes() if r.gadget_yaml else []:
+            print(f"{parser.prog}: note: {line}", file=sys.stderr)
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         for name, why in r.unfilled:

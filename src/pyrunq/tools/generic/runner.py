@@ -24,6 +24,7 @@ from . import exporter_maps, gadget
 from .exporter_cgroups import SYNC_EVERY
 from .exporter_config import kaddr_settings
 from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
+from . import gadget_yaml
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
 from .plan import View, reveals, view
@@ -139,7 +140,9 @@ class Runner(Tool):
     names, help, labels and buckets (``metrics``; ``exporter_maps``); its
     ``cgroup_id_map`` is filled before attach and kept in step by ``loop()``
     (``metrics.cgroups``; a caller that polls by itself calls
-    ``metrics.sync()``).
+    ``metrics.sync()``). For an Inspektor Gadget object, ``config`` names
+    its ``gadget.yaml`` instead (default: the one in its directory):
+    ``gadget_yaml`` says what of it applies.
     """
 
     # the current load's (``now``): a retry starts from a new Attempt
@@ -187,9 +190,12 @@ class Runner(Tool):
         self.clock_sampled: list[str] = []
         self.cgroup: str | None = None  # the cgroup v2 directory cgroup programs attach to
         self._settings, self._events = settings or {}, events
-        self._max_entries, self._show, self._units = max_entries or {}, show, units
+        self._max_entries, self._show, self._units = max_entries or {}, show, units or {}
         self._config = config
         self.metrics = Metrics(None)  # the object's ebpf_exporter YAML, once configured
+        self.gadget_yaml: gadget_yaml.GadgetYaml | None = (
+            None  # an Inspektor Gadget object's, once configured
+        )
         self._passed_over: dict[str, str] = {}  # program -> why, when it failed to attach
         self._load_refused: dict[str, str] = {}  # program -> why the kernel refused to load it
         self._iterator_text: dict[str, str | bytes] = {}  # as read when the Runner stopped
@@ -250,8 +256,11 @@ class Runner(Tool):
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
         for name, why in self._load_refused.items():
             now.not_attached.append(NotAttached(name, obj.programs[name].section, why))
-        self.metrics = exporter_maps.setup(obj, self.path, self._config)
+        ig = gadget.markers(obj.btf)
+        given_gadget = bool(ig) and self._config not in (None, CONFIG_AUTO)  # --config names its gadget.yaml
+        self.metrics = exporter_maps.setup(obj, self.path, None if given_gadget else self._config)
         kaddrs = kaddr_settings(self.metrics.config) if self.metrics.config else {}
+        self.gadget_yaml, defaults, units = self._gadget_yaml(obj, ig, given_gadget)
         globals_, entries = {}, []
         for name, value in self._settings.items():
             entry = split_entry(name)
@@ -259,17 +268,39 @@ class Runner(Tool):
                 entries.append(Entry(entry[0], entry[1], value))
             else:
                 globals_[name] = value
-        apply_settings(obj, {**kaddrs, **globals_})
+        apply_settings(obj, {**kaddrs, **defaults, **globals_})
         now.entries = check_entries(obj, entries)
         calls = self.objfile.calls
         filled = set(globals_) | set(kaddrs) | {e.map for e in entries} | set(self.metrics.hidden())
         now.unfilled = unfilled(obj, calls, filled, zero_globals(obj, calls))
         now.sized = apply_max_entries(obj, self._max_entries)  # map -> the default it got
-        now.view = view(self.objfile, obj, self._show, self._units, self._events, self.metrics)
+        now.view = view(self.objfile, obj, self._show, {**units, **self._units}, self._events, self.metrics)
         # a pinned map would outlive the run, and could be another program's
         now.unpinned = [(m.name, m.pin_path) for m in obj.maps.values() if m.pin_path]
         for m in obj.maps.values():
             m.pin_path = None
+
+    def _gadget_yaml(self, obj: BPFObject, ig: Gadget, given: bool):
+        """An Inspektor Gadget object's gadget.yaml (the one ``config``
+        names, or the one in its directory), and what of it applies: its
+        parameters' defaults (globals that are ``GADGET_PARAM``s) and the
+        units of its datasources' histograms (unless ``units`` names one for
+        every histogram)."""
+        where = self._config if given else gadget_yaml.beside(self.path) if ig and self._config else None
+        if not where:
+            return None, {}, {}
+        found = gadget_yaml.load(where)
+        defaults = {k: v for k, v in found.defaults.items() if k in ig.params}
+        found.not_applied += [
+            f"defaultValue (parameter {k}: no such global)" for k in found.defaults if k not in defaults
+        ]
+        units = {}
+        if None not in self._units:
+            for name, unit in found.map_units(ig.mapiters).items():
+                m = obj.maps.get(name)
+                if m is not None and gadget.hist_slots_member(obj.btf, m.value_type_id):
+                    units[name] = unit
+        return found, defaults, units
 
     @property
     def choices(self) -> list[Choice]:
