@@ -229,7 +229,8 @@ def add_arguments(p) -> None:
         "--config",
         metavar="FILE",
         help="the object's ebpf_exporter YAML: its metrics' names, help, labels and buckets "
-        "(default: NAME.yaml beside NAME.bpf.o, if there is one)",
+        "(default: NAME.yaml beside NAME.bpf.o, if there is one); for an Inspektor Gadget "
+        "object, its gadget.yaml (default: the one in its directory)",
     )
     p.add_argument("--json", action="store_true", help="one JSON document per event / map per line")
     p.add_argument(
