@@ -196,6 +196,9 @@ def unfilled(
     return out
 
 
+_USER_PROBES = ("usdt", "uprobe", "uretprobe")
+
+
 def orphaned(obj: BPFObject, calls: list[Calls], running: set[str], filled: set[str]) -> list[Unfilled]:
     """After attach: hash maps that only programs which are not ``running``
     add entries to, and that running ones read (ebpf_exporter's
@@ -221,9 +224,13 @@ def orphaned(obj: BPFObject, calls: list[Calls], running: set[str], filled: set[
         why = (
             f"only {', '.join(writers)} {'adds' if one else 'add'} entries, and "
             f"{'it did not attach' if one else 'none attached'}: "
-            f"{', '.join(reading)} {'finds' if len(reading) == 1 else 'find'} it empty; "
-            f"give entries with {SETTING} '{m.name}[KEY]=VALUE'{_value_shape(obj, m)}"
+            f"{', '.join(reading)} {'finds' if len(reading) == 1 else 'find'} it empty"
         )
+        # probes in a program of its own (a demo's USDT probes) mark what to trace: marks
+        # can be given by hand; what a kernel probe would have written (a start
+        # time...) cannot
+        if all(obj.programs[n].section.startswith(_USER_PROBES) for n in writers):
+            why += f"; give entries with {SETTING} '{m.name}[KEY]=VALUE'{_value_shape(obj, m)}"
         out.append(Unfilled(m.name, why))
     return out
 
