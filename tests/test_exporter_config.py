@@ -329,7 +329,8 @@ def test_a_gadget_yaml_is_read_for_what_changes_a_number(tmp_path):
                     "fields": {
                         "latency": {"annotations": {"metrics.unit": "µs"}},
                         "comm": {"annotations": {"columns.width": 16, "template": "comm"}},
-                        "pid": {"annotations": {"metrics.type": "key"}},
+                        "pid": {"annotations": {"metrics.type": "counter"}},
+                        "cpu": {"annotations": {"metrics.type": "key"}},
                     },
                 }
             },
@@ -346,6 +347,13 @@ def test_a_gadget_yaml_is_read_for_what_changes_a_number(tmp_path):
     assert (
         found.notes()[1] == "g.yaml: not applied here: operator (top level); metrics.type (field qdisc.pid)"
     )
+    # printed as metrics: labelled by the fields whose metrics.type is key, the rest added up
+    assert found.metric_keys({"hists": "qdisc"}) == {"hists": {"cpu"}}
+    from pyrunq.tools.generic.reports import MapReport
+
+    two = MapReport("hists", "hist", [({"unused": 0}, [1, 2], {}), ({"unused": 1}, [3, 0], {})], "usecs")
+    assert Y.metric_labels(two, set()).entries == [(None, [4, 2], {})]
+    assert Y.metric_labels(two, {"unused"}).entries == two.entries
     with pytest.raises(Y.GadgetYamlError, match=r"^g.yaml: datasources: expected a mapping, got list$"):
         Y.parse({"datasources": []}, "g.yaml")
     with pytest.raises(Y.GadgetYamlError, match="metrics.unit '% of CPU' is not a unit run knows"):

@@ -70,6 +70,9 @@ datasources:
         annotations:
           metrics.unit: µs
           columns.width: 20
+      parity:
+        annotations:
+          metrics.type: key
 params:
   ebpf:
     target_tgid:
@@ -84,8 +87,9 @@ def test_a_map_iterators_histograms_and_bitmaps(kernel, objs, tmp_path):
     histogram per key (its mount namespace shown as "host"); the bitmap's
     map is shown, beside histograms, because its marker says it is a
     result, and its bytes as the set of values seen. Its gadget.yaml
-    (``config``) gives the histogram's unit and its parameter's default
-    (the process traced), as Inspektor Gadget's loader gives them."""
+    (``config``) gives the histogram's unit, its parameter's default (the
+    process traced) and its key's labels (parity, not the mount namespace),
+    as Inspektor Gadget's loader gives them."""
     config = tmp_path / "gadget.yaml"
     config.write_text(GADGET_YAML.format(pid=os.getpid()))
     with Runner(objs["gen_gadget_hist"], config=str(config)) as r:
@@ -94,10 +98,11 @@ def test_a_map_iterators_histograms_and_bitmaps(kernel, objs, tmp_path):
         reports = {rep.name: rep for rep in r.maps()}
         found = r.gadget_yaml
     assert found is not None and found.not_applied == ["ebpf.map.flush-on-stop (datasource values)"]
-    hists = {key["parity"]: (key["mntns_id_raw"], slots) for key, slots, _ in reports["hists"].entries}
+    hists = {key["parity"]: slots for key, slots, _ in reports["hists"].entries}
     assert reports["hists"].kind == "hist" and reports["hists"].unit == "usecs"
-    assert hists[1] == ("host", [1, 1, 2, 1] + [0] * 23)
-    assert hists[0] == ("host", [0] * 6 + [2] + [0] * 20)
+    assert [list(key) for key, _, _ in reports["hists"].entries] == [["parity"], ["parity"]]
+    assert hists[1] == [1, 1, 2, 1] + [0] * 23
+    assert hists[0] == [0] * 6 + [2] + [0] * 20
     assert reports["seen"].entries == [({"mntns_id_raw": "host"}, {"values": [1, 3, 5, 7, 9, 36, 56]})]
 
 

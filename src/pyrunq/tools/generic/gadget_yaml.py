@@ -10,18 +10,22 @@ Its format is large, and mostly how ``ig`` lays out its columns. Read:
   ``nsecs``, ``s`` as ``secs``);
 - ``params.ebpf.<global>.defaultValue``: the value its loader gives that
   parameter before load (a ``GADGET_PARAM`` global), parsed as ``--set``
-  parses it; ``--set`` still wins.
+  parses it; ``--set`` still wins;
+- a datasource's ``metrics.print: "true"`` with its fields'
+  ``metrics.type: key``: its loader prints the map's histograms labelled
+  by those fields only (profile_qdisc_latency's ``struct hist_key { u8
+  unused; }`` labels nothing: one histogram).
 
 Left out without a word, as they cannot change what a number means: the
 file's own description (``name``, ``description``, ``*URL``), each
 field's and parameter's description, ``key``, ``alias``, ``title``,
 ``typeHint``, ``value.one-of`` (the values a field or parameter takes),
 and the annotations that lay out columns and text (``columns.*``,
-``template``, ``json.skip``, ``cli.*``, ``metrics.print``,
-``uidgidresolver.target``: user names are shown by their type anyway).
-Keys are read in any case, as its loader reads them (``dataSources``).
-Anything else it holds (``metrics.type``, ``ebpf.map.flush-on-stop``, a
-fetch interval, ``profiles.*``...) is not applied and is said, in one line.
+``template``, ``json.skip``, ``cli.*``, ``uidgidresolver.target``: user
+names are shown by their type anyway). Keys are read in any case, as its
+loader reads them (``dataSources``). Anything else it holds
+(``metrics.type`` other than ``key``, ``ebpf.map.flush-on-stop``, a fetch
+interval, ``profiles.*``...) is not applied and is said, in one line.
 A file that is not valid YAML, or not a mapping where the format has one:
 ``GadgetYamlError`` (a ``UsageError``), one line.
 """
@@ -38,7 +42,7 @@ NAME = "gadget.yaml"
 _QUIET_TOP = {"name", "description", "homepageURL", "documentationURL", "sourceURL", "datasources", "params"}
 _QUIET_PARAM = {"key", "alias", "title", "description", "typeHint", "value.one-of", "defaultValue"}
 _QUIET_ANNOTATIONS = re.compile(
-    r"(columns\..*|template|json\.skip|cli\..*|uidgidresolver\.target|description|value\.one-of|metrics\.print)\Z"
+    r"(columns\..*|template|json\.skip|cli\..*|uidgidresolver\.target|description|value\.one-of)\Z"
 )
 _UNITS = {"µs": "usecs", "us": "usecs", "ms": "msecs", "ns": "nsecs", "s": "secs"}
 
@@ -53,14 +57,22 @@ class GadgetYaml:
     units: dict[str, str]  # datasource -> the unit of its histograms
     defaults: dict[str, str]  # parameter (a global) -> its default, as text
     not_applied: list[str]  # "key (where)" of what it holds and run does not do
+    # datasources printed as metrics (metrics.print) -> their fields labelled
+    # ``metrics.type: key``: the only members of a histogram's key its loader shows
+    printed: dict[str, set[str]] = dataclasses.field(default_factory=dict)
 
     def map_units(self, mapiters: dict[str, str]) -> dict[str, str]:
         """Map -> unit, through the object's ``GADGET_MAPITER`` markers
         (``mapiters``: map -> datasource)."""
         return {m: self.units[ds] for m, ds in mapiters.items() if ds in self.units}
 
+    def metric_keys(self, mapiters: dict[str, str]) -> dict[str, set[str]]:
+        """Map -> the members of its keys that are labels, for the maps whose
+        datasource is printed as metrics."""
+        return {m: self.printed[ds] for m, ds in mapiters.items() if ds in self.printed}
+
     def notes(self) -> list[str]:
-        out = [f"units and parameter defaults as {self.path} says"]
+        out = [f"histogram units and labels, parameter defaults as {self.path} says"]
         if self.not_applied:
             out.append(f"{self.path}: not applied here: {'; '.join(self.not_applied)}")
         return out
@@ -97,14 +109,19 @@ def parse(doc, path: str = NAME) -> GadgetYaml:
     out.not_applied += [f"{k} (top level)" for k in doc if k not in _QUIET_TOP]
     for ds, source in _mapping(_or_empty(doc.get("datasources")), "datasources", path).items():
         source = _mapping(source, f"datasources.{ds}", path)
-        _annotations(out, source.get("annotations"), f"datasource {ds}", path)
+        annotations = _annotations(out, source.get("annotations"), f"datasource {ds}", path)
         out.not_applied += [f"{k} (datasource {ds})" for k in source if k not in ("annotations", "fields")]
         fields = _mapping(_or_empty(source.get("fields")), f"datasources.{ds}.fields", path)
+        keys = set()
         for field, spec in fields.items():
             spec = _mapping(_or_empty(spec), f"datasources.{ds}.fields.{field}", path)
-            unit = _annotations(out, spec.get("annotations"), f"field {ds}.{field}", path)
-            if unit:
-                out.units[ds] = _unit(unit, f"datasources.{ds}.fields.{field}", path)
+            found = _annotations(out, spec.get("annotations"), f"field {ds}.{field}", path)
+            if found.get("metrics.unit"):
+                out.units[ds] = _unit(str(found["metrics.unit"]), f"datasources.{ds}.fields.{field}", path)
+            if found.get("metrics.type") == "key":
+                keys.add(str(field))
+        if str(annotations.get("metrics.print")).lower() == "true":
+            out.printed[ds] = keys
     params = _mapping(_or_empty(doc.get("params")), "params", path)
     for group, entries in params.items():
         entries = _mapping(_or_empty(entries), f"params.{group}", path)
@@ -116,14 +133,33 @@ def parse(doc, path: str = NAME) -> GadgetYaml:
     return out
 
 
-def _annotations(out: GadgetYaml, value, where: str, path: str) -> str | None:
-    """The ``metrics.unit`` among them; what is not quiet goes to ``not_applied``."""
+def _annotations(out: GadgetYaml, value, where: str, path: str) -> dict:
+    """The annotations; those not applied (not quiet, not read) go to ``not_applied``."""
     annotations = _mapping(_or_empty(value), f"{where}: annotations", path)
-    for key in annotations:
-        if key != "metrics.unit" and not _QUIET_ANNOTATIONS.match(str(key)):
+    for key, v in annotations.items():
+        applied = key in ("metrics.unit", "metrics.print") or (key == "metrics.type" and v == "key")
+        if not applied and not _QUIET_ANNOTATIONS.match(str(key)):
             out.not_applied.append(f"{key} ({where})")
-    unit = annotations.get("metrics.unit")
-    return str(unit) if unit else None
+    return annotations
+
+
+def metric_labels(report, keys: set[str]):
+    """A histogram ``report`` (``MapReport``) as its loader prints a
+    datasource's metrics: the key's members that are labels (``keys``;
+    ``X_raw`` as ``X``) kept, the others left, the histograms whose
+    labels are then equal added; no label left: one histogram, key None."""
+    if report.kind != "hist":
+        return report
+    merged: dict = {}
+    for key, slots, *rest in report.entries:
+        kept = {k: v for k, v in (key or {}).items() if k in keys or k.removesuffix("_raw") in keys}
+        label = tuple(kept.items()) or None
+        if label in merged:
+            old = merged[label]
+            merged[label] = (old[0], [a + b for a, b in zip(old[1], slots)], *old[2:])
+        else:
+            merged[label] = (kept or None, list(slots), *rest)
+    return dataclasses.replace(report, entries=list(merged.values()))
 
 
 def _unit(text: str, where: str, path: str) -> str:

@@ -489,7 +489,12 @@ class Runner(Tool):
         if delta:
             previous, self._previous = self._previous, {(r.section, r.name): r for r in reports}
             reports = [difference(r, previous.get((r.section, r.name))) for r in reports]
-        return [self._name_stacks(r, p) for r, p in zip(reports, plans)]
+        reports = [self._name_stacks(r, p) for r, p in zip(reports, plans)]
+        if self.gadget_yaml is None:
+            return reports
+        # labelled as its loader prints a datasource's metrics
+        keys = self.gadget_yaml.metric_keys(self.markers.mapiters)
+        return [gadget_yaml.metric_labels(r, keys[r.name]) if r.name in keys else r for r in reports]
 
     def _name_stacks(self, report: MapReport, plan) -> MapReport:
         """Stack ids and addresses as function names (``stacks``), after the
