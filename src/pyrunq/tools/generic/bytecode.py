@@ -282,13 +282,14 @@ def slot_writes(
             state[dst] = _alu(state, op, dst, src, imm, cls == 0x07)
             written[dst] = i
         elif cls == 0x01 and mode in (0x60, 0x80):  # r_dst = *(r_src + off)
-            spilled = ("stack", off) if isinstance(state.get(src), _Stack) else None
-            state[dst] = state.get(spilled, Index()) if spilled else Index()
+            base = _stack_offset(state, src)
+            # the stack: what was spilled or a helper wrote there; elsewhere a value read
+            state[dst] = Index() if base is None else state.get(("stack", base + off))
             written[dst] = i
         elif cls in (0x02, 0x03) and mode == 0x60:  # *(r_dst + off) = r_src or imm
-            where = state.get(dst)
-            if dst == 10 or isinstance(where, _Stack):
-                slot = ("stack", off + (where.offset if isinstance(where, _Stack) else 0))
+            where, base = state.get(dst), _stack_offset(state, dst)
+            if base is not None:
+                slot = ("stack", base + off)
                 state[slot] = Const(imm) if cls == 0x02 else state.get(src)
                 written[slot] = i
             elif isinstance(where, _Pointer):
@@ -304,22 +305,53 @@ def slot_writes(
     return writes
 
 
+# helpers that only read the memory they are given (map lookups, updates,
+# deletes; perf event and ring buffer output)
+_READ_ONLY = {MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, 25, 130}
+
+
+def _stack_offset(state: dict, reg: int) -> int | None:
+    """Where on the stack ``reg`` points (r10: 0), or None."""
+    if reg == 10:
+        return 0
+    where = state.get(reg)
+    return where.offset if isinstance(where, _Stack) else None
+
+
 def _call(state: dict, kind: int, helper: int) -> None:
     """A call: r0 is a helper's result (a value), a pointer into the map
     bpf_map_lookup_elem looked up, or unknown (a BPF function's: maybe a
-    log2); r1-r5 are clobbered, and a stack slot passed may be written."""
+    log2); r1-r5 are clobbered. The stack a helper fills (its pointer
+    argument, the size in the next one: bpf_probe_read_kernel's) holds a
+    value read; what a BPF function may write there is not known."""
     args = [state.get(r) for r in range(1, 6)]
     if kind == 0 and helper == MAP_LOOKUP_ELEM and isinstance(args[0], _MapRef):
         key = state.get(("stack", args[1].offset)) if isinstance(args[1], _Stack) else None
         result: object = _Pointer(("map", args[0].name), key)
     else:
         result = Index() if kind == 0 else None
-    if any(isinstance(a, _Stack) for a in args):
+    if kind != 0 and any(isinstance(a, _Stack) for a in args):
         for slot in [k for k in state if isinstance(k, tuple)]:
             del state[slot]
+    elif helper not in _READ_ONLY:
+        for where, size in zip(args, args[1:] + [None]):
+            if isinstance(where, _Stack):
+                filled = size.value if isinstance(size, Const) and 0 < size.value <= 512 else 0
+                _fill(state, where.offset, filled)
     for r in range(1, 6):
         state[r] = None
     state[0] = result
+
+
+def _fill(state: dict, start: int, size: int) -> None:
+    """A helper wrote ``size`` bytes of the stack from ``start`` (0: not
+    known how many: what was spilled from there on is lost)."""
+    for slot in [
+        k for k in state if isinstance(k, tuple) and k[1] >= start and (not size or k[1] < start + size)
+    ]:
+        del state[slot]
+    for offset in range(start, start + size):
+        state[("stack", offset)] = Index()
 
 
 def _alu(state: dict, op: int, dst: int, src: int, imm: int, wide: bool):
@@ -404,6 +436,8 @@ def _meet(values: list):
     first = values[0]
     if all(v == first for v in values):
         return first
+    if all(isinstance(v, _Pointer) and v.target == first.target for v in values):  # the lookups of one map
+        return _Pointer(first.target, _meet([v.key for v in values]), _meet_indexes(values))
     indexes = {v._replace(clamp=None) for v in values if isinstance(v, Index)}
     others = [v for v in values if not isinstance(v, (Index, Const))]
     if len(indexes) != 1 or others:
@@ -411,6 +445,12 @@ def _meet(values: list):
     bounds = [v.clamp for v in values if isinstance(v, Index) and v.clamp is not None]
     bounds += [v.value for v in values if isinstance(v, Const) and v.value > 0]
     return indexes.pop()._replace(clamp=max(bounds) if bounds else None)
+
+
+def _meet_indexes(pointers: list) -> tuple:
+    if len({len(p.indexes) for p in pointers}) != 1:
+        return (None,)
+    return tuple(_meet(list(same)) for same in zip(*(p.indexes for p in pointers)))
 
 
 def _loop(state: dict, pending: dict, writes: list, written: dict, start: int, end: int) -> None:
