@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 
 import pytest
 
@@ -15,6 +16,7 @@ import cli
 from pyrunq.cli.printers import JsonPrinter, TablePrinter
 from pyrunq.hist import render_labelled
 from pyrunq.tools.generic import MapReport, Runner
+from pyrunq.tools.generic.bytecode import Index, slot_writes
 from pyrunq.tools.generic.describe import describe
 from pyrunq.tools.generic.plan import HISTOGRAM, LINEAR
 from pyrunq.tools.generic.shapes import Scale
@@ -116,3 +118,44 @@ def test_pyrunq_run_prints_linear_labels(kernel, objs):
     assert "                       2 : 3        |*************                           |\n" in out
     assert "                    >= 7 : 9        |****************************************|\n" in out
     assert "\ncoarse_hist:\n" in out and "                   16-31 : 0 " in out
+
+
+def insn(op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", op, src << 4 | dst, off, imm)
+
+
+LOAD_VALUE = insn(0x79, 6, 1, 0, 0)  # r6 = *(u64 *)(r1 + 0): a value read from the context
+INTO_GLOBAL = (
+    insn(0x18, 1)
+    + insn(0)  # r1 = &hist (a global: its relocation, below)
+    + insn(0x67, 6, 0, 0, 2)  # r6 <<= 2: u32 slots
+    + insn(0x0F, 1, 6)  # r1 += r6
+    + insn(0xB7, 2, 0, 0, 1)  # r2 = 1
+    + insn(0xC3, 1, 2)  # lock *(u32 *)(r1 + 0) += r2
+    + insn(0xB7, 0)
+    + insn(0x95)  # return 0
+)
+
+
+@pytest.mark.parametrize(
+    "computed, index",
+    [
+        (insn(0x37, 6, 0, 0, 200), Index(step=200, scale=4)),  # r6 /= 200
+        (insn(0x77, 6, 0, 0, 3), Index(step=8, scale=4)),  # r6 >>= 3
+        # if r6 <= 7 goto +1; r6 = 7: clamped into the last of 8 slots
+        (insn(0xB5, 6, 0, 1, 7) + insn(0xB7, 6, 0, 0, 7), Index(clamp=7, scale=4)),
+        (insn(0x7F, 6, 7), None),  # r6 >>= r7: a shift by a register (bcc's log2)
+        (insn(0xBF, 1, 6) + insn(0x85, 0, 1, 0, 5) + insn(0xBF, 6, 0), None),  # r6 = a BPF function's result
+        # a loop: r6 += 1 while r7 > 1 (the count of halvings)
+        (insn(0xB7, 6) + insn(0x07, 6, 0, 0, 1) + insn(0x77, 7, 0, 0, 1) + insn(0x25, 7, 0, -3, 1), None),
+    ],
+)
+def test_how_a_slot_index_was_computed(computed, index):
+    code = LOAD_VALUE + computed + INTO_GLOBAL
+    at = len(LOAD_VALUE + computed) // 8  # the ld_imm64 of the global
+    (write,) = slot_writes(code, {}, True, {at: (".bss", 64)})
+    assert (write.target, write.indexes) == ((".bss", 64), (index,))
+
+
+def test_a_cut_short_program_is_no_error():
+    assert slot_writes(LOAD_VALUE + insn(0x18, 1), {}, True, {}) == []

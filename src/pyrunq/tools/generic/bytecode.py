@@ -257,10 +257,11 @@ def slot_writes(
                 state[dst] = _MapRef(loads[i])
             elif i in data_loads:
                 state[dst] = _Pointer((data_loads[i][0], data_loads[i][1] + imm))
-            else:
-                state[dst] = Const(
-                    imm & 0xFFFFFFFF | (insn.unpack_from(code, 8 * i + 8)[3] & 0xFFFFFFFF) << 32
-                )
+            elif i + 1 < n:
+                high = insn.unpack_from(code, 8 * i + 8)[3] & 0xFFFFFFFF
+                state[dst] = Const(imm & 0xFFFFFFFF | high << 32)
+            else:  # cut short: a malformed object
+                state[dst] = None
             i += 2
             continue
         if cls in (0x05, 0x06):  # jumps, calls, exit
@@ -336,7 +337,8 @@ def _call(state: dict, kind: int, helper: int) -> None:
     elif helper not in _READ_ONLY:
         for where, size in zip(args, args[1:] + [None]):
             if isinstance(where, _Stack):
-                filled = size.value if isinstance(size, Const) and 0 < size.value <= 512 else 0
+                # a struct or a number, not a string: a longer buffer's bytes are not followed
+                filled = size.value if isinstance(size, Const) and 0 < size.value <= 64 else 0
                 _fill(state, where.offset, filled)
     for r in range(1, 6):
         state[r] = None
@@ -428,8 +430,13 @@ def _merge(states: list[dict]) -> dict:
     """Where jumps meet: what each register and stack slot holds on every way in."""
     if len(states) == 1:
         return dict(states[0])
-    keys = set().union(*states)
-    return {k: _meet([s.get(k) for s in states]) for k in keys}
+    first, rest = states[0], states[1:]
+    merged = {}
+    for k in set().union(*states):
+        here = first.get(k)
+        same = all(s.get(k) == here for s in rest)  # mostly: met only when they differ
+        merged[k] = here if same else _meet([s.get(k) for s in states])
+    return merged
 
 
 def _meet(values: list):
