@@ -2,7 +2,9 @@
 instructions and their relocations: which helpers each code section calls,
 and with which map in r1 (``bpf_map_lookup_elem``, ``_update_elem``...; in
 r2 for ``bpf_tail_call``); and which globals it reads and writes through
-pointers (a load or store through the address of ``.bss``/``.data``...).
+pointers (a load or store through the address of ``.bss``/``.data``...);
+and its stores and atomic adds into map values and globals, with how the
+index into them was computed (``slot_writes``: is a histogram linear?).
 Nothing else in pyrunq reads BPF instructions."""
 
 from __future__ import annotations
