@@ -112,7 +112,7 @@ def test_json_says_what_slots_hold():
 
 @pytest.mark.slow
 def test_pyrunq_run_prints_linear_labels(kernel, objs):
-    rc, out, err = cli.run_and_fire(objs["gen_linear"], VALUES, "--map", "coarse_hist")
+    rc, out, err = cli.run_and_fire(objs["gen_linear"], VALUES)
     assert rc == 0, err
     assert "\ndepth:\n     value               : count     distribution\n" in out
     assert "                       2 : 3        |*************                           |\n" in out
