@@ -282,7 +282,8 @@ class Program:
             # that no packet is queued before the filter is there; of every
             # interface, one that receives from its start (Python binds an
             # AF_PACKET socket only by an interface's name)
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0 if interface else socket.htons(ETH_P_ALL))
+            protocol = 0 if interface else socket.htons(ETH_P_ALL)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
         except OSError as e:
             raise from_errno(e.errno or errno.EINVAL, what, self.name) from None
         try:

@@ -460,6 +460,17 @@ def _program_notes(prog: str, r) -> None:
             "(cache misses...), name it with --perf-event PROGRAM=EVENT",
             file=sys.stderr,
         )
+    if r.socket_filters:  # what they see: on the loopback, each packet twice
+        filters = ", ".join(f'{name} (SEC("{section}"))' for name, section in r.socket_filters)
+        where = ", ".join(r.interfaces) or "every interface"
+        sees = "sees" if len(r.socket_filters) == 1 else "see"
+        sockets = "raw packet sockets" if len(r.interfaces) > 1 else "a raw packet socket"
+        print(
+            f"{prog}: note: {filters} {sees} the packets of {where} through {sockets} "
+            "(sent and received: a packet on lo twice)"
+            + ("" if r.interfaces else "; name interfaces with --socket IFACE"),
+            file=sys.stderr,
+        )
     if r.tracefs_mounted:
         print(
             f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "

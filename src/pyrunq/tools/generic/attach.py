@@ -127,9 +127,10 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool, event: PerfEven
         text = f"{text} ({hint})"
     if prog.type_name == "perf_event":
         event = event or perf_event_of(prog.section)
-    if is_socket_filter(prog) and str(getattr(error, "op", "")).startswith("attach to a packet socket"):
-        return f"cannot {getattr(error, 'op')}: {text}"
-    if event is not None and str(getattr(error, "op", "")).startswith("open perf event"):
+    op = str(getattr(error, "op", ""))
+    if is_socket_filter(prog) and op.startswith("attach to a packet socket"):
+        return f"cannot {op}: {text}"
+    if event is not None and op.startswith("open perf event"):
         kind = PERF_TYPES.get(event.type, "an unknown type")
         why = f"this machine cannot open perf event type={event.type},config={event.config} ({kind}): {text}"
         if event.type in (0, 3, 4):

@@ -37,6 +37,7 @@ from .targets import (
     check_cgroup,
     check_perf_events,
     check_sockets,
+    is_socket_filter,
     library_targets,
     perf_event_for,
     perf_event_of,
@@ -73,6 +74,8 @@ class Attempt:
     attached: list[str] = dataclasses.field(default_factory=list)  # programs
     links: list = dataclasses.field(default_factory=list)
     iterator_links: dict[str, Link] = dataclasses.field(default_factory=dict)
+    # the socket filters attached: (program, section)
+    socket_filters: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     view: View = dataclasses.field(default_factory=lambda: View([]))
     sized: dict[str, int] = dataclasses.field(default_factory=dict)  # map given the default size -> it
     unpinned: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (map, its pin path)
@@ -148,6 +151,7 @@ class Runner(Tool):
     attached = _OfAttempt()
     links = _OfAttempt()
     iterator_links = _OfAttempt()
+    socket_filters = _OfAttempt()
     view = _OfAttempt()
     sized = _OfAttempt()
     unpinned = _OfAttempt()
@@ -324,6 +328,8 @@ class Runner(Tool):
                 self.clock_sampled.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
+            if is_socket_filter(prog):
+                now.socket_filters.append((prog.name, prog.section))
         if failed:  # loaded again without them (_start)
             now.passed_over = failed
             return
