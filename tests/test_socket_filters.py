@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -105,3 +107,25 @@ def test_socket_on_the_command_line(kernel, objs):
     cli.assert_usage_error(
         "run", [objs["gen_events"], "--socket", "lo"], "--socket lo: gen_events has no socket filter program"
     )
+
+
+@pytest.mark.slow  # two processes as uid 65534: a second or two
+def test_a_packet_socket_needs_cap_net_raw_and_says_so(kernel, objs, unprivileged):
+    """With CAP_BPF and CAP_PERFMON the object loads, but its packet socket
+    is refused: one line that names CAP_NET_RAW; with it too, it runs."""
+    path = os.path.join(os.path.dirname(unprivileged.path), "gen_socket.bpf.o")
+    shutil.copy(objs["gen_socket"], path)
+    os.chmod(path, 0o644)
+    for caps, code in ((cli.BPF_CAPS, 1), ([c + ",+net_raw" for c in cli.BPF_CAPS], 0)):
+        out = subprocess.run(
+            unprivileged.cmd("run", path, "--duration", "0.3", caps=caps),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+        )
+        assert out.returncode == code, out.stderr
+        if code:
+            assert len(out.stderr.splitlines()) == 1, out.stderr
+            why = "packet socket of every interface: Operation not permitted (a raw packet socket needs root"
+            assert f"{why}, or CAP_NET_RAW)" in out.stderr, out.stderr

@@ -284,6 +284,8 @@ class Program:
             # AF_PACKET socket only by an interface's name)
             protocol = 0 if interface else socket.htons(ETH_P_ALL)
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
+        except PermissionError:  # CAP_BPF and CAP_PERFMON load it; the socket wants another
+            raise BPFPermissionError(errno.EPERM, what, self.name, PACKET_SOCKET_HINT) from None
         except OSError as e:
             raise from_errno(e.errno or errno.EINVAL, what, self.name) from None
         try:
@@ -325,6 +327,7 @@ class Program:
 
 
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0  # perf_event_open(2)
+PACKET_SOCKET_HINT = "a raw packet socket needs root, or CAP_NET_RAW"
 SO_ATTACH_BPF = 50  # socket(7): <asm-generic/socket.h>, x86 and arm64 alike; Python has no name for it
 ETH_P_ALL = 0x0003  # packet(7): every protocol
 _PROG_TYPES: dict[str, int] = {}
