@@ -63,7 +63,7 @@ def test_a_socket_filter_sees_the_datagrams_of_every_interface_or_of_those_named
     datagrams to the port given, each going out and coming in on lo: with a
     packet socket of every interface, then of lo only; the socket is there
     while it runs, and gone after. Its addresses, turned back to network
-    order, are not taken to be in host order."""
+    order, are not taken to be in host order; its endpoints' columns fit them."""
     assert describe(objs["gen_socket"])["programs"][0]["type"] == "socket_filter"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -83,6 +83,8 @@ def test_a_socket_filter_sees_the_datagrams_of_every_interface_or_of_those_named
             assert {rec.src.rsplit(":", 1)[0] for rec in records} == {"127.0.0.1"}
             seen = sorted((rec.way, rec.dst, rec.ifindex, rec.length, rec.payload) for rec in records)
             assert seen == expected(port, payloads), sockets
+    widths = {c.name: c.size for c in r.streams["datagrams"].columns}
+    assert widths["src"] == widths["dst"] == len("255.255.255.255:65535")  # a table's columns fit them
 
 
 @pytest.mark.slow  # two processes: a second
