@@ -16,7 +16,7 @@ from ...bpf import btf as B
 from ...bpf import dwarf as D
 from ...bpf import events as E
 from ...errors import MalformedObject, PyrunqError, UsageError
-from . import gadget
+from . import gadget, origins
 from .bytecode import Calls, helper_calls
 
 # The way out UsageErrors name (``UsageError.param``), in the Python API's
@@ -160,6 +160,7 @@ class ObjectFile:
         self._dwarf: object = _UNREAD
         self._kernel: dict[tuple[str, int], bool] = {}
         self._candidates: list[list[str]] | None = None
+        self._meanings: dict[str, dict[str, dict[int, str]]] | None = None
         # the kernel's BTF with types the object's own loader adds (a file), once decided
         self._kernel_btf: tempfile._TemporaryFileWrapper | None = None
         self._decided = False
@@ -176,6 +177,22 @@ class ObjectFile:
         tcprtt_sockops does to its addresses); a plain ``u32`` address is then
         read as such (``present``), one declared ``__be32`` never is."""
         return any(32 in c.to_big_endian for c in self.calls)
+
+    def meanings(self, obj: BPFObject) -> dict[str, dict[str, dict[int, str]]]:
+        """Map -> place (key, value, record) -> byte offset -> what the number
+        there holds, as its programs' instructions tell (``origins``), read
+        once (``obj``: a load of this file, for its BTF and its settings,
+        which one Runner keeps across its loads)."""
+        if self._meanings is None:
+            from elftools.elf.elffile import ELFFile
+
+            with open_regular(self.path) as f:
+                sizes = {
+                    m.name: {origins.KEY: m.key_size, origins.VALUE: m.value_size} for m in obj.maps.values()
+                }
+                rodata = obj.rodata.data()
+                self._meanings = origins.map_meanings(ELFFile(f), obj.btf, sizes, rodata)
+        return self._meanings
 
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""

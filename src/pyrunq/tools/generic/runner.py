@@ -25,6 +25,7 @@ from .exporter_config import kaddr_settings
 from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
+from .origins import RECORD
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
@@ -411,6 +412,7 @@ class Runner(Tool):
             stacks.members,
             stacks.name,
             objfile.host_order_ipv4,
+            objfile.meanings(obj).get(name, {}).get(RECORD),
         )
         on_event = self._on_event
         span = self.metrics.span(name)

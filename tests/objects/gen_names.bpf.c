@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Test object: numbers that are names, kept as tracing tools keep them,
+ * each copied from a tracepoint's field: nothing in the object's types says
+ * what they hold (plain integers), only where its programs read them.
+ * - `changes`: the TCP state changes (sock/inet_sock_set_state's oldstate
+ *   and newstate) of sockets on `target_port`, in ring buffer records, with
+ *   the protocol (a number of no known meaning: stays a number);
+ * - `by_syscall`: syscalls of `target_tgid` counted by number
+ *   (raw_syscalls/sys_enter's id);
+ * - `mixed`: the same counted by the syscall's number or by the process,
+ *   as `by_pid` says: nothing in the object says which, so a number;
+ * - `by_vec`: softirqs counted by vector (irq/softirq_entry's vec);
+ * - `finished`: softirqs that ran, in a global array indexed by the vector,
+ *   from tp_btf/softirq_exit's argument (as libbpf-tools' softirqs keeps
+ *   them; not softirq_entry: pyrunq would run one of two twins);
+ * - `by_disk`: completed block requests counted by device (the kernel's
+ *   dev_t of block/block_rq_complete), read with BPF_CORE_READ. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#define IPPROTO_TCP 6
+
+struct change {
+	__u64 ts;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 protocol;
+};
+
+const volatile __u16 target_port = 0;
+const volatile __u32 target_tgid = 0;
+const volatile bool by_pid = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 14);
+} changes SEC(".maps");
+
+#define COUNTER(name)                           \
+	struct {                                \
+		__uint(type, BPF_MAP_TYPE_HASH); \
+		__uint(max_entries, 512);        \
+		__type(key, __u32);              \
+		__type(value, __u64);            \
+	} name SEC(".maps")
+
+COUNTER(by_syscall);
+COUNTER(mixed);
+COUNTER(by_vec);
+COUNTER(by_disk);
+
+static __always_inline void count(void *map, __u32 *key)
+{
+	static const __u64 one = 1;
+	__u64 *n = bpf_map_lookup_elem(map, key);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct change *c;
+
+	if (ctx->protocol != IPPROTO_TCP || (ctx->sport != target_port && ctx->dport != target_port))
+		return 0;
+	c = bpf_ringbuf_reserve(&changes, sizeof(*c), 0);
+	if (!c)
+		return 0;
+	c->ts = bpf_ktime_get_ns();
+	c->oldstate = ctx->oldstate;
+	c->newstate = ctx->newstate;
+	c->sport = ctx->sport;
+	c->dport = ctx->dport;
+	c->protocol = ctx->protocol;
+	bpf_ringbuf_submit(c, 0);
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int on_syscall(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 nr, key;
+
+	if (bpf_get_current_pid_tgid() >> 32 != target_tgid)
+		return 0;
+	nr = ctx->id;
+	count(&by_syscall, &nr);
+	key = by_pid ? target_tgid : ctx->id;
+	count(&mixed, &key);
+	return 0;
+}
+
+SEC("tracepoint/irq/softirq_entry")
+int on_softirq(struct trace_event_raw_softirq *ctx)
+{
+	__u32 vec = ctx->vec;
+
+	count(&by_vec, &vec);
+	return 0;
+}
+
+__u64 finished[NR_SOFTIRQS] = {};
+
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(on_softirq_btf, unsigned int vec_nr)
+{
+	if (vec_nr < NR_SOFTIRQS)
+		__sync_fetch_and_add(&finished[vec_nr], 1);
+	return 0;
+}
+
+SEC("tracepoint/block/block_rq_complete")
+int on_complete(struct trace_event_raw_block_rq_completion *ctx)
+{
+	__u32 dev = BPF_CORE_READ(ctx, dev);
+
+	count(&by_disk, &dev);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
