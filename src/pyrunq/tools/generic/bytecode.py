@@ -3,7 +3,8 @@ instructions and their relocations: which helpers each code section calls,
 and with which map in r1 (``bpf_map_lookup_elem``, ``_update_elem``...; in
 r2 for ``bpf_tail_call``); and which globals it reads and writes through
 pointers (a load or store through the address of ``.bss``/``.data``...).
-Nothing else in pyrunq reads BPF instructions."""
+``origins`` follows values through them (where a key or a member came
+from); nothing else in pyrunq reads BPF instructions."""
 
 from __future__ import annotations
 

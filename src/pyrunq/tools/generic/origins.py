@@ -1,26 +1,27 @@
 """Numbers whose meaning the object's own instructions tell: a map's key,
-a map value's member or a record's member that a program copied from a
-kernel tracepoint's field whose meaning is known (``MEANINGS``: a TCP
-state, a softirq vector, a syscall number; any ``dev_t`` field is the
-kernel's device number).
+a member of a map's value or of a record, or the index of a global array,
+that a program copied from a kernel tracepoint's field or argument whose
+meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
+vector, a syscall number; any ``dev_t`` field is the kernel's device number).
 
 Read from the object's instructions: the CO-RE relocations of its .BTF.ext
 name the field each load reads (``trace_event_raw_softirq.vec``, through
-``ctx->vec`` or ``BPF_CORE_READ``); a forward pass over each program's
-control flow follows the value through registers and the stack to where it
-is used: the key of a map helper call (``bpf_map_lookup_elem(&counts,
-&vec)``), a store into a ring buffer record or a map's value, or the stack
-record a perf or ring buffer output sends. Where paths join, a register or
-stack slot keeps a meaning only when every path gives it that one; a place
-is named only when every value the programs put there that this pass sees
-has the same meaning (syscount's key, a pid or a syscall number by a
-setting, is named by neither). A number nothing says the meaning of stays
-a number.
+``ctx->vec`` or ``BPF_CORE_READ``), and the kernel's BTF names the
+arguments of a tp_btf or raw_tp program (``vec_nr``); a forward pass over
+each code section's control flow follows the value through registers and
+the stack to where it is used: the key of a map helper call
+(``bpf_map_lookup_elem(&counts, &vec)``), a store into a ring buffer
+record, a map's value or an element of a global array (``counts[vec]``),
+or the stack record a perf or ring buffer output sends. Where paths join,
+a register or stack slot keeps a meaning only when every path gives it
+that one; a branch on a setting (``.rodata``, frozen at load) goes only the
+way the setting says. A place is named only when every value the programs
+put there has the same meaning (syscount's key is a syscall, or a pid when
+``count_by_process`` is set: then nothing). A number nothing says the
+meaning of stays a number.
 
-``bytecode`` reads the helper calls; this module reads where values come
-from, with its own pass, and nothing else reads instructions.
+``bytecode`` reads the helper calls with a pass of its own.
 """
-
 from __future__ import annotations
 
 import struct
