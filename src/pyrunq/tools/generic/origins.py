@@ -22,6 +22,7 @@ meaning of stays a number.
 
 ``bytecode`` reads the helper calls with a pass of its own.
 """
+
 from __future__ import annotations
 
 import struct
