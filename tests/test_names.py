@@ -32,10 +32,12 @@ def meanings(path: str, **settings) -> dict:
 def test_where_a_number_was_read_says_what_it_holds(objs):
     assert meanings(objs["gen_names"]) == {
         "changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},
+        "perf_changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},  # from the stack
         "by_syscall": {origins.KEY: {0: origins.SYSCALL}},
         "by_vec": {origins.KEY: {0: origins.SOFTIRQ}},
         "by_disk": {origins.KEY: {0: origins.DEV}},  # through BPF_CORE_READ: bpf_probe_read_kernel
-        ".bss:finished": {origins.INDEX: {0: origins.SOFTIRQ}},  # by tp_btf's argument, named in the kernel
+        # by tp_btf's argument (named in the kernel's BTF), handed to a BPF function
+        ".bss:finished": {origins.INDEX: {0: origins.SOFTIRQ}},
         "mixed": {
             origins.KEY: {0: origins.SYSCALL}
         },  # by_pid is false: the branch that counts by pid never runs
@@ -71,6 +73,7 @@ def test_tcp_states_syscalls_and_softirqs_are_shown_by_name(kernel, objs):
     finally:
         listener.close()
     changes = [e for m, e in result.events if m == "changes"]
+    assert sorted(changes) == sorted(e for m, e in result.events if m == "perf_changes")
     seen = {(c.oldstate, c.newstate) for c in changes}
     # the client's connect and the listener's close, each done before the reading ends
     assert {

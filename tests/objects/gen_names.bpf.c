@@ -4,15 +4,16 @@
  * what they hold (plain integers), only where its programs read them.
  * - `changes`: the TCP state changes (sock/inet_sock_set_state's oldstate
  *   and newstate) of sockets on `target_port`, in ring buffer records, with
- *   the protocol (a number of no known meaning: stays a number);
+ *   the protocol (a number of no known meaning: stays a number); the same
+ *   records sent from the stack to the perf event array `perf_changes`;
  * - `by_syscall`: syscalls of `target_tgid` counted by number
  *   (raw_syscalls/sys_enter's id);
  * - `mixed`: the same counted by the syscall's number or by the process,
  *   as `by_pid` says: nothing in the object says which, so a number;
  * - `by_vec`: softirqs counted by vector (irq/softirq_entry's vec);
  * - `finished`: softirqs that ran, in a global array indexed by the vector,
- *   from tp_btf/softirq_exit's argument (as libbpf-tools' softirqs keeps
- *   them; not softirq_entry: pyrunq would run one of two twins);
+ *   from tp_btf/softirq_exit's argument, by a BPF function (as libbpf-tools'
+ *   softirqs keeps them; not softirq_entry: pyrunq would run one of two twins);
  * - `by_disk`: completed block requests counted by device (the kernel's
  *   dev_t of block/block_rq_complete), read with BPF_CORE_READ. */
 #include "vmlinux.h"
@@ -39,6 +40,12 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 14);
 } changes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_changes SEC(".maps");
 
 #define COUNTER(name)                           \
 	struct {                                \
@@ -67,7 +74,7 @@ static __always_inline void count(void *map, __u32 *key)
 SEC("tracepoint/sock/inet_sock_set_state")
 int on_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	struct change *c;
+	struct change *c, sent = {};
 
 	if (ctx->protocol != IPPROTO_TCP || (ctx->sport != target_port && ctx->dport != target_port))
 		return 0;
@@ -80,7 +87,16 @@ int on_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	c->sport = ctx->sport;
 	c->dport = ctx->dport;
 	c->protocol = ctx->protocol;
+	sent.ts = c->ts;
 	bpf_ringbuf_submit(c, 0);
+	/* filled anew from the tracepoint: a copy of the record, read back
+	 * from the ring buffer's memory, would not say what it holds */
+	sent.oldstate = ctx->oldstate;
+	sent.newstate = ctx->newstate;
+	sent.sport = ctx->sport;
+	sent.dport = ctx->dport;
+	sent.protocol = ctx->protocol;
+	bpf_perf_event_output(ctx, &perf_changes, BPF_F_CURRENT_CPU, &sent, sizeof(sent));
 	return 0;
 }
 
@@ -109,12 +125,17 @@ int on_softirq(struct trace_event_raw_softirq *ctx)
 
 __u64 finished[NR_SOFTIRQS] = {};
 
+static __noinline int tally(__u32 vec)
+{
+	if (vec < NR_SOFTIRQS)
+		__sync_fetch_and_add(&finished[vec], 1);
+	return 0;
+}
+
 SEC("tp_btf/softirq_exit")
 int BPF_PROG(on_softirq_btf, unsigned int vec_nr)
 {
-	if (vec_nr < NR_SOFTIRQS)
-		__sync_fetch_and_add(&finished[vec_nr], 1);
-	return 0;
+	return tally(vec_nr);
 }
 
 SEC("tracepoint/block/block_rq_complete")

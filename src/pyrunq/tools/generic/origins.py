@@ -25,6 +25,7 @@ meaning of stays a number.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from collections.abc import Iterable
@@ -81,10 +82,11 @@ def map_meanings(
 
     try:
         fields = _core_fields(elf, btf)
-        seen = Seen()
-        for name, code, maps, data in _code_sections(elf):
-            _scan(code, maps, data, fields.get(name, {}), seen, elf.little_endian, _arguments(name), rodata)
-        found = seen.agreed(sizes or {})
+        shared = _Shared(Seen(), rodata, {})
+        # the programs first: what they hand the functions of .text is known then
+        for code in sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS):
+            _scan(code, shared)
+        found = shared.seen.agreed(sizes or {})
         for section in _DATA:  # a global by its name
             for var, _, offset, _ in btf.variables(section):
                 where = global_name(section, str(offset))
@@ -101,9 +103,40 @@ def global_name(section: str, name: str) -> str:
     return f"{section}:{name}"
 
 
-def _code_sections(elf) -> Iterable[tuple[str, bytes, dict[int, str], dict[int, tuple[str, int]]]]:
-    """(section name, its code, instruction index -> the map its ld_imm64
-    loads, -> the global's (data section, offset) it loads the address of)."""
+_FUNCTIONS = ".text"  # where libbpf takes an object's BPF functions from: no program's
+
+
+@dataclasses.dataclass
+class _Code:
+    """A code section: its instructions (op, dst, src, off, imm), and by
+    instruction index: the map an ld_imm64 loads, the global's (data
+    section, offset) it loads the address of, the meaning of the field a
+    load reads (``_core_fields``), the (code section, instruction) a call's
+    relocation names (the callee is ``imm + 1`` further); and what the
+    tracepoint's arguments hold (``_arguments``)."""
+
+    name: str
+    insns: list[tuple[int, int, int, int, int]]
+    maps: dict[int, str]
+    globs: dict[int, tuple[str, int]]
+    fields: dict[int, str]
+    calls: dict[int, tuple[str, int]]
+    args: dict[int, str]
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What the pass over one code section leaves for the others: what was
+    seen, the settings, and (code section, instruction) -> the arguments each
+    call of that function from another section hands it."""
+
+    seen: Seen
+    rodata: bytes | None
+    entries: dict[tuple[str, int], list[dict[int, tuple]]]
+
+
+def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
+    """Each code section of ``elf``, read (``_Code``)."""
     from elftools.elf.relocation import RelocationSection
     from elftools.elf.sections import SymbolTableSection
 
@@ -117,6 +150,7 @@ def _code_sections(elf) -> Iterable[tuple[str, bytes, dict[int, str], dict[int, 
     loads: dict[int, dict[int, str]] = {i: {} for i in code}
     data_sections = {i: s.name for i, s in enumerate(sections) if s.name in _DATA}
     globs: dict[int, dict[int, tuple[str, int]]] = {i: {} for i in code}
+    calls: dict[int, dict[int, tuple[str, int]]] = {i: {} for i in code}
     for rel in sections:
         if not isinstance(rel, RelocationSection) or rel.header.sh_info not in loads:
             continue
@@ -130,8 +164,18 @@ def _code_sections(elf) -> Iterable[tuple[str, bytes, dict[int, str], dict[int, 
             elif sym["st_shndx"] in data_sections:
                 where = (data_sections[sym["st_shndx"]], sym["st_value"])
                 globs[rel.header.sh_info][r["r_offset"] // 8] = where
+            elif sym["st_shndx"] in calls:  # a call of a BPF function (libbpf: symbol + imm + 1)
+                where = (sections[sym["st_shndx"]].name, sym["st_value"] // 8)
+                calls[rel.header.sh_info][r["r_offset"] // 8] = where
+    fmt = struct.Struct("<BBhi" if elf.little_endian else ">BBhi")
     for i in code:
-        yield sections[i].name, sections[i].data(), loads[i], globs[i]
+        data, insns = sections[i].data(), []
+        for k in range(len(data) // 8):
+            op, regs, off, imm = fmt.unpack_from(data, 8 * k)
+            dst, src = (regs & 0xF, regs >> 4) if elf.little_endian else (regs >> 4, regs & 0xF)
+            insns.append((op, dst, src, off, imm))
+        name = sections[i].name
+        yield _Code(name, insns, loads[i], globs[i], fields.get(name, {}), calls[i], _arguments(name))
 
 
 def _core_fields(elf, btf) -> dict[str, dict[int, str]]:
@@ -322,21 +366,29 @@ class _State:
         return {o - off: v[1] for o, (w, v) in self.stack.items() if o >= off and v[0] == "field"}
 
 
-def _blocks(insns: list[tuple[int, int, int, int, int]]) -> tuple[list[int], dict[int, list[int]], set[int]]:
-    """The leaders of the basic blocks, the successors of each jump, and
-    where functions may start: the section's start, after an exit (another
-    function of the section), the targets of calls."""
+def _callee(code: _Code, i: int) -> tuple[str, int]:
+    """The (code section, instruction) a BPF function call at ``i`` goes to."""
+    section, base = code.calls.get(i, (code.name, i))
+    return section, base + code.insns[i][4] + 1
+
+
+def _blocks(code: _Code) -> tuple[list[int], dict[int, list[int]], set[int], set[int]]:
+    """The leaders of the basic blocks, the successors of each jump, where
+    functions may start (the section's start, after an exit: another
+    function of the section), and the functions of the section it calls."""
+    insns = code.insns
     n = len(insns)
     leaders = {0}
     starts = {0}
+    called: set[int] = set()
     jumps: dict[int, list[int]] = {}
     i = 0
     while i < n:
-        op, _, _, off, _ = insns[i]
+        op, _, src, off, _ = insns[i]
         step = 2 if op == 0x18 else 1
         cls = op & 0x07
-        if op == 0x85 and insns[i][2] == 1 and 0 <= i + 1 + insns[i][4] < n:  # a call of a function here
-            starts.add(i + 1 + insns[i][4])
+        if op == 0x85 and src == 1 and _callee(code, i)[0] == code.name and 0 <= _callee(code, i)[1] < n:
+            called.add(_callee(code, i)[1])
         if cls in (0x05, 0x06) and op & 0xF0 not in (0x80,):  # a jump or exit (not a call)
             if op & 0xF0 == 0x90:  # exit
                 targets = []
@@ -351,32 +403,28 @@ def _blocks(insns: list[tuple[int, int, int, int, int]]) -> tuple[list[int], dic
             if i + 1 < n:
                 leaders.add(i + 1)
         i += step
-    return sorted(leaders | starts), jumps, starts
+    return sorted(leaders | starts | called), jumps, starts, called
 
 
-def _scan(
-    code: bytes,
-    maps: dict[int, str],
-    globs: dict[int, tuple[str, int]],
-    fields: dict[int, str],
-    seen: Seen,
-    little: bool,
-    args: dict[int, str],
-    rodata: bytes | None = None,
-) -> None:
-    fmt = struct.Struct("<BBhi" if little else ">BBhi")
-    insns = []
-    for k in range(len(code) // 8):
-        op, regs, off, imm = fmt.unpack_from(code, 8 * k)
-        dst, src = (regs & 0xF, regs >> 4) if little else (regs >> 4, regs & 0xF)
-        insns.append((op, dst, src, off, imm))
-    leaders, jumps, starts = _blocks(insns)
+def _scan(code: _Code, shared: _Shared) -> None:
+    insns = code.insns
+    leaders, jumps, starts, called = _blocks(code)
     ends = dict(zip(leaders, leaders[1:] + [len(insns)]))
-    # the program's entry, with its tracepoint's arguments; any other
-    # function (of the section, called) knows nothing of what it is handed
-    states = {start: _State({10: ("fp", 0)}, {}) for start in starts}
-    states[0] = _State({1: ("args", tuple(sorted(args.items()))), 10: ("fp", 0)}, {})
-    work = sorted(starts, reverse=True)
+    # a program's entry has its tracepoint's arguments; a function of .text
+    # what every call from another section hands it (the calls from this
+    # one meet there as they are met); a function nothing calls that we
+    # know of knows nothing of what it is handed
+    states: dict[int, _State] = {}
+    for start in starts | called:
+        handed = shared.entries.get((code.name, start))
+        if handed:
+            regs = {r: v for r, v in handed[0].items() if all(h.get(r) == v for h in handed)}
+            states[start] = _State({**regs, 10: ("fp", 0)}, {})
+        elif start not in called:
+            states[start] = _State({10: ("fp", 0)}, {})
+    if code.name != _FUNCTIONS:
+        states[0] = _State({1: ("args", tuple(sorted(code.args.items()))), 10: ("fp", 0)}, {})
+    work = sorted(states, reverse=True)
     visits = 0
     while work:
         visits += 1
@@ -386,19 +434,27 @@ def _scan(
         state = states[start].copy()
         i, end = start, ends[start]
         successors: list[int] = [end] if end < len(insns) else []
+        calls: list[tuple[int, _State]] = []
         while i < end:
             if i in jumps:
                 successors = _taken(insns[i], state, jumps[i])
                 break
-            i += _step(insns, i, state, maps, globs, fields, seen, rodata)
-        for s in successors:
+            if insns[i][0] == 0x85 and insns[i][2] == 1:  # a BPF function: the numbers it is handed
+                section, callee = _callee(code, i)
+                numbers = {r: state.regs[r] for r in range(1, 6) if _kind(state.regs.get(r)) == "field"}
+                if section == code.name:
+                    calls.append((callee, _State({**numbers, 10: ("fp", 0)}, {})))
+                else:
+                    shared.entries.setdefault((section, callee), []).append(numbers)
+            i += _step(code, i, state, shared)
+        for s, entered in [(s, state) for s in successors] + calls:
             if s in states:
-                met = states[s].meet(state)
+                met = states[s].meet(entered)
                 if met.regs == states[s].regs and met.stack == states[s].stack:
                     continue
                 states[s] = met
             else:
-                states[s] = state.copy()
+                states[s] = entered.copy()
             if s not in work:
                 work.append(s)
 
@@ -436,9 +492,10 @@ def _taken(insn, st: _State, targets: list[int]) -> list[int]:
     return [targets[0]] if test(a[1] & mask, b[1] & mask, bits) else [targets[1]]
 
 
-def _step(insns, i: int, st: _State, maps, globs, fields, seen: Seen, rodata: bytes | None = None) -> int:
+def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
     """Apply instruction ``i`` to ``st``; the number of slots it takes."""
-    op, dst, src, off, imm = insns[i]
+    op, dst, src, off, imm = code.insns[i]
+    maps, globs, fields, seen, rodata = code.maps, code.globs, code.fields, shared.seen, shared.rodata
     regs = st.regs
     cls = op & 0x07
     if op == 0x18:  # ld_imm64
