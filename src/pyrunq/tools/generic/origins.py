@@ -61,8 +61,18 @@ _DATA = (".bss", ".data", ".rodata")
 # enum bpf_func_id: the helpers this pass follows values through
 _LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, _RINGBUF_RESERVE = 1, 2, 3, 25, 130, 131
 _PROBE_READS = {4, 45, 112, 113, 114, 115}  # bpf_probe_read{,_str,_user,_kernel,...}: dst r1, size r2, src r3
-_SIZED_WRITES = _PROBE_READS | {16}  # ... and bpf_get_current_comm: write r2 bytes at r1
-_READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT}  # read the memory handed to them
+# helpers that write memory they are handed: helper -> (the buffer's register, its size's)
+_WRITES = {
+    **dict.fromkeys(_PROBE_READS, (1, 2)),
+    16: (1, 2),  # bpf_get_current_comm
+    67: (2, 3),  # bpf_get_stack
+    141: (2, 3),  # bpf_get_task_stack
+    147: (2, 3),  # bpf_d_path
+    148: (1, 2),  # bpf_copy_from_user
+    165: (1, 2),  # bpf_snprintf
+}
+# helpers that only read the memory they are handed (or none): the map helpers, outputs, submit, discard
+_READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, 132, 133}
 _WIDTHS = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}  # BPF_W, BPF_H, BPF_B, BPF_DW
 _FIELD_BYTE_OFFSET = 0  # enum bpf_core_relo_kind
 _SHF_EXECINSTR = 0x4
@@ -299,6 +309,9 @@ class Seen:
     def __init__(self):
         self.whole: dict[tuple[str, str], list[dict[int, str | None]]] = {}
         self.partial: dict[tuple[str, str], list[dict[int, str | None]]] = {}
+        # a store (or a helper's write) through a pointer the pass does not
+        # follow: it may have written any place, so no place is named
+        self.blind = False
 
     def add(self, map_name: str, place: str, found: dict[int, str | None], whole: bool) -> None:
         (self.whole if whole else self.partial).setdefault((map_name, place), []).append(found)
@@ -306,6 +319,8 @@ class Seen:
     def agreed(self, sizes: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[int, str]]]:
         """The places every observation agrees on (within ``sizes``, where given)."""
         out: dict[str, dict[str, dict[int, str]]] = {}
+        if self.blind:
+            return out
         for where in sorted(set(self.whole) | set(self.partial)):
             whole, partial = self.whole.get(where, []), self.partial.get(where, [])
             size = sizes.get(where[0], {}).get(where[1])
@@ -519,7 +534,7 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
             value = ("field", dict(regs[src][1])[off // 8]) if off // 8 in dict(regs[src][1]) else None
         elif _kind(regs.get(src)) == "glob" and regs[src][1] == ".rodata" and rodata is not None:
             value = _setting(rodata, regs[src][2] + regs[src][3] + off, _WIDTHS[op & 0x18])
-        elif regs.get(src, ("",))[0] == "fp":
+        elif _kind(regs.get(src)) == "fp" and regs[src][1] is not None:
             width, held = st.stack.get(regs[src][1] + off, (0, None))
             value = held if width == _WIDTHS[op & 0x18] or (held and held[0] != "field") else None
         _set(regs, dst, value)
@@ -528,8 +543,10 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
         _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], value, seen)
     elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics: the place no longer holds what was stored
         _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], None, seen)
-        regs.pop(src, None)
-        regs.pop(0, None)
+        if imm & 0x01:  # BPF_FETCH: src gets the old value
+            regs.pop(src, None)
+        if imm == 0xF1:  # BPF_CMPXCHG: r0 does
+            regs.pop(0, None)
     elif op in (0xB7, 0xB4):  # dst = imm
         _set(regs, dst, ("off", meaning) if meaning else ("const", imm))
     elif op == 0xBF:  # dst = src
@@ -551,6 +568,8 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
             _set(regs, dst, ("at", added[1]))
         elif added and added[0] == "const":
             _set(regs, dst, _moved(regs.get(dst), added[1], None))
+        elif _kind(regs.get(dst)) in ("fp", "rec", "val"):  # somewhere in the stack, record or value
+            _set(regs, dst, (*regs[dst][:-1], None))
         else:
             regs.pop(dst, None)
     elif op in (0x67, 0x77) and imm == 32 and regs.get(dst, ("",))[0] in ("field", "high"):
@@ -608,6 +627,8 @@ def _moved(value, delta: int, meaning: str | None):
     """A pointer ``delta`` bytes further (a relocated offset: to that field)."""
     if meaning:
         return ("at", meaning)
+    if value and value[-1] is None:  # somewhere in it still
+        return value
     if value and value[0] == "fp":
         return ("fp", value[1] + delta)
     if value and value[0] in ("rec", "val"):
@@ -619,13 +640,52 @@ def _moved(value, delta: int, meaning: str | None):
 
 def _stored(st: _State, where, off: int, width: int, value, seen: Seen) -> None:
     """A store of ``value`` (None: of no known meaning) through pointer ``where``."""
-    if not where:
+    if not where:  # through a pointer not followed: anywhere
+        seen.blind = True
         return
     meaning = value[1] if value and value[0] == "field" else None
-    if where[0] == "fp":
+    if where[-1] is None:  # at an offset not known
+        _anywhere(st, where, seen)
+    elif where[0] == "fp":
         st.store(where[1] + off, width, value)
     elif where[0] in ("rec", "val"):
         seen.add(where[1], RECORD if where[0] == "rec" else VALUE, {where[2] + off: meaning}, whole=False)
+
+
+def _anywhere(st: _State, where, seen: Seen) -> None:
+    """A write somewhere in the stack, a record or a map's value: nothing
+    there says what it holds any more."""
+    if where[0] == "fp":
+        st.stack.clear()
+    elif where[0] in ("rec", "val"):
+        seen.add(where[1], RECORD if where[0] == "rec" else VALUE, {}, whole=True)
+
+
+def _written(st: _State, where, size: int | None, meaning: str | None, seen: Seen) -> None:
+    """A helper wrote ``size`` bytes (None: not known) at ``where``: a number
+    of ``meaning`` (a probe read of a known field), or else bytes."""
+    kind = _kind(where)
+    if kind in ("fp", "rec", "val") and where[-1] is None:
+        _anywhere(st, where, seen)
+    elif kind == "fp":
+        if meaning and size is not None:
+            st.store(where[1], size, ("field", meaning))
+        else:
+            st.forget_from(where[1], size)
+    elif kind in ("rec", "val") and size is not None:
+        place = RECORD if kind == "rec" else VALUE
+        found: dict[int, str | None] = dict.fromkeys(range(where[2], where[2] + size))
+        seen.add(where[1], place, {where[2]: meaning} if meaning else found, whole=False)
+    elif kind == "elem":
+        _in_global(where, seen)
+    else:  # where it wrote, or how much, is not known
+        seen.blind = True
+
+
+def _region(st: _State, where) -> dict[int, str | None]:
+    """What the memory a helper is handed holds: the stack's, from there up;
+    from elsewhere (a global, another map's value), nothing known."""
+    return st.region(where[1]) if _kind(where) == "fp" and where[1] is not None else {}
 
 
 def _call(helper: int | None, st: _State, seen: Seen) -> None:
@@ -635,31 +695,29 @@ def _call(helper: int | None, st: _State, seen: Seen) -> None:
     target = arg(1) if helper in (_LOOKUP, _UPDATE, _DELETE, _RINGBUF_OUTPUT, _RINGBUF_RESERVE) else arg(2)
     map_name = target[1] if target and target[0] == "map" else None
     if map_name and helper in (_LOOKUP, _UPDATE, _DELETE):
+        # a key or value from elsewhere than the stack (a global, another
+        # map's value): of no meaning this pass knows
         key = arg(2)
-        if key and key[0] == "fp":
-            seen.add(map_name, KEY, st.region(key[1]), whole=True)
+        seen.add(map_name, KEY, _region(st, key), whole=True)
         value = arg(3)
-        if helper == _UPDATE and value and value[0] == "fp":
-            seen.add(map_name, VALUE, st.region(value[1]), whole=True)
+        if helper == _UPDATE:
+            seen.add(map_name, VALUE, _region(st, value), whole=True)
         if helper == _LOOKUP:
             result = ("val", map_name, 0)
     elif map_name and helper in (_PERF_OUTPUT, _RINGBUF_OUTPUT):
         data = arg(4 if helper == _PERF_OUTPUT else 2)
-        if data and data[0] == "fp":
-            seen.add(map_name, RECORD, st.region(data[1]), whole=True)
+        seen.add(map_name, RECORD, _region(st, data), whole=True)
     elif map_name and helper == _RINGBUF_RESERVE:
         result = ("rec", map_name, 0)
-    if helper in _PROBE_READS:
-        dst, size, source = arg(1), arg(2), arg(3)
-        if dst and dst[0] == "fp" and size and size[0] == "const":
-            st.store(dst[1], size[1], ("field", source[1]) if source and source[0] == "at" else None)
+    if helper in _WRITES:
+        buf, size = (arg(r) for r in _WRITES[helper])
+        source = arg(3) if helper in _PROBE_READS else None
+        meaning = source[1] if source is not None and source[0] == "at" else None
+        _written(st, buf, size[1] if size is not None and size[0] == "const" else None, meaning, seen)
     elif helper not in _READ_ONLY:  # it, or a function of the object's, may write what it is handed
-        size = arg(2)
         for r in range(1, 6):
-            value = arg(r)
-            if value and value[0] == "fp":
-                sized = helper in _SIZED_WRITES and r == 1 and size is not None and size[0] == "const"
-                st.forget_from(value[1], size[1] if sized and size is not None else None)
+            if _kind(arg(r)) in ("fp", "rec", "val", "elem"):
+                _written(st, arg(r), None, None, seen)
     for r in range(6):
         regs.pop(r, None)
     if result:
