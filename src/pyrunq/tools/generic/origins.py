@@ -88,8 +88,6 @@ def map_meanings(
     object's settings as it is loaded with them (a branch on one goes one
     way: syscount counts by process or by syscall as ``count_by_process``
     says). Empty when the file cannot be read this way."""
-    from elftools.common.exceptions import ELFError
-
     try:
         fields = _core_fields(elf, btf)
         shared = _Shared(Seen(), rodata, {})
@@ -103,7 +101,7 @@ def map_meanings(
                 if where in found:
                     found[global_name(section, var)] = found.pop(where)
         return {k: v for k, v in found.items() if not k.startswith(_DATA) or not k.split(":", 1)[1].isdigit()}
-    except (OSError, ELFError, struct.error, KeyError, IndexError, ValueError):
+    except Exception:  # a malformed object (its .BTF.ext, its code): a best effort that names nothing
         return {}
 
 
