@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 
 import pytest
@@ -34,6 +35,7 @@ def test_where_a_number_was_read_says_what_it_holds(objs):
         "changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},
         "perf_changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},  # from the stack
         "by_syscall": {origins.KEY: {0: origins.SYSCALL}},
+        "by_signal": {origins.KEY: {0: origins.SIGNAL}},
         "by_vec": {origins.KEY: {0: origins.SOFTIRQ}},
         "by_disk": {origins.KEY: {0: origins.DEV}},  # through BPF_CORE_READ: bpf_probe_read_kernel
         # by tp_btf's argument (named in the kernel's BTF), handed to a BPF function
@@ -47,7 +49,7 @@ def test_where_a_number_was_read_says_what_it_holds(objs):
 
 
 @pytest.mark.slow
-def test_tcp_states_syscalls_and_softirqs_are_shown_by_name(kernel, objs):
+def test_tcp_states_syscalls_signals_and_softirqs_are_shown_by_name(kernel, objs):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -60,6 +62,12 @@ def test_tcp_states_syscalls_and_softirqs_are_shown_by_name(kernel, objs):
         server.close()
         listener.close()
         fire(999_999, 999_998, 999_997)
+        before = signal.signal(signal.SIGUSR2, lambda *_: None)
+        try:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            os.kill(os.getpid(), signal.SIGUSR2)
+        finally:
+            signal.signal(signal.SIGUSR2, before)
         raise KeyboardInterrupt
 
     try:
@@ -86,6 +94,7 @@ def test_tcp_states_syscalls_and_softirqs_are_shown_by_name(kernel, objs):
     maps = {r.name: dict(r.entries) for r in result.maps}
     assert maps["by_syscall"]["getpgid"] == 3
     assert all(isinstance(k, str) for k in maps["by_syscall"]), maps["by_syscall"]
+    assert maps["by_signal"] == {"SIGUSR2": 2}
     assert maps["mixed"] == maps["by_syscall"]  # by syscall, as by_pid (false) says
     assert "NET_RX_SOFTIRQ" in maps["by_vec"]  # the connection's packets on lo
     assert all(k.endswith("_SOFTIRQ") for k in maps["by_vec"]), maps["by_vec"]

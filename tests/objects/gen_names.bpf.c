@@ -8,6 +8,7 @@
  *   records sent from the stack to the perf event array `perf_changes`;
  * - `by_syscall`: syscalls of `target_tgid` counted by number
  *   (raw_syscalls/sys_enter's id);
+ * - `by_signal`: signals `target_tgid` sends, by number (signal_generate's sig);
  * - `mixed`: the same counted by the syscall's number or by the process,
  *   as `by_pid` says: nothing in the object says which, so a number;
  * - `by_vec`: softirqs counted by vector (irq/softirq_entry's vec);
@@ -56,6 +57,7 @@ struct {
 	} name SEC(".maps")
 
 COUNTER(by_syscall);
+COUNTER(by_signal);
 COUNTER(mixed);
 COUNTER(by_vec);
 COUNTER(by_disk);
@@ -111,6 +113,16 @@ int on_syscall(struct trace_event_raw_sys_enter *ctx)
 	count(&by_syscall, &nr);
 	key = by_pid ? target_tgid : ctx->id;
 	count(&mixed, &key);
+	return 0;
+}
+
+SEC("tracepoint/signal/signal_generate")
+int on_signal(struct trace_event_raw_signal_generate *ctx)
+{
+	__u32 sig = ctx->sig;
+
+	if (bpf_get_current_pid_tgid() >> 32 == target_tgid)
+		count(&by_signal, &sig);
 	return 0;
 }
 

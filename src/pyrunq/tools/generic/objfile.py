@@ -181,8 +181,10 @@ class ObjectFile:
     def meanings(self, obj: BPFObject) -> dict[str, dict[str, dict[int, str]]]:
         """Map -> place (key, value, record) -> byte offset -> what the number
         there holds, as its programs' instructions tell (``origins``), read
-        once (``obj``: a load of this file, for its BTF and its settings,
-        which one Runner keeps across its loads)."""
+        once (``obj``: a load of this file, for its BTF, its settings, which
+        one Runner keeps across its loads, and the programs it loads: a
+        program left out puts nothing anywhere; a later load leaves out
+        more, never fewer)."""
         if self._meanings is None:
             from elftools.elf.elffile import ELFFile
 
@@ -191,7 +193,9 @@ class ObjectFile:
                     m.name: {origins.KEY: m.key_size, origins.VALUE: m.value_size} for m in obj.maps.values()
                 }
                 rodata = obj.rodata.data()
-                self._meanings = origins.map_meanings(ELFFile(f), obj.btf, sizes, rodata)
+                loaded = {p.section for p in obj.programs.values() if p.autoload}
+                left_out = {p.section for p in obj.programs.values()} - loaded
+                self._meanings = origins.map_meanings(ELFFile(f), obj.btf, sizes, rodata, left_out)
         return self._meanings
 
     def open(self) -> BPFObject:

@@ -2,7 +2,8 @@
 a member of a map's value or of a record, or the index of a global array,
 that a program copied from a kernel tracepoint's field or argument whose
 meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
-vector, a syscall number; any ``dev_t`` field is the kernel's device number).
+vector, a syscall number, a signal; any ``dev_t`` field is the kernel's
+device number).
 
 Read from the object's instructions: the CO-RE relocations of its .BTF.ext
 name the field each load reads (``trace_event_raw_softirq.vec``, through
@@ -31,6 +32,7 @@ import sys
 from collections.abc import Iterable
 
 TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
+SIGNAL = "signal"
 
 # (tracepoint struct, member) -> what it holds; and every dev_t member of a
 # tracepoint struct is a kernel device number (block_rq_complete's dev...)
@@ -40,6 +42,8 @@ MEANINGS = {
     ("trace_event_raw_softirq", "vec"): SOFTIRQ,
     ("trace_event_raw_sys_enter", "id"): SYSCALL,
     ("trace_event_raw_sys_exit", "id"): SYSCALL,
+    ("trace_event_raw_signal_generate", "sig"): SIGNAL,
+    ("trace_event_raw_signal_deliver", "sig"): SIGNAL,
 }
 _TRACEPOINT = "trace_event_raw_"
 # tp_btf and raw_tp programs get a tracepoint's arguments, not its fields:
@@ -51,6 +55,8 @@ ARGUMENTS = {
     "softirq_exit": ("softirq", {"vec_nr": SOFTIRQ}),
     "softirq_raise": ("softirq", {"vec_nr": SOFTIRQ}),
     "sys_enter": ("sys_enter", {"id": SYSCALL}),
+    "signal_generate": ("signal_generate", {"sig": SIGNAL}),
+    "signal_deliver": ("signal_deliver", {"sig": SIGNAL}),
 }
 _RAW_SECTIONS = ("tp_btf/", "raw_tp/", "raw_tracepoint/")
 
@@ -79,7 +85,11 @@ _SHF_EXECINSTR = 0x4
 
 
 def map_meanings(
-    elf, btf, sizes: dict[str, dict[str, int]] | None = None, rodata: bytes | None = None
+    elf,
+    btf,
+    sizes: dict[str, dict[str, int]] | None = None,
+    rodata: bytes | None = None,
+    left_out: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[int, str]]]:
     """Map -> place (``KEY``, ``VALUE``, ``RECORD``) -> byte offset in it ->
     what the number there holds, for ``elf`` (a pyelftools ELFFile) and its
@@ -87,13 +97,15 @@ def map_meanings(
     (what lies past a key on the stack is not the key); ``rodata``: the
     object's settings as it is loaded with them (a branch on one goes one
     way: syscount counts by process or by syscall as ``count_by_process``
-    says). Empty when the file cannot be read this way."""
+    says); ``left_out``: the sections of programs that are not loaded (they
+    put nothing anywhere). Empty when the file cannot be read this way."""
     try:
         fields = _core_fields(elf, btf)
         shared = _Shared(Seen(), rodata, {})
         # the programs first: what they hand the functions of .text is known then
         for code in sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS):
-            _scan(code, shared)
+            if code.name not in left_out:
+                _scan(code, shared)
         found = shared.seen.agreed(sizes or {})
         for section in _DATA:  # a global by its name
             for var, _, offset, _ in btf.variables(section):

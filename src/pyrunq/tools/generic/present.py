@@ -292,14 +292,30 @@ _KERNEL_ENUMS = {origins.TCP_STATE: "TCP_ESTABLISHED", origins.SOFTIRQ: "HI_SOFT
 def meaning_presenter(meaning: str):
     """How a number that holds ``meaning`` (``origins``) is shown: a syscall
     by its name (libseccomp's), a kernel dev_t as ``major:minor`` and its
-    disk, a TCP state or softirq vector by the running kernel's enumerator
+    disk, a signal by its name, a TCP state or softirq vector by the running kernel's enumerator
     (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``); a number with no name as it is."""
     if meaning == origins.SYSCALL:
         return lambda v: (syscalls.name(v) or v) if isinstance(v, int) else v
     if meaning == origins.DEV:
         return lambda v: _kernel_device(v) if isinstance(v, int) and 0 <= v < 1 << 32 else v
+    if meaning == origins.SIGNAL:
+        return _signal
     names = _kernel_enum_with(_KERNEL_ENUMS[meaning])
     return lambda v: names.get(v, v) if isinstance(v, int) else v
+
+
+def _signal(v):
+    """A signal by its name on this machine (``SIGUSR1``; a real-time one
+    ``SIGRTMIN+3``); a number that is none as it is."""
+    import signal
+
+    if not isinstance(v, int):
+        return v
+    try:
+        return signal.Signals(v).name
+    except ValueError:
+        rt = v - signal.SIGRTMIN
+        return f"SIGRTMIN+{rt}" if 0 < rt <= signal.SIGRTMAX - signal.SIGRTMIN else v
 
 
 def _kernel_enum_with(enumerator: str) -> dict[int, str]:
