@@ -101,10 +101,12 @@ def map_meanings(
     put nothing anywhere). Empty when the file cannot be read this way."""
     try:
         fields = _core_fields(elf, btf)
+        if not any(fields.values()) and not any(_arguments(s.name) for s in elf.iter_sections()):
+            return {}  # no program reads anything of known meaning
         shared = _Shared(Seen(), rodata, {})
         # the programs first: what they hand the functions of .text is known then
         for code in sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS):
-            if code.name not in left_out:
+            if code.name not in left_out and not shared.seen.blind:  # blind: nothing will be named
                 _scan(code, shared)
         found = shared.seen.agreed(sizes or {})
         for section in _DATA:  # a global by its name
@@ -273,9 +275,12 @@ def _string(strings: bytes, off: int) -> str:
 def field_meaning(btf, tid: int, access: str) -> str | None:
     """What the field a CO-RE access string (``0:3``) of type ``tid`` names
     holds, if ``MEANINGS`` (or a ``dev_t`` type) says: the innermost struct's
-    name, without a ``___flavor`` suffix, and its member."""
+    name, without a ``___flavor`` suffix, and its member. Only a
+    tracepoint's struct holds one: other types are not looked into."""
     from ...bpf import btf as B
 
+    if not btf.name(btf.resolve(tid)).startswith(_TRACEPOINT):
+        return None
     steps = [int(s) for s in access.split(":")][1:]
     struct_name = member = ""
     mtid = tid
@@ -451,7 +456,7 @@ def _scan(code: _Code, shared: _Shared) -> None:
         states[0] = _State({1: ("args", tuple(sorted(code.args.items()))), 10: ("fp", 0)}, {})
     work = sorted(states, reverse=True)
     visits = 0
-    while work:
+    while work and not shared.seen.blind:
         visits += 1
         if visits > 20 * len(leaders) + 100:  # meets only shrink a state: this does not happen
             raise ValueError("the flow of its programs did not settle")
