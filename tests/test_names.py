@@ -14,6 +14,7 @@ import pytest
 
 import pyrunq
 from pyrunq.tools.generic import origins
+from pyrunq.tools.generic.describe import describe
 from pyrunq.tools.generic.objfile import ObjectFile
 from testobjects import fire
 
@@ -46,6 +47,10 @@ def test_where_a_number_was_read_says_what_it_holds(objs):
     }
     # counted by process: a number (the other way, nothing says what it holds)
     assert "mixed" not in meanings(objs["gen_names"], by_pid=True)
+    d = describe(objs["gen_names"])  # pyrunq inspect --json
+    maps = {m["name"]: m["names"] for m in d["maps"]}
+    assert maps["by_vec"] == {"key": {"0": "softirq vector"}} and maps["mixed"] == {"key": {"0": "syscall"}}
+    assert {g["name"]: g["names"] for g in d["globals"]}["finished"] == {"index": {"0": "softirq vector"}}
 
 
 @pytest.mark.slow
