@@ -588,10 +588,12 @@ def test_prometheus_example_config_and_rules_are_valid():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree):
-    """A long run sees tens of thousands of cgroups come and go: a scan drops
-    the removed ones, except those whose name was asked for, until forgotten
-    (their last samples still carry their path)."""
+@pytest.mark.parametrize("by_id", [True, False], ids=["by id", "by scan"])
+def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree, by_id):
+    """A long run sees tens of thousands of cgroups come and go: names are
+    found by id (or, where this process cannot, by a scan that drops the
+    removed ones), a removed cgroup's name is dropped unless it was asked
+    for, and that only once forgotten (its last samples carry its path)."""
     from pyrunq.cgroup import Names, cgroup2_mount
 
     mount = cgroup2_mount()
@@ -601,17 +603,25 @@ def test_cgroup_names_are_bounded_by_the_cgroups_there_are(cgroup_tree):
     try:
         ids = [os.stat(mount + path).st_ino for path in paths]
         names = Names()
+        names._by_id = by_id
+        scans = []
+        scan = names._scan
+        names._scan = lambda: scans.append(1) or scan()  # type: ignore[method-assign]
         assert names(ids[0]) == paths[0]  # asked for: kept
-        assert names.exists(ids[19])
-        before = len(names)
+        assert all(names.exists(i) for i in ids)
+        before = len(names)  # these 20 (by scan, the whole tree: other cgroups come and go)
         for path in paths[::2]:  # removed: c0 (asked for), c2, c4...
             os.rmdir(mount + path)
+        assert names.gone(ids) == ids[::2]
+        for i in ids[2::2]:  # as the tools do with the removed, but c0 (its last samples may come)
+            names.forget(i)
         os.mkdir(mount + cgroup_tree.parent + "/new")
-        assert names(os.stat(mount + cgroup_tree.parent + "/new").st_ino)  # a scan
-        assert len(names) == before - 10 + 1 + 1  # the removed gone, but c0; the new one
+        assert names(os.stat(mount + cgroup_tree.parent + "/new").st_ino) == cgroup_tree.parent + "/new"
+        assert len(names) == before - 9 + 1 or not by_id  # the removed gone, but c0; the new one
         assert names(ids[0]) == paths[0] and not names.exists(ids[2])
         names.forget(ids[0])
         assert names(ids[0]) == f"<cgroup id {ids[0]}, removed>"  # and not looked for again: it is gone
+        assert len(scans) == (0 if by_id else 4)  # at c0, the new one, c2 and c0 forgotten
     finally:
         for path in [*paths, cgroup_tree.parent + "/new"]:
             if os.path.isdir(mount + path):

@@ -276,7 +276,7 @@ def test_text_renders_like_the_c_tool():
     assert text({}, timestamp=False) == "\n"
 
 
-def test_cgroup_names_remember_a_removed_cgroup_until_forgotten(kernel):
+def test_cgroup_names_remember_a_removed_cgroup_until_forgotten(kernel, monkeypatch):
     from pyrunq import cgroup
 
     mount = cgroup.cgroup2_mount()
@@ -290,7 +290,8 @@ def test_cgroup_names_remember_a_removed_cgroup_until_forgotten(kernel):
         os.rmdir(path)
     assert names(cid) == "/" + os.path.basename(path)  # late samples keep their name
     names.forget(cid)
-    walks = []
-    names._scan = lambda: walks.append(1)  # type: ignore[method-assign]
+    lookups = []
+    by_id = cgroup.paths_by_id
+    monkeypatch.setattr(cgroup, "paths_by_id", lambda *a: lookups.append(1) or by_id(*a))
     assert names(cid) == f"<cgroup id {cid}, removed>" and not names.exists(cid)
-    assert names(cid) == f"<cgroup id {cid}, removed>" and len(walks) == 1  # one walk of the tree
+    assert names(cid) == f"<cgroup id {cid}, removed>" and len(lookups) == 1  # looked for once

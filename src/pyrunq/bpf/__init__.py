@@ -25,7 +25,7 @@ from .kernel import kernel_btf_path, kernel_ids
 from .maps import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, RINGBUF, Map
 from .object import BPFObject, packaged_object
 from .perfbuf import PerfBuffer
-from .program import Link, Program
+from .program import Link, Program, SocketLink
 from .ringbuf import RingBuffer
 from .rows import EventRows
 
@@ -61,6 +61,7 @@ __all__ = [
     "Raw",
     "Record",
     "RingBuffer",
+    "SocketLink",
     "Struct",
     "btf",
     "features",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 
 from .. import libbpf
 from ..errors import UPROBE_PRIVILEGE_HINT, BPFPermissionError, StateError, from_errno
@@ -55,6 +56,31 @@ class Link:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class SocketLink(Link):
+    """A socket filter attached to a raw packet socket that this link owns:
+    ``close()`` closes the socket, and the kernel drops the program from it
+    (nothing is left attached)."""
+
+    def __init__(self, sock: socket.socket, program: "Program", interface: str | None):
+        super().__init__(sock, program)
+        self.interface = interface  # None: every interface
+
+    def fileno(self) -> int:
+        """The socket's fd."""
+        if self._ptr is None:
+            raise StateError(f"socket of program {self.program.name!r} is closed")
+        return self._ptr.fileno()
+
+    def read_iter(self) -> bytes:
+        raise StateError(f"program {self.program.name!r} is a socket filter, not an iterator")
+
+    def close(self) -> None:
+        """Close the socket (the program goes with it); twice is fine."""
+        if self._ptr is not None:
+            self._ptr.close()
+            self._ptr = None
 
 
 class Program:
@@ -241,6 +267,59 @@ class Program:
         finally:
             os.close(fd)
 
+    def attach_socket(self, interface: str | None = None) -> SocketLink:
+        """Attach a socket filter (``SEC("socket")``) to a raw packet socket
+        of its own (AF_PACKET, every protocol), as tcpdump's would be: of
+        ``interface`` (a name: "lo", "eth0"), or of every interface of this
+        network namespace (None). It sees every packet received or sent
+        there (a packet on the loopback twice: sent, then received), before
+        any other filter. The link owns the socket; closing it detaches."""
+        self._obj._require(LOADED, f"attach program {self.name!r}")
+        where = interface or "every interface"
+        what = f"attach to a packet socket of {where}"
+        try:
+            # of one interface: a socket that receives nothing until bound, so
+            # that no packet is queued before the filter is there; of every
+            # interface, one that receives from its start (Python binds an
+            # AF_PACKET socket only by an interface's name)
+            protocol = 0 if interface else socket.htons(ETH_P_ALL)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
+        except PermissionError:  # CAP_BPF and CAP_PERFMON load it; the socket wants another
+            raise BPFPermissionError(errno.EPERM, what, self.name, PACKET_SOCKET_HINT) from None
+        except OSError as e:
+            raise from_errno(e.errno or errno.EINVAL, what, self.name) from None
+        try:
+            # pyrunq never reads the socket: what the filter keeps of a packet
+            # (its return value) is queued until the buffer is full, then
+            # dropped. The filter runs on every packet whatever the buffer
+            # holds, so the smallest buffer costs nothing and holds the least
+            # memory (the kernel rounds 0 up to its minimum).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, self.fileno())
+            if interface:
+                sock.bind((interface, ETH_P_ALL))  # Python puts it in network order here
+        except OSError as e:
+            sock.close()
+            raise from_errno(e.errno or errno.EINVAL, what, self.name) from None
+        link = SocketLink(sock, self, interface)
+        self._obj._owned.append(link)
+        return link
+
+    def attach_sockets(self, interfaces) -> list[SocketLink]:
+        """``attach_socket`` for each of ``interfaces`` (names; None: every
+        interface). All or nothing: on a failure the sockets made so far are
+        closed."""
+        links: list[SocketLink] = []
+        try:
+            for interface in interfaces:
+                links.append(self.attach_socket(interface))
+        except BaseException:
+            for link in links:
+                link.close()
+                self._obj._owned.remove(link)
+            raise
+        return links
+
     def _own(self, ptr, action: str) -> Link:
         link = Link(libbpf.check_ptr(ptr, action, self.name), self)
         self._obj._owned.append(link)
@@ -248,6 +327,9 @@ class Program:
 
 
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0  # perf_event_open(2)
+PACKET_SOCKET_HINT = "a raw packet socket needs root, or CAP_NET_RAW"
+SO_ATTACH_BPF = 50  # socket(7): <asm-generic/socket.h>, x86 and arm64 alike; Python has no name for it
+ETH_P_ALL = 0x0003  # packet(7): every protocol
 _PROG_TYPES: dict[str, int] = {}
 
 

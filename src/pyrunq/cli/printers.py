@@ -127,7 +127,7 @@ class TablePrinter:
                     head = rep.name if key is None else f"{rep.name}[{text(without(key, rep.stacks))}]"
                     extra = "".join(f" {k}={text(v)}" for k, v in labels.items())
                     stacks = stack_lines(only(key, rep.stacks), rep.stacks) if rep.stacks else ""
-                    self.out.write(f"\n{head}:{extra}\n{stacks}{render_log2_bcc(slots, rep.unit)}")
+                    self.out.write(f"\n{head}:{extra}\n{stacks}{hist_text(rep, slots, render_log2_bcc)}")
                 continue
             value = _own_value(rep)
             if rep.entries and not (value and values) and not helped:
@@ -145,6 +145,32 @@ class TablePrinter:
                 note = f"{rep.merged} entries added into others whose stacks name the same functions"
                 self.out.write(f"({rep.name}: {note})\n")
         self.out.flush()
+
+
+def hist_text(rep, slots: list, log2) -> str:
+    """A histogram's slots drawn: log2 ones by ``log2`` (as bcc prints
+    them), linear ones with each slot's values as its label (``200-399``,
+    ``>= 5000`` for a last slot larger values are clamped into), from the
+    first slot counted to the last (libbpf-tools' print_linear_hist shows
+    only those counted), laid out alike."""
+    from ..hist import render_labelled
+
+    scale = rep.slot_scale
+    if scale is None or scale.kind != "linear":
+        return log2(slots, rep.unit)
+    counted = [i for i, c in enumerate(slots) if c]
+    shown = range(counted[0], counted[-1] + 1) if counted else range(0)
+    return render_labelled([(scale.label(i, len(slots)), slots[i]) for i in shown], rep.unit)
+
+
+def hist_scale_json(rep) -> dict:
+    """What a histogram's slots hold, for --json: ``bucket_type`` "log2" or
+    "linear" (as ebpf_exporter's histograms name theirs), and a linear one's
+    ``step`` and ``open_last`` (its last slot holds every larger value too)."""
+    scale = rep.slot_scale
+    if scale is None or scale.kind != "linear":
+        return {"bucket_type": "log2"}
+    return {"bucket_type": "linear", "step": scale.step, "open_last": scale.open_last}
 
 
 def metric_head(rep, key) -> str:
@@ -256,6 +282,7 @@ class JsonPrinter:
                     "time": now,
                     **source,
                     "unit": rep.unit,
+                    **hist_scale_json(rep),
                     "histograms": [{"key": k, "slots": s, "labels": lab} for k, s, lab in rep.entries],
                 }
             elif _own_value(rep):

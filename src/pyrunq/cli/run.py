@@ -24,6 +24,7 @@ EXAMPLES = """examples:
     pyrunq run runqlen.bpf.o --frequency 49         # perf_event programs: each CPU at 49 Hz
     pyrunq run llcstat.bpf.o --perf-event on_cache_miss=cache-misses,period=100  # another event
     pyrunq run cgroup_skb.o --cgroup /sys/fs/cgroup/my.slice   # attach cgroup programs there
+    pyrunq run trace_dns.bpf.o --socket eth0       # socket filters see eth0's packets only
     pyrunq run profile.bpf.o --duration 10 --flamegraph profile.svg   # maps' stacks, drawn
     pyrunq run profile.bpf.o --duration 10 --folded  # maps' stacks, folded (flamegraph.pl input)
 
@@ -224,6 +225,15 @@ def add_arguments(p) -> None:
         metavar="PATH",
         help="attach the cgroup programs (cgroup_skb/egress, sockops, cgroup/sock_create...) to "
         "this cgroup v2 directory (absolute, or below the cgroup2 mount)",
+    )
+    p.add_argument(
+        "--socket",
+        metavar="IFACE",
+        action="append",
+        default=[],
+        dest="sockets",
+        help='attach the socket filters (SEC("socket"), socket1...) to a raw packet socket of '
+        "network interface IFACE (lo, eth0...), not of every interface; repeatable, or IFACE,IFACE",
     )
     p.add_argument(
         "--config",
@@ -450,6 +460,17 @@ def _program_notes(prog: str, r) -> None:
             "(cache misses...), name it with --perf-event PROGRAM=EVENT",
             file=sys.stderr,
         )
+    if r.socket_filters:  # what they see: on the loopback, each packet twice
+        filters = ", ".join(f'{name} (SEC("{section}"))' for name, section in r.socket_filters)
+        where = ", ".join(r.interfaces) or "every interface"
+        sees = "sees" if len(r.socket_filters) == 1 else "see"
+        sockets = "raw packet sockets" if len(r.interfaces) > 1 else "a raw packet socket"
+        print(
+            f"{prog}: note: {filters} {sees} the packets of {where} through {sockets} "
+            "(sent and received: a packet on lo twice)"
+            + ("" if r.interfaces else "; name interfaces with --socket IFACE"),
+            file=sys.stderr,
+        )
     if r.tracefs_mounted:
         print(
             f"{prog}: note: mounted tracefs at {r.tracefs_mounted} for tracepoint programs "
@@ -542,6 +563,7 @@ def _runner(args, on_event, on_pairing=None):
             cgroup=args.cgroup,
             config=args.config or CONFIG_AUTO,
             perf_events=dict(args.perf_events),
+            sockets=args.sockets,
         )
     except UsageError as e:
         raise UsageError(e.text(_flag(e.param))) from None
@@ -560,6 +582,7 @@ def _flag(param: str | None) -> str | None:
         SETTING,
         SHOW,
         SKIP,
+        SOCKET,
         UNITS,
         UPROBE,
         USDT,
@@ -578,6 +601,7 @@ def _flag(param: str | None) -> str | None:
         CONFIG: "--config",
         CGROUP: "--cgroup",
         PERF_EVENTS: "--perf-event",
+        SOCKET: "--socket",
         ALLOW_UNTRUSTED: "--allow-untrusted-object",
     }
     return flags.get(param, param) if param else None

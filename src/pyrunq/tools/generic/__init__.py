@@ -22,7 +22,7 @@ from .reports import MapReport, difference
 from .runner import Runner, RunResult, run
 from .settings import DEFAULT_MAX_ENTRIES, MAX_ENTRIES, SETTING
 from .streams import Column, Stream
-from .targets import CGROUP, PERF_EVENTS, UPROBE, USDT
+from .targets import CGROUP, PERF_EVENTS, SOCKET, UPROBE, USDT
 from .twins import PROGRAMS, SKIP, Choice
 from ...bpf.events import EVENT
 
@@ -34,6 +34,7 @@ __all__ = [
     "PERF_EVENTS",
     "PROGRAMS",
     "SKIP",
+    "SOCKET",
     "TRACEFS_HOW",
     "UPROBE",
     "USDT",

@@ -4,8 +4,9 @@
 online CPU, ``SEC("perf_event/type=T,config=C,...")`` ones to that perf
 event on every online CPU; ``iter/*`` programs attach as iterators, read as
 text; uprobe and USDT programs to the targets given, cgroup programs to the
-cgroup given (``targets``); the rest by their section, as libbpf attaches
-them.
+cgroup given (``targets``); socket filters to a raw packet socket of every
+interface, or of each interface given; the rest by their section, as libbpf
+attaches them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .targets import (
     USDT,
     UsdtTarget,
     is_cgroup,
+    is_socket_filter,
     is_uprobe,
     is_usdt,
     libbpf_path,
@@ -46,12 +48,14 @@ def attach_program(
     targets: list | None = None,
     cgroup: str | None = None,
     event: PerfEvent | None = None,
+    interfaces: list[str] | None = None,
 ) -> list[Link]:
     """Attach one loaded program: perf_event programs to ``event`` (else the
     perf event their section names, else the CPU clock) of every CPU, iterators as iterators, a
     uprobe or a USDT program to each of ``targets`` when given (Targets,
     UsdtTargets; in every process), a cgroup program to ``cgroup`` (a cgroup
-    v2 directory), the rest by their section."""
+    v2 directory), a socket filter to a packet socket of each of
+    ``interfaces`` (none: one of every interface), the rest by their section."""
     if targets:
         retprobe = prog.section.startswith("uretprobe")
         return [
@@ -71,6 +75,8 @@ def attach_program(
         return [prog.attach_iter()]
     if is_cgroup(prog) and cgroup is not None:
         return [prog.attach_cgroup(cgroup)]
+    if is_socket_filter(prog):
+        return list(prog.attach_sockets(interfaces or [None]))
     return [prog.attach()]
 
 
@@ -121,7 +127,10 @@ def reason(prog: Program, error: OSError, tracefs_missing: bool, event: PerfEven
         text = f"{text} ({hint})"
     if prog.type_name == "perf_event":
         event = event or perf_event_of(prog.section)
-    if event is not None and str(getattr(error, "op", "")).startswith("open perf event"):
+    op = str(getattr(error, "op", ""))
+    if is_socket_filter(prog) and op.startswith("attach to a packet socket"):
+        return f"cannot {op}: {text}"
+    if event is not None and op.startswith("open perf event"):
         kind = PERF_TYPES.get(event.type, "an unknown type")
         why = f"this machine cannot open perf event type={event.type},config={event.config} ({kind}): {text}"
         if event.type in (0, 3, 4):

@@ -14,7 +14,7 @@ from .origins import global_name
 from .plan import MapPlan, View, view
 from .present import presenter
 from .settings import value_kind
-from .targets import set_section_types
+from .targets import is_socket_filter, set_section_types
 
 
 def describe(path: str, config=CONFIG_AUTO) -> dict:
@@ -29,7 +29,7 @@ def describe(path: str, config=CONFIG_AUTO) -> dict:
 
 def _describe(objfile: ObjectFile, path: str, config) -> dict:
     with objfile.open() as obj:
-        set_section_types(obj)  # as run loads them: perf_event/... is a perf_event program
+        set_section_types(obj)  # as run loads them (perf_event/X: perf_event; socket1: socket filter)
         btf = obj.btf
         metrics = exporter_maps.setup(obj, path, config)
         v = view(objfile, obj, metrics=metrics)
@@ -45,7 +45,7 @@ def _describe(objfile: ObjectFile, path: str, config) -> dict:
                     "name": p.name,
                     "section": p.section,
                     "type": p.type_name,
-                    "attach_target": attach_target(p.section),
+                    "attach_target": SOCKET_TARGET if is_socket_filter(p) else attach_target(p.section),
                     "autoload": p.autoload,
                     "instructions": p.insn_count,
                 }
@@ -104,6 +104,9 @@ def shown_as(plan: MapPlan, choices: list[str] | None = None) -> str:
         return plan.shown_as
     if plan.kind == "hist":
         many = "s" if plan.section is not None and plan.shape in ("value", "slots") else ""
+        if plan.scale.kind == "linear":
+            step = f", {plan.scale.step} a slot" if plan.scale.step != 1 else ""
+            return f"linear histogram{many} ({plan.unit}{step})"
         return f"log2 histogram{many} ({plan.unit})"
     what = {"array": "elements", "value": "value"}.get(plan.shape, "entries") if plan.section else "entries"
     return what if plan.shown else f"{what} (not by default: {plan.why})"
@@ -156,6 +159,9 @@ def _describe_global(objfile: ObjectFile, obj, section: str, name: str, tid: int
 
 def _why_not(section: str) -> str:
     return "configuration: set before load" if section == ".rodata" else "holds a pointer: no result"
+
+
+SOCKET_TARGET = "raw packet socket"  # where run attaches a socket filter (of every interface, or those given)
 
 
 def attach_target(section: str) -> str | None:

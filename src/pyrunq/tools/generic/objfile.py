@@ -18,6 +18,7 @@ from ...bpf import events as E
 from ...errors import MalformedObject, PyrunqError, UsageError
 from . import gadget, origins
 from .bytecode import Calls, helper_calls
+from .targets import SOCKET_PREFIX
 
 # The way out UsageErrors name (``UsageError.param``), in the Python API's
 # words; a front end with a flag for it (the CLI's --allow-untrusted-object) says its flag.
@@ -175,8 +176,11 @@ class ObjectFile:
         """Whether the object's 32-bit IPv4 addresses may be in host order:
         its programs turn 32-bit values around (``bpf_ntohl``, as cilium/ebpf's
         tcprtt_sockops does to its addresses); a plain ``u32`` address is then
-        read as such (``present``), one declared ``__be32`` never is."""
-        return any(32 in c.to_big_endian for c in self.calls)
+        read as such (``present``), one declared ``__be32`` never is. Not
+        from a socket filter's turns: its packet loads (``load_word``, BPF_LD_ABS)
+        give host order, which Inspektor Gadget's trace_dns turns back to the
+        network order it keeps addresses in."""
+        return any(32 in c.to_big_endian for c in self.calls if not c.name.startswith(SOCKET_PREFIX))
 
     def meanings(self, obj: BPFObject) -> dict[str, dict[str, dict[int, str]]]:
         """Map -> place (key, value, record) -> byte offset -> what the number

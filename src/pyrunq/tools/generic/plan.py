@@ -6,7 +6,8 @@ what the maps hold; ``describe`` (``pyrunq inspect``) shows them.
 - Event maps (ring buffers, perf event arrays): their records, decoded by
   the struct ``pyrunq.bpf.events`` pairs them with (else by the first
   record's size).
-- Log2 histograms (``shapes``), in maps and in globals.
+- Histograms (``shapes``), in maps and in globals: log2, or linear where
+  the programs' instructions show it (``shapes.scale_of``).
 - Other hash and array maps, entry by entry; array elements that are all
   zero are left out. Per-CPU values are summed across CPUs (``measures``).
 - Results kept in globals: every ``.bss`` and ``.data`` variable but those
@@ -46,7 +47,16 @@ from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, 
 from .objfile import ObjectFile
 from .present import is_kernel_address, meaning_presenter, presenter
 from .settings import value_kind
-from .shapes import global_hist_shape, map_hist_shape, slots_member, unit_of
+from .shapes import (
+    LOG2,
+    Scale,
+    global_hist_shape,
+    map_hist_shape,
+    scale_of,
+    slot_array,
+    slots_member,
+    unit_of,
+)
 from .stacks import STACK_TRACE, StackMembers, stack_members
 
 # The parameters UsageErrors name (``UsageError.param``), in the Python API's
@@ -66,6 +76,7 @@ SUMMARY = "results: a program adds to its entries, another deletes them (as a pr
 BY_ADDRESS = "results: counts by kernel address beside the histograms"
 ONLY_MAPS = "the object shows nothing else"
 HISTOGRAM = "log2 histograms"
+LINEAR = "linear histograms: its programs count a value read, or divided by a constant, into its slots"
 EVENTS = "records its programs send"
 RESULT_GLOBAL = "a result kept in a global (.bss/.data)"
 
@@ -73,8 +84,8 @@ RESULT_GLOBAL = "a result kept in a global (.bss/.data)"
 @dataclasses.dataclass(frozen=True)
 class MapPlan:
     """How one map, or one .bss/.data global (``section`` says which), is
-    read and shown. ``kind``: "events" (records), "hist" (log2 histograms)
-    or "entries"; ``shape``: how a histogram is held (``shapes``: "index",
+    read and shown. ``kind``: "events" (records), "hist" (histograms: what
+    their slots hold is ``scale``) or "entries"; ``shape``: how a histogram is held (``shapes``: "index",
     "value", "slots", "struct"), or for entries "array" (elements by index,
     all-zero ones left out), "hash" or "value" (a global's own value);
     ``shown`` by default or not, and ``why``; ``key``/``value``: the
@@ -104,6 +115,7 @@ class MapPlan:
     reveal: bool = False
     exporter: exporter_maps.Metrics | None = None  # an ebpf_exporter map (shape "exporter")
     shown_as: str | None = None  # what inspect says of it, when its shape decides it
+    scale: Scale = LOG2  # what a histogram's slots hold
 
     @property
     def stacks(self) -> list[str]:
@@ -302,7 +314,29 @@ def view(
         )
         for section, name, tid in results
     ]
-    return View(plans, writes_trace_pipe(objfile.calls))
+    return View([_scaled(obj, p, objfile.calls) for p in plans], writes_trace_pipe(objfile.calls))
+
+
+def _scaled(obj: BPFObject, plan: MapPlan, calls: list[Calls]) -> MapPlan:
+    """A histogram's plan with what its slots hold, from the programs'
+    stores and atomic adds into it (``shapes.scale_of``)."""
+    if plan.kind != "hist" or plan.shape == "exporter":
+        return plan
+    btf = obj.btf
+    writes = [w for c in calls for w in c.writes]
+    if plan.section is None:
+        m = obj.maps[plan.name]
+        size, slots = slot_array(btf, m.value_type_id, plan.shape, plan.slots)
+        keyed = plan.shape == "index"  # an array map looked up by slot
+        mine = [w for w in writes if w.target == ("map", m.name)]
+        scale = scale_of(mine, size, m.max_entries if keyed else slots, keyed)
+    else:
+        start, size = next((o, n) for name, _, o, n in btf.variables(plan.section) if name == plan.name)
+        mine = [w for w in writes if w.target[0] == plan.section and start <= w.target[1] < start + size]
+        scale = scale_of(mine, *slot_array(btf, plan.type_id, plan.shape, plan.slots), False)
+    if scale.kind != "linear":
+        return plan
+    return dataclasses.replace(plan, scale=scale, why=LINEAR if plan.why == HISTOGRAM else plan.why)
 
 
 def record_structs(obj: BPFObject, explicit: dict | None = None, kernel_has=None) -> dict[str, str | None]:

@@ -37,6 +37,7 @@ class MapReport:
     scale: float = 1.0
     help: str | None = None  # the metric's help, from its YAML
     labelled: bool = False  # keys are the metric's labels (name -> value), from its YAML
+    slot_scale: object = None  # what a histogram's slots hold (shapes.Scale; None: log2)
 
 
 def read(obj: BPFObject, plan: MapPlan) -> MapReport:
@@ -46,8 +47,12 @@ def read(obj: BPFObject, plan: MapPlan) -> MapReport:
 
         return exporter_maps.read(obj, obj.maps[plan.name], plan.exporter, plan.unit, MapReport)
     if plan.section is None:
-        return _read_map(obj.maps[plan.name], plan)
-    return _read_global(getattr(obj, plan.section[1:])[plan.name], plan)
+        report = _read_map(obj.maps[plan.name], plan)
+    else:
+        report = _read_global(getattr(obj, plan.section[1:])[plan.name], plan)
+    if report.kind == "hist":
+        report.slot_scale = plan.scale
+    return report
 
 
 def _read_map(m, plan: MapPlan) -> MapReport:

@@ -37,6 +37,8 @@ from .streams import RecordDecoder, Stream
 from .targets import (
     check_cgroup,
     check_perf_events,
+    check_sockets,
+    is_socket_filter,
     library_targets,
     perf_event_for,
     perf_event_of,
@@ -73,6 +75,8 @@ class Attempt:
     attached: list[str] = dataclasses.field(default_factory=list)  # programs
     links: list = dataclasses.field(default_factory=list)
     iterator_links: dict[str, Link] = dataclasses.field(default_factory=dict)
+    # the socket filters attached: (program, section)
+    socket_filters: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     view: View = dataclasses.field(default_factory=lambda: View([]))
     sized: dict[str, int] = dataclasses.field(default_factory=dict)  # map given the default size -> it
     unpinned: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (map, its pin path)
@@ -121,8 +125,12 @@ class Runner(Tool):
     clock ``frequency`` times a second (``SEC("perf_event/type=T,config=C")``
     ones the perf event they name, on every CPU); cgroup programs
     (``cgroup_skb/egress``, ``sockops``...) attach to ``cgroup`` (a cgroup v2
-    directory, absolute or below the cgroup2 mount); ``iterators()`` reads
-    iter/* ones.
+    directory, absolute or below the cgroup2 mount); socket filters
+    (``SEC("socket")``, Inspektor Gadget's ``socket1``) to a raw packet
+    socket of every interface of this network namespace, or of each of
+    ``sockets`` (interface names, or one text of them separated by commas:
+    ``"lo,eth0"``), which ``interfaces`` lists once checked; ``iterators()``
+    reads iter/* ones.
 
     A program the kernel refuses to load is in ``not_attached`` too (the
     object is loaded again without it). Stack ids and inline stacks in maps
@@ -144,6 +152,7 @@ class Runner(Tool):
     attached = _OfAttempt()
     links = _OfAttempt()
     iterator_links = _OfAttempt()
+    socket_filters = _OfAttempt()
     view = _OfAttempt()
     sized = _OfAttempt()
     unpinned = _OfAttempt()
@@ -170,6 +179,7 @@ class Runner(Tool):
         cgroup: str | None = None,
         config=CONFIG_AUTO,
         perf_events: dict | None = None,
+        sockets=None,
     ):
         if not allow_untrusted:
             check_trust(path)
@@ -183,6 +193,8 @@ class Runner(Tool):
         # perf_event programs sampling the CPU clock because their section names no event
         self.clock_sampled: list[str] = []
         self.cgroup: str | None = None  # the cgroup v2 directory cgroup programs attach to
+        self._socket_spec = sockets
+        self.interfaces: list[str] = []  # socket filters' interfaces (none: every interface)
         self._settings, self._events = settings or {}, events
         self._max_entries, self._show, self._units = max_entries or {}, show, units
         self._config = config
@@ -236,6 +248,7 @@ class Runner(Tool):
         skip = list(self._skip or ()) + list(self._load_refused)
         set_section_types(obj)
         self.cgroup = check_cgroup(obj, self._cgroup_spec)
+        self.interfaces = check_sockets(obj, self._socket_spec)
         now.selection = choose(obj, self._programs, skip, self._passed_over, self.objfile.kernel_has)
         check_perf_events(obj, self._perf_events)
         now.targets = {**uprobe_targets(obj, self._uprobe_specs), **usdt_targets(obj, self._usdt_specs)}
@@ -297,7 +310,9 @@ class Runner(Tool):
                 self._tracefs()
             event = self._perf_events.get(prog.name)
             try:
-                links = attach_program(prog, self.frequency, now.targets.get(prog.name), self.cgroup, event)
+                links = attach_program(
+                    prog, self.frequency, now.targets.get(prog.name), self.cgroup, event, self.interfaces
+                )
             except OSError as e:
                 missed = not_attached(prog, e, self.tracefs_problem is not None, event)
                 why = missed.reason
@@ -314,6 +329,8 @@ class Runner(Tool):
                 self.clock_sampled.append(prog.name)
             if is_iterator(prog):
                 now.iterator_links[prog.name] = links[0]
+            if is_socket_filter(prog):
+                now.socket_filters.append((prog.name, prog.section))
         if failed:  # loaded again without them (_start)
             now.passed_over = failed
             return
@@ -555,6 +572,7 @@ def run(
     cgroup: str | None = None,
     config=CONFIG_AUTO,
     perf_events: dict | None = None,
+    sockets=None,
 ) -> RunResult:
     """Load ``path``, set its globals, attach its programs and collect records
     until ``duration`` seconds pass or Ctrl-C; then detach and return what the
@@ -570,8 +588,10 @@ def run(
     (default: the one beside it, if any; None: none); ``perf_events``:
     program -> the perf event a ``SEC("perf_event")`` program samples
     (``"cache-misses"``, ``"type=0,config=3,period=10000"``; default: each
-    CPU's clock at ``frequency``). Needs root (or CAP_BPF
-    and CAP_PERFMON)."""
+    CPU's clock at ``frequency``); ``sockets``: the network interfaces
+    socket filters see (``["lo"]`` or ``"lo,eth0"``; default: every
+    interface). Needs root (or CAP_BPF and CAP_PERFMON; socket filters
+    CAP_NET_RAW too)."""
     with Runner(
         path,
         settings=set,
@@ -589,6 +609,7 @@ def run(
         cgroup=cgroup,
         config=config,
         perf_events=perf_events,
+        sockets=sockets,
     ) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)

@@ -1,4 +1,5 @@
-"""How maps and globals hold log2 histograms, and in which unit.
+"""How maps and globals hold histograms, in which unit, and what their
+slots hold (``Scale``).
 
 - A map holds histograms when its value is a struct with an integer array
   member ``slots`` (libbpf-tools' ``struct hist``); or its name contains
@@ -12,15 +13,21 @@
   whatever it is.
 - The unit comes from the name: ``_ns``/``_us``/``_ms``/``_bytes`` ->
   nsecs/usecs/msecs/bytes, else "value".
+- What a slot holds comes from the programs that count into it
+  (``bytecode.slot_writes``): linear when every write's slot index is a
+  value the program read, as it is or divided by one constant step (a
+  shift right by k: 2^k); log2 otherwise, also when nothing tells.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ...bpf import ARRAY_TYPES, BATCH_TYPES
 from ...bpf import btf as B
 from . import gadget
+from .bytecode import Index, Write
 
 MAX_HIST_SLOTS = 63  # what render_log2 can print
 _UNITS = {
@@ -113,3 +120,63 @@ def slots_member(btf, tid: int) -> str | None:
     member = gadget.hist_slots_member(btf, tid)
     types = {name: t for name, t, _, _ in btf.members(tid)}
     return member if member and _is_int_array(btf, btf.resolve(types[member])) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """What a histogram's slots hold: "log2" (slot i holds 2^i to
+    2^(i+1) - 1, as bcc's ``log2l`` fills them), or "linear" (slot i holds
+    ``step * i`` to ``step * (i + 1) - 1``; ``open_last``: the programs clamp
+    larger values into the last slot, which holds all from its low end)."""
+
+    kind: str = "log2"
+    step: int = 1
+    open_last: bool = False
+
+    def label(self, slot: int, slots: int) -> str:
+        """A linear slot's label: ``3`` (step 1), ``200-399``, ``>= 5000`` (the clamped last)."""
+        low = slot * self.step
+        if self.open_last and slot == slots - 1:
+            return f">= {low}"
+        return str(low) if self.step == 1 else f"{low}-{low + self.step - 1}"
+
+
+LOG2 = Scale()
+
+
+def scale_of(writes: list[Write], size: int, slots: int, keyed: bool) -> Scale:
+    """What the slots of one histogram hold, from the programs' ``writes``
+    into it: ``size`` bytes a slot, ``slots`` of them; ``keyed``: an array map
+    looked up by slot (the index is the key) rather than an index into an
+    array. Linear when every write into the slots has an index that is a
+    value read, divided by the same step; else (log2 code, a BPF function's
+    result, anything not followed, no write seen) ``LOG2``."""
+    steps, clamps = set(), set()
+    for w in writes:
+        found = [w.key] if keyed else [t for t in w.indexes if not isinstance(t, Index) or t.scale == size]
+        if not found:  # another member, or an index of another dimension only
+            continue
+        index = found[0]
+        if len(found) > 1 or not isinstance(index, Index) or (keyed and index.scale != 1):
+            return LOG2
+        steps.add(index.step)
+        clamps.add(index.clamp)
+    if len(steps) != 1:
+        return LOG2
+    return Scale("linear", steps.pop(), clamps == {slots - 1})
+
+
+def slot_array(btf, tid: int, shape: str, member: str = "slots") -> tuple[int, int]:
+    """(bytes a slot, slots) of a histogram of this shape, held in values
+    (or a global) of type ``tid``; an "index" map's: of one element."""
+    tid = btf.resolve(tid)
+    if shape in ("value", "slots") and btf.kind(tid) == B.ARRAY:
+        elem = btf.resolve(btf.array(tid)[0])
+        if btf.kind(elem) != B.INT:  # a global's array of histograms: one of them
+            tid = elem
+    if btf.kind(tid) == B.STRUCT:
+        tid = btf.resolve(next(t for name, t, _, _ in btf.members(tid) if name == member))
+    if btf.kind(tid) == B.INT:
+        return btf.size(tid), 1
+    elem, n = btf.array(tid)
+    return btf.size(btf.resolve(elem)), n

@@ -76,12 +76,15 @@ def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict, name
         value = value.get(member) if isinstance(value, dict) else None
     plain = column(types, tid, name)
     if isinstance(value, str) and plain.kind not in ("string", "enum"):
-        plain = Column(name, "text", _TEXT_WIDTHS.get(name, 8))
+        width = _TEXT_WIDTHS.get(name) or _TYPE_WIDTHS.get(types.name(types.resolve(tid)), 8)
+        plain = Column(name, "text", width)
     return plain._replace(path=path if path != (name,) else ())
 
 
 _NAMED_WIDTH = 12  # TCP_LISTEN, NET_RX_SOFTIRQ, 254:0 vda, getpgid
 _TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
+# Inspektor Gadget's endpoints, as an IPv4 one is shown (255.255.255.255:65535)
+_TYPE_WIDTHS = {"gadget_l4endpoint_t": 21, "gadget_l3endpoint_t": 15}
 
 
 def _strings_at_end(types, tid: int) -> tuple[str, int] | None:

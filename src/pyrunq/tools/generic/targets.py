@@ -2,13 +2,16 @@
 uprobe and USDT programs whose section names no target (the caller's
 ``BINARY:FUNCTION`` and ``BINARY:PROVIDER:NAME``), or names a library
 without a path (``SEC("uprobe/libssl:SSL_read")``, as Inspektor Gadget's
-loader reads them), cgroup programs (the caller's cgroup v2 directory), and
+loader reads them), cgroup programs (the caller's cgroup v2 directory),
 ``SEC("perf_event/type=T,config=C,...")`` programs (the perf event their
-section names, as ebpf_exporter reads it); checked and resolved before load."""
+section names, as ebpf_exporter reads it), and socket filters (``SEC("socket")``,
+Inspektor Gadget's ``socket1``...: a packet socket of every interface, or of
+those the caller names); checked and resolved before load."""
 
 from __future__ import annotations
 
 import os
+import socket
 from typing import NamedTuple
 
 from ... import cgroup as cgroups
@@ -22,6 +25,8 @@ UPROBE = "uprobe"
 USDT = "usdt"
 CGROUP = "cgroup"
 PERF_EVENTS = "perf_events"
+SOCKET = "sockets"
+SOCKET_PREFIX = "socket"  # socket, socket1... (Inspektor Gadget's loader reads any such name so)
 # libbpf's names of the program types that attach to a cgroup
 CGROUP_TYPES = {
     "cgroup_skb",
@@ -257,10 +262,42 @@ def check_perf_events(obj: BPFObject, events: dict) -> None:
 def set_section_types(obj: BPFObject) -> None:
     """Before load: programs whose section libbpf does not know but their
     loaders do get the type those give them: ``perf_event/...`` is a perf_event
-    program (libbpf 1.1 knows only a bare ``perf_event``)."""
+    program (libbpf 1.1 knows only a bare ``perf_event``), ``socket1`` (any
+    name that starts with ``socket``, as Inspektor Gadget's loader reads it)
+    a socket filter (libbpf knows only a bare ``socket``)."""
     for p in obj.programs.values():
         if p.section.startswith(PERF_EVENT_PREFIX) and p.type_name != "perf_event":
             p.type_name = "perf_event"
+        if p.section.startswith(SOCKET_PREFIX) and p.type_name != "socket_filter":
+            p.type_name = "socket_filter"
+
+
+def is_socket_filter(prog: Program) -> bool:
+    """Whether a program filters the packets of a socket (``SEC("socket")``)."""
+    return prog.type_name == "socket_filter"
+
+
+def check_sockets(obj: BPFObject, interfaces) -> list[str]:
+    """The network interfaces socket filters attach to, checked before load:
+    each must exist (in this network namespace), and the object must have
+    such a program. ``interfaces``: names, or one text of names separated by
+    commas; none: every interface (an empty list)."""
+    names = interfaces.split(",") if isinstance(interfaces, str) else list(interfaces or ())
+    names = [n.strip() for part in names for n in part.split(",")]
+    if not names:
+        return []
+    given = ",".join(names)
+    if not any(is_socket_filter(p) for p in obj.programs.values()):
+        raise UsageError(f'{given}: {obj.name} has no socket filter program (SEC("socket"))', SOCKET)
+    for name in names:
+        if not name:
+            raise UsageError(f"{given}: an empty name is no network interface", SOCKET)
+        try:
+            socket.if_nametoindex(name)
+        except (OSError, ValueError):  # no such interface; a name too long, or with a NUL
+            known = ", ".join(n for _, n in socket.if_nameindex())
+            raise UsageError(f"{name}: no such network interface (has: {known})", SOCKET) from None
+    return list(dict.fromkeys(names))
 
 
 def not_elf(path: str, kind: str) -> str | None:
