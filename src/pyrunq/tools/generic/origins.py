@@ -18,8 +18,10 @@ a register or stack slot keeps a meaning only when every path gives it
 that one; a branch on a setting (``.rodata``, frozen at load) goes only the
 way the setting says. A place is named only when every value the programs
 put there has the same meaning (syscount's key is a syscall, or a pid when
-``count_by_process`` is set: then nothing). A number nothing says the
-meaning of stays a number.
+``count_by_process`` is set: then nothing); a write the pass cannot
+follow (through a pointer it does not know, as Inspektor Gadget's buffers
+from its BPF functions) names nothing in the object. A number nothing says
+the meaning of stays a number.
 
 ``bytecode`` reads the helper calls with a pass of its own.
 """
@@ -92,7 +94,8 @@ def map_meanings(
     left_out: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[int, str]]]:
     """Map -> place (``KEY``, ``VALUE``, ``RECORD``) -> byte offset in it ->
-    what the number there holds, for ``elf`` (a pyelftools ELFFile) and its
+    what the number there holds, and a global array (``global_name``) ->
+    ``INDEX`` -> 0 -> what its index holds, for ``elf`` (a pyelftools ELFFile) and its
     BTF (``pyrunq.bpf.BTF``); ``sizes``: map -> place -> its size in bytes
     (what lies past a key on the stack is not the key); ``rodata``: the
     object's settings as it is loaded with them (a branch on one goes one
