@@ -100,6 +100,7 @@ def test_tcp_states_syscalls_signals_and_softirqs_are_shown_by_name(kernel, objs
     assert maps["by_syscall"]["getpgid"] == 3
     assert all(isinstance(k, str) for k in maps["by_syscall"]), maps["by_syscall"]
     assert maps["by_signal"] == {"SIGUSR2": 2}
+    assert maps["by_pid_type"] == {"PIDTYPE_PGID": 3}  # a key of a kernel enum's type, by the kernel's names
     assert maps["mixed"] == maps["by_syscall"]  # by syscall, as by_pid (false) says
     assert "NET_RX_SOFTIRQ" in maps["by_vec"]  # the connection's packets on lo
     assert all(k.endswith("_SOFTIRQ") for k in maps["by_vec"]), maps["by_vec"]

@@ -9,6 +9,8 @@
  * - `by_syscall`: syscalls of `target_tgid` counted by number
  *   (raw_syscalls/sys_enter's id);
  * - `by_signal`: signals `target_tgid` sends, by number (signal_generate's sig);
+ * - `by_pid_type`: its getpgid calls, by a key whose type is a kernel enum
+ *   (`enum pid_type`: PIDTYPE_PGID), named by its type, not where it came from;
  * - `mixed`: the same counted by the syscall's number or by the process,
  *   as `by_pid` says: nothing in the object says which, so a number;
  * - `by_vec`: softirqs counted by vector (irq/softirq_entry's vec);
@@ -23,6 +25,7 @@
 #include <bpf/bpf_tracing.h>
 
 #define IPPROTO_TCP 6
+#define NR_getpgid 121	/* x86_64 */
 
 struct change {
 	__u64 ts;
@@ -61,6 +64,13 @@ COUNTER(by_signal);
 COUNTER(mixed);
 COUNTER(by_vec);
 COUNTER(by_disk);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, enum pid_type);
+	__type(value, __u64);
+} by_pid_type SEC(".maps");
 
 static __always_inline void count(void *map, __u32 *key)
 {
@@ -111,6 +121,11 @@ int on_syscall(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	nr = ctx->id;
 	count(&by_syscall, &nr);
+	if (nr == NR_getpgid) {
+		enum pid_type type = PIDTYPE_PGID;
+
+		count(&by_pid_type, (__u32 *)&type);
+	}
 	key = by_pid ? target_tgid : ctx->id;
 	count(&mixed, &key);
 	return 0;
