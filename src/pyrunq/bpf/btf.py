@@ -195,6 +195,15 @@ class BTF:
             for m in raw[0 : t.info & 0xFFFF]
         ]
 
+    def params(self, tid: int) -> list[tuple[str, int]]:
+        """(name, type id) of each parameter of a function prototype (or of
+        the function ``tid`` is)."""
+        t = self._type(tid)
+        if self._kind(t) == FUNC:
+            t = self._type(t.type)
+        words = ffi.cast("__u32 *", t + 1)  # struct btf_param: name_off, type
+        return [(self._name(words[2 * k]), words[2 * k + 1]) for k in range(t.info & 0xFFFF)]
+
     def pointee(self, tid: int) -> int:
         """The type a pointer, typedef or qualifier refers to."""
         return self._type(tid).type
@@ -240,6 +249,17 @@ class BTF:
             if tid > 0:
                 return self.enum_values(tid)
         raise KeyError(f"enum {name}")
+
+    def enum_with(self, enumerator: str) -> dict[str, int]:
+        """Enumerator name -> value of the first enum that has ``enumerator``
+        (the kernel's TCP states and softirq vectors are anonymous enums:
+        found by ``TCP_ESTABLISHED``, ``HI_SOFTIRQ``); KeyError if none has it."""
+        for tid in range(1, lib.btf__type_cnt(self.ptr)):
+            if self._kind(self._type(tid)) in (ENUM, ENUM64):
+                values = self.enum_values(tid)
+                if enumerator in values:
+                    return values
+        raise KeyError(f"enum with {enumerator}")
 
     # -- C, as libbpf's btf_dump prints it ----------------------------------------
 

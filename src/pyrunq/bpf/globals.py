@@ -57,6 +57,10 @@ class GlobalSection:
             return ffi.buffer(ptr, size[0])
         return self._section_map().lookup_bytes(0)
 
+    def data(self) -> bytes:
+        """The section's bytes: before load as the object will be loaded, after it as they are."""
+        return bytes(self._image()) if self._map is not None else b""
+
     def __getitem__(self, name: str):
         offset, layout = self._var(name)
         self._obj._require((OPEN, LOADED), f"read {self.section} global {name!r}")

@@ -5,7 +5,8 @@ r2 for ``bpf_tail_call``); and which globals it reads and writes through
 pointers (a load or store through the address of ``.bss``/``.data``...);
 and its stores and atomic adds into map values and globals, with how the
 index into them was computed (``slot_writes``: is a histogram linear?).
-Nothing else in pyrunq reads BPF instructions."""
+``origins`` follows values through them (where a key or a member came
+from); nothing else in pyrunq reads BPF instructions."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from ...bpf.events import event_structs, struct_types
 from . import exporter_maps, gadget
 from .exporter_maps import CONFIG_AUTO
 from .objfile import ObjectFile
+from .origins import global_name
 from .plan import MapPlan, View, view
 from .present import presenter
 from .settings import value_kind
@@ -53,7 +54,7 @@ def _describe(objfile: ObjectFile, path: str, config) -> dict:
             "maps": [_describe_map(objfile, obj, m, v) for m in obj.maps.values()],
             "config": metrics.config.path if metrics.config else None,
             "globals": [
-                _describe_global(obj, section, name, tid, v)
+                _describe_global(objfile, obj, section, name, tid, v)
                 for section in DATA_SECTIONS
                 for name, tid, _, _ in btf.variables(section, static=False)
             ],
@@ -126,14 +127,21 @@ def _describe_map(objfile: ObjectFile, obj, m, v: View) -> dict:
         "pinning": m.pin_path,
         "shown_as": shown_as(plan, choices) if plan else None,  # None: not shown by run
         "why": plan.why if plan else _not_read(m),
+        "names": _names(objfile.meanings(obj).get(m.name, {})),
     }
+
+
+def _names(meanings: dict[str, dict[int, str]]) -> dict[str, dict[str, str]]:
+    """Place (key, value, record, index) -> byte offset (as text) -> what the
+    number there holds, shown by name (``origins``)."""
+    return {place: {str(o): m for o, m in sorted(at.items())} for place, at in meanings.items()}
 
 
 def _not_read(m) -> str:
     return "not read: neither a hash, array nor event map" if m.type not in BATCH_TYPES else ""
 
 
-def _describe_global(obj, section: str, name: str, tid: int, v: View) -> dict:
+def _describe_global(objfile: ObjectFile, obj, section: str, name: str, tid: int, v: View) -> dict:
     btf = obj.btf
     default = getattr(obj, section[1:])[name]  # the object's initial image, before load
     plan = next((p for p in v.globals if p.name == name and p.section == section), None)
@@ -145,6 +153,7 @@ def _describe_global(obj, section: str, name: str, tid: int, v: View) -> dict:
         "default": presenter(btf, tid)(default),
         "shown_as": shown_as(plan) if plan else None,  # .rodata (configuration) and pointers: not shown
         "why": plan.why if plan else _why_not(section),
+        "names": _names(objfile.meanings(obj).get(global_name(section, name), {})),
     }
 
 

@@ -16,7 +16,7 @@ from ...bpf import btf as B
 from ...bpf import dwarf as D
 from ...bpf import events as E
 from ...errors import MalformedObject, PyrunqError, UsageError
-from . import gadget
+from . import gadget, origins
 from .bytecode import Calls, helper_calls
 from .targets import SOCKET_PREFIX
 
@@ -161,6 +161,7 @@ class ObjectFile:
         self._dwarf: object = _UNREAD
         self._kernel: dict[tuple[str, int], bool] = {}
         self._candidates: list[list[str]] | None = None
+        self._meanings: dict[str, dict[str, dict[int, str]]] | None = None
         # the kernel's BTF with types the object's own loader adds (a file), once decided
         self._kernel_btf: tempfile._TemporaryFileWrapper | None = None
         self._decided = False
@@ -180,6 +181,26 @@ class ObjectFile:
         give host order, which Inspektor Gadget's trace_dns turns back to the
         network order it keeps addresses in."""
         return any(32 in c.to_big_endian for c in self.calls if not c.name.startswith(SOCKET_PREFIX))
+
+    def meanings(self, obj: BPFObject) -> dict[str, dict[str, dict[int, str]]]:
+        """Map -> place (key, value, record) -> byte offset -> what the number
+        there holds, as its programs' instructions tell (``origins``), read
+        once (``obj``: a load of this file, for its BTF, its settings, which
+        one Runner keeps across its loads, and the programs it loads: a
+        program left out puts nothing anywhere; a later load leaves out
+        more, never fewer)."""
+        if self._meanings is None:
+            from elftools.elf.elffile import ELFFile
+
+            with open_regular(self.path) as f:
+                sizes = {
+                    m.name: {origins.KEY: m.key_size, origins.VALUE: m.value_size} for m in obj.maps.values()
+                }
+                rodata = obj.rodata.data()
+                loaded = {p.section for p in obj.programs.values() if p.autoload}
+                left_out = {p.section for p in obj.programs.values()} - loaded
+                self._meanings = origins.map_meanings(ELFFile(f), obj.btf, sizes, rodata, left_out)
+        return self._meanings
 
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""

@@ -42,10 +42,10 @@ from ...bpf import ARRAY_TYPES, BATCH_TYPES, EVENT_TYPES, BPFObject
 from ...bpf import btf as B
 from ...bpf.events import event_map_structs, find_struct, through_pointers
 from ...errors import UsageError
-from . import exporter_maps, gadget
+from . import exporter_maps, gadget, origins
 from .bytecode import MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, Calls, writes_trace_pipe
 from .objfile import ObjectFile
-from .present import is_kernel_address, presenter
+from .present import is_kernel_address, meaning_presenter, presenter
 from .settings import value_kind
 from .shapes import (
     LOG2,
@@ -299,10 +299,22 @@ def view(
                 why = SUMMARY
             elif why == RESULTS and hists and address_key(btf, m.key_type_id) == "named":
                 why = BY_ADDRESS
-            plan = _map_plan(btf, m, shape, shown, why, unit(m.name), stack_map, objfile.host_order_ipv4)
+            meanings = objfile.meanings(obj).get(m.name, {})
+            plan = _map_plan(
+                btf, m, shape, shown, why, unit(m.name), stack_map, objfile.host_order_ipv4, meanings
+            )
             plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS))
+    found = objfile.meanings(obj)
     plans += [
-        _global_plan(btf, section, name, tid, unit(name), objfile.host_order_ipv4)
+        _global_plan(
+            btf,
+            section,
+            name,
+            tid,
+            unit(name),
+            objfile.host_order_ipv4,
+            found.get(origins.global_name(section, name), {}).get(origins.INDEX, {}).get(0),
+        )
         for section, name, tid in results
     ]
     return View([_scaled(obj, p, objfile.calls) for p in plans], writes_trace_pipe(objfile.calls))
@@ -405,10 +417,18 @@ def _event_plan(obj: BPFObject, name: str, struct_name: str | None) -> MapPlan:
 
 
 def _map_plan(
-    btf, m, shape: str | None, shown: bool, why: str, unit: str, stack_map: bool, host_order: bool
+    btf,
+    m,
+    shape: str | None,
+    shown: bool,
+    why: str,
+    unit: str,
+    stack_map: bool,
+    host_order: bool,
+    meanings: dict[str, dict[int, str]],
 ) -> MapPlan:
-    key = presenter(btf, m.key_type_id, host_order=host_order)
-    value = presenter(btf, m.value_type_id, host_order=host_order)
+    key = presenter(btf, m.key_type_id, host_order=host_order, meanings=meanings.get(origins.KEY))
+    value = presenter(btf, m.value_type_id, host_order=host_order, meanings=meanings.get(origins.VALUE))
     key_stacks = stack_members(btf, m.key_type_id, stack_map)
     # a histogram's value is its slots: a histogram per stack is named by its key
     value_stacks = None if shape else stack_members(btf, m.value_type_id, stack_map)
@@ -421,16 +441,20 @@ def _map_plan(
     return MapPlan(m.name, "entries", entries, shown, why, None, None, key, value, key_stacks, value_stacks)
 
 
-def _global_plan(btf, section: str, name: str, tid: int, unit: str, host_order: bool) -> MapPlan:
+def _global_plan(
+    btf, section: str, name: str, tid: int, unit: str, host_order: bool, index: str | None = None
+) -> MapPlan:
+    """``index``: what an array's index holds (``origins``), which names it."""
     shape = global_hist_shape(btf, name, tid)
     rid = btf.resolve(tid)
+    key = meaning_presenter(index) if index and btf.kind(rid) == B.ARRAY else None
     if shape:
         present = presenter(btf, rid if shape == "struct" else btf.array(rid)[0], host_order=host_order)
-        return MapPlan(name, "hist", shape, True, HISTOGRAM, section, unit, None, present, type_id=tid)
+        return MapPlan(name, "hist", shape, True, HISTOGRAM, section, unit, key, present, type_id=tid)
     if btf.kind(rid) == B.ARRAY and value_kind(btf, rid) != "string":
         present = presenter(btf, btf.array(rid)[0], host_order=host_order)
         return MapPlan(
-            name, "entries", "array", True, RESULT_GLOBAL, section, None, None, present, type_id=tid
+            name, "entries", "array", True, RESULT_GLOBAL, section, None, key, present, type_id=tid
         )
     return MapPlan(
         name,

@@ -3,7 +3,9 @@ decoded to plain data (dicts, lists, numbers, text). Enums by name, bytes as
 hex, and numbers whose member says what they hold as a person reads them:
 IP addresses as text, kernel addresses as the function (``process_timeout``,
 as bpftrace's ``ksym()``), a ``dev_t`` as ``major:minor`` and its disk, a
-``pid_tgid`` as its pid and tid, a negative errno by its name (``-ENOENT``).
+``pid_tgid`` as its pid and tid, a negative errno by its name (``-ENOENT``);
+and numbers whose meaning the object's instructions tell (``origins``: a
+TCP state, a softirq vector, a syscall, a kernel ``dev_t``) by their names.
 """
 
 from __future__ import annotations
@@ -13,25 +15,32 @@ import os
 import re
 import sys
 
+from ... import syscalls
 from ...bpf import BTF
 from ...bpf import btf as B
 from ...symbols import KernelSymbols
-from . import gadget
+from . import gadget, origins
 
 
-def presenter(btf, tid: int, name: str = "", host_order: bool = False):
+def presenter(
+    btf, tid: int, name: str = "", host_order: bool = False, meanings: dict[int, str] | None = None
+):
     """A function from a value decoded by ``btf.layout(tid)`` to plain data:
     enums by name, structs as dicts, arrays as lists, bytes as hex; IP
     addresses (``_addresses``) as text (``host_order``: a 4-byte one not
     declared ``__be32`` is in host order, ``ObjectFile.host_order_ipv4``);
     integers as ``named_number`` says for a member called ``name`` (a bare
     key or value: ""); Inspektor Gadget's types (``gadget``) as its loader
-    shows them."""
+    shows them. ``meanings``: byte offset in the value -> what the number
+    there holds (``origins.map_meanings``), which names it first."""
     shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
     if shown is not None:  # an Inspektor Gadget type: as its loader shows it
         return shown
     tid = btf.resolve(tid) if tid else 0
     kind = btf.kind(tid)
+    meant = (meanings or {}).get(0)
+    if meant and kind in (B.INT, B.ENUM, B.ENUM64):
+        return meaning_presenter(meant)
     if kind == B.INT:
         return named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain
     if kind in (B.ENUM, B.ENUM64):
@@ -40,7 +49,10 @@ def presenter(btf, tid: int, name: str = "", host_order: bool = False):
             names.setdefault(value, name)
         return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
     if kind == B.STRUCT:
-        fields = [presenter(btf, t, n, host_order) for n, t, _, _ in btf.members(tid)]
+        fields = [
+            presenter(btf, t, n, host_order, _at(meanings, offset // 8) if not bits else None)
+            for n, t, offset, bits in btf.members(tid)
+        ]
         addresses = _addresses(btf, tid, host_order)
 
         def struct(rec):
@@ -66,6 +78,13 @@ def presenter(btf, tid: int, name: str = "", host_order: bool = False):
 
         return array
     return _plain
+
+
+def _at(meanings: dict[int, str] | None, offset: int) -> dict[int, str] | None:
+    """The meaning of a member at byte ``offset``, as the member's own (offset 0)."""
+    if not meanings or offset not in meanings:
+        return None
+    return {0: meanings[offset]}
 
 
 _ADDRESS = re.compile(r"addr(_v?[46])?$")
@@ -139,16 +158,21 @@ def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
     one)."""
     if not name:
         return None
+    kernel = _kernel_types()
+    try:
+        return kernel.enum_values(kernel.find(name, kind)) if kernel is not None else None
+    except KeyError:
+        return None
+
+
+def _kernel_types():
+    """The running kernel's BTF, read once; None without one."""
     if not _kernel_btf:
         try:
             _kernel_btf.append(BTF.kernel())
         except OSError:  # no kernel BTF: the object's own names
             _kernel_btf.append(None)
-    kernel = _kernel_btf[0]
-    try:
-        return kernel.enum_values(kernel.find(name, kind)) if kernel is not None else None
-    except KeyError:
-        return None
+    return _kernel_btf[0]
 
 
 _mount_namespaces = gadget.MountNamespaces()
@@ -237,11 +261,18 @@ def _device(v: int) -> str:
     with its block device's name where there is one (``8:0 sda``); a number
     that names no block device so, but does in user space's encoding
     (``makedev()``, which ebpf_exporter's and some bcc objects use), as that."""
+    if not _block_device(v >> 20, v & 0xFFFFF) and 0 <= v < 1 << 32:
+        major, minor = os.major(v), os.minor(v)
+        if _block_device(major, minor):
+            return f"{major}:{minor} {_block_device(major, minor)}"
+    return _kernel_device(v)
+
+
+def _kernel_device(v: int) -> str:
+    """A dev_t known to be the kernel's (a tracepoint's ``dev``): ``major:minor``
+    by its 20-bit minor, and its block device's name where there is one."""
     major, minor = v >> 20, v & 0xFFFFF
     disk = _block_device(major, minor)
-    if not disk and 0 <= v < 1 << 32 and _block_device(os.major(v), os.minor(v)):
-        major, minor = os.major(v), os.minor(v)
-        disk = _block_device(major, minor)
     return f"{major}:{minor} {disk}" if disk else f"{major}:{minor}"
 
 
@@ -251,3 +282,50 @@ def _block_device(major: int, minor: int) -> str:
             return next((line.split("=", 1)[1].strip() for line in f if line.startswith("DEVNAME=")), "")
     except OSError:
         return ""
+
+
+# -- numbers the object's instructions say the meaning of (``origins``) -----------
+
+_KERNEL_ENUMS = {origins.TCP_STATE: "TCP_ESTABLISHED", origins.SOFTIRQ: "HI_SOFTIRQ"}
+
+
+def meaning_presenter(meaning: str):
+    """How a number that holds ``meaning`` (``origins``) is shown: a syscall
+    by its name (libseccomp's), a kernel dev_t as ``major:minor`` and its
+    disk, a signal by its name, a TCP state or softirq vector by the running kernel's enumerator
+    (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``); a number with no name as it is."""
+    if meaning == origins.SYSCALL:
+        return lambda v: (syscalls.name(v) or v) if isinstance(v, int) else v
+    if meaning == origins.DEV:
+        return lambda v: _kernel_device(v) if isinstance(v, int) and 0 <= v < 1 << 32 else v
+    if meaning == origins.SIGNAL:
+        return _signal
+    names = _kernel_enum_with(_KERNEL_ENUMS[meaning])
+    return lambda v: names.get(v, v) if isinstance(v, int) else v
+
+
+def _signal(v):
+    """A signal by its name on this machine (``SIGUSR1``; a real-time one
+    ``SIGRTMIN+3``); a number that is none as it is."""
+    import signal
+
+    if not isinstance(v, int):
+        return v
+    try:
+        return signal.Signals(v).name
+    except ValueError:
+        rt = v - signal.SIGRTMIN
+        return f"SIGRTMIN+{rt}" if 0 < rt <= signal.SIGRTMAX - signal.SIGRTMIN else v
+
+
+def _kernel_enum_with(enumerator: str) -> dict[int, str]:
+    """Value -> name in the running kernel's enum that has ``enumerator``
+    (empty without the kernel's BTF, or no such enum: numbers stay numbers)."""
+    kernel = _kernel_types()
+    names: dict[int, str] = {}
+    try:
+        for name, value in (kernel.enum_with(enumerator) if kernel is not None else {}).items():
+            names.setdefault(value, name)
+    except KeyError:
+        pass
+    return names

@@ -82,14 +82,19 @@ def _read_map(m, plan: MapPlan) -> MapReport:
 def _read_global(value, plan: MapPlan) -> MapReport:
     """A .bss/.data global, read live (through its section's map once loaded)."""
     name, section, present = plan.name, plan.section, plan.value or _plain
+    index = plan.key or _plain  # an array's index, named where the object says what it holds
     if plan.shape in ("index", "struct"):
         return MapReport(name, "hist", [(None, *_slots(value, plan.shape, present))], plan.unit, section)
     if plan.kind == "hist":  # one histogram per index: those with counts
-        hists = [(i, *_slots(v, plan.shape, present)) for i, v in enumerate(value)]
+        hists = [(index(i), *_slots(v, plan.shape, present)) for i, v in enumerate(value)]
         return MapReport(name, "hist", [h for h in hists if any(h[1])], plan.unit, section)
     if plan.shape == "array" and isinstance(value, tuple):  # not char[]: that is text
         return MapReport(
-            name, "entries", [(i, present(v)) for i, v in enumerate(value) if not is_zero(v)], None, section
+            name,
+            "entries",
+            [(index(i), present(v)) for i, v in enumerate(value) if not is_zero(v)],
+            None,
+            section,
         )
     return MapReport(name, "entries", [(None, present(value))], None, section)
 

@@ -27,6 +27,7 @@ from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from . import gadget_yaml
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
+from .origins import RECORD
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
@@ -467,6 +468,7 @@ class Runner(Tool):
             stacks.members,
             stacks.name,
             objfile.host_order_ipv4,
+            objfile.meanings(obj).get(name, {}).get(RECORD),
         )
         on_event = self._on_event
         span = self.metrics.span(name)

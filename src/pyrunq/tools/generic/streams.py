@@ -64,10 +64,13 @@ def column(types, tid: int, name: str) -> Column:
     return Column(name, "other", 0)
 
 
-def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict) -> Column:
+def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict, named: bool = False) -> Column:
     """A column of a member (``path`` from the record to it): as ``column``
     says, but "text" as wide as it usually is where a presenter turns the
-    member's number into text (a wall-clock time, a user, a container)."""
+    member's number into text (a wall-clock time, a user, a container; a
+    number ``named`` by what the object's instructions say it holds)."""
+    if named:
+        return Column(name, "text", _NAMED_WIDTH)
     value: object = shown
     for member in path:
         value = value.get(member) if isinstance(value, dict) else None
@@ -78,6 +81,7 @@ def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict) -> C
     return plain._replace(path=path if path != (name,) else ())
 
 
+_NAMED_WIDTH = 12  # TCP_LISTEN, NET_RX_SOFTIRQ, 254:0 vda, getpgid
 _TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
 # Inspektor Gadget's endpoints, as an IPv4 one is shown (255.255.255.255:65535)
 _TYPE_WIDTHS = {"gadget_l4endpoint_t": 21, "gadget_l3endpoint_t": 15}
@@ -115,8 +119,8 @@ class RecordDecoder:
     (``pair(size)``: a struct name or None, and the structs to name instead); ``on_pairing(stream)`` hears of
     that, once. A record no struct decodes stays bytes.
     ``name_stacks(record, members)`` names the stacks of decoded records,
-    ``stack_members(types, tid)`` says which members hold them. ``host_order``:
-    as ``present.presenter`` takes it."""
+    ``stack_members(types, tid)`` says which members hold them. ``host_order``
+    and ``meanings`` (the record's, ``origins``): as ``present.presenter`` takes them."""
 
     def __init__(
         self,
@@ -129,10 +133,11 @@ class RecordDecoder:
         stack_members: Callable,
         name_stacks: Callable,
         host_order: bool = False,
+        meanings: dict[int, str] | None = None,
     ):
         self._btf, self.stream, self._find, self._pair, self._on_pairing = btf, stream, find, pair, on_pairing
         self._stack_members, self._name_stacks = stack_members, name_stacks
-        self._host_order = host_order
+        self._host_order, self._meanings = host_order, meanings
         self._pending = struct_name is None
         self._decode: Callable[[bytes], Record] | None = self._decoder(struct_name) if struct_name else None
 
@@ -166,15 +171,17 @@ class RecordDecoder:
         stream.source = "BTF" if types is self._btf else "DWARF"
         if layout.record is None:
             return None
-        present = presenter(types, tid, host_order=self._host_order)
+        present = presenter(types, tid, host_order=self._host_order, meanings=self._meanings)
         stacks = self._stack_members(types, tid)
         name_stacks = self._name_stacks
         # the record's field names: anonymous members are renamed there
         stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
         # laid out as the collection's loader lays them out (``gadget.columns``)
         shown = present(layout.decode(bytes(layout.size)))
+        # members whose numbers are shown as names (a zero may have none)
+        meant = {n for n, _, o, bits in types.members(tid) if not bits and o // 8 in (self._meanings or {})}
         stream.columns = [
-            _column(types, mtid, name, path, shown)
+            _column(types, mtid, name, path, shown, path == (name,) and name in meant)
             for name, path, mtid in gadget.columns(types, tid)
             if path[0] not in stream.stacks
         ]

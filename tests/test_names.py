@@ -1,0 +1,109 @@
+"""Numbers that are names, shown as names where the object's instructions say
+what they hold (tests/objects/gen_names.bpf.c): a TCP state, a syscall, a
+softirq vector or a disk copied from a tracepoint's field into a record or a
+map's key; a number nothing says the meaning of stays a number."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+
+import pytest
+
+import pyrunq
+from pyrunq.tools.generic import origins
+from pyrunq.tools.generic.describe import describe
+from pyrunq.tools.generic.objfile import ObjectFile
+from testobjects import fire
+
+
+def meanings(path: str, **settings) -> dict:
+    objfile = ObjectFile(path)
+    obj = objfile.open()
+    try:
+        for name, value in settings.items():
+            obj.rodata[name] = value
+        return objfile.meanings(obj)
+    finally:
+        obj.close()
+        objfile.close()
+
+
+def test_where_a_number_was_read_says_what_it_holds(objs):
+    assert meanings(objs["gen_names"]) == {
+        "changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},
+        "perf_changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},  # from the stack
+        "by_syscall": {origins.KEY: {0: origins.SYSCALL}},
+        "by_signal": {origins.KEY: {0: origins.SIGNAL}},
+        "by_vec": {origins.KEY: {0: origins.SOFTIRQ}},
+        "by_disk": {origins.KEY: {0: origins.DEV}},  # through BPF_CORE_READ: bpf_probe_read_kernel
+        # by tp_btf's argument (named in the kernel's BTF), handed to a BPF function
+        ".bss:finished": {origins.INDEX: {0: origins.SOFTIRQ}},
+        "mixed": {
+            origins.KEY: {0: origins.SYSCALL}
+        },  # by_pid is false: the branch that counts by pid never runs
+    }
+    # counted by process: a number (the other way, nothing says what it holds)
+    assert "mixed" not in meanings(objs["gen_names"], by_pid=True)
+    d = describe(objs["gen_names"])  # pyrunq inspect --json
+    maps = {m["name"]: m["names"] for m in d["maps"]}
+    assert maps["by_vec"] == {"key": {"0": "softirq vector"}} and maps["mixed"] == {"key": {"0": "syscall"}}
+    assert {g["name"]: g["names"] for g in d["globals"]}["finished"] == {"index": {"0": "softirq vector"}}
+
+
+@pytest.mark.slow
+def test_tcp_states_syscalls_signals_and_softirqs_are_shown_by_name(kernel, objs):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def on_maps(reports):  # called in the loop, after attach: a connection on lo, then end as Ctrl-C would
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = listener.accept()
+        client.close()
+        server.close()
+        listener.close()
+        fire(999_999, 999_998, 999_997)
+        before = signal.signal(signal.SIGUSR2, lambda *_: None)
+        try:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            os.kill(os.getpid(), signal.SIGUSR2)
+        finally:
+            signal.signal(signal.SIGUSR2, before)
+        raise KeyboardInterrupt
+
+    try:
+        result = pyrunq.run(
+            objs["gen_names"],
+            set={"target_port": port, "target_tgid": os.getpid()},
+            interval=0.01,
+            on_maps=on_maps,
+            duration=600,
+        )
+    finally:
+        listener.close()
+    changes = [e for m, e in result.events if m == "changes"]
+    assert sorted(changes) == sorted(e for m, e in result.events if m == "perf_changes")
+    seen = {(c.oldstate, c.newstate) for c in changes}
+    # the client's connect and the listener's close, each done before the reading ends
+    assert {
+        ("TCP_CLOSE", "TCP_SYN_SENT"),
+        ("TCP_SYN_SENT", "TCP_ESTABLISHED"),
+        ("TCP_LISTEN", "TCP_CLOSE"),
+    } <= seen
+    assert all(s.startswith("TCP_") for pair in seen for s in pair), seen
+    assert {c.protocol for c in changes} == {6}  # IPPROTO_TCP: nothing says it is one, a number
+    maps = {r.name: dict(r.entries) for r in result.maps}
+    assert maps["by_syscall"]["getpgid"] == 3
+    assert all(isinstance(k, str) for k in maps["by_syscall"]), maps["by_syscall"]
+    assert maps["by_signal"] == {"SIGUSR2": 2}
+    assert maps["by_pid_type"] == {"PIDTYPE_PGID": 3}  # a key of a kernel enum's type, by the kernel's names
+    assert maps["mixed"] == maps["by_syscall"]  # by syscall, as by_pid (false) says
+    assert "NET_RX_SOFTIRQ" in maps["by_vec"]  # the connection's packets on lo
+    assert all(k.endswith("_SOFTIRQ") for k in maps["by_vec"]), maps["by_vec"]
+    finished = maps["finished"]  # a global array indexed by tp_btf/softirq_exit's vec_nr
+    assert "NET_RX_SOFTIRQ" in finished and all(k.endswith("_SOFTIRQ") for k in finished), finished
+    assert all(re.fullmatch(r"\d+:\d+( \S+)?", k) for k in maps["by_disk"]), maps["by_disk"]
