@@ -50,6 +50,7 @@ SCRAPE_EVERY = 5  # Prometheus' scrape interval
 SAMPLE_EVERY = 30
 MAPS = ("hists", "blames", "cgroup_set")  # the exporter's maps that grow with cgroups
 PARTIAL = HERE / "results" / "exporter-day.tmp"
+REFRESHED = re.compile(rb"^pyrunq_refresh_timestamp_seconds (\S+)$", re.M)
 SERIES = re.compile(rb'^pyrunq_runqueue_latency_seconds_count\{cgroup="([^"]+)"', re.M)
 
 
@@ -64,7 +65,7 @@ class Churn:
         os.mkdir(self.mount + parent)
         self.binary = threads_binary()
         self.alive: dict[str, subprocess.Popen] = {}  # path -> its process, oldest first
-        self.removed: dict[str, float] = {}  # path -> when (monotonic)
+        self.removed: dict[str, float] = {}  # path -> when (time.time(), as the exporter's refresh timestamp)
         self.made = 0
 
     def add(self, lifetime: float) -> None:
@@ -88,7 +89,7 @@ class Churn:
                 break
             except OSError:
                 time.sleep(0.01)
-        self.removed[path] = time.monotonic()
+        self.removed[path] = time.time()
 
     def close(self) -> None:
         while self.alive:
@@ -191,8 +192,10 @@ def take_sample(e: Exporter, churn: Churn, stale: list[str], t: float) -> dict:
     scrape_s = time.monotonic() - t0
     rss, fds = sample(e.proc.pid)
     exposed = {m.decode() for m in SERIES.findall(body)}
-    cutoff = time.monotonic() - (REFRESH + 2)  # removed before the last refresh
-    stale += [p for p in exposed if churn.removed.get(p, time.monotonic()) < cutoff]
+    # removed before the last refresh began (the exporter's own clock of it:
+    # on a loaded machine a refresh comes late), and still there
+    refreshed = float(REFRESHED.search(body).group(1))
+    stale += [p for p in exposed if churn.removed.get(p, refreshed) < refreshed]
     return {
         "t": round(t, 1),
         "rss": rss,
