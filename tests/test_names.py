@@ -5,10 +5,12 @@ map's key; a number nothing says the meaning of stays a number."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import signal
 import socket
+import tempfile
 
 import pytest
 
@@ -107,3 +109,44 @@ def test_tcp_states_syscalls_signals_and_softirqs_are_shown_by_name(kernel, objs
     finished = maps["finished"]  # a global array indexed by tp_btf/softirq_exit's vec_nr
     assert "NET_RX_SOFTIRQ" in finished and all(k.endswith("_SOFTIRQ") for k in finished), finished
     assert all(re.fullmatch(r"\d+:\d+( \S+)?", k) for k in maps["by_disk"]), maps["by_disk"]
+
+
+def test_a_block_requests_flags_are_named_as_the_kernel_writes_them(objs):
+    """biosnoop's way: `rq->cmd_flags` read with BPF_CORE_READ into a record."""
+    assert meanings(objs["gen_rwbs"])["requests"] == {origins.RECORD: {12: origins.BLOCK_OPF}}
+
+
+@pytest.mark.slow  # direct, synchronous writes to the disk
+def test_block_request_flags_read_as_the_tracepoints_rwbs(kernel, objs):
+    """Each completed request's cmd_flags, named from the running kernel's
+    BTF, reads as the kernel's own tracepoint writes the same completion
+    (its `rwbs`): the workload's synchronous direct writes and whatever else
+    the machine completes meanwhile (journal writes, flushes, reads...)."""
+
+    def on_maps(reports):  # after attach: 8 direct writes, each synchronous
+        with tempfile.NamedTemporaryFile(dir="/var/tmp") as f:  # on a disk: /tmp may be a tmpfs
+            fd = os.open(f.name, os.O_WRONLY | os.O_DIRECT | os.O_DSYNC)
+            try:
+                for _ in range(8):
+                    os.write(fd, mmap.mmap(-1, 4096))  # page-aligned, as O_DIRECT wants
+            finally:
+                os.close(fd)
+        raise KeyboardInterrupt
+
+    both_programs = ["on_complete", "on_complete_tp"]  # twins (one event): pyrunq would run one
+    result = pyrunq.run(
+        objs["gen_rwbs"], programs=both_programs, interval=0.01, on_maps=on_maps, duration=600
+    )
+    ours: dict = {}
+    theirs: dict = {}  # (disk, sector) -> each completion's, in order: both programs run at each one
+    for m, e in result.events:
+        if m == "requests":
+            ours.setdefault((e.dev, e.sector), []).append(e.cmd_flags)
+        else:
+            theirs.setdefault((e.dev, e.sector), []).append(e.rwbs)
+    both = set(ours) & set(theirs)
+    # the workload's 8 writes at least: WS here, WFS on a disk with forced unit access
+    assert sum("W" in flags for k in both for flags in ours[k]) >= 8, (ours, theirs)
+    assert all(ours[k] == theirs[k] for k in both), [
+        (ours[k], theirs[k]) for k in both if ours[k] != theirs[k]
+    ]

@@ -3,7 +3,8 @@ a member of a map's value or of a record, or the index of a global array,
 that a program copied from a kernel tracepoint's field or argument whose
 meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
 vector, a syscall number, a signal; any ``dev_t`` field is the kernel's
-device number).
+device number), or from a kernel struct's member that says the same of
+every kernel (a block request's ``cmd_flags``: its operation and flags).
 
 Read from the object's instructions: the CO-RE relocations of its .BTF.ext
 name the field each load reads (``trace_event_raw_softirq.vec``, through
@@ -35,6 +36,7 @@ from collections.abc import Iterable
 
 TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
 SIGNAL = "signal"
+BLOCK_OPF = "block request op and flags"
 
 # (tracepoint struct, member) -> what it holds; and every dev_t member of a
 # tracepoint struct is a kernel device number (block_rq_complete's dev...)
@@ -46,8 +48,10 @@ MEANINGS = {
     ("trace_event_raw_sys_exit", "id"): SYSCALL,
     ("trace_event_raw_signal_generate", "sig"): SIGNAL,
     ("trace_event_raw_signal_deliver", "sig"): SIGNAL,
+    ("request", "cmd_flags"): BLOCK_OPF,  # biosnoop's, through BPF_CORE_READ(rq, cmd_flags)
 }
 _TRACEPOINT = "trace_event_raw_"
+_KERNEL_STRUCTS = {name for name, _ in MEANINGS if not name.startswith(_TRACEPOINT)}
 # tp_btf and raw_tp programs get a tracepoint's arguments, not its fields:
 # tracepoint -> (the kernel function that takes them, ``__bpf_trace_<class>``,
 # whose BTF names them; argument name -> what it holds)
@@ -279,10 +283,12 @@ def field_meaning(btf, tid: int, access: str) -> str | None:
     """What the field a CO-RE access string (``0:3``) of type ``tid`` names
     holds, if ``MEANINGS`` (or a ``dev_t`` type) says: the innermost struct's
     name, without a ``___flavor`` suffix, and its member. Only a
-    tracepoint's struct holds one: other types are not looked into."""
+    tracepoint's struct, or a kernel struct ``MEANINGS`` names, holds one:
+    other types are not looked into."""
     from ...bpf import btf as B
 
-    if not btf.name(btf.resolve(tid)).startswith(_TRACEPOINT):
+    outer = btf.name(btf.resolve(tid))
+    if not outer.startswith(_TRACEPOINT) and outer.split("___", 1)[0] not in _KERNEL_STRUCTS:
         return None
     steps = [int(s) for s in access.split(":")][1:]
     struct_name = member = ""

@@ -293,15 +293,50 @@ def meaning_presenter(meaning: str):
     """How a number that holds ``meaning`` (``origins``) is shown: a syscall
     by its name (libseccomp's), a kernel dev_t as ``major:minor`` and its
     disk, a signal by its name, a TCP state or softirq vector by the running kernel's enumerator
-    (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``); a number with no name as it is."""
+    (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``), a block request's op and flags as
+    its tracepoints' ``rwbs`` (``WS``); a number with no name as it is."""
     if meaning == origins.SYSCALL:
         return lambda v: (syscalls.name(v) or v) if isinstance(v, int) else v
     if meaning == origins.DEV:
         return lambda v: _kernel_device(v) if isinstance(v, int) and 0 <= v < 1 << 32 else v
     if meaning == origins.SIGNAL:
         return _signal
+    if meaning == origins.BLOCK_OPF:
+        return _rwbs_of_this_kernel()
     names = _kernel_enum_with(_KERNEL_ENUMS[meaning])
     return lambda v: names.get(v, v) if isinstance(v, int) else v
+
+
+# blk_fill_rwbs (kernel/trace/blktrace.c): a letter for the operation, and
+# one for each of these flags, after it
+_RWBS_OPS = {"REQ_OP_READ": "R", "REQ_OP_WRITE": "W", "REQ_OP_FLUSH": "F", "REQ_OP_DISCARD": "D"}
+_RWBS_OPS["REQ_OP_SECURE_ERASE"] = "DE"
+_RWBS_FLAGS = (("F", "__REQ_FUA"), ("A", "__REQ_RAHEAD"), ("S", "__REQ_SYNC"), ("M", "__REQ_META"))
+
+
+def _rwbs_of_this_kernel():
+    """A block request's ``cmd_flags`` as the kernel's tracepoints and
+    blktrace write them (``rwbs``: ``WS`` a synchronous write, ``FWFS`` a
+    flush before a forced-unit-access one...), by the running kernel's
+    operation numbers and flag bits (its BTF: they moved between versions);
+    a number as it is without them."""
+    ops = _kernel_enum_with("REQ_OP_WRITE")
+    bit = {name: value for value, name in _kernel_enum_with("__REQ_SYNC").items()}
+    if not ops or "__REQ_FAILFAST_DEV" not in bit:
+        return lambda v: v
+    op_mask = (1 << bit["__REQ_FAILFAST_DEV"]) - 1  # the flags start past the operation's bits
+
+    def has(v: int, flag: str) -> bool:
+        return flag in bit and bool(v >> bit[flag] & 1)
+
+    def rwbs(v):
+        if not isinstance(v, int):
+            return v
+        flush = "F" if has(v, "__REQ_PREFLUSH") else ""
+        op = _RWBS_OPS.get(ops.get(v & op_mask, ""), "N")
+        return flush + op + "".join(letter for letter, flag in _RWBS_FLAGS if has(v, flag))
+
+    return rwbs
 
 
 def _signal(v):
