@@ -38,6 +38,53 @@ class Calls(NamedTuple):
     writes: list[Write] = []
 
 
+class CodeSection(NamedTuple):
+    """A section of BPF code (a program, or ``.text``'s functions) and what
+    its relocations say of its instructions: by instruction index, the map
+    it loads, the global it points at (data section, symbol's offset), the
+    BPF function it calls (code section, instruction)."""
+
+    name: str
+    code: bytes
+    maps: dict[int, str]
+    data: dict[int, tuple[str, int]]
+    calls: dict[int, tuple[str, int]]
+
+
+def code_sections(elf) -> list[CodeSection]:
+    """Each code section of ``elf`` (a pyelftools ELFFile), with what its
+    relocations say (``CodeSection``)."""
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    sections = list(elf.iter_sections())
+    map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
+    data_sections = {i: s.name for i, s in enumerate(sections) if s.name in DATA_SECTIONS}
+    code = [
+        i
+        for i, sec in enumerate(sections)
+        if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
+    ]
+    out = {i: CodeSection(sections[i].name, sections[i].data(), {}, {}, {}) for i in code}
+    for rel in sections:
+        # only the relocations of code: those of the DWARF are many, and slow to read
+        if not isinstance(rel, RelocationSection) or rel.header.sh_info not in out:
+            continue
+        symbols = elf.get_section(rel.header.sh_link)
+        if not isinstance(symbols, SymbolTableSection):
+            continue
+        section = out[rel.header.sh_info]
+        for r in rel.iter_relocations():
+            sym, at = symbols.get_symbol(r["r_info_sym"]), r["r_offset"] // 8
+            if sym["st_shndx"] in map_sections:
+                section.maps[at] = sym.name
+            elif sym["st_shndx"] in data_sections:
+                section.data[at] = (data_sections[sym["st_shndx"]], sym["st_value"])
+            elif sym["st_shndx"] in out:  # a call of a BPF function (libbpf: symbol + imm + 1)
+                section.calls[at] = (sections[sym["st_shndx"]].name, sym["st_value"] // 8)
+    return [out[i] for i in code]
+
+
 def helper_calls(elf) -> list[Calls]:
     """For each code section of ``elf`` (a pyelftools ELFFile; a program,
     mostly): the helpers it calls, and with which map in r1. One linear pass
@@ -45,41 +92,13 @@ def helper_calls(elf) -> list[Calls]:
     loads the map right before the call). Empty when the ELF cannot be read
     this way."""
     from elftools.common.exceptions import ELFError
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
 
     try:
-        sections = list(elf.iter_sections())
-        map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
-        code = {
-            i
-            for i, sec in enumerate(sections)
-            if sec.header.sh_type == "SHT_PROGBITS" and sec.header.sh_flags & _SHF_EXECINSTR
-        }
-        refs: dict[int, dict[int, str]] = {}  # section -> instruction -> map it loads
-        data: dict[int, dict[int, tuple[str, int]]] = {}  # ... -> (data section, symbol's offset)
-        data_sections = {i: s.name for i, s in enumerate(sections) if s.name in DATA_SECTIONS}
-        for rel in sections:
-            # only the relocations of code: those of the DWARF are many, and slow to read
-            if not isinstance(rel, RelocationSection) or rel.header.sh_info not in code:
-                continue
-            symbols = elf.get_section(rel.header.sh_link)
-            if not isinstance(symbols, SymbolTableSection):
-                continue
-            for r in rel.iter_relocations():
-                sym = symbols.get_symbol(r["r_info_sym"])
-                if sym["st_shndx"] in map_sections:
-                    refs.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = sym.name
-                elif sym["st_shndx"] in data_sections:
-                    where = (data_sections[sym["st_shndx"]], sym["st_value"])
-                    data.setdefault(rel.header.sh_info, {})[r["r_offset"] // 8] = where
         return [
-            _calls(
-                sections[i].data(), refs.get(i, {}), elf.little_endian, data.get(i, {}), sections[i].name
-            )._replace(
-                writes=slot_writes(sections[i].data(), refs.get(i, {}), elf.little_endian, data.get(i, {}))
+            _calls(s.code, s.maps, elf.little_endian, s.data, s.name)._replace(
+                writes=slot_writes(s.code, s.maps, elf.little_endian, s.data)
             )
-            for i in sorted(code)
+            for s in code_sections(elf)
         ]
     except (OSError, ELFError, struct.error):
         return []

@@ -34,6 +34,8 @@ import struct
 import sys
 from collections.abc import Iterable
 
+from .bytecode import DATA_SECTIONS, code_sections
+
 TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
 SIGNAL = "signal"
 BLOCK_OPF = "block request op and flags"
@@ -68,7 +70,6 @@ _RAW_SECTIONS = ("tp_btf/", "raw_tp/", "raw_tracepoint/")
 
 KEY, VALUE, RECORD = "key", "value", "record"  # where in a map a meaning is found
 INDEX = "index"  # ... and in a global array: its index (softirqs' ``counts[vec_nr]``)
-_DATA = (".bss", ".data", ".rodata")
 
 # enum bpf_func_id: the helpers this pass follows values through
 _LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, _RINGBUF_RESERVE = 1, 2, 3, 25, 130, 131
@@ -87,7 +88,6 @@ _WRITES = {
 _READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, 132, 133}
 _WIDTHS = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}  # BPF_W, BPF_H, BPF_B, BPF_DW
 _FIELD_BYTE_OFFSET = 0  # enum bpf_core_relo_kind
-_SHF_EXECINSTR = 0x4
 
 
 def map_meanings(
@@ -116,12 +116,16 @@ def map_meanings(
             if code.name not in left_out and not shared.seen.blind:  # blind: nothing will be named
                 _scan(code, shared)
         found = shared.seen.agreed(sizes or {})
-        for section in _DATA:  # a global by its name
+        for section in DATA_SECTIONS:  # a global by its name
             for var, _, offset, _ in btf.variables(section):
                 where = global_name(section, str(offset))
                 if where in found:
                     found[global_name(section, var)] = found.pop(where)
-        return {k: v for k, v in found.items() if not k.startswith(_DATA) or not k.split(":", 1)[1].isdigit()}
+        return {
+            k: v
+            for k, v in found.items()
+            if not k.startswith(DATA_SECTIONS) or not k.split(":", 1)[1].isdigit()
+        }
     except Exception:  # a malformed object (its .BTF.ext, its code): a best effort that names nothing
         return {}
 
@@ -166,45 +170,17 @@ class _Shared:
 
 def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
     """Each code section of ``elf``, read (``_Code``)."""
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
-
-    sections = list(elf.iter_sections())
-    map_sections = {i for i, s in enumerate(sections) if s.name in (".maps", "maps")}
-    code = [
-        i
-        for i, s in enumerate(sections)
-        if s.header.sh_type == "SHT_PROGBITS" and s.header.sh_flags & _SHF_EXECINSTR
-    ]
-    loads: dict[int, dict[int, str]] = {i: {} for i in code}
-    data_sections = {i: s.name for i, s in enumerate(sections) if s.name in _DATA}
-    globs: dict[int, dict[int, tuple[str, int]]] = {i: {} for i in code}
-    calls: dict[int, dict[int, tuple[str, int]]] = {i: {} for i in code}
-    for rel in sections:
-        if not isinstance(rel, RelocationSection) or rel.header.sh_info not in loads:
-            continue
-        symbols = elf.get_section(rel.header.sh_link)
-        if not isinstance(symbols, SymbolTableSection):
-            continue
-        for r in rel.iter_relocations():
-            sym = symbols.get_symbol(r["r_info_sym"])
-            if sym["st_shndx"] in map_sections:
-                loads[rel.header.sh_info][r["r_offset"] // 8] = sym.name
-            elif sym["st_shndx"] in data_sections:
-                where = (data_sections[sym["st_shndx"]], sym["st_value"])
-                globs[rel.header.sh_info][r["r_offset"] // 8] = where
-            elif sym["st_shndx"] in calls:  # a call of a BPF function (libbpf: symbol + imm + 1)
-                where = (sections[sym["st_shndx"]].name, sym["st_value"] // 8)
-                calls[rel.header.sh_info][r["r_offset"] // 8] = where
     fmt = struct.Struct("<BBhi" if elf.little_endian else ">BBhi")
-    for i in code:
-        data, insns = sections[i].data(), []
-        for k in range(len(data) // 8):
-            op, regs, off, imm = fmt.unpack_from(data, 8 * k)
+    for section in code_sections(elf):
+        insns = []
+        for k in range(len(section.code) // 8):
+            op, regs, off, imm = fmt.unpack_from(section.code, 8 * k)
             dst, src = (regs & 0xF, regs >> 4) if elf.little_endian else (regs >> 4, regs & 0xF)
             insns.append((op, dst, src, off, imm))
-        name = sections[i].name
-        yield _Code(name, insns, loads[i], globs[i], fields.get(name, {}), calls[i], _arguments(name))
+        name = section.name
+        yield _Code(
+            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _arguments(name)
+        )
 
 
 def _core_fields(elf, btf) -> dict[str, dict[int, str]]:
