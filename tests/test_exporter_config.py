@@ -362,5 +362,5 @@ def test_a_gadget_yaml_is_read_for_what_changes_a_number(tmp_path):
         )
     bad = tmp_path / "gadget.yaml"
     bad.write_text("datasources: [\n")
-    with pytest.raises(Y.GadgetYamlError, match=r"gadget.yaml: not valid YAML \(line 2\)"):
+    with pytest.raises(Y.GadgetYamlError, match=r"gadget.yaml: not valid YAML \(line 2, column 1\)"):
         Y.load(str(bad))

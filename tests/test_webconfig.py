@@ -104,7 +104,7 @@ def test_bad_web_config_is_one_line_exit_2(bad_configs, case):
             "VerifyClientCertIfGiven needs client_ca_file",
         ),
         ("tls_server_config: {cert_file: a, key_file: b, min_version: TLS14}\n", "'TLS14' is not one of"),
-        ("tls_server_config: [\n", "not YAML (line 2)"),
+        ("tls_server_config: [\n", "not valid YAML (line 2, column 1)"),
     ],
 )
 def test_what_is_wrong_is_named(tmp, text, message):

@@ -34,6 +34,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
+from . import yamlfile
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -80,17 +81,7 @@ class WebConfig:
 def load(path: str) -> WebConfig:
     """Read and check the web configuration at ``path``: every file it names
     is loaded now, so what is wrong is said before anything is served."""
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise WebConfigError(f"{path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where else ""
-        raise WebConfigError(f"{path}: not YAML{line}: {getattr(e, 'problem', e)}") from None
+    doc = yamlfile.read(path, WebConfigError)
     doc = _mapping(path, "the file", {} if doc is None else doc)
     _known(path, "", doc, TOP_KEYS)
     base = os.path.dirname(os.path.abspath(path))

@@ -28,6 +28,7 @@ import re
 import struct
 import sys
 
+from ... import yamlfile
 from ...errors import UsageError
 
 # How messages name the file given by the caller; the CLI's --config puts its flag there.
@@ -194,18 +195,7 @@ def named(path: str, given: bool = True) -> str:
 def load(path: str, given: bool = True) -> ExporterConfig:
     """The configuration in file ``path`` (``given``: named by the caller,
     not found beside the object); ConfigError when it cannot be read or used."""
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"{named(path, given)}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{named(path, given)}: not valid YAML{at}: {problem}") from None
+    doc = yamlfile.read(path, ConfigError, named(path, given))
     return parse(doc, path, given)
 
 

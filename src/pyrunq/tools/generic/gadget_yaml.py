@@ -36,6 +36,7 @@ import dataclasses
 import os
 import re
 
+from ... import yamlfile
 from ...errors import UsageError
 
 NAME = "gadget.yaml"
@@ -85,18 +86,7 @@ def beside(object_path: str) -> str | None:
 
 
 def load(path: str) -> GadgetYaml:
-    import yaml  # type: ignore[import-untyped]
-
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise GadgetYamlError(f"{path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise GadgetYamlError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
-    return parse(doc, path)
+    return parse(yamlfile.read(path, GadgetYamlError), path)
 
 
 def parse(doc, path: str = NAME) -> GadgetYaml:
