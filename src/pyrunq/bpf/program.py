@@ -234,21 +234,16 @@ class Program:
         what = f"open perf event type={event_type},config={config} " + (
             f"at {frequency} Hz" if period is None else f"every {period} events"
         )
-        links: list[Link] = []
-        try:
-            for cpu in online_cpus() if cpus is None else cpus:
-                fd = libbpf.check(
-                    lib.pyrunq_perf_event_open(event_type, config, cpu, sample, period is None),
-                    f"{what} on CPU {cpu} for",
-                    self.name,
-                )
-                links.append(self.attach_perf_event(fd))
-        except BaseException:
-            for link in links:
-                link.close()
-                self._obj._owned.remove(link)
-            raise
-        return links
+
+        def on(cpu: int) -> Link:
+            fd = libbpf.check(
+                lib.pyrunq_perf_event_open(event_type, config, cpu, sample, period is None),
+                f"{what} on CPU {cpu} for",
+                self.name,
+            )
+            return self.attach_perf_event(fd)
+
+        return self._all_or_none(on, online_cpus() if cpus is None else cpus)
 
     def attach_cgroup(self, path: str) -> Link:
         """Attach a cgroup program (``cgroup_skb/egress``, ``sockops``,
@@ -309,10 +304,15 @@ class Program:
         """``attach_socket`` for each of ``interfaces`` (names; None: every
         interface). All or nothing: on a failure the sockets made so far are
         closed."""
-        links: list[SocketLink] = []
+        return self._all_or_none(self.attach_socket, interfaces)
+
+    def _all_or_none(self, attach, targets) -> list:
+        """``attach(target)`` for each of ``targets``; on a failure the links
+        made so far are closed (and no longer owned) before it is raised."""
+        links: list = []
         try:
-            for interface in interfaces:
-                links.append(self.attach_socket(interface))
+            for target in targets:
+                links.append(attach(target))
         except BaseException:
             for link in links:
                 link.close()
