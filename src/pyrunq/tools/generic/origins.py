@@ -31,10 +31,12 @@ map's value and loaded back (where every value the programs store there is
 one); the difference of two times is a duration in nsecs, and divided by a
 constant 1000, 1000000 or 1000000000 one in usecs, msecs or secs (a
 division by a setting goes the one way the setting says). What is computed
-from a duration (bcc's ``log2l``: shifts by 32 or by a number not known,
-ors, a clamp to a constant last slot) still derives from it; a duration
-scaled any other way, mixed with another number or a size, derives from
-nothing known. A histogram is in a duration's unit when every count into
+from a duration (bcc's ``log2l``: shifts right by 32 or by a number not
+known, ors and adds, a clamp to a constant last slot, a shift left: a
+slot's size) still derives from it; a duration scaled any other way (a
+shift right by 10, a division by 100, by a number not known), or mixed
+with a number of another meaning or a time, derives from nothing known.
+A histogram is in a duration's unit when every count into
 its slots (an atomic add or store at an index computed, not constant) is at
 an index derived from a duration of that one unit; any other, or none,
 leaves its unit to its name.
@@ -730,9 +732,10 @@ def _computed(code: int, wide: bool, a, b):
     if code == 0x30 and wide and _kind(other) == "const" and other[1] > 0:
         divisor = span[1] * other[1]
         return ("span", divisor, span[2], True) if divisor in DURATIONS else None
-    if code in (0x60, 0x70) and (other is None or other == ("const", 32)):
-        return derived  # log2l's halves, or a shift by a number not known (log2's)
-    return None  # the duration scaled otherwise
+    if code == 0x60 or (code == 0x70 and (other is None or other == ("const", 32))):
+        return derived  # log2l's halves, a shift by a number not known (log2's), an element's size
+    # scaled otherwise (a shift right by a constant: about usecs from nsecs, a multiplication)
+    return None
 
 
 def _setting(rodata: bytes, at: int, width: int):
