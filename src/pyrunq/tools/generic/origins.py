@@ -117,8 +117,9 @@ class Origins:
     """What an object's instructions tell (``read``): ``meanings``, map ->
     place (``KEY``, ``VALUE``, ``RECORD``) -> byte offset in it -> what the
     number there holds, and a global array (``global_name``) -> ``INDEX``
-    -> 0 -> what its index holds; ``units``: histogram map -> the unit of
-    the duration its programs count into its slots (``DURATIONS``)."""
+    -> 0 -> what its index holds; ``units``: histogram map (or global,
+    ``global_name``) -> the unit of the duration its programs count into
+    its slots (``DURATIONS``)."""
 
     meanings: dict[str, dict[str, dict[int, str]]] = dataclasses.field(default_factory=dict)
     units: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -157,6 +158,8 @@ def read(
                 where = global_name(section, str(offset))
                 if where in found:
                     found[global_name(section, var)] = found.pop(where)
+                if where in units:
+                    units[global_name(section, var)] = units.pop(where)
         meanings = {
             k: _named(places)
             for k, places in found.items()
@@ -420,7 +423,8 @@ class Seen:
 # divisor, places, exact) a duration in nsecs / divisor (exact: the
 # duration itself; else a number computed from it, a histogram's slot),
 # ("slot", map, divisor, places, None) a pointer into a map's value at such
-# a slot.
+# a slot, ("gslot", section, offset, meaning, divisor, places) one into a
+# global (an element at an index of that meaning, or None).
 
 
 class _State:
@@ -628,7 +632,7 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
         return 1
     meaning = fields.get(i)
     if cls in (0x01, 0x02, 0x03) and op & 0xE0 in (0x60, 0xC0):  # through a pointer into a global
-        _in_global(regs.get(src if cls == 0x01 else dst), seen)
+        _in_global(regs.get(src if cls == 0x01 else dst), seen, None if cls == 0x01 else shared.counts)
     if cls == 0x01 and op & 0xE0 == 0x60:  # dst = *(src + off)
         value: tuple | None = None
         if meaning:
@@ -665,7 +669,7 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
         _set(regs, dst, value if value and value[0] in ("field", "span") else None)
     elif op == 0x07:  # dst += imm
         _set(regs, dst, _moved(regs.get(dst), imm, meaning))
-    elif op == 0x0F and _kind(regs.get(dst)) in ("glob", "index", "elem"):  # an element of a global
+    elif op == 0x0F and _kind(regs.get(dst)) in ("glob", "index", "elem", "gslot"):  # an element of a global
         _set(regs, dst, _element(regs.get(dst), regs.get(src)))
     elif op == 0x0F and _kind(regs.get(src)) == "glob":
         _set(regs, dst, _element(regs.get(src), regs.get(dst)))
@@ -706,9 +710,13 @@ def _timed(op: int, regs: dict, dst: int, src: int, imm: int) -> bool:
     if not timed:
         return False
     code, wide = op & 0xF0, op & 0x07 == 0x07
-    if op == 0x0F and a and b and {a[0], b[0]} == {"val", "span"}:  # a map's value at a slot so computed
-        value, span = (a, b) if a[0] == "val" else (b, a)
-        _set(regs, dst, ("slot", value[1], span[1], span[2], None))
+    if op == 0x0F and a and b and "span" in (a[0], b[0]) and {a[0], b[0]} & {"val", "glob", "elem"}:
+        # a map's value or a global at a slot so computed
+        at, span = (b, a) if a[0] == "span" else (a, b)
+        if at[0] == "val":
+            _set(regs, dst, ("slot", at[1], span[1], span[2], None))
+        else:
+            _set(regs, dst, ("gslot", at[1], at[2], at[3] if at[0] == "elem" else None, span[1], span[2]))
         return True
     if _kind(a) not in _NUMBERS or _kind(b) not in _NUMBERS:
         return False
@@ -753,7 +761,7 @@ def _element(base, index):
     """A global's address plus ``index``: a pointer into the element at an
     index of that meaning (None: another); an element's address plus
     anything stays in that element."""
-    if _kind(base) == "elem":
+    if _kind(base) in ("elem", "gslot"):
         return base
     if _kind(index) == "glob":
         base, index = index, base
@@ -762,11 +770,16 @@ def _element(base, index):
     return ("elem", base[1], base[2], index[1] if _kind(index) == "index" else None)
 
 
-def _in_global(where, seen: Seen) -> None:
+def _in_global(where, seen: Seen, counts: dict | None = None) -> None:
     """A load or store through ``where``: an element of a global array at an
-    index of a known meaning, or a global read or written otherwise."""
-    if _kind(where) == "elem":
-        seen.add(global_name(where[1], str(where[2])), INDEX, {0: where[3]}, whole=False)
+    index of a known meaning, or a global read or written otherwise; a store
+    (``counts``) at an index computed counts into a slot, at an index
+    derived from a duration (a "gslot") or not."""
+    if _kind(where) in ("elem", "gslot"):
+        name = global_name(where[1], str(where[2]))
+        seen.add(name, INDEX, {0: where[3]}, whole=False)
+        if counts is not None:
+            counts.setdefault(name, []).append(tuple(where[4:6]) if where[0] == "gslot" else None)
     elif _kind(where) == "glob":
         seen.add(global_name(where[1], str(where[2])), INDEX, {0: None}, whole=False)
 
@@ -833,7 +846,7 @@ def _written(st: _State, where, size: int | None, meaning: str | None, seen: See
         place = RECORD if kind == "rec" else VALUE
         found: dict[int, str | None] = dict.fromkeys(range(where[2], where[2] + size))
         seen.add(where[1], place, {where[2]: meaning} if meaning else found, whole=False)
-    elif kind == "elem":
+    elif kind in ("elem", "gslot"):
         _in_global(where, seen)
     else:  # where it wrote, or how much, is not known
         seen.blind = True
@@ -875,7 +888,7 @@ def _call(helper: int | None, st: _State, seen: Seen) -> None:
         _written(st, buf, size[1] if size is not None and size[0] == "const" else None, meaning, seen)
     elif helper not in _READ_ONLY:  # it, or a function of the object's, may write what it is handed
         for r in range(1, 6):
-            if _kind(arg(r)) in ("fp", "rec", "val", "elem", "slot"):
+            if _kind(arg(r)) in ("fp", "rec", "val", "elem", "slot", "gslot"):
                 _written(st, arg(r), None, None, seen)
     for r in range(6):
         regs.pop(r, None)

@@ -280,16 +280,17 @@ def view(
 
     measured = objfile.units(obj)
 
-    def unit(name: str) -> str:
+    def unit(name: str, section: str | None = None) -> str:
         """Given (``units``), else its name's, else what its programs measure."""
         named = unit_of(name)
         given = units.get(name) or units.get(None)
-        return given or (named if named != "value" else measured.get(name, named))
+        return given or (named if named != "value" else measured.get(_where(name, section), named))
 
-    def unit_why(name: str) -> str | None:
-        if name not in measured or unit(name) != measured[name] or units.get(name) or units.get(None):
+    def unit_why(name: str, section: str | None = None) -> str | None:
+        found = measured.get(_where(name, section))
+        if found is None or unit(name, section) != found or units.get(name) or units.get(None):
             return None
-        return MEASURED.format(unit=measured[name], divided=_DIVIDED[measured[name]])
+        return MEASURED.format(unit=found, divided=_DIVIDED[found])
 
     pairing = record_structs(obj, events, objfile.kernel_has)
     plans = []
@@ -320,19 +321,17 @@ def view(
             unit_from = unit_why(m.name) if shape else None
             plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS, unit_why=unit_from))
     found = objfile.meanings(obj)
-    plans += [
-        _global_plan(
-            btf,
-            section,
-            name,
-            tid,
-            unit(name),
-            objfile.host_order_ipv4,
-            found.get(origins.global_name(section, name), {}).get(origins.INDEX, {}).get(0),
-        )
-        for section, name, tid in results
-    ]
+    for section, name, tid in results:
+        index = found.get(origins.global_name(section, name), {}).get(origins.INDEX, {}).get(0)
+        plan = _global_plan(btf, section, name, tid, unit(name, section), objfile.host_order_ipv4, index)
+        measured_why = unit_why(name, section) if plan.kind == "hist" else None
+        plans.append(dataclasses.replace(plan, unit_why=measured_why))
     return View([_scaled(obj, p, objfile.calls) for p in plans], writes_trace_pipe(objfile.calls))
+
+
+def _where(name: str, section: str | None) -> str:
+    """Where ``origins`` puts what it finds of a map, or of a global of ``section``."""
+    return name if section is None else origins.global_name(section, name)
 
 
 def _scaled(obj: BPFObject, plan: MapPlan, calls: list[Calls]) -> MapPlan:
