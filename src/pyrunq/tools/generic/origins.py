@@ -550,7 +550,9 @@ def _scan(code: _Code, shared: _Shared) -> None:
     visits = 0
     while work and not shared.seen.blind:
         visits += 1
-        if visits > 20 * len(leaders) + 100:  # meets only shrink a state: this does not happen
+        # meets only shrink a state (a clamp's constant joins the duration it
+        # clamps, once): this does not happen
+        if visits > 20 * len(leaders) + 100:
             raise ValueError("the flow of its programs did not settle")
         start = work.pop()
         state = states[start].copy()
