@@ -27,7 +27,7 @@ from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from . import gadget_yaml
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
-from .origins import RECORD
+from .origins import RECORD, SEQ_WRITE
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
@@ -417,7 +417,8 @@ class Runner(Tool):
         layout = types.layout(tid)
         if layout.record is None or not layout.size or len(data) % layout.size:
             return _text_or_bytes(data)
-        present, size = presenter(types, tid), layout.size
+        meanings = self.objfile.meanings(self.obj).get(SEQ_WRITE, {}).get(RECORD)
+        present, size = presenter(types, tid, meanings=meanings), layout.size
         return [present(layout.decode(data[i : i + size])) for i in range(0, len(data), size)]
 
     @property
