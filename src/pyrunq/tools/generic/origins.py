@@ -3,9 +3,9 @@ a member of a map's value or of a record, or the index of a global array,
 that a program copied from a kernel tracepoint's field or argument whose
 meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
 vector, a syscall number, a signal; any ``dev_t`` field is the kernel's
-device number), or from a kernel struct's member that says the same of
-every kernel (a block request's ``cmd_flags``: its operation and flags; a
-socket's state).
+device number), or a packet's type from a socket filter's ``__sk_buff``,
+or from a kernel struct's member that says the same of every kernel (a
+block request's ``cmd_flags``: its operation and flags; a socket's state).
 
 Read from the object's instructions: the CO-RE relocations of its .BTF.ext
 name the field each load reads (``trace_event_raw_softirq.vec``, through
@@ -40,6 +40,7 @@ from .bytecode import DATA_SECTIONS, code_sections
 
 TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
 SIGNAL = "signal"
+PACKET_TYPE = "packet type"
 BLOCK_OPF = "block request op and flags"
 
 # (tracepoint struct, member) -> what it holds; and every dev_t member of a
@@ -70,6 +71,10 @@ ARGUMENTS = {
     "signal_deliver": ("signal_deliver", {"sig": SIGNAL}),
 }
 _RAW_SECTIONS = ("tp_btf/", "raw_tp/", "raw_tracepoint/")
+# programs handed a packet as a ``struct __sk_buff``, whose ``pkt_type``
+# (PACKET_HOST, PACKET_OUTGOING...) is at this offset in every kernel (uapi)
+_SKB_SECTIONS = ("socket", "tc", "classifier", "cgroup_skb/")
+_SKB_PKT_TYPE = 4
 
 KEY, VALUE, RECORD = "key", "value", "record"  # where in a map a meaning is found
 # the "map" of the records iter/* programs write with bpf_seq_write (no
@@ -86,6 +91,7 @@ _PROBE_READS = {4, 45, 112, 113, 114, 115}  # bpf_probe_read{,_str,_user,_kernel
 _WRITES = {
     **dict.fromkeys(_PROBE_READS, (1, 2)),
     16: (1, 2),  # bpf_get_current_comm
+    26: (3, 4),  # bpf_skb_load_bytes
     67: (2, 3),  # bpf_get_stack
     141: (2, 3),  # bpf_get_task_stack
     147: (2, 3),  # bpf_d_path
@@ -116,7 +122,7 @@ def map_meanings(
     put nothing anywhere). Empty when the file cannot be read this way."""
     try:
         fields = _core_fields(elf, btf)
-        if not any(fields.values()) and not any(_arguments(s.name) for s in elf.iter_sections()):
+        if not any(fields.values()) and not any(_context(s.name) for s in elf.iter_sections()):
             return {}  # no program reads anything of known meaning
         shared = _Shared(Seen(), rodata, {})
         # the programs first: what they hand the functions of .text is known then
@@ -154,7 +160,7 @@ class _Code:
     section, offset) it loads the address of, the meaning of the field a
     load reads (``_core_fields``), the (code section, instruction) a call's
     relocation names (the callee is ``imm + 1`` further); and what the
-    tracepoint's arguments hold (``_arguments``)."""
+    program's context holds (``_context``)."""
 
     name: str
     insns: list[tuple[int, int, int, int, int]]
@@ -162,7 +168,7 @@ class _Code:
     globs: dict[int, tuple[str, int]]
     fields: dict[int, str]
     calls: dict[int, tuple[str, int]]
-    args: dict[int, str]
+    context: dict[int, str]
 
 
 @dataclasses.dataclass
@@ -187,7 +193,7 @@ def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
             insns.append((op, dst, src, off, imm))
         name = section.name
         yield _Code(
-            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _arguments(name)
+            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _context(name)
         )
 
 
@@ -224,6 +230,15 @@ def _core_fields(elf, btf) -> dict[str, dict[int, str]]:
 
 
 _kernel: list = []  # the running kernel's BTF, read when a program first needs it
+
+
+def _context(section: str) -> dict[int, str]:
+    """Byte offset in the context of the program in ``section`` -> what the
+    number there holds: the arguments of the tracepoint a tp_btf or raw_tp
+    program is attached to, or a packet's type (``struct __sk_buff``)."""
+    if section.startswith(_SKB_SECTIONS):
+        return {_SKB_PKT_TYPE: PACKET_TYPE}
+    return {8 * i: meaning for i, meaning in _arguments(section).items()}
 
 
 def _arguments(section: str) -> dict[int, str]:
@@ -464,7 +479,7 @@ def _scan(code: _Code, shared: _Shared) -> None:
         elif start not in called:
             states[start] = _State({10: ("fp", 0)}, {})
     if code.name != _FUNCTIONS:
-        states[0] = _State({1: ("args", tuple(sorted(code.args.items()))), 10: ("fp", 0)}, {})
+        states[0] = _State({1: ("ctx", tuple(sorted(code.context.items()))), 10: ("fp", 0)}, {})
     work = sorted(states, reverse=True)
     visits = 0
     while work and not shared.seen.blind:
@@ -556,8 +571,9 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
         value: tuple | None = None
         if meaning:
             value = ("field", meaning)
-        elif regs.get(src, ("",))[0] == "args" and op == 0x79 and off % 8 == 0:  # a tracepoint's argument
-            value = ("field", dict(regs[src][1])[off // 8]) if off // 8 in dict(regs[src][1]) else None
+        elif _kind(regs.get(src)) == "ctx":  # a tracepoint's argument, a packet's type
+            context = dict(regs[src][1])
+            value = ("field", context[off]) if off in context else None
         elif _kind(regs.get(src)) == "glob" and regs[src][1] == ".rodata" and rodata is not None:
             value = _setting(rodata, regs[src][2] + regs[src][3] + off, _WIDTHS[op & 0x18])
         elif _kind(regs.get(src)) == "fp" and regs[src][1] is not None:
