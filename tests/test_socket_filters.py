@@ -100,6 +100,8 @@ def test_a_packets_type_read_from_its_sk_buff_is_named(kernel, objs):
     assert seen == sorted(
         (way, 17, LOOPBACK, len(p)) for p in payloads for way in ("PACKET_OUTGOING", "PACKET_HOST")
     )
+    widths = {c.name: c.size for c in r.streams["rb"].columns}  # a table's columns fit the names
+    assert widths["pkt_type"] == len("PACKET_OTHERHOST") and widths["src_addr"] == len("255.255.255.255")
 
 
 @pytest.mark.slow  # two processes: a second
