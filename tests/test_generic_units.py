@@ -173,8 +173,8 @@ LOG2L = [insn(0x77, 6, 0, 0, 32), insn(0x7F, 6, 8), insn(0x4F, 6, 8)]  # >> 32, 
         # two programs, two units
         ([program(BY_1000, LOG2L), program([insn(0x37, 6, 0, 0, 1_000_000)], LOG2L)], {}),
         ([program(BY_1000, LOG2L), program(BY_1000, LOG2L)], {"hists": "usecs"}),
-        # the start map also gets another number than a time: its values are not times
-        ([program(BY_1000, LOG2L, stored=insn(0x7A, 10, 0, -8, 7))], {}),
+        # the start map also gets another number than a time (the duration): its values are not times
+        ([program(BY_1000, LOG2L, stored=insn(0x7B, 10, 6, -8))], {}),
     ],
 )
 def test_which_durations_make_a_unit(programs, found):
