@@ -304,6 +304,13 @@ def run(args, parser) -> int:
                 print(f"{parser.prog}: note: {line}", file=sys.stderr)
         for line in r.gadget_yaml.notes() if r.gadget_yaml else []:
             print(f"{parser.prog}: note: {line}", file=sys.stderr)
+        for plan in r.view.plans:
+            if plan.shown and plan.unit_why:
+                print(
+                    f"{parser.prog}: note: histogram {plan.name} in {plan.unit}: {plan.unit_why}; "
+                    f"--unit {plan.name}=UNIT says otherwise",
+                    file=sys.stderr,
+                )
         if r.view.trace_pipe:
             print(f"{parser.prog}: note: {_printk_where(r.obj.name)}", file=sys.stderr)
         for name, why in r.unfilled:

@@ -104,10 +104,11 @@ def shown_as(plan: MapPlan, choices: list[str] | None = None) -> str:
         return plan.shown_as
     if plan.kind == "hist":
         many = "s" if plan.section is not None and plan.shape in ("value", "slots") else ""
+        measured = ", as its programs measure" if plan.unit_why else ""
         if plan.scale.kind == "linear":
             step = f", {plan.scale.step} a slot" if plan.scale.step != 1 else ""
-            return f"linear histogram{many} ({plan.unit}{step})"
-        return f"log2 histogram{many} ({plan.unit})"
+            return f"linear histogram{many} ({plan.unit}{step}{measured})"
+        return f"log2 histogram{many} ({plan.unit}{measured})"
     what = {"array": "elements", "value": "value"}.get(plan.shape, "entries") if plan.section else "entries"
     return what if plan.shown else f"{what} (not by default: {plan.why})"
 

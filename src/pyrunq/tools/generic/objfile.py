@@ -161,7 +161,7 @@ class ObjectFile:
         self._dwarf: object = _UNREAD
         self._kernel: dict[tuple[str, int], bool] = {}
         self._candidates: list[list[str]] | None = None
-        self._meanings: dict[str, dict[str, dict[int, str]]] | None = None
+        self._origins: origins.Origins | None = None
         # the kernel's BTF with types the object's own loader adds (a file), once decided
         self._kernel_btf: tempfile._TemporaryFileWrapper | None = None
         self._decided = False
@@ -184,12 +184,21 @@ class ObjectFile:
 
     def meanings(self, obj: BPFObject) -> dict[str, dict[str, dict[int, str]]]:
         """Map -> place (key, value, record) -> byte offset -> what the number
-        there holds, as its programs' instructions tell (``origins``), read
+        there holds, as its programs' instructions tell (``origins``)."""
+        return self.origins(obj).meanings
+
+    def units(self, obj: BPFObject) -> dict[str, str]:
+        """Histogram map -> the unit of the durations its programs count
+        into its slots, as their instructions tell (``origins``)."""
+        return self.origins(obj).units
+
+    def origins(self, obj: BPFObject) -> origins.Origins:
+        """What the programs' instructions tell (``origins.read``), read
         once (``obj``: a load of this file, for its BTF, its settings, which
         one Runner keeps across its loads, and the programs it loads: a
         program left out puts nothing anywhere; a later load leaves out
         more, never fewer)."""
-        if self._meanings is None:
+        if self._origins is None:
             from elftools.elf.elffile import ELFFile
 
             with open_regular(self.path) as f:
@@ -199,8 +208,8 @@ class ObjectFile:
                 rodata = obj.rodata.data()
                 loaded = {p.section for p in obj.programs.values() if p.autoload}
                 left_out = {p.section for p in obj.programs.values()} - loaded
-                self._meanings = origins.map_meanings(ELFFile(f), obj.btf, sizes, rodata, left_out)
-        return self._meanings
+                self._origins = origins.read(ELFFile(f), obj.btf, sizes, rodata, left_out)
+        return self._origins
 
     def open(self) -> BPFObject:
         """A new BPFObject of the file (libbpf's open), sharing this file's DWARF."""

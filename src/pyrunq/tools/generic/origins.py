@@ -26,6 +26,23 @@ follow (through a pointer it does not know, as Inspektor Gadget's buffers
 from its BPF functions) names nothing in the object. A number nothing says
 the meaning of stays a number.
 
+The same pass reads the unit of a histogram from what its programs
+measure (``Origins.units``): a value of ``bpf_ktime_get_ns()`` (or its
+boot, TAI and coarse kin) is a time in nsecs, and stays one stored into a
+map's value and loaded back (where every value the programs store there is
+one); the difference of two times is a duration in nsecs, and divided by a
+constant 1000, 1000000 or 1000000000 one in usecs, msecs or secs (a
+division by a setting goes the one way the setting says). What is computed
+from a duration (bcc's ``log2l``: shifts right by 32 or by a number not
+known, ors and adds, a clamp to a constant last slot, a shift left: a
+slot's size) still derives from it; a duration scaled any other way (a
+shift right by 10, a division by 100, by a number not known), or mixed
+with a number of another meaning or a time, derives from nothing known.
+A histogram is in a duration's unit when every count into
+its slots (an atomic add or store at an index computed, not constant) is at
+an index derived from a duration of that one unit; any other, or none,
+leaves its unit to its name.
+
 ``bytecode`` reads the helper calls with a pass of its own.
 """
 
@@ -100,52 +117,103 @@ _WRITES = {
 }
 # helpers that only read the memory they are handed (or none): the map helpers, outputs, submit, discard
 _READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, _SEQ_WRITE, 132, 133}
+# helpers that read a clock in nsecs: bpf_ktime_get_ns, _coarse_ns, _boot_ns, _tai_ns
+_CLOCKS = {5, 125, 160, 208}
+CLOCK = "time in nsecs"  # what a map's value holds where programs store only clock readings
+# a duration in nsecs divided by -> its unit
+DURATIONS = {1: "nsecs", 1000: "usecs", 1_000_000: "msecs", 1_000_000_000: "secs"}
 _WIDTHS = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}  # BPF_W, BPF_H, BPF_B, BPF_DW
 _FIELD_BYTE_OFFSET = 0  # enum bpf_core_relo_kind
 
 
-def map_meanings(
+@dataclasses.dataclass(frozen=True)
+class Origins:
+    """What an object's instructions tell (``read``): ``meanings``, map ->
+    place (``KEY``, ``VALUE``, ``RECORD``) -> byte offset in it -> what the
+    number there holds, and a global array (``global_name``) -> ``INDEX``
+    -> 0 -> what its index holds; ``units``: histogram map (or global,
+    ``global_name``) -> the unit of the duration its programs count into
+    its slots (``DURATIONS``)."""
+
+    meanings: dict[str, dict[str, dict[int, str]]] = dataclasses.field(default_factory=dict)
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def read(
     elf,
     btf,
     sizes: dict[str, dict[str, int]] | None = None,
     rodata: bytes | None = None,
     left_out: set[str] | frozenset[str] = frozenset(),
-) -> dict[str, dict[str, dict[int, str]]]:
-    """Map -> place (``KEY``, ``VALUE``, ``RECORD``) -> byte offset in it ->
-    what the number there holds, and a global array (``global_name``) ->
-    ``INDEX`` -> 0 -> what its index holds, for ``elf`` (a pyelftools ELFFile) and its
-    BTF (``pyrunq.bpf.BTF``); ``sizes``: map -> place -> its size in bytes
-    (what lies past a key on the stack is not the key); ``rodata``: the
-    object's settings as it is loaded with them (a branch on one goes one
-    way: syscount counts by process or by syscall as ``count_by_process``
-    says); ``left_out``: the sections of programs that are not loaded (they
-    put nothing anywhere). Empty when the file cannot be read this way."""
+) -> Origins:
+    """What the instructions of ``elf`` (a pyelftools ELFFile) with its BTF
+    (``pyrunq.bpf.BTF``) tell (``Origins``); ``sizes``: map -> place -> its
+    size in bytes (what lies past a key on the stack is not the key);
+    ``rodata``: the object's settings as it is loaded with them (a branch on
+    one goes one way: syscount counts by process or by syscall as
+    ``count_by_process`` says, runqlat divides by 1000 or by 1000000 as
+    ``targ_ms`` says); ``left_out``: the sections of programs that are not
+    loaded (they put nothing anywhere). Empty when the file cannot be read
+    this way."""
     try:
         fields = _core_fields(elf, btf)
-        if not any(fields.values()) and not any(_context(s.name) for s in elf.iter_sections()):
-            return {}  # no program reads anything of known meaning
-        shared = _Shared(Seen(), rodata, {})
+        codes = sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS)
+        if not any(fields.values()) and not any(c.context or _reads_clock(c) for c in codes):
+            return Origins()  # no program reads anything of known meaning, nor a clock
+        shared = _Shared(Seen(), rodata, {}, {})
         # the programs first: what they hand the functions of .text is known then
-        for code in sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS):
+        for code in codes:
             if code.name not in left_out and not shared.seen.blind:  # blind: nothing will be named
                 _scan(code, shared)
         found = shared.seen.agreed(sizes or {})
+        units = _units(shared, found)
         for section in DATA_SECTIONS:  # a global by its name
             for var, _, offset, _ in btf.variables(section):
                 where = global_name(section, str(offset))
                 if where in found:
                     found[global_name(section, var)] = found.pop(where)
-        return {
-            k: v
-            for k, v in found.items()
+                if where in units:
+                    units[global_name(section, var)] = units.pop(where)
+        meanings = {
+            k: _named(places)
+            for k, places in found.items()
             if not k.startswith(DATA_SECTIONS) or not k.split(":", 1)[1].isdigit()
         }
+        return Origins({k: v for k, v in meanings.items() if v}, units)
     except Exception:  # a malformed object (its .BTF.ext, its code): a best effort that names nothing
+        return Origins()
+
+
+def _named(places: dict[str, dict[int, str]]) -> dict[str, dict[int, str]]:
+    """What ``places`` hold, but clock readings (a meaning of this pass's own)."""
+    out = {place: {o: m for o, m in at.items() if m != CLOCK} for place, at in places.items()}
+    return {place: at for place, at in out.items() if at}
+
+
+def _reads_clock(code: _Code) -> bool:
+    return any(op == 0x85 and src == 0 and imm in _CLOCKS for op, _, src, _, imm in code.insns)
+
+
+def _units(shared: _Shared, found: dict[str, dict[str, dict[int, str]]]) -> dict[str, str]:
+    """Histogram map -> its unit: every count into its slots at an index
+    derived from a duration of one unit, every time that duration was
+    computed from a clock's reading or a map's value that only ever holds
+    one."""
+    if shared.seen.blind:
         return {}
+    out = {}
+    for name, counts in shared.counts.items():
+        spans = [c for c in counts if c is not None]
+        if len(spans) != len(counts) or len({divisor for divisor, _ in spans}) != 1:
+            continue  # a count at an index not derived from a duration, or durations of two units
+        places = {p for _, read_from in spans for p in read_from}
+        if all(found.get(m, {}).get(VALUE, {}).get(o) == CLOCK for m, o in places):
+            out[name] = DURATIONS[spans[0][0]]
+    return out
 
 
 def global_name(section: str, name: str) -> str:
-    """Where ``map_meanings`` puts global ``name`` of ``section`` (``.bss:counts``:
+    """Where ``read`` puts global ``name`` of ``section`` (``.bss:counts``:
     no map's name starts with a dot)."""
     return f"{section}:{name}"
 
@@ -174,12 +242,17 @@ class _Code:
 @dataclasses.dataclass
 class _Shared:
     """What the pass over one code section leaves for the others: what was
-    seen, the settings, and (code section, instruction) -> the arguments each
-    call of that function from another section hands it."""
+    seen, the settings, (code section, instruction) -> the arguments each
+    call of that function from another section hands it, and the counts
+    into maps' values at an index computed."""
 
     seen: Seen
     rodata: bytes | None
     entries: dict[tuple[str, int], list[dict[int, tuple]]]
+    # map -> per count into its value at an index computed (an atomic add
+    # or a store): (the divisor of the duration it derives from, the map
+    # values it read times from), or None: derived from no duration known
+    counts: dict[str, list[tuple[int, frozenset] | None]]
 
 
 def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
@@ -369,7 +442,14 @@ class Seen:
 # displacement) a pointer into a global, ("index", meaning, stride) a
 # number that means something times an element's size, ("elem", section,
 # offset, meaning) a pointer into an element of a global array at such an
-# index (meaning None: at another index).
+# index (meaning None: at another index); ("time", places) a clock's
+# reading in nsecs (places: the (map, offset) of values it was read from,
+# each a time where the programs store only times there), ("span",
+# divisor, places, exact) a duration in nsecs / divisor (exact: the
+# duration itself; else a number computed from it, a histogram's slot),
+# ("slot", map, divisor, places, None) a pointer into a map's value at such
+# a slot, ("gslot", section, offset, meaning, divisor, places) one into a
+# global (an element at an index of that meaning, or None).
 
 
 class _State:
@@ -407,18 +487,23 @@ class _State:
 
     def region(self, off: int) -> dict[int, str | None]:
         """The meanings of the stack from ``off`` up, by offset from it."""
-        return {o - off: _meaning(v) for o, (w, v) in self.stack.items() if o >= off and _meaning(v)}
+        return {o - off: m for o, (w, v) in self.stack.items() if o >= off and (m := _meaning(v))}
 
 
 def _met(a, b):
     """What a register or stack slot holds where two paths join: what both
-    give it, or a known field's number where the other path gives a
-    constant (C code that writes ``TCP_SYN_RECV`` where the others copy a
-    state: ``CONSTANT``); None: nothing known."""
+    give it, a known field's number where the other path gives a constant
+    (C code that writes ``TCP_SYN_RECV`` where the others copy a state:
+    ``CONSTANT``), or a number computed from a duration where the other
+    gives a constant (a histogram's slot clamped to its last); None:
+    nothing known."""
     if a == b:
         return a
     if {_kind(a), _kind(b)} == {"field", "const"}:
         return a if _kind(a) == "field" else b
+    for x, y in ((a, b), (b, a)):
+        if _kind(x) == "span" and _kind(y) == "const":
+            return (*x[:3], False)
     return None
 
 
@@ -428,14 +513,16 @@ def _callee(code: _Code, i: int) -> tuple[str, int]:
     return section, base + code.insns[i][4] + 1
 
 
-def _blocks(code: _Code) -> tuple[list[int], dict[int, list[int]], set[int], set[int]]:
+def _blocks(code: _Code, entered: set[int]) -> tuple[list[int], dict[int, list[int]], set[int], set[int]]:
     """The leaders of the basic blocks, the successors of each jump, where
-    functions may start (the section's start, after an exit: another
-    function of the section), and the functions of the section it calls."""
+    functions may start (the section's start, after an exit that no jump from
+    before reaches: another function of the section), and the functions of the
+    section it calls; ``entered``: where calls from other sections enter it
+    (a function whose code follows another's cold blocks, not its exit)."""
     insns = code.insns
     n = len(insns)
     leaders = {0}
-    starts = {0}
+    starts = {0} | {e for e in entered if 0 <= e < n}
     called: set[int] = set()
     jumps: dict[int, list[int]] = {}
     i = 0
@@ -459,12 +546,16 @@ def _blocks(code: _Code) -> tuple[list[int], dict[int, list[int]], set[int], set
             if i + 1 < n:
                 leaders.add(i + 1)
         i += step
+    # code after an exit that a jump from before it reaches is the same
+    # function's (clang puts cold blocks after the exit), not another's
+    # start (a function's own loop may jump back to its start)
+    starts -= {t for i, targets in jumps.items() for t in targets if i < t} - entered
     return sorted(leaders | starts | called), jumps, starts, called
 
 
 def _scan(code: _Code, shared: _Shared) -> None:
     insns = code.insns
-    leaders, jumps, starts, called = _blocks(code)
+    leaders, jumps, starts, called = _blocks(code, {at for sec, at in shared.entries if sec == code.name})
     ends = dict(zip(leaders, leaders[1:] + [len(insns)]))
     # a program's entry has its tracepoint's arguments; a function of .text
     # what every call from another section hands it (the calls from this
@@ -484,7 +575,9 @@ def _scan(code: _Code, shared: _Shared) -> None:
     visits = 0
     while work and not shared.seen.blind:
         visits += 1
-        if visits > 20 * len(leaders) + 100:  # meets only shrink a state: this does not happen
+        # meets only shrink a state (a clamp's constant joins the duration it
+        # clamps, once): this does not happen
+        if visits > 20 * len(leaders) + 100:
             raise ValueError("the flow of its programs did not settle")
         start = work.pop()
         state = states[start].copy()
@@ -566,7 +659,7 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
         return 1
     meaning = fields.get(i)
     if cls in (0x01, 0x02, 0x03) and op & 0xE0 in (0x60, 0xC0):  # through a pointer into a global
-        _in_global(regs.get(src if cls == 0x01 else dst), seen)
+        _in_global(regs.get(src if cls == 0x01 else dst), seen, None if cls == 0x01 else shared.counts)
     if cls == 0x01 and op & 0xE0 == 0x60:  # dst = *(src + off)
         value: tuple | None = None
         if meaning:
@@ -578,27 +671,33 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
             value = _setting(rodata, regs[src][2] + regs[src][3] + off, _WIDTHS[op & 0x18])
         elif _kind(regs.get(src)) == "fp" and regs[src][1] is not None:
             width, held = st.stack.get(regs[src][1] + off, (0, None))
-            value = held if width == _WIDTHS[op & 0x18] or (held and held[0] != "field") else None
+            whole = width == _WIDTHS[op & 0x18]
+            value = held if whole or (held and held[0] not in ("field", "time", "span")) else None
+        elif _kind(regs.get(src)) == "val" and regs[src][2] is not None and op == 0x79:
+            # a u64 of a map's value: a time, if the programs only ever store times there
+            value = ("time", frozenset({(regs[src][1], regs[src][2] + off)}))
         _set(regs, dst, value)
     elif cls in (0x02, 0x03) and op & 0xE0 == 0x60:  # *(dst + off) = src or imm
         value = regs.get(src) if cls == 0x03 else ("const", imm)
-        _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], value, seen)
+        _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], value, seen, shared.counts)
     elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics: the place no longer holds what was stored
-        _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], None, seen)
+        _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], None, seen, shared.counts)
         if imm & 0x01:  # BPF_FETCH: src gets the old value
             regs.pop(src, None)
         if imm == 0xF1:  # BPF_CMPXCHG: r0 does
             regs.pop(0, None)
+    elif cls in (0x04, 0x07) and op & 0xF0 not in (0xB0, 0xD0) and _timed(op, regs, dst, src, imm):
+        pass  # a time, a duration, or what was computed from one: done
     elif op in (0xB7, 0xB4):  # dst = imm
         _set(regs, dst, ("off", meaning) if meaning else ("const", imm))
     elif op == 0xBF:  # dst = src
         _set(regs, dst, regs.get(src))
-    elif op == 0xBC:  # w_dst = w_src: a number keeps what it means
+    elif op == 0xBC:  # w_dst = w_src: a number keeps what it means (a duration: a short one)
         value = regs.get(src)
-        _set(regs, dst, value if value and value[0] == "field" else None)
+        _set(regs, dst, value if value and value[0] in ("field", "span") else None)
     elif op == 0x07:  # dst += imm
         _set(regs, dst, _moved(regs.get(dst), imm, meaning))
-    elif op == 0x0F and _kind(regs.get(dst)) in ("glob", "index", "elem"):  # an element of a global
+    elif op == 0x0F and _kind(regs.get(dst)) in ("glob", "index", "elem", "gslot"):  # an element of a global
         _set(regs, dst, _element(regs.get(dst), regs.get(src)))
     elif op == 0x0F and _kind(regs.get(src)) == "glob":
         _set(regs, dst, _element(regs.get(src), regs.get(dst)))
@@ -625,6 +724,56 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
     return 1
 
 
+_NUMBERS = ("", "const", "field", "time", "span")  # not pointers: what a duration is computed with
+
+
+def _timed(op: int, regs: dict, dst: int, src: int, imm: int) -> bool:
+    """An ALU op (not a move) on a time or a duration: what ``dst`` holds
+    then (``origins``' docstring says which ops keep a duration's unit);
+    False when neither operand is one, or the other is a pointer (a map's
+    value at a slot: ``("slot", ...)``)."""
+    a: tuple | None = regs.get(dst)
+    b: tuple | None = regs.get(src) if op & 0x08 else ("const", imm)
+    timed = {_kind(a), _kind(b)} & {"time", "span"}
+    if not timed:
+        return False
+    code, wide = op & 0xF0, op & 0x07 == 0x07
+    if op == 0x0F and a and b and "span" in (a[0], b[0]) and {a[0], b[0]} & {"val", "glob", "elem"}:
+        # a map's value or a global at a slot so computed
+        at, span = (b, a) if a[0] == "span" else (a, b)
+        if at[0] == "val":
+            _set(regs, dst, ("slot", at[1], span[1], span[2], None))
+        else:
+            _set(regs, dst, ("gslot", at[1], at[2], at[3] if at[0] == "elem" else None, span[1], span[2]))
+        return True
+    if _kind(a) not in _NUMBERS or _kind(b) not in _NUMBERS:
+        return False
+    _set(regs, dst, _computed(code, wide, a, b))
+    return True
+
+
+def _computed(code: int, wide: bool, a, b):
+    """``a`` (op) ``b``, where one of them is a time or a duration: a duration
+    (its unit), a number computed from one, or None (nothing known)."""
+    if _kind(a) == "time" and _kind(b) == "time":
+        return ("span", 1, a[1] | b[1], True) if code == 0x10 and wide else None
+    if "time" in (_kind(a), _kind(b)):
+        return None  # a time scaled, or mixed with another number: not followed
+    span, other = (a, b) if _kind(a) == "span" else (b, a)
+    if _kind(other) == "field" or (_kind(other) == "span" and other[:3] != span[:3]):
+        return None  # a duration mixed with a number of another meaning, or another unit's
+    derived = (*span[:3], False)
+    if not span[3] or span is b:
+        return derived  # computed from a number computed from it already (log2's steps)
+    if code == 0x30 and wide and _kind(other) == "const" and other[1] > 0:
+        divisor = span[1] * other[1]
+        return ("span", divisor, span[2], True) if divisor in DURATIONS else None
+    if code == 0x60 or (code == 0x70 and (other is None or other == ("const", 32))):
+        return derived  # log2l's halves, a shift by a number not known (log2's), an element's size
+    # scaled otherwise (a shift right by a constant: about usecs from nsecs, a multiplication)
+    return None
+
+
 def _setting(rodata: bytes, at: int, width: int):
     """A ``const volatile`` setting's value as the object is loaded with it."""
     if at < 0 or at + width > len(rodata):
@@ -633,9 +782,11 @@ def _setting(rodata: bytes, at: int, width: int):
 
 
 def _meaning(value) -> str | None:
-    """What a number stored somewhere holds: a known field's meaning, or
-    ``CONSTANT`` (None: nothing known)."""
+    """What a number stored somewhere holds: a known field's meaning,
+    ``CONSTANT``, or a clock's reading (``CLOCK``) (None: nothing known)."""
     kind = _kind(value)
+    if kind == "time":
+        return CLOCK if not value[1] else None  # one read from a map's value: not known to be one
     return value[1] if kind == "field" else CONSTANT if kind == "const" else None
 
 
@@ -647,7 +798,7 @@ def _element(base, index):
     """A global's address plus ``index``: a pointer into the element at an
     index of that meaning (None: another); an element's address plus
     anything stays in that element."""
-    if _kind(base) == "elem":
+    if _kind(base) in ("elem", "gslot"):
         return base
     if _kind(index) == "glob":
         base, index = index, base
@@ -656,11 +807,16 @@ def _element(base, index):
     return ("elem", base[1], base[2], index[1] if _kind(index) == "index" else None)
 
 
-def _in_global(where, seen: Seen) -> None:
+def _in_global(where, seen: Seen, counts: dict | None = None) -> None:
     """A load or store through ``where``: an element of a global array at an
-    index of a known meaning, or a global read or written otherwise."""
-    if _kind(where) == "elem":
-        seen.add(global_name(where[1], str(where[2])), INDEX, {0: where[3]}, whole=False)
+    index of a known meaning, or a global read or written otherwise; a store
+    (``counts``) at an index computed counts into a slot, at an index
+    derived from a duration (a "gslot") or not."""
+    if _kind(where) in ("elem", "gslot"):
+        name = global_name(where[1], str(where[2]))
+        seen.add(name, INDEX, {0: where[3]}, whole=False)
+        if counts is not None:
+            counts.setdefault(name, []).append(tuple(where[4:6]) if where[0] == "gslot" else None)
     elif _kind(where) == "glob":
         seen.add(global_name(where[1], str(where[2])), INDEX, {0: None}, whole=False)
 
@@ -687,12 +843,14 @@ def _moved(value, delta: int, meaning: str | None):
     return None
 
 
-def _stored(st: _State, where, off: int, width: int, value, seen: Seen) -> None:
+def _stored(st: _State, where, off: int, width: int, value, seen: Seen, counts: dict) -> None:
     """A store of ``value`` (None: of no known meaning) through pointer ``where``."""
-    if not where:  # through a pointer not followed: anywhere
+    if not where or where[0] in ("time", "span"):  # through a pointer not followed: anywhere
         seen.blind = True
         return
     meaning = _meaning(value)
+    if where[0] in ("slot", "val") and where[-1] is None:  # a count into a histogram's slot, or else
+        counts.setdefault(where[1], []).append((where[2], where[3]) if where[0] == "slot" else None)
     if where[-1] is None:  # at an offset not known
         _anywhere(st, where, seen)
     elif where[0] == "fp":
@@ -706,7 +864,7 @@ def _anywhere(st: _State, where, seen: Seen) -> None:
     there says what it holds any more."""
     if where[0] == "fp":
         st.stack.clear()
-    elif where[0] in ("rec", "val"):
+    elif where[0] in ("rec", "val", "slot"):
         seen.add(where[1], RECORD if where[0] == "rec" else VALUE, {}, whole=True)
 
 
@@ -714,7 +872,7 @@ def _written(st: _State, where, size: int | None, meaning: str | None, seen: See
     """A helper wrote ``size`` bytes (None: not known) at ``where``: a number
     of ``meaning`` (a probe read of a known field), or else bytes."""
     kind = _kind(where)
-    if kind in ("fp", "rec", "val") and where[-1] is None:
+    if kind in ("fp", "rec", "val", "slot") and where[-1] is None:
         _anywhere(st, where, seen)
     elif kind == "fp":
         if meaning and size is not None:
@@ -725,7 +883,7 @@ def _written(st: _State, where, size: int | None, meaning: str | None, seen: See
         place = RECORD if kind == "rec" else VALUE
         found: dict[int, str | None] = dict.fromkeys(range(where[2], where[2] + size))
         seen.add(where[1], place, {where[2]: meaning} if meaning else found, whole=False)
-    elif kind == "elem":
+    elif kind in ("elem", "gslot"):
         _in_global(where, seen)
     else:  # where it wrote, or how much, is not known
         seen.blind = True
@@ -740,7 +898,7 @@ def _region(st: _State, where) -> dict[int, str | None]:
 def _call(helper: int | None, st: _State, seen: Seen) -> None:
     regs = st.regs
     arg = regs.get
-    result = None
+    result: tuple | None = None
     target = arg(1) if helper in (_LOOKUP, _UPDATE, _DELETE, _RINGBUF_OUTPUT, _RINGBUF_RESERVE) else arg(2)
     map_name = target[1] if target and target[0] == "map" else None
     if map_name and helper in (_LOOKUP, _UPDATE, _DELETE):
@@ -758,6 +916,8 @@ def _call(helper: int | None, st: _State, seen: Seen) -> None:
         seen.add(map_name, RECORD, _region(st, data), whole=True)
     elif map_name and helper == _RINGBUF_RESERVE:
         result = ("rec", map_name, 0)
+    elif helper in _CLOCKS:
+        result = ("time", frozenset())
     elif helper == _SEQ_WRITE:  # an iterator's binary record, from the stack
         seen.add(SEQ_WRITE, RECORD, _region(st, arg(2)), whole=True)
     if helper in _WRITES:
@@ -767,7 +927,7 @@ def _call(helper: int | None, st: _State, seen: Seen) -> None:
         _written(st, buf, size[1] if size is not None and size[0] == "const" else None, meaning, seen)
     elif helper not in _READ_ONLY:  # it, or a function of the object's, may write what it is handed
         for r in range(1, 6):
-            if _kind(arg(r)) in ("fp", "rec", "val", "elem"):
+            if _kind(arg(r)) in ("fp", "rec", "val", "elem", "slot", "gslot"):
                 _written(st, arg(r), None, None, seen)
     for r in range(6):
         regs.pop(r, None)

@@ -79,6 +79,9 @@ HISTOGRAM = "log2 histograms"
 LINEAR = "linear histograms: its programs count a value read, or divided by a constant, into its slots"
 EVENTS = "records its programs send"
 RESULT_GLOBAL = "a result kept in a global (.bss/.data)"
+# where a histogram's unit comes from, when not from --unit, a YAML or its name
+MEASURED = "durations its programs count into its slots (bpf_ktime_get_ns() differences{divided})"
+_DIVIDED = {"nsecs": "", "usecs": " / 1000", "msecs": " / 1000000", "secs": " / 1000000000"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +119,7 @@ class MapPlan:
     exporter: exporter_maps.Metrics | None = None  # an ebpf_exporter map (shape "exporter")
     shown_as: str | None = None  # what inspect says of it, when its shape decides it
     scale: Scale = LOG2  # what a histogram's slots hold
+    unit_why: str | None = None  # where a histogram's unit comes from: its programs (``MEASURED``)
 
     @property
     def stacks(self) -> list[str]:
@@ -274,8 +278,19 @@ def view(
             why_shown[name] = NAMED
     units = _checked_units(units, hists, obj.name)
 
-    def unit(name: str) -> str:
-        return units.get(name) or units.get(None) or unit_of(name)
+    measured = objfile.units(obj)
+
+    def unit(name: str, section: str | None = None) -> str:
+        """Given (``units``), else its name's, else what its programs measure."""
+        named = unit_of(name)
+        given = units.get(name) or units.get(None)
+        return given or (named if named != "value" else measured.get(_where(name, section), named))
+
+    def unit_why(name: str, section: str | None = None) -> str | None:
+        found = measured.get(_where(name, section))
+        if found is None or unit(name, section) != found or units.get(name) or units.get(None):
+            return None
+        return MEASURED.format(unit=found, divided=_DIVIDED[found])
 
     pairing = record_structs(obj, events, objfile.kernel_has)
     plans = []
@@ -303,21 +318,20 @@ def view(
             plan = _map_plan(
                 btf, m, shape, shown, why, unit(m.name), stack_map, objfile.host_order_ipv4, meanings
             )
-            plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS))
+            unit_from = unit_why(m.name) if shape else None
+            plans.append(dataclasses.replace(plan, reveal=why == UNLESS_FUNCTIONS, unit_why=unit_from))
     found = objfile.meanings(obj)
-    plans += [
-        _global_plan(
-            btf,
-            section,
-            name,
-            tid,
-            unit(name),
-            objfile.host_order_ipv4,
-            found.get(origins.global_name(section, name), {}).get(origins.INDEX, {}).get(0),
-        )
-        for section, name, tid in results
-    ]
+    for section, name, tid in results:
+        index = found.get(origins.global_name(section, name), {}).get(origins.INDEX, {}).get(0)
+        plan = _global_plan(btf, section, name, tid, unit(name, section), objfile.host_order_ipv4, index)
+        measured_why = unit_why(name, section) if plan.kind == "hist" else None
+        plans.append(dataclasses.replace(plan, unit_why=measured_why))
     return View([_scaled(obj, p, objfile.calls) for p in plans], writes_trace_pipe(objfile.calls))
+
+
+def _where(name: str, section: str | None) -> str:
+    """Where ``origins`` puts what it finds of a map, or of a global of ``section``."""
+    return name if section is None else origins.global_name(section, name)
 
 
 def _scaled(obj: BPFObject, plan: MapPlan, calls: list[Calls]) -> MapPlan:

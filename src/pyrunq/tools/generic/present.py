@@ -32,7 +32,7 @@ def presenter(
     integers as ``named_number`` says for a member called ``name`` (a bare
     key or value: ""); Inspektor Gadget's types (``gadget``) as its loader
     shows them. ``meanings``: byte offset in the value -> what the number
-    there holds (``origins.map_meanings``), which names it first."""
+    there holds (``origins.read``), which names it first."""
     shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
     if shown is not None:  # an Inspektor Gadget type: as its loader shows it
         return shown
