@@ -16,14 +16,14 @@ import time
 import pytest
 
 import pyrunq
-from pyrunq.tools.generic import origins
+from pyrunq.tools.generic import meanings, origins
 from pyrunq.tools.generic.describe import describe
 from pyrunq.tools.generic.objfile import ObjectFile
 from pyrunq.tools.generic import Runner
 from testobjects import fire
 
 
-def meanings(path: str, **settings) -> dict:
+def named_places(path: str, **settings) -> dict:
     objfile = ObjectFile(path)
     obj = objfile.open()
     try:
@@ -36,21 +36,21 @@ def meanings(path: str, **settings) -> dict:
 
 
 def test_where_a_number_was_read_says_what_it_holds(objs):
-    assert meanings(objs["gen_names"]) == {
-        "changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},
-        "perf_changes": {origins.RECORD: {8: origins.TCP_STATE, 12: origins.TCP_STATE}},  # from the stack
-        "by_syscall": {origins.KEY: {0: origins.SYSCALL}},
-        "by_signal": {origins.KEY: {0: origins.SIGNAL}},
-        "by_vec": {origins.KEY: {0: origins.SOFTIRQ}},
-        "by_disk": {origins.KEY: {0: origins.DEV}},  # through BPF_CORE_READ: bpf_probe_read_kernel
+    assert named_places(objs["gen_names"]) == {
+        "changes": {origins.RECORD: {8: meanings.TCP_STATE, 12: meanings.TCP_STATE}},
+        "perf_changes": {origins.RECORD: {8: meanings.TCP_STATE, 12: meanings.TCP_STATE}},  # from the stack
+        "by_syscall": {origins.KEY: {0: meanings.SYSCALL}},
+        "by_signal": {origins.KEY: {0: meanings.SIGNAL}},
+        "by_vec": {origins.KEY: {0: meanings.SOFTIRQ}},
+        "by_disk": {origins.KEY: {0: meanings.DEV}},  # through BPF_CORE_READ: bpf_probe_read_kernel
         # by tp_btf's argument (named in the kernel's BTF), handed to a BPF function
-        ".bss:finished": {origins.INDEX: {0: origins.SOFTIRQ}},
+        ".bss:finished": {origins.INDEX: {0: meanings.SOFTIRQ}},
         "mixed": {
-            origins.KEY: {0: origins.SYSCALL}
+            origins.KEY: {0: meanings.SYSCALL}
         },  # by_pid is false: the branch that counts by pid never runs
     }
     # counted by process: a number (the other way, nothing says what it holds)
-    assert "mixed" not in meanings(objs["gen_names"], by_pid=True)
+    assert "mixed" not in named_places(objs["gen_names"], by_pid=True)
     d = describe(objs["gen_names"])  # pyrunq inspect --json
     maps = {m["name"]: m["names"] for m in d["maps"]}
     assert maps["by_vec"] == {"key": {"0": "softirq vector"}} and maps["mixed"] == {"key": {"0": "syscall"}}
@@ -115,7 +115,7 @@ def test_tcp_states_syscalls_signals_and_softirqs_are_shown_by_name(kernel, objs
 
 def test_a_block_requests_flags_are_named_as_the_kernel_writes_them(objs):
     """biosnoop's way: `rq->cmd_flags` read with BPF_CORE_READ into a record."""
-    assert meanings(objs["gen_rwbs"])["requests"] == {origins.RECORD: {12: origins.BLOCK_OPF}}
+    assert named_places(objs["gen_rwbs"])["requests"] == {origins.RECORD: {12: meanings.BLOCK_OPF}}
 
 
 @pytest.mark.slow  # direct, synchronous writes to the disk
@@ -159,8 +159,8 @@ def test_a_sockets_state_is_named_in_an_iterators_records(kernel, objs):
     sockets copy each socket's state (``sk->sk_state`` through a tcp_sock or
     a udp_sock, a TIME_WAIT socket's ``tw_substate``, or a constant for a
     request socket) into the records they write with bpf_seq_write."""
-    found = meanings(objs["gen_gadget_sockets"])
-    assert found == {origins.SEQ_WRITE: {origins.RECORD: {4: origins.TCP_STATE}}}
+    found = named_places(objs["gen_gadget_sockets"])
+    assert found == {origins.SEQ_WRITE: {origins.RECORD: {4: meanings.TCP_STATE}}}
     listener = socket.socket()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sockets = [listener, udp]

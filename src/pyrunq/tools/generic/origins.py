@@ -1,30 +1,24 @@
 """Numbers whose meaning the object's own instructions tell: a map's key,
 a member of a map's value or of a record, or the index of a global array,
-that a program copied from a kernel tracepoint's field or argument whose
-meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
-vector, a syscall number, a signal; any ``dev_t`` field is the kernel's
-device number), or a packet's type from a socket filter's ``__sk_buff``,
-or from a kernel struct's member that says the same of every kernel (a
-block request's ``cmd_flags``: its operation and flags; a socket's state).
+that a program copied from kernel data whose meaning is known (``meanings``:
+a tracepoint's field or argument, a kernel struct's member, a packet's type).
 
-Read from the object's instructions: the CO-RE relocations of its .BTF.ext
-name the field each load reads (``trace_event_raw_softirq.vec``, through
-``ctx->vec`` or ``BPF_CORE_READ``), and the kernel's BTF names the
-arguments of a tp_btf or raw_tp program (``vec_nr``); a forward pass over
-each code section's control flow follows the value through registers and
-the stack to where it is used: the key of a map helper call
+Read from the object's instructions (which load reads a field of known
+meaning, and what a program's context holds: ``meanings``), a forward pass
+over each code section's control flow follows the value through registers
+and the stack to where it is used: the key of a map helper call
 (``bpf_map_lookup_elem(&counts, &vec)``), a store into a ring buffer
 record, a map's value or an element of a global array (``counts[vec]``),
-or the stack record a perf or ring buffer output sends, or an iterator
-writes (``bpf_seq_write``: ``SEQ_WRITE``). Where paths join,
-a register or stack slot keeps a meaning only when every path gives it
-that one; a branch on a setting (``.rodata``, frozen at load) goes only the
-way the setting says. A place is named only when every value the programs
-put there has the same meaning (syscount's key is a syscall, or a pid when
-``count_by_process`` is set: then nothing); a write the pass cannot
-follow (through a pointer it does not know, as Inspektor Gadget's buffers
-from its BPF functions) names nothing in the object. A number nothing says
-the meaning of stays a number.
+the stack record a perf or ring buffer output sends, or an iterator writes
+(``bpf_seq_write``: ``SEQ_WRITE``). Where paths join, a register or stack
+slot keeps a meaning only when every path gives it that one, or a constant
+(``CONSTANT``); a branch on a setting (``.rodata``, frozen at load) goes
+only the way the setting says. A place is named only when every value the
+programs put there has the same meaning (syscount's key is a syscall, or a
+pid when ``count_by_process`` is set: then nothing); a write the pass
+cannot follow (through a pointer it does not know, as Inspektor Gadget's
+buffers from its BPF functions) names nothing in the object. A number
+nothing says the meaning of stays a number.
 
 The same pass reads the unit of a histogram from what its programs
 measure (``Origins.units``): a value of ``bpf_ktime_get_ns()`` (or its
@@ -54,44 +48,7 @@ import sys
 from collections.abc import Iterable
 
 from .bytecode import DATA_SECTIONS, code_sections
-
-TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
-SIGNAL = "signal"
-PACKET_TYPE = "packet type"
-BLOCK_OPF = "block request op and flags"
-
-# (tracepoint struct, member) -> what it holds; and every dev_t member of a
-# tracepoint struct is a kernel device number (block_rq_complete's dev...)
-MEANINGS = {
-    ("trace_event_raw_inet_sock_set_state", "oldstate"): TCP_STATE,
-    ("trace_event_raw_inet_sock_set_state", "newstate"): TCP_STATE,
-    ("trace_event_raw_softirq", "vec"): SOFTIRQ,
-    ("trace_event_raw_sys_enter", "id"): SYSCALL,
-    ("trace_event_raw_sys_exit", "id"): SYSCALL,
-    ("trace_event_raw_signal_generate", "sig"): SIGNAL,
-    ("trace_event_raw_signal_deliver", "sig"): SIGNAL,
-    ("request", "cmd_flags"): BLOCK_OPF,  # biosnoop's, through BPF_CORE_READ(rq, cmd_flags)
-    ("sock_common", "skc_state"): TCP_STATE,  # a socket's (sk->sk_state), UDP's too: TCP_CLOSE unconnected
-    ("inet_timewait_sock", "tw_substate"): TCP_STATE,  # a TIME_WAIT socket's own state
-}
-_TRACEPOINT = "trace_event_raw_"
-# tp_btf and raw_tp programs get a tracepoint's arguments, not its fields:
-# tracepoint -> (the kernel function that takes them, ``__bpf_trace_<class>``,
-# whose BTF names them; argument name -> what it holds)
-ARGUMENTS = {
-    "inet_sock_set_state": ("inet_sock_set_state", {"oldstate": TCP_STATE, "newstate": TCP_STATE}),
-    "softirq_entry": ("softirq", {"vec_nr": SOFTIRQ}),
-    "softirq_exit": ("softirq", {"vec_nr": SOFTIRQ}),
-    "softirq_raise": ("softirq", {"vec_nr": SOFTIRQ}),
-    "sys_enter": ("sys_enter", {"id": SYSCALL}),
-    "signal_generate": ("signal_generate", {"sig": SIGNAL}),
-    "signal_deliver": ("signal_deliver", {"sig": SIGNAL}),
-}
-_RAW_SECTIONS = ("tp_btf/", "raw_tp/", "raw_tracepoint/")
-# programs handed a packet as a ``struct __sk_buff``, whose ``pkt_type``
-# (PACKET_HOST, PACKET_OUTGOING...) is at this offset in every kernel (uapi)
-_SKB_SECTIONS = ("socket", "tc", "classifier", "cgroup_skb/")
-_SKB_PKT_TYPE = 4
+from .meanings import context, core_fields
 
 KEY, VALUE, RECORD = "key", "value", "record"  # where in a map a meaning is found
 # the "map" of the records iter/* programs write with bpf_seq_write (no
@@ -123,7 +80,6 @@ CLOCK = "time in nsecs"  # what a map's value holds where programs store only cl
 # a duration in nsecs divided by -> its unit
 DURATIONS = {1: "nsecs", 1000: "usecs", 1_000_000: "msecs", 1_000_000_000: "secs"}
 _WIDTHS = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}  # BPF_W, BPF_H, BPF_B, BPF_DW
-_FIELD_BYTE_OFFSET = 0  # enum bpf_core_relo_kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +112,7 @@ def read(
     loaded (they put nothing anywhere). Empty when the file cannot be read
     this way."""
     try:
-        fields = _core_fields(elf, btf)
+        fields = core_fields(elf, btf)
         codes = sorted(_code_sections(elf, fields), key=lambda c: c.name == _FUNCTIONS)
         if not any(fields.values()) and not any(c.context or _reads_clock(c) for c in codes):
             return Origins()  # no program reads anything of known meaning, nor a clock
@@ -266,129 +222,8 @@ def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
             insns.append((op, dst, src, off, imm))
         name = section.name
         yield _Code(
-            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _context(name)
+            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, context(name)
         )
-
-
-def _core_fields(elf, btf) -> dict[str, dict[int, str]]:
-    """Section -> instruction index -> what the field it reads or points to
-    holds (``MEANINGS``), from the CO-RE field relocations in .BTF.ext."""
-    ext = elf.get_section_by_name(".BTF.ext")
-    if ext is None:
-        return {}
-    data = ext.data()
-    order = "<" if elf.little_endian else ">"
-    hdr_len = struct.unpack_from(order + "I", data, 4)[0]
-    if hdr_len < 32:
-        return {}
-    off, length = struct.unpack_from(order + "II", data, 24)
-    table = data[hdr_len + off : hdr_len + off + length]
-    out: dict[str, dict[int, str]] = {}
-    strings = _btf_strings(elf, order)
-    if len(table) < 4 or not strings:
-        return out
-    rec_size, at = struct.unpack_from(order + "I", table)[0], 4
-    while at + 8 <= len(table):
-        name_off, count = struct.unpack_from(order + "II", table, at)
-        at += 8
-        section = _string(strings, name_off)
-        for k in range(count):
-            insn_off, tid, access_off, kind = struct.unpack_from(order + "IIII", table, at + k * rec_size)
-            if kind == _FIELD_BYTE_OFFSET:
-                meaning = field_meaning(btf, tid, _string(strings, access_off))
-                if meaning:
-                    out.setdefault(section, {})[insn_off // 8] = meaning
-        at += count * rec_size
-    return out
-
-
-_kernel: list = []  # the running kernel's BTF, read when a program first needs it
-
-
-def _context(section: str) -> dict[int, str]:
-    """Byte offset in the context of the program in ``section`` -> what the
-    number there holds: the arguments of the tracepoint a tp_btf or raw_tp
-    program is attached to, or a packet's type (``struct __sk_buff``)."""
-    if section.startswith(_SKB_SECTIONS):
-        return {_SKB_PKT_TYPE: PACKET_TYPE}
-    return {8 * i: meaning for i, meaning in _arguments(section).items()}
-
-
-def _arguments(section: str) -> dict[int, str]:
-    """Argument index -> what it holds, of the tracepoint a tp_btf or raw_tp
-    program in ``section`` is attached to (``ARGUMENTS``), by where the
-    running kernel's BTF puts each argument's name."""
-    if not section.startswith(_RAW_SECTIONS):
-        return {}
-    known = ARGUMENTS.get(section.split("/", 1)[1])
-    if known is None:
-        return {}
-    from ...bpf import BTF
-    from ...bpf import btf as B
-
-    if not _kernel:
-        try:
-            _kernel.append(BTF.kernel())
-        except OSError:
-            _kernel.append(None)
-    kernel, (event_class, meanings) = _kernel[0], known
-    try:
-        params = kernel.params(kernel.find(f"__bpf_trace_{event_class}", B.FUNC)) if kernel else []
-    except KeyError:
-        return {}
-    # the first parameter is the tracepoint's own data, not an argument
-    return {i - 1: meanings[name] for i, (name, _) in enumerate(params) if name in meanings and i}
-
-
-def _btf_strings(elf, order: str) -> bytes:
-    """The string section of the object's .BTF (``btfcheck`` checked it)."""
-    data = elf.get_section_by_name(".BTF").data()
-    hdr_len, _, _, str_off, str_len = struct.unpack_from(order + "IIIII", data, 4)
-    return data[hdr_len + str_off : hdr_len + str_off + str_len]
-
-
-def _string(strings: bytes, off: int) -> str:
-    return strings[off : strings.index(b"\0", off)].decode(errors="replace")
-
-
-def field_meaning(btf, tid: int, access: str) -> str | None:
-    """What the field a CO-RE access string (``0:3``) of type ``tid`` names
-    holds, if ``MEANINGS`` (or a ``dev_t`` type) says: the innermost struct's
-    name, without a ``___flavor`` suffix, and its member (a socket's state
-    is ``sock_common.skc_state`` read through a ``tcp_sock`` or ``udp_sock``)."""
-    from ...bpf import btf as B
-
-    steps = [int(s) for s in access.split(":")][1:]
-    struct_name = member = ""
-    mtid = tid
-    for step in steps:
-        rid = btf.resolve(mtid)
-        kind = btf.kind(rid)
-        if kind in (B.STRUCT, B.UNION):
-            struct_name = btf.name(rid).split("___", 1)[0]
-            member, mtid = btf.members(rid)[step][:2]
-        elif kind == B.ARRAY:
-            mtid = btf.array(rid)[0]
-        else:
-            return None
-    if (struct_name, member) in MEANINGS:
-        return MEANINGS[(struct_name, member)]
-    if struct_name.startswith(_TRACEPOINT) and _is_dev_t(btf, mtid):
-        return DEV
-    return None
-
-
-def _is_dev_t(btf, tid: int) -> bool:
-    from ...bpf import btf as B
-
-    for _ in range(B.MAX_CHAIN):
-        kind = btf.kind(tid)
-        if kind == B.TYPEDEF and btf.name(tid) == "dev_t":
-            return True
-        if kind not in (B.TYPEDEF, B.CONST, B.VOLATILE, B.RESTRICT, B.TYPE_TAG):
-            return False
-        tid = btf.pointee(tid)
-    return False
 
 
 class Seen:

@@ -19,7 +19,7 @@ from ... import syscalls
 from ...bpf import BTF
 from ...bpf import btf as B
 from ...symbols import KernelSymbols
-from . import gadget, origins
+from . import gadget, meanings
 
 
 def presenter(
@@ -286,7 +286,7 @@ def _block_device(major: int, minor: int) -> str:
 
 # -- numbers the object's instructions say the meaning of (``origins``) -----------
 
-_KERNEL_ENUMS = {origins.TCP_STATE: "TCP_ESTABLISHED", origins.SOFTIRQ: "HI_SOFTIRQ"}
+_KERNEL_ENUMS = {meanings.TCP_STATE: "TCP_ESTABLISHED", meanings.SOFTIRQ: "HI_SOFTIRQ"}
 
 
 def meaning_presenter(meaning: str):
@@ -296,15 +296,15 @@ def meaning_presenter(meaning: str):
     (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``), a block request's op and flags as
     its tracepoints' ``rwbs`` (``WS``), a packet's type as linux/if_packet.h
     names it (``PACKET_OUTGOING``); a number with no name as it is."""
-    if meaning == origins.SYSCALL:
+    if meaning == meanings.SYSCALL:
         return lambda v: (syscalls.name(v) or v) if isinstance(v, int) else v
-    if meaning == origins.DEV:
+    if meaning == meanings.DEV:
         return lambda v: _kernel_device(v) if isinstance(v, int) and 0 <= v < 1 << 32 else v
-    if meaning == origins.SIGNAL:
+    if meaning == meanings.SIGNAL:
         return _signal
-    if meaning == origins.BLOCK_OPF:
+    if meaning == meanings.BLOCK_OPF:
         return _rwbs_of_this_kernel()
-    if meaning == origins.PACKET_TYPE:
+    if meaning == meanings.PACKET_TYPE:
         return lambda v: _PACKET_TYPES.get(v, v) if isinstance(v, int) else v
     names = _kernel_enum_with(_KERNEL_ENUMS[meaning])
     return lambda v: names.get(v, v) if isinstance(v, int) else v

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ...bpf import Record
 from ...bpf import btf as B
-from . import gadget, origins
+from . import gadget, meanings
 from .present import presenter
 from .settings import value_kind
 
@@ -86,13 +86,13 @@ def _column(
 
 # as wide as the longest name of each meaning (a syscall's: as most are)
 _NAMED_WIDTHS = {
-    origins.TCP_STATE: len("TCP_ESTABLISHED"),
-    origins.SOFTIRQ: len("IRQ_POLL_SOFTIRQ"),
-    origins.SYSCALL: len("getpgid") + 5,
-    origins.DEV: len("254:0 vda"),
-    origins.SIGNAL: len("SIGRTMIN+15"),
-    origins.BLOCK_OPF: len("FWFS"),
-    origins.PACKET_TYPE: len("PACKET_OTHERHOST"),
+    meanings.TCP_STATE: len("TCP_ESTABLISHED"),
+    meanings.SOFTIRQ: len("IRQ_POLL_SOFTIRQ"),
+    meanings.SYSCALL: len("getpgid") + 5,
+    meanings.DEV: len("254:0 vda"),
+    meanings.SIGNAL: len("SIGRTMIN+15"),
+    meanings.BLOCK_OPF: len("FWFS"),
+    meanings.PACKET_TYPE: len("PACKET_OTHERHOST"),
 }
 _TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
 # Inspektor Gadget's endpoints, as an IPv4 one is shown (255.255.255.255:65535)
