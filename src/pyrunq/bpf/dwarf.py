@@ -34,7 +34,7 @@ from ..errors import BPFError, MalformedObject
 from . import btf as B
 from . import btfcheck
 from .btf import BTF
-from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct, Union
 
 TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
@@ -435,16 +435,36 @@ class DwarfTypes:
                 return CString(n)
             return Array(elem, n) if n else Raw(0)
         if kind == B.STRUCT:
-            members, end = [], 0
-            for name, mtid, bit_offset, bits in self.members(tid):
-                if bits or bit_offset % 8 or bit_offset // 8 < end:
-                    return Raw(size)  # bit-fields, overlaps: no byte layout to give
-                codec = self._codec(mtid)
-                members.append((name, bit_offset // 8, codec))
-                end = bit_offset // 8 + codec.size
+            members = self._byte_members(tid, size, True)
+            if members is None:
+                return Raw(size)  # bit-fields, overlaps: no byte layout to give
             name = self.name(tid)
-            return Struct(name, size, members, self.records.get(name)) if end <= size else Raw(size)
+            return Struct(name, size, members, self.records.get(name))
         return Raw(size)
+
+    def _byte_members(self, tid: int, size: int, apart: bool) -> list[tuple[str, int, Codec]] | None:
+        """(name, byte offset, codec) of a struct's (``apart``: members that
+        do not overlap) or union's members, an anonymous union's a
+        ``Union``; None for a bit-field, an overlap or a member past the end."""
+        members, end = [], 0
+        for name, mtid, bit_offset, bits in self.members(tid):
+            if bits or bit_offset % 8 or apart and bit_offset // 8 < end:
+                return None
+            rid = self.resolve(mtid)
+            codec = self._union(rid) if not name and self.kind(rid) == B.UNION else self._codec(mtid)
+            members.append((name, bit_offset // 8, codec))
+            end = max(end, bit_offset // 8 + codec.size)
+        return members if end <= size else None
+
+    def _union(self, tid: int) -> Codec:
+        """An anonymous union, spread into the struct that holds it (``codecs.Union``)."""
+        size = self.size(tid)
+        members = self._byte_members(tid, size, False)
+        return Union(size, members) if members is not None else Raw(size)
+
+    def fields(self, tid: int) -> list[tuple[str, int, int, int]]:
+        """``members()`` of struct ``tid`` as its decoded record has them (``btf.record_members``)."""
+        return B.record_members(self, tid)
 
 
 def _walk(die, cu: int, out: dict[int, _Die]) -> bool:

@@ -36,11 +36,14 @@ def presenter(
     shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
     if shown is not None:  # an Inspektor Gadget type: as its loader shows it
         return shown
+    big_endian = _big_endian(btf, tid) if tid else False
     tid = btf.resolve(tid) if tid else 0
     kind = btf.kind(tid)
     meant = (meanings or {}).get(0)
     if meant and kind in (B.INT, B.ENUM, B.ENUM64):
         return meaning_presenter(meant)
+    if kind == B.INT and big_endian and btf.size(tid) > 1 and sys.byteorder == "little":
+        return _swapped(btf.size(tid), named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain)
     if kind == B.INT:
         return named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain
     if kind in (B.ENUM, B.ENUM64):
@@ -51,7 +54,7 @@ def presenter(
     if kind == B.STRUCT:
         fields = [
             presenter(btf, t, n, host_order, _at(meanings, offset // 8) if not bits else None)
-            for n, t, offset, bits in btf.members(tid)
+            for n, t, offset, bits in btf.fields(tid)  # an anonymous member's members in its place
         ]
         addresses = _addresses(btf, tid, host_order)
 
@@ -100,7 +103,7 @@ def _addresses(btf, tid: int, host_order: bool = False) -> list[tuple[int, int, 
     __int128 saddr``; ``__u8`` arrays read as text and are left alone). In
     network order, but a 4-byte integer of a ``host_order`` object that is
     not declared big-endian (``__be32``)."""
-    members = btf.members(tid)
+    members = btf.fields(tid)
     names = [m[0] for m in members]
     family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
     out = []
@@ -126,6 +129,18 @@ def _big_endian(btf, tid: int) -> bool:
             return True
         tid = btf.pointee(tid)
     return False
+
+
+def _swapped(size: int, shown):
+    """How a big-endian integer (``__be16 port``) is shown: its number, in
+    the order the machine reads it, as ``ntohs()`` gives it."""
+
+    def swapped(v):
+        if not isinstance(v, int):
+            return v
+        return shown(int.from_bytes((v % (1 << 8 * size)).to_bytes(size, "little"), "big"))
+
+    return swapped
 
 
 def _is_char(btf, array_tid: int) -> bool:
