@@ -16,9 +16,8 @@ from __future__ import annotations
 import keyword
 import operator
 import struct
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import Iterable
-from typing import NamedTuple
 
 INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}  # the integer sizes an Int takes
 
@@ -221,16 +220,11 @@ class Array(Codec):
             self.elem.flatten(v, out)
 
 
-class Field(NamedTuple):
-    """A member of a record: its C name (``_N`` for one without a name
-    that stays so), its byte offset in the struct, its codec, and the path
-    of member indexes that reaches it (two or more deep for a member of an
-    anonymous struct or union)."""
-
-    name: str
-    offset: int
-    codec: Codec
-    path: tuple[int, ...]
+# a member of a record: its C name (``_N`` for one without a name that stays
+# so), its byte offset in the struct, its codec, and the path of member
+# indexes that reaches it (two or more deep in an anonymous struct or union);
+# collections' namedtuple, not typing's: a tool's start imports no typing
+Field = namedtuple("Field", "name offset codec path")
 
 
 def spread(members: list[tuple[str, int, Codec]]) -> list[tuple[bool, tuple[Field, ...]]]:
