@@ -17,6 +17,7 @@ from pyrunq.bpf import btf as B
 from pyrunq.bpf.skelgen import model
 from pyrunq.tools.generic import Runner
 from pyrunq.tools.generic.measures import plus, role
+from pyrunq.tools.generic.present import presenter
 from testobjects import fire
 
 CONNECT, DEVICE, SYSCTL = 1 << 16 | 9090, 2 << 16 | 7, 3 << 16 | 5  # kind << 16 | n: what gen_anon sends
@@ -82,6 +83,17 @@ def test_members_whose_names_clash_stay_one_member():
     event = b.add_struct(B.STRUCT, "event", 8, [("pid", u32, 0, 0), ("", inner, 32, 0)])
     e = b.layout(event).decode(struct.pack("=II", 1, 2))
     assert e._fields == ("pid", "_1") and e == (1, struct.pack("=I", 2))
+
+
+def test_a_named_unions_anonymous_struct_is_shown_inline():
+    """``union { struct { u16 lo, hi; }; u32 both; } u``: bpftool's ``u={lo, hi, both}``."""
+    b = BTF.new()
+    u32, u16 = b.add_int("unsigned int", 4), b.add_int("unsigned short", 2)
+    halves = b.add_struct(B.STRUCT, "", 4, [("lo", u16, 0, 0), ("hi", u16, 16, 0)])
+    u = b.add_struct(B.UNION, "u", 4, [("", halves, 0, 0), ("both", u32, 0, 0)])
+    event = b.add_struct(B.STRUCT, "event", 8, [("pid", u32, 0, 0), ("u", u, 32, 0)])
+    shown = presenter(b, event)(b.layout(event).decode(struct.pack("=IHH", 1, 2, 3)))
+    assert shown == {"pid": 1, "u": {"lo": 2, "hi": 3, "both": 3 << 16 | 2}}
 
 
 def test_identities_of_a_flattened_union_are_never_added():

@@ -194,22 +194,28 @@ _mount_namespaces = gadget.MountNamespaces()
 
 
 def _union_presenter(btf, tid: int):
-    """A union (its bytes) as each of its members decoded from them: which
-    one is meant, only the object's own user space knows (mountsnoop's by
-    its ``op``). Bit-field members stay out."""
+    """A named union (its bytes) as each of its members decoded from them:
+    which one is meant, only the object's own user space knows (mountsnoop's
+    by its ``op``); an anonymous struct's members as the union's own.
+    Bit-field members stay out. (An anonymous union's members are the
+    enclosing struct's: its record has them, ``codecs.Union``.)"""
     members = []
     for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
         if not bits:
-            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid, name)))
+            members.append((name, i, bit_offset // 8, btf.layout(mtid), presenter(btf, mtid, name)))
 
     def union(raw):
         if not isinstance(raw, (bytes, bytearray)):
             return _plain(raw)
-        return {
-            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
-            for name, offset, layout, present in members
-            if offset + layout.size <= len(raw)
-        }
+        out: dict = {}
+        for name, i, offset, layout, present in members:
+            if offset + layout.size <= len(raw):
+                shown = present(layout.decode(bytes(raw[offset : offset + layout.size])))
+                if not name and isinstance(shown, dict) and not set(shown) & set(out):
+                    out.update(shown)  # an anonymous struct's members are the union's, as in C
+                else:
+                    out[name or f"_{i}"] = shown
+        return out
 
     return union
 
