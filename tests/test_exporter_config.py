@@ -16,6 +16,7 @@ import pytest
 from pyrunq import syscalls
 from pyrunq.tools.generic import buckets as B
 from pyrunq.tools.generic import exporter_config as C
+from pyrunq.tools.generic import exporter_labels as L
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OURS = os.path.join(HERE, "objects", "gen_exporter_hist.yaml")
@@ -145,27 +146,27 @@ def test_a_cgroup_id_map_is_read_and_checked_as_the_exporter_checks_it(tmp_path)
 
 def test_labels_from_key_bytes():
     config = C.load(OURS)
-    hist = C.Labels(config.metrics["getpgid_value_seconds"])
+    hist = L.Labels(config.metrics["getpgid_value_seconds"])
     dev = os.makedev(254, 7)  # no such disk: the exporter's "unknown:M:m"
     key = struct.pack("=IB3xQ", dev, 1, 5)
     assert hist.of(key) == ("unknown:254:7", "odd", "5")
     assert hist.of(struct.pack("=IB3xQ", dev, 9, 5))[1] == "unknown:9"
-    comm = C.Labels(config.metrics["calls_by_comm_total"])
+    comm = L.Labels(config.metrics["calls_by_comm_total"])
     assert comm.of(b"python3".ljust(16, b"\0")) == ("py",)
     assert comm.of(b"bash".ljust(16, b"\0")) is None  # no regexp matched: left out
-    calls = C.Labels(config.metrics["syscalls_total"])
+    calls = L.Labels(config.metrics["syscalls_total"])
     assert calls.of(struct.pack("=Q", 121)) == ((syscalls.name(121) or "unknown_syscall:121"),)
     assert calls.of(struct.pack("=Q", 99999)) == ("unknown_syscall:99999",)
     cpu = config.metrics["calls_per_cpu_total"]
     # a per-CPU array of one element, its last label the CPU: one sample per CPU
-    assert C.samples(cpu, C.Labels(cpu), [(bytes(4), [3, 0, 4])], True) == [
+    assert L.samples(cpu, L.Labels(cpu), [(bytes(4), [3, 0, 4])], True) == [
         (("0",), 3),
         (("1",), 0),
         (("2",), 4),
     ]
     errno_label = C.Label("e", 8, 0, (C.Decoder("uint"), C.Decoder("errno")))
     metric = C.Metric("counter", "errors_total", "x", (errno_label,))
-    assert C.Labels(metric).of(struct.pack("=Q", errno.ENOENT)) == ("ENOENT",)
+    assert L.Labels(metric).of(struct.pack("=Q", errno.ENOENT)) == ("ENOENT",)
 
 
 def test_syscall_names_come_from_libseccomp():
@@ -238,7 +239,7 @@ def test_a_tracing_span_cuts_records_into_its_labels():
             }
         }
     )
-    labels = C.Labels(config.spans["io_spans"])
+    labels = L.Labels(config.spans["io_spans"])
     assert labels.size == 24
     record = bytes(range(16)) + struct.pack("=I", 1) + bytes([127, 0, 0, 1])
     assert labels.of(record) == (bytes(range(16)).hex(), "1", "127.0.0.1")
@@ -284,7 +285,7 @@ def test_fixed_buckets_are_the_keys_the_yaml_lists():
 
 def _label(decoders, size=8, **decoder):
     chain = tuple(C.Decoder(name, **(decoder if name == decoders[-1] else {})) for name in decoders)
-    return C.Labels(C.Metric("counter", "m_total", "x", (C.Label("l", size, 0, chain),)))
+    return L.Labels(C.Metric("counter", "m_total", "x", (C.Label("l", size, 0, chain),)))
 
 
 def test_decoders_that_read_this_machine():

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import tempfile
+import time
 
 import pytest
 
@@ -18,6 +19,7 @@ import pyrunq
 from pyrunq.tools.generic import origins
 from pyrunq.tools.generic.describe import describe
 from pyrunq.tools.generic.objfile import ObjectFile
+from pyrunq.tools.generic import Runner
 from testobjects import fire
 
 
@@ -150,3 +152,43 @@ def test_block_request_flags_read_as_the_tracepoints_rwbs(kernel, objs):
     assert all(ours[k] == theirs[k] for k in both), [
         (ours[k], theirs[k]) for k in both if ours[k] != theirs[k]
     ]
+
+
+def test_a_sockets_state_is_named_in_an_iterators_records(kernel, objs):
+    """snapshot_socket's way (gen_gadget_sockets): iterators over TCP and UDP
+    sockets copy each socket's state (``sk->sk_state`` through a tcp_sock or
+    a udp_sock, a TIME_WAIT socket's ``tw_substate``, or a constant for a
+    request socket) into the records they write with bpf_seq_write."""
+    found = meanings(objs["gen_gadget_sockets"])
+    assert found == {origins.SEQ_WRITE: {origins.RECORD: {4: origins.TCP_STATE}}}
+    listener = socket.socket()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sockets = [listener, udp]
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        udp.bind(("127.0.0.1", port))  # UDP's ports are not TCP's
+        for _ in range(2):
+            sockets.append(socket.create_connection(("127.0.0.1", port)))
+            sockets.append(listener.accept()[0])
+        sockets.pop().close()  # the listener's end closes first: it goes to TIME_WAIT
+        sockets.pop().close()
+        with Runner(objs["gen_gadget_sockets"], settings={"port": port}) as r:
+            deadline = time.monotonic() + 10
+            while True:  # until the closed end is in TIME_WAIT (after the client's FIN)
+                rows = [row for records in r.iterators().values() for row in records]
+                if any(row["state"] == "TCP_TIME_WAIT" for row in rows) or time.monotonic() > deadline:
+                    break
+    finally:
+        for s in sockets:
+            s.close()
+    seen = sorted((row["local_port"], row["proto"], row["state"]) for row in rows)
+    assert seen == sorted(
+        [
+            (port, 6, "TCP_LISTEN"),
+            (port, 6, "TCP_ESTABLISHED"),  # the listener's end of the open connection
+            (port, 6, "TCP_TIME_WAIT"),
+            (port, 17, "TCP_CLOSE"),  # an unconnected UDP socket holds TCP_CLOSE (ss: UNCONN)
+        ]
+    ), seen

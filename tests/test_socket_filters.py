@@ -87,6 +87,23 @@ def test_a_socket_filter_sees_the_datagrams_of_every_interface_or_of_those_named
     assert widths["src"] == widths["dst"] == len("255.255.255.255:65535")  # a table's columns fit them
 
 
+def test_a_packets_type_read_from_its_sk_buff_is_named(kernel, objs):
+    """gen_sockfilter (the eunomia tutorial's way): ``skb->pkt_type`` copied
+    into a plain __u32 of its record reads as <linux/if_packet.h> names it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        with Runner(objs["gen_sockfilter"], settings={"port": port}, sockets="lo") as r:
+            payloads = send_datagrams(listener)
+            r.stop()
+    seen = sorted((rec.pkt_type, rec.ip_proto, rec.ifindex, rec.payload_length) for _, rec in r.events)
+    assert seen == sorted(
+        (way, 17, LOOPBACK, len(p)) for p in payloads for way in ("PACKET_OUTGOING", "PACKET_HOST")
+    )
+    widths = {c.name: c.size for c in r.streams["rb"].columns}  # a table's columns fit the names
+    assert widths["pkt_type"] == len("PACKET_OTHERHOST") and widths["src_addr"] == len("255.255.255.255")
+
+
 @pytest.mark.slow  # two processes: a second
 def test_socket_on_the_command_line(kernel, objs):
     """``--socket lo``: the datagrams, each twice, and a note of what the

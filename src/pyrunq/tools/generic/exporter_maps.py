@@ -14,6 +14,7 @@ import dataclasses
 from ...bpf import ARRAY_TYPES, BATCH_TYPES
 from . import buckets as B
 from . import exporter_config as C
+from . import exporter_labels as L
 from .exporter_cgroups import CgroupIds
 from .present import presenter
 
@@ -56,12 +57,12 @@ class Metrics:
         spec = self.config.cgroup_id_map if self.config else None
         return {spec.name: CGROUP_ID_MAP} if spec else {}
 
-    def span(self, ring: str) -> C.Labels | None:
+    def span(self, ring: str) -> L.Labels | None:
         """The labels of the tracing span the YAML reads from ring buffer
         ``ring``'s records; None when it has no span there."""
         if self.config is None or ring not in self.config.spans:
             return None
-        return self.labels.setdefault(f"span {ring}", C.Labels(self.config.spans[ring]))
+        return self.labels.setdefault(f"span {ring}", L.Labels(self.config.spans[ring]))
 
     def metric(self, name: str) -> C.Metric | None:
         if self.config is None:
@@ -87,7 +88,7 @@ def setup(obj, path: str, config=CONFIG_AUTO) -> Metrics:
     for name in loaded.metrics:
         metric = metrics.metric(name)
         if metric is not None:
-            metrics.labels[name] = C.Labels(metric)
+            metrics.labels[name] = L.Labels(metric)
     return metrics
 
 
@@ -128,7 +129,7 @@ def read(obj, m, metrics: Metrics, unit: str | None, report):
     if metric is None:
         return _read_shape(obj, m, items, unit, report)
     raw = [(m.key_layout.encode(k), v) for k, v in items]
-    samples = C.samples(metric, metrics.labels[m.name], raw, m.percpu)
+    samples = L.samples(metric, metrics.labels[m.name], raw, m.percpu)
     names = metric.label_names
     if metric.kind == "counter":
         counters = sorted(((dict(zip(names, values)), v) for values, v in samples), key=_order)
@@ -213,7 +214,7 @@ class SpanDecoder:
     one whose labels the YAML leaves out, as ``by_struct`` (the stream's own
     decoder) decodes it."""
 
-    def __init__(self, stream, labels: C.Labels, by_struct):
+    def __init__(self, stream, labels: L.Labels, by_struct):
         from .streams import Column
 
         self.stream, self.labels, self.by_struct = stream, labels, by_struct

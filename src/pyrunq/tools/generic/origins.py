@@ -3,8 +3,9 @@ a member of a map's value or of a record, or the index of a global array,
 that a program copied from a kernel tracepoint's field or argument whose
 meaning is known (``MEANINGS``, ``ARGUMENTS``: a TCP state, a softirq
 vector, a syscall number, a signal; any ``dev_t`` field is the kernel's
-device number), or from a kernel struct's member that says the same of
-every kernel (a block request's ``cmd_flags``: its operation and flags).
+device number), or a packet's type from a socket filter's ``__sk_buff``,
+or from a kernel struct's member that says the same of every kernel (a
+block request's ``cmd_flags``: its operation and flags; a socket's state).
 
 Read from the object's instructions: the CO-RE relocations of its .BTF.ext
 name the field each load reads (``trace_event_raw_softirq.vec``, through
@@ -14,7 +15,8 @@ each code section's control flow follows the value through registers and
 the stack to where it is used: the key of a map helper call
 (``bpf_map_lookup_elem(&counts, &vec)``), a store into a ring buffer
 record, a map's value or an element of a global array (``counts[vec]``),
-or the stack record a perf or ring buffer output sends. Where paths join,
+or the stack record a perf or ring buffer output sends, or an iterator
+writes (``bpf_seq_write``: ``SEQ_WRITE``). Where paths join,
 a register or stack slot keeps a meaning only when every path gives it
 that one; a branch on a setting (``.rodata``, frozen at load) goes only the
 way the setting says. A place is named only when every value the programs
@@ -38,6 +40,7 @@ from .bytecode import DATA_SECTIONS, code_sections
 
 TCP_STATE, SOFTIRQ, SYSCALL, DEV = "tcp state", "softirq vector", "syscall", "kernel dev_t"
 SIGNAL = "signal"
+PACKET_TYPE = "packet type"
 BLOCK_OPF = "block request op and flags"
 
 # (tracepoint struct, member) -> what it holds; and every dev_t member of a
@@ -51,9 +54,10 @@ MEANINGS = {
     ("trace_event_raw_signal_generate", "sig"): SIGNAL,
     ("trace_event_raw_signal_deliver", "sig"): SIGNAL,
     ("request", "cmd_flags"): BLOCK_OPF,  # biosnoop's, through BPF_CORE_READ(rq, cmd_flags)
+    ("sock_common", "skc_state"): TCP_STATE,  # a socket's (sk->sk_state), UDP's too: TCP_CLOSE unconnected
+    ("inet_timewait_sock", "tw_substate"): TCP_STATE,  # a TIME_WAIT socket's own state
 }
 _TRACEPOINT = "trace_event_raw_"
-_KERNEL_STRUCTS = {name for name, _ in MEANINGS if not name.startswith(_TRACEPOINT)}
 # tp_btf and raw_tp programs get a tracepoint's arguments, not its fields:
 # tracepoint -> (the kernel function that takes them, ``__bpf_trace_<class>``,
 # whose BTF names them; argument name -> what it holds)
@@ -67,17 +71,27 @@ ARGUMENTS = {
     "signal_deliver": ("signal_deliver", {"sig": SIGNAL}),
 }
 _RAW_SECTIONS = ("tp_btf/", "raw_tp/", "raw_tracepoint/")
+# programs handed a packet as a ``struct __sk_buff``, whose ``pkt_type``
+# (PACKET_HOST, PACKET_OUTGOING...) is at this offset in every kernel (uapi)
+_SKB_SECTIONS = ("socket", "tc", "classifier", "cgroup_skb/")
+_SKB_PKT_TYPE = 4
 
 KEY, VALUE, RECORD = "key", "value", "record"  # where in a map a meaning is found
+# the "map" of the records iter/* programs write with bpf_seq_write (no
+# map's name can be this)
+SEQ_WRITE = "bpf_seq_write()"
+CONSTANT = "constant"  # what a number the code wrote holds: whatever the others there hold
 INDEX = "index"  # ... and in a global array: its index (softirqs' ``counts[vec_nr]``)
 
 # enum bpf_func_id: the helpers this pass follows values through
 _LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, _RINGBUF_RESERVE = 1, 2, 3, 25, 130, 131
+_SEQ_WRITE = 127
 _PROBE_READS = {4, 45, 112, 113, 114, 115}  # bpf_probe_read{,_str,_user,_kernel,...}: dst r1, size r2, src r3
 # helpers that write memory they are handed: helper -> (the buffer's register, its size's)
 _WRITES = {
     **dict.fromkeys(_PROBE_READS, (1, 2)),
     16: (1, 2),  # bpf_get_current_comm
+    26: (3, 4),  # bpf_skb_load_bytes
     67: (2, 3),  # bpf_get_stack
     141: (2, 3),  # bpf_get_task_stack
     147: (2, 3),  # bpf_d_path
@@ -85,7 +99,7 @@ _WRITES = {
     165: (1, 2),  # bpf_snprintf
 }
 # helpers that only read the memory they are handed (or none): the map helpers, outputs, submit, discard
-_READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, 132, 133}
+_READ_ONLY = {_LOOKUP, _UPDATE, _DELETE, _PERF_OUTPUT, _RINGBUF_OUTPUT, _SEQ_WRITE, 132, 133}
 _WIDTHS = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}  # BPF_W, BPF_H, BPF_B, BPF_DW
 _FIELD_BYTE_OFFSET = 0  # enum bpf_core_relo_kind
 
@@ -108,7 +122,7 @@ def map_meanings(
     put nothing anywhere). Empty when the file cannot be read this way."""
     try:
         fields = _core_fields(elf, btf)
-        if not any(fields.values()) and not any(_arguments(s.name) for s in elf.iter_sections()):
+        if not any(fields.values()) and not any(_context(s.name) for s in elf.iter_sections()):
             return {}  # no program reads anything of known meaning
         shared = _Shared(Seen(), rodata, {})
         # the programs first: what they hand the functions of .text is known then
@@ -146,7 +160,7 @@ class _Code:
     section, offset) it loads the address of, the meaning of the field a
     load reads (``_core_fields``), the (code section, instruction) a call's
     relocation names (the callee is ``imm + 1`` further); and what the
-    tracepoint's arguments hold (``_arguments``)."""
+    program's context holds (``_context``)."""
 
     name: str
     insns: list[tuple[int, int, int, int, int]]
@@ -154,7 +168,7 @@ class _Code:
     globs: dict[int, tuple[str, int]]
     fields: dict[int, str]
     calls: dict[int, tuple[str, int]]
-    args: dict[int, str]
+    context: dict[int, str]
 
 
 @dataclasses.dataclass
@@ -179,7 +193,7 @@ def _code_sections(elf, fields: dict[str, dict[int, str]]) -> Iterable[_Code]:
             insns.append((op, dst, src, off, imm))
         name = section.name
         yield _Code(
-            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _arguments(name)
+            name, insns, section.maps, section.data, fields.get(name, {}), section.calls, _context(name)
         )
 
 
@@ -216,6 +230,15 @@ def _core_fields(elf, btf) -> dict[str, dict[int, str]]:
 
 
 _kernel: list = []  # the running kernel's BTF, read when a program first needs it
+
+
+def _context(section: str) -> dict[int, str]:
+    """Byte offset in the context of the program in ``section`` -> what the
+    number there holds: the arguments of the tracepoint a tp_btf or raw_tp
+    program is attached to, or a packet's type (``struct __sk_buff``)."""
+    if section.startswith(_SKB_SECTIONS):
+        return {_SKB_PKT_TYPE: PACKET_TYPE}
+    return {8 * i: meaning for i, meaning in _arguments(section).items()}
 
 
 def _arguments(section: str) -> dict[int, str]:
@@ -258,14 +281,10 @@ def _string(strings: bytes, off: int) -> str:
 def field_meaning(btf, tid: int, access: str) -> str | None:
     """What the field a CO-RE access string (``0:3``) of type ``tid`` names
     holds, if ``MEANINGS`` (or a ``dev_t`` type) says: the innermost struct's
-    name, without a ``___flavor`` suffix, and its member. Only a
-    tracepoint's struct, or a kernel struct ``MEANINGS`` names, holds one:
-    other types are not looked into."""
+    name, without a ``___flavor`` suffix, and its member (a socket's state
+    is ``sock_common.skc_state`` read through a ``tcp_sock`` or ``udp_sock``)."""
     from ...bpf import btf as B
 
-    outer = btf.name(btf.resolve(tid))
-    if not outer.startswith(_TRACEPOINT) and outer.split("___", 1)[0] not in _KERNEL_STRUCTS:
-        return None
     steps = [int(s) for s in access.split(":")][1:]
     struct_name = member = ""
     mtid = tid
@@ -304,7 +323,9 @@ class Seen:
     observations, offset -> meaning (None: a value of no known meaning).
     A whole observation (a key or record on the stack) says every offset it
     does not list holds no known meaning; a partial one (one store into a
-    ring buffer record or a map's value) says only its own."""
+    ring buffer record or a map's value) says only its own. A constant
+    (``CONSTANT``) agrees with any meaning: where the other paths copy a
+    socket's state, one writes ``TCP_SYN_RECV``."""
 
     def __init__(self):
         self.whole: dict[tuple[str, str], list[dict[int, str | None]]] = {}
@@ -325,10 +346,14 @@ class Seen:
             whole, partial = self.whole.get(where, []), self.partial.get(where, [])
             size = sizes.get(where[0], {}).get(where[1])
             offsets = {
-                o for seen in whole + partial for o, m in seen.items() if m and (size is None or o < size)
+                o
+                for seen in whole + partial
+                for o, m in seen.items()
+                if m and m != CONSTANT and (size is None or o < size)
             }
             for o in offsets:
                 meanings = {seen.get(o) for seen in whole} | {seen[o] for seen in partial if o in seen}
+                meanings.discard(CONSTANT)
                 meaning = meanings.pop()
                 if not meanings and meaning:
                     out.setdefault(where[0], {}).setdefault(where[1], {})[o] = meaning
@@ -357,10 +382,14 @@ class _State:
         return _State(dict(self.regs), dict(self.stack))
 
     def meet(self, other: _State) -> _State:
-        return _State(
-            {r: v for r, v in self.regs.items() if other.regs.get(r) == v},
-            {o: v for o, v in self.stack.items() if other.stack.get(o) == v},
-        )
+        regs = {r: _met(v, other.regs.get(r)) for r, v in self.regs.items()}
+        stack = {}
+        for o, (width, v) in self.stack.items():
+            theirs = other.stack.get(o)
+            value = _met(v, theirs[1]) if theirs and theirs[0] == width else None
+            if value is not None:
+                stack[o] = (width, value)
+        return _State({r: v for r, v in regs.items() if v is not None}, stack)
 
     def store(self, off: int, width: int, value) -> None:
         for o, (w, _) in list(self.stack.items()):
@@ -378,7 +407,19 @@ class _State:
 
     def region(self, off: int) -> dict[int, str | None]:
         """The meanings of the stack from ``off`` up, by offset from it."""
-        return {o - off: v[1] for o, (w, v) in self.stack.items() if o >= off and v[0] == "field"}
+        return {o - off: _meaning(v) for o, (w, v) in self.stack.items() if o >= off and _meaning(v)}
+
+
+def _met(a, b):
+    """What a register or stack slot holds where two paths join: what both
+    give it, or a known field's number where the other path gives a
+    constant (C code that writes ``TCP_SYN_RECV`` where the others copy a
+    state: ``CONSTANT``); None: nothing known."""
+    if a == b:
+        return a
+    if {_kind(a), _kind(b)} == {"field", "const"}:
+        return a if _kind(a) == "field" else b
+    return None
 
 
 def _callee(code: _Code, i: int) -> tuple[str, int]:
@@ -438,7 +479,7 @@ def _scan(code: _Code, shared: _Shared) -> None:
         elif start not in called:
             states[start] = _State({10: ("fp", 0)}, {})
     if code.name != _FUNCTIONS:
-        states[0] = _State({1: ("args", tuple(sorted(code.args.items()))), 10: ("fp", 0)}, {})
+        states[0] = _State({1: ("ctx", tuple(sorted(code.context.items()))), 10: ("fp", 0)}, {})
     work = sorted(states, reverse=True)
     visits = 0
     while work and not shared.seen.blind:
@@ -527,11 +568,12 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
     if cls in (0x01, 0x02, 0x03) and op & 0xE0 in (0x60, 0xC0):  # through a pointer into a global
         _in_global(regs.get(src if cls == 0x01 else dst), seen)
     if cls == 0x01 and op & 0xE0 == 0x60:  # dst = *(src + off)
-        value = None
+        value: tuple | None = None
         if meaning:
             value = ("field", meaning)
-        elif regs.get(src, ("",))[0] == "args" and op == 0x79 and off % 8 == 0:  # a tracepoint's argument
-            value = ("field", dict(regs[src][1])[off // 8]) if off // 8 in dict(regs[src][1]) else None
+        elif _kind(regs.get(src)) == "ctx":  # a tracepoint's argument, a packet's type
+            context = dict(regs[src][1])
+            value = ("field", context[off]) if off in context else None
         elif _kind(regs.get(src)) == "glob" and regs[src][1] == ".rodata" and rodata is not None:
             value = _setting(rodata, regs[src][2] + regs[src][3] + off, _WIDTHS[op & 0x18])
         elif _kind(regs.get(src)) == "fp" and regs[src][1] is not None:
@@ -539,7 +581,7 @@ def _step(code: _Code, i: int, st: _State, shared: _Shared) -> int:
             value = held if width == _WIDTHS[op & 0x18] or (held and held[0] != "field") else None
         _set(regs, dst, value)
     elif cls in (0x02, 0x03) and op & 0xE0 == 0x60:  # *(dst + off) = src or imm
-        value = regs.get(src) if cls == 0x03 else None
+        value = regs.get(src) if cls == 0x03 else ("const", imm)
         _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], value, seen)
     elif cls == 0x03 and op & 0xE0 == 0xC0:  # atomics: the place no longer holds what was stored
         _stored(st, regs.get(dst), off, _WIDTHS[op & 0x18], None, seen)
@@ -588,6 +630,13 @@ def _setting(rodata: bytes, at: int, width: int):
     if at < 0 or at + width > len(rodata):
         return None
     return ("const", int.from_bytes(rodata[at : at + width], sys.byteorder))  # the kernel's order
+
+
+def _meaning(value) -> str | None:
+    """What a number stored somewhere holds: a known field's meaning, or
+    ``CONSTANT`` (None: nothing known)."""
+    kind = _kind(value)
+    return value[1] if kind == "field" else CONSTANT if kind == "const" else None
 
 
 def _kind(value) -> str:
@@ -643,7 +692,7 @@ def _stored(st: _State, where, off: int, width: int, value, seen: Seen) -> None:
     if not where:  # through a pointer not followed: anywhere
         seen.blind = True
         return
-    meaning = value[1] if value and value[0] == "field" else None
+    meaning = _meaning(value)
     if where[-1] is None:  # at an offset not known
         _anywhere(st, where, seen)
     elif where[0] == "fp":
@@ -709,6 +758,8 @@ def _call(helper: int | None, st: _State, seen: Seen) -> None:
         seen.add(map_name, RECORD, _region(st, data), whole=True)
     elif map_name and helper == _RINGBUF_RESERVE:
         result = ("rec", map_name, 0)
+    elif helper == _SEQ_WRITE:  # an iterator's binary record, from the stack
+        seen.add(SEQ_WRITE, RECORD, _region(st, arg(2)), whole=True)
     if helper in _WRITES:
         buf, size = (arg(r) for r in _WRITES[helper])
         source = arg(3) if helper in _PROBE_READS else None

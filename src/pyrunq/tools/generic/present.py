@@ -315,7 +315,8 @@ def meaning_presenter(meaning: str):
     by its name (libseccomp's), a kernel dev_t as ``major:minor`` and its
     disk, a signal by its name, a TCP state or softirq vector by the running kernel's enumerator
     (``TCP_ESTABLISHED``, ``NET_RX_SOFTIRQ``), a block request's op and flags as
-    its tracepoints' ``rwbs`` (``WS``); a number with no name as it is."""
+    its tracepoints' ``rwbs`` (``WS``), a packet's type as linux/if_packet.h
+    names it (``PACKET_OUTGOING``); a number with no name as it is."""
     if meaning == origins.SYSCALL:
         return lambda v: (syscalls.name(v) or v) if isinstance(v, int) else v
     if meaning == origins.DEV:
@@ -324,9 +325,19 @@ def meaning_presenter(meaning: str):
         return _signal
     if meaning == origins.BLOCK_OPF:
         return _rwbs_of_this_kernel()
+    if meaning == origins.PACKET_TYPE:
+        return lambda v: _PACKET_TYPES.get(v, v) if isinstance(v, int) else v
     names = _kernel_enum_with(_KERNEL_ENUMS[meaning])
     return lambda v: names.get(v, v) if isinstance(v, int) else v
 
+
+# linux/if_packet.h: a packet's type, as a socket filter's __sk_buff has it
+_PACKET_TYPES = {
+    v: f"PACKET_{name}"
+    for v, name in enumerate(
+        ("HOST", "BROADCAST", "MULTICAST", "OTHERHOST", "OUTGOING", "LOOPBACK", "USER", "KERNEL")
+    )
+}
 
 # blk_fill_rwbs (kernel/trace/blktrace.c): a letter for the operation, and
 # one for each of these flags, after it

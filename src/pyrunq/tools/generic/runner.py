@@ -27,7 +27,7 @@ from .exporter_maps import CONFIG_AUTO, Metrics, SpanDecoder
 from . import gadget_yaml
 from .gadget import Gadget
 from .objfile import ObjectFile, check_trust
-from .origins import RECORD
+from .origins import RECORD, SEQ_WRITE
 from .plan import View, reveals, view
 from .present import presenter
 from .reports import MapReport, difference, read
@@ -417,7 +417,8 @@ class Runner(Tool):
         layout = types.layout(tid)
         if layout.record is None or not layout.size or len(data) % layout.size:
             return _text_or_bytes(data)
-        present, size = presenter(types, tid), layout.size
+        meanings = self.objfile.meanings(self.obj).get(SEQ_WRITE, {}).get(RECORD)
+        present, size = presenter(types, tid, meanings=meanings), layout.size
         return [present(layout.decode(data[i : i + size])) for i in range(0, len(data), size)]
 
     @property
@@ -603,63 +604,23 @@ def run(
     path: str,
     *,
     set: dict | None = None,
-    events: dict | None = None,
     duration: float | None = None,
     interval: float | None = None,
-    on_event=None,
     on_maps=None,
-    allow_untrusted: bool = False,
-    max_entries: dict | None = None,
-    show=None,
-    units: dict | None = None,
     cumulative: bool = False,
-    programs=None,
-    skip=None,
-    frequency: int = 99,
-    uprobes: dict | None = None,
-    usdts: dict | None = None,
-    cgroup: str | None = None,
-    config=CONFIG_AUTO,
-    perf_events: dict | None = None,
-    sockets=None,
+    **options,
 ) -> RunResult:
-    """Load ``path``, set its globals, attach its programs and collect records
-    until ``duration`` seconds pass or Ctrl-C; then detach and return what the
-    event maps, other maps and globals held (totals). ``on_maps(reports)``,
-    every ``interval`` seconds, gets what happened in that interval
-    (``cumulative``: the totals so far). ``max_entries``, ``show``, ``units``:
-    as Runner takes them. ``programs``: only these load; ``skip``: not these;
-    ``frequency``: of perf_event programs' sampling, in Hz; ``uprobes``:
-    program -> "BINARY:FUNCTION" (or a list of them) for uprobe programs whose
-    section names no target; ``usdts``: program -> "BINARY:PROVIDER:NAME" (or
-    a list) for USDT programs; ``cgroup``: the cgroup v2 directory cgroup
-    programs attach to; ``config``: the object's ebpf_exporter YAML
-    (default: the one beside it, if any; None: none); ``perf_events``:
-    program -> the perf event a ``SEC("perf_event")`` program samples
-    (``"cache-misses"``, ``"type=0,config=3,period=10000"``; default: each
-    CPU's clock at ``frequency``); ``sockets``: the network interfaces
-    socket filters see (``["lo"]`` or ``"lo,eth0"``; default: every
-    interface). Needs root (or CAP_BPF and CAP_PERFMON; socket filters
-    CAP_NET_RAW too)."""
-    with Runner(
-        path,
-        settings=set,
-        events=events,
-        on_event=on_event,
-        allow_untrusted=allow_untrusted,
-        max_entries=max_entries,
-        show=show,
-        units=units,
-        programs=programs,
-        skip=skip,
-        frequency=frequency,
-        uprobes=uprobes,
-        usdts=usdts,
-        cgroup=cgroup,
-        config=config,
-        perf_events=perf_events,
-        sockets=sockets,
-    ) as r:
+    """Load ``path``, set its globals (``set``: as Runner's ``settings``),
+    attach its programs and collect records until ``duration`` seconds pass
+    or Ctrl-C; then detach and return what the event maps, other maps and
+    globals held (totals). ``on_maps(reports)``, every ``interval`` seconds,
+    gets what happened in that interval (``cumulative``: the totals so
+    far). ``options``: as Runner takes them (``events``, ``on_event``,
+    ``programs``, ``skip``, ``uprobes``, ``usdts``, ``cgroup``,
+    ``perf_events``, ``frequency``, ``sockets``, ``max_entries``, ``show``,
+    ``units``, ``config``, ``allow_untrusted``). Needs root (or CAP_BPF and
+    CAP_PERFMON; socket filters CAP_NET_RAW too)."""
+    with Runner(path, settings=set, **options) as r:
         try:
             r.loop(duration, interval, on_maps, cumulative=cumulative)
         except KeyboardInterrupt:

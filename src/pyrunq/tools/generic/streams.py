@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ...bpf import Record
 from ...bpf import btf as B
-from . import gadget
+from . import gadget, origins
 from .present import presenter
 from .settings import value_kind
 
@@ -64,24 +64,36 @@ def column(types, tid: int, name: str) -> Column:
     return Column(name, "other", 0)
 
 
-def _column(types, tid: int, name: str, path: tuple[str, ...], shown: dict, named: bool = False) -> Column:
+def _column(
+    types, tid: int, name: str, path: tuple[str, ...], shown: dict, meaning: str | None = None
+) -> Column:
     """A column of a member (``path`` from the record to it): as ``column``
     says, but "text" as wide as it usually is where a presenter turns the
     member's number into text (a wall-clock time, a user, a container; a
-    number ``named`` by what the object's instructions say it holds)."""
-    if named:
-        return Column(name, "text", _NAMED_WIDTH)
+    number named by the ``meaning`` the object's instructions say it holds)."""
+    if meaning:
+        return Column(name, "text", _NAMED_WIDTHS.get(meaning, 12))
     value: object = shown
     for member in path:
         value = value.get(member) if isinstance(value, dict) else None
     plain = column(types, tid, name)
     if isinstance(value, str) and plain.kind not in ("string", "enum"):
-        width = _TEXT_WIDTHS.get(name) or _TYPE_WIDTHS.get(types.name(types.resolve(tid)), 8)
+        width = _TEXT_WIDTHS.get(name) or _TYPE_WIDTHS.get(types.name(types.resolve(tid)), 0)
+        width = width or (len("255.255.255.255") if name.endswith("addr") else 8)
         plain = Column(name, "text", width)
     return plain._replace(path=path if path != (name,) else ())
 
 
-_NAMED_WIDTH = 12  # TCP_LISTEN, NET_RX_SOFTIRQ, 254:0 vda, getpgid
+# as wide as the longest name of each meaning (a syscall's: as most are)
+_NAMED_WIDTHS = {
+    origins.TCP_STATE: len("TCP_ESTABLISHED"),
+    origins.SOFTIRQ: len("IRQ_POLL_SOFTIRQ"),
+    origins.SYSCALL: len("getpgid") + 5,
+    origins.DEV: len("254:0 vda"),
+    origins.SIGNAL: len("SIGRTMIN+15"),
+    origins.BLOCK_OPF: len("FWFS"),
+    origins.PACKET_TYPE: len("PACKET_OTHERHOST"),
+}
 _TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid": 8, "gid": 8, "error": 7}
 # Inspektor Gadget's endpoints, as an IPv4 one is shown (255.255.255.255:65535)
 _TYPE_WIDTHS = {"gadget_l4endpoint_t": 21, "gadget_l3endpoint_t": 15}
@@ -179,9 +191,12 @@ class RecordDecoder:
         # laid out as the collection's loader lays them out (``gadget.columns``)
         shown = present(layout.decode(bytes(layout.size)))
         # members whose numbers are shown as names (a zero may have none)
-        meant = {n for n, _, o, bits in types.fields(tid) if not bits and o // 8 in (self._meanings or {})}
+        meanings = self._meanings or {}
+        meant = {
+            n: meanings[o // 8] for n, _, o, bits in types.fields(tid) if not bits and o // 8 in meanings
+        }
         stream.columns = [
-            _column(types, mtid, name, path, shown, path == (name,) and name in meant)
+            _column(types, mtid, name, path, shown, meant.get(name) if path == (name,) else None)
             for name, path, mtid in gadget.columns(types, tid)
             if path[0] not in stream.stacks
         ]
