@@ -160,7 +160,7 @@ class Float(Codec):
 
 
 class Raw(Codec):
-    """Bytes, for what has no better Python form (unions, bit-fields, void)."""
+    """Bytes, for what has no better Python form (named unions, bit-fields, void)."""
 
     def __init__(self, size: int):
         self.size, self.fmt = size, f"{size}s"

@@ -10,12 +10,13 @@ stripped, the object's DWARF (``.debug_info``) still describes it.
 
 ``DwarfTypes`` reads that DWARF with pyelftools and answers with the reading
 API of ``pyrunq.bpf.BTF`` (``find``, ``layout``, ``resolve``, ``kind``,
-``members``, ``array``, ``int_info``, ``enum_values``, ``definition``...) and
+``members``, ``fields``, ``array``, ``int_info``, ``enum_values``, ``definition``...) and
 BTF's type kinds, over type ids of its own (0 is void). A struct from DWARF
 so becomes the same codecs (``Struct`` of ``Int``, ``CString``, ``Array``,
 ``Raw``...) as one from BTF, and is shown by the same code. What has no byte
-layout is ``Raw``: unions, and a struct with bit-fields as a whole (as BTF
-layouts do). Pointers are 64-bit unsigned integers. Its C (``declaration``,
+layout is ``Raw``: named unions, and a struct with bit-fields as a whole (as
+BTF layouts do); an anonymous union is a ``Union``, whose members the
+struct that holds it spreads into its own. Pointers are 64-bit unsigned integers. Its C (``declaration``,
 ``definition``) is printed by libbpf, from a small BTF made of the type and
 the types it refers to (``BTF.new()``), as BTF's own types are.
 
