@@ -3,7 +3,7 @@
 Also the directory of the packaged CO-RE objects (``<arch>/<name>.bpf.o``), and the
 codecs that turn C data into Python values and back (``Layout``, a struct's ``Record``, and the
 parts a type reader of its own builds one from: ``Codec``, ``Int``,
-``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``), and the C that
+``Float``, ``Raw``, ``CString``, ``Array``, ``Struct``, ``Union``), and the C that
 Python is too slow for: ``HistDiffs`` (runqlat's per-key differences, text
 and stats), ``BlameDiffs`` (its culprit table's) and ``EventRows``
 (runqslower's rows). Layers above use the
@@ -17,7 +17,7 @@ generic loader share); the other modules are internal.
 
 from . import btf, features
 from .btf import BTF
-from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct, Union
 from .globals import DATA_SECTIONS, GlobalSection
 from .blames import NAMED_MAX, BlameChange, BlameDiffs, RowBlames, VictimBlame, VictimCgroups
 from .hists import HistDiffs, KeyStats, StatsRows
@@ -63,6 +63,7 @@ __all__ = [
     "RingBuffer",
     "SocketLink",
     "Struct",
+    "Union",
     "btf",
     "features",
     "kernel_btf_path",

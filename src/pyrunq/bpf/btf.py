@@ -15,7 +15,7 @@ import re
 from .. import libbpf
 from ..errors import MalformedObject
 from ..libbpf import ffi, lib
-from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
+from .codecs import INT_FORMATS, Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct, Union
 
 # BTF kinds (include/uapi/linux/btf.h)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
@@ -137,13 +137,35 @@ class BTF:
 
     def _struct(self, tid: int) -> Codec:
         t = self._type(tid)
+        members = self._byte_members(tid)
+        if members is None:
+            return Raw(t.size)  # bit-fields: no byte layout to give
+        name = self._name(t.name_off)
+        return Struct(name, t.size, members, self.records.get(name) if name else None)
+
+    def _byte_members(self, tid: int) -> list[tuple[str, int, Codec]] | None:
+        """(name, byte offset, codec) of a struct's or union's members, an
+        anonymous union's a ``Union``; None if one is a bit-field."""
         members = []
         for name, mtid, bit_offset, bits in self.members(tid):
             if bits or bit_offset % 8:
-                return Raw(t.size)  # bit-fields: no byte layout to give
-            members.append((name, bit_offset // 8, self._codec(mtid)))
-        name = self._name(t.name_off)
-        return Struct(name, t.size, members, self.records.get(name) if name else None)
+                return None
+            rid = self.resolve(mtid)
+            codec = self._union(rid) if not name and self.kind(rid) == UNION else self._codec(mtid)
+            members.append((name, bit_offset // 8, codec))
+        return members
+
+    def _union(self, tid: int) -> Codec:
+        """An anonymous union, spread into the struct that holds it (``codecs.Union``)."""
+        size = self.size(tid)
+        members = self._byte_members(tid)
+        if members is None or any(offset + c.size > size for _, offset, c in members):
+            return Raw(size)
+        return Union(size, members)
+
+    def fields(self, tid: int) -> list[tuple[str, int, int, int]]:
+        """``members()`` of struct ``tid`` as its decoded record has them (``record_members``)."""
+        return record_members(self, tid)
 
     def datasec(self, section: str) -> dict[str, tuple[int, Layout]]:
         """Variables of a data section (``.rodata``, ``.bss``...): name -> (offset, layout)."""
@@ -373,6 +395,26 @@ class BTF:
     @staticmethod
     def _added(ret: int, name: str = "") -> int:
         return libbpf.check(ret, "add to BTF the type", name or None)
+
+
+def record_members(types, tid: int) -> list[tuple[str, int, int, int]]:
+    """(name, type id, bit offset, bit-field size or 0) of struct ``tid``'s
+    members (in BTF or DWARF types) as its decoded record has them: those of
+    an anonymous struct or union in its place, at their offsets in the
+    struct (``codecs.spread``; one that stays a member is named ``_N``);
+    ``members()`` when the struct decodes to no record."""
+    tid = types.resolve(tid)
+    codec = types.layout(tid).codec
+    if not isinstance(codec, Struct):
+        return types.members(tid)
+    out = []
+    for field in codec.fields:
+        mtid, bit_offset, bits = tid, 0, 0
+        for i in field.path:
+            _, mtid, offset, bits = types.members(types.resolve(mtid))[i]
+            bit_offset += offset
+        out.append((field.name, mtid, bit_offset, bits))
+    return out
 
 
 def _one_line(decl: str) -> str:

@@ -3,7 +3,10 @@
 A ``Layout`` is one precompiled ``struct.Struct`` for a whole type plus a
 small tree of codecs that turns the flat tuple it unpacks into Python values
 (int, float, str for ``char[]``, tuple for other arrays, a ``Record`` for
-structs, bytes for what has no better form) and back. Type readers build the
+structs, bytes for what has no better form) and back. As in C, the members
+of an anonymous struct or union are the enclosing struct's own: its record
+has them under their names (``connect4``, ``port16``), a union's each
+decoded from the same bytes. Type readers build the
 tree: ``BTF`` (``pyrunq.bpf.btf``) from an object's BTF, and the generic
 loader's DWARF reader for the structs an object's BTF lacks.
 """
@@ -11,9 +14,10 @@ loader's DWARF reader for the structs an object's BTF lacks.
 from __future__ import annotations
 
 import keyword
-from collections.abc import Iterable
 import operator
 import struct
+from collections import Counter, namedtuple
+from collections.abc import Iterable
 
 INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}  # the integer sizes an Int takes
 
@@ -23,8 +27,11 @@ class Record(tuple):
 
     Every member keeps its C name (``_pad``, ``from_``...): a Python keyword
     gets a trailing ``_``, and so does a name that is one of the record's
-    own (``_fields``, ``_make``, ``_asdict``, ``_replace``); only a member
-    without a name (an anonymous union or struct) is ``_N``, N its position.
+    own (``_fields``, ``_make``, ``_asdict``, ``_replace``). The members of
+    an anonymous struct or union are the record's own, as in C (``e.port16``
+    for ``union { __be32 ports; __be16 port16[2]; }``; a union's each decoded
+    from its bytes); only one whose names clash with another member's stays
+    a member without a name, ``_N``, N its position.
     Like a namedtuple: ``_fields``, ``_make``, ``_asdict()``, ``_replace()``.
     """
 
@@ -153,7 +160,7 @@ class Float(Codec):
 
 
 class Raw(Codec):
-    """Bytes, for what has no better Python form (unions, bit-fields, void)."""
+    """Bytes, for what has no better Python form (named unions, bit-fields, void)."""
 
     def __init__(self, size: int):
         self.size, self.fmt = size, f"{size}s"
@@ -213,8 +220,39 @@ class Array(Codec):
             self.elem.flatten(v, out)
 
 
+# a member of a record: its C name (``_N`` for one without a name that stays
+# so), its byte offset in the struct, its codec, and the path of member
+# indexes that reaches it (two or more deep in an anonymous struct or union);
+# collections' namedtuple, not typing's: a tool's start imports no typing
+Field = namedtuple("Field", "name offset codec path")
+
+
+def spread(members: list[tuple[str, int, Codec]]) -> list[tuple[bool, tuple[Field, ...]]]:
+    """Per member (C name, byte offset, codec): whether it is spread, and
+    the fields it gives. As in C, an anonymous struct or union (a ``Struct``
+    or ``Union`` without a name) is spread: its members are the enclosing
+    struct's, under their own names; unless one of those names is another
+    member's too (C refuses that; a type read from elsewhere may not), then
+    it stays one member, ``_N``."""
+    inner = [c.fields if not n and isinstance(c, (Struct, Union)) else None for n, _, c in members]
+    names = Counter(
+        name
+        for (own, _, _), sub in zip(members, inner)
+        for name in ([f.name for f in sub] if sub is not None else [own])
+        if name
+    )
+    out: list[tuple[bool, tuple[Field, ...]]] = []
+    for i, ((name, offset, codec), sub) in enumerate(zip(members, inner)):
+        if sub is not None and all(names[f.name] == 1 for f in sub):
+            out.append((True, tuple(Field(f.name, offset + f.offset, f.codec, (i, *f.path)) for f in sub)))
+        else:
+            out.append((False, (Field(name or f"_{i}", offset, codec, (i,)),)))
+    return out
+
+
 class Struct(Codec):
-    """A struct as a ``Record``; padding is skipped, every member kept."""
+    """A struct as a ``Record``; padding is skipped, every member kept, and
+    the members of an anonymous struct or union are its own (``spread``)."""
 
     def __init__(
         self,
@@ -226,46 +264,121 @@ class Struct(Codec):
         self.size, self.members = size, members
         if keyword.iskeyword(name) or not name.isidentifier():  # the kernel's struct class
             name = f"struct_{name}" if name.isidentifier() else "anon"
-        fields = field_names([m[0] for m in members])
+        groups = spread(members)
+        self.fields = [f for _, group in groups for f in group]
+        names = [f.name for f in self.fields]
         # a skeleton's class for this struct (``pyrunq skel``), if its members are these
-        if record is None or list(record._fields) != fields:
-            record = record_class(name, [m[0] for m in members])
+        if record is None or list(record._fields) != field_names(names):
+            record = record_class(name, names)
         self.record = record
-        self._by_c_name = {m[0]: f for m, f in zip(members, self.record._fields) if m[0] and m[0] != f}
+        self._by_c_name = {f.name: p for f, p in zip(self.fields, record._fields) if f.name != p}
+        # what the format unpacks: (offset, codec, whether it is a union to spread)
+        self._slots: list[tuple[int, Codec, bool]] = []
+        for (_, offset, codec), (spread_, _) in zip(members, groups):
+            if spread_ and isinstance(codec, Struct):
+                self._slots += [(offset + o, c, u) for o, c, u in codec._slots]
+            else:
+                self._slots.append((offset, codec, spread_))
         fmt, pos = [], 0
-        for _, offset, codec in members:
+        for offset, codec, _ in self._slots:
             fmt.append(f"{offset - pos}x" if offset > pos else "")
             fmt.append(codec.fmt)
             pos = offset + codec.size
         fmt.append(f"{size - pos}x" if size > pos else "")
         self.fmt = "".join(fmt)
-        self.count = sum(c.count for _, _, c in members)
-        self._plain = all(type(c) is Int for _, _, c in members)
+        self.count = sum(c.count for _, c, _ in self._slots)
+        self._plain = all(type(c) is Int for _, c, _ in self._slots)
 
     def build(self, items, i):
         if self._plain:
             return self.record._make(items[i : i + self.count])
-        values = []
-        for _, _, codec in self.members:
-            values.append(codec.build(items, i))
+        values: list = []
+        for _, codec, union in self._slots:
+            if union:
+                values += codec.values(items[i])
+            else:
+                values.append(codec.build(items, i))
             i += codec.count
         return self.record._make(values)
 
     def flatten(self, value, out):
+        fields = self.record._fields
         if isinstance(value, dict):
             # a member by its Python name (``from_``) or its C name (``from``)
-            fields = self.record._fields
             value = {self._by_c_name.get(k, k): v for k, v in value.items()}
             unknown = set(value) - set(fields)
             if unknown:
                 raise ValueError(f"no field {sorted(unknown)[0]!r} in struct {self.record.__name__}")
             value = [value.get(f, 0) for f in fields]
-        elif len(value) != len(self.members):
-            raise ValueError(
-                f"struct {self.record.__name__} has {len(self.members)} fields, got {len(value)} values"
-            )
-        for v, (_, _, codec) in zip(value, self.members):
-            codec.flatten(v, out)
+        elif len(value) != len(fields):
+            name, n = self.record.__name__, len(fields)
+            raise ValueError(f"struct {name} has {n} fields, got {len(value)} values")
+        k = 0
+        for _, codec, union in self._slots:
+            if union:
+                n = len(codec.fields)
+                out.append(codec.pack(value[k : k + n]))
+                k += n
+            else:
+                codec.flatten(value[k], out)
+                k += 1
+
+
+class Union(Codec):
+    """An anonymous union, a member of a struct: bytes that the enclosing
+    ``Struct`` spreads into its members' values, each decoded from them
+    (which one is meant, only the object's own code knows); bytes where it
+    stays one member (``spread``)."""
+
+    def __init__(self, size: int, members: list[tuple[str, int, Codec]]):
+        self.size, self.fmt = size, f"{size}s"
+        self.fields = [f for _, group in spread(members) for f in group]
+        self._layouts = [Layout(f.codec) for f in self.fields]
+
+    def flatten(self, value, out):
+        if len(value) != self.size:
+            raise ValueError(f"expected {self.size} bytes, got {len(value)}")
+        out.append(bytes(value))
+
+    def values(self, data: bytes) -> tuple:
+        """Each member's value, decoded from the union's bytes ``data``."""
+        return tuple(layout.decode(data, f.offset) for f, layout in zip(self.fields, self._layouts))
+
+    def pack(self, values) -> bytes:
+        """The union's bytes from its members' ``values`` (0: left out). As
+        decoded, the members agree; those that do not agree with the first
+        (one changed by ``_replace``) win; if they disagree among themselves
+        too, ValueError."""
+        given = []
+        for f, layout, v in zip(self.fields, self._layouts, values):
+            if isinstance(v, int) and v == 0:  # left out (``Struct``'s default)
+                continue
+            data = layout.encode(v)
+            if any(data):
+                given.append((f, layout, data))
+        out = self._merge(given)
+        changed = [g for g in given if not self._holds(out, *g)]
+        if changed:
+            out = self._merge(changed + [g for g in given if g not in changed])
+            if not all(self._holds(out, *g) for g in changed):
+                names = " and ".join(f.name for f, _, _ in changed)
+                raise ValueError(f"members {names} of an anonymous union give different bytes: give one")
+        return out
+
+    def _merge(self, given) -> bytes:
+        """Each byte from the first member in ``given`` that holds it."""
+        out, taken = bytearray(self.size), bytearray(self.size)
+        for f, _, data in given:
+            for k, byte in enumerate(data, f.offset):
+                if not taken[k]:
+                    out[k], taken[k] = byte, 1
+        return bytes(out)
+
+    @staticmethod
+    def _holds(union: bytes, f: Field, layout: Layout, data: bytes) -> bool:
+        """Whether the union's bytes hold the member's value (as decoded: a
+        string up to its NUL)."""
+        return layout.decode(union, f.offset) == layout.decode(data)
 
 
 class Layout:

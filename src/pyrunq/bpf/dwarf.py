@@ -10,12 +10,13 @@ stripped, the object's DWARF (``.debug_info``) still describes it.
 
 ``DwarfTypes`` reads that DWARF with pyelftools and answers with the reading
 API of ``pyrunq.bpf.BTF`` (``find``, ``layout``, ``resolve``, ``kind``,
-``members``, ``array``, ``int_info``, ``enum_values``, ``definition``...) and
+``members``, ``fields``, ``array``, ``int_info``, ``enum_values``, ``definition``...) and
 BTF's type kinds, over type ids of its own (0 is void). A struct from DWARF
 so becomes the same codecs (``Struct`` of ``Int``, ``CString``, ``Array``,
 ``Raw``...) as one from BTF, and is shown by the same code. What has no byte
-layout is ``Raw``: unions, and a struct with bit-fields as a whole (as BTF
-layouts do). Pointers are 64-bit unsigned integers. Its C (``declaration``,
+layout is ``Raw``: named unions, and a struct with bit-fields as a whole (as
+BTF layouts do); an anonymous union is a ``Union``, whose members the
+struct that holds it spreads into its own. Pointers are 64-bit unsigned integers. Its C (``declaration``,
 ``definition``) is printed by libbpf, from a small BTF made of the type and
 the types it refers to (``BTF.new()``), as BTF's own types are.
 
@@ -34,7 +35,7 @@ from ..errors import BPFError, MalformedObject
 from . import btf as B
 from . import btfcheck
 from .btf import BTF
-from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct
+from .codecs import Array, Codec, CString, Float, Int, Layout, Raw, Record, Struct, Union
 
 TYPE_CHECKING = False  # see globals.py
 if TYPE_CHECKING:
@@ -435,16 +436,36 @@ class DwarfTypes:
                 return CString(n)
             return Array(elem, n) if n else Raw(0)
         if kind == B.STRUCT:
-            members, end = [], 0
-            for name, mtid, bit_offset, bits in self.members(tid):
-                if bits or bit_offset % 8 or bit_offset // 8 < end:
-                    return Raw(size)  # bit-fields, overlaps: no byte layout to give
-                codec = self._codec(mtid)
-                members.append((name, bit_offset // 8, codec))
-                end = bit_offset // 8 + codec.size
+            members = self._byte_members(tid, size, True)
+            if members is None:
+                return Raw(size)  # bit-fields, overlaps: no byte layout to give
             name = self.name(tid)
-            return Struct(name, size, members, self.records.get(name)) if end <= size else Raw(size)
+            return Struct(name, size, members, self.records.get(name))
         return Raw(size)
+
+    def _byte_members(self, tid: int, size: int, apart: bool) -> list[tuple[str, int, Codec]] | None:
+        """(name, byte offset, codec) of a struct's (``apart``: members that
+        do not overlap) or union's members, an anonymous union's a
+        ``Union``; None for a bit-field, an overlap or a member past the end."""
+        members, end = [], 0
+        for name, mtid, bit_offset, bits in self.members(tid):
+            if bits or bit_offset % 8 or apart and bit_offset // 8 < end:
+                return None
+            rid = self.resolve(mtid)
+            codec = self._union(rid) if not name and self.kind(rid) == B.UNION else self._codec(mtid)
+            members.append((name, bit_offset // 8, codec))
+            end = max(end, bit_offset // 8 + codec.size)
+        return members if end <= size else None
+
+    def _union(self, tid: int) -> Codec:
+        """An anonymous union, spread into the struct that holds it (``codecs.Union``)."""
+        size = self.size(tid)
+        members = self._byte_members(tid, size, False)
+        return Union(size, members) if members is not None else Raw(size)
+
+    def fields(self, tid: int) -> list[tuple[str, int, int, int]]:
+        """``members()`` of struct ``tid`` as its decoded record has them (``btf.record_members``)."""
+        return B.record_members(self, tid)
 
 
 def _walk(die, cu: int, out: dict[int, _Die]) -> bool:

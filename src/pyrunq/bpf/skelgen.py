@@ -13,7 +13,9 @@ integer ``int`` (``bool`` for a bool; an enum's value is an ``int``, and the
 enum a ``enum.IntEnum`` class of its enumerators), ``float``, ``char[N]``
 ``str``, other arrays ``tuple[T, ...]``, a pointer ``int`` (the address), a
 named struct its generated class (an anonymous one ``Record``), and what has
-no byte layout (unions, structs with bit-fields) ``bytes``.
+no byte layout (named unions, structs with bit-fields) ``bytes``. The
+members of an anonymous struct or union are the enclosing class's own, as
+the decoder gives them.
 """
 
 from __future__ import annotations
@@ -85,10 +87,9 @@ class _Types:
 
     def _struct(self, types: Any, tid: int, codec: Struct) -> dict[str, Any]:
         fields = []
-        for (cname, mtid, _, _), (_, offset, mcodec), py in zip(
-            types.members(tid), codec.members, codec.record._fields
-        ):
-            fields.append([py, self.annotation(types, mtid, mcodec), cname, offset])
+        # an anonymous struct's or union's members are the record's own, as the decoder gives them
+        for (cname, mtid, _, _), field, py in zip(types.fields(tid), codec.fields, codec.record._fields):
+            fields.append([py, self.annotation(types, mtid, field.codec), cname, field.offset])
         return {"size": codec.size, "fields": fields}
 
 

@@ -240,5 +240,5 @@ def _value_shape(obj: BPFObject, m) -> str:
     tid = obj.btf.resolve(m.value_type_id) if m.value_type_id else 0
     if not tid or obj.btf.kind(tid) != B.STRUCT:
         return ""
-    names = [name for name, *_ in obj.btf.members(tid)]
+    names = [name for name, *_ in obj.btf.fields(tid)]
     return " (VALUE: {" + ", ".join(f"{n}=..." for n in names) + "})"

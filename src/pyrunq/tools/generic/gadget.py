@@ -176,7 +176,7 @@ def columns(types, tid: int) -> list[tuple[str, tuple[str, ...], int]]:
     ``X_raw`` member of a type the loader formats is the column ``X``.
     The records keep the struct's own shape."""
     out: list[tuple[str, tuple[str, ...], int]] = []
-    for name, mtid, _, _ in types.members(types.resolve(tid)):
+    for name, mtid, _, _ in types.fields(types.resolve(tid)):
         if typedef(types, mtid) != PROCESS_STRUCT:
             out.append((shown_name(types, name, mtid), (name,), mtid))
             continue

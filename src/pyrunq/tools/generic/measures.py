@@ -8,7 +8,7 @@ inode, a device number, a cgroup or namespace id, an address, a timestamp)
 never are: two values whose identities differ are not one value, so they
 stay apart (per CPU, or as separate entries), and an interval shows an
 identity as it is now. A member is an identity by its name (C names say
-what they hold: ``pid``, ``mntns_id``, ``major``, ``ts``); every other
+what they hold: ``pid``, ``mntns_id``, ``major``, ``ts``, ``port16``); every other
 number is a measure, as libbpf-tools' ``delta`` and ``count`` are.
 """
 
@@ -20,7 +20,7 @@ import re
 # upper case letter) that make it an identity
 _IDENTITY_WORDS = {
     "pid", "tgid", "tid", "ppid", "pgid", "sid", "uid", "gid", "euid", "egid", "cpu", "id", "ids",
-    "ino", "inode", "dev", "major", "minor", "mntns", "netns", "pidns", "ifindex", "port", "sport",
+    "ino", "inode", "dev", "major", "minor", "mntns", "netns", "pidns", "ifindex", "port", "ports", "sport",
     "dport", "lport", "rport", "addr", "saddr", "daddr", "ip", "ip4", "ip6", "family", "af", "proto",
     "protocol", "flags", "mode", "ts", "timestamp", "tstamp", "start", "started", "type", "state",
     "fd", "errno", "ret", "retval", "syscall", "nr", "sig", "signal", "prio", "policy", "irq", "vec",
@@ -43,6 +43,7 @@ def role(name: str) -> str:
     """ "sum", "max", "min" or "identity", by a member's name ("" for a bare
     value: a count)."""
     words = {w.lower() for w in _WORD.findall(name)}
+    words |= {w.rstrip("0123456789") for w in words}  # ``port16``, ``addr6``: a port, an address
     if words & _MAX_WORDS:
         return "max"
     if words & _MIN_WORDS:

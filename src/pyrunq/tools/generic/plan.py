@@ -402,7 +402,7 @@ def address_key(btf, tid: int) -> str | None:
         return "bare" if is_kernel_address("", btf.size(tid), btf.int_info(tid)[1]) else None
     if btf.kind(tid) != B.STRUCT:
         return None
-    for name, member, _, bits in btf.members(tid):
+    for name, member, _, bits in btf.fields(tid):
         member = btf.resolve(member)
         if not bits and btf.kind(member) == B.INT and name:
             if is_kernel_address(name, btf.size(member), btf.int_info(member)[1]):

@@ -36,11 +36,14 @@ def presenter(
     shown = gadget.formatter(gadget.typedef(btf, tid), _mount_namespaces) if tid else None
     if shown is not None:  # an Inspektor Gadget type: as its loader shows it
         return shown
+    big_endian = _big_endian(btf, tid) if tid else False
     tid = btf.resolve(tid) if tid else 0
     kind = btf.kind(tid)
     meant = (meanings or {}).get(0)
     if meant and kind in (B.INT, B.ENUM, B.ENUM64):
         return meaning_presenter(meant)
+    if kind == B.INT and big_endian and btf.size(tid) > 1 and sys.byteorder == "little":
+        return _swapped(btf.size(tid), named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain)
     if kind == B.INT:
         return named_number(name, btf.size(tid), btf.int_info(tid)[1]) or _plain
     if kind in (B.ENUM, B.ENUM64):
@@ -51,7 +54,7 @@ def presenter(
     if kind == B.STRUCT:
         fields = [
             presenter(btf, t, n, host_order, _at(meanings, offset // 8) if not bits else None)
-            for n, t, offset, bits in btf.members(tid)
+            for n, t, offset, bits in btf.fields(tid)  # an anonymous member's members in its place
         ]
         addresses = _addresses(btf, tid, host_order)
 
@@ -100,7 +103,7 @@ def _addresses(btf, tid: int, host_order: bool = False) -> list[tuple[int, int, 
     __int128 saddr``; ``__u8`` arrays read as text and are left alone). In
     network order, but a 4-byte integer of a ``host_order`` object that is
     not declared big-endian (``__be32``)."""
-    members = btf.members(tid)
+    members = btf.fields(tid)
     names = [m[0] for m in members]
     family = next((names.index(n) for n in _FAMILY_NAMES if n in names), None)
     out = []
@@ -126,6 +129,18 @@ def _big_endian(btf, tid: int) -> bool:
             return True
         tid = btf.pointee(tid)
     return False
+
+
+def _swapped(size: int, shown):
+    """How a big-endian integer (``__be16 port``) is shown: its number, in
+    the order the machine reads it, as ``ntohs()`` gives it."""
+
+    def swapped(v):
+        if not isinstance(v, int):
+            return v
+        return shown(int.from_bytes((v % (1 << 8 * size)).to_bytes(size, "little"), "big"))
+
+    return swapped
 
 
 def _is_char(btf, array_tid: int) -> bool:
@@ -179,22 +194,28 @@ _mount_namespaces = gadget.MountNamespaces()
 
 
 def _union_presenter(btf, tid: int):
-    """A union (its bytes) as each of its members decoded from them: which
-    one is meant, only the object's own user space knows (mountsnoop's by
-    its ``op``). Bit-field members stay out."""
+    """A named union (its bytes) as each of its members decoded from them:
+    which one is meant, only the object's own user space knows (mountsnoop's
+    by its ``op``); an anonymous struct's members as the union's own.
+    Bit-field members stay out. (An anonymous union's members are the
+    enclosing struct's: its record has them, ``codecs.Union``.)"""
     members = []
     for i, (name, mtid, bit_offset, bits) in enumerate(btf.members(tid)):
         if not bits:
-            members.append((name or f"_{i}", bit_offset // 8, btf.layout(mtid), presenter(btf, mtid, name)))
+            members.append((name, i, bit_offset // 8, btf.layout(mtid), presenter(btf, mtid, name)))
 
     def union(raw):
         if not isinstance(raw, (bytes, bytearray)):
             return _plain(raw)
-        return {
-            name: present(layout.decode(bytes(raw[offset : offset + layout.size])))
-            for name, offset, layout, present in members
-            if offset + layout.size <= len(raw)
-        }
+        out: dict = {}
+        for name, i, offset, layout, present in members:
+            if offset + layout.size <= len(raw):
+                shown = present(layout.decode(bytes(raw[offset : offset + layout.size])))
+                if not name and isinstance(shown, dict) and not set(shown) & set(out):
+                    out.update(shown)  # an anonymous struct's members are the union's, as in C
+                else:
+                    out[name or f"_{i}"] = shown
+        return out
 
     return union
 

@@ -118,7 +118,7 @@ def encode(btf, tid: int, text: str, what: str, name: str = "") -> bytes:
     size = btf.size(rid)
     if kind == B.STRUCT:
         inner = _inside(text, "{", "}", what, btf.declaration(tid, name))
-        members = {m[0]: m for m in btf.members(rid) if m[0]}
+        members = {m[0]: m for m in btf.fields(rid) if m[0]}
         out = bytearray(size)
         for item in split_items(inner):
             member, sep, value = item.partition("=")

@@ -56,7 +56,7 @@ def stack_members(types, tid: int, has_stack_map: bool) -> StackMembers | None:
     if not tid or types.kind(tid) != B.STRUCT:
         return None
     ids, inline, names, maps, user = [], [], [], {}, []
-    for name, declared, _, bits in types.members(tid):
+    for name, declared, _, bits in types.fields(tid):
         names.append(name)
         member = types.resolve(declared)
         kind = types.kind(member)

@@ -104,7 +104,7 @@ def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
     array. A record that ends inside it (execsnoop sends only the arguments it
     has) holds there the NUL-separated strings it sent: shown joined by
     spaces, as its C front end does."""
-    members = types.members(tid)
+    members = types.fields(tid)
     if not members or members[-1][3] or value_kind(types, members[-1][1]) != "string":
         return None
     return members[-1][0], members[-1][2] // 8
@@ -193,7 +193,7 @@ class RecordDecoder:
         # members whose numbers are shown as names (a zero may have none)
         meanings = self._meanings or {}
         meant = {
-            n: meanings[o // 8] for n, _, o, bits in types.members(tid) if not bits and o // 8 in meanings
+            n: meanings[o // 8] for n, _, o, bits in types.fields(tid) if not bits and o // 8 in meanings
         }
         stream.columns = [
             _column(types, mtid, name, path, shown, meant.get(name) if path == (name,) else None)
