@@ -106,9 +106,36 @@ def test_identities_of_a_flattened_union_are_never_added():
     }
 
 
+def test_a_number_is_named_by_the_enum_cs_convention_gives_it():
+    """Member M of struct S reads by the object's own enum S_M, or else by
+    its one own enum named *_M; never by a library's (a reserved name) or the
+    running kernel's enum, by one of two that end alike, nor in a kernel
+    struct."""
+    b = BTF.new()
+    u32 = b.add_int("unsigned int", 4)
+    for name, first in (("event_type", "EVENT_CONNECT"), ("softirq_stage", "STAGE_RAISE"), ("a_way", "IN")):
+        b.add_enum(name, 4, {first: 1}, False)
+    b.add_enum("b_way", 4, {"OUT": 1}, False)
+    b.add_enum("__bpf_usdt_arg_type", 4, {"BPF_USDT_ARG_CONST": 1}, False)  # libbpf's usdt.bpf.h
+    b.add_enum("bpf_map_type", 4, {"BPF_MAP_TYPE_HASH": 1}, False)  # the kernel's (vmlinux.h)
+    members = [("type", u32, 0, 0), ("stage", u32, 32, 0), ("way", u32, 64, 0), ("map_type", u32, 96, 0)]
+    data = struct.pack("=IIII", 1, 1, 1, 1)
+    event = b.add_struct(B.STRUCT, "event", 16, members)
+    assert presenter(b, event)(b.layout(event).decode(data)) == {
+        "type": "EVENT_CONNECT",
+        "stage": "STAGE_RAISE",
+        "way": 1,
+        "map_type": 1,
+    }
+    kernels = b.add_struct(B.STRUCT, "task_struct", 16, members)
+    shown = presenter(b, kernels)(b.layout(kernels).decode(data))
+    assert shown == dict.fromkeys(("type", "stage", "way", "map_type"), 1)
+
+
 @pytest.mark.slow
 def test_run_shows_an_anonymous_unions_members_under_their_c_names(kernel, objs):
-    """A union of structs told apart by ``kind`` (DWARF's type) and a union of a
+    """A union of structs told apart by ``kind`` (DWARF's type; its numbers
+    named by the object's ``enum guard_kind``) and a union of a
     __be32 and two __be16 (BTF's): columns and values by the C names, each
     union member from the same bytes, the ports in host order (ntohs)."""
     with Runner(objs["gen_anon"], settings={"target_tgid": os.getpid()}) as r:
@@ -121,7 +148,7 @@ def test_run_shows_an_anonymous_unions_members_under_their_c_names(kernel, objs)
     }
     guards = [e for m, e in r.events if m == "guard_events"]
     flows = [e._asdict() for m, e in r.events if m == "flows"]
-    assert [e.kind for e in guards] == [1, 2, 3]
+    assert [e.kind for e in guards] == ["GUARD_CONNECT", "GUARD_DEVICE", "GUARD_SYSCTL"]  # enum guard_kind
     connect, device, sysctl = guards
     assert connect.connect4._asdict() == {"daddr": "127.0.0.1", "dport": 9090, "proto": 6}
     assert connect.device._asdict() == {"major": LOOPBACK, "minor": 6 << 16 | 9090, "access_type": 0}

@@ -41,6 +41,7 @@ class BTF:
     def __init__(self, btf_ptr, records: dict[str, type[Record]] | None = None):
         self.ptr = btf_ptr
         self._layouts: dict[int, Layout] = {}
+        self._enums: tuple[int, dict[str, int]] = (0, {})  # (type count, name -> id)
         # struct name -> the class its values decode to (a skeleton's); others get one made
         self.records: dict[str, type[Record]] = dict(records or {})
 
@@ -271,6 +272,19 @@ class BTF:
             if tid > 0:
                 return self.enum_values(tid)
         raise KeyError(f"enum {name}")
+
+    def enums(self) -> dict[str, int]:
+        """Name -> id of each named enum (the object's own and its vmlinux.h's
+        alike: BTF does not say which header declared a type)."""
+        count = lib.btf__type_cnt(self.ptr)
+        if self._enums[0] != count:  # read once (again when types were added)
+            out: dict[str, int] = {}
+            for tid in range(1, count):
+                t = self._type(tid)
+                if self._kind(t) in (ENUM, ENUM64) and t.name_off:
+                    out.setdefault(self._name(t.name_off), tid)
+            self._enums = (count, out)
+        return dict(self._enums[1])
 
     def enum_with(self, enumerator: str) -> dict[str, int]:
         """Enumerator name -> value of the first enum that has ``enumerator``

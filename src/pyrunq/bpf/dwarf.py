@@ -152,15 +152,29 @@ class DwarfTypes:
         """The structs that can be records of their own: named, complete, not
         part of another struct or union (as a member, an array or through a
         pointer), and not declared in a kernel header (``vmlinux.h``)."""
-        out = []
-        for (kind, name), off in self._named.items():
-            die = self._dies[off]
-            files = self._files.get(die.cu, [])
-            index = die.attrs.get("DW_AT_decl_file")
-            header = files[index] if isinstance(index, int) and 0 <= index < len(files) else ""
-            if kind == B.STRUCT and off not in self._parts and not header.startswith("vmlinux"):
-                out.append(name)
-        return out
+        return [
+            name
+            for (kind, name), off in self._named.items()
+            if kind == B.STRUCT and off not in self._parts and not self._in_vmlinux(off)
+        ]
+
+    def enums(self) -> dict[str, int]:
+        """Name -> id of each named enum the object declares itself (not in
+        ``vmlinux.h``): its front end's header's, which clang keeps where the
+        code uses one of its values."""
+        return {
+            name: self._id(off)
+            for (kind, name), off in self._named.items()
+            if kind == B.ENUM and not self._in_vmlinux(off)
+        }
+
+    def _in_vmlinux(self, off: int) -> bool:
+        """Whether the DIE at ``off`` was declared in a kernel header (``vmlinux.h``)."""
+        die = self._dies[off]
+        files = self._files.get(die.cu, [])
+        index = die.attrs.get("DW_AT_decl_file")
+        header = files[index] if isinstance(index, int) and 0 <= index < len(files) else ""
+        return header.startswith("vmlinux")
 
     def find(self, name: str, kind: int = B.STRUCT) -> int:
         """The id of a complete named struct (union, enum); KeyError if there is none."""

@@ -52,8 +52,9 @@ def presenter(
             names.setdefault(value, name)
         return lambda v: _plain(names.get(v, v) if isinstance(v, int) else v)
     if kind == B.STRUCT:
+        enums = enums_naming(btf, tid)
         fields = [
-            presenter(btf, t, n, host_order, _at(meanings, offset // 8) if not bits else None)
+            presenter(btf, enums.get(n, t), n, host_order, _at(meanings, offset // 8) if not bits else None)
             for n, t, offset, bits in btf.fields(tid)  # an anonymous member's members in its place
         ]
         addresses = _addresses(btf, tid, host_order)
@@ -165,6 +166,35 @@ def _address(value, size: int, family: int | None, host_order: bool = False) -> 
 _kernel_btf: list = []  # the running kernel's BTF, read when an enum first needs it
 
 
+def enums_naming(btf, tid: int) -> dict[str, int]:
+    """Member -> the enum that names its numbers, by C's convention, for the
+    integer members of struct ``tid``: member M of struct S by the object's
+    own enum S_M (the eunomia tutorial's cgroup_guard: ``event.type`` by
+    ``enum event_type``), or else by its one own enum named ``*_M``
+    (softirqslower's ``stage`` by ``enum softirq_stage``). An object's own
+    enum is one the running kernel has not, nor a library's (a reserved
+    name): vmlinux.h's ``bpf_map_type`` and usdt.bpf.h's
+    ``__bpf_usdt_arg_type`` name no record's ``type``."""
+    enums = {
+        name: e
+        for name, e in btf.enums().items()
+        if not name.startswith("_") and _kernel_enum(name, btf.kind(e)) is None  # not a library's
+    }
+    out: dict[str, int] = {}
+    struct = btf.name(tid)
+    if not enums or _kernel_has(struct):  # a kernel struct's members hold what the kernel says
+        return out
+    for name, t, _, _ in btf.fields(tid):
+        if not name or btf.kind(btf.resolve(t)) != B.INT:
+            continue
+        ending = [e for enum, e in enums.items() if enum.endswith(f"_{name}")]
+        if f"{struct}_{name}" in enums:
+            out[name] = enums[f"{struct}_{name}"]
+        elif len(ending) == 1:
+            out[name] = ending[0]
+    return out
+
+
 def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
     """The running kernel's enumerators of ``enum name``, when the kernel
     has it: an object's copy (from its vmlinux.h) may be another kernel's,
@@ -178,6 +208,15 @@ def _kernel_enum(name: str, kind: int) -> dict[str, int] | None:
         return kernel.enum_values(kernel.find(name, kind)) if kernel is not None else None
     except KeyError:
         return None
+
+
+def _kernel_has(struct: str) -> bool:
+    """Whether the running kernel has a struct of that name."""
+    kernel = _kernel_types()
+    try:
+        return bool(struct) and kernel is not None and kernel.find(struct, B.STRUCT) > 0
+    except KeyError:
+        return False
 
 
 def _kernel_types():

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from ...bpf import Record
 from ...bpf import btf as B
 from . import gadget, meanings
-from .present import presenter
+from .present import enums_naming, presenter
 from .settings import value_kind
 
 
@@ -65,14 +65,14 @@ def column(types, tid: int, name: str) -> Column:
 
 
 def _column(
-    types, tid: int, name: str, path: tuple[str, ...], shown: dict, meaning: str | None = None
+    types, tid: int, name: str, path: tuple[str, ...], shown: dict, named: int | None = None
 ) -> Column:
     """A column of a member (``path`` from the record to it): as ``column``
     says, but "text" as wide as it usually is where a presenter turns the
-    member's number into text (a wall-clock time, a user, a container; a
-    number named by the ``meaning`` the object's instructions say it holds)."""
-    if meaning:
-        return Column(name, "text", _NAMED_WIDTHS.get(meaning, 12))
+    member's number into text (a wall-clock time, a user, a container), or
+    ``named`` wide (a number shown by its name)."""
+    if named:
+        return Column(name, "text", named)
     value: object = shown
     for member in path:
         value = value.get(member) if isinstance(value, dict) else None
@@ -190,13 +190,16 @@ class RecordDecoder:
         stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
         # laid out as the collection's loader lays them out (``gadget.columns``)
         shown = present(layout.decode(bytes(layout.size)))
-        # members whose numbers are shown as names (a zero may have none)
+        # members whose numbers are shown by name: as wide as their names
         meanings = self._meanings or {}
-        meant = {
-            n: meanings[o // 8] for n, _, o, bits in types.fields(tid) if not bits and o // 8 in meanings
+        named = {
+            n: max(map(len, types.enum_values(e)), default=8) for n, e in enums_naming(types, tid).items()
         }
+        for n, _, o, bits in types.fields(tid):
+            if not bits and o // 8 in meanings:
+                named[n] = _NAMED_WIDTHS.get(meanings[o // 8], 12)
         stream.columns = [
-            _column(types, mtid, name, path, shown, meant.get(name) if path == (name,) else None)
+            _column(types, mtid, name, path, shown, named.get(name) if path == (name,) else None)
             for name, path, mtid in gadget.columns(types, tid)
             if path[0] not in stream.stacks
         ]
