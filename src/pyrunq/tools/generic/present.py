@@ -187,11 +187,10 @@ def enums_naming(btf, tid: int) -> dict[str, int]:
     for name, t, _, _ in btf.fields(tid):
         if not name or btf.kind(btf.resolve(t)) != B.INT:
             continue
+        exact = enums.get(f"{struct}_{name}")
         ending = [e for enum, e in enums.items() if enum.endswith(f"_{name}")]
-        if f"{struct}_{name}" in enums:
-            out[name] = enums[f"{struct}_{name}"]
-        elif len(ending) == 1:
-            out[name] = ending[0]
+        if exact or len(ending) == 1:
+            out[name] = exact or ending[0]
     return out
 
 
