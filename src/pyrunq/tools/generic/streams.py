@@ -99,6 +99,17 @@ _TEXT_WIDTHS = {"container": 12, "timestamp": 26, "flags": 18, "mode": 10, "uid"
 _TYPE_WIDTHS = {"gadget_l4endpoint_t": 21, "gadget_l3endpoint_t": 15}
 
 
+def _named_widths(types, tid: int, held: dict[int, str]) -> dict[str, int]:
+    """Member of struct ``tid`` whose numbers are shown by name -> as wide as
+    its names: an enum's (``present.enums_naming``), or a meaning's (``held``:
+    byte offset -> what the number there holds, ``origins``)."""
+    out = {n: max(map(len, types.enum_values(e)), default=8) for n, e in enums_naming(types, tid).items()}
+    for n, _, offset, bits in types.fields(tid):
+        if not bits and offset // 8 in held:
+            out[n] = _NAMED_WIDTHS.get(held[offset // 8], 12)
+    return out
+
+
 def _strings_at_end(types, tid: int) -> tuple[str, int] | None:
     """(name, byte offset) of struct ``tid``'s last member when it is a char
     array. A record that ends inside it (execsnoop sends only the arguments it
@@ -190,14 +201,7 @@ class RecordDecoder:
         stream.stacks = stacks.ids + stacks.inline + stacks.user if stacks else []
         # laid out as the collection's loader lays them out (``gadget.columns``)
         shown = present(layout.decode(bytes(layout.size)))
-        # members whose numbers are shown by name: as wide as their names
-        meanings = self._meanings or {}
-        named = {
-            n: max(map(len, types.enum_values(e)), default=8) for n, e in enums_naming(types, tid).items()
-        }
-        for n, _, o, bits in types.fields(tid):
-            if not bits and o // 8 in meanings:
-                named[n] = _NAMED_WIDTHS.get(meanings[o // 8], 12)
+        named = _named_widths(types, tid, self._meanings or {})
         stream.columns = [
             _column(types, mtid, name, path, shown, named.get(name) if path == (name,) else None)
             for name, path, mtid in gadget.columns(types, tid)
